@@ -1,0 +1,97 @@
+# msync — hand-written Makefile.  See CONTRIBUTING.md.
+#
+#   make              build ./msync
+#   make check        install missing test dependencies, unit + integration tests
+#   make check SAN=1  the same under ASan+UBSan
+#   make demo         build, then sync the bundled example (examples/)
+#   make install      PREFIX=/usr/local DESTDIR=
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+MANDIR	?= $(PREFIX)/share/man
+CC	?= cc
+PKG_CONFIG ?= pkg-config
+PKGS	 = libssh liblz4 libxxhash
+
+WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS	?= -O2 -g
+# Our own flags go in MSYNC_CFLAGS so that `make CFLAGS=...` keeps them.
+MSYNC_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Isrc -Iremote
+ifeq ($(WERROR),1)
+MSYNC_CFLAGS += -Werror
+endif
+ifeq ($(SAN),1)
+MSYNC_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+LDFLAGS	+= -fsanitize=address,undefined
+endif
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+MSYNC_CFLAGS += $(PKG_CFLAGS)
+
+%.o: %.c
+	$(CC) $(MSYNC_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Every source file but main.c goes into libmsync.a, which the unit tests
+# and fuzzers link against too.
+LIB_SRCS = $(sort $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard remote/*.c))
+LIB_OBJS = $(LIB_SRCS:.c=.o)
+UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS = $(UNIT_SRCS:.c=)
+
+all: msync
+
+msync: src/main.o libmsync.a
+	$(CC) $(LDFLAGS) -o $@ src/main.o libmsync.a $(PKG_LIBS)
+
+libmsync.a: $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+tests/unit/test_%: tests/unit/test_%.o libmsync.a
+	$(CC) $(LDFLAGS) -o $@ $< libmsync.a $(PKG_LIBS) $(CMOCKA_LIBS)
+
+deps:
+	sh scripts/deps.sh
+
+check: deps
+	$(MAKE) check-unit check-integration
+
+check-unit: msync $(UNIT_BINS)
+	sh tests/run-unit.sh $(UNIT_BINS)
+
+check-integration: msync
+	sh tests/integration/run.sh
+
+demo: deps msync
+	sh scripts/demo.sh
+
+fuzz:
+	$(MAKE) -C tests/fuzz
+
+bench: deps msync
+	sh scripts/bench.sh
+
+lint:
+	sh scripts/lint-man.sh man/msync.1
+
+install: msync
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 msync $(DESTDIR)$(BINDIR)/msync
+	install -m 644 man/msync.1 $(DESTDIR)$(MANDIR)/man1/msync.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/msync $(DESTDIR)$(MANDIR)/man1/msync.1
+
+clean:
+	rm -f msync libmsync.a src/*.o src/*.d remote/*.o remote/*.d \
+	    tests/unit/*.o tests/unit/*.d $(UNIT_BINS)
+	$(MAKE) -C tests/fuzz clean 2>/dev/null || true
+
+.PHONY: all deps check check-unit check-integration demo fuzz bench lint \
+	install uninstall clean
+.SECONDARY:
+
+-include $(wildcard src/*.d remote/*.d tests/unit/*.d)

@@ -1,0 +1,77 @@
+/*
+ * chan.h — a full-duplex record channel over a pair of file descriptors:
+ * the handshake line, record framing, per-direction LZ4 streaming, byte
+ * counters and an optional bandwidth cap.  The brain never reads or
+ * writes the peer fds itself.
+ *
+ * Writes are queued in memory and flushed without blocking, so both
+ * brains can send at once without deadlock: the brain polls with
+ * chan_wait, then calls chan_flush_some and chan_fill.
+ *
+ * All memory belongs to the caller unless stated otherwise.
+ */
+#ifndef CHAN_H
+#define CHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct chan;
+
+struct chan_stats {
+	uint64_t	 raw_out;	/* record bytes queued, before compression */
+	uint64_t	 wire_out;	/* bytes written to the fd */
+	uint64_t	 raw_in;	/* record bytes received, after decompression */
+	uint64_t	 wire_in;	/* bytes read from the fd */
+};
+
+/* Takes ownership of neither fd; rfd and wfd may be equal. */
+int	 chan_new(int rfd, int wfd, struct chan **out);
+void	 chan_free(struct chan *);
+
+/*
+ * Sends our handshake line and reads the peer's (blocking, bounded by
+ * PROTO_HANDSHAKE_MAX bytes and timeout_ms).  Agrees on the highest
+ * common version (MSYNC_ERR_VERSION, with both ranges in *why, when there
+ * is none) and turns on LZ4 in both directions when both lines offer it
+ * and want_compress is set on either side that offers.  *why, if set, is
+ * owned by the caller.
+ */
+int	 chan_handshake(struct chan *, int want_compress, int timeout_ms,
+	    unsigned *version, int *compressed, char **why);
+
+/* Queues one record (payload copied).  MSYNC_ERR_TOOBIG over its max. */
+int	 chan_put(struct chan *, uint8_t type, const void *payload,
+	    size_t len);
+/* Bytes queued but not yet written to the fd. */
+size_t	 chan_pending(const struct chan *);
+/* Writes what the fd takes now; 0, or MSYNC_ERR_IO / PEER_EOF. */
+int	 chan_flush_some(struct chan *);
+/* Writes everything queued, waiting as needed (also draining input). */
+int	 chan_flush(struct chan *);
+/*
+ * Reads what the fd has now (non-blocking) into the input buffer.
+ * MSYNC_ERR_PEER_EOF once the peer closed and nothing is buffered.
+ */
+int	 chan_fill(struct chan *);
+/*
+ * The next complete record: *type and a borrowed view of its payload,
+ * valid until the next chan_get or chan_fill.  MSYNC_ERR_INCOMPLETE when
+ * more bytes are needed; MSYNC_ERR_PROTO for an unknown type or a length
+ * over proto_max_len (checked before any allocation or wait).
+ */
+int	 chan_get(struct chan *, uint8_t *type, const uint8_t **payload,
+	    size_t *len);
+/*
+ * Waits until the fd is readable, or writable while output is pending,
+ * or timeout_ms passes (-1 = forever).  Returns 0 or MSYNC_ERR_IO.
+ */
+int	 chan_wait(struct chan *, int timeout_ms);
+/* Reads records until one arrives (blocking); same results as chan_get. */
+int	 chan_get_wait(struct chan *, uint8_t *type, const uint8_t **payload,
+	    size_t *len);
+/* Caps bytes per second written to the fd; 0 = no cap. */
+void	 chan_set_bwlimit(struct chan *, uint64_t bytes_per_sec);
+void	 chan_get_stats(const struct chan *, struct chan_stats *);
+
+#endif /* CHAN_H */

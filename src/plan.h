@@ -1,0 +1,124 @@
+/*
+ * plan.h — the deterministic planner: (base, side A's view, side B's view,
+ * mode) -> the actions that bring the two sides in step, and the base the
+ * sync will leave behind.  No I/O.  Both brains run it on identical inputs
+ * and compare plan->digest before either changes anything.
+ *
+ * All memory belongs to the caller unless stated otherwise.
+ */
+#ifndef PLAN_H
+#define PLAN_H
+
+#include <stdint.h>
+
+#include "msync.h"
+#include "state.h"
+
+/* One side's view of one mailbox: the planner's input. */
+struct view_mbox {
+	char		*name;		/* owned; internal name */
+	struct guid	 guid;		/* mailbox GUID */
+	uint32_t	 uidvalidity;
+	uint64_t	 modseq;
+	/*
+	 * 1: the side's listing equals the base's (same uidvalidity and
+	 * modseq), so msgs is empty and the planner takes the list from the
+	 * base: every state_msg with uid[s] != 0, flags[s], kw[s].
+	 */
+	int		 unchanged;
+	struct msglist	 msgs;		/* sorted by uid; empty if unchanged */
+};
+
+struct view {
+	struct view_mbox *mb;		/* owned */
+	size_t		 n;
+	size_t		 cap;
+};
+
+enum act_type {
+	ACT_MBOX_CREATE = 1,	/* create mbox (final_name, guid) on side */
+	ACT_MBOX_RENAME = 2,	/* rename mbox on side: name[side] -> final_name */
+	ACT_MBOX_SETGUID = 3,	/* side adopts the pair's guid (first sync) */
+	ACT_COPY = 4,		/* copy a message into mbox on side */
+	ACT_FLAGS = 5,		/* set flags/keywords of uid in mbox on side */
+	ACT_EXPUNGE = 6,	/* remove uid from mbox on side */
+	ACT_MBOX_DELETE = 7	/* delete mbox on side (after its expunges) */
+};
+
+/*
+ * One action.  Actions are ordered: mailbox creates, renames and setguids
+ * first, then copies, flag changes, expunges, and mailbox deletes last, so
+ * an interrupted run never loses the only copy of a message.
+ */
+struct action {
+	enum act_type	 type;
+	enum side	 side;		/* the side that changes */
+	uint32_t	 mbox;		/* index into plan->mb */
+	uint32_t	 uid;		/* FLAGS, EXPUNGE: the uid on side */
+	struct guid	 guid;		/* COPY, FLAGS, EXPUNGE: message GUID */
+	uint8_t		 flags;		/* COPY, FLAGS: the final flags */
+	char		*kw;		/* owned; COPY, FLAGS: final keywords */
+	/*
+	 * COPY: where the content comes from.  src_side == side means a
+	 * local copy (a move, or a message the side already has elsewhere):
+	 * no content crosses the wire.
+	 */
+	enum side	 src_side;
+	uint32_t	 src_mbox;	/* index into plan->mb */
+	uint32_t	 src_uid;
+	/*
+	 * COPY: the entry of plan->next that gets the new uid:
+	 * next.mb[next_mbox].msgs[next_msg].uid[side].
+	 */
+	uint32_t	 next_mbox;
+	uint32_t	 next_msg;
+};
+
+/* One mailbox pair of the plan. */
+struct plan_mbox {
+	struct guid	 guid;		/* the pair's identity */
+	char		*name[2];	/* owned; current name per side, or NULL */
+	char		*final_name;	/* owned; name after the sync, NULL if deleted */
+	int		 trusted;	/* 1: a base was used; 0: union */
+};
+
+struct plan {
+	struct plan_mbox *mb;		/* owned */
+	size_t		 nmb;
+	struct action	*act;		/* owned */
+	size_t		 nact;
+	size_t		 capact;
+	/*
+	 * The base after a complete run.  Entries that a COPY creates have
+	 * uid[side] == 0 until the brain fills it in; modseq is 0 until the
+	 * brain fills it in after its final rescan.
+	 */
+	struct state	 next;
+	char		**notes;	/* owned; what msync tells the user */
+	size_t		 nnotes;
+	/* Non-zero when the mass-deletion guard tripped (see notes). */
+	int		 guard_tripped;
+	uint64_t	 digest;	/* XXH3-64 of the canonical action list */
+};
+
+struct plan_opts {
+	enum sync_mode	 mode;
+	enum side	 src;		/* BACKUP, ONEWAY: the source side */
+	int		 force_deletes;
+};
+
+/*
+ * Builds the plan.  base may be empty (first sync).  views[s] are the
+ * sides' listings.  Inputs are not modified.
+ * Returns 0 on success, negative MSYNC_ERR_* on failure.
+ */
+int	 plan_build(const struct state *base, const struct view views[2],
+	    const struct plan_opts *o, struct plan *out);
+void	 plan_free(struct plan *);
+void	 view_free(struct view *);
+/* Appends an empty view_mbox; *out valid until the next add. */
+int	 view_add(struct view *, const char *name, struct view_mbox **out);
+/* "copy", "flags", ... for dry-run lines and logs. */
+const char *plan_act_name(enum act_type);
+
+#endif /* PLAN_H */

@@ -1,0 +1,192 @@
+/*
+ * util.c — small shared helpers: error texts and exit statuses, message
+ * lists, GUID formatting.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "msync.h"
+
+/*
+ * Text for an MSYNC_ERR_* code.  For MSYNC_ERR_IO the caller usually
+ * prints strerror(errno) instead, since errno says more.
+ */
+const char *
+msync_strerror(int r)
+{
+	switch (r) {
+	case MSYNC_OK:			return "success";
+	case MSYNC_ERR_INTERNAL:	return "internal error";
+	case MSYNC_ERR_NOMEM:		return "out of memory";
+	case MSYNC_ERR_INCOMPLETE:	return "incomplete data";
+	case MSYNC_ERR_PROTO:		return "protocol error";
+	case MSYNC_ERR_TOOBIG:		return "length or count over its limit";
+	case MSYNC_ERR_BADNAME:		return "invalid name";
+	case MSYNC_ERR_IO:		return "input/output error";
+	case MSYNC_ERR_PEER_EOF:	return "connection closed by peer";
+	case MSYNC_ERR_LOCKED:		return "store is locked by another run";
+	case MSYNC_ERR_STATE_CORRUPT:	return "corrupt state or index file";
+	case MSYNC_ERR_STORE_CHANGED:	return "store changed during the run";
+	case MSYNC_ERR_NOTFOUND:	return "no such mailbox or message";
+	case MSYNC_ERR_EXISTS:		return "mailbox already exists";
+	case MSYNC_ERR_BADDATA:		return "content does not match its GUID";
+	case MSYNC_ERR_READONLY:	return "store is read-only";
+	case MSYNC_ERR_USAGE:		return "usage error";
+	case MSYNC_ERR_UNREACHABLE:	return "peer unreachable";
+	case MSYNC_ERR_VERSION:		return "no common protocol version";
+	case MSYNC_ERR_GUARD:		return "refusing mass deletion";
+	default:			return "unknown error";
+	}
+}
+
+/*
+ * Maps an MSYNC_ERR_* code to the exit status DESIGN.md gives it.
+ */
+int
+msync_exit_status(int r)
+{
+	switch (r) {
+	case MSYNC_OK:
+		return EXIT_INSYNC;
+	case MSYNC_ERR_STORE_CHANGED:
+		return EXIT_CHANGED;
+	case MSYNC_ERR_USAGE:
+		return EXIT_USAGE;
+	case MSYNC_ERR_BADDATA:
+	case MSYNC_ERR_BADNAME:
+		return EXIT_DATAERR;
+	case MSYNC_ERR_UNREACHABLE:
+		return EXIT_UNREACH;
+	case MSYNC_ERR_LOCKED:
+	case MSYNC_ERR_PEER_EOF:
+		return EXIT_TEMPFAIL;
+	case MSYNC_ERR_PROTO:
+	case MSYNC_ERR_TOOBIG:
+	case MSYNC_ERR_VERSION:
+	case MSYNC_ERR_INCOMPLETE:
+		return EXIT_PROTOCOL;
+	default:
+		return EXIT_ERROR;
+	}
+}
+
+/*
+ * Appends a copy of *m (its kw string duplicated) to l.
+ * Returns 0 on success, MSYNC_ERR_NOMEM on failure.
+ */
+int
+msglist_add(struct msglist *l, const struct msg *m)
+{
+	struct msg	*v;
+	size_t		 ncap;
+
+	if (l->n == l->cap) {
+		ncap = l->cap ? l->cap * 2 : 64;
+		if ((v = reallocarray(l->v, ncap, sizeof(*v))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		l->v = v;
+		l->cap = ncap;
+	}
+	l->v[l->n] = *m;
+	l->v[l->n].kw = NULL;
+	if (m->kw != NULL && (l->v[l->n].kw = strdup(m->kw)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	l->n++;
+	return 0;
+}
+
+/* Frees the messages of l and empties it.  Accepts NULL. */
+void
+msglist_free(struct msglist *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].kw);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+int
+guid_cmp(const struct guid *a, const struct guid *b)
+{
+	return memcmp(a->b, b->b, sizeof(a->b));
+}
+
+int
+guid_is_zero(const struct guid *g)
+{
+	for (size_t i = 0; i < sizeof(g->b); i++)
+		if (g->b[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* Lowercase hex, NUL-terminated. */
+void
+guid_hex(const struct guid *g, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < sizeof(g->b); i++) {
+		out[2 * i] = hex[g->b[i] >> 4];
+		out[2 * i + 1] = hex[g->b[i] & 0xf];
+	}
+	out[32] = '\0';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Parses exactly 32 hex digits.
+ * Returns 0 on success, MSYNC_ERR_PROTO on anything else.
+ */
+int
+guid_from_hex(const char *s, struct guid *out)
+{
+	for (size_t i = 0; i < sizeof(out->b); i++) {
+		int hi, lo;
+
+		if ((hi = hexval(s[2 * i])) < 0 ||
+		    (lo = hexval(s[2 * i + 1])) < 0)
+			return MSYNC_ERR_PROTO;
+		out->b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (s[32] != '\0')
+		return MSYNC_ERR_PROTO;
+	return 0;
+}
+
+/* Fills g from the kernel's random source.  Returns 0 or MSYNC_ERR_IO. */
+int
+guid_random(struct guid *g)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+
+	while (off < sizeof(g->b)) {
+		n = getrandom(g->b + off, sizeof(g->b) - off, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return MSYNC_ERR_IO;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}

@@ -1,0 +1,1799 @@
+/*
+ * brain.c — the symmetric brain (DESIGN.md "The shape").
+ *
+ * A session, in order (docs/PROTOCOL.md has the records):
+ *   1. handshake (chan)
+ *   2. A sends HELLO and the base; B opens its store as HELLO says
+ *   3. both send their view: per mailbox its status and, unless the
+ *      mailbox is unchanged since the base, its messages
+ *   4. both plan (plan.c) and exchange digests; a mismatch stops both
+ *   5. both apply mailbox creates/renames, then stream the COPY messages
+ *      whose source they are while saving the ones they receive, then
+ *      apply local copies, flag changes, expunges and mailbox deletes
+ *   6. both rescan what they touched and send DONE; B sends RESULT first
+ *   7. A fills in the new UIDs, commits the state, sends BYE
+ * Nothing is changed before step 5, and the state is replaced only in 7,
+ * so a run killed anywhere leaves the old base, which the next run
+ * reconciles without loss or duplicates (matching by GUID).
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "brain.h"
+#include "chan.h"
+#include "log.h"
+#include "msync.h"
+#include "names.h"
+#include "plan.h"
+#include "proto.h"
+#include "server.h"
+#include "state.h"
+#include "store.h"
+
+#define OUT_HIGH_WATER	(1024 * 1024)	/* queue no more output than this */
+#define HANDSHAKE_MS	60000
+
+/* What moved, counted per target side (index = the side that changed). */
+struct brain_stats {
+	uint64_t	 copied[2];	/* messages over the wire */
+	uint64_t	 copied_bytes[2];
+	uint64_t	 local[2];	/* local copies (moves) */
+	uint64_t	 flags[2];
+	uint64_t	 expunged[2];
+	uint64_t	 mb_created[2];
+	uint64_t	 mb_renamed[2];
+	uint64_t	 mb_deleted[2];
+};
+
+/* One message being received. */
+struct incoming {
+	struct store_save *save;	/* owned */
+	uint32_t	 act;		/* its COPY action */
+	int64_t		 date;
+	uint64_t	 size;		/* announced */
+	uint64_t	 got;		/* received so far */
+	int		 failed;	/* writing failed: discard the rest */
+};
+
+/* One message being sent. */
+struct outgoing {
+	int		 fd;		/* -1 when none is open */
+	uint64_t	 left;		/* bytes still to send */
+	size_t		 next;		/* index into out_acts of the next one */
+};
+
+struct brain {
+	enum side	 self;
+	enum side	 peer;
+	struct chan	*ch;		/* owned */
+	struct store	*store;		/* owned */
+	enum sync_mode	 mode;
+	enum side	 src;
+	uint32_t	 hopts;		/* HELLO_* */
+	char		**include;	/* owned on B, borrowed on A */
+	size_t		 ninclude;
+	char		**exclude;
+	size_t		 nexclude;
+	struct state	 base;		/* the base as sent/received */
+	struct state	 keep;		/* base mailboxes not selected */
+	struct view	 views[2];
+	struct plan	 plan;
+	char		**cur_name;	/* owned; per plan mailbox, my name now */
+	/* transfer */
+	uint32_t	*out_acts;	/* owned; COPY actions I send */
+	size_t		 nout;
+	size_t		 nin;		/* COPY actions the peer sends me */
+	size_t		 in_done;
+	struct incoming	 in;
+	struct outgoing	 out;
+	struct rec_result *results;	/* owned; my COPY results (B sends) */
+	size_t		 nresults;
+	int		 data_error;	/* a message failed its GUID check */
+	int		 action_error;	/* some action failed */
+	int		 changed;	/* a store changed during the run */
+	struct rec_done	 peer_done;
+	int		 got_peer_done;
+	int		 got_peer_results;
+	/* bookkeeping */
+	int		 crash_after;
+	int		 writes;
+	int		 progress;
+	uint64_t	 progress_done;
+	uint64_t	 progress_total;
+	struct brain_stats st;
+};
+
+static void
+brain_free(struct brain *b)
+{
+	if (b->in.save != NULL)
+		store_save_abort(b->in.save);
+	if (b->out.fd >= 0)
+		close(b->out.fd);
+	if (b->cur_name != NULL)
+		for (size_t i = 0; i < b->plan.nmb; i++)
+			free(b->cur_name[i]);
+	free(b->cur_name);
+	free(b->out_acts);
+	free(b->results);
+	rec_done_free(&b->peer_done);
+	plan_free(&b->plan);
+	view_free(&b->views[0]);
+	view_free(&b->views[1]);
+	state_clear(&b->base);
+	state_clear(&b->keep);
+	store_close(b->store);
+	chan_free(b->ch);
+}
+
+/*
+ * Counts one durable change; the test switch -Tcrash=N (or
+ * MSYNC_TEST_CRASH_A/B) exits hard right after the Nth, so the test suite
+ * can check that a run killed after any step resumes cleanly.
+ */
+static void
+durable(struct brain *b)
+{
+	if (b->crash_after > 0 && ++b->writes == b->crash_after) {
+		fprintf(stderr, "msync: test crash after %d writes\n",
+		    b->writes);
+		_exit(100);
+	}
+}
+
+static const char *
+side_name(enum side s)
+{
+	return s == SIDE_A ? "A" : "B";
+}
+
+/* Encodes with enc and queues the record.  Returns 0 or MSYNC_ERR_*. */
+static int
+put(struct brain *b, uint8_t type, int r, uint8_t *p, size_t len)
+{
+	if (r == 0)
+		r = chan_put(b->ch, type, p, len);
+	free(p);
+	return r;
+}
+
+static int
+put_text(struct brain *b, uint8_t type, int32_t n, const char *text)
+{
+	uint8_t	*p = NULL;
+	size_t	 len = 0;
+	int	 r;
+
+	r = proto_enc_text(n, text, &p, &len);
+	return put(b, type, r, p, len);
+}
+
+/*
+ * Server mode: log lines go to the peer as REC_LOG records, so the user
+ * sees them.  Errors while doing so are ignored: logging must not fail
+ * the run.
+ */
+static void
+log_to_peer(int level, const char *text, void *arg)
+{
+	struct brain	*b = arg;
+
+	(void)put_text(b, REC_LOG, level, text);
+}
+
+/*
+ * Reads the next record, blocking.  LOG records are printed (prefixed
+ * with the peer's side) and skipped; an ERROR record is printed and
+ * turned into its code.
+ * Returns 0 on success, negative MSYNC_ERR_* on failure.
+ */
+static int
+next_rec(struct brain *b, uint8_t *type, const uint8_t **p, size_t *len)
+{
+	int32_t	 n;
+	char	*text = NULL;
+	int	 r;
+
+	for (;;) {
+		if ((r = chan_get_wait(b->ch, type, p, len)) != 0)
+			return r;
+		if (*type != REC_LOG && *type != REC_ERROR)
+			return 0;
+		if ((r = proto_dec_text(*p, *len, &n, &text)) != 0)
+			return r;
+		if (*type == REC_ERROR) {
+			ERRX("peer: %s", log_esc(text, 512));
+			free(text);
+			/* The peer's code, if it is one we know. */
+			if (n >= 0 || n < MSYNC_ERR_GUARD)
+				n = MSYNC_ERR_INTERNAL;
+			return n;
+		}
+		if (n <= log_verbosity)
+			fprintf(stderr, "msync[peer]: %s\n",
+			    log_esc(text, 512));
+		free(text);
+	}
+}
+
+/* Expects a record of the given type next.  Returns 0 or MSYNC_ERR_*. */
+static int
+expect_rec(struct brain *b, uint8_t want, const uint8_t **p, size_t *len)
+{
+	uint8_t	 type;
+	int	 r;
+
+	if ((r = next_rec(b, &type, p, len)) != 0)
+		return r;
+	if (type != want) {
+		LOG3("expected %s, got %s", proto_rec_name(want),
+		    proto_rec_name(type));
+		return MSYNC_ERR_PROTO;
+	}
+	return 0;
+}
+
+/* 1 if mailbox name is selected by -m/-x. */
+static int
+selected(const struct brain *b, const char *name)
+{
+	size_t	 i;
+	int	 in = b->ninclude == 0;
+
+	for (i = 0; i < b->ninclude && !in; i++)
+		if (names_match(b->include[i], name))
+			in = 1;
+	for (i = 0; i < b->nexclude && in; i++)
+		if (names_match(b->exclude[i], name))
+			in = 0;
+	return in;
+}
+
+/*
+ * Splits the loaded base into the mailboxes this run works on (b->base)
+ * and the ones -m/-x leave out (b->keep, carried into the new state
+ * unchanged).
+ */
+static int
+split_base(struct brain *b)
+{
+	struct state	 all = b->base;
+	struct state	*to;
+	struct state_mbox *nm;
+	int		 r;
+
+	memset(&b->base, 0, sizeof(b->base));
+	for (size_t i = 0; i < all.n; i++) {
+		to = selected(b, all.mb[i].name) ? &b->base : &b->keep;
+		if ((r = state_add_mbox(to, &all.mb[i].guid, all.mb[i].name,
+		    &nm)) != 0)
+			goto out;
+		memcpy(nm->uidvalidity, all.mb[i].uidvalidity,
+		    sizeof(nm->uidvalidity));
+		memcpy(nm->modseq, all.mb[i].modseq, sizeof(nm->modseq));
+		for (size_t j = 0; j < all.mb[i].nmsgs; j++)
+			if ((r = state_add_msg(nm, &all.mb[i].msgs[j])) != 0)
+				goto out;
+	}
+	state_sort(&b->base);
+	state_sort(&b->keep);
+	r = 0;
+out:
+	state_clear(&all);
+	return r;
+}
+
+/* Sends the base: BASE_MBOX + BASE_MSGS chunks per mailbox, BASE_END. */
+static int
+send_base(struct brain *b)
+{
+	uint8_t	*p;
+	size_t	 len;
+	int	 r;
+
+	for (size_t i = 0; i < b->base.n; i++) {
+		struct state_mbox	*m = &b->base.mb[i];
+		struct rec_mbox		 rm;
+
+		memset(&rm, 0, sizeof(rm));
+		rm.name = m->name;
+		rm.guid = m->guid;
+		memcpy(rm.uidvalidity, m->uidvalidity, sizeof(rm.uidvalidity));
+		memcpy(rm.modseq, m->modseq, sizeof(rm.modseq));
+		rm.nmsgs = (uint32_t)m->nmsgs;
+		p = NULL;
+		r = proto_enc_mbox(&rm, &p, &len);
+		if ((r = put(b, REC_BASE_MBOX, r, p, len)) != 0)
+			return r;
+		for (size_t j = 0; j < m->nmsgs; j += PROTO_LIST_CHUNK) {
+			size_t	 n = m->nmsgs - j;
+
+			if (n > PROTO_LIST_CHUNK)
+				n = PROTO_LIST_CHUNK;
+			p = NULL;
+			r = proto_enc_base_msgs(m->msgs + j, n, &p, &len);
+			if ((r = put(b, REC_BASE_MSGS, r, p, len)) != 0)
+				return r;
+			if (chan_pending(b->ch) > OUT_HIGH_WATER &&
+			    (r = chan_flush(b->ch)) != 0)
+				return r;
+		}
+	}
+	return chan_put(b->ch, REC_BASE_END, NULL, 0);
+}
+
+/* Receives the base that send_base sent.  Returns 0 or MSYNC_ERR_*. */
+static int
+recv_base(struct brain *b)
+{
+	struct state_mbox *m = NULL;
+	const uint8_t	*p;
+	size_t		 len;
+	uint8_t		 type;
+	uint32_t	 want = 0;
+	int		 r;
+
+	for (;;) {
+		if ((r = next_rec(b, &type, &p, &len)) != 0)
+			return r;
+		if (type == REC_BASE_END)
+			break;
+		if (type == REC_BASE_MBOX) {
+			struct rec_mbox	 rm;
+
+			if (m != NULL && m->nmsgs != want)
+				return MSYNC_ERR_PROTO;
+			if (b->base.n >= MSYNC_MBOX_MAX)
+				return MSYNC_ERR_TOOBIG;
+			if ((r = proto_dec_mbox(p, len, &rm)) != 0)
+				return r;
+			r = state_add_mbox(&b->base, &rm.guid, rm.name, &m);
+			if (r == 0) {
+				memcpy(m->uidvalidity, rm.uidvalidity,
+				    sizeof(m->uidvalidity));
+				memcpy(m->modseq, rm.modseq, sizeof(m->modseq));
+				want = rm.nmsgs;
+			}
+			rec_mbox_free(&rm);
+			if (r != 0)
+				return r;
+		} else if (type == REC_BASE_MSGS) {
+			if (m == NULL)
+				return MSYNC_ERR_PROTO;
+			if ((r = proto_dec_base_msgs(p, len, m)) != 0)
+				return r;
+			if (m->nmsgs > want)
+				return MSYNC_ERR_PROTO;
+		} else
+			return MSYNC_ERR_PROTO;
+	}
+	if (m != NULL && m->nmsgs != want)
+		return MSYNC_ERR_PROTO;
+	state_sort(&b->base);
+	/* Mailbox GUIDs must be unique, or lookups are ambiguous. */
+	for (size_t i = 1; i < b->base.n; i++)
+		if (guid_cmp(&b->base.mb[i - 1].guid, &b->base.mb[i].guid) == 0)
+			return MSYNC_ERR_PROTO;
+	return 0;
+}
+
+/*
+ * Lists my store into views[self].  A mailbox whose uidvalidity and
+ * modseq equal the base's is "unchanged": only its status travels, and
+ * both planners take its messages from the base.
+ */
+static int
+build_view(struct brain *b, int full)
+{
+	struct store_mailbox	*mbs = NULL;
+	struct view_mbox	*vm;
+	struct state_mbox	*bm;
+	size_t			 n = 0;
+	int			 r;
+
+	if ((r = store_list_mailboxes(b->store, &mbs, &n)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (!selected(b, mbs[i].name))
+			continue;
+		if ((r = view_add(&b->views[b->self], mbs[i].name, &vm)) != 0)
+			goto out;
+		vm->guid = mbs[i].guid;
+		vm->uidvalidity = mbs[i].uidvalidity;
+		vm->modseq = mbs[i].modseq;
+		bm = state_find(&b->base, &vm->guid);
+		if (!full && bm != NULL && bm->modseq[b->self] != 0 &&
+		    bm->uidvalidity[b->self] == vm->uidvalidity &&
+		    bm->modseq[b->self] == vm->modseq) {
+			vm->unchanged = 1;
+			continue;
+		}
+		if ((r = store_list_messages(b->store, vm->name,
+		    &vm->msgs)) != 0) {
+			ERRC(r, "cannot list mailbox '%s'",
+			    log_esc(vm->name, 128));
+			goto out;
+		}
+	}
+out:
+	store_mailboxes_free(mbs, n);
+	return r;
+}
+
+/* Sends views[self]: MBOX + MSGS chunks, then LIST_END. */
+static int
+send_view(struct brain *b)
+{
+	const struct view	*v = &b->views[b->self];
+	uint8_t			*p;
+	size_t			 len;
+	int			 r;
+
+	for (size_t i = 0; i < v->n; i++) {
+		const struct view_mbox	*vm = &v->mb[i];
+		struct rec_mbox		 rm;
+
+		memset(&rm, 0, sizeof(rm));
+		rm.name = vm->name;
+		rm.guid = vm->guid;
+		rm.uidvalidity[0] = vm->uidvalidity;
+		rm.modseq[0] = vm->modseq;
+		rm.unchanged = (uint8_t)vm->unchanged;
+		rm.nmsgs = (uint32_t)vm->msgs.n;
+		p = NULL;
+		r = proto_enc_mbox(&rm, &p, &len);
+		if ((r = put(b, REC_MBOX, r, p, len)) != 0)
+			return r;
+		for (size_t j = 0; j < vm->msgs.n; j += PROTO_LIST_CHUNK) {
+			size_t	 n = vm->msgs.n - j;
+
+			if (n > PROTO_LIST_CHUNK)
+				n = PROTO_LIST_CHUNK;
+			p = NULL;
+			r = proto_enc_msgs(vm->msgs.v + j, n, &p, &len);
+			if ((r = put(b, REC_MSGS, r, p, len)) != 0)
+				return r;
+			if (chan_pending(b->ch) > OUT_HIGH_WATER &&
+			    (r = chan_flush(b->ch)) != 0)
+				return r;
+		}
+	}
+	return chan_put(b->ch, REC_LIST_END, NULL, 0);
+}
+
+/*
+ * Receives the peer's view into views[peer].  An "unchanged" mailbox
+ * must have a base entry that agrees, or the two planners would build
+ * different lists.
+ */
+static int
+recv_view(struct brain *b)
+{
+	struct view	*v = &b->views[b->peer];
+	struct view_mbox *vm = NULL;
+	const uint8_t	*p;
+	size_t		 len;
+	uint8_t		 type;
+	uint32_t	 want = 0;
+	int		 r;
+
+	for (;;) {
+		if ((r = next_rec(b, &type, &p, &len)) != 0)
+			return r;
+		if (type == REC_LIST_END)
+			break;
+		if (type == REC_MBOX) {
+			struct rec_mbox	 rm;
+
+			if (vm != NULL && vm->msgs.n != want)
+				return MSYNC_ERR_PROTO;
+			if (v->n >= MSYNC_MBOX_MAX)
+				return MSYNC_ERR_TOOBIG;
+			if ((r = proto_dec_mbox(p, len, &rm)) != 0)
+				return r;
+			if ((r = view_add(v, rm.name, &vm)) == 0) {
+				vm->guid = rm.guid;
+				vm->uidvalidity = rm.uidvalidity[0];
+				vm->modseq = rm.modseq[0];
+				vm->unchanged = rm.unchanged != 0;
+				want = rm.nmsgs;
+				if (vm->unchanged && want != 0)
+					r = MSYNC_ERR_PROTO;
+			}
+			rec_mbox_free(&rm);
+			if (r != 0)
+				return r;
+			if (vm->unchanged) {
+				struct state_mbox *bm;
+
+				bm = state_find(&b->base, &vm->guid);
+				if (bm == NULL ||
+				    bm->uidvalidity[b->peer] != vm->uidvalidity ||
+				    bm->modseq[b->peer] != vm->modseq)
+					return MSYNC_ERR_PROTO;
+			}
+		} else if (type == REC_MSGS) {
+			if (vm == NULL)
+				return MSYNC_ERR_PROTO;
+			if ((r = proto_dec_msgs(p, len, &vm->msgs)) != 0)
+				return r;
+			if (vm->msgs.n > want)
+				return MSYNC_ERR_PROTO;
+		} else
+			return MSYNC_ERR_PROTO;
+	}
+	if (vm != NULL && vm->msgs.n != want)
+		return MSYNC_ERR_PROTO;
+	/* Names and GUIDs must be unique, or two planners could differ. */
+	for (size_t i = 0; i < v->n; i++)
+		for (size_t j = i + 1; j < v->n; j++)
+			if (strcmp(v->mb[i].name, v->mb[j].name) == 0 ||
+			    guid_cmp(&v->mb[i].guid, &v->mb[j].guid) == 0)
+				return MSYNC_ERR_PROTO;
+	return 0;
+}
+
+static void
+flags_str(uint8_t flags, const char *kw, char *out, size_t outsz)
+{
+	static const char letters[] = "DFPRST";
+	size_t	 o = 0;
+
+	for (int i = 0; i < 6 && o + 1 < outsz; i++)
+		if (flags & (1 << i))
+			out[o++] = letters[i];
+	out[o] = '\0';
+	if (kw != NULL && *kw != '\0')
+		snprintf(out + o, outsz - o, "%s%s", o ? " " : "", kw);
+	if (out[0] == '\0')
+		snprintf(out, outsz, "-");
+}
+
+/* The name of plan mailbox i for printing. */
+static const char *
+mb_label(const struct plan *pl, uint32_t i, enum side s)
+{
+	const struct plan_mbox	*m = &pl->mb[i];
+
+	if (m->name[s] != NULL)
+		return m->name[s];
+	return m->final_name != NULL ? m->final_name : "?";
+}
+
+/* Prints one action, as --dry-run shows it and -v logs it. */
+static void
+print_action(const struct plan *pl, const struct action *a, int level)
+{
+	char	 g[33], fl[MSYNC_KWSTR_MAX + 16];
+	char	 name[256];
+
+	guid_hex(&a->guid, g);
+	g[12] = '\0';
+	snprintf(name, sizeof(name), "%s", log_esc(mb_label(pl, a->mbox,
+	    a->side), 200));
+	switch (a->type) {
+	case ACT_MBOX_CREATE:
+		LOG(level, "create mailbox '%s' on %s",
+		    log_esc(pl->mb[a->mbox].final_name, 200),
+		    side_name(a->side));
+		break;
+	case ACT_MBOX_RENAME:
+		LOG(level, "rename mailbox '%s' to '%s' on %s", name,
+		    log_esc(pl->mb[a->mbox].final_name, 200),
+		    side_name(a->side));
+		break;
+	case ACT_MBOX_SETGUID:
+		LOG(level, "adopt mailbox id of '%s' on %s", name,
+		    side_name(a->side));
+		break;
+	case ACT_MBOX_DELETE:
+		LOG(level, "delete mailbox '%s' on %s", name,
+		    side_name(a->side));
+		break;
+	case ACT_COPY:
+		flags_str(a->flags, a->kw, fl, sizeof(fl));
+		if (a->src_side == a->side)
+			LOG(level, "copy %s within %s: '%s' uid %" PRIu32
+			    " -> '%s' [%s]", g, side_name(a->side),
+			    log_esc(mb_label(pl, a->src_mbox, a->src_side), 100),
+			    a->src_uid, name, fl);
+		else
+			LOG(level, "copy %s %s -> %s: '%s' uid %" PRIu32
+			    " [%s]", g, side_name(a->src_side),
+			    side_name(a->side), name, a->src_uid, fl);
+		break;
+	case ACT_FLAGS:
+		flags_str(a->flags, a->kw, fl, sizeof(fl));
+		LOG(level, "flags on %s: '%s' uid %" PRIu32 " -> %s",
+		    side_name(a->side), name, a->uid, fl);
+		break;
+	case ACT_EXPUNGE:
+		LOG(level, "expunge on %s: '%s' uid %" PRIu32 " (%s)",
+		    side_name(a->side), name, a->uid, g);
+		break;
+	}
+}
+
+/* Counts the plan's actions into st (per target side). */
+static void
+count_plan(const struct plan *pl, struct brain_stats *st)
+{
+	for (size_t i = 0; i < pl->nact; i++) {
+		const struct action *a = &pl->act[i];
+
+		switch (a->type) {
+		case ACT_MBOX_CREATE:	st->mb_created[a->side]++; break;
+		case ACT_MBOX_RENAME:	st->mb_renamed[a->side]++; break;
+		case ACT_MBOX_DELETE:	st->mb_deleted[a->side]++; break;
+		case ACT_FLAGS:		st->flags[a->side]++; break;
+		case ACT_EXPUNGE:	st->expunged[a->side]++; break;
+		case ACT_COPY:
+			if (a->src_side == a->side)
+				st->local[a->side]++;
+			else
+				st->copied[a->side]++;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void
+print_totals(const struct brain_stats *st, const char *what)
+{
+	for (int s = 0; s < 2; s++)
+		LOG1("%s on %s: %" PRIu64 " copied (%" PRIu64 " bytes), %"
+		    PRIu64 " moved/local, %" PRIu64 " flag changes, %" PRIu64
+		    " expunged; mailboxes: %" PRIu64 " created, %" PRIu64
+		    " renamed, %" PRIu64 " deleted", what, side_name(s),
+		    st->copied[s], st->copied_bytes[s], st->local[s],
+		    st->flags[s], st->expunged[s], st->mb_created[s],
+		    st->mb_renamed[s], st->mb_deleted[s]);
+}
+
+/* Plans and compares digests with the peer.  Returns 0 or MSYNC_ERR_*. */
+static int
+plan_and_agree(struct brain *b, int force_deletes)
+{
+	struct plan_opts po;
+	const uint8_t	*p;
+	uint8_t		*q = NULL;
+	size_t		 len;
+	uint64_t	 digest;
+	uint32_t	 nact;
+	int		 r;
+
+	memset(&po, 0, sizeof(po));
+	po.mode = b->mode;
+	po.src = b->src;
+	po.force_deletes = force_deletes;
+	if ((r = plan_build(&b->base, b->views, &po, &b->plan)) != 0) {
+		ERRC(r, "planning failed");
+		return r;
+	}
+	r = proto_enc_digest(b->plan.digest, (uint32_t)b->plan.nact, &q, &len);
+	if ((r = put(b, REC_DIGEST, r, q, len)) != 0 ||
+	    (r = chan_flush(b->ch)) != 0)
+		return r;
+	if ((r = expect_rec(b, REC_DIGEST, &p, &len)) != 0 ||
+	    (r = proto_dec_digest(p, len, &digest, &nact)) != 0)
+		return r;
+	if (digest != b->plan.digest || nact != b->plan.nact) {
+		ERRX("the two sides planned differently (%" PRIu32 " vs %zu "
+		    "actions); nothing was changed", nact, b->plan.nact);
+		return MSYNC_ERR_PROTO;
+	}
+	return 0;
+}
+
+/* Applies my mailbox creates, renames and GUID adoptions. */
+static int
+apply_mailbox_ops(struct brain *b)
+{
+	int	 r;
+
+	if ((b->cur_name = calloc(b->plan.nmb ? b->plan.nmb : 1,
+	    sizeof(char *))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (size_t i = 0; i < b->plan.nmb; i++) {
+		const char *n = b->plan.mb[i].name[b->self];
+
+		if (n == NULL)
+			n = b->plan.mb[i].final_name;
+		if (n != NULL && (b->cur_name[i] = strdup(n)) == NULL)
+			return MSYNC_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action	*a = &b->plan.act[i];
+		const struct plan_mbox	*m = &b->plan.mb[a->mbox];
+		char			*fn;
+
+		if (a->side != b->self)
+			continue;
+		switch (a->type) {
+		case ACT_MBOX_CREATE:
+			r = store_create_mailbox(b->store, m->final_name,
+			    &m->guid);
+			if (r == MSYNC_ERR_EXISTS)
+				r = store_set_mailbox_guid(b->store,
+				    m->final_name, &m->guid);
+			break;
+		case ACT_MBOX_RENAME:
+			r = store_rename_mailbox(b->store,
+			    b->cur_name[a->mbox], m->final_name);
+			/* A parent's rename may have moved it already. */
+			if (r == MSYNC_ERR_NOTFOUND)
+				r = 0;
+			if (r == 0) {
+				if ((fn = strdup(m->final_name)) == NULL)
+					return MSYNC_ERR_NOMEM;
+				free(b->cur_name[a->mbox]);
+				b->cur_name[a->mbox] = fn;
+			}
+			break;
+		case ACT_MBOX_SETGUID:
+			r = store_set_mailbox_guid(b->store,
+			    b->cur_name[a->mbox], &m->guid);
+			break;
+		default:
+			continue;
+		}
+		if (r != 0) {
+			ERRC(r, "mailbox '%s'",
+			    log_esc(b->cur_name[a->mbox], 200));
+			return r;
+		}
+		durable(b);
+	}
+	return 0;
+}
+
+/* Queues the next piece of outgoing content.  Returns 0 or MSYNC_ERR_*. */
+static int
+produce(struct brain *b)
+{
+	static uint8_t		 buf[PROTO_DATA_MAX];
+	const struct action	*a;
+	struct rec_msg_begin	 mb;
+	uint8_t			*p;
+	size_t			 len, want;
+	ssize_t			 n;
+	int			 r;
+
+	if (b->out.fd < 0) {
+		uint64_t	 size;
+		int64_t		 date;
+
+		a = &b->plan.act[b->out_acts[b->out.next]];
+		r = store_open_message(b->store, b->cur_name[a->src_mbox],
+		    a->src_uid, &b->out.fd, &size, &date);
+		if (r != 0) {
+			WARNX("cannot read message uid %" PRIu32 " in '%s': %s",
+			    a->src_uid, log_esc(b->cur_name[a->src_mbox], 200),
+			    msync_strerror(r));
+			b->out.fd = -1;
+			b->action_error = 1;
+			p = NULL;
+			r = proto_enc_msg_skip(b->out_acts[b->out.next], r,
+			    &p, &len);
+			b->out.next++;
+			return put(b, REC_MSG_SKIP, r, p, len);
+		}
+		mb.act = b->out_acts[b->out.next];
+		mb.size = size;
+		mb.date = date;
+		b->out.left = size;
+		p = NULL;
+		r = proto_enc_msg_begin(&mb, &p, &len);
+		if ((r = put(b, REC_MSG_BEGIN, r, p, len)) != 0)
+			return r;
+		b->st.copied_bytes[b->peer] += size;
+	}
+	want = b->out.left < sizeof(buf) ? (size_t)b->out.left : sizeof(buf);
+	if (want > 0) {
+		n = read(b->out.fd, buf, want);
+		if (n < 0 && errno == EINTR)
+			return 0;
+		if (n <= 0) {
+			/*
+			 * The file shrank or failed under us: we cannot send
+			 * the announced size, so the peer's GUID check would
+			 * fail anyway.  Stop the run; nothing is lost.
+			 */
+			ERRX("message file changed while being sent");
+			return MSYNC_ERR_STORE_CHANGED;
+		}
+		b->out.left -= (uint64_t)n;
+		if ((r = chan_put(b->ch, REC_MSG_DATA, buf, (size_t)n)) != 0)
+			return r;
+		if (b->out.left > 0)
+			return 0;
+	}
+	close(b->out.fd);
+	b->out.fd = -1;
+	b->out.next++;
+	b->progress_done++;
+	return chan_put(b->ch, REC_MSG_END, NULL, 0);
+}
+
+static int
+add_result(struct brain *b, uint32_t act, uint32_t uid, int status)
+{
+	struct rec_result	*v;
+
+	if ((v = reallocarray(b->results, b->nresults + 1,
+	    sizeof(*v))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	b->results = v;
+	v[b->nresults].act = act;
+	v[b->nresults].uid = uid;
+	v[b->nresults].status = status;
+	b->nresults++;
+	return 0;
+}
+
+/*
+ * Records a COPY's outcome in plan->next: the new uid, or, when it failed,
+ * the entry is marked dead (both uids 0) so the next run copies it again
+ * instead of taking its absence for a deletion.
+ */
+static void
+note_copy(struct brain *b, const struct action *a, uint32_t uid, int status)
+{
+	struct state_msg	*m;
+
+	if (a->next_mbox >= b->plan.next.n ||
+	    a->next_msg >= b->plan.next.mb[a->next_mbox].nmsgs)
+		return;
+	m = &b->plan.next.mb[a->next_mbox].msgs[a->next_msg];
+	if (status == 0)
+		m->uid[a->side] = uid;
+	else
+		m->uid[0] = m->uid[1] = 0;
+}
+
+/* The COPY action an incoming record names, checked.  NULL if bad. */
+static const struct action *
+incoming_action(struct brain *b, uint32_t act)
+{
+	const struct action	*a;
+
+	if (act >= b->plan.nact)
+		return NULL;
+	a = &b->plan.act[act];
+	if (a->type != ACT_COPY || a->side != b->self ||
+	    a->src_side != b->peer)
+		return NULL;
+	return a;
+}
+
+/* Handles one record of the transfer phase.  Returns 0 or MSYNC_ERR_*. */
+static int
+consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
+{
+	const struct action	*a;
+	struct rec_msg_begin	 mb;
+	uint32_t		 act, uid;
+	int32_t			 status;
+	int			 r;
+
+	switch (type) {
+	case REC_MSG_BEGIN:
+		if (b->in.save != NULL || b->in.failed || b->in_done >= b->nin)
+			return MSYNC_ERR_PROTO;
+		if ((r = proto_dec_msg_begin(p, len, &mb)) != 0)
+			return r;
+		if ((a = incoming_action(b, mb.act)) == NULL)
+			return MSYNC_ERR_PROTO;
+		memset(&b->in, 0, sizeof(b->in));
+		b->in.act = mb.act;
+		b->in.size = mb.size;
+		b->in.date = mb.date;
+		r = store_save_begin(b->store, b->cur_name[a->mbox],
+		    &b->in.save);
+		if (r != 0) {
+			ERRC(r, "cannot save into '%s'",
+			    log_esc(b->cur_name[a->mbox], 200));
+			return r;
+		}
+		return 0;
+	case REC_MSG_DATA:
+		if (b->in.save == NULL)
+			return MSYNC_ERR_PROTO;
+		if (len > b->in.size - b->in.got)
+			return MSYNC_ERR_PROTO;
+		b->in.got += len;
+		if ((r = store_save_write(b->in.save, p, len)) != 0) {
+			ERRC(r, "cannot write message");
+			return r;
+		}
+		return 0;
+	case REC_MSG_END:
+		if (len != 0 || b->in.save == NULL || b->in.got != b->in.size)
+			return MSYNC_ERR_PROTO;
+		a = &b->plan.act[b->in.act];
+		r = store_save_commit(b->in.save, a->flags, a->kw, b->in.date,
+		    &a->guid, &uid);
+		b->in.save = NULL;
+		b->in_done++;
+		b->progress_done++;
+		b->st.copied_bytes[b->self] += b->in.size;
+		if (r == MSYNC_ERR_BADDATA) {
+			char	 g[33];
+
+			guid_hex(&a->guid, g);
+			ERRX("message %s from the peer does not match its "
+			    "GUID; discarded", g);
+			b->data_error = 1;
+		} else if (r != 0) {
+			ERRC(r, "cannot save message into '%s'",
+			    log_esc(b->cur_name[a->mbox], 200));
+			return r;
+		}
+		note_copy(b, a, uid, r);
+		if (r == 0)
+			durable(b);
+		return add_result(b, b->in.act, r == 0 ? uid : 0, r);
+	case REC_MSG_SKIP:
+		if (b->in.save != NULL || b->in_done >= b->nin)
+			return MSYNC_ERR_PROTO;
+		if ((r = proto_dec_msg_skip(p, len, &act, &status)) != 0)
+			return r;
+		if ((a = incoming_action(b, act)) == NULL)
+			return MSYNC_ERR_PROTO;
+		b->in_done++;
+		b->action_error = 1;
+		note_copy(b, a, 0, MSYNC_ERR_NOTFOUND);
+		return add_result(b, act, 0, MSYNC_ERR_NOTFOUND);
+	case REC_RESULT: {
+		struct rec_result	*res = NULL;
+		size_t			 n = 0;
+
+		if (b->self != SIDE_A)
+			return MSYNC_ERR_PROTO;
+		if ((r = proto_dec_results(p, len, &res, &n)) != 0)
+			return r;
+		for (size_t i = 0; i < n && r == 0; i++) {
+			if (res[i].act >= b->plan.nact ||
+			    b->plan.act[res[i].act].side != b->peer) {
+				r = MSYNC_ERR_PROTO;
+				break;
+			}
+			a = &b->plan.act[res[i].act];
+			if (res[i].status != 0)
+				b->action_error = 1;
+			if (a->type == ACT_COPY)
+				note_copy(b, a, res[i].uid, res[i].status);
+		}
+		free(res);
+		b->got_peer_results = 1;
+		return r;
+	}
+	case REC_DONE:
+		if (b->got_peer_done)
+			return MSYNC_ERR_PROTO;
+		if ((r = proto_dec_done(p, len, &b->peer_done)) != 0)
+			return r;
+		b->got_peer_done = 1;
+		return 0;
+	default:
+		return MSYNC_ERR_PROTO;
+	}
+}
+
+static void
+show_progress(struct brain *b, int final)
+{
+	if (!b->progress)
+		return;
+	fprintf(stderr, "\rmsync: %" PRIu64 "/%" PRIu64 " messages",
+	    b->progress_done, b->progress_total);
+	if (final)
+		fputc('\n', stderr);
+}
+
+/*
+ * Streams my outgoing messages while saving incoming ones, never blocking
+ * on a write while the peer may be blocked writing to us.
+ */
+static int
+transfer(struct brain *b)
+{
+	const uint8_t	*p;
+	size_t		 len;
+	uint8_t		 type;
+	time_t		 last = 0;
+	int		 r;
+
+	b->out.fd = -1;
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action *a = &b->plan.act[i];
+
+		if (a->type != ACT_COPY || a->side == a->src_side)
+			continue;
+		if (a->src_side == b->self) {
+			uint32_t *v = reallocarray(b->out_acts, b->nout + 1,
+			    sizeof(*v));
+
+			if (v == NULL)
+				return MSYNC_ERR_NOMEM;
+			b->out_acts = v;
+			v[b->nout++] = (uint32_t)i;
+		} else
+			b->nin++;
+	}
+	b->progress_total = b->nout + b->nin;
+	while (b->out.next < b->nout || b->in_done < b->nin ||
+	    chan_pending(b->ch) > 0) {
+		int	 progressed = 0;
+
+		while (b->out.next < b->nout &&
+		    chan_pending(b->ch) < OUT_HIGH_WATER) {
+			if ((r = produce(b)) != 0)
+				return r;
+			progressed = 1;
+		}
+		if ((r = chan_flush_some(b->ch)) != 0)
+			return r;
+		for (;;) {
+			r = chan_get(b->ch, &type, &p, &len);
+			if (r == MSYNC_ERR_INCOMPLETE)
+				break;
+			if (r != 0)
+				return r;
+			progressed = 1;
+			if (type == REC_LOG || type == REC_ERROR) {
+				int32_t	 n;
+				char	*text = NULL;
+
+				if ((r = proto_dec_text(p, len, &n,
+				    &text)) != 0)
+					return r;
+				if (type == REC_ERROR) {
+					ERRX("peer: %s", log_esc(text, 512));
+					free(text);
+					return MSYNC_ERR_INTERNAL;
+				}
+				if (n <= log_verbosity)
+					fprintf(stderr, "msync[peer]: %s\n",
+					    log_esc(text, 512));
+				free(text);
+				continue;
+			}
+			if ((r = consume(b, type, p, len)) != 0)
+				return r;
+		}
+		if (b->progress && time(NULL) != last) {
+			last = time(NULL);
+			show_progress(b, 0);
+		}
+		if (!progressed && (r = chan_wait(b->ch, 1000)) != 0)
+			return r;
+		if ((r = chan_fill(b->ch)) != 0 &&
+		    !(r == MSYNC_ERR_PEER_EOF && b->in_done >= b->nin &&
+		    b->out.next >= b->nout && chan_pending(b->ch) == 0))
+			return r;
+	}
+	show_progress(b, 1);
+	return 0;
+}
+
+/*
+ * Applies my local actions in plan order: local copies, flag changes,
+ * expunges, mailbox deletes.  A failure is reported and remembered, and
+ * the run goes on: every action is independent and safe to retry.
+ */
+static int
+apply_local(struct brain *b)
+{
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action	*a = &b->plan.act[i];
+		const char		*mbn = b->cur_name[a->mbox];
+		uint32_t		 uid = 0;
+		int			 r, fd = -1;
+
+		if (a->side != b->self)
+			continue;
+		switch (a->type) {
+		case ACT_COPY: {
+			struct store_save	*sv = NULL;
+			uint64_t		 size;
+			int64_t			 date;
+			static uint8_t		 buf[65536];
+			ssize_t			 n;
+
+			if (a->src_side != b->self)
+				continue;
+			r = store_open_message(b->store,
+			    b->cur_name[a->src_mbox], a->src_uid, &fd, &size,
+			    &date);
+			if (r == 0)
+				r = store_save_begin(b->store, mbn, &sv);
+			while (r == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
+				if (n < 0 && errno == EINTR)
+					continue;
+				r = n < 0 ? MSYNC_ERR_IO :
+				    store_save_write(sv, buf, (size_t)n);
+			}
+			if (r == 0) {
+				r = store_save_commit(sv, a->flags, a->kw,
+				    date, &a->guid, &uid);
+				sv = NULL;
+			}
+			if (sv != NULL)
+				store_save_abort(sv);
+			if (fd >= 0)
+				close(fd);
+			note_copy(b, a, uid, r);
+			if (b->self == SIDE_B &&
+			    add_result(b, (uint32_t)i, uid, r) != 0)
+				return MSYNC_ERR_NOMEM;
+			break;
+		}
+		case ACT_FLAGS:
+			r = store_set_flags(b->store, mbn, a->uid, a->flags,
+			    a->kw);
+			break;
+		case ACT_EXPUNGE:
+			r = store_expunge(b->store, mbn, a->uid);
+			break;
+		case ACT_MBOX_DELETE:
+			r = store_delete_mailbox(b->store, mbn);
+			break;
+		default:
+			continue;
+		}
+		if (r != 0) {
+			ERRC(r, "%s in '%s' failed", plan_act_name(a->type),
+			    log_esc(mbn, 200));
+			b->action_error = 1;
+			if (b->self == SIDE_B && a->type != ACT_COPY &&
+			    add_result(b, (uint32_t)i, 0, r) != 0)
+				return MSYNC_ERR_NOMEM;
+			continue;
+		}
+		durable(b);
+	}
+	return store_flush(b->store);
+}
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
+
+	return a < c ? -1 : a > c;
+}
+
+/*
+ * Finds out, for every mailbox of the new base that exists on my side,
+ * its uidvalidity and the modseq at which my listing equals the base
+ * exactly (0 if it does not: something changed during the run).  A
+ * mailbox I did not touch and did not list keeps its modseq without a
+ * rescan, so an unchanged mailbox costs nothing here.
+ */
+static int
+final_status(struct brain *b, struct rec_done *d)
+{
+	struct state	*nx = &b->plan.next;
+	uint8_t		*touched = NULL;
+	uint32_t	*want = NULL, *have = NULL;
+	int		 r = 0;
+
+	if ((d->mb = calloc(b->plan.nmb ? b->plan.nmb : 1,
+	    sizeof(*d->mb))) == NULL ||
+	    (touched = calloc(b->plan.nmb ? b->plan.nmb : 1, 1)) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < b->plan.nact; i++)
+		if (b->plan.act[i].side == b->self)
+			touched[b->plan.act[i].mbox] = 1;
+	for (size_t i = 0; i < b->plan.nmb; i++) {
+		const struct plan_mbox	*pm = &b->plan.mb[i];
+		const struct view_mbox	*vm = NULL;
+		struct state_mbox	*nm;
+		struct store_mailbox	 st;
+		struct msglist		 now;
+		size_t			 nwant = 0, j;
+
+		if (pm->final_name == NULL ||
+		    (nm = state_find(nx, &pm->guid)) == NULL)
+			continue;
+		for (j = 0; j < b->views[b->self].n; j++)
+			if (guid_cmp(&b->views[b->self].mb[j].guid,
+			    &pm->guid) == 0 ||
+			    (pm->name[b->self] != NULL &&
+			    strcmp(b->views[b->self].mb[j].name,
+			    pm->name[b->self]) == 0))
+				vm = &b->views[b->self].mb[j];
+		d->mb[d->n].mbox = (uint32_t)i;
+		if (!touched[i] && vm != NULL && vm->unchanged) {
+			d->mb[d->n].uidvalidity = vm->uidvalidity;
+			d->mb[d->n].modseq = vm->modseq;
+			d->n++;
+			continue;
+		}
+		memset(&st, 0, sizeof(st));
+		memset(&now, 0, sizeof(now));
+		if (b->hopts & HELLO_DRY_RUN)
+			continue;
+		if ((r = store_rescan(b->store, b->cur_name[i], &st)) != 0 ||
+		    (r = store_list_messages(b->store, b->cur_name[i],
+		    &now)) != 0) {
+			free(st.name);
+			msglist_free(&now);
+			ERRC(r, "cannot rescan '%s'",
+			    log_esc(b->cur_name[i], 200));
+			b->action_error = 1;
+			r = 0;
+			continue;
+		}
+		free(st.name);
+		free(want);
+		free(have);
+		want = calloc(nm->nmsgs + 1, sizeof(*want));
+		have = calloc(now.n + 1, sizeof(*have));
+		if (want == NULL || have == NULL) {
+			msglist_free(&now);
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		for (j = 0; j < nm->nmsgs; j++)
+			if (nm->msgs[j].uid[b->self] != 0)
+				want[nwant++] = nm->msgs[j].uid[b->self];
+		for (j = 0; j < now.n; j++)
+			have[j] = now.v[j].uid;
+		qsort(want, nwant, sizeof(*want), cmp_u32);
+		qsort(have, now.n, sizeof(*have), cmp_u32);
+		d->mb[d->n].uidvalidity = st.uidvalidity;
+		if (nwant == now.n &&
+		    memcmp(want, have, nwant * sizeof(*want)) == 0)
+			d->mb[d->n].modseq = st.modseq;
+		else {
+			/* Mail arrived or left during the run. */
+			LOG2("'%s' changed during the run",
+			    log_esc(b->cur_name[i], 200));
+			d->mb[d->n].modseq = 0;
+			if (!b->action_error)
+				b->changed = 1;
+		}
+		msglist_free(&now);
+		d->n++;
+	}
+out:
+	free(touched);
+	free(want);
+	free(have);
+	return r;
+}
+
+/* Puts a side's DONE mailbox statuses into the new base. */
+static void
+apply_done(struct brain *b, enum side s, const struct rec_done *d)
+{
+	for (uint32_t i = 0; i < d->n; i++) {
+		struct state_mbox *nm;
+
+		if (d->mb[i].mbox >= b->plan.nmb)
+			continue;
+		nm = state_find(&b->plan.next, &b->plan.mb[d->mb[i].mbox].guid);
+		if (nm == NULL)
+			continue;
+		nm->uidvalidity[s] = d->mb[i].uidvalidity;
+		nm->modseq[s] = d->mb[i].modseq;
+	}
+}
+
+/*
+ * The base to commit: plan->next without dead entries, plus the mailboxes
+ * -m/-x left out of this run.
+ */
+static int
+final_state(struct brain *b, struct state *out)
+{
+	struct state_mbox	*nm;
+	int			 r;
+
+	for (size_t i = 0; i < b->plan.next.n; i++) {
+		const struct state_mbox *m = &b->plan.next.mb[i];
+
+		if ((r = state_add_mbox(out, &m->guid, m->name, &nm)) != 0)
+			return r;
+		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
+		memcpy(nm->modseq, m->modseq, sizeof(nm->modseq));
+		for (size_t j = 0; j < m->nmsgs; j++) {
+			if (m->msgs[j].uid[0] == 0 && m->msgs[j].uid[1] == 0) {
+				/* A failed copy: no longer trusted as synced. */
+				nm->modseq[0] = nm->modseq[1] = 0;
+				continue;
+			}
+			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
+				return r;
+		}
+	}
+	for (size_t i = 0; i < b->keep.n; i++) {
+		const struct state_mbox *m = &b->keep.mb[i];
+
+		if (state_find(out, &m->guid) != NULL)
+			continue;
+		if ((r = state_add_mbox(out, &m->guid, m->name, &nm)) != 0)
+			return r;
+		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
+		memcpy(nm->modseq, m->modseq, sizeof(nm->modseq));
+		for (size_t j = 0; j < m->nmsgs; j++)
+			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
+				return r;
+		state_sort(out);
+	}
+	state_sort(out);
+	return 0;
+}
+
+/*
+ * Steps 4-6 of a session, the same on both sides.  Returns 0, or
+ * MSYNC_ERR_GUARD when the plan was refused, or another MSYNC_ERR_*.
+ */
+static int
+sync_common(struct brain *b, int force_deletes, int dry_run, int show)
+{
+	struct rec_done	 mine;
+	uint8_t		*q;
+	size_t		 len;
+	int		 r;
+
+	memset(&mine, 0, sizeof(mine));
+	if ((r = plan_and_agree(b, force_deletes)) != 0)
+		return r;
+	if (show) {
+		for (size_t i = 0; i < b->plan.nnotes; i++)
+			LOG1("note: %s", log_esc(b->plan.notes[i], 400));
+		count_plan(&b->plan, &b->st);
+		for (size_t i = 0; i < b->plan.nact; i++)
+			print_action(&b->plan, &b->plan.act[i],
+			    dry_run ? 1 : 2);
+		if (dry_run)
+			print_totals(&b->st, "would change");
+	}
+	if (b->plan.guard_tripped) {
+		if (show)
+			ERRX("refusing to delete this much mail; nothing was "
+			    "changed (use --force-deletes if it is intended)");
+		return MSYNC_ERR_GUARD;
+	}
+	if (dry_run)
+		return 0;
+	if ((r = apply_mailbox_ops(b)) != 0 ||
+	    (r = transfer(b)) != 0 ||
+	    (r = apply_local(b)) != 0 ||
+	    (r = final_status(b, &mine)) != 0)
+		goto out;
+	if (b->self == SIDE_B) {
+		q = NULL;
+		r = proto_enc_results(b->results, b->nresults, &q, &len);
+		if ((r = put(b, REC_RESULT, r, q, len)) != 0)
+			goto out;
+	}
+	mine.status = b->data_error ? MSYNC_ERR_BADDATA :
+	    b->action_error ? MSYNC_ERR_IO :
+	    b->changed ? MSYNC_ERR_STORE_CHANGED : 0;
+	q = NULL;
+	r = proto_enc_done(&mine, &q, &len);
+	if ((r = put(b, REC_DONE, r, q, len)) != 0 ||
+	    (r = chan_flush(b->ch)) != 0)
+		goto out;
+	apply_done(b, b->self, &mine);
+out:
+	rec_done_free(&mine);
+	return r;
+}
+
+/* Opens the store of side self.  Returns 0 or MSYNC_ERR_*. */
+static int
+open_store(struct brain *b, const char *path, int layout, int readonly,
+    int create, int full, int lock_wait)
+{
+	struct store_opts	 so;
+	char			*holder = NULL;
+	int			 r;
+
+	memset(&so, 0, sizeof(so));
+	so.path = path;
+	so.layout = (enum store_layout)layout;
+	so.readonly = readonly;
+	so.full = full;
+	so.create = create;
+	so.lock_wait = lock_wait;
+	r = store_open(&so, &b->store, &holder);
+	if (r == MSYNC_ERR_LOCKED)
+		ERRX("store '%s' is locked by %s", log_esc(path, 300),
+		    holder != NULL ? log_esc(holder, 100) : "another run");
+	else if (r != 0)
+		ERRC(r, "cannot open store '%s'", log_esc(path, 300));
+	free(holder);
+	return r;
+}
+
+/* Prints a listing: one line per mailbox, with verbose one per message. */
+static void
+print_listing(const char *name, uint32_t count, uint64_t bytes,
+    const struct msglist *ml)
+{
+	char	 g[33], fl[MSYNC_KWSTR_MAX + 16];
+
+	printf("%s\t%" PRIu32 "\t%" PRIu64 "\n", log_esc(name, 1024), count,
+	    bytes);
+	for (size_t i = 0; ml != NULL && i < ml->n; i++) {
+		guid_hex(&ml->v[i].guid, g);
+		flags_str(ml->v[i].flags, ml->v[i].kw, fl, sizeof(fl));
+		printf("  %" PRIu32 "\t%s\t%s\t%" PRIu64 "\n", ml->v[i].uid, g,
+		    fl, ml->v[i].size);
+	}
+}
+
+int
+brain_list_local(const char *path, int layout, int verbose, int lock_wait)
+{
+	struct brain		 b;
+	struct store_mailbox	*mbs = NULL;
+	size_t			 n = 0;
+	int			 r;
+
+	memset(&b, 0, sizeof(b));
+	b.out.fd = -1;
+	if ((r = open_store(&b, path, layout, 1, 0, 0, lock_wait)) != 0)
+		goto out;
+	if ((r = store_list_mailboxes(b.store, &mbs, &n)) != 0) {
+		ERRC(r, "cannot list '%s'", log_esc(path, 300));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct msglist	 ml;
+
+		memset(&ml, 0, sizeof(ml));
+		if (verbose && (r = store_list_messages(b.store, mbs[i].name,
+		    &ml)) != 0) {
+			ERRC(r, "cannot list '%s'", log_esc(mbs[i].name, 300));
+			goto out;
+		}
+		print_listing(mbs[i].name, mbs[i].count, mbs[i].bytes,
+		    verbose ? &ml : NULL);
+		msglist_free(&ml);
+	}
+out:
+	store_mailboxes_free(mbs, n);
+	brain_free(&b);
+	return msync_exit_status(r);
+}
+
+/* The client side of --list: B sends its view; print it. */
+static int
+list_remote(struct brain *b, int verbose)
+{
+	int	 r;
+
+	if ((r = recv_view(b)) != 0)
+		return r;
+	for (size_t i = 0; i < b->views[b->peer].n; i++) {
+		const struct view_mbox	*vm = &b->views[b->peer].mb[i];
+		uint64_t		 bytes = 0;
+
+		for (size_t j = 0; j < vm->msgs.n; j++)
+			bytes += vm->msgs.v[j].size;
+		print_listing(vm->name, (uint32_t)vm->msgs.n, bytes,
+		    verbose ? &vm->msgs : NULL);
+	}
+	return 0;
+}
+
+/*
+ * After a failure, prints what the peer said before it went away (its
+ * LOG and ERROR records may still be buffered), so the user sees the
+ * cause rather than only "connection lost".  Returns the peer's error
+ * code, if it sent one, else r.
+ */
+static int
+drain_peer(struct brain *b, int r)
+{
+	const uint8_t	*p;
+	size_t		 len;
+	uint8_t		 type;
+	int32_t		 n;
+	char		*text;
+
+	if (b->ch == NULL)
+		return r;
+	for (int rounds = 0; rounds < 64; rounds++) {
+		int	 fr = chan_fill(b->ch);
+
+		while (chan_get(b->ch, &type, &p, &len) == 0) {
+			if (type != REC_LOG && type != REC_ERROR)
+				continue;
+			text = NULL;
+			if (proto_dec_text(p, len, &n, &text) != 0)
+				return r;
+			if (type == REC_ERROR) {
+				ERRX("peer: %s", log_esc(text, 512));
+				if (n < 0 && n >= MSYNC_ERR_GUARD)
+					r = n;
+			} else if (n <= log_verbosity)
+				fprintf(stderr, "msync[peer]: %s\n",
+				    log_esc(text, 512));
+			free(text);
+		}
+		if (fr != 0 || chan_wait(b->ch, 100) != 0)
+			break;
+	}
+	return r;
+}
+
+/* Maps an error to an exit status, saying what a user can do. */
+static int
+finish(struct brain *b, int r)
+{
+	if (r == MSYNC_ERR_PEER_EOF || r == MSYNC_ERR_IO)
+		r = drain_peer(b, r);
+	if (r == MSYNC_ERR_PEER_EOF)
+		ERRX("connection to the peer lost; both stores are intact, "
+		    "run again to finish");
+	else if (r == MSYNC_ERR_PROTO || r == MSYNC_ERR_TOOBIG)
+		ERRX("protocol error: the peer sent something invalid");
+	if (r == MSYNC_ERR_GUARD)
+		return EXIT_ERROR;
+	return msync_exit_status(r);
+}
+
+int
+brain_client(const struct brain_opts *o, int rfd, int wfd)
+{
+	struct brain	 b;
+	struct rec_hello h;
+	struct state	 commit;
+	struct chan_stats cs;
+	unsigned	 version;
+	int		 compressed, r, status = 0;
+	char		*why = NULL;
+	uint8_t		*q = NULL;
+	size_t		 len;
+
+	memset(&b, 0, sizeof(b));
+	memset(&commit, 0, sizeof(commit));
+	b.self = SIDE_A;
+	b.peer = SIDE_B;
+	b.out.fd = -1;
+	b.mode = o->mode;
+	b.src = o->src;
+	b.include = o->include;
+	b.ninclude = o->ninclude;
+	b.exclude = o->exclude;
+	b.nexclude = o->nexclude;
+	b.crash_after = o->crash_after;
+	b.progress = o->progress && isatty(STDERR_FILENO);
+	if (o->dry_run)
+		b.hopts |= HELLO_DRY_RUN;
+
+	if ((r = chan_new(rfd, wfd, &b.ch)) != 0)
+		goto out;
+	chan_set_bwlimit(b.ch, o->bwlimit);
+	r = chan_handshake(b.ch, o->compress > 0, HANDSHAKE_MS, &version,
+	    &compressed, &why);
+	if (r != 0) {
+		if (why != NULL)
+			ERRX("%s", why);
+		if (r == MSYNC_ERR_PEER_EOF)
+			r = MSYNC_ERR_UNREACHABLE;
+		goto out;
+	}
+	LOG3("protocol version %u, compression %s", version,
+	    compressed ? "on" : "off");
+
+	memset(&h, 0, sizeof(h));
+	h.mode = o->list ? MODE_LIST : (uint8_t)o->mode;
+	h.src = (uint8_t)o->src;
+	h.opts = b.hopts;
+	if (o->force_deletes)
+		h.opts |= HELLO_FORCE_DELETES;
+	if (o->full)
+		h.opts |= HELLO_FULL;
+	if (o->list || (o->mode != MODE_TWOWAY && o->src == SIDE_B))
+		h.opts |= HELLO_READ_ONLY;
+	else
+		h.opts |= HELLO_CREATE;
+	h.path = (char *)o->path[SIDE_B];
+	h.layout = (uint8_t)o->layout[SIDE_B];
+	h.include = o->include;
+	h.ninclude = (uint32_t)o->ninclude;
+	h.exclude = o->exclude;
+	h.nexclude = (uint32_t)o->nexclude;
+	b.hopts = h.opts;
+	r = proto_enc_hello(&h, &q, &len);
+	if ((r = put(&b, REC_HELLO, r, q, len)) != 0)
+		goto out;
+
+	if (o->list) {
+		if ((r = chan_flush(b.ch)) != 0 ||
+		    (r = list_remote(&b, o->list_verbose)) != 0)
+			goto out;
+		(void)chan_put(b.ch, REC_BYE, NULL, 0);
+		(void)chan_flush(b.ch);
+		goto out;
+	}
+
+	r = state_load(o->state_path, &b.base);
+	if (r == MSYNC_ERR_STATE_CORRUPT)
+		WARNX("sync state '%s' is corrupt: merging without deletions",
+		    log_esc(o->state_path, 300));
+	else if (r != 0) {
+		ERRC(r, "cannot read sync state '%s'",
+		    log_esc(o->state_path, 300));
+		goto out;
+	}
+	if ((r = split_base(&b)) != 0 || (r = send_base(&b)) != 0)
+		goto out;
+	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A],
+	    o->mode != MODE_TWOWAY && o->src == SIDE_A, 1, o->full,
+	    o->lock_wait)) != 0) {
+		(void)put_text(&b, REC_ERROR, r, "initiator cannot open its "
+		    "store");
+		(void)chan_flush(b.ch);
+		goto out;
+	}
+	if ((r = build_view(&b, o->full)) != 0 || (r = send_view(&b)) != 0 ||
+	    (r = chan_flush(b.ch)) != 0 || (r = recv_view(&b)) != 0)
+		goto out;
+	r = sync_common(&b, o->force_deletes, o->dry_run, 1);
+	if (r != 0 || o->dry_run)
+		goto out;
+	/* Wait for B's RESULT and DONE. */
+	while (!b.got_peer_done) {
+		const uint8_t	*p;
+		uint8_t		 type;
+
+		if ((r = next_rec(&b, &type, &p, &len)) != 0 ||
+		    (r = consume(&b, type, p, len)) != 0)
+			goto out;
+	}
+	if (!b.got_peer_results) {
+		r = MSYNC_ERR_PROTO;
+		goto out;
+	}
+	apply_done(&b, SIDE_B, &b.peer_done);
+	if ((r = final_state(&b, &commit)) != 0 ||
+	    (r = state_save(o->state_path, &commit)) != 0) {
+		ERRC(r, "cannot write sync state '%s'",
+		    log_esc(o->state_path, 300));
+		goto out;
+	}
+	durable(&b);
+	(void)chan_put(b.ch, REC_BYE, NULL, 0);
+	(void)chan_flush(b.ch);
+
+	if (b.peer_done.status == MSYNC_ERR_BADDATA || b.data_error)
+		status = EXIT_DATAERR;
+	else if (b.peer_done.status != 0 && b.peer_done.status !=
+	    MSYNC_ERR_STORE_CHANGED)
+		status = EXIT_ERROR;
+	else if (b.action_error)
+		status = EXIT_ERROR;
+	else if (b.changed || b.peer_done.status == MSYNC_ERR_STORE_CHANGED) {
+		LOG1("a store changed during the run; run again to pick up "
+		    "the changes");
+		status = EXIT_CHANGED;
+	}
+	if (o->stats) {
+		print_totals(&b.st, "changes");
+		chan_get_stats(b.ch, &cs);
+		LOG1("wire: sent %" PRIu64 " bytes (%" PRIu64 " before "
+		    "compression), received %" PRIu64 " bytes (%" PRIu64
+		    " after decompression)%s", cs.wire_out, cs.raw_out,
+		    cs.wire_in, cs.raw_in, compressed ? "" : ", uncompressed");
+	}
+out:
+	free(why);
+	state_clear(&commit);
+	if (r != 0)
+		status = finish(&b, r);
+	brain_free(&b);
+	return status;
+}
+
+int
+brain_server(const struct server_opts *so, int rfd, int wfd)
+{
+	struct brain	 b;
+	struct rec_hello h;
+	const uint8_t	*p;
+	size_t		 len;
+	unsigned	 version;
+	int		 compressed, r, writes;
+	char		*why = NULL, *root = NULL;
+	uint8_t		 type;
+
+	memset(&b, 0, sizeof(b));
+	memset(&h, 0, sizeof(h));
+	b.self = SIDE_B;
+	b.peer = SIDE_A;
+	b.out.fd = -1;
+	b.crash_after = so->crash_after;
+	if ((r = chan_new(rfd, wfd, &b.ch)) != 0)
+		goto out;
+	r = chan_handshake(b.ch, 0, HANDSHAKE_MS, &version, &compressed,
+	    &why);
+	if (r != 0) {
+		if (why != NULL)
+			ERRX("%s", why);
+		goto out;
+	}
+	/* From here on, what we say reaches the user through the peer. */
+	log_set_sink(log_to_peer, &b);
+	if ((r = expect_rec(&b, REC_HELLO, &p, &len)) != 0 ||
+	    (r = proto_dec_hello(p, len, &h)) != 0)
+		goto out;
+	b.mode = h.mode == MODE_LIST ? MODE_TWOWAY : (enum sync_mode)h.mode;
+	b.src = (enum side)h.src;
+	b.hopts = h.opts;
+	b.include = h.include;
+	b.ninclude = h.ninclude;
+	b.exclude = h.exclude;
+	b.nexclude = h.nexclude;
+	writes = !(h.opts & HELLO_READ_ONLY);
+	if (so->read_only && writes) {
+		r = MSYNC_ERR_READONLY;
+		(void)put_text(&b, REC_ERROR, r, "this server is read-only: "
+		    "it can only be the source of --backup or --one-way");
+		goto out;
+	}
+	if ((r = server_root(h.path, so->restrict_dir, &root)) != 0) {
+		(void)put_text(&b, REC_ERROR, r, "store path refused");
+		goto out;
+	}
+	if (h.mode != MODE_LIST && (r = recv_base(&b)) != 0)
+		goto out;
+	if ((r = open_store(&b, root, h.layout, !writes,
+	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
+	    so->lock_wait)) != 0) {
+		(void)put_text(&b, REC_ERROR, r, "cannot open the store");
+		goto out;
+	}
+	if (h.mode == MODE_LIST) {
+		if ((r = build_view(&b, 1)) != 0 || (r = send_view(&b)) != 0 ||
+		    (r = chan_flush(b.ch)) != 0)
+			goto out;
+		r = next_rec(&b, &type, &p, &len);
+		r = 0;
+		goto out;
+	}
+	if ((r = split_base(&b)) != 0 ||
+	    (r = build_view(&b, (h.opts & HELLO_FULL) != 0)) != 0 ||
+	    (r = send_view(&b)) != 0 || (r = chan_flush(b.ch)) != 0 ||
+	    (r = recv_view(&b)) != 0)
+		goto out;
+	r = sync_common(&b, (h.opts & HELLO_FORCE_DELETES) != 0,
+	    (h.opts & HELLO_DRY_RUN) != 0, 0);
+	if (r != 0 || (h.opts & HELLO_DRY_RUN))
+		goto out;
+	/* The state is A's to commit; wait for its BYE, then exit. */
+	if ((r = next_rec(&b, &type, &p, &len)) == 0 && type != REC_BYE)
+		r = MSYNC_ERR_PROTO;
+out:
+	if (r != 0 && r != MSYNC_ERR_PEER_EOF && r != MSYNC_ERR_GUARD &&
+	    log_verbosity >= 0)
+		ERRC(r, "server");
+	log_set_sink(NULL, NULL);
+	(void)chan_flush(b.ch);
+	b.include = b.exclude = NULL;
+	rec_hello_free(&h);
+	free(root);
+	free(why);
+	brain_free(&b);
+	return r == MSYNC_ERR_GUARD ? EXIT_ERROR : msync_exit_status(r);
+}

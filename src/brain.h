@@ -1,0 +1,65 @@
+/*
+ * brain.h — the symmetric brain: the same code on both sides of a sync.
+ * It exchanges mailbox lists with its peer over a chan, runs the planner,
+ * checks that both plans agree, moves messages both ways at once, and on
+ * the initiating side commits the new sync state.
+ *
+ * Only main.c and server.c know which side is the server; the brain knows
+ * only "self" and "peer".
+ *
+ * All memory belongs to the caller unless stated otherwise.
+ */
+#ifndef BRAIN_H
+#define BRAIN_H
+
+#include <stdint.h>
+
+#include "msync.h"
+
+/* Options of the initiating side (A).  All pointers are borrowed. */
+struct brain_opts {
+	int		 list;		/* --list of B's store, no sync */
+	int		 list_verbose;	/* --list -v: one line per message */
+	enum sync_mode	 mode;
+	enum side	 src;		/* BACKUP, ONEWAY: the source side */
+	int		 dry_run;
+	int		 force_deletes;
+	int		 full;		/* ignore change tokens */
+	int		 stats;		/* --stats */
+	int		 progress;	/* --progress */
+	int		 compress;	/* -1 default (off for pipes), 0, 1 */
+	uint64_t	 bwlimit;	/* bytes per second, 0 = none */
+	int		 lock_wait;	/* seconds */
+	char		**include;	/* -m NAME (patterns) */
+	size_t		 ninclude;
+	char		**exclude;	/* -x PATTERN */
+	size_t		 nexclude;
+	const char	*path[2];	/* store root per side */
+	int		 layout[2];	/* enum store_layout per side */
+	const char	*state_path;	/* the pair's state file */
+	int		 crash_after;	/* test: exit 100 after N durable writes */
+};
+
+/* Options of the server side (B), from its command line. */
+struct server_opts {
+	const char	*restrict_dir;	/* --restrict: the only root allowed */
+	int		 read_only;	/* --read-only */
+	int		 lock_wait;
+	int		 crash_after;	/* test: exit 100 after N durable writes */
+};
+
+/*
+ * Runs side A over the peer connection (rfd, wfd).  Prints what the user
+ * must see.  Returns an exit status (EXIT_*).
+ */
+int	 brain_client(const struct brain_opts *, int rfd, int wfd);
+/* Runs side B over (rfd, wfd).  Returns an exit status (EXIT_*). */
+int	 brain_server(const struct server_opts *, int rfd, int wfd);
+/*
+ * Lists a local store (msync --list): one line per mailbox, and with
+ * verbose one line per message.  Returns an exit status.
+ */
+int	 brain_list_local(const char *path, int layout, int verbose,
+	    int lock_wait);
+
+#endif /* BRAIN_H */

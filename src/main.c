@@ -1,0 +1,426 @@
+/*
+ * main.c — the command line: parse options and locations, pick the mode
+ * (sync, --list, --server), start the transport, map results to exit
+ * statuses.  Only this file and remote/server.c know which side is the
+ * server.
+ */
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "brain.h"
+#include "log.h"
+#include "msync.h"
+#include "server.h"
+#include "state.h"
+#include "store.h"
+#include "transport.h"
+
+enum {
+	OPT_STATS = 256, OPT_PROGRESS, OPT_FORCE_DELETES, OPT_STATE_DIR,
+	OPT_LIST, OPT_SERVER, OPT_RESTRICT, OPT_READ_ONLY, OPT_REMOTE_MSYNC,
+	OPT_SSH, OPT_ACCEPT_NEW, OPT_NO_COMPRESS, OPT_BWLIMIT, OPT_LOCK_WAIT
+};
+
+static const struct option longopts[] = {
+	{ "backup",		no_argument,		NULL, 'b' },
+	{ "one-way",		no_argument,		NULL, '1' },
+	{ "dry-run",		no_argument,		NULL, 'n' },
+	{ "full",		no_argument,		NULL, 'f' },
+	{ "mailbox",		required_argument,	NULL, 'm' },
+	{ "exclude",		required_argument,	NULL, 'x' },
+	{ "verbose",		no_argument,		NULL, 'v' },
+	{ "quiet",		no_argument,		NULL, 'q' },
+	{ "stats",		no_argument,		NULL, OPT_STATS },
+	{ "progress",		no_argument,		NULL, OPT_PROGRESS },
+	{ "force-deletes",	no_argument,		NULL, OPT_FORCE_DELETES },
+	{ "state-dir",		required_argument,	NULL, OPT_STATE_DIR },
+	{ "list",		no_argument,		NULL, OPT_LIST },
+	{ "server",		no_argument,		NULL, OPT_SERVER },
+	{ "restrict",		required_argument,	NULL, OPT_RESTRICT },
+	{ "read-only",		no_argument,		NULL, OPT_READ_ONLY },
+	{ "rsh",		required_argument,	NULL, 'e' },
+	{ "remote-msync",	required_argument,	NULL, OPT_REMOTE_MSYNC },
+	{ "ssh",		required_argument,	NULL, OPT_SSH },
+	{ "accept-new-host-key", no_argument,		NULL, OPT_ACCEPT_NEW },
+	{ "compress",		no_argument,		NULL, 'z' },
+	{ "no-compress",	no_argument,		NULL, OPT_NO_COMPRESS },
+	{ "bwlimit",		required_argument,	NULL, OPT_BWLIMIT },
+	{ "lock-wait",		required_argument,	NULL, OPT_LOCK_WAIT },
+	{ "help",		no_argument,		NULL, 'h' },
+	{ "version",		no_argument,		NULL, 'V' },
+	{ NULL,			0,			NULL, 0 }
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: msync [options] A B                  two-way sync\n"
+"       msync --backup [options] SRC DST     make DST identical to SRC\n"
+"       msync --one-way [options] SRC DST    merge SRC's changes into DST\n"
+"       msync --list [-v] LOCATION           list mailboxes (and messages)\n"
+"\n"
+"A location is PATH, maildir:PATH, maildir:PATH;layout=fs,\n"
+"[user@]host:PATH or ssh://[user@]host[:port]/PATH.\n"
+"\n"
+"  -b, --backup            one-way mirror: DST := SRC, SRC untouched\n"
+"  -1, --one-way           SRC's changes into DST, nothing deleted\n"
+"  -n, --dry-run           print what would be done, change nothing\n"
+"  -f, --full              ignore change tokens, read every folder\n"
+"  -m, --mailbox NAME      only this mailbox (repeatable, * and %% match)\n"
+"  -x, --exclude PATTERN   leave these mailboxes out (repeatable)\n"
+"  -v, --verbose           say more (repeat for debug output)\n"
+"  -q, --quiet             only errors\n"
+"      --stats             what moved each way, bytes on the wire\n"
+"      --progress          a live progress line on a terminal\n"
+"      --force-deletes     allow deleting most of a mailbox\n"
+"      --state-dir DIR     where sync state lives ($XDG_STATE_HOME/msync)\n"
+"      --lock-wait SECS    wait this long for a locked store (10)\n"
+"  -e, --rsh CMD           remote shell command (default ssh, $MSYNC_RSH)\n"
+"      --remote-msync PATH msync's path on the remote host\n"
+"      --ssh=libssh        use the built-in ssh client\n"
+"      --accept-new-host-key  libssh: trust and record an unknown host key\n"
+"  -z, --compress          compress the stream (default over ssh)\n"
+"      --no-compress       do not compress\n"
+"      --bwlimit RATE      cap bytes per second each way (K, M suffixes)\n"
+"  -h, --help              this text\n"
+"  -V, --version           the version\n"
+"\n"
+"Exit status: 0 in sync, 1 error, 2 a store changed during the run (run\n"
+"again), 64 usage, 65 bad data, 69 peer unreachable, 75 temporary\n"
+"failure (lock held, connection lost), 76 protocol error.\n");
+}
+
+/* Parses "100", "64K", "2M" (bytes per second).  -1 if invalid. */
+static long long
+parse_rate(const char *s)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || v < 0)
+		return -1;
+	switch (*end) {
+	case '\0':
+		return v;
+	case 'k': case 'K':
+		v *= 1024;
+		break;
+	case 'm': case 'M':
+		v *= 1024 * 1024;
+		break;
+	case 'g': case 'G':
+		v *= 1024LL * 1024 * 1024;
+		break;
+	default:
+		return -1;
+	}
+	return end[1] == '\0' ? v : -1;
+}
+
+/*
+ * Parses -T test switches: crash=N (exit 100 after the Nth durable write
+ * of this process) and crash-server=N (passed to a local or remote
+ * server).  Returns 0 or -1.
+ */
+static int
+parse_test_opt(const char *s, int *crash, char **server_arg)
+{
+	if (strncmp(s, "crash=", 6) == 0) {
+		*crash = atoi(s + 6);
+		return 0;
+	}
+	if (strncmp(s, "crash-server=", 13) == 0) {
+		free(*server_arg);
+		if (asprintf(server_arg, "-Tcrash=%d", atoi(s + 13)) < 0)
+			*server_arg = NULL;
+		return 0;
+	}
+	return -1;
+}
+
+/* The absolute path of this binary, for re-executing it. */
+static char *
+self_path(const char *argv0)
+{
+	char	 buf[PATH_MAX];
+	ssize_t	 n;
+
+	n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = '\0';
+		return strdup(buf);
+	}
+	return realpath(argv0, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct brain_opts	 bo;
+	struct server_opts	 so;
+	struct transport_opts	 to;
+	struct transport	 t;
+	struct loc		 loc[2];
+	const char		*state_dir = NULL;
+	char			*state_file = NULL, *why = NULL, *self = NULL;
+	char			*server_arg = NULL;
+	char			**include = NULL, **exclude = NULL;
+	size_t			 ninclude = 0, nexclude = 0;
+	int			 c, server = 0, list = 0, verbose = 1;
+	int			 backup = 0, oneway = 0, status, child = 0, r;
+	int			 a_is, started = 0;
+	long long		 rate;
+
+	memset(&bo, 0, sizeof(bo));
+	memset(&so, 0, sizeof(so));
+	memset(&to, 0, sizeof(to));
+	memset(loc, 0, sizeof(loc));
+	memset(&t, 0, sizeof(t));
+	bo.compress = -1;
+	bo.lock_wait = so.lock_wait = 10;
+	if (getenv("MSYNC_TEST_CRASH") != NULL)
+		bo.crash_after = so.crash_after =
+		    atoi(getenv("MSYNC_TEST_CRASH"));
+
+	while ((c = getopt_long(argc, argv, "b1nfm:x:vqe:zhVT:", longopts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			backup = 1;
+			break;
+		case '1':
+			oneway = 1;
+			break;
+		case 'n':
+			bo.dry_run = 1;
+			break;
+		case 'f':
+			bo.full = 1;
+			break;
+		case 'm':
+		case 'x':
+			if (c == 'm') {
+				include = reallocarray(include, ninclude + 1,
+				    sizeof(*include));
+				if (include == NULL)
+					err(1, NULL);
+				include[ninclude++] = optarg;
+			} else {
+				exclude = reallocarray(exclude, nexclude + 1,
+				    sizeof(*exclude));
+				if (exclude == NULL)
+					err(1, NULL);
+				exclude[nexclude++] = optarg;
+			}
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'q':
+			verbose = 0;
+			break;
+		case OPT_STATS:
+			bo.stats = 1;
+			break;
+		case OPT_PROGRESS:
+			bo.progress = 1;
+			break;
+		case OPT_FORCE_DELETES:
+			bo.force_deletes = 1;
+			break;
+		case OPT_STATE_DIR:
+			state_dir = optarg;
+			break;
+		case OPT_LIST:
+			list = 1;
+			break;
+		case OPT_SERVER:
+			server = 1;
+			break;
+		case OPT_RESTRICT:
+			so.restrict_dir = optarg;
+			break;
+		case OPT_READ_ONLY:
+			so.read_only = 1;
+			break;
+		case 'e':
+			to.rsh = optarg;
+			break;
+		case OPT_REMOTE_MSYNC:
+			to.remote_msync = optarg;
+			break;
+		case OPT_SSH:
+			if (strcmp(optarg, "libssh") == 0)
+				to.use_libssh = 1;
+			else if (strcmp(optarg, "openssh") == 0)
+				to.use_libssh = 0;
+			else {
+				ERRX("--ssh takes openssh or libssh");
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_ACCEPT_NEW:
+			to.accept_new_host_key = 1;
+			break;
+		case 'z':
+			bo.compress = 1;
+			break;
+		case OPT_NO_COMPRESS:
+			bo.compress = 0;
+			break;
+		case OPT_BWLIMIT:
+			if ((rate = parse_rate(optarg)) < 0) {
+				ERRX("invalid --bwlimit '%s'",
+				    log_esc(optarg, 64));
+				return EXIT_USAGE;
+			}
+			bo.bwlimit = (uint64_t)rate;
+			break;
+		case OPT_LOCK_WAIT:
+			bo.lock_wait = so.lock_wait = atoi(optarg);
+			break;
+		case 'T':
+			if (parse_test_opt(optarg, &bo.crash_after,
+			    &server_arg) != 0) {
+				ERRX("unknown test option '%s'",
+				    log_esc(optarg, 64));
+				return EXIT_USAGE;
+			}
+			so.crash_after = bo.crash_after;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("msync %s (protocol 1)\n", MSYNC_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	log_verbosity = verbose;
+	signal(SIGPIPE, SIG_IGN);
+
+	if (server) {
+		if (argc != 0) {
+			ERRX("--server takes no locations");
+			return EXIT_USAGE;
+		}
+		return server_main(&so);
+	}
+	if (backup + oneway > 1 || (list && argc != 1) ||
+	    (!list && argc != 2)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < argc; i++) {
+		if ((r = loc_parse(argv[i], &loc[i])) != 0) {
+			ERRX("invalid location '%s'", log_esc(argv[i], 200));
+			status = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (list && loc[0].host == NULL) {
+		status = brain_list_local(loc[0].path, loc[0].layout,
+		    verbose > 1, bo.lock_wait);
+		goto out;
+	}
+	if (list) {
+		/* The listed store is side B; side A has no store. */
+		loc[1] = loc[0];
+		memset(&loc[0], 0, sizeof(loc[0]));
+		a_is = 1;
+	} else if (loc[0].host != NULL && loc[1].host != NULL) {
+		ERRX("both locations are remote; one must be on this machine");
+		status = EXIT_USAGE;
+		goto out;
+	} else if (loc[0].host != NULL) {
+		/* The local store is always side A (the initiator's). */
+		struct loc tmp = loc[0];
+
+		loc[0] = loc[1];
+		loc[1] = tmp;
+		a_is = 1;
+	} else
+		a_is = 0;
+
+	bo.list = list;
+	bo.list_verbose = verbose > 1;
+	bo.mode = backup ? MODE_BACKUP : oneway ? MODE_ONEWAY : MODE_TWOWAY;
+	/* The source is the first location given. */
+	bo.src = a_is == 0 ? SIDE_A : SIDE_B;
+	bo.include = include;
+	bo.ninclude = ninclude;
+	bo.exclude = exclude;
+	bo.nexclude = nexclude;
+	bo.path[SIDE_A] = loc[0].path;
+	bo.path[SIDE_B] = loc[1].path;
+	bo.layout[SIDE_A] = loc[0].layout;
+	bo.layout[SIDE_B] = loc[1].layout;
+	if (bo.compress < 0)
+		bo.compress = loc[1].host != NULL;
+	if (!list) {
+		if ((r = state_path(state_dir, loc[0].text, loc[1].text,
+		    &state_file)) != 0) {
+			ERRC(r, "cannot find a place for the sync state");
+			status = EXIT_ERROR;
+			goto out;
+		}
+		bo.state_path = state_file;
+	}
+
+	if ((self = self_path(argv[-optind])) == NULL) {
+		ERR("cannot find this program's path");
+		status = EXIT_ERROR;
+		goto out;
+	}
+	to.self = self;
+	to.verbose = verbose > 2 ? verbose - 1 : 0;
+	to.server_args = server_arg;
+	if ((r = transport_start(&to, &loc[1], &t, &why)) != 0) {
+		ERRX("%s", why != NULL ? why : msync_strerror(r));
+		status = EXIT_UNREACH;
+		goto out;
+	}
+	started = 1;
+	status = brain_client(&bo, t.rfd, t.wfd);
+	free(why);
+	why = NULL;
+	r = transport_finish(&t, 10000, &child, &why);
+	started = 0;
+	/*
+	 * The peer never spoke: what went wrong is the transport's to say
+	 * (ssh could not connect, msync missing on the remote host).
+	 */
+	if ((status == EXIT_UNREACH || status == EXIT_TEMPFAIL) &&
+	    why != NULL) {
+		ERRX("%s", why);
+	}
+out:
+	if (started)
+		(void)transport_finish(&t, 10000, &child, NULL);
+	free(why);
+	free(self);
+	free(state_file);
+	free(server_arg);
+	free(include);
+	free(exclude);
+	loc_free(&loc[0]);
+	loc_free(&loc[1]);
+	return status;
+}

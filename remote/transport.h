@@ -55,6 +55,11 @@ struct transport {
 	int	 wfd;		/* write end for the brain (may equal rfd) */
 	pid_t	 pid;		/* the child we started, or -1 */
 	pid_t	 err_pid;	/* the stderr relay, or -1 */
+	/* Private to remote/: set by transport_start, used by _finish. */
+	int	 kind;		/* enum transport_kind (remote/remote.h) */
+	int	 why_fd;	/* read end of the why pipe, or -1 */
+	char	*host;		/* owned; the peer's host, for messages */
+	char	*prog;		/* owned; the program started, for messages */
 };
 
 /*
@@ -68,8 +73,16 @@ int	 transport_start(const struct transport_opts *, const struct loc *l,
 	    struct transport *out, char **why);
 /*
  * Closes the fds and reaps the child (waiting at most timeout_ms, then
- * killing it).  *status gets the child's exit status (or 128+signal).
- * A child that died of the connection failing is reported via *why.
+ * killing it; timeout_ms < 0 waits without limit).  *status gets the
+ * child's exit status (or 128+signal).  A child that died of the
+ * connection failing is reported via *why (owned by the caller).
+ * Returns 0 when the child exited 0; MSYNC_ERR_UNREACHABLE when the
+ * transport could not reach the peer or start msync there (ssh's 255,
+ * a remote 126/127, a libssh helper failure; after a completed handshake
+ * the caller should read this as the connection being lost);
+ * MSYNC_ERR_PEER_EOF when the child exited otherwise or was killed;
+ * MSYNC_ERR_IO when it cannot be reaped.  On a struct that was never
+ * started (or already finished) it does nothing and returns 0.
  */
 int	 transport_finish(struct transport *, int timeout_ms, int *status,
 	    char **why);

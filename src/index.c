@@ -1,0 +1,1499 @@
+/*
+ * index.c — the per-folder index of a Maildir folder (see index.h).
+ *
+ * The file, "msync.index" in the folder (or in the cache directory for a
+ * read-only store), is text:
+ *
+ *	msync-index 1
+ *	uidvalidity <u32>
+ *	uidnext <u32>
+ *	guid <32 lowercase hex>
+ *	modseq <u64>
+ *	token - | token <sec>.<nsec> <ino> <sec>.<nsec> <ino>	(cur/, new/)
+ *	count <n>
+ *	<uid> <guid hex> <size> <date> <cur/NAME:2,INFO | new/NAME>	(n lines)
+ *	checksum <16 lowercase hex: XXH3-64 of every byte above>
+ *
+ * Everything is checked on load (the checksum first, then every field,
+ * UIDs increasing and below uidnext, counts and sizes bounded, names
+ * Maildir names), so a torn or corrupt file is refused and rebuilt by
+ * the caller, never trusted.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "msync.h"
+#include "guid.h"
+#include "index.h"
+#include "log.h"
+#include "mdname.h"
+
+#define INDEX_MAGIC	"msync-index 1"
+#define INDEX_FILE_MAX	((size_t)2 << 30)	/* bytes in an index file */
+#define INDEX_KWFILE_MAX (64 * 1024)		/* bytes in dovecot-keywords */
+#define INDEX_RACY_SEC	2			/* racy-git window */
+#define INDEX_RETRIES	2			/* re-reads for renamed files */
+
+int index_fail_nth;	/* test hook; see index.h */
+
+/* Counts a faultable call; 1 if this one must fail (index_fail_nth). */
+static int
+fault(void)
+{
+	if (index_fail_nth <= 0)
+		return 0;
+	if (--index_fail_nth == 0) {
+		errno = EIO;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Makes a new empty index.  The UIDVALIDITY is the current time, or
+ * old_uidvalidity + 1 if that is not above it.  Returns 0,
+ * MSYNC_ERR_NOMEM or MSYNC_ERR_IO (no random source).
+ */
+int
+index_new(const struct guid *guid, uint32_t old_uidvalidity,
+    struct index **out)
+{
+	struct index	*ix;
+	uint32_t	 uv;
+	int		 r;
+
+	*out = NULL;
+	if ((ix = calloc(1, sizeof(*ix))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	uv = (uint32_t)time(NULL);
+	if (uv <= old_uidvalidity)
+		uv = old_uidvalidity + 1;
+	if (uv == 0)
+		uv = 1;
+	ix->uidvalidity = uv;
+	ix->uidnext = 1;
+	ix->modseq = 1;
+	ix->dirty = 1;
+	if (guid != NULL && !guid_is_zero(guid))
+		ix->guid = *guid;
+	else if ((r = guid_random(&ix->guid)) != 0) {
+		free(ix);
+		return r;
+	}
+	*out = ix;
+	return 0;
+}
+
+/* Frees an index.  Accepts NULL. */
+void
+index_free(struct index *ix)
+{
+	if (ix == NULL)
+		return;
+	free(ix->v);
+	free(ix->arena);
+	free(ix);
+}
+
+/*
+ * Copies name (NUL-terminated) into the arena; *off gets its offset.
+ * Returns 0, MSYNC_ERR_TOOBIG or MSYNC_ERR_NOMEM.
+ */
+static int
+arena_add(struct index *ix, const char *name, uint32_t *off)
+{
+	size_t	 len = strlen(name) + 1, ncap;
+	char	*a;
+
+	if (len > UINT32_MAX - 1 - ix->alen)
+		return MSYNC_ERR_TOOBIG;
+	if (len > ix->acap - ix->alen) {
+		/* Grow by a quarter: big indexes stay close to their size. */
+		ncap = ix->acap ? ix->acap : 4096;
+		while (ncap - ix->alen < len)
+			ncap += ncap / 4 + 4096;
+		if ((a = realloc(ix->arena, ncap)) == NULL)
+			return MSYNC_ERR_NOMEM;
+		ix->arena = a;
+		ix->acap = ncap;
+	}
+	memcpy(ix->arena + ix->alen, name, len);
+	*off = (uint32_t)ix->alen;
+	ix->alen += len;
+	return 0;
+}
+
+/* Appends an entry (uid above all others); no modseq change. */
+static int
+ent_append(struct index *ix, uint32_t uid, const struct guid *g,
+    uint64_t size, int64_t date, const char *name)
+{
+	struct index_ent	*v, *e;
+	size_t			 ncap;
+	uint32_t		 off;
+	int			 r;
+
+	if (ix->n >= MSYNC_MSGS_MAX)
+		return MSYNC_ERR_TOOBIG;
+	if (ix->n == ix->cap) {
+		ncap = ix->cap + ix->cap / 4 + 256;
+		if ((v = reallocarray(ix->v, ncap, sizeof(*v))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		ix->v = v;
+		ix->cap = ncap;
+	}
+	if ((r = arena_add(ix, name, &off)) != 0)
+		return r;
+	e = &ix->v[ix->n++];
+	e->guid = *g;
+	e->size = size;
+	e->date = date;
+	e->uid = uid;
+	e->name = off;
+	ix->live++;
+	ix->bytes += size;
+	return 0;
+}
+
+/* Drops removed entries and unused arena bytes. */
+static int
+index_compact(struct index *ix)
+{
+	char	*a = NULL;
+	size_t	 i, o = 0, alen = 0, len;
+
+	if (ix->garbage == 0 && ix->live == ix->n)
+		return 0;
+	if (ix->alen - ix->garbage > 0 &&
+	    (a = malloc(ix->alen - ix->garbage)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < ix->n; i++) {
+		if (ix->v[i].name == INDEX_NAME_DEAD)
+			continue;
+		len = strlen(ix->arena + ix->v[i].name) + 1;
+		memcpy(a + alen, ix->arena + ix->v[i].name, len);
+		ix->v[o] = ix->v[i];
+		ix->v[o++].name = (uint32_t)alen;
+		alen += len;
+	}
+	free(ix->arena);
+	ix->arena = a;
+	ix->alen = ix->acap = alen;
+	ix->garbage = 0;
+	ix->n = o;
+	return 0;
+}
+
+/* The live entry with uid (binary search), or NULL. */
+struct index_ent *
+index_find(struct index *ix, uint32_t uid)
+{
+	size_t	lo = 0, hi = ix->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ix->v[mid].uid < uid)
+			lo = mid + 1;
+		else if (ix->v[mid].uid > uid)
+			hi = mid;
+		else
+			return ix->v[mid].name == INDEX_NAME_DEAD ? NULL :
+			    &ix->v[mid];
+	}
+	return NULL;
+}
+
+/* The name of e; borrowed, valid until the index changes. */
+const char *
+index_name(const struct index *ix, const struct index_ent *e)
+{
+	return ix->arena + e->name;
+}
+
+/* Renames e in the index.  Returns 0 or a negative MSYNC_ERR_*. */
+int
+index_set_name(struct index *ix, struct index_ent *e, const char *name)
+{
+	uint32_t	off;
+	size_t		old;
+	int		r;
+
+	if (strcmp(ix->arena + e->name, name) == 0)
+		return 0;
+	old = strlen(ix->arena + e->name) + 1;
+	if ((r = arena_add(ix, name, &off)) != 0)
+		return r;
+	e->name = off;
+	ix->garbage += old;
+	ix->modseq++;
+	ix->dirty = 1;
+	return 0;
+}
+
+/* Adds a message under the next UID.  Returns 0 or MSYNC_ERR_*. */
+int
+index_add(struct index *ix, const struct guid *g, uint64_t size,
+    int64_t date, const char *name, uint32_t *uid)
+{
+	int	r;
+
+	if (ix->uidnext == UINT32_MAX)
+		return MSYNC_ERR_TOOBIG;
+	if ((r = ent_append(ix, ix->uidnext, g, size, date, name)) != 0)
+		return r;
+	if (uid != NULL)
+		*uid = ix->uidnext;
+	ix->uidnext++;
+	ix->modseq++;
+	ix->dirty = 1;
+	return 0;
+}
+
+/* Marks e removed without touching modseq. */
+static void
+ent_remove(struct index *ix, struct index_ent *e)
+{
+	if (e->name == INDEX_NAME_DEAD)
+		return;
+	ix->garbage += strlen(ix->arena + e->name) + 1;
+	e->name = INDEX_NAME_DEAD;
+	ix->live--;
+	ix->bytes -= e->size;
+	ix->dirty = 1;
+}
+
+/* Removes e; modseq bumps. */
+void
+index_remove(struct index *ix, struct index_ent *e)
+{
+	if (e->name == INDEX_NAME_DEAD)
+		return;
+	ent_remove(ix, e);
+	ix->modseq++;
+}
+
+/*
+ * Serialises ix into *buf (owned by the caller, *len bytes).  Returns 0
+ * or MSYNC_ERR_NOMEM.
+ */
+int
+index_encode(const struct index *ix, char **buf, size_t *len)
+{
+	struct index_ent	*e;
+	char			*b = NULL, hex[33];
+	size_t			 cap, o = 0, i;
+	int			 n;
+
+	*buf = NULL;
+	*len = 0;
+	/* Header, checksum, and per entry its fixed fields plus the name. */
+	cap = 512 + ix->live * (10 + 1 + 32 + 1 + 20 + 1 + 21 + 2) + ix->alen;
+	if ((b = malloc(cap)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	guid_hex(&ix->guid, hex);
+	n = snprintf(b, cap, INDEX_MAGIC "\nuidvalidity %" PRIu32
+	    "\nuidnext %" PRIu32 "\nguid %s\nmodseq %" PRIu64 "\n",
+	    ix->uidvalidity, ix->uidnext, hex, ix->modseq);
+	o += (size_t)n;
+	if (ix->token.valid)
+		n = snprintf(b + o, cap - o, "token %" PRId64 ".%09ld %"
+		    PRIu64 " %" PRId64 ".%09ld %" PRIu64 "\n",
+		    ix->token.cur_sec, ix->token.cur_nsec, ix->token.cur_ino,
+		    ix->token.new_sec, ix->token.new_nsec, ix->token.new_ino);
+	else
+		n = snprintf(b + o, cap - o, "token -\n");
+	o += (size_t)n;
+	o += (size_t)snprintf(b + o, cap - o, "count %zu\n", ix->live);
+	for (i = 0; i < ix->n; i++) {
+		e = &ix->v[i];
+		if (e->name == INDEX_NAME_DEAD)
+			continue;
+		guid_hex(&e->guid, hex);
+		n = snprintf(b + o, cap - o, "%" PRIu32 " %s %" PRIu64 " %"
+		    PRId64 " %s\n", e->uid, hex, e->size, e->date,
+		    ix->arena + e->name);
+		if (n < 0 || (size_t)n >= cap - o) {
+			free(b);
+			return MSYNC_ERR_INTERNAL;
+		}
+		o += (size_t)n;
+	}
+	n = snprintf(b + o, cap - o, "checksum %016" PRIx64 "\n",
+	    (uint64_t)XXH3_64bits(b, o));
+	o += (size_t)n;
+	*buf = b;
+	*len = o;
+	return 0;
+}
+
+/* A cursor over one line of the file being decoded. */
+struct cur {
+	const char	*p;		/* next byte */
+	const char	*end;		/* end of the line (its '\n') */
+};
+
+/* Consumes literal s. */
+static int
+get_lit(struct cur *c, const char *s)
+{
+	size_t	len = strlen(s);
+
+	if (len > (size_t)(c->end - c->p) || memcmp(c->p, s, len) != 0)
+		return 0;
+	c->p += len;
+	return 1;
+}
+
+/* Consumes an unsigned decimal number (1..20 digits, no overflow). */
+static int
+get_u64(struct cur *c, uint64_t *v)
+{
+	uint64_t	n = 0;
+	const char	*s = c->p;
+
+	while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+		if (n > (UINT64_MAX - 9) / 10)
+			return 0;
+		n = n * 10 + (uint64_t)(*c->p++ - '0');
+	}
+	if (c->p == s || c->p - s > 20)
+		return 0;
+	*v = n;
+	return 1;
+}
+
+/* Consumes a decimal number with an optional '-', in int64 range. */
+static int
+get_i64(struct cur *c, int64_t *v)
+{
+	uint64_t	u;
+	int		neg = 0;
+
+	if (c->p < c->end && *c->p == '-') {
+		neg = 1;
+		c->p++;
+	}
+	if (!get_u64(c, &u) || u > (uint64_t)INT64_MAX)
+		return 0;
+	*v = neg ? -(int64_t)u : (int64_t)u;
+	return 1;
+}
+
+/* Consumes a u32. */
+static int
+get_u32(struct cur *c, uint32_t *v)
+{
+	uint64_t	u;
+
+	if (!get_u64(c, &u) || u > UINT32_MAX)
+		return 0;
+	*v = (uint32_t)u;
+	return 1;
+}
+
+/* Consumes 32 lowercase hex digits. */
+static int
+get_guid(struct cur *c, struct guid *g)
+{
+	char	tmp[33];
+	int	i;
+
+	if (c->end - c->p < 32)
+		return 0;
+	for (i = 0; i < 32; i++) {
+		tmp[i] = c->p[i];
+		if (!((tmp[i] >= '0' && tmp[i] <= '9') ||
+		    (tmp[i] >= 'a' && tmp[i] <= 'f')))
+			return 0;
+	}
+	tmp[32] = '\0';
+	if (guid_from_hex(tmp, g) != 0)
+		return 0;
+	c->p += 32;
+	return 1;
+}
+
+/* Consumes "<sec>.<9 digit nsec> <ino>" into the token fields. */
+static int
+get_stamp(struct cur *c, int64_t *sec, long *nsec, uint64_t *ino)
+{
+	const char	*s;
+	uint64_t	 ns;
+
+	if (!get_i64(c, sec) || !get_lit(c, "."))
+		return 0;
+	s = c->p;
+	if (!get_u64(c, &ns) || c->p - s != 9)
+		return 0;
+	*nsec = (long)ns;
+	return get_lit(c, " ") && get_u64(c, ino);
+}
+
+/*
+ * Parses the bytes of an index file, validating everything (see the top
+ * of this file).  Returns 0, MSYNC_ERR_STATE_CORRUPT or MSYNC_ERR_NOMEM.
+ */
+int
+index_decode(const char *buf, size_t len, struct index **out)
+{
+	struct index	*ix = NULL;
+	struct cur	 c;
+	const char	*p = buf, *end, *sum, *nl;
+	char		 name[4 + MDNAME_MAX + 1], hex[17];
+	struct mdname	 md;
+	struct guid	 g;
+	uint64_t	 count, i, size, modseq;
+	int64_t		 date;
+	uint32_t	 uid, prev = 0;
+	size_t		 nlen;
+	int		 r = MSYNC_ERR_STATE_CORRUPT;
+
+	*out = NULL;
+	/* The checksum line: the last one, over every byte before it. */
+	if (len < 27 || buf[len - 1] != '\n')
+		goto out;
+	sum = buf + len - 26;
+	if (sum[-1] != '\n' || memcmp(sum, "checksum ", 9) != 0)
+		goto out;
+	snprintf(hex, sizeof(hex), "%016" PRIx64,
+	    (uint64_t)XXH3_64bits(buf, (size_t)(sum - buf)));
+	if (memcmp(sum + 9, hex, 16) != 0)
+		goto out;
+	end = sum;
+
+	if ((ix = calloc(1, sizeof(*ix))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+#define LINE() do {							\
+	if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)		\
+		goto out;						\
+	c.p = p;							\
+	c.end = nl;							\
+	p = nl + 1;							\
+} while (0)
+	LINE();
+	if (!get_lit(&c, INDEX_MAGIC) || c.p != c.end)
+		goto out;
+	LINE();
+	if (!get_lit(&c, "uidvalidity ") || !get_u32(&c, &ix->uidvalidity) ||
+	    c.p != c.end || ix->uidvalidity == 0)
+		goto out;
+	LINE();
+	if (!get_lit(&c, "uidnext ") || !get_u32(&c, &ix->uidnext) ||
+	    c.p != c.end || ix->uidnext == 0)
+		goto out;
+	LINE();
+	if (!get_lit(&c, "guid ") || !get_guid(&c, &ix->guid) ||
+	    c.p != c.end)
+		goto out;
+	LINE();
+	if (!get_lit(&c, "modseq ") || !get_u64(&c, &modseq) || c.p != c.end)
+		goto out;
+	ix->modseq = modseq;
+	LINE();
+	if (!get_lit(&c, "token "))
+		goto out;
+	if (get_lit(&c, "-"))
+		ix->token.valid = 0;
+	else {
+		if (!get_stamp(&c, &ix->token.cur_sec, &ix->token.cur_nsec,
+		    &ix->token.cur_ino) || !get_lit(&c, " ") ||
+		    !get_stamp(&c, &ix->token.new_sec, &ix->token.new_nsec,
+		    &ix->token.new_ino))
+			goto out;
+		ix->token.valid = 1;
+	}
+	if (c.p != c.end)
+		goto out;
+	LINE();
+	if (!get_lit(&c, "count ") || !get_u64(&c, &count) ||
+	    c.p != c.end || count > MSYNC_MSGS_MAX || count >= ix->uidnext)
+		goto out;
+	if (count > 0) {
+		if ((ix->v = calloc(count, sizeof(*ix->v))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		ix->cap = count;
+		/* The names take less than the file. */
+		if ((ix->arena = malloc(len)) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		ix->acap = len;
+	}
+	for (i = 0; i < count; i++) {
+		LINE();
+		if (!get_u32(&c, &uid) || uid <= prev || uid >= ix->uidnext ||
+		    !get_lit(&c, " ") || !get_guid(&c, &g) ||
+		    !get_lit(&c, " ") || !get_u64(&c, &size) ||
+		    size > MSYNC_MSG_SIZE_MAX || !get_lit(&c, " ") ||
+		    !get_i64(&c, &date) || !get_lit(&c, " "))
+			goto out;
+		prev = uid;
+		nlen = (size_t)(c.end - c.p);
+		if (nlen < 5 || nlen >= sizeof(name) ||
+		    (memcmp(c.p, "cur/", 4) != 0 &&
+		    memcmp(c.p, "new/", 4) != 0))
+			goto out;
+		memcpy(name, c.p, nlen);
+		name[nlen] = '\0';
+		if (memchr(name, '\0', nlen) != NULL ||
+		    mdname_parse(name + 4, &md) != 0)
+			goto out;
+		if ((r = ent_append(ix, uid, &g, size, date, name)) != 0) {
+			if (r != MSYNC_ERR_NOMEM)
+				r = MSYNC_ERR_STATE_CORRUPT;
+			goto out;
+		}
+		r = MSYNC_ERR_STATE_CORRUPT;
+	}
+#undef LINE
+	if (p != end)
+		goto out;	/* trailing lines */
+	if (ix->alen > 0 && ix->alen < ix->acap) {
+		char	*a;
+
+		/* The arena was sized to the file: give the rest back. */
+		if ((a = realloc(ix->arena, ix->alen)) != NULL) {
+			ix->arena = a;
+			ix->acap = ix->alen;
+		}
+	}
+	*out = ix;
+	ix = NULL;	/* transferred */
+	r = 0;
+out:
+	index_free(ix);
+	return r;
+}
+
+/*
+ * Reads the index file fname in dirfd.  Returns 0, MSYNC_ERR_NOTFOUND,
+ * MSYNC_ERR_STATE_CORRUPT, MSYNC_ERR_IO or MSYNC_ERR_NOMEM.
+ */
+int
+index_load(int dirfd, const char *fname, struct index **out)
+{
+	struct stat	 st;
+	char		*buf = NULL;
+	size_t		 off = 0;
+	ssize_t		 n;
+	int		 fd, r = MSYNC_ERR_IO, saved;
+
+	*out = NULL;
+	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? MSYNC_ERR_NOTFOUND :
+		    errno == ELOOP ? MSYNC_ERR_STATE_CORRUPT : MSYNC_ERR_IO;
+	if (fstat(fd, &st) == -1)
+		goto out;
+	r = MSYNC_ERR_STATE_CORRUPT;
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > INDEX_FILE_MAX)
+		goto out;
+	if ((buf = malloc((size_t)st.st_size)) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	while (off < (size_t)st.st_size) {
+		n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+		if (n == 0)
+			break;	/* shrank: the checksum will tell */
+		off += (size_t)n;
+	}
+	r = index_decode(buf, off, out);
+out:
+	saved = errno;
+	free(buf);
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+/*
+ * The UIDVALIDITY a damaged index file fname in dirfd still shows on its
+ * second line, or 0.  Only used to pick a different one for the rebuilt
+ * index; nothing else of the file is trusted.
+ */
+uint32_t
+index_old_uidvalidity(int dirfd, const char *fname)
+{
+	char		 buf[128];
+	struct cur	 c;
+	const char	*nl;
+	uint32_t	 uv = 0;
+	ssize_t		 n;
+	int		 fd;
+
+	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0)
+		return 0;
+	c.p = buf;
+	c.end = buf + n;
+	if (!get_lit(&c, INDEX_MAGIC "\n") || !get_lit(&c, "uidvalidity ") ||
+	    (nl = memchr(c.p, '\n', (size_t)(c.end - c.p))) == NULL)
+		return 0;
+	c.end = nl;
+	if (!get_u32(&c, &uv) || c.p != c.end)
+		return 0;
+	return uv;
+}
+
+/*
+ * Replaces fname in dirfd atomically (see index.h).  Returns 0,
+ * MSYNC_ERR_IO (errno set) or MSYNC_ERR_NOMEM.
+ */
+int
+index_write_atomic(int dirfd, const char *fname, const void *buf,
+    size_t len)
+{
+	char		 tmp[MSYNC_PATH_MAX];
+	const char	*p = buf;
+	size_t		 off = 0;
+	ssize_t		 n;
+	int		 fd = -1, r = MSYNC_ERR_IO, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", fname,
+	    (long)getpid()) >= sizeof(tmp))
+		return MSYNC_ERR_TOOBIG;
+	(void)unlinkat(dirfd, tmp, 0);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd == -1)
+		return MSYNC_ERR_IO;
+	while (off < len) {
+		if (fault())
+			goto out;
+		n = write(fd, p + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto out;
+		off += (size_t)n;
+	}
+	if (fault() || fsync(fd) == -1)
+		goto out;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto out;
+	}
+	fd = -1;
+	if (fault() || renameat(dirfd, tmp, dirfd, fname) == -1)
+		goto out;
+	tmp[0] = '\0';	/* nothing left to remove */
+	if (fault() || fsync(dirfd) == -1)
+		goto out;
+	r = 0;
+out:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	if (r != 0 && tmp[0] != '\0')
+		(void)unlinkat(dirfd, tmp, 0);
+	errno = saved;
+	return r;
+}
+
+/* Writes ix to fname in dirfd atomically and clears dirty. */
+int
+index_save(struct index *ix, int dirfd, const char *fname)
+{
+	char	*buf = NULL;
+	size_t	 len;
+	int	 r;
+
+	if (ix->garbage > ix->alen / 2 || ix->n - ix->live > ix->n / 2)
+		if ((r = index_compact(ix)) != 0)
+			return r;
+	if ((r = index_encode(ix, &buf, &len)) != 0)
+		return r;
+	if ((r = index_write_atomic(dirfd, fname, buf, len)) == 0)
+		ix->dirty = 0;
+	free(buf);
+	return r;
+}
+
+/* 1 if a directory stamped ts is within the racy window of now. */
+static int
+racy(const struct timespec *ts, const struct timespec *now)
+{
+	int64_t	d;
+
+	d = (int64_t)now->tv_sec - (int64_t)ts->tv_sec;
+	if (now->tv_nsec < ts->tv_nsec)
+		d--;
+	return d < INDEX_RACY_SEC;
+}
+
+/*
+ * Reads the change token of the folder on folderfd.  Returns 0,
+ * MSYNC_ERR_NOTFOUND (no cur/ directory) or MSYNC_ERR_IO.
+ */
+int
+index_token_read(int folderfd, const struct timespec *now,
+    struct index_token *t)
+{
+	struct stat	st;
+
+	memset(t, 0, sizeof(*t));
+	if (fstatat(folderfd, "cur", &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+	if (!S_ISDIR(st.st_mode))
+		return MSYNC_ERR_NOTFOUND;
+	t->valid = !racy(&st.st_mtim, now);
+	t->cur_sec = st.st_mtim.tv_sec;
+	t->cur_nsec = st.st_mtim.tv_nsec;
+	t->cur_ino = st.st_ino;
+	if (fstatat(folderfd, "new", &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno != ENOENT)
+			return MSYNC_ERR_IO;
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return 0;
+	if (racy(&st.st_mtim, now))
+		t->valid = 0;
+	t->new_sec = st.st_mtim.tv_sec;
+	t->new_nsec = st.st_mtim.tv_nsec;
+	t->new_ino = st.st_ino;
+	return 0;
+}
+
+/* 1 if a and b are both valid and equal. */
+int
+index_token_same(const struct index_token *a, const struct index_token *b)
+{
+	return a->valid && b->valid && a->cur_sec == b->cur_sec &&
+	    a->cur_nsec == b->cur_nsec && a->cur_ino == b->cur_ino &&
+	    a->new_sec == b->new_sec && a->new_nsec == b->new_nsec &&
+	    a->new_ino == b->new_ino;
+}
+
+/* A file found by a rescan that the index did not know. */
+struct pend {
+	struct guid	 guid;
+	uint64_t	 size;
+	int64_t		 date;
+	uint32_t	 name;		/* arena offset of "cur/..." */
+};
+
+#define HT_PEND	0x80000000u	/* id names a pend, not an entry */
+
+/* The state of one rescan. */
+struct scan {
+	struct index	*ix;		/* borrowed */
+	int		 folderfd;	/* borrowed */
+	const char	*where;		/* borrowed; folder path for messages */
+	uint32_t	*slot;		/* owned; hash table: id + 1, 0 empty */
+	size_t		 mask;		/* table size - 1 */
+	size_t		 used;		/* ids in the table */
+	uint8_t		*seen;		/* owned; per entry */
+	struct pend	*pend;		/* owned */
+	size_t		 npend, cappend;
+	char		**retry;	/* owned; base names that vanished */
+	size_t		 nretry;
+	int		 changed;	/* the message set or a name changed */
+};
+
+/* The name ("cur/..." or "new/...") of table id. */
+static const char *
+id_name(const struct scan *sc, uint32_t id)
+{
+	if (id & HT_PEND)
+		return sc->ix->arena + sc->pend[id & ~HT_PEND].name;
+	return sc->ix->arena + sc->ix->v[id].name;
+}
+
+/* Bytes of the base part of file name s (before ':'). */
+static size_t
+base_len(const char *s)
+{
+	return strcspn(s, ":");
+}
+
+/* The table id whose base is base (blen bytes), or -1. */
+static int64_t
+ht_find(const struct scan *sc, const char *base, size_t blen)
+{
+	size_t		 h;
+	const char	*n;
+	uint32_t	 id;
+
+	h = (size_t)XXH3_64bits(base, blen) & sc->mask;
+	for (; sc->slot[h] != 0; h = (h + 1) & sc->mask) {
+		id = sc->slot[h] - 1;
+		n = id_name(sc, id) + 4;
+		if (base_len(n) == blen && memcmp(n, base, blen) == 0)
+			return id;
+	}
+	return -1;
+}
+
+/* Inserts id (its base not yet present), growing the table. */
+static int
+ht_insert(struct scan *sc, uint32_t id)
+{
+	uint32_t	*old = sc->slot, *ns;
+	size_t		 oldsz = sc->mask + 1, nsz, i, h;
+	const char	*n;
+
+	if ((sc->used + 1) * 2 > oldsz) {
+		nsz = oldsz * 2;
+		if ((ns = calloc(nsz, sizeof(*ns))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		sc->slot = ns;
+		sc->mask = nsz - 1;
+		sc->used = 0;
+		for (i = 0; i < oldsz; i++)
+			if (old[i] != 0) {
+				n = id_name(sc, old[i] - 1) + 4;
+				h = (size_t)XXH3_64bits(n, base_len(n)) &
+				    sc->mask;
+				while (sc->slot[h] != 0)
+					h = (h + 1) & sc->mask;
+				sc->slot[h] = old[i];
+				sc->used++;
+			}
+		free(old);
+	}
+	n = id_name(sc, id) + 4;
+	h = (size_t)XXH3_64bits(n, base_len(n)) & sc->mask;
+	while (sc->slot[h] != 0)
+		h = (h + 1) & sc->mask;
+	sc->slot[h] = id + 1;
+	sc->used++;
+	return 0;
+}
+
+/* 1 if base (blen bytes) is on the retry list; removes it if del. */
+static int
+retry_has(struct scan *sc, const char *base, size_t blen, int del)
+{
+	size_t	i;
+
+	for (i = 0; i < sc->nretry; i++)
+		if (strlen(sc->retry[i]) == blen &&
+		    memcmp(sc->retry[i], base, blen) == 0) {
+			if (del) {
+				free(sc->retry[i]);
+				sc->retry[i] = sc->retry[--sc->nretry];
+			}
+			return 1;
+		}
+	return 0;
+}
+
+/*
+ * Hashes the unknown file rel ("cur/NAME") in dir dfd (entry name) and
+ * adds it to the pending list.  A file that vanished goes on the retry
+ * list; one that must be skipped is warned about.
+ */
+static int
+scan_new_file(struct scan *sc, int dfd, const char *dname, const char *rel,
+    size_t blen)
+{
+	struct stat	 st;
+	struct pend	*p, *np;
+	struct guid	 g;
+	uint64_t	 size;
+	size_t		 ncap;
+	char		*b, **nr;
+	int		 fd, r = 0;
+
+	fd = openat(dfd, dname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_NOCTTY | O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT) {
+			/* Renamed since readdir: look again later. */
+			if (retry_has(sc, rel + 4, blen, 0))
+				return 0;
+			if ((ncap = sc->nretry + 1) > 1024)
+				return 0;	/* gone is gone */
+			if ((b = strndup(rel + 4, blen)) == NULL)
+				return MSYNC_ERR_NOMEM;
+			if ((nr = reallocarray(sc->retry, ncap,
+			    sizeof(*nr))) == NULL) {
+				free(b);
+				return MSYNC_ERR_NOMEM;
+			}
+			sc->retry = nr;
+			sc->retry[sc->nretry++] = b;
+			return 0;
+		}
+		if (errno == ELOOP)
+			WARNX("skipping symbolic link '%s/%s'", sc->where,
+			    log_esc(rel, 300));
+		else
+			WARN("skipping unreadable '%s/%s'", sc->where,
+			    log_esc(rel, 300));
+		return 0;
+	}
+	if (fstat(fd, &st) == -1) {
+		WARN("skipping '%s/%s'", sc->where, log_esc(rel, 300));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		WARNX("skipping '%s/%s': not a regular file", sc->where,
+		    log_esc(rel, 300));
+		goto out;
+	}
+	if (st.st_nlink > 1) {
+		WARNX("skipping '%s/%s': hard-linked (%ju links)", sc->where,
+		    log_esc(rel, 300), (uintmax_t)st.st_nlink);
+		goto out;
+	}
+	if (st.st_size == 0) {
+		WARNX("skipping '%s/%s': empty file", sc->where,
+		    log_esc(rel, 300));
+		goto out;
+	}
+	if ((uint64_t)st.st_size > MSYNC_MSG_SIZE_MAX) {
+		WARNX("skipping '%s/%s': too big", sc->where,
+		    log_esc(rel, 300));
+		goto out;
+	}
+	if ((r = guid_of_fd(fd, &g, &size)) != 0) {
+		if (r == MSYNC_ERR_IO) {
+			WARN("skipping unreadable '%s/%s'", sc->where,
+			    log_esc(rel, 300));
+			r = 0;
+		}
+		goto out;
+	}
+	if (size == 0 || size > MSYNC_MSG_SIZE_MAX) {
+		WARNX("skipping '%s/%s': changed while read", sc->where,
+		    log_esc(rel, 300));
+		goto out;
+	}
+	LOG4("new file '%s/%s'", sc->where, log_esc(rel, 300));
+	if (sc->npend == sc->cappend) {
+		ncap = sc->cappend ? sc->cappend * 2 : 64;
+		if ((np = reallocarray(sc->pend, ncap, sizeof(*np))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		sc->pend = np;
+		sc->cappend = ncap;
+	}
+	p = &sc->pend[sc->npend];
+	p->guid = g;
+	p->size = size;
+	p->date = (int64_t)st.st_mtim.tv_sec;
+	if ((r = arena_add(sc->ix, rel, &p->name)) != 0)
+		goto out;
+	if ((r = ht_insert(sc, (uint32_t)sc->npend | HT_PEND)) != 0)
+		goto out;
+	sc->npend++;
+	(void)retry_has(sc, rel + 4, blen, 1);
+out:
+	close(fd);
+	return r;
+}
+
+/*
+ * Reads directory sub ("new" or "cur") of the folder.  With only_retry,
+ * looks only for the base names on the retry list.
+ */
+static int
+scan_dir(struct scan *sc, const char *sub, int only_retry)
+{
+	struct dirent	*de;
+	struct mdname	 md;
+	struct index	*ix = sc->ix;
+	DIR		*d = NULL;
+	char		 rel[4 + MDNAME_MAX + 1];
+	const char	*old;
+	int64_t		 id;
+	uint32_t	 off;
+	int		 fd, r = 0;
+
+	fd = openat(sc->folderfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT && strcmp(sub, "new") == 0)
+			return 0;
+		WARN("cannot read '%s/%s'", sc->where, sub);
+		return MSYNC_ERR_IO;
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return MSYNC_ERR_IO;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0) {
+				WARN("cannot read '%s/%s'", sc->where, sub);
+				r = MSYNC_ERR_IO;
+			}
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (mdname_parse(de->d_name, &md) != 0) {
+			if (!only_retry)
+				WARNX("skipping '%s/%s/%s': not a Maildir "
+				    "message name", sc->where, sub,
+				    log_esc(de->d_name, 300));
+			continue;
+		}
+		if (only_retry &&
+		    !retry_has(sc, de->d_name, md.base_len, 0))
+			continue;
+		if (de->d_type == DT_LNK) {
+			WARNX("skipping symbolic link '%s/%s/%s'", sc->where,
+			    sub, log_esc(de->d_name, 300));
+			continue;
+		}
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN) {
+			WARNX("skipping '%s/%s/%s': not a regular file",
+			    sc->where, sub, log_esc(de->d_name, 300));
+			continue;
+		}
+		snprintf(rel, sizeof(rel), "%s/%s", sub, de->d_name);
+		id = ht_find(sc, de->d_name, md.base_len);
+		if (id < 0) {
+			if ((r = scan_new_file(sc, dirfd(d), de->d_name, rel,
+			    md.base_len)) != 0)
+				break;
+			continue;
+		}
+		if (id & HT_PEND) {
+			struct pend *p = &sc->pend[id & ~HT_PEND];
+
+			old = ix->arena + p->name;
+			if (strcmp(old, rel) == 0)
+				continue;
+			if (strncmp(old, "new/", 4) == 0 &&
+			    strcmp(sub, "cur") == 0) {
+				/* Moved to cur/ during the scan. */
+				ix->garbage += strlen(old) + 1;
+				if ((r = arena_add(ix, rel, &off)) != 0)
+					break;
+				p->name = off;
+			} else
+				WARNX("skipping '%s/%s': same base name as "
+				    "'%s'", sc->where, log_esc(rel, 300), old);
+			continue;
+		}
+		old = ix->arena + ix->v[id].name;
+		if (!sc->seen[id]) {
+			sc->seen[id] = 1;
+			if (strcmp(old, rel) != 0) {
+				if ((r = index_set_name(ix, &ix->v[id],
+				    rel)) != 0)
+					break;
+				sc->changed = 1;
+			}
+		} else if (strcmp(old, rel) != 0) {
+			if (strncmp(old, "new/", 4) == 0 &&
+			    strcmp(sub, "cur") == 0) {
+				if ((r = index_set_name(ix, &ix->v[id],
+				    rel)) != 0)
+					break;
+				sc->changed = 1;
+			} else
+				WARNX("skipping '%s/%s': same base name as "
+				    "'%s'", sc->where, log_esc(rel, 300), old);
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+/* Sorts pending files by name, so UIDs follow delivery order. */
+static struct index *sort_ix;
+static int
+pend_cmp(const void *a, const void *b)
+{
+	const struct pend	*pa = a, *pb = b;
+
+	return strcmp(sort_ix->arena + pa->name + 4,
+	    sort_ix->arena + pb->name + 4);
+}
+
+/* Brings the index up to date with the folder; see index.h. */
+int
+index_rescan(struct index *ix, int folderfd, const char *where,
+    int *changed)
+{
+	struct scan		 sc;
+	struct index_token	 tok;
+	struct timespec		 now;
+	const char		*n;
+	size_t			 i, sz;
+	uint32_t		 uid;
+	int			 r, pass;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.ix = ix;
+	sc.folderfd = folderfd;
+	sc.where = where;
+	if (changed != NULL)
+		*changed = 0;
+	/* The token first: a change during the scan shows next time. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	if ((r = index_token_read(folderfd, &now, &tok)) != 0) {
+		if (r == MSYNC_ERR_NOTFOUND)
+			WARNX("'%s' has no cur/ directory", where);
+		return r;
+	}
+	for (sz = 64; sz < ix->live * 2 + 64; sz *= 2)
+		;
+	r = MSYNC_ERR_NOMEM;
+	if ((sc.slot = calloc(sz, sizeof(*sc.slot))) == NULL ||
+	    (ix->n > 0 && (sc.seen = calloc(ix->n, 1)) == NULL))
+		goto out;
+	sc.mask = sz - 1;
+	for (i = 0; i < ix->n; i++) {
+		if (ix->v[i].name == INDEX_NAME_DEAD)
+			continue;
+		n = ix->arena + ix->v[i].name + 4;
+		if (ht_find(&sc, n, base_len(n)) >= 0) {
+			/* Two entries, one file: keep the first. */
+			ent_remove(ix, &ix->v[i]);
+			sc.changed = 1;
+			continue;
+		}
+		if ((r = ht_insert(&sc, (uint32_t)i)) != 0)
+			goto out;
+	}
+	if ((r = scan_dir(&sc, "new", 0)) != 0 ||
+	    (r = scan_dir(&sc, "cur", 0)) != 0)
+		goto out;
+	for (pass = 0; pass < INDEX_RETRIES && sc.nretry > 0; pass++)
+		if ((r = scan_dir(&sc, "cur", 1)) != 0 ||
+		    (r = scan_dir(&sc, "new", 1)) != 0)
+			goto out;
+	for (i = 0; i < sc.nretry; i++)
+		LOG3("'%s': '%s' vanished during the scan", where,
+		    log_esc(sc.retry[i], 300));
+	for (i = 0; i < ix->n; i++)
+		if (ix->v[i].name != INDEX_NAME_DEAD && !sc.seen[i]) {
+			LOG4("'%s': uid %u gone", where, ix->v[i].uid);
+			ent_remove(ix, &ix->v[i]);
+			sc.changed = 1;
+		}
+	if (sc.npend > 1) {
+		sort_ix = ix;
+		qsort(sc.pend, sc.npend, sizeof(*sc.pend), pend_cmp);
+		sort_ix = NULL;
+	}
+	for (i = 0; i < sc.npend; i++) {
+		/* ent_append copies the name; the pend one becomes garbage. */
+		n = ix->arena + sc.pend[i].name;
+		if (ix->uidnext == UINT32_MAX) {
+			r = MSYNC_ERR_TOOBIG;
+			goto out;
+		}
+		uid = ix->uidnext;
+		{
+			char	tmp[4 + MDNAME_MAX + 1];
+
+			snprintf(tmp, sizeof(tmp), "%s", n);
+			if ((r = ent_append(ix, uid, &sc.pend[i].guid,
+			    sc.pend[i].size, sc.pend[i].date, tmp)) != 0)
+				goto out;
+			ix->garbage += strlen(tmp) + 1;
+		}
+		ix->uidnext++;
+		sc.changed = 1;
+	}
+	if (sc.changed) {
+		ix->modseq++;
+		ix->dirty = 1;
+	}
+	if (memcmp(&tok, &ix->token, sizeof(tok)) != 0)
+		ix->dirty = 1;
+	ix->token = tok;
+	if (changed != NULL)
+		*changed = sc.changed;
+	if (ix->garbage > ix->alen / 2 || ix->n - ix->live > ix->n / 2)
+		r = index_compact(ix);
+	else
+		r = 0;
+out:
+	for (i = 0; i < sc.nretry; i++)
+		free(sc.retry[i]);
+	free(sc.retry);
+	free(sc.slot);
+	free(sc.seen);
+	free(sc.pend);
+	return r;
+}
+
+/*
+ * Finds e's file again by base name in cur/ then new/ (twice, as a
+ * rename can race a readdir).  Returns 0, MSYNC_ERR_NOTFOUND or
+ * MSYNC_ERR_IO.
+ */
+int
+index_refind(struct index *ix, int folderfd, struct index_ent *e)
+{
+	static const char *const subs[] = { "cur", "new" };
+	struct dirent	*de;
+	DIR		*d;
+	char		 base[MDNAME_MAX + 1], rel[4 + MDNAME_MAX + 1];
+	size_t		 blen;
+	int		 fd, pass, s, r;
+
+	snprintf(base, sizeof(base), "%s", index_name(ix, e) + 4);
+	blen = base_len(base);
+	base[blen] = '\0';
+	for (pass = 0; pass < 2; pass++)
+		for (s = 0; s < 2; s++) {
+			fd = openat(folderfd, subs[s], O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+			if (fd == -1)
+				continue;
+			if ((d = fdopendir(fd)) == NULL) {
+				close(fd);
+				return MSYNC_ERR_IO;
+			}
+			while ((de = readdir(d)) != NULL) {
+				if (strncmp(de->d_name, base, blen) != 0 ||
+				    (de->d_name[blen] != '\0' &&
+				    de->d_name[blen] != ':'))
+					continue;
+				if (de->d_type != DT_REG &&
+				    de->d_type != DT_UNKNOWN)
+					continue;
+				snprintf(rel, sizeof(rel), "%s/%s", subs[s],
+				    de->d_name);
+				closedir(d);
+				r = index_set_name(ix, e, rel);
+				return r;
+			}
+			closedir(d);
+		}
+	return MSYNC_ERR_NOTFOUND;
+}
+
+/* 1 if s (len bytes) is a keyword name: an IMAP atom, bounded. */
+int
+index_kw_valid(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > MSYNC_KWNAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f || strchr("(){%*\"\\]",
+		    s[i]) != NULL)
+			return 0;
+	return 1;
+}
+
+/* Frees the names of a keyword map and marks it unloaded. */
+void
+index_kw_clear(struct index_kwmap *m)
+{
+	int	i;
+
+	for (i = 0; i < 26; i++) {
+		free(m->name[i]);
+		m->name[i] = NULL;
+	}
+	m->loaded = 0;
+}
+
+/*
+ * (Re)reads dovecot-keywords of the folder into m.  A missing file is an
+ * empty map; bad lines are skipped.  Returns 0, MSYNC_ERR_IO or
+ * MSYNC_ERR_NOMEM.
+ */
+int
+index_kw_load(int folderfd, struct index_kwmap *m)
+{
+	struct stat	 st;
+	char		 buf[INDEX_KWFILE_MAX + 1], *line, *nl, *sp;
+	ssize_t		 n;
+	size_t		 off = 0;
+	uint64_t	 slot;
+	struct cur	 c;
+	int		 fd;
+
+	index_kw_clear(m);
+	fd = openat(folderfd, INDEX_KWFILE, O_RDONLY | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		if (errno != ENOENT)
+			return MSYNC_ERR_IO;
+		m->loaded = 1;
+		return 0;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return MSYNC_ERR_IO;
+	}
+	while (off < INDEX_KWFILE_MAX) {
+		n = read(fd, buf + off, INDEX_KWFILE_MAX - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	buf[off] = '\0';
+	for (line = buf; line < buf + off; line = nl + 1) {
+		if ((nl = memchr(line, '\n', (size_t)(buf + off - line))) ==
+		    NULL)
+			break;	/* an unfinished last line is ignored */
+		*nl = '\0';
+		c.p = line;
+		c.end = nl;
+		if (!get_u64(&c, &slot) || slot >= 26 || !get_lit(&c, " ") ||
+		    (sp = (char *)c.p) == NULL ||
+		    !index_kw_valid(sp, (size_t)(nl - sp)) ||
+		    m->name[slot] != NULL) {
+			LOG3("ignoring line in dovecot-keywords");
+			continue;
+		}
+		if ((m->name[slot] = strdup(sp)) == NULL) {
+			index_kw_clear(m);
+			return MSYNC_ERR_NOMEM;
+		}
+	}
+	m->loaded = 1;
+	return 0;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The names of letters bits, sorted, space-separated; *out NULL when
+ * none is named.  Returns 0 or MSYNC_ERR_NOMEM.
+ */
+int
+index_kw_names(const struct index_kwmap *m, uint32_t bits, char **out)
+{
+	const char	*v[26];
+	size_t		 n = 0, len = 0, i, o = 0;
+	char		*s;
+
+	*out = NULL;
+	for (i = 0; i < 26; i++)
+		if ((bits & (1u << i)) && m->name[i] != NULL) {
+			v[n++] = m->name[i];
+			len += strlen(m->name[i]) + 1;
+		}
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(v[0]), str_cmp);
+	if ((s = malloc(len)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < n; i++) {
+		if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
+			continue;
+		if (o > 0)
+			s[o++] = ' ';
+		memcpy(s + o, v[i], strlen(v[i]));
+		o += strlen(v[i]);
+	}
+	s[o] = '\0';
+	*out = s;
+	return 0;
+}
+
+/*
+ * Letters for the keyword names in kw (space-separated; NULL or "" for
+ * none).  New names take free slots (*added = 1); invalid names and names
+ * with no free slot left are dropped with a warning.  Returns 0 or
+ * MSYNC_ERR_NOMEM.
+ */
+int
+index_kw_bits(struct index_kwmap *m, const char *kw, uint32_t *bits,
+    int *added)
+{
+	const char	*p, *e;
+	size_t		 len;
+	int		 i, freeslot;
+
+	*bits = 0;
+	if (kw == NULL)
+		return 0;
+	for (p = kw; *p != '\0'; p = *e ? e + 1 : e) {
+		e = strchr(p, ' ');
+		if (e == NULL)
+			e = p + strlen(p);
+		len = (size_t)(e - p);
+		if (len == 0)
+			continue;
+		if (!index_kw_valid(p, len)) {
+			WARNX("dropping invalid keyword '%s'",
+			    log_esc(p, len < 64 ? len : 64));
+			continue;
+		}
+		freeslot = -1;
+		for (i = 0; i < 26; i++) {
+			if (m->name[i] == NULL) {
+				if (freeslot < 0)
+					freeslot = i;
+				continue;
+			}
+			if (strlen(m->name[i]) == len &&
+			    memcmp(m->name[i], p, len) == 0)
+				break;
+		}
+		if (i < 26) {
+			*bits |= 1u << i;
+			continue;
+		}
+		if (freeslot < 0) {
+			WARNX("dropping keyword '%.*s': all 26 keyword "
+			    "letters are in use", (int)len, p);
+			continue;
+		}
+		if ((m->name[freeslot] = strndup(p, len)) == NULL)
+			return MSYNC_ERR_NOMEM;
+		*bits |= 1u << freeslot;
+		if (added != NULL)
+			*added = 1;
+	}
+	return 0;
+}
+
+/* Writes dovecot-keywords of the folder atomically from m. */
+int
+index_kw_save(int folderfd, const struct index_kwmap *m)
+{
+	char	buf[26 * (MSYNC_KWNAME_MAX + 5)];
+	size_t	o = 0;
+	int	i;
+
+	for (i = 0; i < 26; i++)
+		if (m->name[i] != NULL)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+			    "%d %s\n", i, m->name[i]);
+	return index_write_atomic(folderfd, INDEX_KWFILE, buf, o);
+}

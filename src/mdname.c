@@ -1,0 +1,142 @@
+/*
+ * mdname.c — parse and build Maildir message file names (see mdname.h).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "msync.h"
+#include "mdname.h"
+
+static const char flag_letters[] = "DFPRST";	/* FLAG_* bit order */
+
+/* The FLAG_* bit of letter c, or 0. */
+static uint8_t
+flag_of(char c)
+{
+	const char	*p;
+
+	if (c == '\0' || (p = strchr(flag_letters, c)) == NULL)
+		return 0;
+	return (uint8_t)(1u << (p - flag_letters));
+}
+
+/*
+ * Parses the decimal number in s[0..len) after a ",X=" field marker up
+ * to the next ',' or the end.  Returns 1 and sets *v if there is one.
+ */
+static int
+field_num(const char *s, size_t len, uint64_t *v)
+{
+	uint64_t	n = 0;
+	size_t		i;
+
+	for (i = 0; i < len && s[i] != ','; i++) {
+		if (s[i] < '0' || s[i] > '9' || n > (UINT64_MAX - 9) / 10)
+			return 0;
+		n = n * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0)
+		return 0;
+	*v = n;
+	return 1;
+}
+
+/* Parses a Maildir file name; see mdname.h. */
+int
+mdname_parse(const char *name, struct mdname *out)
+{
+	const char	*colon, *p;
+	size_t		 len, i;
+	uint8_t		 f;
+
+	memset(out, 0, sizeof(*out));
+	len = strlen(name);
+	if (len == 0 || len > MDNAME_MAX || name[0] == '.')
+		return MSYNC_ERR_BADNAME;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 ||
+		    (unsigned char)name[i] >= 0x7f || name[i] == '/')
+			return MSYNC_ERR_BADNAME;
+	colon = strchr(name, ':');
+	out->base_len = colon != NULL ? (size_t)(colon - name) : len;
+	if (out->base_len == 0)
+		return MSYNC_ERR_BADNAME;
+	for (p = name; (p = memchr(p, ',', out->base_len - (p - name))) != NULL;
+	    p++) {
+		size_t	rest = out->base_len - (size_t)(p - name);
+
+		if (rest > 3 && p[1] == 'S' && p[2] == '=')
+			out->has_size = field_num(p + 3, rest - 3, &out->size);
+		else if (rest > 3 && p[1] == 'W' && p[2] == '=')
+			out->has_vsize = field_num(p + 3, rest - 3,
+			    &out->vsize);
+		if (rest == 1)
+			break;
+	}
+	if (colon == NULL || strncmp(colon, ":2,", 3) != 0)
+		return 0;	/* no info, or an old ":1," one: no flags */
+	out->has_info = 1;
+	for (p = colon + 3; *p != '\0'; p++) {
+		if ((f = flag_of(*p)) != 0)
+			out->flags |= f;
+		else if (*p >= 'a' && *p <= 'z')
+			out->kwbits |= 1u << (*p - 'a');
+	}
+	return 0;
+}
+
+/* Writes the letters of flags, in order, NUL-terminated. */
+void
+mdname_flagstr(uint8_t flags, char out[7])
+{
+	size_t	i, o = 0;
+
+	for (i = 0; i < 6; i++)
+		if (flags & (1u << i))
+			out[o++] = flag_letters[i];
+	out[o] = '\0';
+}
+
+/* Builds the cur/ name of old with new flags and keywords; see mdname.h. */
+int
+mdname_build(const char *old, uint8_t flags, uint32_t kwbits, char *out,
+    size_t outsz)
+{
+	struct mdname	 md;
+	unsigned char	 have[128];
+	const char	*p;
+	size_t		 o, c;
+	int		 r;
+
+	if ((r = mdname_parse(old, &md)) != 0)
+		return r;
+	memset(have, 0, sizeof(have));
+	for (c = 0; c < 6; c++)
+		if (flags & (1u << c))
+			have[(unsigned char)flag_letters[c]] = 1;
+	for (c = 0; c < 26; c++)
+		if (kwbits & (1u << c))
+			have['a' + c] = 1;
+	/* Keep what else the old info carried (another program's letters). */
+	if (md.has_info)
+		for (p = old + md.base_len + 3; *p != '\0'; p++)
+			if (flag_of(*p) == 0 && !(*p >= 'a' && *p <= 'z') &&
+			    *p != ',')
+				have[(unsigned char)*p] = 1;
+	if (md.base_len + 3 >= outsz)
+		return MSYNC_ERR_TOOBIG;
+	memcpy(out, old, md.base_len);
+	memcpy(out + md.base_len, ":2,", 3);
+	o = md.base_len + 3;
+	for (c = 0x21; c < 0x7f; c++) {
+		if (!have[c])
+			continue;
+		if (o + 1 >= outsz)
+			return MSYNC_ERR_TOOBIG;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	if (o > MDNAME_MAX)
+		return MSYNC_ERR_TOOBIG;
+	return 0;
+}

@@ -1,0 +1,1752 @@
+/*
+ * store_maildir.c — the Maildir store (store.h), Maildir++ and fs layouts.
+ *
+ * The root is resolved and opened once; every later access is relative
+ * to that descriptor, with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+ * where the kernel has it and a component-by-component O_NOFOLLOW walk
+ * where it does not, so no name (this store also serves an untrusted
+ * peer) reaches outside the root.  Mailbox names are validated again here.
+ *
+ * Each folder has an index (index.h): in the folder, or for a read-only
+ * store in $XDG_CACHE_HOME/msync/index/<hash of the folder path>.index,
+ * so a read-only store is never written.  The lock is msync.lock in the
+ * root (in the cache directory for a read-only store), an flock(2) with
+ * "pid N on HOST" written in it.
+ *
+ * Messages are saved through tmp/ and moved into cur/ without ever
+ * replacing a file (renameat2 RENAME_NOREPLACE, or link + unlink);
+ * flags are renames that keep the base name; keywords are letters named
+ * by the folder's dovecot-keywords.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+
+#include <linux/openat2.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msync.h"
+#include "guid.h"
+#include "index.h"
+#include "log.h"
+#include "mdname.h"
+#include "names.h"
+#include "store.h"
+
+#define LOCK_FILE	"msync.lock"
+#define LOCK_POLL_NS	100000000L	/* 100 ms between lock attempts */
+#define SAVE_TRIES	100		/* names tried before giving up */
+
+/* How much folder_refresh checks. */
+#define REFRESH_LAZY	0	/* scanned once this session is enough */
+#define REFRESH_TOKEN	1	/* rescan if the change token moved */
+#define REFRESH_FORCE	2	/* rescan */
+
+/* One folder the store has seen. */
+struct folder {
+	char			*name;		/* owned; internal name */
+	char			*dir;		/* owned; relative to the root */
+	char			*where;		/* owned; root/dir, for messages */
+	struct index		*ix;		/* owned; NULL until loaded */
+	struct index_kwmap	 kw;		/* dovecot-keywords, lazily */
+	int			 scanned;	/* up to date this session */
+	int			 synced;	/* cur/ needs an fsync: 0 */
+};
+
+struct store {
+	struct store_opts	 o;		/* path, cachedir borrowed */
+	char			*root;		/* owned; absolute root */
+	int			 rootfd;	/* the root directory */
+	int			 lockfd;	/* holds the lock; -1 none */
+	int			 cachefd;	/* cache index dir; -1 none */
+	char			 host[160];	/* escaped, for file names */
+	unsigned int		 counter;	/* file name uniqueness */
+	struct folder		**f;		/* owned; sorted by name */
+	size_t			 nf;
+	size_t			 capf;
+};
+
+struct store_save {
+	struct store		*st;		/* borrowed */
+	char			*mbox;		/* owned; mailbox name */
+	int			 folderfd;	/* the folder */
+	int			 tmpdirfd;	/* its tmp/ */
+	int			 fd;		/* the tmp file */
+	char			 tmpname[MDNAME_MAX + 1];
+	struct guid_ctx		*gc;		/* owned */
+	uint64_t		 size;		/* bytes written */
+	int			 failed;	/* a write failed */
+};
+
+static int	have_openat2 = 1;	/* cleared on ENOSYS */
+
+/*
+ * Opens directory rel (relative, already validated; "" is the root
+ * itself) beneath rootfd, never following a symlink and never leaving
+ * the root.  Returns the descriptor, or -1 with errno set.
+ */
+static int
+open_beneath(int rootfd, const char *rel)
+{
+	struct open_how	 how;
+	char		 buf[MSYNC_PATH_MAX], *comp, *next;
+	int		 fd, nfd;
+	long		 r;
+
+	if (*rel == '\0')
+		return openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (have_openat2) {
+		memset(&how, 0, sizeof(how));
+		how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+		    RESOLVE_NO_MAGICLINKS;
+		r = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+		if (r >= 0)
+			return (int)r;
+		if (errno != ENOSYS && errno != EPERM)
+			return -1;
+		have_openat2 = 0;
+	}
+	if (strlen(rel) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, rel);
+	fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (comp = buf; fd != -1 && comp != NULL; comp = next) {
+		if ((next = strchr(comp, '/')) != NULL)
+			*next++ = '\0';
+		if (*comp == '\0' || strcmp(comp, ".") == 0 ||
+		    strcmp(comp, "..") == 0) {
+			close(fd);
+			errno = EXDEV;
+			return -1;
+		}
+		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		close(fd);
+		fd = nfd;
+	}
+	return fd;
+}
+
+/* 1 if dirfd has a cur/ directory (not a symlink). */
+static int
+has_cur(int dirfd)
+{
+	struct stat	st;
+
+	return fstatat(dirfd, "cur", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode);
+}
+
+/* mkdir -p of an absolute or relative path (mode 0700). */
+static int
+mkdir_p(const char *path)
+{
+	char	buf[MSYNC_PATH_MAX], *p;
+
+	if (strlen(path) >= sizeof(buf))
+		return MSYNC_ERR_TOOBIG;
+	strcpy(buf, path);
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+			return MSYNC_ERR_IO;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+		return MSYNC_ERR_IO;
+	return 0;
+}
+
+/*
+ * Opens (creating it) the cache directory <cache>/index for the indexes
+ * of a read-only store.  Returns the descriptor or -1.
+ */
+static int
+open_cachedir(const struct store_opts *o)
+{
+	char		 path[MSYNC_PATH_MAX];
+	const char	*x, *home;
+	int		 n;
+
+	if (o->cachedir != NULL)
+		n = snprintf(path, sizeof(path), "%s/index", o->cachedir);
+	else if ((x = getenv("XDG_CACHE_HOME")) != NULL && *x == '/')
+		n = snprintf(path, sizeof(path), "%s/msync/index", x);
+	else if ((home = getenv("HOME")) != NULL && *home == '/')
+		n = snprintf(path, sizeof(path), "%s/.cache/msync/index",
+		    home);
+	else {
+		errno = ENOENT;
+		return -1;
+	}
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mkdir_p(path) != 0)
+		return -1;
+	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The cache file name "<hex of XXH3-128 of path><suffix>". */
+static void
+cache_name(const char *path, const char *suffix, char out[64])
+{
+	struct guid	g;
+	char		hex[33];
+
+	guid_of(path, strlen(path), &g);
+	guid_hex(&g, hex);
+	snprintf(out, 64, "%s%s", hex, suffix);
+}
+
+/* Frees a folder.  Accepts NULL. */
+static void
+folder_free(struct folder *f)
+{
+	if (f == NULL)
+		return;
+	free(f->name);
+	free(f->dir);
+	free(f->where);
+	index_free(f->ix);
+	index_kw_clear(&f->kw);
+	free(f);
+}
+
+/* Binary search for name; *pos gets the insertion point. */
+static struct folder *
+folder_find(struct store *st, const char *name, size_t *pos)
+{
+	size_t	lo = 0, hi = st->nf, mid;
+	int	c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(st->f[mid]->name, name)) < 0)
+			lo = mid + 1;
+		else if (c > 0)
+			hi = mid;
+		else {
+			if (pos != NULL)
+				*pos = mid;
+			return st->f[mid];
+		}
+	}
+	if (pos != NULL)
+		*pos = lo;
+	return NULL;
+}
+
+/* Forgets folder at array position pos (its index must be saved). */
+static void
+folder_drop(struct store *st, size_t pos)
+{
+	folder_free(st->f[pos]);
+	memmove(&st->f[pos], &st->f[pos + 1],
+	    (st->nf - pos - 1) * sizeof(st->f[0]));
+	st->nf--;
+}
+
+/* Where the index of f lives: *dfd and name (64 bytes). */
+static void
+index_place(struct store *st, struct folder *f, int folderfd, int *dfd,
+    char name[64])
+{
+	if (st->o.readonly) {
+		*dfd = st->cachefd;
+		cache_name(f->where, ".index", name);
+	} else {
+		*dfd = folderfd;
+		snprintf(name, 64, "%s", INDEX_FILE);
+	}
+}
+
+/* Writes f's index if it changed. */
+static int
+folder_save(struct store *st, struct folder *f, int folderfd)
+{
+	char	name[64];
+	int	dfd, r;
+
+	if (f->ix == NULL || !f->ix->dirty)
+		return 0;
+	index_place(st, f, folderfd, &dfd, name);
+	if ((r = index_save(f->ix, dfd, name)) != 0)
+		WARN("cannot write index of '%s'", f->where);
+	return r;
+}
+
+/*
+ * Loads f's index (rebuilding a missing or corrupt one with a new
+ * UIDVALIDITY) and brings it up to date according to mode (REFRESH_*):
+ * a folder is rescanned when its change token moved, with o.full once per
+ * session, and always with REFRESH_FORCE; REFRESH_LAZY does nothing more
+ * once the folder was scanned this session.  A changed index is written
+ * at once.  Returns 0 or MSYNC_ERR_*.
+ */
+static int
+folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
+{
+	struct index_token	 tok;
+	struct timespec		 now;
+	struct index		*ix = NULL;
+	char			 name[64];
+	int			 dfd, r;
+
+	index_place(st, f, folderfd, &dfd, name);
+	if (f->ix == NULL) {
+		r = index_load(dfd, name, &ix);
+		if (r == MSYNC_ERR_NOTFOUND) {
+			LOG1("building the index of '%s'", f->where);
+			r = index_new(NULL, 0, &ix);
+		} else if (r == MSYNC_ERR_STATE_CORRUPT) {
+			WARNX("index '%s/%s' is corrupt: rebuilding it with "
+			    "a new UIDVALIDITY", st->o.readonly ?
+			    "(cache)" : f->where, name);
+			r = index_new(NULL, index_old_uidvalidity(dfd, name),
+			    &ix);
+		} else if (r == MSYNC_ERR_IO)
+			WARN("cannot read index of '%s'", f->where);
+		if (r != 0)
+			return r;
+		f->ix = ix;
+		f->scanned = 0;
+	}
+	if (mode == REFRESH_LAZY && f->scanned)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if ((r = index_token_read(folderfd, &now, &tok)) != 0)
+		return r;
+	if (mode == REFRESH_FORCE || (st->o.full && !f->scanned) ||
+	    !index_token_same(&tok, &f->ix->token)) {
+		LOG3("rescanning '%s'", f->where);
+		if ((r = index_rescan(f->ix, folderfd, f->where, NULL)) != 0)
+			return r;
+	}
+	f->scanned = 1;
+	return folder_save(st, f, folderfd);
+}
+
+/*
+ * Finds (or adds) the folder of mailbox name, opens its directory
+ * (*folderfd, owned by the caller) and brings its index up to date.
+ * Returns 0, MSYNC_ERR_BADNAME, MSYNC_ERR_NOTFOUND or another code.
+ */
+static int
+folder_open(struct store *st, const char *name, int mode,
+    struct folder **out, int *folderfd)
+{
+	struct folder	*f = NULL, **nv;
+	char		*dir = NULL;
+	size_t		 pos, ncap;
+	int		 fd = -1, r;
+
+	*out = NULL;
+	*folderfd = -1;
+	if (name == NULL || !names_valid(name, strlen(name)))
+		return MSYNC_ERR_BADNAME;
+	if ((f = folder_find(st, name, &pos)) != NULL) {
+		if ((fd = open_beneath(st->rootfd, f->dir)) == -1 ||
+		    !has_cur(fd)) {
+			r = MSYNC_ERR_NOTFOUND;
+			goto out;
+		}
+	} else {
+		if ((r = names_to_dir(name, (int)st->o.layout, &dir)) != 0)
+			return r;
+		if ((fd = open_beneath(st->rootfd, dir)) == -1 ||
+		    !has_cur(fd)) {
+			r = MSYNC_ERR_NOTFOUND;
+			goto out;
+		}
+		if (st->nf >= MSYNC_MBOX_MAX) {
+			r = MSYNC_ERR_TOOBIG;
+			goto out;
+		}
+		if (st->nf == st->capf) {
+			ncap = st->capf ? st->capf * 2 : 16;
+			if ((nv = reallocarray(st->f, ncap, sizeof(*nv))) ==
+			    NULL) {
+				r = MSYNC_ERR_NOMEM;
+				goto out;
+			}
+			st->f = nv;
+			st->capf = ncap;
+		}
+		r = MSYNC_ERR_NOMEM;
+		if ((f = calloc(1, sizeof(*f))) == NULL ||
+		    (f->name = strdup(name)) == NULL ||
+		    asprintf(&f->where, "%s%s%s", st->root,
+		    *dir ? "/" : "", dir) == -1) {
+			if (f != NULL)
+				f->where = NULL;
+			folder_free(f);
+			goto out;
+		}
+		f->dir = dir;
+		dir = NULL;	/* transferred */
+		memmove(&st->f[pos + 1], &st->f[pos],
+		    (st->nf - pos) * sizeof(st->f[0]));
+		st->f[pos] = f;
+		st->nf++;
+	}
+	if ((r = folder_refresh(st, f, fd, mode)) != 0)
+		goto out;
+	*out = f;
+	*folderfd = fd;
+	fd = -1;	/* transferred */
+	r = 0;
+out:
+	free(dir);
+	if (fd != -1)
+		close(fd);
+	return r;
+}
+
+/*
+ * Takes the lock file: msync.lock in the root, or <hash>.lock in the
+ * cache directory for a read-only store.  Waits up to o.lock_wait
+ * seconds.  Returns 0 or MSYNC_ERR_LOCKED (*holder set), MSYNC_ERR_IO.
+ */
+static int
+store_lock(struct store *st, char **holder)
+{
+	struct timespec	 start, now, nap = { 0, LOCK_POLL_NS };
+	char		 name[64], buf[300], host[256];
+	ssize_t		 n;
+	size_t		 i;
+	int		 fd;
+
+	if (st->o.readonly) {
+		cache_name(st->root, ".lock", name);
+		fd = openat(st->cachefd, name, O_RDWR | O_CREAT | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	} else
+		fd = openat(st->rootfd, LOCK_FILE, O_RDWR | O_CREAT |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		WARN("cannot open lock file in '%s'", st->root);
+		return MSYNC_ERR_IO;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			close(fd);
+			return MSYNC_ERR_IO;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= st->o.lock_wait) {
+			n = pread(fd, buf, sizeof(buf) - 1, 0);
+			buf[n > 0 ? n : 0] = '\0';
+			buf[strcspn(buf, "\n")] = '\0';
+			for (i = 0; buf[i] != '\0'; i++)
+				if (buf[i] < 0x20 || buf[i] > 0x7e)
+					buf[i] = '?';
+			close(fd);
+			if (holder != NULL)
+				*holder = strdup(buf[0] ? buf : "unknown");
+			return MSYNC_ERR_LOCKED;
+		}
+		nanosleep(&nap, NULL);
+	}
+	if (gethostname(host, sizeof(host)) == -1)
+		strcpy(host, "unknown");
+	host[sizeof(host) - 1] = '\0';
+	n = snprintf(buf, sizeof(buf), "pid %ld on %s\n", (long)getpid(),
+	    host);
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
+		LOG2("cannot record the holder in the lock file");
+	st->lockfd = fd;
+	return 0;
+}
+
+/* The host name for file names, '/' and ':' escaped as Dovecot does. */
+static void
+host_escaped(char out[160])
+{
+	char	h[128];
+	size_t	i, o = 0;
+
+	if (gethostname(h, sizeof(h)) == -1)
+		strcpy(h, "localhost");
+	h[sizeof(h) - 1] = '\0';
+	for (i = 0; h[i] != '\0' && o < 150; i++) {
+		if (h[i] == '/') {
+			memcpy(out + o, "\\057", 4);
+			o += 4;
+		} else if (h[i] == ':') {
+			memcpy(out + o, "\\072", 4);
+			o += 4;
+		} else if (h[i] > 0x20 && h[i] < 0x7f && h[i] != '.')
+			out[o++] = h[i];
+		else if (h[i] == '.')
+			out[o++] = '.';
+	}
+	if (o == 0)
+		out[o++] = 'x';
+	out[o] = '\0';
+}
+
+/* Opens the store; see store.h. */
+int
+store_open(const struct store_opts *o, struct store **out, char **holder)
+{
+	struct store	*st = NULL;
+	char		*rp = NULL;
+	int		 r = MSYNC_ERR_IO;
+
+	*out = NULL;
+	if (holder != NULL)
+		*holder = NULL;
+	if (o->path == NULL || *o->path == '\0' ||
+	    strlen(o->path) >= MSYNC_PATH_MAX)
+		return MSYNC_ERR_USAGE;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	st->o = *o;
+	st->rootfd = st->lockfd = st->cachefd = -1;
+	host_escaped(st->host);
+	if (o->create && !o->readonly && (r = mkdir_p(o->path)) != 0) {
+		WARN("cannot create '%s'", o->path);
+		goto out;
+	}
+	if ((st->rootfd = open(o->path, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		r = errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+		goto out;
+	}
+	if ((rp = realpath(o->path, NULL)) == NULL) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	st->root = rp;
+	if (o->readonly && (st->cachefd = open_cachedir(o)) == -1) {
+		WARN("cannot open the cache directory");
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	if ((r = store_lock(st, holder)) != 0)
+		goto out;
+	if (o->create && !o->readonly && !has_cur(st->rootfd)) {
+		if ((mkdirat(st->rootfd, "tmp", 0700) == -1 &&
+		    errno != EEXIST) ||
+		    (mkdirat(st->rootfd, "new", 0700) == -1 &&
+		    errno != EEXIST) ||
+		    (mkdirat(st->rootfd, "cur", 0700) == -1 &&
+		    errno != EEXIST)) {
+			WARN("cannot create '%s/cur'", st->root);
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+		(void)fsync(st->rootfd);
+	}
+	*out = st;
+	st = NULL;	/* transferred */
+	r = 0;
+out:
+	store_close(st);
+	return r;
+}
+
+/* Writes every changed index and fsyncs touched cur/ directories. */
+int
+store_flush(struct store *st)
+{
+	struct folder	*f;
+	size_t		 i;
+	int		 fd, cfd, r, ret = 0;
+
+	for (i = 0; i < st->nf; i++) {
+		f = st->f[i];
+		if ((f->ix == NULL || !f->ix->dirty) && f->synced == 0)
+			continue;
+		if ((fd = open_beneath(st->rootfd, f->dir)) == -1) {
+			/* Gone under us: nothing to write it to. */
+			continue;
+		}
+		if (f->synced) {
+			if ((cfd = openat(fd, "cur", O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC)) != -1) {
+				(void)fsync(cfd);
+				close(cfd);
+			}
+			f->synced = 0;
+		}
+		if ((r = folder_save(st, f, fd)) != 0 && ret == 0)
+			ret = r;
+		close(fd);
+	}
+	return ret;
+}
+
+/* Flushes, unlocks and frees.  Accepts NULL. */
+int
+store_close(struct store *st)
+{
+	size_t	i;
+	int	r = 0;
+
+	if (st == NULL)
+		return 0;
+	if (st->rootfd != -1 && st->lockfd != -1)
+		r = store_flush(st);
+	for (i = 0; i < st->nf; i++)
+		folder_free(st->f[i]);
+	free(st->f);
+	if (st->lockfd != -1)
+		close(st->lockfd);	/* releases the flock */
+	if (st->cachefd != -1)
+		close(st->cachefd);
+	if (st->rootfd != -1)
+		close(st->rootfd);
+	free(st->root);
+	free(st);
+	return r;
+}
+
+/* Frees a mailbox list. */
+void
+store_mailboxes_free(struct store_mailbox *v, size_t n)
+{
+	size_t	i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/* Fills *m from folder f. */
+static int
+status_of(const struct folder *f, struct store_mailbox *m)
+{
+	memset(m, 0, sizeof(*m));
+	if ((m->name = strdup(f->name)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	m->guid = f->ix->guid;
+	m->uidvalidity = f->ix->uidvalidity;
+	m->uidnext = f->ix->uidnext;
+	m->modseq = f->ix->modseq;
+	m->count = (uint32_t)f->ix->live;
+	m->bytes = f->ix->bytes;
+	return 0;
+}
+
+/* A growing list of names found while listing. */
+struct namelist {
+	char	**v;		/* owned */
+	size_t	  n, cap;
+};
+
+/* Appends a copy of name (owned: takes name). */
+static int
+namelist_add(struct namelist *l, char *name)
+{
+	char	**nv;
+	size_t	  ncap;
+
+	if (l->n >= MSYNC_MBOX_MAX) {
+		free(name);
+		return MSYNC_ERR_TOOBIG;
+	}
+	if (l->n == l->cap) {
+		ncap = l->cap ? l->cap * 2 : 32;
+		if ((nv = reallocarray(l->v, ncap, sizeof(*nv))) == NULL) {
+			free(name);
+			return MSYNC_ERR_NOMEM;
+		}
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = name;
+	return 0;
+}
+
+/* Maildir++: every ".A.B" directory of the root with a cur/. */
+static int
+list_maildirpp(struct store *st, struct namelist *l)
+{
+	struct dirent	*de;
+	DIR		*d;
+	char		*name;
+	int		 fd, sub, r = 0;
+
+	if ((fd = openat(st->rootfd, ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return MSYNC_ERR_IO;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
+			if (de->d_type == DT_LNK)
+				WARNX("skipping '%s/%s': a symbolic link",
+				    st->root, log_esc(de->d_name, 255));
+			continue;
+		}
+		if (names_from_maildirpp(de->d_name, &name) != 0) {
+			WARNX("skipping '%s/%s': not a Maildir++ folder name",
+			    st->root, log_esc(de->d_name, 255));
+			continue;
+		}
+		if ((sub = openat(dirfd(d), de->d_name, O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+			if (errno == ELOOP)
+				WARNX("skipping '%s/%s': a symbolic link",
+				    st->root, log_esc(de->d_name, 255));
+			free(name);
+			continue;
+		}
+		if (!has_cur(sub)) {
+			WARNX("skipping folder '%s/%s': no cur/ directory",
+			    st->root, log_esc(de->d_name, 255));
+			free(name);
+			close(sub);
+			continue;
+		}
+		close(sub);
+		if ((r = namelist_add(l, name)) != 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+/*
+ * fs layout: walks the directories below dirfd (relative path rel,
+ * depth levels deep); one with a cur/ is a mailbox.
+ */
+static int
+list_fs(struct store *st, int dfd, const char *rel, int depth,
+    struct namelist *l)
+{
+	struct dirent	*de;
+	DIR		*d;
+	char		*path = NULL, *name;
+	int		 fd, sub, r = 0;
+
+	if ((fd = dup(dfd)) == -1)
+		return MSYNC_ERR_IO;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return MSYNC_ERR_IO;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "cur") == 0 ||
+		    strcmp(de->d_name, "new") == 0 ||
+		    strcmp(de->d_name, "tmp") == 0)
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
+			if (de->d_type == DT_LNK)
+				WARNX("skipping '%s/%s%s%s': a symbolic link",
+				    st->root, rel, *rel ? "/" : "",
+				    log_esc(de->d_name, 255));
+			continue;
+		}
+		if ((sub = openat(dirfd(d), de->d_name, O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+			continue;	/* a file, or a symlink */
+		free(path);
+		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "",
+		    de->d_name) == -1) {
+			path = NULL;
+			close(sub);
+			r = MSYNC_ERR_NOMEM;
+			break;
+		}
+		if (has_cur(sub)) {
+			if (names_from_mutf7(path, &name) != 0 ||
+			    !names_valid(name, strlen(name))) {
+				if (name != NULL)
+					free(name);
+				WARNX("skipping '%s/%s': not a mailbox name",
+				    st->root, log_esc(path, 255));
+			} else if ((r = namelist_add(l, name)) != 0) {
+				close(sub);
+				break;
+			}
+		}
+		if (depth + 1 < MSYNC_NAME_DEPTH)
+			r = list_fs(st, sub, path, depth + 1, l);
+		else
+			WARNX("not descending into '%s/%s': too deep",
+			    st->root, log_esc(path, 255));
+		close(sub);
+		if (r != 0)
+			break;
+	}
+	free(path);
+	closedir(d);
+	return r;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists every mailbox with its status; see store.h. */
+int
+store_list_mailboxes(struct store *st, struct store_mailbox **out,
+    size_t *n)
+{
+	struct namelist		 l;
+	struct store_mailbox	*v = NULL;
+	struct folder		*f;
+	char			*inbox;
+	size_t			 i, nv = 0;
+	int			 fd, r;
+
+	*out = NULL;
+	*n = 0;
+	memset(&l, 0, sizeof(l));
+	if (has_cur(st->rootfd)) {
+		if ((inbox = strdup("INBOX")) == NULL)
+			return MSYNC_ERR_NOMEM;
+		if ((r = namelist_add(&l, inbox)) != 0)
+			goto out;
+	}
+	if (st->o.layout == LAYOUT_FS)
+		r = list_fs(st, st->rootfd, "", 0, &l);
+	else
+		r = list_maildirpp(st, &l);
+	if (r != 0)
+		goto out;
+	qsort(l.v, l.n, sizeof(l.v[0]), name_cmp);
+	if (l.n > 0 && (v = calloc(l.n, sizeof(*v))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < l.n; i++) {
+		r = folder_open(st, l.v[i], REFRESH_TOKEN, &f, &fd);
+		if (r == MSYNC_ERR_NOMEM)
+			goto out;
+		if (r != 0) {
+			WARNX("skipping mailbox '%s': %s",
+			    log_esc(l.v[i], 255), msync_strerror(r));
+			continue;
+		}
+		close(fd);
+		if ((r = status_of(f, &v[nv])) != 0)
+			goto out;
+		nv++;
+	}
+	*out = v;
+	*n = nv;
+	v = NULL;	/* transferred */
+	r = 0;
+out:
+	store_mailboxes_free(v, nv);
+	for (i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+	return r;
+}
+
+/* Loads f's keyword map if it is not loaded yet. */
+static int
+kw_ready(struct folder *f, int folderfd)
+{
+	if (f->kw.loaded)
+		return 0;
+	return index_kw_load(folderfd, &f->kw);
+}
+
+/* Lists the messages of mailbox name; see store.h. */
+int
+store_list_messages(struct store *st, const char *name, struct msglist *out)
+{
+	struct folder		*f;
+	struct index_ent	*e;
+	struct mdname		 md;
+	struct msg		 m;
+	size_t			 i;
+	int			 fd = -1, r;
+
+	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
+		return r;
+	for (i = 0; i < f->ix->n; i++) {
+		e = &f->ix->v[i];
+		if (e->name == INDEX_NAME_DEAD)
+			continue;
+		if (mdname_parse(index_name(f->ix, e) + 4, &md) != 0) {
+			r = MSYNC_ERR_INTERNAL;
+			goto out;
+		}
+		memset(&m, 0, sizeof(m));
+		m.uid = e->uid;
+		m.guid = e->guid;
+		m.flags = md.flags;
+		m.size = e->size;
+		m.date = e->date;
+		if (md.kwbits != 0) {
+			if ((r = kw_ready(f, fd)) != 0)
+				goto out;
+			if ((r = index_kw_names(&f->kw, md.kwbits,
+			    &m.kw)) != 0)
+				goto out;
+		}
+		r = msglist_add(out, &m);
+		free(m.kw);
+		if (r != 0)
+			goto out;
+	}
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
+/* Rescans mailbox name now; see store.h. */
+int
+store_rescan(struct store *st, const char *name, struct store_mailbox *m)
+{
+	struct folder	*f;
+	char		*name_keep;
+	int		 fd, r;
+
+	if ((r = folder_open(st, name, REFRESH_FORCE, &f, &fd)) != 0)
+		return r;
+	close(fd);
+	if (m == NULL)
+		return 0;
+	name_keep = m->name;
+	if ((r = status_of(f, m)) != 0)
+		return r;
+	if (name_keep != NULL) {
+		/* The caller's name stays: it is the same. */
+		free(m->name);
+		m->name = name_keep;
+	}
+	return 0;
+}
+
+/*
+ * Opens the file of e for reading, finding it again if it was renamed.
+ * Gone: the entry is removed and MSYNC_ERR_NOTFOUND returned.
+ */
+static int
+open_ent(struct folder *f, int folderfd, struct index_ent *e, int *fdp)
+{
+	int	fd, r;
+
+	fd = openat(folderfd, index_name(f->ix, e), O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT) {
+		if ((r = index_refind(f->ix, folderfd, e)) == 0)
+			fd = openat(folderfd, index_name(f->ix, e),
+			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		else if (r == MSYNC_ERR_NOTFOUND) {
+			index_remove(f->ix, e);
+			return r;
+		} else
+			return r;
+	}
+	if (fd == -1)
+		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+	*fdp = fd;
+	return 0;
+}
+
+/* Opens message uid of mailbox name; see store.h. */
+int
+store_open_message(struct store *st, const char *name, uint32_t uid,
+    int *fdp, uint64_t *size, int64_t *date)
+{
+	struct folder		*f;
+	struct index_ent	*e;
+	struct stat		 sb;
+	int			 folderfd, fd = -1, r;
+
+	*fdp = -1;
+	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &folderfd)) != 0)
+		return r;
+	if ((e = index_find(f->ix, uid)) == NULL) {
+		r = MSYNC_ERR_NOTFOUND;
+		goto out;
+	}
+	if ((r = open_ent(f, folderfd, e, &fd)) != 0)
+		goto out;
+	if (fstat(fd, &sb) == -1) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	if (size != NULL)
+		*size = (uint64_t)sb.st_size;
+	if (date != NULL)
+		*date = e->date;
+	*fdp = fd;
+	fd = -1;	/* transferred */
+	r = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	close(folderfd);
+	return r;
+}
+
+/*
+ * Moves olddfd/old to newdfd/new, never replacing a file:
+ * renameat2(RENAME_NOREPLACE), or link + unlink where the file system
+ * lacks it.  Returns 0 or -1 with errno (EEXIST: the target exists).
+ */
+static int
+move_noreplace(int olddfd, const char *old, int newdfd, const char *new)
+{
+	if (renameat2(olddfd, old, newdfd, new, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+		return -1;
+	if (linkat(olddfd, old, newdfd, new, 0) == -1)
+		return -1;
+	if (unlinkat(olddfd, old, 0) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+/* Starts saving a message into mailbox name; see store.h. */
+int
+store_save_begin(struct store *st, const char *name,
+    struct store_save **out)
+{
+	struct store_save	*s = NULL;
+	struct folder		*f;
+	struct timeval		 tv;
+	int			 r, i;
+
+	*out = NULL;
+	if (st->o.readonly)
+		return MSYNC_ERR_READONLY;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	s->st = st;
+	s->folderfd = s->tmpdirfd = s->fd = -1;
+	if ((r = folder_open(st, name, REFRESH_LAZY, &f,
+	    &s->folderfd)) != 0)
+		goto out;
+	r = MSYNC_ERR_NOMEM;
+	if ((s->mbox = strdup(name)) == NULL ||
+	    (s->gc = guid_ctx_new()) == NULL)
+		goto out;
+	r = MSYNC_ERR_IO;
+	if (mkdirat(s->folderfd, "tmp", 0700) == -1 && errno != EEXIST)
+		goto out;
+	if ((s->tmpdirfd = openat(s->folderfd, "tmp", O_RDONLY |
+	    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		goto out;
+	for (i = 0; i < SAVE_TRIES; i++) {
+		gettimeofday(&tv, NULL);
+		snprintf(s->tmpname, sizeof(s->tmpname),
+		    "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec,
+		    (long)tv.tv_usec, (long)getpid(), ++st->counter, st->host);
+		s->fd = openat(s->tmpdirfd, s->tmpname, O_WRONLY | O_CREAT |
+		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (s->fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (s->fd == -1) {
+		WARN("cannot create '%s/tmp/%s'", f->where, s->tmpname);
+		goto out;
+	}
+	*out = s;
+	s = NULL;	/* transferred */
+	r = 0;
+out:
+	store_save_abort(s);
+	return r;
+}
+
+/* Writes a piece of the message; see store.h. */
+int
+store_save_write(struct store_save *s, const void *p, size_t len)
+{
+	const char	*b = p;
+	size_t		 off = 0;
+	ssize_t		 n;
+
+	if (s->failed)
+		return MSYNC_ERR_IO;
+	if (len > MSYNC_MSG_SIZE_MAX - s->size) {
+		s->failed = 1;
+		return MSYNC_ERR_TOOBIG;
+	}
+	guid_update(s->gc, p, len);
+	while (off < len) {
+		n = write(s->fd, b + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			s->failed = 1;
+			return MSYNC_ERR_IO;
+		}
+		off += (size_t)n;
+	}
+	s->size += len;
+	return 0;
+}
+
+/* Removes the tmp file and frees s.  Accepts NULL. */
+void
+store_save_abort(struct store_save *s)
+{
+	int	saved = errno;
+
+	if (s == NULL)
+		return;
+	if (s->fd != -1)
+		close(s->fd);
+	if (s->tmpdirfd != -1) {
+		if (s->tmpname[0] != '\0')
+			(void)unlinkat(s->tmpdirfd, s->tmpname, 0);
+		close(s->tmpdirfd);
+	}
+	if (s->folderfd != -1)
+		close(s->folderfd);
+	guid_ctx_free(s->gc);
+	free(s->mbox);
+	free(s);
+	errno = saved;
+}
+
+/*
+ * The letters for keyword names kw in folder f, saving dovecot-keywords
+ * first if a name needed a new letter.
+ */
+static int
+kw_letters(struct store *st, struct folder *f, int folderfd,
+    const char *kw, uint32_t *bits)
+{
+	int	added = 0, r;
+
+	*bits = 0;
+	if (kw == NULL || *kw == '\0')
+		return 0;
+	/* Re-read: another program may have added names. */
+	if ((r = index_kw_load(folderfd, &f->kw)) != 0)
+		return r;
+	if ((r = index_kw_bits(&f->kw, kw, bits, &added)) != 0)
+		return r;
+	if (added && (r = index_kw_save(folderfd, &f->kw)) != 0) {
+		WARN("cannot write '%s/%s'", f->where, INDEX_KWFILE);
+		index_kw_clear(&f->kw);
+		return r;
+	}
+	return 0;
+}
+
+/* Finishes saving; see store.h.  Frees s. */
+int
+store_save_commit(struct store_save *s, uint8_t flags, const char *kw,
+    int64_t date, const struct guid *expect, uint32_t *uid_out)
+{
+	struct store	*st = s->st;
+	struct folder	*f;
+	struct guid	 g;
+	struct timespec	 ts[2];
+	char		 base[MDNAME_MAX + 1], dest[MDNAME_MAX + 1];
+	char		 rel[4 + MDNAME_MAX + 1];
+	uint32_t	 bits;
+	int		 curfd = -1, r, i, n;
+
+	if (s->failed) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	guid_final(s->gc, &g);
+	if (expect != NULL && guid_cmp(expect, &g) != 0) {
+		r = MSYNC_ERR_BADDATA;
+		goto out;
+	}
+	if ((f = folder_find(st, s->mbox, NULL)) == NULL || f->ix == NULL) {
+		r = MSYNC_ERR_NOTFOUND;
+		goto out;
+	}
+	r = MSYNC_ERR_IO;
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)date;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (fsync(s->fd) == -1 || futimens(s->fd, ts) == -1)
+		goto out;
+	if ((r = kw_letters(st, f, s->folderfd, kw, &bits)) != 0)
+		goto out;
+	r = MSYNC_ERR_IO;
+	if ((curfd = openat(s->folderfd, "cur", O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1)
+		goto out;
+	for (i = 0; i < SAVE_TRIES; i++) {
+		if (i == 0)
+			n = snprintf(base, sizeof(base), "%s,S=%" PRIu64,
+			    s->tmpname, s->size);
+		else {
+			struct timeval	tv;
+
+			gettimeofday(&tv, NULL);
+			n = snprintf(base, sizeof(base),
+			    "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
+			    (long long)tv.tv_sec, (long)tv.tv_usec,
+			    (long)getpid(), ++st->counter, st->host, s->size);
+		}
+		if (n < 0 || (size_t)n >= sizeof(base) ||
+		    (r = mdname_build(base, flags & FLAG_ALL, bits, dest,
+		    sizeof(dest))) != 0) {
+			r = MSYNC_ERR_TOOBIG;
+			goto out;
+		}
+		if (move_noreplace(s->tmpdirfd, s->tmpname, curfd, dest) == 0)
+			break;
+		if (errno != EEXIST) {
+			WARN("cannot move '%s/tmp/%s' into cur/", f->where,
+			    s->tmpname);
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+		LOG3("'%s/cur/%s' exists: picking another name", f->where,
+		    dest);
+	}
+	if (i == SAVE_TRIES) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	s->tmpname[0] = '\0';	/* moved: nothing to remove */
+	if (fsync(curfd) == -1) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	snprintf(rel, sizeof(rel), "cur/%s", dest);
+	if ((r = index_add(f->ix, &g, s->size, date, rel, uid_out)) != 0)
+		goto out;
+	r = 0;
+out:
+	if (curfd != -1)
+		close(curfd);
+	store_save_abort(s);
+	return r;
+}
+
+/* Sets a message's flags and keywords; see store.h. */
+int
+store_set_flags(struct store *st, const char *name, uint32_t uid,
+    uint8_t flags, const char *kw)
+{
+	struct folder		*f;
+	struct index_ent	*e;
+	struct mdname		 md;
+	char			 dest[MDNAME_MAX + 1], rel[4 + MDNAME_MAX + 1];
+	char			 old[4 + MDNAME_MAX + 1];
+	uint32_t		 bits, unknown = 0;
+	int			 fd, r, i, try;
+
+	if (st->o.readonly)
+		return MSYNC_ERR_READONLY;
+	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+		return r;
+	if ((e = index_find(f->ix, uid)) == NULL) {
+		r = MSYNC_ERR_NOTFOUND;
+		goto out;
+	}
+	if ((r = kw_letters(st, f, fd, kw, &bits)) != 0 ||
+	    (r = kw_ready(f, fd)) != 0)
+		goto out;
+	for (try = 0; try < 2; try++) {
+		snprintf(old, sizeof(old), "%s", index_name(f->ix, e));
+		if ((r = mdname_parse(old + 4, &md)) != 0)
+			goto out;
+		/* Letters nobody named stay in the file name. */
+		unknown = 0;
+		for (i = 0; i < 26; i++)
+			if ((md.kwbits & (1u << i)) && f->kw.name[i] == NULL)
+				unknown |= 1u << i;
+		if ((r = mdname_build(old + 4, flags & FLAG_ALL,
+		    bits | unknown, dest, sizeof(dest))) != 0)
+			goto out;
+		snprintf(rel, sizeof(rel), "cur/%s", dest);
+		if (strcmp(rel, old) == 0) {
+			r = 0;
+			goto out;
+		}
+		if (move_noreplace(fd, old, fd, rel) == 0)
+			break;
+		if (errno == ENOENT && try == 0) {
+			if ((r = index_refind(f->ix, fd, e)) == 0)
+				continue;
+			if (r == MSYNC_ERR_NOTFOUND)
+				index_remove(f->ix, e);
+			goto out;
+		}
+		WARN("cannot rename '%s/%s'", f->where, old);
+		r = errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+		goto out;
+	}
+	f->synced = 1;
+	r = index_set_name(f->ix, e, rel);
+out:
+	close(fd);
+	return r;
+}
+
+/* Removes a message; see store.h. */
+int
+store_expunge(struct store *st, const char *name, uint32_t uid)
+{
+	struct folder		*f;
+	struct index_ent	*e;
+	int			 fd, r = 0;
+
+	if (st->o.readonly)
+		return MSYNC_ERR_READONLY;
+	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+		return r;
+	if ((e = index_find(f->ix, uid)) == NULL)
+		goto out;	/* already gone */
+	if (unlinkat(fd, index_name(f->ix, e), 0) == -1) {
+		if (errno != ENOENT) {
+			WARN("cannot remove '%s/%s'", f->where,
+			    index_name(f->ix, e));
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+		if ((r = index_refind(f->ix, fd, e)) == 0 &&
+		    unlinkat(fd, index_name(f->ix, e), 0) == -1 &&
+		    errno != ENOENT) {
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+		r = 0;
+	}
+	f->synced = 1;
+	index_remove(f->ix, e);
+out:
+	close(fd);
+	return r;
+}
+
+/*
+ * Creates the directories of rel below the root (each component in turn,
+ * never following a symlink).  Returns the descriptor of the last one or
+ * -1 with errno.
+ */
+static int
+mkdir_beneath(int rootfd, const char *rel)
+{
+	char	 buf[MSYNC_PATH_MAX], *comp, *next;
+	int	 fd, nfd;
+
+	if (strlen(rel) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, rel);
+	fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (comp = buf; fd != -1 && comp != NULL && *comp != '\0';
+	    comp = next) {
+		if ((next = strchr(comp, '/')) != NULL)
+			*next++ = '\0';
+		if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+			close(fd);
+			errno = EXDEV;
+			return -1;
+		}
+		if (mkdirat(fd, comp, 0700) == -1 && errno != EEXIST) {
+			close(fd);
+			return -1;
+		}
+		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		(void)fsync(fd);
+		close(fd);
+		fd = nfd;
+	}
+	return fd;
+}
+
+/* Creates a mailbox; see store.h. */
+int
+store_create_mailbox(struct store *st, const char *name,
+    const struct guid *guid)
+{
+	struct folder	*f;
+	struct index	*ix = NULL;
+	char		*dir = NULL;
+	int		 fd = -1, r, i;
+	static const char *const subs[] = { "tmp", "new", "cur" };
+
+	if (st->o.readonly)
+		return MSYNC_ERR_READONLY;
+	if (name == NULL || !names_valid(name, strlen(name)))
+		return MSYNC_ERR_BADNAME;
+	if ((r = names_to_dir(name, (int)st->o.layout, &dir)) != 0)
+		return r;
+	if ((fd = open_beneath(st->rootfd, dir)) != -1 && has_cur(fd)) {
+		r = MSYNC_ERR_EXISTS;
+		goto out;
+	}
+	if (fd != -1)
+		close(fd);
+	if ((fd = mkdir_beneath(st->rootfd, dir)) == -1) {
+		WARN("cannot create '%s/%s'", st->root, dir);
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	for (i = 0; i < 3; i++)
+		if (mkdirat(fd, subs[i], 0700) == -1 && errno != EEXIST) {
+			WARN("cannot create '%s/%s/%s'", st->root, dir,
+			    subs[i]);
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+	if (st->o.layout == LAYOUT_MAILDIRPP && *dir != '\0') {
+		/* As Dovecot and Courier mark a Maildir++ subfolder. */
+		int	mfd = openat(fd, "maildirfolder", O_WRONLY | O_CREAT |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+
+		if (mfd != -1)
+			close(mfd);
+	}
+	(void)fsync(fd);
+	/* A fresh index with the wanted GUID, then the usual refresh. */
+	if ((r = index_new(guid, 0, &ix)) != 0)
+		goto out;
+	if ((f = folder_find(st, name, NULL)) != NULL) {
+		index_free(f->ix);
+		f->ix = NULL;
+	}
+	if ((r = index_save(ix, fd, INDEX_FILE)) != 0)
+		goto out;
+	close(fd);
+	fd = -1;
+	if ((r = folder_open(st, name, REFRESH_FORCE, &f, &fd)) != 0)
+		goto out;
+	r = 0;
+out:
+	index_free(ix);
+	free(dir);
+	if (fd != -1)
+		close(fd);
+	return r;
+}
+
+/* Saves and forgets every folder named name or below it. */
+static int
+forget_tree(struct store *st, const char *name)
+{
+	size_t	i, len = strlen(name);
+	int	fd, r;
+
+	for (i = 0; i < st->nf; ) {
+		if (strcmp(st->f[i]->name, name) != 0 &&
+		    !(strncmp(st->f[i]->name, name, len) == 0 &&
+		    st->f[i]->name[len] == '/')) {
+			i++;
+			continue;
+		}
+		if ((fd = open_beneath(st->rootfd, st->f[i]->dir)) != -1) {
+			r = folder_save(st, st->f[i], fd);
+			close(fd);
+			if (r != 0)
+				return r;
+		}
+		folder_drop(st, i);
+	}
+	return 0;
+}
+
+/*
+ * Opens the parent directory of rel ("a/b/c" -> "a/b"), creating it if
+ * create.  *last points into rel at the last component.
+ */
+static int
+open_parent(int rootfd, const char *rel, int create, const char **last)
+{
+	char		 buf[MSYNC_PATH_MAX];
+	const char	*s;
+	int		 fd;
+
+	if ((s = strrchr(rel, '/')) == NULL) {
+		*last = rel;
+		return openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	*last = s + 1;
+	if ((size_t)(s - rel) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, rel, (size_t)(s - rel));
+	buf[s - rel] = '\0';
+	fd = create ? mkdir_beneath(rootfd, buf) : open_beneath(rootfd, buf);
+	return fd;
+}
+
+/* Renames a mailbox and its children; see store.h. */
+int
+store_rename_mailbox(struct store *st, const char *from, const char *to)
+{
+	struct dirent	*de;
+	DIR		*d = NULL;
+	char		*fdir = NULL, *tdir = NULL, **src = NULL, **dst = NULL;
+	const char	*fl, *tl;
+	size_t		 n = 0, cap = 0, i, flen;
+	int		 fd = -1, pfd = -1, tfd = -1, r;
+	struct stat	 sb;
+
+	if (st->o.readonly)
+		return MSYNC_ERR_READONLY;
+	if (from == NULL || to == NULL ||
+	    !names_valid(from, strlen(from)) || !names_valid(to, strlen(to)) ||
+	    strcmp(from, "INBOX") == 0 || strcmp(to, "INBOX") == 0)
+		return MSYNC_ERR_BADNAME;
+	if ((r = names_to_dir(from, (int)st->o.layout, &fdir)) != 0 ||
+	    (r = names_to_dir(to, (int)st->o.layout, &tdir)) != 0)
+		goto out;
+	if (strncmp(tdir, fdir, strlen(fdir)) == 0 &&
+	    (tdir[strlen(fdir)] == '/' || tdir[strlen(fdir)] == '.')) {
+		r = MSYNC_ERR_BADNAME;	/* into its own child */
+		goto out;
+	}
+	if ((fd = open_beneath(st->rootfd, fdir)) == -1 || !has_cur(fd)) {
+		r = MSYNC_ERR_NOTFOUND;
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (fstatat(st->rootfd, tdir, &sb, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT) {
+		r = MSYNC_ERR_EXISTS;
+		goto out;
+	}
+	if ((r = forget_tree(st, from)) != 0)
+		goto out;
+	if (st->o.layout == LAYOUT_FS) {
+		r = MSYNC_ERR_IO;
+		if ((pfd = open_parent(st->rootfd, fdir, 0, &fl)) == -1 ||
+		    (tfd = open_parent(st->rootfd, tdir, 1, &tl)) == -1)
+			goto out;
+		if (move_noreplace(pfd, fl, tfd, tl) == -1) {
+			r = errno == EEXIST ? MSYNC_ERR_EXISTS : MSYNC_ERR_IO;
+			goto out;
+		}
+		(void)fsync(pfd);
+		(void)fsync(tfd);
+		r = 0;
+		goto out;
+	}
+	/* Maildir++: ".A" and every ".A.*" directory. */
+	if ((fd = openat(st->rootfd, ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	fd = -1;
+	flen = strlen(fdir);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, fdir, flen) != 0 ||
+		    (de->d_name[flen] != '\0' && de->d_name[flen] != '.'))
+			continue;
+		if (n == cap) {
+			char	**ns, **nd;
+
+			cap = cap ? cap * 2 : 8;
+			if ((ns = reallocarray(src, cap, sizeof(*ns))) == NULL) {
+				r = MSYNC_ERR_NOMEM;
+				goto out;
+			}
+			src = ns;
+			if ((nd = reallocarray(dst, cap, sizeof(*nd))) == NULL) {
+				r = MSYNC_ERR_NOMEM;
+				goto out;
+			}
+			dst = nd;
+		}
+		src[n] = dst[n] = NULL;
+		n++;
+		if ((src[n - 1] = strdup(de->d_name)) == NULL ||
+		    asprintf(&dst[n - 1], "%s%s", tdir,
+		    de->d_name + flen) == -1) {
+			dst[n - 1] = NULL;
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		if (strlen(dst[n - 1]) > MDNAME_MAX) {
+			r = MSYNC_ERR_TOOBIG;
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (fstatat(st->rootfd, dst[i], &sb, AT_SYMLINK_NOFOLLOW) ==
+		    0) {
+			r = MSYNC_ERR_EXISTS;
+			goto out;
+		}
+	/* The children first, the parent last: a crash leaves a tree. */
+	for (i = n; i-- > 0; ) {
+		if (strcmp(src[i], fdir) == 0)
+			continue;
+		if (move_noreplace(st->rootfd, src[i], st->rootfd,
+		    dst[i]) == -1) {
+			WARN("cannot rename '%s/%s'", st->root, src[i]);
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+	}
+	if (move_noreplace(st->rootfd, fdir, st->rootfd, tdir) == -1) {
+		WARN("cannot rename '%s/%s'", st->root, fdir);
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	(void)fsync(st->rootfd);
+	r = 0;
+out:
+	if (d != NULL)
+		closedir(d);
+	for (i = 0; i < n; i++) {
+		free(src[i]);
+		free(dst[i]);
+	}
+	free(src);
+	free(dst);
+	if (fd != -1)
+		close(fd);
+	if (pfd != -1)
+		close(pfd);
+	if (tfd != -1)
+		close(tfd);
+	free(fdir);
+	free(tdir);
+	return r;
+}
+
+/* Removes directory sub of dfd if it is empty; warns if it is not. */
+static int
+rmdir_warn(int dfd, const char *sub, const char *where)
+{
+	if (unlinkat(dfd, sub, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return 0;
+	if (errno == ENOTEMPTY || errno == EEXIST)
+		WARNX("leaving '%s/%s': it holds files msync does not know",
+		    where, sub);
+	else
+		WARN("cannot remove '%s/%s'", where, sub);
+	return -1;
+}
+
+/* Deletes a mailbox; see store.h. */
+int
+store_delete_mailbox(struct store *st, const char *name)
+{
+	static const char *const meta[] = {
+		INDEX_KWFILE, "maildirfolder", "dovecot-uidlist",
+		"dovecot.index", "dovecot.index.cache", "dovecot.index.log",
+		"dovecot.index.log.2", "dovecot-uidlist.lock"
+	};
+	struct folder	*f;
+	struct index	*ix;
+	const char	*last;
+	char		*where = NULL, *dir = NULL;
+	size_t		 i, pos;
+	int		 fd = -1, pfd = -1, r, left = 0;
+
+	if (st->o.readonly)
+		return MSYNC_ERR_READONLY;
+	if (name != NULL && strcmp(name, "INBOX") == 0)
+		return MSYNC_ERR_BADNAME;
+	if ((r = folder_open(st, name, REFRESH_FORCE, &f, &fd)) != 0)
+		return r;
+	ix = f->ix;
+	for (i = 0; i < ix->n; i++) {
+		if (ix->v[i].name == INDEX_NAME_DEAD)
+			continue;
+		if (unlinkat(fd, index_name(ix, &ix->v[i]), 0) == -1 &&
+		    errno != ENOENT) {
+			WARN("cannot remove '%s/%s'", f->where,
+			    index_name(ix, &ix->v[i]));
+			r = MSYNC_ERR_IO;
+			goto out;
+		}
+	}
+	(void)unlinkat(fd, INDEX_FILE, 0);
+	for (i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+		(void)unlinkat(fd, meta[i], 0);
+	r = MSYNC_ERR_NOMEM;
+	if ((where = strdup(f->where)) == NULL ||
+	    (dir = strdup(f->dir)) == NULL)
+		goto out;
+	if (folder_find(st, name, &pos) != NULL)
+		folder_drop(st, pos);
+	/* cur/ last: a folder with cur/ is still a mailbox. */
+	if (rmdir_warn(fd, "tmp", where) == -1)
+		left = 1;
+	if (rmdir_warn(fd, "new", where) == -1)
+		left = 1;
+	if (rmdir_warn(fd, "cur", where) == -1)
+		left = 1;
+	(void)fsync(fd);
+	if (!left) {
+		if ((pfd = open_parent(st->rootfd, dir, 0, &last)) != -1) {
+			if (unlinkat(pfd, last, AT_REMOVEDIR) == -1 &&
+			    errno != ENOENT) {
+				if (errno == ENOTEMPTY || errno == EEXIST)
+					WARNX("leaving '%s': it holds files "
+					    "msync does not know (or child "
+					    "mailboxes)", where);
+				else
+					WARN("cannot remove '%s'", where);
+			}
+			(void)fsync(pfd);
+		}
+	}
+	r = 0;
+out:
+	free(where);
+	free(dir);
+	if (pfd != -1)
+		close(pfd);
+	if (fd != -1)
+		close(fd);
+	return r;
+}
+
+/* Gives a mailbox another GUID; see store.h. */
+int
+store_set_mailbox_guid(struct store *st, const char *name,
+    const struct guid *guid)
+{
+	struct folder	*f;
+	int		 fd, r;
+
+	if (st->o.readonly)
+		return MSYNC_ERR_READONLY;
+	if (guid == NULL || guid_is_zero(guid))
+		return MSYNC_ERR_INTERNAL;
+	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+		return r;
+	if (guid_cmp(&f->ix->guid, guid) != 0) {
+		f->ix->guid = *guid;
+		f->ix->dirty = 1;
+		r = folder_save(st, f, fd);
+	}
+	close(fd);
+	return r;
+}

@@ -1378,10 +1378,19 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 	    (r = final_status(b, &mine)) != 0)
 		goto out;
 	if (b->self == SIDE_B) {
-		q = NULL;
-		r = proto_enc_results(b->results, b->nresults, &q, &len);
-		if ((r = put(b, REC_RESULT, r, q, len)) != 0)
-			goto out;
+		size_t	 i = 0, n;
+
+		do {	/* at most PROTO_LIST_CHUNK results per record */
+			n = b->nresults - i;
+			if (n > PROTO_LIST_CHUNK)
+				n = PROTO_LIST_CHUNK;
+			q = NULL;
+			r = proto_enc_results(n == 0 ? NULL : b->results + i,
+			    n, &q, &len);
+			if ((r = put(b, REC_RESULT, r, q, len)) != 0)
+				goto out;
+			i += n;
+		} while (i < b->nresults);
 	}
 	mine.status = b->data_error ? MSYNC_ERR_BADDATA :
 	    b->action_error ? MSYNC_ERR_IO :

@@ -1,0 +1,1910 @@
+/*
+ * plan.c — the deterministic planner: (base, side A's view, side B's view,
+ * mode) -> actions, notes, and the base the run leaves behind.  No I/O.
+ *
+ * Both brains run plan_build on identical inputs and compare the digest,
+ * so nothing here may depend on input order, pointer values, the qsort
+ * implementation or the machine: every list is sorted by a total order
+ * before it is walked, and the digest hashes a little-endian encoding.
+ * docs/SYNC.md states the rules in English; this file implements them.
+ *
+ * Outline of plan_build:
+ *   1. pair mailboxes: by GUID, then left-overs by name;
+ *   2. per pair: current lists, base lookup, trust;
+ *   3. mailbox decisions (create, delete, keep), then names (renames,
+ *      name conflicts);
+ *   4. message decisions: trusted three-way rules or a union;
+ *   5. sort actions; point copies at local sources where one exists;
+ *   6. the mass-deletion guard; plan->next; the digest.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "msync.h"
+#include "state.h"
+#include "plan.h"
+
+#define NONE		((size_t)-1)
+#define GUARD_MIN	20	/* the share rule applies from this many */
+
+/* One message of one side's current list of one mailbox. */
+struct lmsg {
+	uint32_t	 uid;
+	struct guid	 guid;
+	uint8_t		 flags;
+	char		*kw;		/* owned; canonical keywords or NULL */
+	int		 matched;	/* claimed by a base entry or a pair */
+	int		 gone;		/* expunged, or its mailbox deleted */
+	int		 used;		/* the source of a local copy */
+};
+
+/* One message entry of plan->next under construction. */
+struct nent {
+	struct state_msg m;		/* kw owned */
+	size_t		 orig;		/* index before sorting */
+};
+
+/* One mailbox pair under construction. */
+struct pair {
+	struct guid	 guid;		/* the pair's identity */
+	const struct view_mbox *v[2];	/* borrowed; NULL: not on that side */
+	const struct state_mbox *base;	/* borrowed; base entry or NULL */
+	struct lmsg	*l[2];		/* owned; current list, sorted by uid */
+	size_t		 n[2];
+	struct lmsg	**cur[2];	/* owned; per base msg: lmsg or NULL */
+	int		 byname;	/* paired by name (GUIDs differed) */
+	int		 basedup;	/* the base uses a uid twice */
+	int		 trusted;
+	int		 keep;		/* in plan->next */
+	int		 create[2];	/* ACT_MBOX_CREATE on side */
+	int		 rename[2];	/* ACT_MBOX_RENAME on side */
+	int		 setguid[2];	/* ACT_MBOX_SETGUID on side */
+	int		 del[2];	/* ACT_MBOX_DELETE on side */
+	int		 copyall;	/* single side: copy (new) messages */
+	int		 newonly;	/* ... only those not in the base */
+	const char	*final;		/* borrowed; name after the run */
+	struct nent	*e;		/* owned; next entries */
+	size_t		 ne;
+	size_t		 cape;
+	size_t		*emap;		/* owned; orig entry -> sorted index */
+	size_t		 nextidx;	/* index into plan->next.mb */
+};
+
+/* One action under construction. */
+struct pact {
+	struct action	 a;		/* kw owned */
+	uint32_t	 key;		/* sort key within (type, mbox, side) */
+	size_t		 seq;		/* creation order, the last tie-break */
+	size_t		 ent;		/* COPY: entry in its pair, else NONE */
+};
+
+struct ctx {
+	const struct state	*base;	/* borrowed; may be empty */
+	const struct plan_opts	*o;	/* borrowed */
+	int			 first;	/* the base is empty */
+	const struct state_mbox	**bidx;	/* owned array; base by GUID */
+	size_t			 nb;
+	struct pair		*p;	/* owned; sorted by GUID */
+	size_t			 np;
+	struct pact		*a;	/* owned */
+	size_t			 na;
+	size_t			 capa;
+	char			**notes;	/* owned */
+	size_t			 nn;
+	size_t			 capn;
+	int			 tripped;	/* the guard tripped */
+};
+
+static const char sidech[2] = { 'A', 'B' };
+
+/* ------------------------------------------------------------------ */
+/* Small helpers. */
+
+static int
+kw_eq(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+static int
+xstrdup(const char *s, char **out)
+{
+	*out = NULL;
+	if (s == NULL)
+		return 0;
+	if ((*out = strdup(s)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	return 0;
+}
+
+/* Appends a formatted note.  Returns 0 or MSYNC_ERR_NOMEM. */
+static int __attribute__((format(printf, 2, 3)))
+note(struct ctx *c, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 r;
+
+	if (c->nn == c->capn) {
+		size_t	 ncap = c->capn ? c->capn * 2 : 8;
+		void	*p;
+
+		if ((p = reallocarray(c->notes, ncap, sizeof(*c->notes)))
+		    == NULL)
+			return MSYNC_ERR_NOMEM;
+		c->notes = p;
+		c->capn = ncap;
+	}
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return MSYNC_ERR_NOMEM;
+	c->notes[c->nn++] = s;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Keywords: canonical form is sorted, unique names, one space between. */
+
+struct tok {
+	const char	*p;	/* borrowed */
+	size_t		 len;
+	int		 bit;	/* which input it came from */
+};
+
+static int
+tok_cmp(const void *pa, const void *pb)
+{
+	const struct tok	*a = pa, *b = pb;
+	size_t			 n = a->len < b->len ? a->len : b->len;
+	int			 r;
+
+	if ((r = memcmp(a->p, b->p, n)) != 0)
+		return r;
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return a->bit - b->bit;
+}
+
+/* Splits s on spaces into t (NULL: just count).  Returns the count. */
+static size_t
+kw_split(const char *s, int bit, struct tok *t)
+{
+	size_t	 n = 0, len;
+
+	if (s == NULL)
+		return 0;
+	while (*s != '\0') {
+		if (*s == ' ') {
+			s++;
+			continue;
+		}
+		len = strcspn(s, " ");
+		if (t != NULL) {
+			t[n].p = s;
+			t[n].len = len;
+			t[n].bit = bit;
+		}
+		n++;
+		s += len;
+	}
+	return n;
+}
+
+/* How kw_combine decides whether a name is in the result. */
+enum kwrule {
+	KW_MERGE3,	/* in: a b oa ob; one-sided change wins, else a|b */
+	KW_ONEWAY	/* in: s d os od; s if only s changed, else d */
+};
+
+static int
+kw_rule(enum kwrule how, int m)
+{
+	int	 x = m & 1, y = (m >> 1) & 1, ox = (m >> 2) & 1;
+	int	 oy = (m >> 3) & 1, cx = x != ox, cy = y != oy;
+
+	if (how == KW_ONEWAY)
+		return cx && !cy ? x : y;
+	if (cx && !cy)
+		return x;
+	if (cy && !cx)
+		return y;
+	return x | y;
+}
+
+/*
+ * Combines up to four keyword strings (k[i] may be NULL) name by name
+ * with rule how into a canonical string (*out, owned; NULL for none).
+ * Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+kw_combine(enum kwrule how, const char *k[4], char **out)
+{
+	struct tok	*t = NULL;
+	size_t		 n = 0, i, j, len = 0;
+	char		*s, *w;
+	int		 m;
+
+	*out = NULL;
+	for (i = 0; i < 4; i++)
+		n += kw_split(k[i], 0, NULL);
+	if (n == 0)
+		return 0;
+	if ((t = calloc(n, sizeof(*t))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0, n = 0; i < 4; i++)
+		n += kw_split(k[i], 1 << i, t + n);
+	qsort(t, n, sizeof(*t), tok_cmp);
+	for (i = 0; i < n; i++)
+		len += t[i].len + 1;
+	if ((s = malloc(len + 1)) == NULL) {
+		free(t);
+		return MSYNC_ERR_NOMEM;
+	}
+	w = s;
+	for (i = 0; i < n; i = j) {
+		m = 0;
+		for (j = i; j < n && t[j].len == t[i].len &&
+		    memcmp(t[j].p, t[i].p, t[i].len) == 0; j++)
+			m |= t[j].bit;
+		if (!kw_rule(how, m))
+			continue;
+		if (w != s)
+			*w++ = ' ';
+		memcpy(w, t[i].p, t[i].len);
+		w += t[i].len;
+	}
+	*w = '\0';
+	free(t);
+	if (w == s) {
+		free(s);
+		return 0;
+	}
+	*out = s;
+	return 0;
+}
+
+/* The canonical form of one keyword string (*out owned, NULL for none). */
+static int
+kw_canon(const char *s, char **out)
+{
+	const char	*k[4] = { s, s, s, s };
+
+	return kw_combine(KW_MERGE3, k, out);
+}
+
+/* Per-bit merge: a bit changed on one side only takes that side's value. */
+static uint8_t
+flags_merge3(uint8_t a, uint8_t b, uint8_t oa, uint8_t ob)
+{
+	uint8_t	 ca = a ^ oa, cb = b ^ ob;
+
+	return (uint8_t)((ca & ~cb & a) | (cb & ~ca & b) |
+	    (~(ca ^ cb) & (a | b)));
+}
+
+/* Per-bit one-way: DST takes SRC's bit if only SRC changed it. */
+static uint8_t
+flags_oneway(uint8_t s, uint8_t d, uint8_t os, uint8_t od)
+{
+	uint8_t	 take = (s ^ os) & ~(d ^ od);
+
+	return (uint8_t)((take & s) | (~take & d));
+}
+
+/* ------------------------------------------------------------------ */
+/* Actions and next entries. */
+
+/*
+ * Appends an action; *out (may be NULL) gets its index.
+ * Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+act_add(struct ctx *c, enum act_type t, int side, size_t pidx, uint32_t uid,
+    const struct guid *g, uint8_t flags, const char *kw, uint32_t key,
+    size_t *out)
+{
+	struct pact	*a;
+	char		*k = NULL;
+
+	if (xstrdup(kw, &k) != 0)
+		return MSYNC_ERR_NOMEM;
+	if (c->na == c->capa) {
+		size_t	 ncap = c->capa ? c->capa * 2 : 64;
+		void	*p;
+
+		if ((p = reallocarray(c->a, ncap, sizeof(*c->a))) == NULL) {
+			free(k);
+			return MSYNC_ERR_NOMEM;
+		}
+		c->a = p;
+		c->capa = ncap;
+	}
+	a = &c->a[c->na];
+	memset(a, 0, sizeof(*a));
+	a->a.type = t;
+	a->a.side = (enum side)side;
+	a->a.mbox = (uint32_t)pidx;
+	a->a.uid = uid;
+	if (g != NULL)
+		a->a.guid = *g;
+	a->a.flags = flags;
+	a->a.kw = k;
+	a->a.src_side = (enum side)side;
+	a->key = key;
+	a->seq = c->na;
+	a->ent = NONE;
+	if (out != NULL)
+		*out = c->na;
+	c->na++;
+	return 0;
+}
+
+/*
+ * Appends a next entry (kw copied).  uid[s] == 0 for an absent side.
+ * *out (may be NULL) gets its index.  Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
+    const uint8_t flags[2], const char *const kw[2], size_t *out)
+{
+	struct nent	*e;
+	char		*k[2] = { NULL, NULL };
+	int		 s;
+
+	for (s = 0; s < 2; s++)
+		if (xstrdup(kw[s], &k[s]) != 0) {
+			free(k[0]);
+			return MSYNC_ERR_NOMEM;
+		}
+	if (p->ne == p->cape) {
+		size_t	 ncap = p->cape ? p->cape * 2 : 16;
+		void	*q;
+
+		if ((q = reallocarray(p->e, ncap, sizeof(*p->e))) == NULL) {
+			free(k[0]);
+			free(k[1]);
+			return MSYNC_ERR_NOMEM;
+		}
+		p->e = q;
+		p->cape = ncap;
+	}
+	e = &p->e[p->ne];
+	memset(e, 0, sizeof(*e));
+	e->m.guid = *g;
+	for (s = 0; s < 2; s++) {
+		e->m.uid[s] = uid[s];
+		e->m.flags[s] = uid[s] != 0 ? flags[s] : 0;
+		e->m.kw[s] = uid[s] != 0 ? k[s] : NULL;
+		if (uid[s] == 0)
+			free(k[s]);
+	}
+	e->orig = p->ne;
+	if (out != NULL)
+		*out = p->ne;
+	p->ne++;
+	return 0;
+}
+
+/* An entry for message m, present on side s only (a tombstone). */
+static int
+ent_one(struct pair *p, int s, const struct lmsg *m)
+{
+	uint32_t	 uid[2] = { 0, 0 };
+	uint8_t		 fl[2] = { 0, 0 };
+	const char	*kw[2] = { NULL, NULL };
+
+	uid[s] = m->uid;
+	fl[s] = m->flags;
+	kw[s] = m->kw;
+	return ent_add(p, &m->guid, uid, fl, kw, NULL);
+}
+
+/* An entry for a message on both sides with final flags/keywords. */
+static int
+ent_both(struct pair *p, const struct lmsg *ma, const struct lmsg *mb,
+    const uint8_t fl[2], const char *const kw[2])
+{
+	uint32_t	 uid[2];
+
+	uid[SIDE_A] = ma->uid;
+	uid[SIDE_B] = mb->uid;
+	return ent_add(p, &ma->guid, uid, fl, kw, NULL);
+}
+
+/*
+ * Copies message m of side s (in pair pidx) to side s ^ 1 of the same
+ * pair, with its flags and keywords, and records the next entry.
+ */
+static int
+emit_copy(struct ctx *c, struct pair *p, size_t pidx, int s,
+    const struct lmsg *m)
+{
+	uint32_t	 uid[2] = { 0, 0 };
+	uint8_t		 fl[2];
+	const char	*kw[2];
+	size_t		 ai, ei;
+	int		 r;
+
+	uid[s] = m->uid;
+	fl[0] = fl[1] = m->flags;
+	kw[0] = kw[1] = m->kw;
+	if ((r = ent_add(p, &m->guid, uid, fl, kw, &ei)) != 0)
+		return r;
+	/* ent_add zeroes an absent side; the copy gives side s ^ 1 these. */
+	p->e[ei].m.flags[s ^ 1] = m->flags;
+	if ((r = xstrdup(m->kw, &p->e[ei].m.kw[s ^ 1])) != 0)
+		return r;
+	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, &m->guid, m->flags,
+	    m->kw, m->uid, &ai)) != 0)
+		return r;
+	c->a[ai].a.src_side = (enum side)s;
+	c->a[ai].a.src_mbox = (uint32_t)pidx;
+	c->a[ai].a.src_uid = m->uid;
+	c->a[ai].ent = ei;
+	return 0;
+}
+
+/* Expunges message m on side s. */
+static int
+emit_expunge(struct ctx *c, size_t pidx, int s, struct lmsg *m)
+{
+	m->gone = 1;
+	return act_add(c, ACT_EXPUNGE, s, pidx, m->uid, &m->guid, 0, NULL,
+	    m->uid, NULL);
+}
+
+/* Sets flags/kw of m on side s if they differ from the final ones. */
+static int
+emit_flags(struct ctx *c, size_t pidx, int s, const struct lmsg *m,
+    uint8_t fl, const char *kw)
+{
+	if (m->flags == fl && kw_eq(m->kw, kw))
+		return 0;
+	return act_add(c, ACT_FLAGS, s, pidx, m->uid, &m->guid, fl, kw,
+	    m->uid, NULL);
+}
+
+/* Emits a mailbox-level action on side s for pair pidx. */
+static int
+emit_mbox(struct ctx *c, enum act_type t, int s, size_t pidx)
+{
+	return act_add(c, t, s, pidx, 0, &c->p[pidx].guid, 0, NULL, 0, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Current lists. */
+
+static int
+lmsg_uid_cmp(const void *pa, const void *pb)
+{
+	const struct lmsg	*a = pa, *b = pb;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+static struct lmsg *
+lmsg_find(struct lmsg *l, size_t n, uint32_t uid)
+{
+	size_t	 lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (l[mid].uid == uid)
+			return &l[mid];
+		if (l[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int
+bidx_cmp(const void *pa, const void *pb)
+{
+	const struct state_mbox *a = *(const struct state_mbox *const *)pa;
+	const struct state_mbox *b = *(const struct state_mbox *const *)pb;
+	int			 r;
+
+	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+		return r;
+	if ((r = strcmp(a->name, b->name)) != 0)
+		return r;
+	return a < b ? -1 : a > b;
+}
+
+/* The base mailbox with GUID g, or NULL; the first of duplicates wins. */
+static const struct state_mbox *
+base_find(const struct ctx *c, const struct guid *g)
+{
+	size_t	 lo = 0, hi = c->nb, mid;
+	int	 r;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		r = guid_cmp(&c->bidx[mid]->guid, g);
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < c->nb && guid_cmp(&c->bidx[lo]->guid, g) == 0)
+		return c->bidx[lo];
+	return NULL;
+}
+
+/*
+ * Builds side s's current list of pair p from its view: the view's
+ * messages, or the base's when the view is unchanged.
+ * Returns 0, MSYNC_ERR_NOMEM, or MSYNC_ERR_PROTO for a bad listing.
+ */
+static int
+list_build(struct ctx *c, struct pair *p, int s)
+{
+	const struct view_mbox	*v = p->v[s];
+	const struct state_mbox	*bm = NULL;
+	struct lmsg		*l;
+	size_t			 n = 0, i, cnt;
+	int			 r;
+
+	if (v == NULL)
+		return 0;
+	if (v->unchanged) {
+		if ((bm = base_find(c, &v->guid)) == NULL)
+			return MSYNC_ERR_PROTO;
+		for (i = cnt = 0; i < bm->nmsgs; i++)
+			if (bm->msgs[i].uid[s] != 0)
+				cnt++;
+	} else
+		cnt = v->msgs.n;
+	if (cnt > MSYNC_MSGS_MAX)
+		return MSYNC_ERR_TOOBIG;
+	if (cnt == 0)
+		return 0;
+	if ((l = calloc(cnt, sizeof(*l))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	p->l[s] = l;
+	if (bm != NULL) {
+		for (i = 0; i < bm->nmsgs; i++) {
+			const struct state_msg *m = &bm->msgs[i];
+
+			if (m->uid[s] == 0)
+				continue;
+			l[n].uid = m->uid[s];
+			l[n].guid = m->guid;
+			l[n].flags = m->flags[s];
+			p->n[s] = ++n;
+			if ((r = kw_canon(m->kw[s], &l[n - 1].kw)) != 0)
+				return r;
+		}
+	} else {
+		for (i = 0; i < cnt; i++) {
+			const struct msg *m = &v->msgs.v[i];
+
+			l[n].uid = m->uid;
+			l[n].guid = m->guid;
+			l[n].flags = m->flags;
+			p->n[s] = ++n;
+			if ((r = kw_canon(m->kw, &l[n - 1].kw)) != 0)
+				return r;
+		}
+	}
+	qsort(l, n, sizeof(*l), lmsg_uid_cmp);
+	for (i = 0; i < n; i++)
+		if (l[i].uid == 0 || (l[i].flags & ~FLAG_ALL) != 0 ||
+		    (i > 0 && l[i].uid == l[i - 1].uid))
+			return MSYNC_ERR_PROTO;
+	return 0;
+}
+
+static int
+u32_cmp(const void *pa, const void *pb)
+{
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
+/*
+ * Matches the base entries of p to the current lists: cur[s][i] is the
+ * message of side s that base message i still is (same uid and GUID,
+ * and side s's uidvalidity unchanged), else NULL.  Also notes a base
+ * that uses a uid twice on one side (p->basedup).
+ */
+static int
+base_match(struct pair *p)
+{
+	const struct state_mbox	*b = p->base;
+	uint32_t		*u;
+	size_t			 i, k;
+	int			 s;
+
+	if (b == NULL || b->nmsgs == 0)
+		return 0;
+	if ((u = calloc(b->nmsgs, sizeof(*u))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (s = 0; s < 2; s++) {
+		for (i = k = 0; i < b->nmsgs; i++)
+			if (b->msgs[i].uid[s] != 0)
+				u[k++] = b->msgs[i].uid[s];
+		qsort(u, k, sizeof(*u), u32_cmp);
+		for (i = 1; i < k; i++)
+			if (u[i] == u[i - 1])
+				p->basedup = 1;
+	}
+	free(u);
+	for (s = 0; s < 2; s++) {
+		if (p->v[s] == NULL ||
+		    p->v[s]->uidvalidity != b->uidvalidity[s])
+			continue;
+		if ((p->cur[s] = calloc(b->nmsgs, sizeof(*p->cur[s]))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		for (i = 0; i < b->nmsgs; i++) {
+			const struct state_msg	*e = &b->msgs[i];
+			struct lmsg		*m;
+
+			if (e->uid[s] == 0)
+				continue;
+			m = lmsg_find(p->l[s], p->n[s], e->uid[s]);
+			if (m == NULL || m->matched ||
+			    guid_cmp(&m->guid, &e->guid) != 0)
+				continue;
+			m->matched = 1;
+			p->cur[s][i] = m;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pairing. */
+
+static int
+vm_guid_cmp(const void *pa, const void *pb)
+{
+	const struct view_mbox *a = *(const struct view_mbox *const *)pa;
+	const struct view_mbox *b = *(const struct view_mbox *const *)pb;
+	int			r;
+
+	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+		return r;
+	return strcmp(a->name, b->name);
+}
+
+static int
+vm_name_cmp(const void *pa, const void *pb)
+{
+	const struct view_mbox *a = *(const struct view_mbox *const *)pa;
+	const struct view_mbox *b = *(const struct view_mbox *const *)pb;
+
+	return strcmp(a->name, b->name);
+}
+
+static int
+pair_cmp(const void *pa, const void *pb)
+{
+	const struct pair	*a = pa, *b = pb;
+
+	return guid_cmp(&a->guid, &b->guid);
+}
+
+/* Appends a pair of (va, vb), either may be NULL, named by g. */
+static int
+pair_add(struct ctx *c, size_t *cap, const struct guid *g,
+    const struct view_mbox *va, const struct view_mbox *vb, int byname)
+{
+	struct pair	*p;
+
+	if (c->np == *cap) {
+		size_t	 ncap = *cap ? *cap * 2 : 16;
+		void	*q;
+
+		if ((q = reallocarray(c->p, ncap, sizeof(*c->p))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		c->p = q;
+		*cap = ncap;
+	}
+	p = &c->p[c->np++];
+	memset(p, 0, sizeof(*p));
+	p->guid = *g;
+	p->v[SIDE_A] = va;
+	p->v[SIDE_B] = vb;
+	p->byname = byname;
+	p->nextidx = NONE;
+	return 0;
+}
+
+/*
+ * Pairs the two sides' mailboxes: by GUID, then the left-overs by equal
+ * name (the pair takes A's GUID in two-way mode, SRC's otherwise; the
+ * other side adopts it).  Returns 0, MSYNC_ERR_NOMEM, or MSYNC_ERR_PROTO
+ * when one side lists a GUID or a name twice.
+ */
+static int
+pair_mailboxes(struct ctx *c, const struct view views[2])
+{
+	const struct view_mbox	**g[2] = { NULL, NULL };
+	const struct view_mbox	**nm[2] = { NULL, NULL };
+	size_t			 n[2], nn[2] = { 0, 0 }, i, j, cap = 0;
+	int			 s, r = 0, keeper;
+
+	keeper = c->o->mode == MODE_TWOWAY ? SIDE_A : (int)c->o->src;
+	for (s = 0; s < 2; s++) {
+		n[s] = views[s].n;
+		if (n[s] > MSYNC_MBOX_MAX) {
+			r = MSYNC_ERR_TOOBIG;
+			goto out;
+		}
+		if ((g[s] = calloc(n[s] + 1, sizeof(*g[s]))) == NULL ||
+		    (nm[s] = calloc(n[s] + 1, sizeof(*nm[s]))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		for (i = 0; i < n[s]; i++) {
+			if (views[s].mb[i].name == NULL) {
+				r = MSYNC_ERR_PROTO;
+				goto out;
+			}
+			g[s][i] = nm[s][i] = &views[s].mb[i];
+		}
+		qsort(g[s], n[s], sizeof(*g[s]), vm_guid_cmp);
+		qsort(nm[s], n[s], sizeof(*nm[s]), vm_name_cmp);
+		for (i = 1; i < n[s]; i++)
+			if (guid_cmp(&g[s][i]->guid, &g[s][i - 1]->guid) == 0 ||
+			    strcmp(nm[s][i]->name, nm[s][i - 1]->name) == 0) {
+				r = MSYNC_ERR_PROTO;
+				goto out;
+			}
+	}
+	/* By GUID; left-overs are collected (sorted by name) in nm[]. */
+	for (i = j = 0; i < n[0] || j < n[1]; ) {
+		int cmp = i == n[0] ? 1 : j == n[1] ? -1 :
+		    guid_cmp(&g[0][i]->guid, &g[1][j]->guid);
+
+		if (cmp == 0) {
+			if ((r = pair_add(c, &cap, &g[0][i]->guid, g[0][i],
+			    g[1][j], 0)) != 0)
+				goto out;
+			i++;
+			j++;
+		} else if (cmp < 0)
+			nm[0][nn[0]++] = g[0][i++];
+		else
+			nm[1][nn[1]++] = g[1][j++];
+	}
+	for (s = 0; s < 2; s++)
+		qsort(nm[s], nn[s], sizeof(*nm[s]), vm_name_cmp);
+	/* Left-overs by name. */
+	for (i = j = 0; i < nn[0] || j < nn[1]; ) {
+		int cmp = i == nn[0] ? 1 : j == nn[1] ? -1 :
+		    strcmp(nm[0][i]->name, nm[1][j]->name);
+
+		if (cmp == 0) {
+			r = pair_add(c, &cap, &nm[keeper][keeper ? j : i]->guid,
+			    nm[0][i], nm[1][j], 1);
+			i++;
+			j++;
+		} else if (cmp < 0) {
+			r = pair_add(c, &cap, &nm[0][i]->guid, nm[0][i], NULL,
+			    0);
+			i++;
+		} else {
+			r = pair_add(c, &cap, &nm[1][j]->guid, NULL, nm[1][j],
+			    0);
+			j++;
+		}
+		if (r != 0)
+			goto out;
+	}
+	if (c->np > 1)
+		qsort(c->p, c->np, sizeof(*c->p), pair_cmp);
+	for (i = 1; i < c->np; i++)
+		if (guid_cmp(&c->p[i].guid, &c->p[i - 1].guid) == 0) {
+			r = MSYNC_ERR_INTERNAL;	/* cannot happen */
+			goto out;
+		}
+ out:
+	for (s = 0; s < 2; s++) {
+		free(g[s]);
+		free(nm[s]);
+	}
+	return r;
+}
+
+/* The name of pair p for notes: its final or any current name. */
+static const char *
+pair_name(const struct pair *p)
+{
+	if (p->final != NULL)
+		return p->final;
+	return p->v[SIDE_A] != NULL ? p->v[SIDE_A]->name : p->v[SIDE_B]->name;
+}
+
+/*
+ * Sets up pair p: lists, base lookup, trust; notes why a pair on both
+ * sides is not trusted (except on a first sync, which has one note).
+ */
+static int
+pair_setup(struct ctx *c, struct pair *p)
+{
+	int	 s, r;
+
+	for (s = 0; s < 2; s++)
+		if ((r = list_build(c, p, s)) != 0)
+			return r;
+	p->base = base_find(c, &p->guid);
+	if ((r = base_match(p)) != 0)
+		return r;
+	p->trusted = p->base != NULL && !p->byname && !p->basedup;
+	for (s = 0; s < 2 && p->trusted; s++) {
+		if (p->v[s] == NULL)
+			continue;
+		if (p->v[s]->uidvalidity != p->base->uidvalidity[s] ||
+		    p->v[s]->modseq < p->base->modseq[s])
+			p->trusted = 0;
+	}
+	if (!p->trusted && p->v[SIDE_A] != NULL && p->v[SIDE_B] != NULL) {
+		/* A union: the base's matches mean nothing. */
+		for (s = 0; s < 2; s++) {
+			size_t	 i;
+
+			for (i = 0; i < p->n[s]; i++)
+				p->l[s][i].matched = 0;
+		}
+	}
+	if (p->trusted || p->v[SIDE_A] == NULL || p->v[SIDE_B] == NULL ||
+	    c->first)
+		return 0;
+	if (p->base == NULL)
+		return note(c, "no sync state for mailbox %s: merging without "
+		    "deletions", pair_name(p));
+	if (p->byname)
+		return note(c, "mailbox %s has different mailbox GUIDs on A "
+		    "and B: merging without deletions", pair_name(p));
+	if (p->basedup)
+		return note(c, "sync state of mailbox %s is inconsistent: "
+		    "merging without deletions", pair_name(p));
+	for (s = 0; s < 2; s++)
+		if (p->v[s]->uidvalidity != p->base->uidvalidity[s])
+			return note(c, "uidvalidity of %s changed on %c: "
+			    "merging without deletions", pair_name(p),
+			    sidech[s]);
+	for (s = 0; s < 2; s++)
+		if (p->v[s]->modseq < p->base->modseq[s])
+			return note(c, "mailbox %s went back in time on %c "
+			    "(modseq %llu < %llu): merging without deletions",
+			    pair_name(p), sidech[s],
+			    (unsigned long long)p->v[s]->modseq,
+			    (unsigned long long)p->base->modseq[s]);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Mailbox decisions. */
+
+/*
+ * 1 if side s's list of p has a message the base does not know (by uid
+ * and GUID, under an unchanged uidvalidity: base_match marked the rest).
+ */
+static int
+has_new(const struct pair *p, int s)
+{
+	size_t	 i;
+
+	if (p->base == NULL)
+		return 1;
+	for (i = 0; i < p->n[s]; i++)
+		if (!p->l[s][i].matched)
+			return 1;
+	return 0;
+}
+
+/*
+ * Decides what happens to pair p at mailbox level: creates, deletes,
+ * whether it stays in the base, its final name.  Messages come later.
+ */
+static int
+mbox_decide(struct ctx *c, struct pair *p)
+{
+	enum sync_mode	 mode = c->o->mode;
+	int		 src = c->o->src, dst = src ^ 1, s, t;
+
+	if (p->v[SIDE_A] != NULL && p->v[SIDE_B] != NULL) {
+		const char *na = p->v[SIDE_A]->name, *nb = p->v[SIDE_B]->name;
+
+		p->keep = 1;
+		if (p->byname)
+			p->setguid[mode == MODE_TWOWAY ? SIDE_B : dst] = 1;
+		if (strcmp(na, nb) == 0) {
+			p->final = na;
+			return 0;
+		}
+		if (mode != MODE_TWOWAY)
+			p->final = p->v[src]->name;
+		else if (p->base != NULL && strcmp(na, p->base->name) == 0)
+			p->final = nb;
+		else
+			p->final = na;
+		p->rename[strcmp(p->final, na) == 0 ? SIDE_B : SIDE_A] = 1;
+		return 0;
+	}
+	s = p->v[SIDE_A] != NULL ? SIDE_A : SIDE_B;
+	t = s ^ 1;
+	p->final = p->v[s]->name;
+	if (p->base != NULL) {
+		/* In the base: side t deleted it since. */
+		if (mode == MODE_TWOWAY) {
+			if (!has_new(p, s)) {
+				p->del[s] = 1;
+				p->final = NULL;
+				return 0;
+			}
+			p->create[t] = p->copyall = p->keep = 1;
+			return note(c, "kept mailbox %s: deleted on %c but has "
+			    "new mail on %c", p->v[s]->name, sidech[t],
+			    sidech[s]);
+		}
+		if (mode == MODE_BACKUP) {
+			if (s == src)
+				p->create[t] = p->copyall = p->keep = 1;
+			else {
+				p->del[s] = 1;
+				p->final = NULL;
+			}
+			return 0;
+		}
+		/* MODE_ONEWAY */
+		if (s != src)
+			return 0;
+		p->keep = 1;	/* tombstones keep it deleted on DST */
+		if (!has_new(p, s))
+			return 0;
+		p->create[t] = p->copyall = p->newonly = 1;
+		return note(c, "recreated mailbox %s on %c: deleted there but "
+		    "has new mail on %c", p->v[s]->name, sidech[t], sidech[s]);
+	}
+	/* New on side s. */
+	if (mode == MODE_TWOWAY || s == src) {
+		p->create[t] = p->copyall = p->keep = 1;
+		return 0;
+	}
+	if (mode == MODE_BACKUP && !c->first) {
+		p->del[s] = 1;
+		p->final = NULL;
+	}
+	return 0;
+}
+
+/* A create or rename of pair pidx to name on side s, for conflicts. */
+struct target {
+	const char	*name;	/* borrowed */
+	int		 side;
+	size_t		 pidx;
+	int		 bad;	/* conflicts */
+};
+
+static int
+target_cmp(const void *pa, const void *pb)
+{
+	const struct target	*a = pa, *b = pb;
+	int			 r;
+
+	if (a->side != b->side)
+		return a->side - b->side;
+	if ((r = strcmp(a->name, b->name)) != 0)
+		return r;
+	return a->pidx < b->pidx ? -1 : a->pidx > b->pidx;
+}
+
+static int
+target_pidx_cmp(const void *pa, const void *pb)
+{
+	const struct target	*a = pa, *b = pb;
+
+	if (a->pidx != b->pidx)
+		return a->pidx < b->pidx ? -1 : 1;
+	return a->side - b->side;
+}
+
+static int
+str_cmp(const void *pa, const void *pb)
+{
+	return strcmp(*(const char *const *)pa, *(const char *const *)pb);
+}
+
+/*
+ * Name conflicts: a create or rename to a name that a mailbox on that
+ * side has now (creates and renames run before deletes), or that an
+ * earlier pair already takes there, is skipped with a note.  A skipped
+ * rename leaves both names; the base records the name the renamed side
+ * still has, so the next run decides the same way.  A skipped create
+ * leaves the pair out of the base, so the next run creates it.
+ */
+static int
+names_resolve(struct ctx *c)
+{
+	struct target	*t = NULL;
+	const char	**cur[2] = { NULL, NULL };
+	size_t		 nt = 0, ncur[2] = { 0, 0 }, i, k;
+	int		 s, r = 0;
+
+	for (s = 0; s < 2; s++) {
+		if ((cur[s] = calloc(c->np + 1, sizeof(*cur[s]))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+	}
+	if ((t = calloc(2 * c->np + 1, sizeof(*t))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < c->np; i++) {
+		struct pair *p = &c->p[i];
+
+		for (s = 0; s < 2; s++) {
+			if (p->v[s] != NULL)
+				cur[s][ncur[s]++] = p->v[s]->name;
+			if (p->create[s] || p->rename[s]) {
+				t[nt].name = p->final;
+				t[nt].side = s;
+				t[nt].pidx = i;
+				nt++;
+			}
+		}
+	}
+	for (s = 0; s < 2; s++)
+		qsort(cur[s], ncur[s], sizeof(*cur[s]), str_cmp);
+	qsort(t, nt, sizeof(*t), target_cmp);
+	for (i = 0; i < nt; i++) {
+		if (bsearch(&t[i].name, cur[t[i].side], ncur[t[i].side],
+		    sizeof(*cur[0]), str_cmp) != NULL)
+			t[i].bad = 1;
+	}
+	for (i = 0; i < nt; i = k) {
+		int taken = 0;
+
+		for (k = i; k < nt && t[k].side == t[i].side &&
+		    strcmp(t[k].name, t[i].name) == 0; k++) {
+			if (t[k].bad)
+				continue;
+			if (taken)
+				t[k].bad = 1;
+			taken = 1;
+		}
+	}
+	/* Notes in pair order. */
+	qsort(t, nt, sizeof(*t), target_pidx_cmp);
+	for (i = 0; i < nt && r == 0; i++) {
+		struct pair	*p = &c->p[t[i].pidx];
+		int		 ts = t[i].side;
+
+		if (!t[i].bad)
+			continue;
+		if (p->rename[ts]) {
+			p->rename[ts] = 0;
+			r = note(c, "cannot rename mailbox %s to %s on %c: the "
+			    "name is in use", p->v[ts]->name, p->final,
+			    sidech[ts]);
+			p->final = p->v[ts]->name;
+		} else {
+			p->create[ts] = p->keep = p->copyall = 0;
+			p->newonly = 0;
+			r = note(c, "cannot create mailbox %s on %c yet: the "
+			    "name is in use; run again", p->final, sidech[ts]);
+		}
+	}
+ out:
+	free(t);
+	free(cur[0]);
+	free(cur[1]);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Message decisions. */
+
+static int
+lmsg_guid_cmp(const void *pa, const void *pb)
+{
+	const struct lmsg	*a = *(const struct lmsg *const *)pa;
+	const struct lmsg	*b = *(const struct lmsg *const *)pb;
+	int			 r;
+
+	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+		return r;
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/*
+ * Final flags and keywords of a message paired on both sides (a new
+ * pair, or a pair in a union): two-way: set wins, keywords union;
+ * backup: SRC's; one-way: SRC's for a new pair, DST|SRC in a union.
+ * fl[], kw[] per side; kw[] owned by the caller.
+ */
+static int
+merge_new(struct ctx *c, const struct lmsg *m[2], int isunion,
+    uint8_t fl[2], char *kw[2])
+{
+	const char	*k[4];
+	int		 src = c->o->src, dst = src ^ 1, r;
+
+	kw[0] = kw[1] = NULL;
+	if (c->o->mode == MODE_TWOWAY) {
+		fl[0] = fl[1] = m[0]->flags | m[1]->flags;
+		k[0] = k[2] = m[0]->kw;
+		k[1] = k[3] = m[1]->kw;
+		if ((r = kw_combine(KW_MERGE3, k, &kw[0])) != 0)
+			return r;
+		return xstrdup(kw[0], &kw[1]);
+	}
+	fl[src] = m[src]->flags;
+	if ((r = xstrdup(m[src]->kw, &kw[src])) != 0)
+		return r;
+	if (c->o->mode == MODE_BACKUP || !isunion) {
+		fl[dst] = m[src]->flags;
+		return xstrdup(m[src]->kw, &kw[dst]);
+	}
+	fl[dst] = m[src]->flags | m[dst]->flags;
+	k[0] = k[2] = m[src]->kw;
+	k[1] = k[3] = m[dst]->kw;
+	return kw_combine(KW_MERGE3, k, &kw[dst]);
+}
+
+/*
+ * The messages of p that no base entry claimed: paired across sides by
+ * GUID as a multiset (in uid order), the rest copied or expunged by the
+ * mode's rules.  isunion: p is not trusted, so nothing is expunged.
+ */
+static int
+plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
+{
+	struct lmsg	**x[2] = { NULL, NULL };
+	size_t		 n[2] = { 0, 0 }, i, j;
+	enum sync_mode	 mode = c->o->mode;
+	int		 s, r = 0, src = c->o->src;
+
+	for (s = 0; s < 2; s++) {
+		if (p->n[s] == 0)
+			continue;
+		if ((x[s] = calloc(p->n[s], sizeof(*x[s]))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		for (i = 0; i < p->n[s]; i++)
+			if (!p->l[s][i].matched)
+				x[s][n[s]++] = &p->l[s][i];
+		qsort(x[s], n[s], sizeof(*x[s]), lmsg_guid_cmp);
+	}
+	for (i = j = 0; r == 0 && (i < n[0] || j < n[1]); ) {
+		int		 cmp = i == n[0] ? 1 : j == n[1] ? -1 :
+		    guid_cmp(&x[0][i]->guid, &x[1][j]->guid);
+		struct lmsg	*m;
+
+		if (cmp == 0) {
+			const struct lmsg	*pm[2] = { x[0][i], x[1][j] };
+			uint8_t			 fl[2];
+			char			*kw[2];
+
+			x[0][i]->matched = x[1][j]->matched = 1;
+			if ((r = merge_new(c, pm, isunion, fl, kw)) == 0 &&
+			    (r = emit_flags(c, pidx, SIDE_A, x[0][i], fl[0],
+			    kw[0])) == 0 &&
+			    (r = emit_flags(c, pidx, SIDE_B, x[1][j], fl[1],
+			    kw[1])) == 0)
+				r = ent_both(p, x[0][i], x[1][j], fl,
+				    (const char *const *)kw);
+			free(kw[0]);
+			free(kw[1]);
+			i++;
+			j++;
+			continue;
+		}
+		s = cmp < 0 ? SIDE_A : SIDE_B;
+		m = cmp < 0 ? x[0][i++] : x[1][j++];
+		m->matched = 1;
+		if (mode == MODE_TWOWAY || s == src)
+			r = emit_copy(c, p, pidx, s, m);
+		else if (mode == MODE_BACKUP && !isunion)
+			r = emit_expunge(c, pidx, s, m);
+		/* ONEWAY new on DST, or DST's extra in a union: nothing. */
+	}
+ out:
+	free(x[0]);
+	free(x[1]);
+	return r;
+}
+
+/* Both sides have base message e (cur[s] = current): flags rules. */
+static int
+plan_both(struct ctx *c, struct pair *p, size_t pidx,
+    const struct state_msg *e, struct lmsg *cur[2])
+{
+	const char	*k[4];
+	char		*kw[2] = { NULL, NULL };
+	uint8_t		 fl[2];
+	int		 src = c->o->src, dst = src ^ 1, r;
+
+	switch (c->o->mode) {
+	case MODE_TWOWAY:
+		fl[0] = fl[1] = flags_merge3(cur[0]->flags, cur[1]->flags,
+		    e->flags[0], e->flags[1]);
+		k[0] = cur[0]->kw;
+		k[1] = cur[1]->kw;
+		k[2] = e->kw[0];
+		k[3] = e->kw[1];
+		if ((r = kw_combine(KW_MERGE3, k, &kw[0])) != 0 ||
+		    (r = xstrdup(kw[0], &kw[1])) != 0)
+			goto out;
+		break;
+	case MODE_BACKUP:
+		fl[0] = fl[1] = cur[src]->flags;
+		if ((r = xstrdup(cur[src]->kw, &kw[0])) != 0 ||
+		    (r = xstrdup(cur[src]->kw, &kw[1])) != 0)
+			goto out;
+		break;
+	default:
+		fl[src] = cur[src]->flags;
+		fl[dst] = flags_oneway(cur[src]->flags, cur[dst]->flags,
+		    e->flags[src], e->flags[dst]);
+		k[0] = cur[src]->kw;
+		k[1] = cur[dst]->kw;
+		k[2] = e->kw[src];
+		k[3] = e->kw[dst];
+		if ((r = xstrdup(cur[src]->kw, &kw[src])) != 0 ||
+		    (r = kw_combine(KW_ONEWAY, k, &kw[dst])) != 0)
+			goto out;
+		break;
+	}
+	if ((r = emit_flags(c, pidx, SIDE_A, cur[0], fl[0], kw[0])) != 0 ||
+	    (r = emit_flags(c, pidx, SIDE_B, cur[1], fl[1], kw[1])) != 0)
+		goto out;
+	r = ent_both(p, cur[0], cur[1], fl, (const char *const *)kw);
+ out:
+	free(kw[0]);
+	free(kw[1]);
+	return r;
+}
+
+/* A trusted pair on both sides: the base's messages, then the new ones. */
+static int
+plan_trusted(struct ctx *c, struct pair *p, size_t pidx)
+{
+	const struct state_mbox	*b = p->base;
+	enum sync_mode		 mode = c->o->mode;
+	size_t			 i;
+	int			 s, t, r, src = c->o->src;
+
+	for (i = 0; i < b->nmsgs; i++) {
+		const struct state_msg	*e = &b->msgs[i];
+		struct lmsg		*cur[2];
+
+		cur[0] = p->cur[0] != NULL ? p->cur[0][i] : NULL;
+		cur[1] = p->cur[1] != NULL ? p->cur[1][i] : NULL;
+		if (cur[0] != NULL && cur[1] != NULL) {
+			if ((r = plan_both(c, p, pidx, e, cur)) != 0)
+				return r;
+			continue;
+		}
+		if (cur[0] == NULL && cur[1] == NULL)
+			continue;	/* gone on both: drop */
+		s = cur[0] != NULL ? SIDE_A : SIDE_B;
+		t = s ^ 1;
+		if (mode == MODE_TWOWAY) {
+			if (e->uid[t] != 0)	/* t expunged it */
+				r = emit_expunge(c, pidx, s, cur[s]);
+			else			/* a tombstone */
+				r = ent_one(p, s, cur[s]);
+		} else if (mode == MODE_BACKUP) {
+			if (s == src)
+				r = emit_copy(c, p, pidx, s, cur[s]);
+			else
+				r = emit_expunge(c, pidx, s, cur[s]);
+		} else
+			r = ent_one(p, s, cur[s]);	/* stays one-sided */
+		if (r != 0)
+			return r;
+	}
+	return plan_new(c, p, pidx, 0);
+}
+
+/* A pair on one side only, created on the other: copy its messages. */
+static int
+plan_single(struct ctx *c, struct pair *p, size_t pidx)
+{
+	size_t	 i;
+	int	 s = p->v[SIDE_A] != NULL ? SIDE_A : SIDE_B, r = 0;
+
+	for (i = 0; i < p->n[s] && r == 0; i++) {
+		struct lmsg *m = &p->l[s][i];
+
+		if (p->del[s])
+			m->gone = 1;
+		else if (p->copyall && !(p->newonly && m->matched))
+			r = emit_copy(c, p, pidx, s, m);
+		else if (p->keep)
+			r = ent_one(p, s, m);	/* one-way: stays deleted */
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sorting, local copies, the guard, next, the digest. */
+
+static int
+pact_cmp(const void *pa, const void *pb)
+{
+	const struct pact	*a = pa, *b = pb;
+
+	if (a->a.type != b->a.type)
+		return a->a.type < b->a.type ? -1 : 1;
+	if (a->a.mbox != b->a.mbox)
+		return a->a.mbox < b->a.mbox ? -1 : 1;
+	if (a->a.side != b->a.side)
+		return a->a.side < b->a.side ? -1 : 1;
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* One message of one side, anywhere: a candidate local copy source. */
+struct cand {
+	struct lmsg	*m;	/* borrowed */
+	uint32_t	 pidx;
+};
+
+static int
+cand_cmp(const void *pa, const void *pb)
+{
+	const struct cand	*a = pa, *b = pb;
+	int			 r;
+
+	if ((r = guid_cmp(&a->m->guid, &b->m->guid)) != 0)
+		return r;
+	if (a->m->gone != b->m->gone)
+		return a->m->gone ? -1 : 1;
+	if (a->pidx != b->pidx)
+		return a->pidx < b->pidx ? -1 : 1;
+	return a->m->uid < b->m->uid ? -1 : a->m->uid > b->m->uid;
+}
+
+/*
+ * Points every COPY at a message its own side already has, where one
+ * exists, preferring one this plan removes (a move) and not yet used.
+ * Actions must be sorted already, so the choice is deterministic.
+ */
+static int
+local_copies(struct ctx *c)
+{
+	struct cand	*v[2] = { NULL, NULL };
+	size_t		 n[2] = { 0, 0 }, tot[2] = { 0, 0 }, i, j, k;
+	int		 s, r = 0;
+
+	for (i = 0; i < c->np; i++)
+		for (s = 0; s < 2; s++)
+			tot[s] += c->p[i].n[s];
+	for (s = 0; s < 2; s++) {
+		if ((v[s] = calloc(tot[s] + 1, sizeof(*v[s]))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		for (i = 0; i < c->np; i++)
+			for (j = 0; j < c->p[i].n[s]; j++) {
+				v[s][n[s]].m = &c->p[i].l[s][j];
+				v[s][n[s]++].pidx = (uint32_t)i;
+			}
+		qsort(v[s], n[s], sizeof(*v[s]), cand_cmp);
+	}
+	for (i = 0; i < c->na; i++) {
+		struct action	*a = &c->a[i].a;
+		struct cand	*cv;
+		size_t		 lo, hi, mid, pick;
+
+		if (a->type != ACT_COPY)
+			continue;
+		s = a->side;
+		cv = v[s];
+		lo = 0;
+		hi = n[s];
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (guid_cmp(&cv[mid].m->guid, &a->guid) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == n[s] || guid_cmp(&cv[lo].m->guid, &a->guid) != 0)
+			continue;
+		pick = lo;
+		for (k = lo; k < n[s] && cv[k].m->gone &&
+		    guid_cmp(&cv[k].m->guid, &a->guid) == 0; k++)
+			if (!cv[k].m->used) {
+				pick = k;
+				break;
+			}
+		cv[pick].m->used = 1;
+		a->src_side = (enum side)s;
+		a->src_mbox = cv[pick].pidx;
+		a->src_uid = cv[pick].m->uid;
+	}
+ out:
+	free(v[0]);
+	free(v[1]);
+	return r;
+}
+
+/*
+ * The mass-deletion guard: per side and mailbox, the delete of a mailbox
+ * holding mail, or removing more than half of a mailbox of at least
+ * GUARD_MIN messages, trips it (one note per mailbox) unless forced.
+ * A message that a local copy reads (a move) does not count: its content
+ * stays on that side.
+ */
+static int
+guard(struct ctx *c)
+{
+	size_t	 i, j, lost;
+	int	 s, r;
+
+	if (c->o->force_deletes)
+		return 0;
+	for (i = 0; i < c->np; i++) {
+		struct pair *p = &c->p[i];
+
+		for (s = 0; s < 2; s++) {
+			for (j = lost = 0; j < p->n[s]; j++)
+				if (p->l[s][j].gone && !p->l[s][j].used)
+					lost++;
+			if (p->del[s] && lost > 0)
+				r = note(c, "would delete mailbox %s on %c "
+				    "with %zu messages; use --force-deletes",
+				    p->v[s]->name, sidech[s], lost);
+			else if (p->n[s] >= GUARD_MIN && lost > p->n[s] - lost)
+				r = note(c, "would expunge %zu of %zu messages "
+				    "in %s on %c; use --force-deletes", lost,
+				    p->n[s], p->v[s]->name, sidech[s]);
+			else
+				continue;
+			if (r != 0)
+				return r;
+			c->tripped = 1;
+		}
+	}
+	return 0;
+}
+
+static int
+nent_cmp(const void *pa, const void *pb)
+{
+	const struct state_msg	*a = &((const struct nent *)pa)->m;
+	const struct state_msg	*b = &((const struct nent *)pb)->m;
+	int			 s, r;
+
+	for (s = 0; s < 2; s++)
+		if (a->uid[s] != b->uid[s])
+			return a->uid[s] < b->uid[s] ? -1 : 1;
+	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+		return r;
+	for (s = 0; s < 2; s++)
+		if (a->flags[s] != b->flags[s])
+			return a->flags[s] < b->flags[s] ? -1 : 1;
+	for (s = 0; s < 2; s++)
+		if ((r = strcmp(a->kw[s] != NULL ? a->kw[s] : "",
+		    b->kw[s] != NULL ? b->kw[s] : "")) != 0)
+			return r;
+	return 0;
+}
+
+/*
+ * Builds out->next from the kept pairs (in GUID order, entries in the
+ * order state_sort gives) and points each COPY at its entry.  Entries
+ * move into out->next.
+ */
+static int
+next_build(struct ctx *c, struct plan *out)
+{
+	struct state_mbox	*mb;
+	size_t			 i, j;
+	int			 s, r;
+
+	for (i = 0; i < c->np; i++) {
+		struct pair *p = &c->p[i];
+
+		if (!p->keep)
+			continue;
+		if ((r = state_add_mbox(&out->next, &p->guid, p->final, &mb))
+		    != 0)
+			return r;
+		p->nextidx = out->next.n - 1;
+		for (s = 0; s < 2; s++) {
+			if (p->v[s] == NULL)
+				continue;
+			mb->uidvalidity[s] = p->v[s]->uidvalidity;
+			mb->modseq[s] = p->v[s]->modseq;
+		}
+		if (p->ne == 0)
+			continue;
+		qsort(p->e, p->ne, sizeof(*p->e), nent_cmp);
+		if ((p->emap = calloc(p->ne, sizeof(*p->emap))) == NULL ||
+		    (mb->msgs = calloc(p->ne, sizeof(*mb->msgs))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		for (j = 0; j < p->ne; j++) {
+			p->emap[p->e[j].orig] = j;
+			mb->msgs[j] = p->e[j].m;	/* transferred */
+			memset(&p->e[j].m, 0, sizeof(p->e[j].m));
+		}
+		mb->nmsgs = mb->capmsgs = p->ne;
+	}
+	for (i = 0; i < c->na; i++) {
+		struct pact	*a = &c->a[i];
+		struct pair	*p = &c->p[a->a.mbox];
+
+		if (a->a.type != ACT_COPY)
+			continue;
+		if (p->nextidx == NONE || a->ent >= p->ne)
+			return MSYNC_ERR_INTERNAL;
+		a->a.next_mbox = (uint32_t)p->nextidx;
+		a->a.next_msg = (uint32_t)p->emap[a->ent];
+	}
+	return 0;
+}
+
+/* The canonical digest encoding: little-endian, strings length-first. */
+static void
+dg_bytes(XXH3_state_t *x, const void *p, size_t n)
+{
+	(void)XXH3_64bits_update(x, p, n);
+}
+
+static void
+dg_u64(XXH3_state_t *x, uint64_t v)
+{
+	uint8_t	 b[8];
+	int	 i;
+
+	for (i = 0; i < 8; i++)
+		b[i] = (v >> (8 * i)) & 0xff;
+	dg_bytes(x, b, 8);
+}
+
+static void
+dg_str(XXH3_state_t *x, const char *s)
+{
+	if (s == NULL) {
+		dg_u64(x, UINT64_MAX);
+		return;
+	}
+	dg_u64(x, strlen(s));
+	dg_bytes(x, s, strlen(s));
+}
+
+/* XXH3-64 of mode, plan_mbox list, action list and next. */
+static int
+digest(const struct plan_opts *o, struct plan *pl)
+{
+	XXH3_state_t	*x;
+	size_t		 i, j;
+	int		 s;
+
+	if ((x = XXH3_createState()) == NULL)
+		return MSYNC_ERR_NOMEM;
+	(void)XXH3_64bits_reset(x);
+	dg_bytes(x, "msync-plan-1", 12);
+	dg_u64(x, (uint64_t)o->mode);
+	dg_u64(x, o->mode == MODE_TWOWAY ? 0 : (uint64_t)o->src);
+	dg_u64(x, (uint64_t)(o->force_deletes != 0));
+	dg_u64(x, (uint64_t)(pl->guard_tripped != 0));
+	dg_u64(x, pl->nmb);
+	for (i = 0; i < pl->nmb; i++) {
+		const struct plan_mbox *m = &pl->mb[i];
+
+		dg_bytes(x, m->guid.b, 16);
+		dg_str(x, m->name[0]);
+		dg_str(x, m->name[1]);
+		dg_str(x, m->final_name);
+		dg_u64(x, (uint64_t)m->trusted);
+	}
+	dg_u64(x, pl->nact);
+	for (i = 0; i < pl->nact; i++) {
+		const struct action *a = &pl->act[i];
+
+		dg_u64(x, (uint64_t)a->type);
+		dg_u64(x, (uint64_t)a->side);
+		dg_u64(x, a->mbox);
+		dg_u64(x, a->uid);
+		dg_bytes(x, a->guid.b, 16);
+		dg_u64(x, a->flags);
+		dg_str(x, a->kw);
+		dg_u64(x, (uint64_t)a->src_side);
+		dg_u64(x, a->src_mbox);
+		dg_u64(x, a->src_uid);
+		dg_u64(x, a->next_mbox);
+		dg_u64(x, a->next_msg);
+	}
+	dg_u64(x, pl->next.n);
+	for (i = 0; i < pl->next.n; i++) {
+		const struct state_mbox *m = &pl->next.mb[i];
+
+		dg_bytes(x, m->guid.b, 16);
+		dg_str(x, m->name);
+		for (s = 0; s < 2; s++) {
+			dg_u64(x, m->uidvalidity[s]);
+			dg_u64(x, m->modseq[s]);
+		}
+		dg_u64(x, m->nmsgs);
+		for (j = 0; j < m->nmsgs; j++) {
+			const struct state_msg *e = &m->msgs[j];
+
+			dg_bytes(x, e->guid.b, 16);
+			for (s = 0; s < 2; s++) {
+				dg_u64(x, e->uid[s]);
+				dg_u64(x, e->flags[s]);
+				dg_str(x, e->kw[s]);
+			}
+		}
+	}
+	pl->digest = XXH3_64bits_digest(x);
+	XXH3_freeState(x);
+	return 0;
+}
+
+static void
+ctx_free(struct ctx *c)
+{
+	size_t	 i, j;
+	int	 s;
+
+	for (i = 0; i < c->np; i++) {
+		struct pair *p = &c->p[i];
+
+		for (s = 0; s < 2; s++) {
+			for (j = 0; j < p->n[s]; j++)
+				free(p->l[s][j].kw);
+			free(p->l[s]);
+			free(p->cur[s]);
+		}
+		for (j = 0; j < p->ne; j++) {
+			free(p->e[j].m.kw[0]);
+			free(p->e[j].m.kw[1]);
+		}
+		free(p->e);
+		free(p->emap);
+	}
+	free(c->p);
+	for (i = 0; i < c->na; i++)
+		free(c->a[i].a.kw);
+	free(c->a);
+	for (i = 0; i < c->nn; i++)
+		free(c->notes[i]);
+	free(c->notes);
+	free(c->bidx);
+	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * Fills out->mb from the pairs and moves actions and notes into out.
+ * Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+plan_fill(struct ctx *c, struct plan *out)
+{
+	size_t	 i;
+	int	 s;
+
+	if (c->np > 0 &&
+	    (out->mb = calloc(c->np, sizeof(*out->mb))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	out->nmb = c->np;
+	for (i = 0; i < c->np; i++) {
+		struct pair		*p = &c->p[i];
+		struct plan_mbox	*m = &out->mb[i];
+
+		m->guid = p->guid;
+		m->trusted = p->trusted;
+		for (s = 0; s < 2; s++)
+			if (p->v[s] != NULL &&
+			    xstrdup(p->v[s]->name, &m->name[s]) != 0)
+				return MSYNC_ERR_NOMEM;
+		if (xstrdup(p->final, &m->final_name) != 0)
+			return MSYNC_ERR_NOMEM;
+	}
+	if (c->na > 0 &&
+	    (out->act = calloc(c->na, sizeof(*out->act))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < c->na; i++) {
+		out->act[i] = c->a[i].a;	/* kw transferred */
+		c->a[i].a.kw = NULL;
+	}
+	out->nact = out->capact = c->na;
+	out->notes = c->notes;		/* transferred */
+	out->nnotes = c->nn;
+	c->notes = NULL;
+	c->nn = c->capn = 0;
+	out->guard_tripped = c->tripped;
+	return 0;
+}
+
+/* In backup and one-way modes nothing may touch SRC. */
+static int
+check_src(const struct ctx *c)
+{
+	size_t	 i;
+
+	if (c->o->mode == MODE_TWOWAY)
+		return 0;
+	for (i = 0; i < c->na; i++)
+		if ((int)c->a[i].a.side == (int)c->o->src)
+			return MSYNC_ERR_INTERNAL;
+	return 0;
+}
+
+int
+plan_build(const struct state *base, const struct view views[2],
+    const struct plan_opts *o, struct plan *out)
+{
+	struct ctx	 c;
+	size_t		 i;
+	int		 r, s;
+
+	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
+	if (o == NULL || views == NULL ||
+	    (o->mode != MODE_TWOWAY && o->mode != MODE_BACKUP &&
+	    o->mode != MODE_ONEWAY) ||
+	    (o->src != SIDE_A && o->src != SIDE_B))
+		return MSYNC_ERR_INTERNAL;
+	c.base = base;
+	c.o = o;
+	c.first = base == NULL || base->n == 0;
+	if (!c.first) {
+		if ((c.bidx = calloc(base->n, sizeof(*c.bidx))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		for (i = 0; i < base->n; i++)
+			c.bidx[i] = &base->mb[i];
+		c.nb = base->n;
+		qsort(c.bidx, c.nb, sizeof(*c.bidx), bidx_cmp);
+	}
+	if ((r = pair_mailboxes(&c, views)) != 0)
+		goto out;
+	if (c.first && c.np > 0 &&
+	    (r = note(&c, "first sync of this pair: merging, nothing "
+	    "deleted")) != 0)
+		goto out;
+	for (i = 0; i < c.np; i++)
+		if ((r = pair_setup(&c, &c.p[i])) != 0 ||
+		    (r = mbox_decide(&c, &c.p[i])) != 0)
+			goto out;
+	if ((r = names_resolve(&c)) != 0)
+		goto out;
+	for (i = 0; i < c.np; i++) {
+		struct pair *p = &c.p[i];
+
+		for (s = 0; s < 2; s++) {
+			if (p->create[s])
+				r = emit_mbox(&c, ACT_MBOX_CREATE, s, i);
+			if (r == 0 && p->rename[s])
+				r = emit_mbox(&c, ACT_MBOX_RENAME, s, i);
+			if (r == 0 && p->setguid[s])
+				r = emit_mbox(&c, ACT_MBOX_SETGUID, s, i);
+			if (r == 0 && p->del[s])
+				r = emit_mbox(&c, ACT_MBOX_DELETE, s, i);
+			if (r != 0)
+				goto out;
+		}
+		if (p->v[SIDE_A] == NULL || p->v[SIDE_B] == NULL)
+			r = plan_single(&c, p, i);
+		else if (p->trusted)
+			r = plan_trusted(&c, p, i);
+		else
+			r = plan_new(&c, p, i, 1);
+		if (r != 0)
+			goto out;
+	}
+	if (c.na > 1)
+		qsort(c.a, c.na, sizeof(*c.a), pact_cmp);
+	if ((r = check_src(&c)) != 0 ||
+	    (r = local_copies(&c)) != 0 ||
+	    (r = guard(&c)) != 0 ||
+	    (r = next_build(&c, out)) != 0 ||
+	    (r = plan_fill(&c, out)) != 0 ||
+	    (r = digest(o, out)) != 0)
+		goto out;
+ out:
+	ctx_free(&c);
+	if (r != 0)
+		plan_free(out);
+	return r;
+}
+
+void
+plan_free(struct plan *pl)
+{
+	size_t	 i;
+
+	if (pl == NULL)
+		return;
+	for (i = 0; i < pl->nmb; i++) {
+		free(pl->mb[i].name[0]);
+		free(pl->mb[i].name[1]);
+		free(pl->mb[i].final_name);
+	}
+	free(pl->mb);
+	for (i = 0; i < pl->nact; i++)
+		free(pl->act[i].kw);
+	free(pl->act);
+	state_clear(&pl->next);
+	for (i = 0; i < pl->nnotes; i++)
+		free(pl->notes[i]);
+	free(pl->notes);
+	memset(pl, 0, sizeof(*pl));
+}
+
+void
+view_free(struct view *v)
+{
+	size_t	 i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < v->n; i++) {
+		free(v->mb[i].name);
+		msglist_free(&v->mb[i].msgs);
+	}
+	free(v->mb);
+	memset(v, 0, sizeof(*v));
+}
+
+int
+view_add(struct view *v, const char *name, struct view_mbox **out)
+{
+	struct view_mbox	*m;
+	char			*nm;
+
+	if (v->n == v->cap) {
+		size_t	 ncap = v->cap ? v->cap * 2 : 16;
+		void	*p;
+
+		if ((p = reallocarray(v->mb, ncap, sizeof(*v->mb))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		v->mb = p;
+		v->cap = ncap;
+	}
+	if ((nm = strdup(name != NULL ? name : "")) == NULL)
+		return MSYNC_ERR_NOMEM;
+	m = &v->mb[v->n++];
+	memset(m, 0, sizeof(*m));
+	m->name = nm;
+	if (out != NULL)
+		*out = m;
+	return 0;
+}
+
+const char *
+plan_act_name(enum act_type t)
+{
+	switch (t) {
+	case ACT_MBOX_CREATE:
+		return "create";
+	case ACT_MBOX_RENAME:
+		return "rename";
+	case ACT_MBOX_SETGUID:
+		return "setguid";
+	case ACT_COPY:
+		return "copy";
+	case ACT_FLAGS:
+		return "flags";
+	case ACT_EXPUNGE:
+		return "expunge";
+	case ACT_MBOX_DELETE:
+		return "delete";
+	}
+	return "unknown";
+}

@@ -1174,19 +1174,91 @@ cmp_u32(const void *x, const void *y)
 	return a < c ? -1 : a > c;
 }
 
+/* Appends uid to a growable array.  Returns 0 or MSYNC_ERR_NOMEM. */
+static int
+uids_add(uint32_t **v, size_t *n, size_t *cap, uint32_t uid)
+{
+	uint32_t	*nv;
+
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		if ((nv = reallocarray(*v, *cap, sizeof(**v))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		*v = nv;
+	}
+	(*v)[(*n)++] = uid;
+	return 0;
+}
+
+/*
+ * The uids plan mailbox i should hold on my side after my actions: what I
+ * listed (or, for an unchanged mailbox, what the base says I had), less
+ * my expunges, plus the uids my copies got.  Sorted.
+ */
+static int
+expected_uids(struct brain *b, size_t i, const struct view_mbox *vm,
+    uint32_t **out, size_t *n)
+{
+	size_t		 cap = 0, j, k;
+	int		 r;
+
+	*out = NULL;
+	*n = 0;
+	if (vm != NULL && vm->unchanged) {
+		const struct state_mbox *bm = state_find(&b->base, &vm->guid);
+
+		for (j = 0; bm != NULL && j < bm->nmsgs; j++)
+			if (bm->msgs[j].uid[b->self] != 0 &&
+			    (r = uids_add(out, n, &cap,
+			    bm->msgs[j].uid[b->self])) != 0)
+				return r;
+	} else if (vm != NULL) {
+		for (j = 0; j < vm->msgs.n; j++)
+			if ((r = uids_add(out, n, &cap, vm->msgs.v[j].uid)) != 0)
+				return r;
+	}
+	for (j = 0; j < b->plan.nact; j++) {
+		const struct action	*a = &b->plan.act[j];
+		const struct state_msg	*m;
+
+		if (a->side != b->self || a->mbox != i)
+			continue;
+		if (a->type == ACT_EXPUNGE) {
+			for (k = 0; k < *n; k++)
+				if ((*out)[k] == a->uid) {
+					(*out)[k] = (*out)[--*n];
+					break;
+				}
+		} else if (a->type == ACT_COPY &&
+		    a->next_mbox < b->plan.next.n &&
+		    a->next_msg < b->plan.next.mb[a->next_mbox].nmsgs) {
+			m = &b->plan.next.mb[a->next_mbox].msgs[a->next_msg];
+			if (m->uid[b->self] != 0 &&
+			    (r = uids_add(out, n, &cap, m->uid[b->self])) != 0)
+				return r;
+		}
+	}
+	qsort(*out, *n, sizeof(**out), cmp_u32);
+	return 0;
+}
+
 /*
  * Finds out, for every mailbox of the new base that exists on my side,
- * its uidvalidity and the modseq at which my listing equals the base
- * exactly (0 if it does not: something changed during the run).  A
- * mailbox I did not touch and did not list keeps its modseq without a
- * rescan, so an unchanged mailbox costs nothing here.
+ * its uidvalidity and modseq.  The modseq goes into the state only if my
+ * listing then equals the new base exactly, since the next run takes an
+ * "unchanged" mailbox's list from the base; otherwise 0 is recorded, so
+ * the next run lists it in full.  A listing that differs from what my
+ * own actions explain means mail arrived or left during the run (exit
+ * status 2).  A mailbox I neither touched nor listed keeps its modseq
+ * without a rescan, so an unchanged mailbox costs nothing here.
  */
 static int
 final_status(struct brain *b, struct rec_done *d)
 {
 	struct state	*nx = &b->plan.next;
 	uint8_t		*touched = NULL;
-	uint32_t	*want = NULL, *have = NULL;
+	uint32_t	*want = NULL, *have = NULL, *exp = NULL;
+	size_t		 nexp = 0;
 	int		 r = 0;
 
 	if ((d->mb = calloc(b->plan.nmb ? b->plan.nmb : 1,
@@ -1209,12 +1281,10 @@ final_status(struct brain *b, struct rec_done *d)
 		if (pm->final_name == NULL ||
 		    (nm = state_find(nx, &pm->guid)) == NULL)
 			continue;
-		for (j = 0; j < b->views[b->self].n; j++)
-			if (guid_cmp(&b->views[b->self].mb[j].guid,
-			    &pm->guid) == 0 ||
-			    (pm->name[b->self] != NULL &&
-			    strcmp(b->views[b->self].mb[j].name,
-			    pm->name[b->self]) == 0))
+		for (j = 0; pm->name[b->self] != NULL &&
+		    j < b->views[b->self].n; j++)
+			if (strcmp(b->views[b->self].mb[j].name,
+			    pm->name[b->self]) == 0)
 				vm = &b->views[b->self].mb[j];
 		d->mb[d->n].mbox = (uint32_t)i;
 		if (!touched[i] && vm != NULL && vm->unchanged) {
@@ -1225,8 +1295,6 @@ final_status(struct brain *b, struct rec_done *d)
 		}
 		memset(&st, 0, sizeof(st));
 		memset(&now, 0, sizeof(now));
-		if (b->hopts & HELLO_DRY_RUN)
-			continue;
 		if ((r = store_rescan(b->store, b->cur_name[i], &st)) != 0 ||
 		    (r = store_list_messages(b->store, b->cur_name[i],
 		    &now)) != 0) {
@@ -1241,11 +1309,14 @@ final_status(struct brain *b, struct rec_done *d)
 		free(st.name);
 		free(want);
 		free(have);
+		free(exp);
+		exp = NULL;
 		want = calloc(nm->nmsgs + 1, sizeof(*want));
 		have = calloc(now.n + 1, sizeof(*have));
-		if (want == NULL || have == NULL) {
+		if (want == NULL || have == NULL ||
+		    (r = expected_uids(b, i, vm, &exp, &nexp)) != 0) {
 			msglist_free(&now);
-			r = MSYNC_ERR_NOMEM;
+			r = r != 0 ? r : MSYNC_ERR_NOMEM;
 			goto out;
 		}
 		for (j = 0; j < nm->nmsgs; j++)
@@ -1259,11 +1330,12 @@ final_status(struct brain *b, struct rec_done *d)
 		if (nwant == now.n &&
 		    memcmp(want, have, nwant * sizeof(*want)) == 0)
 			d->mb[d->n].modseq = st.modseq;
-		else {
-			/* Mail arrived or left during the run. */
+		else
+			d->mb[d->n].modseq = 0;
+		if (nexp != now.n ||
+		    memcmp(exp, have, nexp * sizeof(*exp)) != 0) {
 			LOG2("'%s' changed during the run",
 			    log_esc(b->cur_name[i], 200));
-			d->mb[d->n].modseq = 0;
 			if (!b->action_error)
 				b->changed = 1;
 		}
@@ -1274,6 +1346,7 @@ out:
 	free(touched);
 	free(want);
 	free(have);
+	free(exp);
 	return r;
 }
 

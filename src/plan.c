@@ -87,6 +87,12 @@ struct ctx {
 	const struct state	*base;	/* borrowed; may be empty */
 	const struct plan_opts	*o;	/* borrowed */
 	int			 first;	/* the base is empty */
+	/*
+	 * Side s lists no mailbox at all although the base has some: an
+	 * emptied or unmounted store, not a user's deletion, so no mailbox
+	 * deletion is inferred from it.
+	 */
+	int			 emptied[2];
 	const struct state_mbox	**bidx;	/* owned array; base by GUID */
 	size_t			 nb;
 	struct pair		*p;	/* owned; sorted by GUID */
@@ -938,6 +944,11 @@ mbox_decide(struct ctx *c, struct pair *p)
 	s = p->v[SIDE_A] != NULL ? SIDE_A : SIDE_B;
 	t = s ^ 1;
 	p->final = p->v[s]->name;
+	if (p->base != NULL && c->emptied[t]) {
+		if (mode == MODE_TWOWAY || s == src)
+			p->create[t] = p->copyall = p->keep = 1;
+		return 0;
+	}
 	if (p->base != NULL) {
 		/* In the base: side t deleted it since. */
 		if (mode == MODE_TWOWAY) {
@@ -1774,6 +1785,17 @@ plan_build(const struct state *base, const struct view views[2],
 	}
 	if ((r = pair_mailboxes(&c, views)) != 0)
 		goto out;
+	for (s = 0; s < 2 && !c.first; s++) {
+		/* One-way never deletes; a backup deletes only for SRC. */
+		if (views[s].n != 0 || o->mode == MODE_ONEWAY ||
+		    (o->mode == MODE_BACKUP && s != (int)o->src))
+			continue;
+		c.emptied[s] = 1;
+		if ((r = note(&c, "%c has no mailboxes at all (emptied, or not "
+		    "mounted?): no mailbox is deleted because of it",
+		    sidech[s])) != 0)
+			goto out;
+	}
 	if (c.first && c.np > 0 &&
 	    (r = note(&c, "first sync of this pair: merging, nothing "
 	    "deleted")) != 0)

@@ -314,7 +314,7 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);
 		if (r == MSYNC_ERR_NOTFOUND) {
-			LOG1("building the index of '%s'", f->where);
+			LOG2("building the index of '%s'", f->where);
 			r = index_new(NULL, 0, &ix);
 		} else if (r == MSYNC_ERR_STATE_CORRUPT) {
 			WARNX("index '%s/%s' is corrupt: rebuilding it with "

@@ -40,9 +40,12 @@ test_expect_success 'changes in SRC reach DST' '
 	"$MSYNC" --backup src dst && test_cmp_trees src dst
 '
 
-test_expect_success 'a mailbox deleted in SRC is deleted in DST' '
+test_expect_success 'a mailbox deleted in SRC that holds mail needs --force-deletes' '
 	rm -r "$(folder_path src Work/Old)" &&
-	"$MSYNC" --backup src dst && test_cmp_trees src dst &&
+	test_expect_code 1 "$MSYNC" --backup src dst 2>err &&
+	grep -q "force-deletes" err &&
+	test_path_is_dir "$(folder_path dst Work/Old)" &&
+	"$MSYNC" --backup --force-deletes src dst && test_cmp_trees src dst &&
 	test_path_is_missing "$(folder_path dst Work/Old)"
 '
 

@@ -2,6 +2,16 @@
 test_description='a run killed after any durable step resumes without loss or duplicates'
 . "$(dirname "$0")/lib.sh"
 
+# Prints the path of the message in Maildir folder dir whose content is
+# file's (file names carry times and pids, so choose by content).
+find_msg() {
+	local f
+	for f in "$1"/cur/* "$1"/new/*; do
+		[ -f "$f" ] && cmp -s "$f" "$2" && { echo "$f"; return 0; }
+	done
+	return 1
+}
+
 # Builds the same starting point in ./a and ./b: a synced pair, then a
 # mix of new mail, flag changes, expunges and a rename on both sides.
 setup_pair() {
@@ -12,8 +22,8 @@ setup_pair() {
 	"$MSYNC" a b >/dev/null 2>&1 &&
 	for i in $(seq 17 22); do deliver a "$SRCMSG/m$i" F >/dev/null; done &&
 	for i in $(seq 23 26); do deliver b "$SRCMSG/m$i" R >/dev/null; done &&
-	set_flags "$(ls a/cur/* | sort | sed -n 2p)" ST &&
-	rm "$(ls b/cur/* | sort | sed -n 3p)" &&
+	set_flags "$(find_msg a "$SRCMSG/m2")" ST &&
+	rm "$(find_msg b "$SRCMSG/m3")" &&
 	mv a/.Work a/.Projects
 }
 

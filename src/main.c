@@ -394,7 +394,7 @@ main(int argc, char **argv)
 	to.server_args = server_arg;
 	if ((r = transport_start(&to, &loc[1], &t, &why)) != 0) {
 		ERRX("%s", why != NULL ? why : msync_strerror(r));
-		status = EXIT_UNREACH;
+		status = r == MSYNC_ERR_USAGE ? EXIT_USAGE : EXIT_UNREACH;
 		goto out;
 	}
 	started = 1;

@@ -1,0 +1,518 @@
+/*
+ * libssh.c — the built-in ssh client (--ssh=libssh, libssh 0.10).
+ *
+ * A forked helper process runs the whole ssh session, so the brain sees
+ * only one end of a socketpair, exactly as with the ssh program.  The
+ * helper connects, checks the host key against known_hosts, authenticates
+ * with the agent and the user's keys, execs "msync --server" on a session
+ * channel, then pumps bytes between the socketpair and the channel, and
+ * the channel's stderr to ours with "HOST: " in front.  It exits with the
+ * remote exit status.
+ *
+ * Host keys: a known key goes; a changed key (or one of another type)
+ * is always refused; an unknown key is refused unless
+ * --accept-new-host-key, which adds it to known_hosts.
+ *
+ * Files: unlike OpenSSH, which uses the home directory from the password
+ * database, config, keys and known_hosts are looked up in $HOME/.ssh when
+ * $HOME is set.
+ *
+ * A failure before the channel runs is written as one line into the why
+ * pipe (WHY_FULL) and the helper exits with LIBSSH_EXIT_FAIL, which
+ * transport_finish turns into MSYNC_ERR_UNREACHABLE and that line.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libssh/libssh.h>
+
+#include "msync.h"
+#include "transport.h"
+#include "remote.h"
+
+#define PUMP_BUF	(64 * 1024)	/* bytes buffered each way */
+#define POLL_MS		1000		/* poll(2) timeout, a safety net */
+
+/* What the helper works with; all borrowed from the parent's memory. */
+struct lsh {
+	const struct transport_opts	*o;	/* borrowed */
+	const struct loc		*l;	/* borrowed */
+	const char			*cmd;	/* borrowed; remote command */
+	int				 sock;	/* our end of the socketpair */
+	int				 whyfd;	/* write end of the why pipe */
+	struct relaybuf			 rb;	/* the channel's stderr */
+};
+
+/*
+ * Writes a one-line reason into the why pipe (WHY_FULL).  After this the
+ * helper exits with LIBSSH_EXIT_FAIL.
+ */
+static void __attribute__((format(printf, 2, 3)))
+lsh_fail(struct lsh *h, const char *fmt, ...)
+{
+	char	 buf[WHY_MAX + 1];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	transport_why_line(h->whyfd, WHY_FULL, buf);
+	h->whyfd = -1;	/* one message per pipe */
+}
+
+/*
+ * Returns the SHA256 fingerprint of the server's host key ("SHA256:...")
+ * as a string to free with ssh_string_free_char, or NULL.
+ */
+static char *
+lsh_fingerprint(ssh_session s)
+{
+	ssh_key		 key = NULL;
+	unsigned char	*hash = NULL;
+	size_t		 hlen = 0;
+	char		*fp = NULL;
+
+	if (ssh_get_server_publickey(s, &key) != SSH_OK)
+		return NULL;
+	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash,
+	    &hlen) == 0) {
+		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash,
+		    hlen);
+		ssh_clean_pubkey_hash(&hash);
+	}
+	ssh_key_free(key);
+	return fp;
+}
+
+/*
+ * Checks the server's host key against known_hosts, with the policy at
+ * the top of this file.
+ * Returns 0 to go on, -1 after lsh_fail.
+ */
+static int
+lsh_hostkey(struct lsh *h, ssh_session s)
+{
+	const char	*host = h->l->host;
+	char		*fp;
+	int		 r = -1;
+
+	fp = lsh_fingerprint(s);
+	switch (ssh_session_is_known_server(s)) {
+	case SSH_KNOWN_HOSTS_OK:
+		r = 0;
+		break;
+	case SSH_KNOWN_HOSTS_CHANGED:
+		lsh_fail(h, "host key for %s has changed (now %s): someone "
+		    "may be intercepting the connection; refusing to connect "
+		    "(if the change is expected, remove the old key from "
+		    "known_hosts)", host, fp != NULL ? fp : "?");
+		break;
+	case SSH_KNOWN_HOSTS_OTHER:
+		lsh_fail(h, "host key for %s is of another type than the one "
+		    "in known_hosts (now %s): someone may be intercepting the "
+		    "connection; refusing to connect", host,
+		    fp != NULL ? fp : "?");
+		break;
+	case SSH_KNOWN_HOSTS_NOT_FOUND:
+	case SSH_KNOWN_HOSTS_UNKNOWN:
+		if (!h->o->accept_new_host_key) {
+			lsh_fail(h, "host key for %s is not known (%s); "
+			    "check it, then run again with "
+			    "--accept-new-host-key, or connect once with ssh",
+			    host, fp != NULL ? fp : "?");
+			break;
+		}
+		if (ssh_session_update_known_hosts(s) != SSH_OK) {
+			lsh_fail(h, "cannot add the host key for %s to "
+			    "known_hosts: %s", host, ssh_get_error(s));
+			break;
+		}
+		fprintf(stderr, "%s: added host key %s to known_hosts\n",
+		    host, fp != NULL ? fp : "?");
+		r = 0;
+		break;
+	case SSH_KNOWN_HOSTS_ERROR:
+	default:
+		lsh_fail(h, "cannot check the host key of %s: %s", host,
+		    ssh_get_error(s));
+		break;
+	}
+	if (fp != NULL)
+		ssh_string_free_char(fp);
+	return r;
+}
+
+/*
+ * Authenticates: "none" first (it also tells which methods the server
+ * takes), then public keys.  ssh_userauth_publickey_auto tries the
+ * agent's keys (when $SSH_AUTH_SOCK is set) and then the identity files
+ * (IdentityFile, or the default ~/.ssh/id_*); keys with a passphrase
+ * must be in the agent.
+ * Returns 0 when authenticated, -1 after lsh_fail.
+ */
+static int
+lsh_auth(struct lsh *h, ssh_session s)
+{
+	const char	*host = h->l->host;
+	int		 rc, methods;
+
+	rc = ssh_userauth_none(s, NULL);
+	if (rc == SSH_AUTH_SUCCESS)
+		return 0;
+	if (rc == SSH_AUTH_ERROR) {
+		lsh_fail(h, "cannot reach %s: authentication failed: %s",
+		    host, ssh_get_error(s));
+		return -1;
+	}
+	methods = ssh_userauth_list(s, NULL);
+	if (methods & SSH_AUTH_METHOD_PUBLICKEY) {
+		rc = ssh_userauth_publickey_auto(s, NULL, NULL);
+		if (rc == SSH_AUTH_SUCCESS)
+			return 0;
+		if (rc == SSH_AUTH_ERROR) {
+			lsh_fail(h, "cannot reach %s: authentication failed: "
+			    "%s", host, ssh_get_error(s));
+			return -1;
+		}
+	}
+	lsh_fail(h, "cannot reach %s: authentication refused (%s); add "
+	    "a key to the ssh agent or ~/.ssh and to the server's "
+	    "authorized_keys", host, (methods & SSH_AUTH_METHOD_PUBLICKEY) ?
+	    "no key was accepted" : "the server takes no public keys");
+	return -1;
+}
+
+/*
+ * Opens the session: options (host, ~/.ssh/config, then the user and
+ * port given on the command line, which win), connect, host key, auth.
+ * Returns 0 on success, -1 after lsh_fail.
+ */
+static int
+lsh_connect(struct lsh *h, ssh_session s)
+{
+	const char	*home = getenv("HOME"), *host = h->l->host;
+	char		 dir[4096];
+	int		 v;
+
+	if (home != NULL && home[0] != '\0') {
+		snprintf(dir, sizeof(dir), "%s/.ssh", home);
+		if (ssh_options_set(s, SSH_OPTIONS_SSH_DIR, dir) < 0)
+			goto opt;
+	}
+	if (h->o->verbose >= 3) {
+		v = h->o->verbose >= 4 ? SSH_LOG_PACKET : SSH_LOG_PROTOCOL;
+		(void)ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &v);
+	}
+	if (ssh_options_set(s, SSH_OPTIONS_HOST, host) < 0)
+		goto opt;
+	if (ssh_options_parse_config(s, NULL) < 0) {
+		lsh_fail(h, "cannot reach %s: bad ssh configuration: %s",
+		    host, ssh_get_error(s));
+		return -1;
+	}
+	if (h->l->user != NULL &&
+	    ssh_options_set(s, SSH_OPTIONS_USER, h->l->user) < 0)
+		goto opt;
+	if (h->l->port != 0 &&
+	    ssh_options_set(s, SSH_OPTIONS_PORT, &h->l->port) < 0)
+		goto opt;
+	if (ssh_connect(s) != SSH_OK) {
+		lsh_fail(h, "cannot reach %s: %s", host, ssh_get_error(s));
+		return -1;
+	}
+	if (lsh_hostkey(h, s) != 0 || lsh_auth(h, s) != 0)
+		return -1;
+	return 0;
+opt:
+	lsh_fail(h, "cannot reach %s: bad ssh option: %s", host,
+	    ssh_get_error(s));
+	return -1;
+}
+
+/*
+ * Copies the channel's pending stderr to ours through the line relay.
+ * Reading also makes libssh process incoming packets (window adjusts,
+ * EOF, close).
+ * Returns 0, or -1 when the session failed.
+ */
+static int
+lsh_stderr(struct lsh *h, ssh_channel ch, int *progress)
+{
+	char	 eb[4096];
+	int	 n;
+
+	while ((n = ssh_channel_read_nonblocking(ch, eb, sizeof(eb),
+	    1)) > 0) {
+		transport_relay_feed(&h->rb, h->l->host, eb, (size_t)n);
+		*progress = 1;
+	}
+	return n == SSH_ERROR ? -1 : 0;
+}
+
+/*
+ * Pumps bytes both ways until the channel's stdout ends: socket to
+ * channel (never more than the channel window, so a write cannot block
+ * on a peer that is itself blocked writing to us), channel to socket
+ * (non-blocking), and the channel's stderr to ours.  EOF from the brain
+ * becomes a channel EOF; the channel's EOF becomes a shutdown of the
+ * socket, so the brain reads EOF.
+ * Returns 0 when the channel ended, -1 when the connection failed.
+ */
+static int
+lsh_pump(struct lsh *h, ssh_session s, ssh_channel ch)
+{
+	static char	 in[PUMP_BUF], out[PUMP_BUF];
+	struct pollfd	 pfd[2];
+	size_t		 inlen = 0, inoff = 0, outlen = 0, outoff = 0, n;
+	ssize_t		 w;
+	uint32_t	 win;
+	int		 sock_eof = 0, sent_eof = 0, chan_eof = 0;
+	int		 sock_dead = 0, shut = 0, progress, rc;
+
+	for (;;) {
+		progress = 0;
+		if (lsh_stderr(h, ch, &progress) != 0)
+			return -1;
+
+		/* Channel stdout into out. */
+		if (outlen == 0 && !chan_eof) {
+			rc = ssh_channel_read_nonblocking(ch, out, sizeof(out),
+			    0);
+			if (rc == SSH_EOF)
+				chan_eof = progress = 1;
+			else if (rc < 0)
+				return -1;
+			else if (rc > 0) {
+				outlen = (size_t)rc;
+				outoff = 0;
+				progress = 1;
+			}
+		}
+
+		/* out to the brain; if the brain is gone, drop it. */
+		if (outlen > 0 && sock_dead)
+			outlen = 0;
+		if (outlen > 0) {
+			w = write(h->sock, out + outoff, outlen);
+			if (w > 0) {
+				outoff += (size_t)w;
+				outlen -= (size_t)w;
+				progress = 1;
+			} else if (w == -1 && errno != EAGAIN &&
+			    errno != EINTR) {
+				sock_dead = 1;
+				outlen = 0;
+			}
+		}
+		if (chan_eof && outlen == 0 && !shut) {
+			(void)shutdown(h->sock, SHUT_WR);
+			shut = 1;
+		}
+		if (chan_eof && outlen == 0)
+			break;
+
+		/* The brain into in. */
+		if (inlen == 0 && !sock_eof) {
+			w = read(h->sock, in, sizeof(in));
+			if (w > 0) {
+				inlen = (size_t)w;
+				inoff = 0;
+				progress = 1;
+			} else if (w == 0 || (errno != EAGAIN &&
+			    errno != EINTR)) {
+				sock_eof = progress = 1;
+			}
+		}
+
+		/* in to the channel, within the window. */
+		if (inlen > 0 && ssh_channel_is_closed(ch))
+			inlen = 0;
+		if (inlen > 0 && (win = ssh_channel_window_size(ch)) > 0) {
+			n = inlen < win ? inlen : win;
+			rc = ssh_channel_write(ch, in + inoff, (uint32_t)n);
+			if (rc == SSH_ERROR)
+				return -1;
+			if (rc > 0) {
+				inoff += (size_t)rc;
+				inlen -= (size_t)rc;
+				progress = 1;
+			}
+		}
+		if (sock_eof && inlen == 0 && !sent_eof &&
+		    ssh_channel_is_open(ch)) {
+			if (ssh_channel_send_eof(ch) == SSH_ERROR)
+				return -1;
+			sent_eof = 1;
+		}
+
+		/* Closed (or the session died) without an EOF. */
+		if (ssh_channel_is_closed(ch) && outlen == 0 &&
+		    ssh_channel_poll(ch, 0) <= 0)
+			break;
+		if (progress)
+			continue;
+
+		pfd[0].fd = h->sock;
+		pfd[0].events = 0;
+		if (inlen == 0 && !sock_eof)
+			pfd[0].events |= POLLIN;
+		if (outlen > 0)
+			pfd[0].events |= POLLOUT;
+		pfd[1].fd = ssh_get_fd(s);
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, POLL_MS) == -1 && errno != EINTR)
+			return -1;
+	}
+	return lsh_stderr(h, ch, &progress);
+}
+
+/*
+ * The helper's body: session, channel, pump, exit status.
+ * Returns the exit status for the helper process.
+ */
+static int
+lsh_run(struct lsh *h)
+{
+	ssh_session	 s = NULL;
+	ssh_channel	 ch = NULL;
+	const char	*host = h->l->host;
+	int		 st = LIBSSH_EXIT_FAIL;
+
+	if (ssh_init() < 0) {
+		lsh_fail(h, "cannot reach %s: libssh initialisation failed",
+		    host);
+		goto out;
+	}
+	if ((s = ssh_new()) == NULL) {
+		lsh_fail(h, "cannot reach %s: out of memory", host);
+		goto out;
+	}
+	if (lsh_connect(h, s) != 0)
+		goto out;
+	if ((ch = ssh_channel_new(s)) == NULL ||
+	    ssh_channel_open_session(ch) != SSH_OK) {
+		lsh_fail(h, "cannot reach %s: cannot open a session: %s",
+		    host, ssh_get_error(s));
+		goto out;
+	}
+	if (ssh_channel_request_exec(ch, h->cmd) != SSH_OK) {
+		lsh_fail(h, "cannot start msync on %s: %s", host,
+		    ssh_get_error(s));
+		goto out;
+	}
+
+	/* The channel runs: from here on, the remote decides. */
+	if (lsh_pump(h, s, ch) != 0) {
+		transport_relay_end(&h->rb, host, -1);
+		lsh_fail(h, "connection to %s lost: %s", host,
+		    ssh_get_error(s));
+		goto out;
+	}
+	close(h->sock);
+	h->sock = -1;
+	transport_relay_end(&h->rb, host, -1);
+	if ((st = ssh_channel_get_exit_status(ch)) < 0 || st > 255) {
+		lsh_fail(h, "connection to %s lost: msync ended without an "
+		    "exit status", host);
+		st = LIBSSH_EXIT_FAIL;
+		goto out;
+	}
+	if (st != 0 && h->rb.lastlen > 0)
+		transport_why_line(h->whyfd, WHY_LAST, h->rb.last);
+out:
+	if (h->sock != -1)
+		close(h->sock);
+	if (ch != NULL) {
+		if (ssh_channel_is_open(ch))
+			ssh_channel_close(ch);
+		ssh_channel_free(ch);
+	}
+	if (s != NULL) {
+		if (ssh_is_connected(s))
+			ssh_disconnect(s);
+		ssh_free(s);
+	}
+	ssh_finalize();
+	return st;
+}
+
+/*
+ * Starts the libssh helper for l (a remote location).  The brain gets one
+ * end of a socketpair (rfd == wfd); the helper, a fork of this process,
+ * the other.  The helper writes the channel's stderr to ours itself, so
+ * there is no separate relay (err_pid is -1).
+ * Returns 0 on success, negative MSYNC_ERR_* on failure.  Connection
+ * failures show up later, at transport_finish.
+ */
+int
+libssh_start(const struct transport_opts *o, const struct loc *l,
+    struct transport *t, char **why)
+{
+	struct lsh	 h;
+	char		*cmd = NULL;
+	int		 sv[2] = { -1, -1 }, wp[2] = { -1, -1 }, r, e;
+	pid_t		 pid;
+
+	if ((r = transport_cmdline(o, &cmd)) != 0)
+		goto out;
+	r = MSYNC_ERR_NOMEM;
+	if ((t->host = strdup(l->host)) == NULL ||
+	    (t->prog = strdup("libssh")) == NULL)
+		goto out;
+	r = MSYNC_ERR_IO;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    pipe2(wp, O_CLOEXEC) == -1)
+		goto out;
+	fflush(stderr);
+	if ((pid = fork()) == -1)
+		goto out;
+	if (pid == 0) {
+		transport_child_signals();
+		signal(SIGPIPE, SIG_IGN);
+		transport_close_except(sv[1], wp[1], -1);
+		transport_null_stdio(sv[1]);
+		memset(&h, 0, sizeof(h));
+		h.o = o;
+		h.l = l;
+		h.cmd = cmd;
+		h.sock = sv[1];
+		h.whyfd = wp[1];
+		(void)fcntl(h.sock, F_SETFL, O_NONBLOCK);
+		_exit(lsh_run(&h));
+	}
+	t->rfd = t->wfd = sv[0];
+	t->pid = pid;
+	t->err_pid = -1;
+	t->why_fd = wp[0];
+	t->kind = TRANSPORT_LIBSSH;
+	sv[0] = wp[0] = -1;	/* transferred */
+	r = 0;
+out:
+	e = errno;
+	if (r != 0) {
+		free(t->host);
+		free(t->prog);
+		transport_init(t);
+	}
+	if (sv[0] != -1)
+		close(sv[0]);
+	if (sv[1] != -1)
+		close(sv[1]);
+	if (wp[0] != -1)
+		close(wp[0]);
+	if (wp[1] != -1)
+		close(wp[1]);
+	free(cmd);
+	errno = e;
+	return r;
+}

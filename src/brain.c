@@ -1445,6 +1445,14 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 	}
 	if (dry_run)
 		return 0;
+	/*
+	 * Test hook: a command run after both sides listed and planned but
+	 * before anything changes, so a test can deliver mail "during" a
+	 * run deterministically (the exit status must then be 2).
+	 */
+	if (b->self == SIDE_A && getenv("MSYNC_TEST_AFTER_PLAN") != NULL &&
+	    system(getenv("MSYNC_TEST_AFTER_PLAN")) != 0)
+		WARNX("MSYNC_TEST_AFTER_PLAN failed");
 	if ((r = apply_mailbox_ops(b)) != 0 ||
 	    (r = transfer(b)) != 0 ||
 	    (r = apply_local(b)) != 0 ||

@@ -83,7 +83,10 @@ struct brain {
 	char		**exclude;
 	size_t		 nexclude;
 	struct state	 base;		/* the base as sent/received */
-	struct state	 keep;		/* base mailboxes not selected */
+	struct state	 keep;		/* base mailboxes not planned: not
+					   selected, or unchanged on both sides */
+	size_t		 listed[2];	/* mailboxes each side listed */
+	int		 had_base;	/* the base had mailboxes */
 	struct view	 views[2];
 	struct plan	 plan;
 	char		**cur_name;	/* owned; per plan mailbox, my name now */
@@ -291,9 +294,15 @@ out:
 	return r;
 }
 
-/* Sends the base: BASE_MBOX + BASE_MSGS chunks per mailbox, BASE_END. */
+/*
+ * Sends the base in one of its two parts (docs/PROTOCOL.md): with
+ * headers_only, one BASE_MBOX per mailbox and no messages, enough for the
+ * peer to tell which of its mailboxes are unchanged; later, once both
+ * views are known, BASE_MBOX + BASE_MSGS for only the mailboxes that need
+ * planning, so a sync where little changed sends little.
+ */
 static int
-send_base(struct brain *b)
+send_base(struct brain *b, int headers_only)
 {
 	uint8_t	*p;
 	size_t	 len;
@@ -308,12 +317,12 @@ send_base(struct brain *b)
 		rm.guid = m->guid;
 		memcpy(rm.uidvalidity, m->uidvalidity, sizeof(rm.uidvalidity));
 		memcpy(rm.modseq, m->modseq, sizeof(rm.modseq));
-		rm.nmsgs = (uint32_t)m->nmsgs;
+		rm.nmsgs = headers_only ? 0 : (uint32_t)m->nmsgs;
 		p = NULL;
 		r = proto_enc_mbox(&rm, &p, &len);
 		if ((r = put(b, REC_BASE_MBOX, r, p, len)) != 0)
 			return r;
-		for (size_t j = 0; j < m->nmsgs; j += PROTO_LIST_CHUNK) {
+		for (size_t j = 0; j < rm.nmsgs; j += PROTO_LIST_CHUNK) {
 			size_t	 n = m->nmsgs - j;
 
 			if (n > PROTO_LIST_CHUNK)
@@ -330,59 +339,174 @@ send_base(struct brain *b)
 	return chan_put(b->ch, REC_BASE_END, NULL, 0);
 }
 
-/* Receives the base that send_base sent.  Returns 0 or MSYNC_ERR_*. */
+/* Receives the base headers that send_base(b, 1) sent. */
 static int
-recv_base(struct brain *b)
+recv_base_headers(struct brain *b)
 {
-	struct state_mbox *m = NULL;
+	struct state_mbox *m;
 	const uint8_t	*p;
 	size_t		 len;
 	uint8_t		 type;
-	uint32_t	 want = 0;
 	int		 r;
 
 	for (;;) {
+		struct rec_mbox	 rm;
+
 		if ((r = next_rec(b, &type, &p, &len)) != 0)
 			return r;
 		if (type == REC_BASE_END)
 			break;
-		if (type == REC_BASE_MBOX) {
-			struct rec_mbox	 rm;
-
-			if (m != NULL && m->nmsgs != want)
-				return MSYNC_ERR_PROTO;
-			if (b->base.n >= MSYNC_MBOX_MAX)
-				return MSYNC_ERR_TOOBIG;
-			if ((r = proto_dec_mbox(p, len, &rm)) != 0)
-				return r;
-			r = state_add_mbox(&b->base, &rm.guid, rm.name, &m);
-			if (r == 0) {
-				memcpy(m->uidvalidity, rm.uidvalidity,
-				    sizeof(m->uidvalidity));
-				memcpy(m->modseq, rm.modseq, sizeof(m->modseq));
-				want = rm.nmsgs;
-			}
-			rec_mbox_free(&rm);
-			if (r != 0)
-				return r;
-		} else if (type == REC_BASE_MSGS) {
-			if (m == NULL)
-				return MSYNC_ERR_PROTO;
-			if ((r = proto_dec_base_msgs(p, len, m)) != 0)
-				return r;
-			if (m->nmsgs > want)
-				return MSYNC_ERR_PROTO;
-		} else
+		if (type != REC_BASE_MBOX)
 			return MSYNC_ERR_PROTO;
+		if (b->base.n >= MSYNC_MBOX_MAX)
+			return MSYNC_ERR_TOOBIG;
+		if ((r = proto_dec_mbox(p, len, &rm)) != 0)
+			return r;
+		if (rm.nmsgs != 0)
+			r = MSYNC_ERR_PROTO;
+		else if ((r = state_add_mbox(&b->base, &rm.guid, rm.name,
+		    &m)) == 0) {
+			memcpy(m->uidvalidity, rm.uidvalidity,
+			    sizeof(m->uidvalidity));
+			memcpy(m->modseq, rm.modseq, sizeof(m->modseq));
+		}
+		rec_mbox_free(&rm);
+		if (r != 0)
+			return r;
 	}
-	if (m != NULL && m->nmsgs != want)
-		return MSYNC_ERR_PROTO;
 	state_sort(&b->base);
 	/* Mailbox GUIDs must be unique, or lookups are ambiguous. */
 	for (size_t i = 1; i < b->base.n; i++)
 		if (guid_cmp(&b->base.mb[i - 1].guid, &b->base.mb[i].guid) == 0)
 			return MSYNC_ERR_PROTO;
 	return 0;
+}
+
+/*
+ * Receives the messages of every base mailbox left to plan (send_base(b,
+ * 0)).  Each must come exactly once, with exactly the announced count.
+ */
+static int
+recv_base_msgs(struct brain *b)
+{
+	struct state_mbox *m = NULL;
+	uint8_t		*seen = NULL;
+	const uint8_t	*p;
+	size_t		 len, nseen = 0;
+	uint8_t		 type;
+	uint32_t	 want = 0;
+	int		 r;
+
+	if ((seen = calloc(b->base.n + 1, 1)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (;;) {
+		if ((r = next_rec(b, &type, &p, &len)) != 0)
+			goto out;
+		r = MSYNC_ERR_PROTO;
+		if (type == REC_BASE_END)
+			break;
+		if (type == REC_BASE_MBOX) {
+			struct rec_mbox	 rm;
+
+			if (m != NULL && m->nmsgs != want)
+				goto out;
+			if ((r = proto_dec_mbox(p, len, &rm)) != 0)
+				goto out;
+			m = state_find(&b->base, &rm.guid);
+			want = rm.nmsgs;
+			rec_mbox_free(&rm);
+			r = MSYNC_ERR_PROTO;
+			if (m == NULL || seen[m - b->base.mb])
+				goto out;
+			seen[m - b->base.mb] = 1;
+			nseen++;
+		} else if (type == REC_BASE_MSGS) {
+			if (m == NULL)
+				goto out;
+			if ((r = proto_dec_base_msgs(p, len, m)) != 0)
+				goto out;
+			r = MSYNC_ERR_PROTO;
+			if (m->nmsgs > want)
+				goto out;
+		} else
+			goto out;
+	}
+	if ((m != NULL && m->nmsgs != want) || nseen != b->base.n)
+		goto out;
+	r = 0;
+out:
+	free(seen);
+	return r;
+}
+
+/* Removes entry i of view v, freeing it. */
+static void
+view_remove(struct view *v, size_t i)
+{
+	free(v->mb[i].name);
+	msglist_free(&v->mb[i].msgs);
+	memmove(&v->mb[i], &v->mb[i + 1], (v->n - i - 1) * sizeof(v->mb[0]));
+	v->n--;
+}
+
+/* Index of the view mailbox named name with this GUID, or -1. */
+static ssize_t
+view_find(const struct view *v, const struct guid *g, const char *name)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (guid_cmp(&v->mb[i].guid, g) == 0 &&
+		    strcmp(v->mb[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/*
+ * Leaves out of planning every mailbox that is unchanged on both sides
+ * under its base name: nothing can happen to it, so its base entry goes
+ * to b->keep as it is and its messages never cross the wire.  Both
+ * brains decide this from the same two views.
+ */
+static int
+split_dormant(struct brain *b)
+{
+	struct state	 active;
+	struct state	*to;
+	struct state_mbox *nm;
+	ssize_t		 va, vb;
+	int		 r = 0;
+
+	memset(&active, 0, sizeof(active));
+	b->listed[SIDE_A] = b->views[SIDE_A].n;
+	b->listed[SIDE_B] = b->views[SIDE_B].n;
+	b->had_base = b->base.n > 0;
+	for (size_t i = 0; i < b->base.n; i++) {
+		struct state_mbox *m = &b->base.mb[i];
+
+		va = view_find(&b->views[SIDE_A], &m->guid, m->name);
+		vb = view_find(&b->views[SIDE_B], &m->guid, m->name);
+		if (va >= 0 && vb >= 0 && b->views[SIDE_A].mb[va].unchanged &&
+		    b->views[SIDE_B].mb[vb].unchanged) {
+			view_remove(&b->views[SIDE_A], (size_t)va);
+			view_remove(&b->views[SIDE_B], (size_t)vb);
+			to = &b->keep;
+		} else
+			to = &active;
+		if ((r = state_add_mbox(to, &m->guid, m->name, &nm)) != 0)
+			goto out;
+		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
+		memcpy(nm->modseq, m->modseq, sizeof(nm->modseq));
+		for (size_t j = 0; j < m->nmsgs; j++)
+			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
+				goto out;
+	}
+	state_sort(&active);
+	state_sort(&b->keep);
+	state_clear(&b->base);
+	b->base = active;
+	memset(&active, 0, sizeof(active));
+out:
+	state_clear(&active);
+	return r;
 }
 
 /*
@@ -676,6 +800,9 @@ plan_and_agree(struct brain *b, int force_deletes)
 	po.mode = b->mode;
 	po.src = b->src;
 	po.force_deletes = force_deletes;
+	po.had_base = b->had_base;
+	po.listed[SIDE_A] = b->listed[SIDE_A];
+	po.listed[SIDE_B] = b->listed[SIDE_B];
 	if ((r = plan_build(&b->base, b->views, &po, &b->plan)) != 0) {
 		ERRC(r, "planning failed");
 		return r;
@@ -1727,7 +1854,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		    log_esc(o->state_path, 300));
 		goto out;
 	}
-	if ((r = split_base(&b)) != 0 || (r = send_base(&b)) != 0)
+	if ((r = split_base(&b)) != 0 || (r = send_base(&b, 1)) != 0)
 		goto out;
 	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A],
 	    o->mode != MODE_TWOWAY && o->src == SIDE_A, 1, o->full,
@@ -1738,7 +1865,9 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		goto out;
 	}
 	if ((r = build_view(&b, o->full)) != 0 || (r = send_view(&b)) != 0 ||
-	    (r = chan_flush(b.ch)) != 0 || (r = recv_view(&b)) != 0)
+	    (r = chan_flush(b.ch)) != 0 || (r = recv_view(&b)) != 0 ||
+	    (r = split_dormant(&b)) != 0 || (r = send_base(&b, 0)) != 0 ||
+	    (r = chan_flush(b.ch)) != 0)
 		goto out;
 	r = sync_common(&b, o->force_deletes, o->dry_run, 1);
 	if (r != 0 || o->dry_run)
@@ -1757,6 +1886,9 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		goto out;
 	}
 	apply_done(&b, SIDE_B, &b.peer_done);
+	/* Nothing was planned: the state on disk is still exact. */
+	if (b.plan.nmb == 0)
+		goto committed;
 	if ((r = final_state(&b, &commit)) != 0 ||
 	    (r = state_save(o->state_path, &commit)) != 0) {
 		ERRC(r, "cannot write sync state '%s'",
@@ -1764,6 +1896,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		goto out;
 	}
 	durable(&b);
+committed:
 	(void)chan_put(b.ch, REC_BYE, NULL, 0);
 	(void)chan_flush(b.ch);
 
@@ -1846,7 +1979,7 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 		(void)put_text(&b, REC_ERROR, r, "store path refused");
 		goto out;
 	}
-	if (h.mode != MODE_LIST && (r = recv_base(&b)) != 0)
+	if (h.mode != MODE_LIST && (r = recv_base_headers(&b)) != 0)
 		goto out;
 	if ((r = open_store(&b, root, h.layout, !writes,
 	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
@@ -1865,7 +1998,8 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	if ((r = split_base(&b)) != 0 ||
 	    (r = build_view(&b, (h.opts & HELLO_FULL) != 0)) != 0 ||
 	    (r = send_view(&b)) != 0 || (r = chan_flush(b.ch)) != 0 ||
-	    (r = recv_view(&b)) != 0)
+	    (r = recv_view(&b)) != 0 || (r = split_dormant(&b)) != 0 ||
+	    (r = recv_base_msgs(&b)) != 0)
 		goto out;
 	r = sync_common(&b, (h.opts & HELLO_FORCE_DELETES) != 0,
 	    (h.opts & HELLO_DRY_RUN) != 0, 0);

@@ -1772,8 +1772,8 @@ plan_build(const struct state *base, const struct view views[2],
 		return MSYNC_ERR_INTERNAL;
 	c.base = base;
 	c.o = o;
-	c.first = base == NULL || base->n == 0;
-	if (!c.first) {
+	c.first = (base == NULL || base->n == 0) && !o->had_base;
+	if (base != NULL && base->n > 0) {
 		if ((c.bidx = calloc(base->n, sizeof(*c.bidx))) == NULL) {
 			r = MSYNC_ERR_NOMEM;
 			goto out;
@@ -1787,7 +1787,8 @@ plan_build(const struct state *base, const struct view views[2],
 		goto out;
 	for (s = 0; s < 2 && !c.first; s++) {
 		/* One-way never deletes; a backup deletes only for SRC. */
-		if (views[s].n != 0 || o->mode == MODE_ONEWAY ||
+		if (views[s].n != 0 || o->listed[s] != 0 ||
+		    o->mode == MODE_ONEWAY ||
 		    (o->mode == MODE_BACKUP && s != (int)o->src))
 			continue;
 		c.emptied[s] = 1;

@@ -105,6 +105,15 @@ struct plan_opts {
 	enum sync_mode	 mode;
 	enum side	 src;		/* BACKUP, ONEWAY: the source side */
 	int		 force_deletes;
+	/*
+	 * The brain leaves out mailboxes that are unchanged on both sides
+	 * (they need no planning), so views and base may be a subset.  These
+	 * say what the whole picture was: the base had mailboxes (so this
+	 * is not a first sync), and how many mailboxes each side listed (so
+	 * a side is not taken for emptied).  Zero: views and base are whole.
+	 */
+	int		 had_base;
+	size_t		 listed[2];
 };
 
 /*

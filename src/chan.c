@@ -267,6 +267,29 @@ scan_line(const uint8_t *p, size_t n, size_t *len)
 }
 
 /*
+ * Sets *lmin and *lmax to the protocol versions this side advertises:
+ * PROTO_VERSION_MIN..MAX.  Test-only hook: MSYNC_TEST_PROTO_VERSIONS="MIN
+ * MAX" in the environment replaces that range (read at each handshake), so
+ * the integration tests can stage a version mismatch; anything that does
+ * not parse as two numbers, MIN <= MAX, is ignored.
+ */
+static void
+local_versions(unsigned *lmin, unsigned *lmax)
+{
+	const char	*e;
+	unsigned	 a, b;
+	char		 c;
+
+	*lmin = PROTO_VERSION_MIN;
+	*lmax = PROTO_VERSION_MAX;
+	if ((e = getenv("MSYNC_TEST_PROTO_VERSIONS")) != NULL &&
+	    sscanf(e, "%u %u %c", &a, &b, &c) == 2 && a <= b) {
+		*lmin = a;
+		*lmax = b;
+	}
+}
+
+/*
  * Exchanges handshake lines: writes ours and reads the peer's at the same
  * time, under one deadline.  On success the channel is ready and bytes
  * that followed the peer's line are kept as input.  On failure *why (if
@@ -282,7 +305,7 @@ chan_handshake(struct chan *c, int want_compress, int timeout_ms,
 	char		 mine[PROTO_HANDSHAKE_MAX], line[PROTO_HANDSHAKE_MAX];
 	size_t		 mlen, moff = 0, llen = 0, rest;
 	int64_t		 deadline, left;
-	unsigned	 vmin = 0, vmax = 0;
+	unsigned	 vmin = 0, vmax = 0, lmin, lmax;
 	uint8_t		*dp;
 	ssize_t		 n;
 	int		 r, st = 0, npfd, lz4, want, wdead = 0, bad = 0;
@@ -293,9 +316,9 @@ chan_handshake(struct chan *c, int want_compress, int timeout_ms,
 		*why = NULL;
 	if (c->ready)
 		return MSYNC_ERR_INTERNAL;
+	local_versions(&lmin, &lmax);
 	mlen = (size_t)snprintf(mine, sizeof(mine), "msync %u %u lz4%s\n",
-	    PROTO_VERSION_MIN, PROTO_VERSION_MAX,
-	    want_compress ? " compress" : "");
+	    lmin, lmax, want_compress ? " compress" : "");
 	if ((hs = mbuf_new(c->in_max)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
@@ -389,14 +412,13 @@ chan_handshake(struct chan *c, int want_compress, int timeout_ms,
 		goto fail;
 	}
 	c->st.raw_in += llen;
-	if (vmin > PROTO_VERSION_MAX || vmax < PROTO_VERSION_MIN) {
+	if (vmin > lmax || vmax < lmin) {
 		r = MSYNC_ERR_VERSION;
 		set_why(why, "no common protocol version: this side speaks "
-		    "%u..%u, the peer %u..%u", PROTO_VERSION_MIN,
-		    PROTO_VERSION_MAX, vmin, vmax);
+		    "%u..%u, the peer %u..%u", lmin, lmax, vmin, vmax);
 		goto out;
 	}
-	*version = vmax < PROTO_VERSION_MAX ? vmax : PROTO_VERSION_MAX;
+	*version = vmax < lmax ? vmax : lmax;
 	c->compressed = lz4 && (want || want_compress);
 	mbuf_consume(hs, llen);
 	rest = mbuf_len(hs);

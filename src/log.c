@@ -130,17 +130,20 @@ LOG(int level, const char *fmt, ...)
 /*
  * Escapes s for a terminal: printable ASCII and UTF-8 sequences pass,
  * other bytes become \n, \t, \\ or \xHH.  At most max input bytes are
- * read; a cut is marked with "...".  Returns a static buffer.
+ * read; a cut is marked with "...".  Returns one of four static
+ * buffers, so up to four results can appear in one message.
  */
 const char *
 log_esc(const char *s, size_t max)
 {
-	static char	 buf[1024];
+	static char	 bufs[4][1024];
+	static unsigned	 next;
+	char		*buf = bufs[next++ % 4];
 	size_t		 o = 0, i;
 
 	if (s == NULL)
 		return "(null)";
-	for (i = 0; s[i] != '\0' && i < max && o + 8 < sizeof(buf); i++) {
+	for (i = 0; s[i] != '\0' && i < max && o + 8 < sizeof(bufs[0]); i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '\\') {
@@ -153,12 +156,12 @@ log_esc(const char *s, size_t max)
 			buf[o++] = '\\';
 			buf[o++] = 't';
 		} else if (c < 0x20 || c == 0x7f) {
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+			o += (size_t)snprintf(buf + o, sizeof(bufs[0]) - o,
 			    "\\x%02x", c);
 		} else
 			buf[o++] = (char)c;
 	}
-	if (s[i] != '\0' && o + 4 < sizeof(buf)) {
+	if (s[i] != '\0' && o + 4 < sizeof(bufs[0])) {
 		memcpy(buf + o, "...", 3);
 		o += 3;
 	}

@@ -39,7 +39,8 @@ void	 LOG(int level, const char *, ...)
 
 /*
  * Escapes bytes for printing (vis-style: \n, \x1b, ...) and truncates to
- * max bytes of input.  Returns a static buffer: valid until the next call.
+ * max bytes of input.  Returns a static buffer, valid until the fourth
+ * call after it (so one message may use up to four).
  */
 const char *log_esc(const char *s, size_t max);
 

@@ -810,6 +810,8 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int	 unique_guid(struct store *, struct store_mailbox *, size_t *);
+
 /* Lists every mailbox with its status; see store.h. */
 int
 store_list_mailboxes(struct store *st, struct store_mailbox **out,
@@ -855,6 +857,8 @@ store_list_mailboxes(struct store *st, struct store_mailbox **out,
 		if ((r = status_of(f, &v[nv])) != 0)
 			goto out;
 		nv++;
+		if ((r = unique_guid(st, v, &nv)) != 0)
+			goto out;
 	}
 	*out = v;
 	*n = nv;
@@ -866,6 +870,43 @@ out:
 		free(l.v[i]);
 	free(l.v);
 	return r;
+}
+
+/*
+ * A folder copied with its index (cp -a .A .B) carries the same mailbox
+ * GUID as its original, which would make two mailboxes one.  The later of
+ * the two (by name) gets a fresh GUID, so it is synced as the new mailbox
+ * it is.  If that cannot be written, the folder is left out with a
+ * warning (*nv shrinks by one).  Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+unique_guid(struct store *st, struct store_mailbox *v, size_t *nv)
+{
+	struct store_mailbox	*last = &v[*nv - 1];
+	struct guid		 g;
+	int			 r;
+
+	for (size_t i = 0; i + 1 < *nv; i++) {
+		if (guid_cmp(&v[i].guid, &last->guid) != 0)
+			continue;
+		if ((r = guid_random(&g)) == 0 &&
+		    (r = store_set_mailbox_guid(st, last->name, &g)) == 0) {
+			WARNX("mailbox '%s' had the id of '%s' (a copied "
+			    "folder?): it gets a new one",
+			    log_esc(last->name, 200), log_esc(v[i].name, 200));
+			last->guid = g;
+			return 0;
+		}
+		if (r == MSYNC_ERR_NOMEM)
+			return r;
+		WARNX("skipping mailbox '%s': it has the id of '%s'",
+		    log_esc(last->name, 200), log_esc(v[i].name, 200));
+		free(last->name);
+		memset(last, 0, sizeof(*last));
+		(*nv)--;
+		return 0;
+	}
+	return 0;
 }
 
 /* Loads f's keyword map if it is not loaded yet. */

@@ -34,6 +34,13 @@ test_expect_success 'a mailbox deleted on B but with new mail on A is kept' '
 	grep -i "kept" err
 '
 
+test_expect_success 'a folder copied with its index becomes a mailbox of its own' '
+	cp -a a/.Lists a/.ListsCopy &&
+	"$MSYNC" a b 2>err && grep -q "new one" err &&
+	test_cmp_trees a b && test "$(count_msgs b/.ListsCopy)" = 2 &&
+	"$MSYNC" a b
+'
+
 test_expect_success 'the fs layout works as a destination' '
 	"$MSYNC" --backup a "maildir:fsdst;layout=fs" &&
 	test_path_is_dir fsdst/Lists/cur &&

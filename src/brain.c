@@ -1365,7 +1365,8 @@ expected_uids(struct brain *b, size_t i, const struct view_mbox *vm,
 				return r;
 		}
 	}
-	qsort(*out, *n, sizeof(**out), cmp_u32);
+	if (*n > 0)
+		qsort(*out, *n, sizeof(**out), cmp_u32);
 	return 0;
 }
 

@@ -86,6 +86,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/msync $(DESTDIR)$(MANDIR)/man1/msync.1
 
 clean:
+	rm -rf tests/integration/trash
 	rm -f msync libmsync.a src/*.o src/*.d remote/*.o remote/*.d \
 	    tests/unit/*.o tests/unit/*.d $(UNIT_BINS)
 	$(MAKE) -C tests/fuzz clean 2>/dev/null || true

@@ -1460,8 +1460,8 @@ final_status(struct brain *b, struct rec_done *d)
 			d->mb[d->n].modseq = st.modseq;
 		else
 			d->mb[d->n].modseq = 0;
-		if (nexp != now.n ||
-		    memcmp(exp, have, nexp * sizeof(*exp)) != 0) {
+		if (nexp != now.n || (nexp > 0 &&
+		    memcmp(exp, have, nexp * sizeof(*exp)) != 0)) {
 			LOG2("'%s' changed during the run",
 			    log_esc(b->cur_name[i], 200));
 			if (!b->action_error)

@@ -94,6 +94,7 @@ struct brain {
 	uint32_t	*out_acts;	/* owned; COPY actions I send */
 	size_t		 nout;
 	size_t		 nin;		/* COPY actions the peer sends me */
+	uint8_t		*in_seen;	/* owned; per action: already received */
 	size_t		 in_done;
 	struct incoming	 in;
 	struct outgoing	 out;
@@ -126,6 +127,7 @@ brain_free(struct brain *b)
 			free(b->cur_name[i]);
 	free(b->cur_name);
 	free(b->out_acts);
+	free(b->in_seen);
 	free(b->results);
 	rec_done_free(&b->peer_done);
 	plan_free(&b->plan);
@@ -988,18 +990,23 @@ note_copy(struct brain *b, const struct action *a, uint32_t uid, int status)
 		m->uid[0] = m->uid[1] = 0;
 }
 
-/* The COPY action an incoming record names, checked.  NULL if bad. */
+/*
+ * The COPY action an incoming record names, checked: it must be a copy
+ * from the peer to me that has not arrived before (a peer sending one
+ * twice would otherwise make a duplicate).  NULL if bad.
+ */
 static const struct action *
 incoming_action(struct brain *b, uint32_t act)
 {
 	const struct action	*a;
 
-	if (act >= b->plan.nact)
+	if (act >= b->plan.nact || b->in_seen == NULL || b->in_seen[act])
 		return NULL;
 	a = &b->plan.act[act];
 	if (a->type != ACT_COPY || a->side != b->self ||
 	    a->src_side != b->peer)
 		return NULL;
+	b->in_seen[act] = 1;
 	return a;
 }
 
@@ -1142,6 +1149,8 @@ transfer(struct brain *b)
 	int		 r;
 
 	b->out.fd = -1;
+	if ((b->in_seen = calloc(b->plan.nact + 1, 1)) == NULL)
+		return MSYNC_ERR_NOMEM;
 	for (size_t i = 0; i < b->plan.nact; i++) {
 		const struct action *a = &b->plan.act[i];
 

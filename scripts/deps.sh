@@ -29,10 +29,12 @@ BUILD_PKGS="build-essential pkg-config libssh-dev liblz4-dev libxxhash-dev"
 # for llvm-symbolizer (readable sanitizer stacks); mandoc for the man page
 # lint; Dovecot, isync (mbsync) and mblaze as real peers and checkers;
 # perl for the test library's digests; procps (pgrep) for the crash
-# tests; shellcheck for the scripts.
+# tests; shellcheck for the scripts; xxhash (xxhsum), strace and time
+# for independent checks in the tests; python3 for the model and
+# hostile-peer tests.
 TEST_PKGS="libcmocka-dev openssh-server openssh-client rsync clang
 libclang-rt-dev llvm mandoc dovecot-core dovecot-imapd isync mblaze perl
-procps shellcheck"
+procps shellcheck xxhash strace time python3 util-linux"
 # What scripts/mkcorpus.sh needs.
 CORPUS_PKGS="npm ca-certificates"
 

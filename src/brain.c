@@ -1212,6 +1212,9 @@ transfer(struct brain *b)
 			last = time(NULL);
 			show_progress(b, 0);
 		}
+		if (b->out.next >= b->nout && b->in_done >= b->nin &&
+		    chan_pending(b->ch) == 0)
+			break;
 		if (!progressed && (r = chan_wait(b->ch, 1000)) != 0)
 			return r;
 		if ((r = chan_fill(b->ch)) != 0 &&
@@ -2001,8 +2004,9 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 		if ((r = build_view(&b, 1)) != 0 || (r = send_view(&b)) != 0 ||
 		    (r = chan_flush(b.ch)) != 0)
 			goto out;
-		r = next_rec(&b, &type, &p, &len);
-		r = 0;
+		if ((r = next_rec(&b, &type, &p, &len)) == 0 &&
+		    type != REC_BYE)
+			r = MSYNC_ERR_PROTO;
 		goto out;
 	}
 	if ((r = split_base(&b)) != 0 ||
@@ -2015,9 +2019,20 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	    (h.opts & HELLO_DRY_RUN) != 0, 0);
 	if (r != 0 || (h.opts & HELLO_DRY_RUN))
 		goto out;
-	/* The state is A's to commit; wait for its BYE, then exit. */
-	if ((r = next_rec(&b, &type, &p, &len)) == 0 && type != REC_BYE)
-		r = MSYNC_ERR_PROTO;
+	/*
+	 * The state is A's to commit; wait for its BYE, then exit.  A's
+	 * DONE may come first if our transfer finished before A's did.
+	 */
+	for (;;) {
+		if ((r = next_rec(&b, &type, &p, &len)) != 0 ||
+		    type == REC_BYE)
+			break;
+		if (type != REC_DONE ||
+		    (r = consume(&b, type, p, len)) != 0) {
+			r = r != 0 ? r : MSYNC_ERR_PROTO;
+			break;
+		}
+	}
 out:
 	if (r != 0 && r != MSYNC_ERR_PEER_EOF && r != MSYNC_ERR_GUARD &&
 	    log_verbosity >= 0)

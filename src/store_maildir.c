@@ -47,6 +47,7 @@
 #define LOCK_FILE	"msync.lock"
 #define LOCK_POLL_NS	100000000L	/* 100 ms between lock attempts */
 #define SAVE_TRIES	100		/* names tried before giving up */
+#define PENDING_MAX	256		/* saves per syncfs() */
 
 /* How much folder_refresh checks. */
 #define REFRESH_LAZY	0	/* scanned once this session is enough */
@@ -75,13 +76,41 @@ struct store {
 	struct folder		**f;		/* owned; sorted by name */
 	size_t			 nf;
 	size_t			 capf;
+	/*
+	 * The folder the last message was saved into, with its directory,
+	 * tmp/ and cur/ open: a sync saves mailbox by mailbox, so this saves
+	 * four opens and closes per message.  Dropped by hot_drop() before
+	 * anything renames or deletes folders.
+	 */
+	struct folder		*hot;		/* borrowed; NULL = none */
+	int			 hot_fd;	/* owned, like the two below */
+	int			 hot_tmpfd;
+	int			 hot_curfd;
+	/*
+	 * Saved messages of the hot folder still in tmp/, waiting for one
+	 * syncfs() to make their contents durable before they are moved
+	 * into cur/ (pending_flush): one flush per PENDING_MAX messages
+	 * instead of one fsync per message.  They already have their UIDs.
+	 */
+	struct pending		*pend;		/* owned */
+	size_t			 npend;
+	int			 pend_failed;	/* sticky: a flush failed */
+};
+
+struct pending {
+	uint32_t		 uid;		/* in st->hot's index */
+	uint8_t			 flags;
+	uint32_t		 bits;		/* keyword letters */
+	uint64_t		 size;
+	char			 tmp[MDNAME_MAX + 1];	/* name in tmp/ */
 };
 
 struct store_save {
 	struct store		*st;		/* borrowed */
 	char			*mbox;		/* owned; mailbox name */
-	int			 folderfd;	/* the folder */
-	int			 tmpdirfd;	/* its tmp/ */
+	int			 folderfd;	/* borrowed from st->hot_fd */
+	int			 tmpdirfd;	/* borrowed: its tmp/ */
+	int			 curfd;		/* borrowed: its cur/ */
 	int			 fd;		/* the tmp file */
 	char			 tmpname[MDNAME_MAX + 1];
 	struct guid_ctx		*gc;		/* owned */
@@ -90,6 +119,23 @@ struct store_save {
 };
 
 static int	have_openat2 = 1;	/* cleared on ENOSYS */
+
+static int	 pending_flush(struct store *);
+
+/* Forgets the hot folder of st, closing its descriptors. */
+static void
+hot_drop(struct store *st)
+{
+	(void)pending_flush(st);	/* a failure stays in pend_failed */
+	if (st->hot_fd != -1)
+		close(st->hot_fd);
+	if (st->hot_tmpfd != -1)
+		close(st->hot_tmpfd);
+	if (st->hot_curfd != -1)
+		close(st->hot_curfd);
+	st->hot = NULL;
+	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
+}
 
 /*
  * Opens directory rel (relative, already validated; "" is the root
@@ -362,7 +408,12 @@ folder_open(struct store *st, const char *name, int mode,
 	*folderfd = -1;
 	if (name == NULL || !names_valid(name, strlen(name)))
 		return MSYNC_ERR_BADNAME;
-	if ((f = folder_find(st, name, &pos)) != NULL) {
+	f = folder_find(st, name, &pos);
+	/* Whatever looks at the hot folder sees its pending saves in cur/. */
+	if (f != NULL && f == st->hot && st->npend > 0 &&
+	    (r = pending_flush(st)) != 0)
+		return r;
+	if (f != NULL) {
 		if ((fd = open_beneath(st->rootfd, f->dir)) == -1 ||
 		    !has_cur(fd)) {
 			r = MSYNC_ERR_NOTFOUND;
@@ -524,6 +575,7 @@ store_open(const struct store_opts *o, struct store **out, char **holder)
 		return MSYNC_ERR_NOMEM;
 	st->o = *o;
 	st->rootfd = st->lockfd = st->cachefd = -1;
+	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 	host_escaped(st->host);
 	if (o->create && !o->readonly && (r = mkdir_p(o->path)) != 0) {
 		WARN("cannot create '%s'", o->path);
@@ -573,8 +625,10 @@ store_flush(struct store *st)
 {
 	struct folder	*f;
 	size_t		 i;
-	int		 fd, cfd, r, ret = 0;
+	int		 fd, cfd, r, ret;
 
+	/* A save that never reached cur/ must fail the run. */
+	ret = pending_flush(st);
 	for (i = 0; i < st->nf; i++) {
 		f = st->f[i];
 		if ((f->ix == NULL || !f->ix->dirty) && f->synced == 0)
@@ -586,7 +640,8 @@ store_flush(struct store *st)
 		if (f->synced) {
 			if ((cfd = openat(fd, "cur", O_RDONLY | O_DIRECTORY |
 			    O_NOFOLLOW | O_CLOEXEC)) != -1) {
-				(void)fsync(cfd);
+				if (fsync(cfd) == -1 && ret == 0)
+					ret = MSYNC_ERR_IO;
 				close(cfd);
 			}
 			f->synced = 0;
@@ -609,6 +664,8 @@ store_close(struct store *st)
 		return 0;
 	if (st->rootfd != -1 && st->lockfd != -1)
 		r = store_flush(st);
+	hot_drop(st);
+	free(st->pend);
 	for (i = 0; i < st->nf; i++)
 		folder_free(st->f[i]);
 	free(st->f);
@@ -1086,20 +1143,33 @@ store_save_begin(struct store *st, const char *name,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	s->st = st;
-	s->folderfd = s->tmpdirfd = s->fd = -1;
-	if ((r = folder_open(st, name, REFRESH_LAZY, &f,
-	    &s->folderfd)) != 0)
-		goto out;
+	s->fd = s->folderfd = s->tmpdirfd = s->curfd = -1;
+	f = folder_find(st, name, NULL);
+	if (f == NULL || f != st->hot || f->ix == NULL) {
+		int	 fd;
+
+		hot_drop(st);
+		if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+			goto out;
+		st->hot_fd = fd;
+		r = MSYNC_ERR_IO;
+		if (mkdirat(fd, "tmp", 0700) == -1 && errno != EEXIST)
+			goto out;
+		if ((st->hot_tmpfd = openat(fd, "tmp", O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+		    (st->hot_curfd = openat(fd, "cur", O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+			goto out;
+		st->hot = f;
+	}
+	s->folderfd = st->hot_fd;
+	s->tmpdirfd = st->hot_tmpfd;
+	s->curfd = st->hot_curfd;
 	r = MSYNC_ERR_NOMEM;
 	if ((s->mbox = strdup(name)) == NULL ||
 	    (s->gc = guid_ctx_new()) == NULL)
 		goto out;
 	r = MSYNC_ERR_IO;
-	if (mkdirat(s->folderfd, "tmp", 0700) == -1 && errno != EEXIST)
-		goto out;
-	if ((s->tmpdirfd = openat(s->folderfd, "tmp", O_RDONLY |
-	    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		goto out;
 	for (i = 0; i < SAVE_TRIES; i++) {
 		gettimeofday(&tv, NULL);
 		snprintf(s->tmpname, sizeof(s->tmpname),
@@ -1112,6 +1182,7 @@ store_save_begin(struct store *st, const char *name,
 	}
 	if (s->fd == -1) {
 		WARN("cannot create '%s/tmp/%s'", f->where, s->tmpname);
+		s->tmpname[0] = '\0';	/* not ours: never unlink it */
 		goto out;
 	}
 	*out = s;
@@ -1120,6 +1191,82 @@ store_save_begin(struct store *st, const char *name,
 out:
 	store_save_abort(s);
 	return r;
+}
+
+/*
+ * Moves the pending saves of the hot folder from tmp/ into cur/, after
+ * one syncfs() made their contents durable, so a crash never leaves a
+ * partial message in cur/.  A name taken meanwhile gets another name
+ * (never replacing a file).  A message that cannot be moved stays in
+ * tmp/, leaves the index, and makes every later store_flush fail, so the
+ * brain never commits a sync state that counts it as saved.
+ * Returns 0 or MSYNC_ERR_IO.
+ */
+static int
+pending_flush(struct store *st)
+{
+	struct folder		*f = st->hot;
+	struct index_ent	*e;
+	char			 base[MDNAME_MAX + 1], dest[MDNAME_MAX + 1];
+	char			 rel[4 + MDNAME_MAX + 1];
+	size_t			 k;
+	int			 i, n, ok;
+
+	if (st->npend == 0 || f == NULL)
+		return st->pend_failed ? MSYNC_ERR_IO : 0;
+	if (syncfs(st->hot_fd) == -1) {
+		WARN("cannot flush '%s' to disk", f->where);
+		st->pend_failed = 1;
+	}
+	for (k = 0; k < st->npend; k++) {
+		struct pending	*pd = &st->pend[k];
+
+		e = index_find(f->ix, pd->uid);
+		ok = 0;
+		for (i = 0; i < SAVE_TRIES && !st->pend_failed && e != NULL;
+		    i++) {
+			if (i == 0)
+				n = snprintf(base, sizeof(base), "%s,S=%" PRIu64,
+				    pd->tmp, pd->size);
+			else {
+				struct timeval	tv;
+
+				gettimeofday(&tv, NULL);
+				n = snprintf(base, sizeof(base),
+				    "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
+				    (long long)tv.tv_sec, (long)tv.tv_usec,
+				    (long)getpid(), ++st->counter, st->host,
+				    pd->size);
+			}
+			if (n < 0 || (size_t)n >= sizeof(base) ||
+			    mdname_build(base, pd->flags, pd->bits, dest,
+			    sizeof(dest)) != 0)
+				break;
+			if (move_noreplace(st->hot_tmpfd, pd->tmp,
+			    st->hot_curfd, dest) == 0) {
+				ok = 1;
+				snprintf(rel, sizeof(rel), "cur/%s", dest);
+				if (i > 0 && index_set_name(f->ix, e, rel) != 0)
+					ok = 0;
+				break;
+			}
+			if (errno != EEXIST) {
+				WARN("cannot move '%s/tmp/%s' into cur/",
+				    f->where, pd->tmp);
+				break;
+			}
+			LOG3("'%s/cur/%s' exists: picking another name",
+			    f->where, dest);
+		}
+		if (!ok) {
+			st->pend_failed = 1;
+			if (e != NULL)
+				index_remove(f->ix, e);
+		}
+	}
+	st->npend = 0;
+	f->synced = 1;
+	return st->pend_failed ? MSYNC_ERR_IO : 0;
 }
 
 /* Writes a piece of the message; see store.h. */
@@ -1161,13 +1308,9 @@ store_save_abort(struct store_save *s)
 		return;
 	if (s->fd != -1)
 		close(s->fd);
-	if (s->tmpdirfd != -1) {
-		if (s->tmpname[0] != '\0')
-			(void)unlinkat(s->tmpdirfd, s->tmpname, 0);
-		close(s->tmpdirfd);
-	}
-	if (s->folderfd != -1)
-		close(s->folderfd);
+	/* tmpname is set only while a file we created is in tmp/. */
+	if (s->tmpname[0] != '\0' && s->tmpdirfd != -1)
+		(void)unlinkat(s->tmpdirfd, s->tmpname, 0);
 	guid_ctx_free(s->gc);
 	free(s->mbox);
 	free(s);
@@ -1211,8 +1354,9 @@ store_save_commit(struct store_save *s, uint8_t flags, const char *kw,
 	struct timespec	 ts[2];
 	char		 base[MDNAME_MAX + 1], dest[MDNAME_MAX + 1];
 	char		 rel[4 + MDNAME_MAX + 1];
+	struct pending	*pd;
 	uint32_t	 bits;
-	int		 curfd = -1, r, i, n;
+	int		 r, n;
 
 	if (s->failed) {
 		r = MSYNC_ERR_IO;
@@ -1230,60 +1374,38 @@ store_save_commit(struct store_save *s, uint8_t flags, const char *kw,
 	r = MSYNC_ERR_IO;
 	ts[0].tv_sec = ts[1].tv_sec = (time_t)date;
 	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	if (fsync(s->fd) == -1 || futimens(s->fd, ts) == -1)
+	if (futimens(s->fd, ts) == -1)
 		goto out;
 	if ((r = kw_letters(st, f, s->folderfd, kw, &bits)) != 0)
 		goto out;
-	r = MSYNC_ERR_IO;
-	if ((curfd = openat(s->folderfd, "cur", O_RDONLY | O_DIRECTORY |
-	    O_NOFOLLOW | O_CLOEXEC)) == -1)
-		goto out;
-	for (i = 0; i < SAVE_TRIES; i++) {
-		if (i == 0)
-			n = snprintf(base, sizeof(base), "%s,S=%" PRIu64,
-			    s->tmpname, s->size);
-		else {
-			struct timeval	tv;
-
-			gettimeofday(&tv, NULL);
-			n = snprintf(base, sizeof(base),
-			    "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
-			    (long long)tv.tv_sec, (long)tv.tv_usec,
-			    (long)getpid(), ++st->counter, st->host, s->size);
-		}
-		if (n < 0 || (size_t)n >= sizeof(base) ||
-		    (r = mdname_build(base, flags & FLAG_ALL, bits, dest,
-		    sizeof(dest))) != 0) {
-			r = MSYNC_ERR_TOOBIG;
-			goto out;
-		}
-		if (move_noreplace(s->tmpdirfd, s->tmpname, curfd, dest) == 0)
-			break;
-		if (errno != EEXIST) {
-			WARN("cannot move '%s/tmp/%s' into cur/", f->where,
-			    s->tmpname);
-			r = MSYNC_ERR_IO;
-			goto out;
-		}
-		LOG3("'%s/cur/%s' exists: picking another name", f->where,
-		    dest);
-	}
-	if (i == SAVE_TRIES) {
-		r = MSYNC_ERR_IO;
+	/* The name it will get in cur/ (pending_flush may pick another). */
+	n = snprintf(base, sizeof(base), "%s,S=%" PRIu64, s->tmpname,
+	    s->size);
+	if (n < 0 || (size_t)n >= sizeof(base) ||
+	    mdname_build(base, flags & FLAG_ALL, bits, dest,
+	    sizeof(dest)) != 0) {
+		r = MSYNC_ERR_TOOBIG;
 		goto out;
 	}
-	s->tmpname[0] = '\0';	/* moved: nothing to remove */
-	if (fsync(curfd) == -1) {
-		r = MSYNC_ERR_IO;
+	if (st->pend == NULL && (st->pend = calloc(PENDING_MAX,
+	    sizeof(*st->pend))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
 		goto out;
 	}
 	snprintf(rel, sizeof(rel), "cur/%s", dest);
 	if ((r = index_add(f->ix, &g, s->size, date, rel, uid_out)) != 0)
 		goto out;
+	pd = &st->pend[st->npend++];
+	pd->uid = *uid_out;
+	pd->flags = flags & FLAG_ALL;
+	pd->bits = bits;
+	pd->size = s->size;
+	memcpy(pd->tmp, s->tmpname, sizeof(pd->tmp));
+	s->tmpname[0] = '\0';	/* pending_flush moves it, or keeps it */
 	r = 0;
+	if (st->npend == PENDING_MAX)
+		r = pending_flush(st);
 out:
-	if (curfd != -1)
-		close(curfd);
 	store_save_abort(s);
 	return r;
 }
@@ -1555,6 +1677,7 @@ store_rename_mailbox(struct store *st, const char *from, const char *to)
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
+	hot_drop(st);
 	if (from == NULL || to == NULL ||
 	    !names_valid(from, strlen(from)) || !names_valid(to, strlen(to)) ||
 	    strcmp(from, "INBOX") == 0 || strcmp(to, "INBOX") == 0)
@@ -1711,6 +1834,7 @@ store_delete_mailbox(struct store *st, const char *name)
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
+	hot_drop(st);
 	if (name != NULL && strcmp(name, "INBOX") == 0)
 		return MSYNC_ERR_BADNAME;
 	if ((r = folder_open(st, name, REFRESH_FORCE, &f, &fd)) != 0)

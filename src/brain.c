@@ -1226,6 +1226,54 @@ transfer(struct brain *b)
 	return 0;
 }
 
+static int
+msg_uid_cmp(const void *x, const void *y)
+{
+	const struct msg *a = x, *b = y;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/*
+ * The flags and keywords message uid of plan mailbox i had on my side
+ * when I listed it (from the base if the mailbox was unchanged).
+ * Returns 0, or MSYNC_ERR_NOTFOUND.
+ */
+static int
+listed_flags(struct brain *b, uint32_t i, uint32_t uid, uint8_t *flags,
+    const char **kw)
+{
+	const struct plan_mbox	*pm = &b->plan.mb[i];
+	const struct view_mbox	*vm = NULL;
+	const struct msg	*m;
+	struct msg		 key;
+
+	for (size_t j = 0; pm->name[b->self] != NULL &&
+	    j < b->views[b->self].n; j++)
+		if (strcmp(b->views[b->self].mb[j].name, pm->name[b->self]) == 0)
+			vm = &b->views[b->self].mb[j];
+	if (vm == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	if (vm->unchanged) {
+		const struct state_mbox *bm = state_find(&b->base, &vm->guid);
+
+		for (size_t j = 0; bm != NULL && j < bm->nmsgs; j++)
+			if (bm->msgs[j].uid[b->self] == uid) {
+				*flags = bm->msgs[j].flags[b->self];
+				*kw = bm->msgs[j].kw[b->self];
+				return 0;
+			}
+		return MSYNC_ERR_NOTFOUND;
+	}
+	key.uid = uid;
+	if (vm->msgs.n == 0 || (m = bsearch(&key, vm->msgs.v, vm->msgs.n,
+	    sizeof(key), msg_uid_cmp)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	*flags = m->flags;
+	*kw = m->kw;
+	return 0;
+}
+
 /*
  * Applies my local actions in plan order: local copies, flag changes,
  * expunges, mailbox deletes.  A failure is reported and remembered, and
@@ -1278,10 +1326,22 @@ apply_local(struct brain *b)
 				return MSYNC_ERR_NOMEM;
 			break;
 		}
-		case ACT_FLAGS:
-			r = store_set_flags(b->store, mbn, a->uid, a->flags,
-			    a->kw);
+		case ACT_FLAGS: {
+			uint8_t		 of;
+			const char	*okw;
+
+			/*
+			 * Change only what the plan changes: a flag that a
+			 * mail reader changed since we listed is kept.
+			 */
+			if (listed_flags(b, a->mbox, a->uid, &of, &okw) == 0)
+				r = store_update_flags(b->store, mbn, a->uid,
+				    of, okw, a->flags, a->kw);
+			else
+				r = store_set_flags(b->store, mbn, a->uid,
+				    a->flags, a->kw);
 			break;
+		}
 		case ACT_EXPUNGE:
 			r = store_expunge(b->store, mbn, a->uid);
 			break;
@@ -1305,102 +1365,163 @@ apply_local(struct brain *b)
 	return store_flush(b->store);
 }
 
+/* One message as a final check sees it: uid, flags, keywords. */
+struct seen {
+	uint32_t	 uid;
+	uint8_t		 flags;
+	const char	*kw;		/* borrowed; NULL = none */
+};
+
+struct seenlist {
+	struct seen	*v;		/* owned */
+	size_t		 n;
+	size_t		 cap;
+};
+
 static int
-cmp_u32(const void *x, const void *y)
+seen_add(struct seenlist *l, uint32_t uid, uint8_t flags, const char *kw)
 {
-	uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
+	struct seen	*nv;
 
-	return a < c ? -1 : a > c;
-}
-
-/* Appends uid to a growable array.  Returns 0 or MSYNC_ERR_NOMEM. */
-static int
-uids_add(uint32_t **v, size_t *n, size_t *cap, uint32_t uid)
-{
-	uint32_t	*nv;
-
-	if (*n == *cap) {
-		*cap = *cap ? *cap * 2 : 256;
-		if ((nv = reallocarray(*v, *cap, sizeof(**v))) == NULL)
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		if ((nv = reallocarray(l->v, l->cap, sizeof(*nv))) == NULL)
 			return MSYNC_ERR_NOMEM;
-		*v = nv;
+		l->v = nv;
 	}
-	(*v)[(*n)++] = uid;
+	l->v[l->n].uid = uid;
+	l->v[l->n].flags = flags;
+	l->v[l->n].kw = kw;
+	l->n++;
 	return 0;
 }
 
+static int
+seen_cmp(const void *x, const void *y)
+{
+	const struct seen *a = x, *b = y;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/* The entry for uid in l, which is sorted by uid; NULL if none. */
+static struct seen *
+seen_find(struct seenlist *l, uint32_t uid)
+{
+	struct seen	 key;
+
+	key.uid = uid;
+	return l->n == 0 ? NULL :
+	    bsearch(&key, l->v, l->n, sizeof(*l->v), seen_cmp);
+}
+
+/* 1 if the two lists hold the same messages with the same flags. */
+static int
+seen_equal(struct seenlist *a, struct seenlist *b)
+{
+	if (a->n != b->n)
+		return 0;
+	if (a->n == 0)
+		return 1;
+	qsort(a->v, a->n, sizeof(*a->v), seen_cmp);
+	qsort(b->v, b->n, sizeof(*b->v), seen_cmp);
+	for (size_t i = 0; i < a->n; i++)
+		if (a->v[i].uid != b->v[i].uid ||
+		    a->v[i].flags != b->v[i].flags ||
+		    strcmp(a->v[i].kw != NULL ? a->v[i].kw : "",
+		    b->v[i].kw != NULL ? b->v[i].kw : "") != 0)
+			return 0;
+	return 1;
+}
+
 /*
- * The uids plan mailbox i should hold on my side after my actions: what I
- * listed (or, for an unchanged mailbox, what the base says I had), less
- * my expunges, plus the uids my copies got.  Sorted.
+ * What plan mailbox i should hold on my side after my actions: what I
+ * listed (or, for an unchanged mailbox, what the base says I had), with
+ * my flag changes applied, less my expunges, plus my copies.
  */
 static int
-expected_uids(struct brain *b, size_t i, const struct view_mbox *vm,
-    uint32_t **out, size_t *n)
+expected_msgs(struct brain *b, size_t i, const struct view_mbox *vm,
+    struct seenlist *out)
 {
-	size_t		 cap = 0, j, k;
+	struct seen	*e;
+	size_t		 j, k, nlisted;
 	int		 r;
 
-	*out = NULL;
-	*n = 0;
 	if (vm != NULL && vm->unchanged) {
 		const struct state_mbox *bm = state_find(&b->base, &vm->guid);
 
 		for (j = 0; bm != NULL && j < bm->nmsgs; j++)
 			if (bm->msgs[j].uid[b->self] != 0 &&
-			    (r = uids_add(out, n, &cap,
-			    bm->msgs[j].uid[b->self])) != 0)
+			    (r = seen_add(out, bm->msgs[j].uid[b->self],
+			    bm->msgs[j].flags[b->self],
+			    bm->msgs[j].kw[b->self])) != 0)
 				return r;
 	} else if (vm != NULL) {
 		for (j = 0; j < vm->msgs.n; j++)
-			if ((r = uids_add(out, n, &cap, vm->msgs.v[j].uid)) != 0)
+			if ((r = seen_add(out, vm->msgs.v[j].uid,
+			    vm->msgs.v[j].flags, vm->msgs.v[j].kw)) != 0)
 				return r;
 	}
+	if (out->n > 0)
+		qsort(out->v, out->n, sizeof(*out->v), seen_cmp);
+	/* Copies are appended after the sorted part; lookups stay in it. */
+	nlisted = out->n;
 	for (j = 0; j < b->plan.nact; j++) {
 		const struct action	*a = &b->plan.act[j];
 		const struct state_msg	*m;
+		struct seenlist		 listed = *out;
 
 		if (a->side != b->self || a->mbox != i)
 			continue;
+		listed.n = nlisted;
 		if (a->type == ACT_EXPUNGE) {
-			for (k = 0; k < *n; k++)
-				if ((*out)[k] == a->uid) {
-					(*out)[k] = (*out)[--*n];
-					break;
-				}
+			/* Marked with uid 0 and dropped below. */
+			if ((e = seen_find(&listed, a->uid)) != NULL)
+				e->uid = 0;
+		} else if (a->type == ACT_FLAGS) {
+			if ((e = seen_find(&listed, a->uid)) != NULL) {
+				e->flags = a->flags;
+				e->kw = a->kw;
+			}
 		} else if (a->type == ACT_COPY &&
 		    a->next_mbox < b->plan.next.n &&
 		    a->next_msg < b->plan.next.mb[a->next_mbox].nmsgs) {
 			m = &b->plan.next.mb[a->next_mbox].msgs[a->next_msg];
 			if (m->uid[b->self] != 0 &&
-			    (r = uids_add(out, n, &cap, m->uid[b->self])) != 0)
+			    (r = seen_add(out, m->uid[b->self], a->flags,
+			    a->kw)) != 0)
 				return r;
 		}
 	}
-	if (*n > 0)
-		qsort(*out, *n, sizeof(**out), cmp_u32);
+	for (j = k = 0; j < out->n; j++)
+		if (out->v[j].uid != 0)
+			out->v[k++] = out->v[j];
+	out->n = k;
 	return 0;
 }
 
 /*
  * Finds out, for every mailbox of the new base that exists on my side,
  * its uidvalidity and modseq.  The modseq goes into the state only if my
- * listing then equals the new base exactly, since the next run takes an
- * "unchanged" mailbox's list from the base; otherwise 0 is recorded, so
- * the next run lists it in full.  A listing that differs from what my
- * own actions explain means mail arrived or left during the run (exit
- * status 2).  A mailbox I neither touched nor listed keeps its modseq
- * without a rescan, so an unchanged mailbox costs nothing here.
+ * listing then equals the new base exactly, flags included, since the
+ * next run takes an "unchanged" mailbox's list from the base; otherwise
+ * 0 is recorded, so the next run lists it in full.  A listing that
+ * differs from what my own actions explain means mail arrived, left or
+ * changed flags during the run (exit status 2).  A mailbox I neither
+ * touched nor listed keeps its modseq without a rescan, so an unchanged
+ * mailbox costs nothing here.
  */
 static int
 final_status(struct brain *b, struct rec_done *d)
 {
 	struct state	*nx = &b->plan.next;
 	uint8_t		*touched = NULL;
-	uint32_t	*want = NULL, *have = NULL, *exp = NULL;
-	size_t		 nexp = 0;
+	struct seenlist	 want, have, exp;
 	int		 r = 0;
 
+	memset(&want, 0, sizeof(want));
+	memset(&have, 0, sizeof(have));
+	memset(&exp, 0, sizeof(exp));
 	if ((d->mb = calloc(b->plan.nmb ? b->plan.nmb : 1,
 	    sizeof(*d->mb))) == NULL ||
 	    (touched = calloc(b->plan.nmb ? b->plan.nmb : 1, 1)) == NULL) {
@@ -1416,7 +1537,7 @@ final_status(struct brain *b, struct rec_done *d)
 		struct state_mbox	*nm;
 		struct store_mailbox	 st;
 		struct msglist		 now;
-		size_t			 nwant = 0, j;
+		size_t			 j;
 
 		if (pm->final_name == NULL ||
 		    (nm = state_find(nx, &pm->guid)) == NULL)
@@ -1447,33 +1568,24 @@ final_status(struct brain *b, struct rec_done *d)
 			continue;
 		}
 		free(st.name);
-		free(want);
-		free(have);
-		free(exp);
-		exp = NULL;
-		want = calloc(nm->nmsgs + 1, sizeof(*want));
-		have = calloc(now.n + 1, sizeof(*have));
-		if (want == NULL || have == NULL ||
-		    (r = expected_uids(b, i, vm, &exp, &nexp)) != 0) {
+		want.n = have.n = exp.n = 0;
+		for (j = 0; j < nm->nmsgs && r == 0; j++)
+			if (nm->msgs[j].uid[b->self] != 0)
+				r = seen_add(&want, nm->msgs[j].uid[b->self],
+				    nm->msgs[j].flags[b->self],
+				    nm->msgs[j].kw[b->self]);
+		for (j = 0; j < now.n && r == 0; j++)
+			r = seen_add(&have, now.v[j].uid, now.v[j].flags,
+			    now.v[j].kw);
+		if (r == 0)
+			r = expected_msgs(b, i, vm, &exp);
+		if (r != 0) {
 			msglist_free(&now);
-			r = r != 0 ? r : MSYNC_ERR_NOMEM;
 			goto out;
 		}
-		for (j = 0; j < nm->nmsgs; j++)
-			if (nm->msgs[j].uid[b->self] != 0)
-				want[nwant++] = nm->msgs[j].uid[b->self];
-		for (j = 0; j < now.n; j++)
-			have[j] = now.v[j].uid;
-		qsort(want, nwant, sizeof(*want), cmp_u32);
-		qsort(have, now.n, sizeof(*have), cmp_u32);
 		d->mb[d->n].uidvalidity = st.uidvalidity;
-		if (nwant == now.n &&
-		    memcmp(want, have, nwant * sizeof(*want)) == 0)
-			d->mb[d->n].modseq = st.modseq;
-		else
-			d->mb[d->n].modseq = 0;
-		if (nexp != now.n || (nexp > 0 &&
-		    memcmp(exp, have, nexp * sizeof(*exp)) != 0)) {
+		d->mb[d->n].modseq = seen_equal(&want, &have) ? st.modseq : 0;
+		if (!seen_equal(&exp, &have)) {
 			LOG2("'%s' changed during the run",
 			    log_esc(b->cur_name[i], 200));
 			if (!b->action_error)
@@ -1484,9 +1596,9 @@ final_status(struct brain *b, struct rec_done *d)
 	}
 out:
 	free(touched);
-	free(want);
-	free(have);
-	free(exp);
+	free(want.v);
+	free(have.v);
+	free(exp.v);
 	return r;
 }
 

@@ -108,6 +108,14 @@ void	 store_save_abort(struct store_save *);
 /* Sets a message's flags and keywords (a rename in Maildir). */
 int	 store_set_flags(struct store *, const char *name, uint32_t uid,
 	    uint8_t flags, const char *kw);
+/*
+ * The same, changing only what differs between (old_flags, old_kw), the
+ * flags the caller listed, and (flags, kw): a flag another program set or
+ * cleared since the listing is kept, not overwritten.
+ */
+int	 store_update_flags(struct store *, const char *name, uint32_t uid,
+	    uint8_t old_flags, const char *old_kw, uint8_t flags,
+	    const char *kw);
 /* Removes a message.  One that is already gone is not an error. */
 int	 store_expunge(struct store *, const char *name, uint32_t uid);
 

@@ -121,6 +121,8 @@ struct store_save {
 static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct store *);
+static int	 set_flags(struct store *, const char *, uint32_t, uint8_t,
+		    const char *, int, uint8_t, const char *);
 
 /* Forgets the hot folder of st, closing its descriptors. */
 static void
@@ -1415,12 +1417,34 @@ int
 store_set_flags(struct store *st, const char *name, uint32_t uid,
     uint8_t flags, const char *kw)
 {
+	return set_flags(st, name, uid, flags, kw, 0, 0, NULL);
+}
+
+/* Changes a message's flags from what the caller saw; see store.h. */
+int
+store_update_flags(struct store *st, const char *name, uint32_t uid,
+    uint8_t old_flags, const char *old_kw, uint8_t flags, const char *kw)
+{
+	return set_flags(st, name, uid, flags, kw, 1, old_flags, old_kw);
+}
+
+/*
+ * Renames message uid to carry flags and keywords kw.  With delta set,
+ * only what differs between (old_flags, old_kw) and (flags, kw) is
+ * changed, so a flag that another program changed in the meantime (its
+ * file renamed since our scan) is kept rather than overwritten.
+ */
+static int
+set_flags(struct store *st, const char *name, uint32_t uid, uint8_t flags,
+    const char *kw, int delta, uint8_t old_flags, const char *old_kw)
+{
 	struct folder		*f;
 	struct index_ent	*e;
 	struct mdname		 md;
 	char			 dest[MDNAME_MAX + 1], rel[4 + MDNAME_MAX + 1];
 	char			 old[4 + MDNAME_MAX + 1];
-	uint32_t		 bits, unknown = 0;
+	uint32_t		 bits, old_bits = 0, unknown = 0, want_bits;
+	uint8_t			 want_flags;
 	int			 fd, r, i, try;
 
 	if (st->o.readonly)
@@ -1432,19 +1456,30 @@ store_set_flags(struct store *st, const char *name, uint32_t uid,
 		goto out;
 	}
 	if ((r = kw_letters(st, f, fd, kw, &bits)) != 0 ||
+	    (delta && (r = kw_letters(st, f, fd, old_kw, &old_bits)) != 0) ||
 	    (r = kw_ready(f, fd)) != 0)
 		goto out;
 	for (try = 0; try < 2; try++) {
 		snprintf(old, sizeof(old), "%s", index_name(f->ix, e));
 		if ((r = mdname_parse(old + 4, &md)) != 0)
 			goto out;
-		/* Letters nobody named stay in the file name. */
-		unknown = 0;
-		for (i = 0; i < 26; i++)
-			if ((md.kwbits & (1u << i)) && f->kw.name[i] == NULL)
-				unknown |= 1u << i;
-		if ((r = mdname_build(old + 4, flags & FLAG_ALL,
-		    bits | unknown, dest, sizeof(dest))) != 0)
+		if (delta) {
+			want_flags = (uint8_t)((md.flags | (flags & ~old_flags)) &
+			    ~(old_flags & ~flags));
+			want_bits = (md.kwbits | (bits & ~old_bits)) &
+			    ~(old_bits & ~bits);
+		} else {
+			/* Letters nobody named stay in the file name. */
+			unknown = 0;
+			for (i = 0; i < 26; i++)
+				if ((md.kwbits & (1u << i)) &&
+				    f->kw.name[i] == NULL)
+					unknown |= 1u << i;
+			want_flags = flags;
+			want_bits = bits | unknown;
+		}
+		if ((r = mdname_build(old + 4, want_flags & FLAG_ALL,
+		    want_bits, dest, sizeof(dest))) != 0)
 			goto out;
 		snprintf(rel, sizeof(rel), "cur/%s", dest);
 		if (strcmp(rel, old) == 0) {

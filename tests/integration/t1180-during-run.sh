@@ -153,7 +153,7 @@ test_expect_success '... a re-run exits 0 and brings both sides to the merged re
 #   A has m1..m4 (S) synced with B; deliver m5 to A; run
 #   MSYNC_TEST_AFTER_PLAN="mv A/cur/3...:2,S A/cur/3...:2,FS" msync A B
 #   -> exit 0; msync A B again -> exit 0, B's m3 still has only S.
-test_expect_failure 'a flag set during the run on an untouched message: exit 2, synced by the re-run' '
+test_expect_success 'a flag set during the run on an untouched message: exit 2, synced by the re-run' '
 	fresh_pair &&
 	deliver a m/19 >/dev/null &&
 	a4=$(find_msg a m/4) &&
@@ -180,7 +180,7 @@ test_expect_success '... (what happens today: nothing lost on A, and --full repa
 #   -> exit 0, A has m2 with FS: the T is gone.  (store_set_flags sets the
 #   absolute flag set of the plan, also after index_refind found a
 #   renamed file.)
-test_expect_failure 'a flag set during the run on a message whose flags the plan changes is kept' '
+test_expect_success 'a flag set during the run on a message whose flags the plan changes is kept' '
 	fresh_pair &&
 	set_flags "$(find_msg b m/2)" FS &&
 	a2=$(find_msg a m/2) &&
@@ -197,7 +197,7 @@ test_expect_failure 'a flag set during the run on a message whose flags the plan
 #   msync --one-way A B; deliver m5 to A/new; run
 #   MSYNC_TEST_AFTER_PLAN="mv A/new/5 A/cur/5:2,F" msync --one-way A B
 #   -> exit 0; B's copy of m5 has no flag, and stays so after more runs.
-test_expect_failure 'one-way: a flag set on SRC during the run reaches DST on the re-run' '
+test_expect_success 'one-way: a flag set on SRC during the run reaches DST on the re-run' '
 	fresh_pair &&
 	"$MSYNC" --one-way a b 2>/dev/null && "$MSYNC" --one-way a b &&
 	deliver a m/23 >/dev/null &&

@@ -9,7 +9,9 @@
  *	uidnext <u32>
  *	guid <32 lowercase hex>
  *	modseq <u64>
- *	token - | token <sec>.<nsec> <ino> <sec>.<nsec> <ino>	(cur/, new/)
+ *	token - | token [~]<sec>.<nsec> <id> <sec>.<nsec> <id>	(cur/, new/)
+ *		(mtime and identity of cur/ and new/; "~": racy, rescan anyway;
+ *		an identity is the inode number mixed with the birth time)
  *	count <n>
  *	<uid> <guid hex> <size> <date> <cur/NAME:2,INFO | new/NAME>	(n lines)
  *	checksum <16 lowercase hex: XXH3-64 of every byte above>
@@ -306,9 +308,14 @@ index_encode(const struct index *ix, char **buf, size_t *len)
 	    "\nuidnext %" PRIu32 "\nguid %s\nmodseq %" PRIu64 "\n",
 	    ix->uidvalidity, ix->uidnext, hex, ix->modseq);
 	o += (size_t)n;
-	if (ix->token.valid)
-		n = snprintf(b + o, cap - o, "token %" PRId64 ".%09ld %"
+	/*
+	 * A racy token ("~") is never trusted as unchanged, but its
+	 * directory identities still tell a replaced cur/ from the old one.
+	 */
+	if (ix->token.cur_ino != 0)
+		n = snprintf(b + o, cap - o, "token %s%" PRId64 ".%09ld %"
 		    PRIu64 " %" PRId64 ".%09ld %" PRIu64 "\n",
+		    ix->token.valid ? "" : "~",
 		    ix->token.cur_sec, ix->token.cur_nsec, ix->token.cur_ino,
 		    ix->token.new_sec, ix->token.new_nsec, ix->token.new_ino);
 	else
@@ -508,12 +515,14 @@ index_decode(const char *buf, size_t len, struct index **out)
 	if (get_lit(&c, "-"))
 		ix->token.valid = 0;
 	else {
+		int	 racy_tok = get_lit(&c, "~");
+
 		if (!get_stamp(&c, &ix->token.cur_sec, &ix->token.cur_nsec,
 		    &ix->token.cur_ino) || !get_lit(&c, " ") ||
 		    !get_stamp(&c, &ix->token.new_sec, &ix->token.new_nsec,
 		    &ix->token.new_ino))
 			goto out;
-		ix->token.valid = 1;
+		ix->token.valid = !racy_tok;
 	}
 	if (c.p != c.end)
 		goto out;
@@ -750,6 +759,32 @@ racy(const struct timespec *ts, const struct timespec *now)
 }
 
 /*
+ * stat(2) of directory name in dirfd, through statx so that *id can
+ * include the directory's birth time where the file system records it:
+ * a directory deleted and created again often gets its old inode number
+ * back, and an index must not take the new one for the old.  Returns 0,
+ * MSYNC_ERR_NOTFOUND (missing, or not a directory) or MSYNC_ERR_IO.
+ */
+static int
+dir_stat(int dirfd, const char *name, struct timespec *mtime, uint64_t *id)
+{
+	struct statx	 sx;
+
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO |
+	    STATX_MTIME | STATX_BTIME, &sx) == -1)
+		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+	if (!S_ISDIR(sx.stx_mode))
+		return MSYNC_ERR_NOTFOUND;
+	mtime->tv_sec = sx.stx_mtime.tv_sec;
+	mtime->tv_nsec = sx.stx_mtime.tv_nsec;
+	*id = sx.stx_ino;
+	if (sx.stx_mask & STATX_BTIME)
+		*id ^= ((uint64_t)sx.stx_btime.tv_sec << 24) ^
+		    ((uint64_t)sx.stx_btime.tv_nsec << 1);
+	return 0;
+}
+
+/*
  * Reads the change token of the folder on folderfd.  Returns 0,
  * MSYNC_ERR_NOTFOUND (no cur/ directory) or MSYNC_ERR_IO.
  */
@@ -757,29 +792,24 @@ int
 index_token_read(int folderfd, const struct timespec *now,
     struct index_token *t)
 {
-	struct stat	st;
+	struct timespec	 mt;
+	uint64_t	 id;
+	int		 r;
 
 	memset(t, 0, sizeof(*t));
-	if (fstatat(folderfd, "cur", &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
-	if (!S_ISDIR(st.st_mode))
-		return MSYNC_ERR_NOTFOUND;
-	t->valid = !racy(&st.st_mtim, now);
-	t->cur_sec = st.st_mtim.tv_sec;
-	t->cur_nsec = st.st_mtim.tv_nsec;
-	t->cur_ino = st.st_ino;
-	if (fstatat(folderfd, "new", &st, AT_SYMLINK_NOFOLLOW) == -1) {
-		if (errno != ENOENT)
-			return MSYNC_ERR_IO;
-		return 0;
-	}
-	if (!S_ISDIR(st.st_mode))
-		return 0;
-	if (racy(&st.st_mtim, now))
+	if ((r = dir_stat(folderfd, "cur", &mt, &id)) != 0)
+		return r;
+	t->valid = !racy(&mt, now);
+	t->cur_sec = mt.tv_sec;
+	t->cur_nsec = mt.tv_nsec;
+	t->cur_ino = id;
+	if ((r = dir_stat(folderfd, "new", &mt, &id)) != 0)
+		return r == MSYNC_ERR_NOTFOUND ? 0 : r;
+	if (racy(&mt, now))
 		t->valid = 0;
-	t->new_sec = st.st_mtim.tv_sec;
-	t->new_nsec = st.st_mtim.tv_nsec;
-	t->new_ino = st.st_ino;
+	t->new_sec = mt.tv_sec;
+	t->new_nsec = mt.tv_nsec;
+	t->new_ino = id;
 	return 0;
 }
 

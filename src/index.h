@@ -34,7 +34,7 @@ struct index_token {
 	int		 valid;		/* 0: always rescan */
 	int64_t		 cur_sec;	/* cur/ mtime */
 	long		 cur_nsec;
-	uint64_t	 cur_ino;	/* cur/ inode number */
+	uint64_t	 cur_ino;	/* cur/ identity: inode, birth time */
 	int64_t		 new_sec;	/* new/ mtime; all 0 if new/ is missing */
 	long		 new_nsec;
 	uint64_t	 new_ino;

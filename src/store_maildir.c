@@ -382,6 +382,24 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if ((r = index_token_read(folderfd, &now, &tok)) != 0)
 		return r;
+	if (f->ix->token.cur_ino != 0 && tok.cur_ino != f->ix->token.cur_ino) {
+		/*
+		 * cur/ is another directory than the one indexed (the store
+		 * was recreated or restored): files of the same names may
+		 * hold other mail, so nothing in the index can be trusted.
+		 */
+		struct index	*fresh = NULL;
+
+		WARNX("'%s' was replaced since it was indexed: rebuilding "
+		    "its index with a new UIDVALIDITY", f->where);
+		if ((r = index_new(&f->ix->guid, f->ix->uidvalidity,
+		    &fresh)) != 0)
+			return r;
+		index_free(f->ix);
+		f->ix = fresh;
+		f->ix->dirty = 1;
+		mode = REFRESH_FORCE;
+	}
 	if (mode == REFRESH_FORCE || (st->o.full && !f->scanned) ||
 	    !index_token_same(&tok, &f->ix->token)) {
 		LOG3("rescanning '%s'", f->where);

@@ -93,6 +93,7 @@ struct brain {
 	/* transfer */
 	uint32_t	*out_acts;	/* owned; COPY actions I send */
 	size_t		 nout;
+	size_t		 capout;
 	size_t		 nin;		/* COPY actions the peer sends me */
 	uint8_t		*in_seen;	/* owned; per action: already received */
 	size_t		 in_done;
@@ -100,6 +101,7 @@ struct brain {
 	struct outgoing	 out;
 	struct rec_result *results;	/* owned; my COPY results (B sends) */
 	size_t		 nresults;
+	size_t		 capresults;
 	int		 data_error;	/* a message failed its GUID check */
 	int		 action_error;	/* some action failed */
 	int		 changed;	/* a store changed during the run */
@@ -959,10 +961,10 @@ add_result(struct brain *b, uint32_t act, uint32_t uid, int status)
 {
 	struct rec_result	*v;
 
-	if ((v = reallocarray(b->results, b->nresults + 1,
-	    sizeof(*v))) == NULL)
+	if (msync_grow(&b->results, &b->capresults, b->nresults,
+	    sizeof(*b->results)) != 0)
 		return MSYNC_ERR_NOMEM;
-	b->results = v;
+	v = b->results;
 	v[b->nresults].act = act;
 	v[b->nresults].uid = uid;
 	v[b->nresults].status = status;
@@ -1157,13 +1159,10 @@ transfer(struct brain *b)
 		if (a->type != ACT_COPY || a->side == a->src_side)
 			continue;
 		if (a->src_side == b->self) {
-			uint32_t *v = reallocarray(b->out_acts, b->nout + 1,
-			    sizeof(*v));
-
-			if (v == NULL)
+			if (msync_grow(&b->out_acts, &b->capout, b->nout,
+			    sizeof(*b->out_acts)) != 0)
 				return MSYNC_ERR_NOMEM;
-			b->out_acts = v;
-			v[b->nout++] = (uint32_t)i;
+			b->out_acts[b->nout++] = (uint32_t)i;
 		} else
 			b->nin++;
 	}
@@ -1381,14 +1380,8 @@ struct seenlist {
 static int
 seen_add(struct seenlist *l, uint32_t uid, uint8_t flags, const char *kw)
 {
-	struct seen	*nv;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 256;
-		if ((nv = reallocarray(l->v, l->cap, sizeof(*nv))) == NULL)
-			return MSYNC_ERR_NOMEM;
-		l->v = nv;
-	}
+	if (msync_grow(&l->v, &l->cap, l->n, sizeof(*l->v)) != 0)
+		return MSYNC_ERR_NOMEM;
 	l->v[l->n].uid = uid;
 	l->v[l->n].flags = flags;
 	l->v[l->n].kw = kw;

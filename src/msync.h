@@ -114,6 +114,7 @@ struct msglist {
 };
 
 /* util.c */
+int		 msync_grow(void *vecp, size_t *cap, size_t n, size_t elem);
 const char	*msync_strerror(int);
 int		 msync_exit_status(int);
 int		 msglist_add(struct msglist *, const struct msg *);

@@ -1891,15 +1891,8 @@ view_add(struct view *v, const char *name, struct view_mbox **out)
 	struct view_mbox	*m;
 	char			*nm;
 
-	if (v->n == v->cap) {
-		size_t	 ncap = v->cap ? v->cap * 2 : 16;
-		void	*p;
-
-		if ((p = reallocarray(v->mb, ncap, sizeof(*v->mb))) == NULL)
-			return MSYNC_ERR_NOMEM;
-		v->mb = p;
-		v->cap = ncap;
-	}
+	if (msync_grow(&v->mb, &v->cap, v->n, sizeof(*v->mb)) != 0)
+		return MSYNC_ERR_NOMEM;
 	if ((nm = strdup(name != NULL ? name : "")) == NULL)
 		return MSYNC_ERR_NOMEM;
 	m = &v->mb[v->n++];

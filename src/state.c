@@ -79,15 +79,8 @@ state_add_mbox(struct state *st, const struct guid *g, const char *name,
 	struct state_mbox	*mb;
 	char			*nm;
 
-	if (st->n == st->cap) {
-		size_t	 ncap = st->cap ? st->cap * 2 : 16;
-		void	*p;
-
-		if ((p = reallocarray(st->mb, ncap, sizeof(*st->mb))) == NULL)
-			return MSYNC_ERR_NOMEM;
-		st->mb = p;
-		st->cap = ncap;
-	}
+	if (msync_grow(&st->mb, &st->cap, st->n, sizeof(*st->mb)) != 0)
+		return MSYNC_ERR_NOMEM;
 	if ((nm = strdup(name != NULL ? name : "")) == NULL)
 		return MSYNC_ERR_NOMEM;
 	mb = &st->mb[st->n++];
@@ -112,18 +105,11 @@ state_add_msg(struct state_mbox *mb, const struct state_msg *m)
 			return MSYNC_ERR_NOMEM;
 		}
 	}
-	if (mb->nmsgs == mb->capmsgs) {
-		size_t	 ncap = mb->capmsgs ? mb->capmsgs * 2 : 16;
-		void	*p;
-
-		if ((p = reallocarray(mb->msgs, ncap, sizeof(*mb->msgs)))
-		    == NULL) {
-			free(kw[0]);
-			free(kw[1]);
-			return MSYNC_ERR_NOMEM;
-		}
-		mb->msgs = p;
-		mb->capmsgs = ncap;
+	if (msync_grow(&mb->msgs, &mb->capmsgs, mb->nmsgs,
+	    sizeof(*mb->msgs)) != 0) {
+		free(kw[0]);
+		free(kw[1]);
+		return MSYNC_ERR_NOMEM;
 	}
 	d = &mb->msgs[mb->nmsgs++];
 	*d = *m;

@@ -75,22 +75,37 @@ msync_exit_status(int r)
 }
 
 /*
+ * Makes room for element n of the array *vecp (a pointer to the array
+ * pointer) of *cap elements of elem bytes, doubling it as needed.
+ * Returns 0 on success, MSYNC_ERR_NOMEM on failure (the array unchanged).
+ */
+int
+msync_grow(void *vecp, size_t *cap, size_t n, size_t elem)
+{
+	void	**vec = vecp, *nv;
+	size_t	 ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 16;
+	if (ncap <= n)
+		ncap = n + 1;
+	if ((nv = reallocarray(*vec, ncap, elem)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	*vec = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/*
  * Appends a copy of *m (its kw string duplicated) to l.
  * Returns 0 on success, MSYNC_ERR_NOMEM on failure.
  */
 int
 msglist_add(struct msglist *l, const struct msg *m)
 {
-	struct msg	*v;
-	size_t		 ncap;
-
-	if (l->n == l->cap) {
-		ncap = l->cap ? l->cap * 2 : 64;
-		if ((v = reallocarray(l->v, ncap, sizeof(*v))) == NULL)
-			return MSYNC_ERR_NOMEM;
-		l->v = v;
-		l->cap = ncap;
-	}
+	if (msync_grow(&l->v, &l->cap, l->n, sizeof(*l->v)) != 0)
+		return MSYNC_ERR_NOMEM;
 	l->v[l->n] = *m;
 	l->v[l->n].kw = NULL;
 	if (m->kw != NULL && (l->v[l->n].kw = strdup(m->kw)) == NULL)

@@ -1921,11 +1921,15 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	chan_set_bwlimit(b.ch, o->bwlimit);
 	r = chan_handshake(b.ch, o->compress > 0, HANDSHAKE_MS, &version,
 	    &compressed, &why);
+	if (r == MSYNC_ERR_PEER_EOF) {
+		/* The transport knows why (ssh's exit); main says it. */
+		LOG2("%s", why != NULL ? why : "no handshake");
+		r = MSYNC_ERR_UNREACHABLE;
+		goto out;
+	}
 	if (r != 0) {
 		if (why != NULL)
 			ERRX("%s", why);
-		if (r == MSYNC_ERR_PEER_EOF)
-			r = MSYNC_ERR_UNREACHABLE;
 		goto out;
 	}
 	LOG3("protocol version %u, compression %s", version,
@@ -2067,6 +2071,7 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	b.crash_after = so->crash_after;
 	if ((r = chan_new(rfd, wfd, &b.ch)) != 0)
 		goto out;
+	chan_set_bwlimit(b.ch, so->bwlimit);
 	r = chan_handshake(b.ch, 0, HANDSHAKE_MS, &version, &compressed,
 	    &why);
 	if (r != 0) {

@@ -46,6 +46,7 @@ struct server_opts {
 	int		 read_only;	/* --read-only */
 	int		 lock_wait;
 	int		 crash_after;	/* test: exit 100 after N durable writes */
+	uint64_t	 bwlimit;	/* --bwlimit: bytes per second sent */
 };
 
 /*

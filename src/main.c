@@ -286,7 +286,7 @@ main(int argc, char **argv)
 				    log_esc(optarg, 64));
 				return EXIT_USAGE;
 			}
-			bo.bwlimit = (uint64_t)rate;
+			bo.bwlimit = so.bwlimit = (uint64_t)rate;
 			break;
 		case OPT_LOCK_WAIT:
 			bo.lock_wait = so.lock_wait = atoi(optarg);
@@ -391,6 +391,21 @@ main(int argc, char **argv)
 	}
 	to.self = self;
 	to.verbose = verbose > 2 ? verbose - 1 : 0;
+	/* The server paces what it sends too: --bwlimit caps both ways. */
+	if (bo.bwlimit > 0) {
+		char	*args = NULL;
+
+		if (asprintf(&args, "%s%s--bwlimit=%llu",
+		    server_arg != NULL ? server_arg : "",
+		    server_arg != NULL ? " " : "",
+		    (unsigned long long)bo.bwlimit) < 0) {
+			ERR("asprintf");
+			status = EXIT_ERROR;
+			goto out;
+		}
+		free(server_arg);
+		server_arg = args;
+	}
 	to.server_args = server_arg;
 	if ((r = transport_start(&to, &loc[1], &t, &why)) != 0) {
 		ERRX("%s", why != NULL ? why : msync_strerror(r));
@@ -405,12 +420,13 @@ main(int argc, char **argv)
 	started = 0;
 	/*
 	 * The peer never spoke: what went wrong is the transport's to say
-	 * (ssh could not connect, msync missing on the remote host).
+	 * (ssh could not connect, msync missing on the remote host).  A
+	 * connection lost later was already reported by the brain, and the
+	 * remote's own last words were relayed as they came.
 	 */
-	if ((status == EXIT_UNREACH || status == EXIT_TEMPFAIL) &&
-	    why != NULL) {
-		ERRX("%s", why);
-	}
+	if (status == EXIT_UNREACH)
+		ERRX("%s", why != NULL ? why :
+		    "the peer closed the connection before its handshake");
 out:
 	if (started)
 		(void)transport_finish(&t, 10000, &child, NULL);

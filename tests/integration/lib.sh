@@ -697,6 +697,16 @@ test_next_msgno_() {
 }
 
 # deliver DIR [FILE|-|""] [FLAGS]: see the header.
+# True if a file named PREFIX:... exists (the prefix taken literally, so
+# directory names with glob characters work).
+deliver_taken_() {
+	local f
+	for f in "$1":*; do
+		[ -e "$f" ] && return 0
+	done
+	return 1
+}
+
 deliver() {
 	local dir=$1 src=${2:-} sub=new info='' host now base n=0 tmp
 	if [ $# -ge 3 ]; then
@@ -712,7 +722,7 @@ deliver() {
 	while :; do
 		base=$now.${BASHPID}_$n.$host
 		[ -e "$dir/tmp/$base" ] || [ -e "$dir/new/$base" ] ||
-		    compgen -G "$dir/cur/$base:*" >/dev/null || break
+		    deliver_taken_ "$dir/cur/$base" || break
 		n=$((n + 1))
 	done
 	tmp=$dir/tmp/$base

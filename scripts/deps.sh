@@ -58,7 +58,15 @@ done
 
 pkgs=$BUILD_PKGS
 [ "$want_test" = 1 ] && pkgs="$pkgs $TEST_PKGS"
-[ "$want_corpus" = 1 ] && pkgs="$pkgs $CORPUS_PKGS"
+# An npm that is already on PATH (a Node.js from elsewhere) will do: the
+# Debian npm package would conflict with such a nodejs.
+if [ "$want_corpus" = 1 ]; then
+	if command -v npm >/dev/null 2>&1; then
+		pkgs="$pkgs ca-certificates"
+	else
+		pkgs="$pkgs $CORPUS_PKGS"
+	fi
+fi
 # shellcheck disable=SC2086  # word splitting of the lists is intended
 set -- $pkgs
 

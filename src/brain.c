@@ -1233,6 +1233,31 @@ msg_uid_cmp(const void *x, const void *y)
 	return a->uid < b->uid ? -1 : a->uid > b->uid;
 }
 
+/* Side s's view of plan mailbox i, or NULL. */
+static const struct view_mbox *
+view_of(const struct brain *b, enum side s, uint32_t i)
+{
+	const struct plan_mbox	*pm = &b->plan.mb[i];
+
+	for (size_t j = 0; pm->name[s] != NULL && j < b->views[s].n; j++)
+		if (strcmp(b->views[s].mb[j].name, pm->name[s]) == 0)
+			return &b->views[s].mb[j];
+	return NULL;
+}
+
+/* Message uid as side s listed it in plan mailbox i; NULL if not listed. */
+static const struct msg *
+listed_msg(const struct brain *b, enum side s, uint32_t i, uint32_t uid)
+{
+	const struct view_mbox	*vm = view_of(b, s, i);
+	struct msg		 key;
+
+	if (vm == NULL || vm->msgs.n == 0)
+		return NULL;
+	key.uid = uid;
+	return bsearch(&key, vm->msgs.v, vm->msgs.n, sizeof(key), msg_uid_cmp);
+}
+
 /*
  * The flags and keywords message uid of plan mailbox i had on my side
  * when I listed it (from the base if the mailbox was unchanged).
@@ -1242,15 +1267,9 @@ static int
 listed_flags(struct brain *b, uint32_t i, uint32_t uid, uint8_t *flags,
     const char **kw)
 {
-	const struct plan_mbox	*pm = &b->plan.mb[i];
-	const struct view_mbox	*vm = NULL;
+	const struct view_mbox	*vm = view_of(b, b->self, i);
 	const struct msg	*m;
-	struct msg		 key;
 
-	for (size_t j = 0; pm->name[b->self] != NULL &&
-	    j < b->views[b->self].n; j++)
-		if (strcmp(b->views[b->self].mb[j].name, pm->name[b->self]) == 0)
-			vm = &b->views[b->self].mb[j];
 	if (vm == NULL)
 		return MSYNC_ERR_NOTFOUND;
 	if (vm->unchanged) {
@@ -1264,9 +1283,7 @@ listed_flags(struct brain *b, uint32_t i, uint32_t uid, uint8_t *flags,
 			}
 		return MSYNC_ERR_NOTFOUND;
 	}
-	key.uid = uid;
-	if (vm->msgs.n == 0 || (m = bsearch(&key, vm->msgs.v, vm->msgs.n,
-	    sizeof(key), msg_uid_cmp)) == NULL)
+	if ((m = listed_msg(b, b->self, i, uid)) == NULL)
 		return MSYNC_ERR_NOTFOUND;
 	*flags = m->flags;
 	*kw = m->kw;
@@ -1676,6 +1693,16 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 		for (size_t i = 0; i < b->plan.nnotes; i++)
 			LOG1("note: %s", log_esc(b->plan.notes[i], 400));
 		count_plan(&b->plan, &b->st);
+		/* A real run counts bytes as they move; a dry run estimates. */
+		for (size_t i = 0; dry_run && i < b->plan.nact; i++) {
+			const struct action	*a = &b->plan.act[i];
+			const struct msg	*m;
+
+			if (a->type == ACT_COPY && a->src_side != a->side &&
+			    (m = listed_msg(b, a->src_side, a->src_mbox,
+			    a->src_uid)) != NULL)
+				b->st.copied_bytes[a->side] += m->size;
+		}
 		for (size_t i = 0; i < b->plan.nact; i++)
 			print_action(&b->plan, &b->plan.act[i],
 			    dry_run ? 1 : 2);

@@ -1044,6 +1044,98 @@ out:
 	return r;
 }
 
+#define PEND_TAKEN	UINT32_MAX	/* a pend that kept an old entry's UID */
+
+/* A vanished index entry, for keep_renamed. */
+struct vanished {
+	struct guid	 guid;
+	uint64_t	 size;
+	size_t		 idx;		/* into ix->v */
+};
+
+static int
+vanished_cmp(const void *x, const void *y)
+{
+	const struct vanished	*a = x, *b = y;
+	int			 c;
+
+	if ((c = guid_cmp(&a->guid, &b->guid)) != 0)
+		return c;
+	if (a->size != b->size)
+		return a->size < b->size ? -1 : 1;
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/*
+ * A file whose base name changed (mbsync appends ",U=n"; some tools
+ * rename on import) vanishes under its old name and appears under a new
+ * one with the same content.  Such a file keeps its entry and UID instead
+ * of becoming a new message, which the other side would see as an
+ * expunge plus a copy.  Matches each new file (in pend order) with a
+ * vanished entry of the same GUID and size.  Returns 0 or
+ * MSYNC_ERR_NOMEM.
+ */
+static int
+keep_renamed(struct index *ix, struct scan *sc)
+{
+	struct vanished	*v = NULL, key, *hit;
+	size_t		 nv = 0, i, lo, hi, mid;
+	char		 tmp[4 + MDNAME_MAX + 1];
+	int		 r = 0;
+
+	if (sc->npend == 0)
+		return 0;
+	for (i = 0; i < ix->n; i++)
+		if (ix->v[i].name != INDEX_NAME_DEAD && !sc->seen[i])
+			nv++;
+	if (nv == 0)
+		return 0;
+	if ((v = calloc(nv, sizeof(*v))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = nv = 0; i < ix->n; i++)
+		if (ix->v[i].name != INDEX_NAME_DEAD && !sc->seen[i]) {
+			v[nv].guid = ix->v[i].guid;
+			v[nv].size = ix->v[i].size;
+			v[nv].idx = i;
+			nv++;
+		}
+	qsort(v, nv, sizeof(*v), vanished_cmp);
+	for (i = 0; i < sc->npend; i++) {
+		key.guid = sc->pend[i].guid;
+		key.size = sc->pend[i].size;
+		key.idx = 0;
+		/* The first vanished entry not below key, still unclaimed. */
+		lo = 0;
+		hi = nv;
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (vanished_cmp(&v[mid], &key) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		hit = NULL;
+		for (; lo < nv && guid_cmp(&v[lo].guid, &key.guid) == 0 &&
+		    v[lo].size == key.size; lo++)
+			if (!sc->seen[v[lo].idx]) {
+				hit = &v[lo];
+				break;
+			}
+		if (hit == NULL)
+			continue;
+		/* index_set_name may move the arena: copy the name out. */
+		snprintf(tmp, sizeof(tmp), "%s", ix->arena + sc->pend[i].name);
+		if ((r = index_set_name(ix, &ix->v[hit->idx], tmp)) != 0)
+			break;
+		ix->garbage += strlen(tmp) + 1;
+		sc->seen[hit->idx] = 1;
+		sc->pend[i].name = PEND_TAKEN;
+		sc->changed = 1;
+	}
+	free(v);
+	return r;
+}
+
 /*
  * Reads directory sub ("new" or "cur") of the folder.  With only_retry,
  * looks only for the base names on the retry list.
@@ -1223,18 +1315,22 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 	for (i = 0; i < sc.nretry; i++)
 		LOG3("'%s': '%s' vanished during the scan", where,
 		    log_esc(sc.retry[i], 300));
+	if (sc.npend > 1) {
+		sort_ix = ix;
+		qsort(sc.pend, sc.npend, sizeof(*sc.pend), pend_cmp);
+		sort_ix = NULL;
+	}
+	if ((r = keep_renamed(ix, &sc)) != 0)
+		goto out;
 	for (i = 0; i < ix->n; i++)
 		if (ix->v[i].name != INDEX_NAME_DEAD && !sc.seen[i]) {
 			LOG4("'%s': uid %u gone", where, ix->v[i].uid);
 			ent_remove(ix, &ix->v[i]);
 			sc.changed = 1;
 		}
-	if (sc.npend > 1) {
-		sort_ix = ix;
-		qsort(sc.pend, sc.npend, sizeof(*sc.pend), pend_cmp);
-		sort_ix = NULL;
-	}
 	for (i = 0; i < sc.npend; i++) {
+		if (sc.pend[i].name == PEND_TAKEN)
+			continue;
 		/* ent_append copies the name; the pend one becomes garbage. */
 		n = ix->arena + sc.pend[i].name;
 		if (ix->uidnext == UINT32_MAX) {

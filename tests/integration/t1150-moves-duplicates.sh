@@ -15,6 +15,16 @@ test_expect_success 'a move on A is a move on B: no content on the wire' '
 	grep -q "on B: 0 copied (0 bytes), 1 moved" stats
 '
 
+test_expect_success 'a file renamed within its folder keeps its UID: nothing moves' '
+	(cd b && find . -path "*/cur/*" -o -path "*/new/*" | sort) >before &&
+	f=$(ls a/cur/* | head -n 1) &&
+	mv "$f" "${f%%:2,*},U=7:2,${f##*:2,}" &&
+	"$MSYNC" --stats a b 2>stats && test_cmp_trees a b &&
+	grep -q "on B: 0 copied (0 bytes), 0 moved/local, 0 flag changes, 0 expunged" stats &&
+	(cd b && find . -path "*/cur/*" -o -path "*/new/*" | sort) >after &&
+	test_cmp before after
+'
+
 test_expect_success 'two identical copies in one folder are two messages' '
 	gen_message 77 dup >dup.eml &&
 	deliver a dup.eml >/dev/null && deliver a dup.eml >/dev/null &&

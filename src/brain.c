@@ -1540,7 +1540,8 @@ final_status(struct brain *b, struct rec_done *d)
 	}
 	for (size_t i = 0; i < b->plan.nact; i++)
 		if (b->plan.act[i].side == b->self)
-			touched[b->plan.act[i].mbox] = 1;
+			touched[b->plan.act[i].mbox] |=
+			    b->plan.act[i].type == ACT_MBOX_CREATE ? 3 : 1;
 	for (size_t i = 0; i < b->plan.nmb; i++) {
 		const struct plan_mbox	*pm = &b->plan.mb[i];
 		const struct view_mbox	*vm = NULL;
@@ -1551,6 +1552,13 @@ final_status(struct brain *b, struct rec_done *d)
 
 		if (pm->final_name == NULL ||
 		    (nm = state_find(nx, &pm->guid)) == NULL)
+			continue;
+		/*
+		 * Not on my side, before or after (one-way keeps a mailbox
+		 * that DST deleted in the base, as tombstones): nothing to
+		 * check.
+		 */
+		if (pm->name[b->self] == NULL && !(touched[i] & 2))
 			continue;
 		for (j = 0; pm->name[b->self] != NULL &&
 		    j < b->views[b->self].n; j++)

@@ -125,7 +125,11 @@ int	 store_expunge(struct store *, const char *name, uint32_t uid);
  */
 int	 store_create_mailbox(struct store *, const char *name,
 	    const struct guid *guid);
-/* Renames a mailbox and its children; its GUID and UIDs are kept. */
+/*
+ * Renames a mailbox; its GUID and UIDs are kept.  In Maildir++ its
+ * children (".A.*") are separate mailboxes and stay where they are; in
+ * the fs layout they are inside its directory and move with it.
+ */
 int	 store_rename_mailbox(struct store *, const char *from,
 	    const char *to);
 /*

@@ -318,8 +318,30 @@ index_place(struct store *st, struct folder *f, int folderfd, int *dfd,
     char name[64])
 {
 	if (st->o.readonly) {
+		struct statx	 sx;
+		char		 key[MSYNC_PATH_MAX + 96];
+
+		/*
+		 * Keyed by the folder directory's identity (device, inode,
+		 * birth time) within the store, not by its path: a folder
+		 * renamed in a store msync must not write keeps its index,
+		 * so its mailbox GUID, and the rename is replayed as one.
+		 * A directory created anew has a new birth time, so it
+		 * never inherits the index of one deleted before.
+		 */
 		*dfd = st->cachefd;
-		cache_name(f->where, ".index", name);
+		if (statx(folderfd, "", AT_EMPTY_PATH, STATX_INO |
+		    STATX_BTIME, &sx) == 0) {
+			snprintf(key, sizeof(key), "%s\n%u:%u:%llu:%lld.%u",
+			    st->root, sx.stx_dev_major, sx.stx_dev_minor,
+			    (unsigned long long)sx.stx_ino,
+			    (sx.stx_mask & STATX_BTIME) ?
+			    (long long)sx.stx_btime.tv_sec : 0LL,
+			    (sx.stx_mask & STATX_BTIME) ?
+			    sx.stx_btime.tv_nsec : 0u);
+			cache_name(key, ".index", name);
+		} else
+			cache_name(f->where, ".index", name);
 	} else {
 		*dfd = folderfd;
 		snprintf(name, 64, "%s", INDEX_FILE);
@@ -1720,11 +1742,8 @@ open_parent(int rootfd, const char *rel, int create, const char **last)
 int
 store_rename_mailbox(struct store *st, const char *from, const char *to)
 {
-	struct dirent	*de;
-	DIR		*d = NULL;
-	char		*fdir = NULL, *tdir = NULL, **src = NULL, **dst = NULL;
+	char		*fdir = NULL, *tdir = NULL;
 	const char	*fl, *tl;
-	size_t		 n = 0, cap = 0, i, flen;
 	int		 fd = -1, pfd = -1, tfd = -1, r;
 	struct stat	 sb;
 
@@ -1770,64 +1789,11 @@ store_rename_mailbox(struct store *st, const char *from, const char *to)
 		r = 0;
 		goto out;
 	}
-	/* Maildir++: ".A" and every ".A.*" directory. */
-	if ((fd = openat(st->rootfd, ".", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
-		r = MSYNC_ERR_IO;
-		goto out;
-	}
-	fd = -1;
-	flen = strlen(fdir);
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, fdir, flen) != 0 ||
-		    (de->d_name[flen] != '\0' && de->d_name[flen] != '.'))
-			continue;
-		if (n == cap) {
-			char	**ns, **nd;
-
-			cap = cap ? cap * 2 : 8;
-			if ((ns = reallocarray(src, cap, sizeof(*ns))) == NULL) {
-				r = MSYNC_ERR_NOMEM;
-				goto out;
-			}
-			src = ns;
-			if ((nd = reallocarray(dst, cap, sizeof(*nd))) == NULL) {
-				r = MSYNC_ERR_NOMEM;
-				goto out;
-			}
-			dst = nd;
-		}
-		src[n] = dst[n] = NULL;
-		n++;
-		if ((src[n - 1] = strdup(de->d_name)) == NULL ||
-		    asprintf(&dst[n - 1], "%s%s", tdir,
-		    de->d_name + flen) == -1) {
-			dst[n - 1] = NULL;
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		if (strlen(dst[n - 1]) > MDNAME_MAX) {
-			r = MSYNC_ERR_TOOBIG;
-			goto out;
-		}
-	}
-	for (i = 0; i < n; i++)
-		if (fstatat(st->rootfd, dst[i], &sb, AT_SYMLINK_NOFOLLOW) ==
-		    0) {
-			r = MSYNC_ERR_EXISTS;
-			goto out;
-		}
-	/* The children first, the parent last: a crash leaves a tree. */
-	for (i = n; i-- > 0; ) {
-		if (strcmp(src[i], fdir) == 0)
-			continue;
-		if (move_noreplace(st->rootfd, src[i], st->rootfd,
-		    dst[i]) == -1) {
-			WARN("cannot rename '%s/%s'", st->root, src[i]);
-			r = MSYNC_ERR_IO;
-			goto out;
-		}
-	}
+	/*
+	 * Maildir++: ".A" only.  Its children ".A.*" are mailboxes of their
+	 * own, which the planner renames (or not) one by one: moving them
+	 * along would rename what the other side never renamed.
+	 */
 	if (move_noreplace(st->rootfd, fdir, st->rootfd, tdir) == -1) {
 		WARN("cannot rename '%s/%s'", st->root, fdir);
 		r = MSYNC_ERR_IO;
@@ -1836,14 +1802,6 @@ store_rename_mailbox(struct store *st, const char *from, const char *to)
 	(void)fsync(st->rootfd);
 	r = 0;
 out:
-	if (d != NULL)
-		closedir(d);
-	for (i = 0; i < n; i++) {
-		free(src[i]);
-		free(dst[i]);
-	}
-	free(src);
-	free(dst);
 	if (fd != -1)
 		close(fd);
 	if (pfd != -1)

@@ -413,11 +413,15 @@ test_mailboxes_pp(void **state)
 	assert_int_equal(store_list_messages(st, "Broken", &l),
 	    MSYNC_ERR_NOTFOUND);
 
-	/* Rename with the child; GUID, UIDVALIDITY and UIDs are kept. */
+	/*
+	 * Rename; GUID, UIDVALIDITY and UIDs are kept.  The child is a
+	 * mailbox of its own and stays.
+	 */
 	assert_int_equal(store_rename_mailbox(st, "Entwürfe", "Drafts"), 0);
 	assert_false(exists(".Entw&APw-rfe"));
 	assert_true(exists(".Drafts/cur"));
-	assert_true(exists(".Drafts.Alt/cur"));
+	assert_false(exists(".Drafts.Alt/cur"));
+	assert_true(exists(".Entw&APw-rfe.Alt/cur"));
 	assert_int_equal(store_rescan(st, "Drafts", &one), 0);
 	assert_string_equal(one.name, "Drafts");
 	assert_memory_equal(&one.guid, &g, 16);
@@ -426,7 +430,8 @@ test_mailboxes_pp(void **state)
 	free(one.name);
 	one.name = NULL;
 	assert_int_equal(store_rename_mailbox(st, "Drafts", "INBOX/x"), 0);
-	assert_true(exists(".INBOX.x.Alt"));
+	assert_true(exists(".INBOX.x/cur"));
+	assert_false(exists(".INBOX.x.Alt"));
 	assert_int_equal(store_rename_mailbox(st, "Nope", "Z"),
 	    MSYNC_ERR_NOTFOUND);
 	assert_int_equal(store_create_mailbox(st, "Y", NULL), 0);
@@ -442,14 +447,14 @@ test_mailboxes_pp(void **state)
 	/* Delete: the child stays; an unknown file keeps its folder. */
 	assert_int_equal(store_delete_mailbox(st, "INBOX/x"), 0);
 	assert_false(exists(".INBOX.x"));
-	assert_true(exists(".INBOX.x.Alt/cur"));
+	assert_true(exists(".Entw&APw-rfe.Alt/cur"));
 	put(".Y/cur/notes.txt", "");	/* empty: skipped, never deleted */
 	assert_int_equal(store_delete_mailbox(st, "Y"), 0);
 	assert_true(exists(".Y/cur/notes.txt"));
 	assert_int_equal(store_delete_mailbox(st, "INBOX"),
 	    MSYNC_ERR_BADNAME);
 	assert_int_equal(store_list_mailboxes(st, &mb, &n), 0);
-	assert_int_equal(n, 3);	/* INBOX, INBOX/x/Alt, Y (cur/ stays) */
+	assert_int_equal(n, 3);	/* INBOX, Entwürfe/Alt, Y (cur/ stays) */
 	store_mailboxes_free(mb, n);
 	store_close(st);
 }

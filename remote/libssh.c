@@ -499,19 +499,10 @@ libssh_start(const struct transport_opts *o, const struct loc *l,
 	r = 0;
 out:
 	e = errno;
-	if (r != 0) {
-		free(t->host);
-		free(t->prog);
-		transport_init(t);
-	}
-	if (sv[0] != -1)
-		close(sv[0]);
-	if (sv[1] != -1)
-		close(sv[1]);
-	if (wp[0] != -1)
-		close(wp[0]);
-	if (wp[1] != -1)
-		close(wp[1]);
+	if (r != 0)
+		transport_abandon(t);
+	transport_close_pair(sv);
+	transport_close_pair(wp);
 	free(cmd);
 	errno = e;
 	return r;

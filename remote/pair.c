@@ -51,14 +51,9 @@ pair_start(const struct transport_opts *o, struct transport *t, char **why)
 	r = 0;
 out:
 	e = errno;
-	if (r != 0) {
-		free(t->prog);
-		transport_init(t);
-	}
-	if (sv[0] != -1)
-		close(sv[0]);
-	if (sv[1] != -1)
-		close(sv[1]);
+	if (r != 0)
+		transport_abandon(t);
+	transport_close_pair(sv);
 	transport_argv_free(argv);
 	errno = e;
 	return r;

@@ -57,6 +57,8 @@ int	 libssh_start(const struct transport_opts *, const struct loc *,
 
 /* transport.c: helpers shared by the transports */
 void	 transport_init(struct transport *);
+void	 transport_abandon(struct transport *);
+void	 transport_close_pair(int [2]);
 int	 transport_split(const char *, char ***, size_t *);
 void	 transport_argv_free(char **);
 int	 transport_argv_add(char ***, size_t *, const char *);

@@ -130,23 +130,11 @@ out:
 		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
 			;
 	}
-	if (r != 0) {
-		free(t->host);
-		free(t->prog);
-		transport_init(t);
-	}
-	if (sv[0] != -1)
-		close(sv[0]);
-	if (sv[1] != -1)
-		close(sv[1]);
-	if (ep[0] != -1)
-		close(ep[0]);
-	if (ep[1] != -1)
-		close(ep[1]);
-	if (wp[0] != -1)
-		close(wp[0]);
-	if (wp[1] != -1)
-		close(wp[1]);
+	if (r != 0)
+		transport_abandon(t);
+	transport_close_pair(sv);
+	transport_close_pair(ep);
+	transport_close_pair(wp);
 	transport_argv_free(argv);
 	errno = e;
 	return r;

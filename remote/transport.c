@@ -45,6 +45,29 @@ transport_init(struct transport *t)
 }
 
 /*
+ * Undoes a transport start that failed half-way: frees what t owns and
+ * sets it back to "nothing started".
+ */
+void
+transport_abandon(struct transport *t)
+{
+	free(t->host);
+	free(t->prog);
+	transport_init(t);
+}
+
+/* Closes both ends of a pipe or socketpair, where open. */
+void
+transport_close_pair(int fds[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (fds[i] != -1) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+/*
  * write(2) for messages that are a courtesy: a failure is ignored (and
  * _FORTIFY_SOURCE's warn_unused_result is satisfied).
  */

@@ -57,7 +57,8 @@ deps:
 	sh scripts/deps.sh
 
 check: deps
-	$(MAKE) check-unit check-integration
+	$(MAKE) msync $(UNIT_BINS)
+	bash tests/check.sh $(UNIT_BINS)
 
 check-unit: msync $(UNIT_BINS)
 	sh tests/run-unit.sh $(UNIT_BINS)

@@ -76,15 +76,18 @@ bench: deps msync
 	sh scripts/bench.sh
 
 lint:
-	sh scripts/lint-man.sh man/msync.1
+	sh scripts/lint-man.sh man/msync.1 man/msync.5
 
 install: msync
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5
 	install -m 755 msync $(DESTDIR)$(BINDIR)/msync
 	install -m 644 man/msync.1 $(DESTDIR)$(MANDIR)/man1/msync.1
+	install -m 644 man/msync.5 $(DESTDIR)$(MANDIR)/man5/msync.5
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/msync $(DESTDIR)$(MANDIR)/man1/msync.1
+	rm -f $(DESTDIR)$(BINDIR)/msync $(DESTDIR)$(MANDIR)/man1/msync.1 \
+	    $(DESTDIR)$(MANDIR)/man5/msync.5
 
 clean:
 	rm -rf tests/integration/trash

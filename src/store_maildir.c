@@ -252,7 +252,7 @@ open_cachedir(const struct store_opts *o)
 	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* The cache file name "<hex of XXH3-128 of path><suffix>". */
+/* The cache file name "<hex of XXH3-128 of key><suffix>". */
 static void
 cache_name(const char *path, const char *suffix, char out[64])
 {

@@ -64,7 +64,8 @@ fault(void)
 
 /*
  * Makes a new empty index.  The UIDVALIDITY is the current time, or
- * old_uidvalidity + 1 if that is not above it.  Returns 0,
+ * old_uidvalidity + 1 if that is not above it; the modseq starts at a
+ * random value.  Returns 0,
  * MSYNC_ERR_NOMEM or MSYNC_ERR_IO (no random source).
  */
 int
@@ -85,13 +86,28 @@ index_new(const struct guid *guid, uint32_t old_uidvalidity,
 		uv = 1;
 	ix->uidvalidity = uv;
 	ix->uidnext = 1;
-	ix->modseq = 1;
 	ix->dirty = 1;
 	if (guid != NULL && !guid_is_zero(guid))
 		ix->guid = *guid;
 	else if ((r = guid_random(&ix->guid)) != 0) {
 		free(ix);
 		return r;
+	}
+	/*
+	 * The modseq starts at a random point: two indexes of one folder
+	 * made in the same second (one in the store, one in the cache) get
+	 * the same UIDVALIDITY, and the sync state must never take one's
+	 * (uidvalidity, modseq) for the other's.
+	 */
+	{
+		struct guid	 rnd;
+
+		if ((r = guid_random(&rnd)) != 0) {
+			free(ix);
+			return r;
+		}
+		memcpy(&ix->modseq, rnd.b, sizeof(ix->modseq));
+		ix->modseq = (ix->modseq >> 24) + 1;	/* 40 bits, room to grow */
 	}
 	*out = ix;
 	return 0;

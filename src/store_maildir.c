@@ -63,6 +63,11 @@ struct folder {
 	struct index_kwmap	 kw;		/* dovecot-keywords, lazily */
 	int			 scanned;	/* up to date this session */
 	int			 synced;	/* cur/ needs an fsync: 0 */
+	/*
+	 * Read-only store: the folder's own msync.index is in use (it was
+	 * exactly current), read but never written; see use_store_index.
+	 */
+	int			 ro_instore;
 };
 
 struct store {
@@ -312,36 +317,42 @@ folder_drop(struct store *st, size_t pos)
 	st->nf--;
 }
 
+/*
+ * The name of f's index in the cache directory (64 bytes): keyed by the
+ * folder directory's identity (device, inode, birth time) within the
+ * store, not by its path, so a folder renamed in a store msync must not
+ * write keeps its index, its mailbox GUID, and the rename is replayed as
+ * one.  A directory created anew has a new birth time, so it never
+ * inherits the index of one deleted before.
+ */
+static void
+cache_index_name(struct store *st, struct folder *f, int folderfd,
+    char name[64])
+{
+	struct statx	 sx;
+	char		 key[MSYNC_PATH_MAX + 96];
+
+	if (statx(folderfd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME,
+	    &sx) == 0) {
+		snprintf(key, sizeof(key), "%s\n%u:%u:%llu:%lld.%u", st->root,
+		    sx.stx_dev_major, sx.stx_dev_minor,
+		    (unsigned long long)sx.stx_ino,
+		    (sx.stx_mask & STATX_BTIME) ?
+		    (long long)sx.stx_btime.tv_sec : 0LL,
+		    (sx.stx_mask & STATX_BTIME) ? sx.stx_btime.tv_nsec : 0u);
+		cache_name(key, ".index", name);
+	} else
+		cache_name(f->where, ".index", name);
+}
+
 /* Where the index of f lives: *dfd and name (64 bytes). */
 static void
 index_place(struct store *st, struct folder *f, int folderfd, int *dfd,
     char name[64])
 {
-	if (st->o.readonly) {
-		struct statx	 sx;
-		char		 key[MSYNC_PATH_MAX + 96];
-
-		/*
-		 * Keyed by the folder directory's identity (device, inode,
-		 * birth time) within the store, not by its path: a folder
-		 * renamed in a store msync must not write keeps its index,
-		 * so its mailbox GUID, and the rename is replayed as one.
-		 * A directory created anew has a new birth time, so it
-		 * never inherits the index of one deleted before.
-		 */
+	if (st->o.readonly && !f->ro_instore) {
 		*dfd = st->cachefd;
-		if (statx(folderfd, "", AT_EMPTY_PATH, STATX_INO |
-		    STATX_BTIME, &sx) == 0) {
-			snprintf(key, sizeof(key), "%s\n%u:%u:%llu:%lld.%u",
-			    st->root, sx.stx_dev_major, sx.stx_dev_minor,
-			    (unsigned long long)sx.stx_ino,
-			    (sx.stx_mask & STATX_BTIME) ?
-			    (long long)sx.stx_btime.tv_sec : 0LL,
-			    (sx.stx_mask & STATX_BTIME) ?
-			    sx.stx_btime.tv_nsec : 0u);
-			cache_name(key, ".index", name);
-		} else
-			cache_name(f->where, ".index", name);
+		cache_index_name(st, f, folderfd, name);
 	} else {
 		*dfd = folderfd;
 		snprintf(name, 64, "%s", INDEX_FILE);
@@ -355,12 +366,92 @@ folder_save(struct store *st, struct folder *f, int folderfd)
 	char	name[64];
 	int	dfd, r;
 
-	if (f->ix == NULL || !f->ix->dirty)
+	if (f->ix == NULL || !f->ix->dirty || f->ro_instore)
 		return 0;
 	index_place(st, f, folderfd, &dfd, name);
 	if ((r = index_save(f->ix, dfd, name)) != 0)
 		WARN("cannot write index of '%s'", f->where);
 	return r;
+}
+
+/*
+ * Read-only store: uses the folder's own msync.index (written by an
+ * earlier run that could write the store, a two-way sync) when it is
+ * exactly current, so a --backup or --one-way after a two-way sync of the
+ * same pair sees the same UIDVALIDITY and UIDs and keeps the sync base.
+ * It is only read: any change found means the cache index is used
+ * instead (written there, never in the store).  Leaves f->ix NULL when the
+ * store's index is missing, corrupt or stale.  Returns 0 or
+ * MSYNC_ERR_NOMEM.
+ */
+static int
+use_store_index(struct store *st, struct folder *f, int folderfd)
+{
+	struct index		*ix = NULL;
+	struct index_token	 tok;
+	struct timespec		 now;
+	int			 r, changed = 0;
+
+	if ((r = index_load(folderfd, INDEX_FILE, &ix)) != 0)
+		return r == MSYNC_ERR_NOMEM ? r : 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (index_token_read(folderfd, &now, &tok) != 0 ||
+	    tok.cur_ino != ix->token.cur_ino)
+		goto stale;
+	if (!index_token_same(&tok, &ix->token)) {
+		/* Racy or moved: current only if a rescan finds nothing. */
+		if ((r = index_rescan(ix, folderfd, f->where, &changed)) != 0) {
+			index_free(ix);
+			return r == MSYNC_ERR_NOMEM ? r : 0;
+		}
+		if (changed)
+			goto stale;
+	}
+	LOG3("using the store's own index of '%s'", f->where);
+	f->ix = ix;
+	f->ro_instore = 1;
+	f->scanned = 1;
+	return 0;
+stale:
+	index_free(ix);
+	return 0;
+}
+
+/*
+ * Writable store, folder without msync.index: takes over the index that
+ * read-only runs (a --backup or --one-way from this store) kept in the
+ * cache, so the two-way sync that follows keeps their sync base.  The
+ * cache copy is removed first: two live copies of one index could give
+ * one UIDVALIDITY to different UID assignments.  Returns 0 with *out
+ * set, MSYNC_ERR_NOTFOUND when there is none, or MSYNC_ERR_NOMEM.
+ */
+static int
+adopt_cache_index(struct store *st, struct folder *f, int folderfd,
+    struct index **out)
+{
+	struct index	*ix = NULL;
+	char		 name[64];
+	int		 cfd, r;
+
+	*out = NULL;
+	if ((cfd = open_cachedir(&st->o)) == -1)
+		return MSYNC_ERR_NOTFOUND;
+	cache_index_name(st, f, folderfd, name);
+	if ((r = index_load(cfd, name, &ix)) != 0) {
+		close(cfd);
+		return r == MSYNC_ERR_NOMEM ? r : MSYNC_ERR_NOTFOUND;
+	}
+	if (unlinkat(cfd, name, 0) == -1) {
+		/* Keep the copies apart: build a fresh index instead. */
+		index_free(ix);
+		close(cfd);
+		return MSYNC_ERR_NOTFOUND;
+	}
+	close(cfd);
+	LOG2("taking over the cached index of '%s'", f->where);
+	ix->dirty = 1;
+	*out = ix;
+	return 0;
 }
 
 /*
@@ -380,9 +471,14 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
 	char			 name[64];
 	int			 dfd, r;
 
+	if (f->ix == NULL && st->o.readonly &&
+	    (r = use_store_index(st, f, folderfd)) != 0)
+		return r;
 	index_place(st, f, folderfd, &dfd, name);
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);
+		if (r == MSYNC_ERR_NOTFOUND && !st->o.readonly)
+			r = adopt_cache_index(st, f, folderfd, &ix);
 		if (r == MSYNC_ERR_NOTFOUND) {
 			LOG2("building the index of '%s'", f->where);
 			r = index_new(NULL, 0, &ix);

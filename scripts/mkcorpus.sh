@@ -39,6 +39,7 @@
 #
 # Needs perl, tar, and for the first run npm (scripts/deps.sh --corpus).
 
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
 seed=1

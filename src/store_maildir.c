@@ -63,11 +63,6 @@ struct folder {
 	struct index_kwmap	 kw;		/* dovecot-keywords, lazily */
 	int			 scanned;	/* up to date this session */
 	int			 synced;	/* cur/ needs an fsync: 0 */
-	/*
-	 * Read-only store: the folder's own msync.index is in use (it was
-	 * exactly current), read but never written; see use_store_index.
-	 */
-	int			 ro_instore;
 };
 
 struct store {
@@ -350,7 +345,7 @@ static void
 index_place(struct store *st, struct folder *f, int folderfd, int *dfd,
     char name[64])
 {
-	if (st->o.readonly && !f->ro_instore) {
+	if (st->o.readonly) {
 		*dfd = st->cachefd;
 		cache_index_name(st, f, folderfd, name);
 	} else {
@@ -366,55 +361,12 @@ folder_save(struct store *st, struct folder *f, int folderfd)
 	char	name[64];
 	int	dfd, r;
 
-	if (f->ix == NULL || !f->ix->dirty || f->ro_instore)
+	if (f->ix == NULL || !f->ix->dirty)
 		return 0;
 	index_place(st, f, folderfd, &dfd, name);
 	if ((r = index_save(f->ix, dfd, name)) != 0)
 		WARN("cannot write index of '%s'", f->where);
 	return r;
-}
-
-/*
- * Read-only store: uses the folder's own msync.index (written by an
- * earlier run that could write the store, a two-way sync) when it is
- * exactly current, so a --backup or --one-way after a two-way sync of the
- * same pair sees the same UIDVALIDITY and UIDs and keeps the sync base.
- * It is only read: any change found means the cache index is used
- * instead (written there, never in the store).  Leaves f->ix NULL when the
- * store's index is missing, corrupt or stale.  Returns 0 or
- * MSYNC_ERR_NOMEM.
- */
-static int
-use_store_index(struct store *st, struct folder *f, int folderfd)
-{
-	struct index		*ix = NULL;
-	struct index_token	 tok;
-	struct timespec		 now;
-	int			 r, changed = 0;
-
-	if ((r = index_load(folderfd, INDEX_FILE, &ix)) != 0)
-		return r == MSYNC_ERR_NOMEM ? r : 0;
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (index_token_read(folderfd, &now, &tok) != 0 ||
-	    tok.cur_ino != ix->token.cur_ino)
-		goto stale;
-	if (!index_token_same(&tok, &ix->token)) {
-		/* Racy or moved: current only if a rescan finds nothing. */
-		if ((r = index_rescan(ix, folderfd, f->where, &changed)) != 0) {
-			index_free(ix);
-			return r == MSYNC_ERR_NOMEM ? r : 0;
-		}
-		if (changed)
-			goto stale;
-	}
-	LOG3("using the store's own index of '%s'", f->where);
-	f->ix = ix;
-	f->ro_instore = 1;
-	f->scanned = 1;
-	return 0;
-stale:
-	index_free(ix);
-	return 0;
 }
 
 /*
@@ -471,9 +423,6 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
 	char			 name[64];
 	int			 dfd, r;
 
-	if (f->ix == NULL && st->o.readonly &&
-	    (r = use_store_index(st, f, folderfd)) != 0)
-		return r;
 	index_place(st, f, folderfd, &dfd, name);
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);

@@ -1359,7 +1359,15 @@ apply_local(struct brain *b)
 			break;
 		}
 		case ACT_EXPUNGE:
-			r = store_expunge(b->store, mbn, a->uid);
+			r = store_expunge_guid(b->store, mbn, a->uid, &a->guid);
+			if (r == MSYNC_ERR_STORE_CHANGED) {
+				/* Another message took the uid: keep it. */
+				WARNX("uid %" PRIu32 " in '%s' is not the message "
+				    "to expunge; kept", a->uid,
+				    log_esc(mbn, 200));
+				b->changed = 1;
+				continue;
+			}
 			break;
 		case ACT_MBOX_DELETE:
 			r = store_delete_mailbox(b->store, mbn);

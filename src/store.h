@@ -118,6 +118,13 @@ int	 store_update_flags(struct store *, const char *name, uint32_t uid,
 	    const char *kw);
 /* Removes a message.  One that is already gone is not an error. */
 int	 store_expunge(struct store *, const char *name, uint32_t uid);
+/*
+ * The same, but only if message uid still has GUID *expect: a safety
+ * net, so that a stale UID never deletes another message.
+ * MSYNC_ERR_STORE_CHANGED (nothing deleted) if it does not.
+ */
+int	 store_expunge_guid(struct store *, const char *name, uint32_t uid,
+	    const struct guid *expect);
 
 /*
  * Creates a mailbox (and its parents) with the given mailbox GUID

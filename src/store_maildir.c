@@ -1595,6 +1595,14 @@ out:
 int
 store_expunge(struct store *st, const char *name, uint32_t uid)
 {
+	return store_expunge_guid(st, name, uid, NULL);
+}
+
+/* Removes a message if it is the one the caller means; see store.h. */
+int
+store_expunge_guid(struct store *st, const char *name, uint32_t uid,
+    const struct guid *expect)
+{
 	struct folder		*f;
 	struct index_ent	*e;
 	int			 fd, r = 0;
@@ -1605,6 +1613,11 @@ store_expunge(struct store *st, const char *name, uint32_t uid)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL)
 		goto out;	/* already gone */
+	if (expect != NULL && guid_cmp(&e->guid, expect) != 0) {
+		/* Not the message the plan meant: never delete it. */
+		r = MSYNC_ERR_STORE_CHANGED;
+		goto out;
+	}
 	if (unlinkat(fd, index_name(f->ix, e), 0) == -1) {
 		if (errno != ENOENT) {
 			WARN("cannot remove '%s/%s'", f->where,

@@ -350,6 +350,18 @@ test_expunge_and_renamed(void **state)
 	assert_int_equal(store_set_flags(st, "INBOX", 3, FLAG_FLAGGED, NULL),
 	    0);
 	assert_true(exists("cur/3.M1P1.h:2,F"));
+	/* An expunge meant for another message deletes nothing. */
+	{
+		struct guid	 g1, other;
+
+		guid_of("one\n", 4, &g1);
+		guid_of("not one\n", 8, &other);
+		assert_int_equal(store_expunge_guid(st, "INBOX", 1, &other),
+		    MSYNC_ERR_STORE_CHANGED);
+		assert_true(exists("cur/1.M1P1.h:2,"));
+		assert_int_equal(store_expunge_guid(st, "INBOX", 1, &g1), 0);
+		assert_false(exists("cur/1.M1P1.h:2,"));
+	}
 	/* Gone: NOTFOUND, and it leaves the list. */
 	snprintf(from, sizeof(from), "%s/cur/2.M1P1.h:2,RS", root);
 	assert_int_equal(unlink(from), 0);

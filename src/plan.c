@@ -610,14 +610,6 @@ list_build(struct ctx *c, struct pair *p, int s)
 	return 0;
 }
 
-static int
-u32_cmp(const void *pa, const void *pb)
-{
-	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-
-	return a < b ? -1 : a > b;
-}
-
 /*
  * Matches the base entries of p to the current lists: cur[s][i] is the
  * message of side s that base message i still is (same uid and GUID,
@@ -640,7 +632,7 @@ base_match(struct pair *p)
 		for (i = k = 0; i < b->nmsgs; i++)
 			if (b->msgs[i].uid[s] != 0)
 				u[k++] = b->msgs[i].uid[s];
-		qsort(u, k, sizeof(*u), u32_cmp);
+		qsort(u, k, sizeof(*u), msync_u32_cmp);
 		for (i = 1; i < k; i++)
 			if (u[i] == u[i - 1])
 				p->basedup = 1;

@@ -393,14 +393,6 @@ get_str(struct rd *r, size_t n, char **out)
 	return 0;
 }
 
-static int
-u32_cmp(const void *pa, const void *pb)
-{
-	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-
-	return a < b ? -1 : a > b;
-}
-
 /*
  * Checks a sorted state: distinct mailbox GUIDs, and no uid used twice
  * on one side of one mailbox.  Returns 0 or MSYNC_ERR_STATE_CORRUPT.
@@ -430,7 +422,7 @@ state_check(const struct state *st)
 				if (mb->msgs[j].uid[s] != 0)
 					u[k++] = mb->msgs[j].uid[s];
 			if (k > 1)
-				qsort(u, k, sizeof(*u), u32_cmp);
+				qsort(u, k, sizeof(*u), msync_u32_cmp);
 			for (j = 1; j < k; j++)
 				if (u[j] == u[j - 1])
 					r = MSYNC_ERR_STATE_CORRUPT;

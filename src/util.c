@@ -133,6 +133,15 @@ guid_cmp(const struct guid *a, const struct guid *b)
 	return memcmp(a->b, b->b, sizeof(a->b));
 }
 
+/* qsort/bsearch order of uint32_t values. */
+int
+msync_u32_cmp(const void *pa, const void *pb)
+{
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
 int
 guid_is_zero(const struct guid *g)
 {

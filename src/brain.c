@@ -87,6 +87,8 @@ struct brain {
 					   selected, or unchanged on both sides */
 	size_t		 listed[2];	/* mailboxes each side listed */
 	int		 had_base;	/* the base had mailboxes */
+	struct store_mailbox *mbs;	/* owned; my store's mailboxes */
+	size_t		 nmbs;
 	struct view	 views[2];
 	struct plan	 plan;
 	char		**cur_name;	/* owned; per plan mailbox, my name now */
@@ -120,6 +122,7 @@ struct brain {
 static void
 brain_free(struct brain *b)
 {
+	store_mailboxes_free(b->mbs, b->nmbs);
 	if (b->in.save != NULL)
 		store_save_abort(b->in.save);
 	if (b->out.fd >= 0)
@@ -274,21 +277,13 @@ split_base(struct brain *b)
 {
 	struct state	 all = b->base;
 	struct state	*to;
-	struct state_mbox *nm;
 	int		 r;
 
 	memset(&b->base, 0, sizeof(b->base));
 	for (size_t i = 0; i < all.n; i++) {
 		to = selected(b, all.mb[i].name) ? &b->base : &b->keep;
-		if ((r = state_add_mbox(to, &all.mb[i].guid, all.mb[i].name,
-		    &nm)) != 0)
+		if ((r = state_take_mbox(to, &all.mb[i])) != 0)
 			goto out;
-		memcpy(nm->uidvalidity, all.mb[i].uidvalidity,
-		    sizeof(nm->uidvalidity));
-		memcpy(nm->modseq, all.mb[i].modseq, sizeof(nm->modseq));
-		for (size_t j = 0; j < all.mb[i].nmsgs; j++)
-			if ((r = state_add_msg(nm, &all.mb[i].msgs[j])) != 0)
-				goto out;
 	}
 	state_sort(&b->base);
 	state_sort(&b->keep);
@@ -475,7 +470,6 @@ split_dormant(struct brain *b)
 {
 	struct state	 active;
 	struct state	*to;
-	struct state_mbox *nm;
 	ssize_t		 va, vb;
 	int		 r = 0;
 
@@ -495,13 +489,8 @@ split_dormant(struct brain *b)
 			to = &b->keep;
 		} else
 			to = &active;
-		if ((r = state_add_mbox(to, &m->guid, m->name, &nm)) != 0)
+		if ((r = state_take_mbox(to, m)) != 0)
 			goto out;
-		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
-		memcpy(nm->modseq, m->modseq, sizeof(nm->modseq));
-		for (size_t j = 0; j < m->nmsgs; j++)
-			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
-				goto out;
 	}
 	state_sort(&active);
 	state_sort(&b->keep);
@@ -514,22 +503,34 @@ out:
 }
 
 /*
- * Lists my store into views[self].  A mailbox whose uidvalidity and
- * modseq equal the base's is "unchanged": only its status travels, and
- * both planners take its messages from the base.
+ * Lists my store's mailboxes (their status, not their messages).  Both
+ * brains do it before they know the base, so the two listings overlap;
+ * build_view then needs only the base's headers.
+ */
+static int
+list_store(struct brain *b)
+{
+	int	r;
+
+	if ((r = store_list_mailboxes(b->store, &b->mbs, &b->nmbs)) != 0)
+		ERRC(r, "cannot list the mailboxes");
+	return r;
+}
+
+/*
+ * Builds views[self] from the listing list_store made.  A mailbox whose
+ * uidvalidity and modseq equal the base's is "unchanged": only its status
+ * travels, and both planners take its messages from the base.
  */
 static int
 build_view(struct brain *b, int full)
 {
-	struct store_mailbox	*mbs = NULL;
+	struct store_mailbox	*mbs = b->mbs;
 	struct view_mbox	*vm;
 	struct state_mbox	*bm;
-	size_t			 n = 0;
-	int			 r;
+	int			 r = 0;
 
-	if ((r = store_list_mailboxes(b->store, &mbs, &n)) != 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < b->nmbs; i++) {
 		if (!selected(b, mbs[i].name))
 			continue;
 		if ((r = view_add(&b->views[b->self], mbs[i].name, &vm)) != 0)
@@ -552,7 +553,9 @@ build_view(struct brain *b, int full)
 		}
 	}
 out:
-	store_mailboxes_free(mbs, n);
+	store_mailboxes_free(b->mbs, b->nmbs);
+	b->mbs = NULL;
+	b->nmbs = 0;
 	return r;
 }
 
@@ -1441,8 +1444,8 @@ seen_equal(struct seenlist *a, struct seenlist *b)
 		return 0;
 	if (a->n == 0)
 		return 1;
-	qsort(a->v, a->n, sizeof(*a->v), seen_cmp);
-	qsort(b->v, b->n, sizeof(*b->v), seen_cmp);
+	msync_sort(a->v, a->n, sizeof(*a->v), seen_cmp);
+	msync_sort(b->v, b->n, sizeof(*b->v), seen_cmp);
 	for (size_t i = 0; i < a->n; i++)
 		if (a->v[i].uid != b->v[i].uid ||
 		    a->v[i].flags != b->v[i].flags ||
@@ -1481,7 +1484,7 @@ expected_msgs(struct brain *b, size_t i, const struct view_mbox *vm,
 				return r;
 	}
 	if (out->n > 0)
-		qsort(out->v, out->n, sizeof(*out->v), seen_cmp);
+		msync_sort(out->v, out->n, sizeof(*out->v), seen_cmp);
 	/* Copies are appended after the sorted part; lookups stay in it. */
 	nlisted = out->n;
 	for (j = 0; j < b->plan.nact; j++) {
@@ -1672,19 +1675,15 @@ final_state(struct brain *b, struct state *out)
 				return r;
 		}
 	}
+	state_sort(out);
+	/* The mailboxes not planned go in as they are (moved, not copied). */
 	for (size_t i = 0; i < b->keep.n; i++) {
-		const struct state_mbox *m = &b->keep.mb[i];
+		struct state_mbox *m = &b->keep.mb[i];
 
-		if (state_find(out, &m->guid) != NULL)
+		if (state_find(&b->plan.next, &m->guid) != NULL)
 			continue;
-		if ((r = state_add_mbox(out, &m->guid, m->name, &nm)) != 0)
+		if ((r = state_take_mbox(out, m)) != 0)
 			return r;
-		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
-		memcpy(nm->modseq, m->modseq, sizeof(nm->modseq));
-		for (size_t j = 0; j < m->nmsgs; j++)
-			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
-				return r;
-		state_sort(out);
 	}
 	state_sort(out);
 	return 0;
@@ -2010,16 +2009,11 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		goto out;
 	}
 
-	r = state_load(o->state_path, &b.base);
-	if (r == MSYNC_ERR_STATE_CORRUPT)
-		WARNX("sync state '%s' is corrupt: merging without deletions",
-		    log_esc(o->state_path, 300));
-	else if (r != 0) {
-		ERRC(r, "cannot read sync state '%s'",
-		    log_esc(o->state_path, 300));
-		goto out;
-	}
-	if ((r = split_base(&b)) != 0 || (r = send_base(&b, 1)) != 0)
+	/*
+	 * B opens and lists its store as soon as HELLO reaches it, while we
+	 * do the same and read the sync state: the two listings overlap.
+	 */
+	if ((r = chan_flush(b.ch)) != 0)
 		goto out;
 	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A],
 	    o->mode != MODE_TWOWAY && o->src == SIDE_A, 1, o->full,
@@ -2029,6 +2023,20 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		(void)chan_flush(b.ch);
 		goto out;
 	}
+	if ((r = list_store(&b)) != 0)
+		goto out;
+	r = state_load(o->state_path, &b.base);
+	if (r == MSYNC_ERR_STATE_CORRUPT)
+		WARNX("sync state '%s' is corrupt: merging without deletions",
+		    log_esc(o->state_path, 300));
+	else if (r != 0) {
+		ERRC(r, "cannot read sync state '%s'",
+		    log_esc(o->state_path, 300));
+		goto out;
+	}
+	if ((r = split_base(&b)) != 0 || (r = send_base(&b, 1)) != 0 ||
+	    (r = chan_flush(b.ch)) != 0)
+		goto out;
 	if ((r = build_view(&b, o->full)) != 0 || (r = send_view(&b)) != 0 ||
 	    (r = chan_flush(b.ch)) != 0 || (r = recv_view(&b)) != 0 ||
 	    (r = split_dormant(&b)) != 0 || (r = send_base(&b, 0)) != 0 ||
@@ -2145,14 +2153,18 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 		(void)put_text(&b, REC_ERROR, r, "store path refused");
 		goto out;
 	}
-	if (h.mode != MODE_LIST && (r = recv_base_headers(&b)) != 0)
-		goto out;
 	if ((r = open_store(&b, root, h.layout, !writes,
 	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
 	    so->lock_wait)) != 0) {
 		(void)put_text(&b, REC_ERROR, r, "cannot open the store");
 		goto out;
 	}
+	if ((r = list_store(&b)) != 0) {
+		(void)put_text(&b, REC_ERROR, r, "cannot list the store");
+		goto out;
+	}
+	if (h.mode != MODE_LIST && (r = recv_base_headers(&b)) != 0)
+		goto out;
 	if (h.mode == MODE_LIST) {
 		if ((r = build_view(&b, 1)) != 0 || (r = send_view(&b)) != 0 ||
 		    (r = chan_flush(b.ch)) != 0)

@@ -4,7 +4,7 @@
  * The file, "msync.index" in the folder (or in the cache directory for a
  * read-only store), is text:
  *
- *	msync-index 1
+ *	msync-index 2
  *	uidvalidity <u32>
  *	uidnext <u32>
  *	guid <32 lowercase hex>
@@ -13,13 +13,18 @@
  *		(mtime and identity of cur/ and new/; "~": racy, rescan anyway;
  *		an identity is the inode number mixed with the birth time)
  *	count <n>
+ *	bytes <u64>			(sum of the sizes below)
+ *	head <16 lowercase hex: XXH3-64 of every byte above>
  *	<uid> <guid hex> <size> <date> <cur/NAME:2,INFO | new/NAME>	(n lines)
  *	checksum <16 lowercase hex: XXH3-64 of every byte above>
  *
  * Everything is checked on load (the checksum first, then every field,
  * UIDs increasing and below uidnext, counts and sizes bounded, names
  * Maildir names), so a torn or corrupt file is refused and rebuilt by
- * the caller, never trusted.
+ * the caller, never trusted.  The head line lets a reader that only
+ * needs the header (a folder whose change token did not move) check it
+ * without reading the rest: index_load_head.  Version 1 files, without
+ * bytes and head, are still read (in full).
  */
 #include <sys/stat.h>
 
@@ -41,7 +46,9 @@
 #include "log.h"
 #include "mdname.h"
 
-#define INDEX_MAGIC	"msync-index 1"
+#define INDEX_MAGIC	"msync-index 2"
+#define INDEX_MAGIC_V1	"msync-index 1"
+#define INDEX_HEAD_MAX	1024		/* bytes the header fits in */
 #define INDEX_FILE_MAX	((size_t)2 << 30)	/* bytes in an index file */
 #define INDEX_KWFILE_MAX (64 * 1024)		/* bytes in dovecot-keywords */
 #define INDEX_RACY_SEC	2			/* racy-git window */
@@ -152,6 +159,26 @@ arena_add(struct index *ix, const char *name, uint32_t *off)
 	return 0;
 }
 
+/*
+ * Moves the modseq past its old value and past the current time in
+ * microseconds.  Time makes it unique across copies of one index: a
+ * read-only run rescans the store's msync.index in memory and never
+ * writes it back (store_maildir.c), so that copy and the next writable
+ * run's both start from the same modseq, and each must end above every
+ * value the other could have handed to the sync state, never on one of
+ * them for another content.
+ */
+static void
+modseq_bump(struct index *ix)
+{
+	struct timespec	 now;
+	uint64_t	 us;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	ix->modseq = us > ix->modseq ? us : ix->modseq + 1;
+}
+
 /* Appends an entry (uid above all others); no modseq change. */
 static int
 ent_append(struct index *ix, uint32_t uid, const struct guid *g,
@@ -254,7 +281,7 @@ index_set_name(struct index *ix, struct index_ent *e, const char *name)
 		return r;
 	e->name = off;
 	ix->garbage += old;
-	ix->modseq++;
+	modseq_bump(ix);
 	ix->dirty = 1;
 	return 0;
 }
@@ -273,7 +300,7 @@ index_add(struct index *ix, const struct guid *g, uint64_t size,
 	if (uid != NULL)
 		*uid = ix->uidnext;
 	ix->uidnext++;
-	ix->modseq++;
+	modseq_bump(ix);
 	ix->dirty = 1;
 	return 0;
 }
@@ -298,7 +325,7 @@ index_remove(struct index *ix, struct index_ent *e)
 	if (e->name == INDEX_NAME_DEAD)
 		return;
 	ent_remove(ix, e);
-	ix->modseq++;
+	modseq_bump(ix);
 }
 
 /*
@@ -316,7 +343,7 @@ index_encode(const struct index *ix, char **buf, size_t *len)
 	*buf = NULL;
 	*len = 0;
 	/* Header, checksum, and per entry its fixed fields plus the name. */
-	cap = 512 + ix->live * (10 + 1 + 32 + 1 + 20 + 1 + 21 + 2) + ix->alen;
+	cap = 640 + ix->live * (10 + 1 + 32 + 1 + 20 + 1 + 21 + 2) + ix->alen;
 	if ((b = malloc(cap)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	guid_hex(&ix->guid, hex);
@@ -337,7 +364,10 @@ index_encode(const struct index *ix, char **buf, size_t *len)
 	else
 		n = snprintf(b + o, cap - o, "token -\n");
 	o += (size_t)n;
-	o += (size_t)snprintf(b + o, cap - o, "count %zu\n", ix->live);
+	o += (size_t)snprintf(b + o, cap - o, "count %zu\nbytes %" PRIu64
+	    "\n", ix->live, ix->bytes);
+	o += (size_t)snprintf(b + o, cap - o, "head %016" PRIx64 "\n",
+	    (uint64_t)XXH3_64bits(b, o));
 	for (i = 0; i < ix->n; i++) {
 		e = &ix->v[i];
 		if (e->name == INDEX_NAME_DEAD)
@@ -464,6 +494,86 @@ get_stamp(struct cur *c, int64_t *sec, long *nsec, uint64_t *ino)
 }
 
 /*
+ * Parses the header of an index file from the len bytes at buf (the
+ * file's start; more may follow): every field is checked, and in a
+ * version 2 file the head checksum.  *body (if not NULL) gets where the
+ * message lines start.  Returns 0 or MSYNC_ERR_STATE_CORRUPT.
+ */
+static int
+parse_head(const char *buf, size_t len, struct index_head *h,
+    const char **body)
+{
+	struct cur	 c;
+	const char	*p = buf, *end = buf + len, *nl, *headline;
+	char		 hex[17];
+
+	memset(h, 0, sizeof(*h));
+#define LINE() do {							\
+	if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)		\
+		return MSYNC_ERR_STATE_CORRUPT;				\
+	c.p = p;							\
+	c.end = nl;							\
+	p = nl + 1;							\
+} while (0)
+#define WANT(cond) do {							\
+	if (!(cond))							\
+		return MSYNC_ERR_STATE_CORRUPT;				\
+} while (0)
+	LINE();
+	if (get_lit(&c, INDEX_MAGIC) && c.p == c.end)
+		h->version = 2;
+	else if (get_lit(&c, INDEX_MAGIC_V1) && c.p == c.end)
+		h->version = 1;
+	else
+		return MSYNC_ERR_STATE_CORRUPT;
+	LINE();
+	WANT(get_lit(&c, "uidvalidity ") && get_u32(&c, &h->uidvalidity) &&
+	    c.p == c.end && h->uidvalidity != 0);
+	LINE();
+	WANT(get_lit(&c, "uidnext ") && get_u32(&c, &h->uidnext) &&
+	    c.p == c.end && h->uidnext != 0);
+	LINE();
+	WANT(get_lit(&c, "guid ") && get_guid(&c, &h->guid) && c.p == c.end);
+	LINE();
+	WANT(get_lit(&c, "modseq ") && get_u64(&c, &h->modseq) &&
+	    c.p == c.end);
+	LINE();
+	WANT(get_lit(&c, "token "));
+	if (get_lit(&c, "-"))
+		h->token.valid = 0;
+	else {
+		int	 racy_tok = get_lit(&c, "~");
+
+		WANT(get_stamp(&c, &h->token.cur_sec, &h->token.cur_nsec,
+		    &h->token.cur_ino) && get_lit(&c, " ") &&
+		    get_stamp(&c, &h->token.new_sec, &h->token.new_nsec,
+		    &h->token.new_ino));
+		h->token.valid = !racy_tok;
+	}
+	WANT(c.p == c.end);
+	LINE();
+	WANT(get_lit(&c, "count ") && get_u64(&c, &h->count) &&
+	    c.p == c.end && h->count <= MSYNC_MSGS_MAX &&
+	    h->count < h->uidnext);
+	if (h->version >= 2) {
+		LINE();
+		WANT(get_lit(&c, "bytes ") && get_u64(&c, &h->bytes) &&
+		    c.p == c.end);
+		headline = p;
+		LINE();
+		snprintf(hex, sizeof(hex), "%016" PRIx64,
+		    (uint64_t)XXH3_64bits(buf, (size_t)(headline - buf)));
+		WANT(get_lit(&c, "head ") && c.end - c.p == 16 &&
+		    memcmp(c.p, hex, 16) == 0);
+	}
+#undef WANT
+#undef LINE
+	if (body != NULL)
+		*body = p;
+	return 0;
+}
+
+/*
  * Parses the bytes of an index file, validating everything (see the top
  * of this file).  Returns 0, MSYNC_ERR_STATE_CORRUPT or MSYNC_ERR_NOMEM.
  */
@@ -476,7 +586,8 @@ index_decode(const char *buf, size_t len, struct index **out)
 	char		 name[4 + MDNAME_MAX + 1], hex[17];
 	struct mdname	 md;
 	struct guid	 g;
-	uint64_t	 count, i, size, modseq;
+	struct index_head h;
+	uint64_t	 count, i, size;
 	int64_t		 date;
 	uint32_t	 uid, prev = 0;
 	size_t		 nlen;
@@ -499,6 +610,14 @@ index_decode(const char *buf, size_t len, struct index **out)
 		r = MSYNC_ERR_NOMEM;
 		goto out;
 	}
+	if (parse_head(buf, (size_t)(end - buf), &h, &p) != 0)
+		goto out;
+	ix->uidvalidity = h.uidvalidity;
+	ix->uidnext = h.uidnext;
+	ix->guid = h.guid;
+	ix->modseq = h.modseq;
+	ix->token = h.token;
+	count = h.count;
 #define LINE() do {							\
 	if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)		\
 		goto out;						\
@@ -506,46 +625,6 @@ index_decode(const char *buf, size_t len, struct index **out)
 	c.end = nl;							\
 	p = nl + 1;							\
 } while (0)
-	LINE();
-	if (!get_lit(&c, INDEX_MAGIC) || c.p != c.end)
-		goto out;
-	LINE();
-	if (!get_lit(&c, "uidvalidity ") || !get_u32(&c, &ix->uidvalidity) ||
-	    c.p != c.end || ix->uidvalidity == 0)
-		goto out;
-	LINE();
-	if (!get_lit(&c, "uidnext ") || !get_u32(&c, &ix->uidnext) ||
-	    c.p != c.end || ix->uidnext == 0)
-		goto out;
-	LINE();
-	if (!get_lit(&c, "guid ") || !get_guid(&c, &ix->guid) ||
-	    c.p != c.end)
-		goto out;
-	LINE();
-	if (!get_lit(&c, "modseq ") || !get_u64(&c, &modseq) || c.p != c.end)
-		goto out;
-	ix->modseq = modseq;
-	LINE();
-	if (!get_lit(&c, "token "))
-		goto out;
-	if (get_lit(&c, "-"))
-		ix->token.valid = 0;
-	else {
-		int	 racy_tok = get_lit(&c, "~");
-
-		if (!get_stamp(&c, &ix->token.cur_sec, &ix->token.cur_nsec,
-		    &ix->token.cur_ino) || !get_lit(&c, " ") ||
-		    !get_stamp(&c, &ix->token.new_sec, &ix->token.new_nsec,
-		    &ix->token.new_ino))
-			goto out;
-		ix->token.valid = !racy_tok;
-	}
-	if (c.p != c.end)
-		goto out;
-	LINE();
-	if (!get_lit(&c, "count ") || !get_u64(&c, &count) ||
-	    c.p != c.end || count > MSYNC_MSGS_MAX || count >= ix->uidnext)
-		goto out;
 	if (count > 0) {
 		if ((ix->v = calloc(count, sizeof(*ix->v))) == NULL) {
 			r = MSYNC_ERR_NOMEM;
@@ -588,6 +667,10 @@ index_decode(const char *buf, size_t len, struct index **out)
 #undef LINE
 	if (p != end)
 		goto out;	/* trailing lines */
+	if (h.version >= 2 && h.bytes != ix->bytes)
+		goto out;
+	if (h.version < 2)
+		ix->dirty = 1;	/* written back in the current format */
 	if (ix->alen > 0 && ix->alen < ix->acap) {
 		char	*a;
 
@@ -654,6 +737,33 @@ out:
 	return r;
 }
 
+/* Reads the header of an index file (see index.h). */
+int
+index_load_head(int dirfd, const char *fname, struct index_head *out)
+{
+	char	 buf[INDEX_HEAD_MAX];
+	ssize_t	 n;
+	int	 fd, saved;
+
+	memset(out, 0, sizeof(*out));
+	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? MSYNC_ERR_NOTFOUND :
+		    errno == ELOOP ? MSYNC_ERR_STATE_CORRUPT : MSYNC_ERR_IO;
+	do
+		n = pread(fd, buf, sizeof(buf), 0);
+	while (n == -1 && errno == EINTR);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (n == -1)
+		return MSYNC_ERR_IO;
+	if (parse_head(buf, (size_t)n, out, NULL) != 0 || out->version < 2)
+		return MSYNC_ERR_STATE_CORRUPT;
+	return 0;
+}
+
 /*
  * The UIDVALIDITY a damaged index file fname in dirfd still shows on its
  * second line, or 0.  Only used to pick a different one for the rebuilt
@@ -679,7 +789,9 @@ index_old_uidvalidity(int dirfd, const char *fname)
 		return 0;
 	c.p = buf;
 	c.end = buf + n;
-	if (!get_lit(&c, INDEX_MAGIC "\n") || !get_lit(&c, "uidvalidity ") ||
+	if ((!get_lit(&c, INDEX_MAGIC "\n") &&
+	    !get_lit(&c, INDEX_MAGIC_V1 "\n")) ||
+	    !get_lit(&c, "uidvalidity ") ||
 	    (nl = memchr(c.p, '\n', (size_t)(c.end - c.p))) == NULL)
 		return 0;
 	c.end = nl;
@@ -854,7 +966,12 @@ struct scan {
 	struct index	*ix;		/* borrowed */
 	int		 folderfd;	/* borrowed */
 	const char	*where;		/* borrowed; folder path for messages */
-	uint32_t	*slot;		/* owned; hash table: id + 1, 0 empty */
+	/*
+	 * Owned; hash table: the top 32 bits of the name's hash above
+	 * id + 1, 0 empty.  The hash bits spare a look at the name (a
+	 * cache miss in the arena) for all but the matching slot.
+	 */
+	uint64_t	*slot;
 	size_t		 mask;		/* table size - 1 */
 	size_t		 used;		/* ids in the table */
 	uint8_t		*seen;		/* owned; per entry */
@@ -881,17 +998,28 @@ base_len(const char *s)
 	return strcspn(s, ":");
 }
 
+/* The slot value of id, whose base name hashes to hv. */
+static uint64_t
+ht_val(uint64_t hv, uint32_t id)
+{
+	return (hv & 0xffffffff00000000u) | ((uint64_t)id + 1);
+}
+
 /* The table id whose base is base (blen bytes), or -1. */
 static int64_t
 ht_find(const struct scan *sc, const char *base, size_t blen)
 {
+	uint64_t	 hv = XXH3_64bits(base, blen), tag, v;
 	size_t		 h;
 	const char	*n;
 	uint32_t	 id;
 
-	h = (size_t)XXH3_64bits(base, blen) & sc->mask;
-	for (; sc->slot[h] != 0; h = (h + 1) & sc->mask) {
-		id = sc->slot[h] - 1;
+	tag = hv & 0xffffffff00000000u;
+	for (h = (size_t)hv & sc->mask; (v = sc->slot[h]) != 0;
+	    h = (h + 1) & sc->mask) {
+		if ((v & 0xffffffff00000000u) != tag)
+			continue;
+		id = (uint32_t)(v & 0xffffffffu) - 1;
 		n = id_name(sc, id) + 4;
 		if (base_len(n) == blen && memcmp(n, base, blen) == 0)
 			return id;
@@ -903,7 +1031,7 @@ ht_find(const struct scan *sc, const char *base, size_t blen)
 static int
 ht_insert(struct scan *sc, uint32_t id)
 {
-	uint32_t	*old = sc->slot, *ns;
+	uint64_t	*old = sc->slot, *ns, hv;
 	size_t		 oldsz = sc->mask + 1, nsz, i, h;
 	const char	*n;
 
@@ -916,7 +1044,8 @@ ht_insert(struct scan *sc, uint32_t id)
 		sc->used = 0;
 		for (i = 0; i < oldsz; i++)
 			if (old[i] != 0) {
-				n = id_name(sc, old[i] - 1) + 4;
+				n = id_name(sc,
+				    (uint32_t)(old[i] & 0xffffffffu) - 1) + 4;
 				h = (size_t)XXH3_64bits(n, base_len(n)) &
 				    sc->mask;
 				while (sc->slot[h] != 0)
@@ -927,10 +1056,11 @@ ht_insert(struct scan *sc, uint32_t id)
 		free(old);
 	}
 	n = id_name(sc, id) + 4;
-	h = (size_t)XXH3_64bits(n, base_len(n)) & sc->mask;
+	hv = XXH3_64bits(n, base_len(n));
+	h = (size_t)hv & sc->mask;
 	while (sc->slot[h] != 0)
 		h = (h + 1) & sc->mask;
-	sc->slot[h] = id + 1;
+	sc->slot[h] = ht_val(hv, id);
 	sc->used++;
 	return 0;
 }
@@ -1367,7 +1497,7 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 		sc.changed = 1;
 	}
 	if (sc.changed) {
-		ix->modseq++;
+		modseq_bump(ix);
 		ix->dirty = 1;
 	}
 	if (memcmp(&tok, &ix->token, sizeof(tok)) != 0)

@@ -67,6 +67,18 @@ struct index {
 	int			 dirty;		/* differs from the file */
 };
 
+/* The header of an index file: what a listing needs (index_load_head). */
+struct index_head {
+	int			 version;	/* of the file format */
+	uint32_t		 uidvalidity;
+	uint32_t		 uidnext;
+	struct guid		 guid;
+	uint64_t		 modseq;
+	struct index_token	 token;
+	uint64_t		 count;		/* messages */
+	uint64_t		 bytes;		/* their sizes; version 2 */
+};
+
 /* Keyword names of one folder: dovecot-keywords, letter 'a' + n. */
 struct index_kwmap {
 	char		*name[26];	/* owned; NULL if the slot is free */
@@ -87,6 +99,17 @@ void	 index_free(struct index *);
  * fails any check, MSYNC_ERR_IO or MSYNC_ERR_NOMEM.
  */
 int	 index_load(int dirfd, const char *fname, struct index **out);
+/*
+ * Reads only the header of the index file fname in dirfd (its first few
+ * hundred bytes), checked by its own checksum.  For a folder whose change
+ * token did not move, that is all a listing needs; the messages are read
+ * (and the whole file checked) by index_load when something needs them.
+ * Returns 0, MSYNC_ERR_NOTFOUND, MSYNC_ERR_STATE_CORRUPT (also for a
+ * version 1 file, which has no checked header: load it whole) or
+ * MSYNC_ERR_IO.
+ */
+int	 index_load_head(int dirfd, const char *fname,
+	    struct index_head *out);
 /*
  * The UIDVALIDITY still readable at the top of a damaged index file, or
  * 0: a rebuilt index must get a different one.

@@ -121,6 +121,8 @@ int		 msglist_add(struct msglist *, const struct msg *);
 void		 msglist_free(struct msglist *);
 int		 guid_cmp(const struct guid *, const struct guid *);
 int		 msync_u32_cmp(const void *, const void *);
+void		 msync_sort(void *, size_t n, size_t size,
+		    int (*cmp)(const void *, const void *));
 int		 guid_is_zero(const struct guid *);
 void		 guid_hex(const struct guid *, char out[33]);
 int		 guid_from_hex(const char *, struct guid *);

@@ -602,12 +602,108 @@ list_build(struct ctx *c, struct pair *p, int s)
 				return r;
 		}
 	}
-	qsort(l, n, sizeof(*l), lmsg_uid_cmp);
+	msync_sort(l, n, sizeof(*l), lmsg_uid_cmp);
 	for (i = 0; i < n; i++)
 		if (l[i].uid == 0 || (l[i].flags & ~FLAG_ALL) != 0 ||
 		    (i > 0 && l[i].uid == l[i - 1].uid))
 			return MSYNC_ERR_PROTO;
 	return 0;
+}
+
+/* Orders lmsg pointers by GUID, then uid. */
+static int
+lmsg_guid_cmp(const void *pa, const void *pb)
+{
+	const struct lmsg	*a = *(const struct lmsg *const *)pa;
+	const struct lmsg	*b = *(const struct lmsg *const *)pb;
+	int			 r;
+
+	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+		return r;
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/* A base entry waiting to be rebound, in an order both sides agree on. */
+struct lost {
+	uint32_t	 uid;		/* its uid on the side that lost it */
+	uint32_t	 other;		/* its uid on the other side */
+	size_t		 i;		/* index into the base mailbox */
+};
+
+static int
+lost_cmp(const void *pa, const void *pb)
+{
+	const struct lost	*a = pa, *b = pb;
+
+	if (a->uid != b->uid)
+		return a->uid < b->uid ? -1 : 1;
+	if (a->other != b->other)
+		return a->other < b->other ? -1 : 1;
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/*
+ * Base entries of p that side s no longer has under their uid (the uid
+ * is gone, or holds other content) are bound to an unclaimed message of
+ * the same GUID in the same mailbox, if there is one: the message is
+ * still there under another number, not expunged and delivered again.
+ * That happens when a read-only run handed out uids in memory (its
+ * store's index is never written) and a later run numbered the same new
+ * files differently.  Deterministic and mirror-symmetric: entries in
+ * order of (uid on s, uid on the other side) take candidates in uid
+ * order.
+ */
+static int
+base_rebind(struct pair *p, int s)
+{
+	const struct state_mbox	*b = p->base;
+	struct lmsg		**cand = NULL;
+	struct lost		*lost = NULL;
+	size_t			 i, k, n = 0, nlost = 0, lo, hi, mid;
+	int			 r = MSYNC_ERR_NOMEM;
+
+	for (i = 0; i < b->nmsgs; i++)
+		if (b->msgs[i].uid[s] != 0 && p->cur[s][i] == NULL)
+			nlost++;
+	if (nlost == 0)
+		return 0;		/* everything bound: the usual case */
+	if ((lost = calloc(nlost, sizeof(*lost))) == NULL ||
+	    (cand = calloc(p->n[s] + 1, sizeof(*cand))) == NULL)
+		goto out;
+	for (i = k = 0; i < b->nmsgs; i++)
+		if (b->msgs[i].uid[s] != 0 && p->cur[s][i] == NULL) {
+			lost[k].uid = b->msgs[i].uid[s];
+			lost[k].other = b->msgs[i].uid[s ^ 1];
+			lost[k++].i = i;
+		}
+	qsort(lost, nlost, sizeof(*lost), lost_cmp);
+	for (k = 0; k < p->n[s]; k++)
+		if (!p->l[s][k].matched)
+			cand[n++] = &p->l[s][k];
+	qsort(cand, n, sizeof(*cand), lmsg_guid_cmp);
+	for (k = 0; k < nlost; k++) {
+		const struct state_msg	*e = &b->msgs[lost[k].i];
+
+		for (lo = 0, hi = n; lo < hi;) {	/* first of e's GUID */
+			mid = lo + (hi - lo) / 2;
+			if (guid_cmp(&cand[mid]->guid, &e->guid) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n && guid_cmp(&cand[lo]->guid, &e->guid) == 0;
+		    lo++)
+			if (!cand[lo]->matched) {
+				cand[lo]->matched = 1;
+				p->cur[s][lost[k].i] = cand[lo];
+				break;
+			}
+	}
+	r = 0;
+out:
+	free(lost);
+	free(cand);
+	return r;
 }
 
 /*
@@ -622,7 +718,7 @@ base_match(struct pair *p)
 	const struct state_mbox	*b = p->base;
 	uint32_t		*u;
 	size_t			 i, k;
-	int			 s;
+	int			 s, r;
 
 	if (b == NULL || b->nmsgs == 0)
 		return 0;
@@ -632,7 +728,7 @@ base_match(struct pair *p)
 		for (i = k = 0; i < b->nmsgs; i++)
 			if (b->msgs[i].uid[s] != 0)
 				u[k++] = b->msgs[i].uid[s];
-		qsort(u, k, sizeof(*u), msync_u32_cmp);
+		msync_sort(u, k, sizeof(*u), msync_u32_cmp);
 		for (i = 1; i < k; i++)
 			if (u[i] == u[i - 1])
 				p->basedup = 1;
@@ -657,6 +753,8 @@ base_match(struct pair *p)
 			m->matched = 1;
 			p->cur[s][i] = m;
 		}
+		if ((r = base_rebind(p, s)) != 0)
+			return r;
 	}
 	return 0;
 }
@@ -1113,18 +1211,6 @@ names_resolve(struct ctx *c)
 /* ------------------------------------------------------------------ */
 /* Message decisions. */
 
-static int
-lmsg_guid_cmp(const void *pa, const void *pb)
-{
-	const struct lmsg	*a = *(const struct lmsg *const *)pa;
-	const struct lmsg	*b = *(const struct lmsg *const *)pb;
-	int			 r;
-
-	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
-		return r;
-	return a->uid < b->uid ? -1 : a->uid > b->uid;
-}
-
 /*
  * Final flags and keywords of a message paired on both sides (a new
  * pair, or a pair in a union): two-way: set wins, keywords union;
@@ -1378,6 +1464,57 @@ cand_cmp(const void *pa, const void *pb)
 }
 
 /*
+ * The GUIDs of the plan's copies, as an open-addressing hash set: a GUID
+ * is a content hash, so its first bytes are a good hash already.
+ */
+struct guidset {
+	const struct guid **slot;	/* owned; NULL: empty */
+	size_t		 mask;		/* slots - 1; 0: no set */
+};
+
+static size_t
+guidset_pos(const struct guidset *set, const struct guid *g)
+{
+	uint64_t	 h;
+	size_t		 pos;
+
+	memcpy(&h, g->b, sizeof(h));
+	for (pos = (size_t)h & set->mask; set->slot[pos] != NULL &&
+	    guid_cmp(set->slot[pos], g) != 0; pos = (pos + 1) & set->mask)
+		;
+	return pos;
+}
+
+static int
+guidset_has(const struct guidset *set, const struct guid *g)
+{
+	return set->slot[guidset_pos(set, g)] != NULL;
+}
+
+/* Fills set with the GUIDs of c's COPY actions (mask 0 if none). */
+static int
+guidset_build(const struct ctx *c, struct guidset *set)
+{
+	size_t	 i, n = 0, sz;
+
+	for (i = 0; i < c->na; i++)
+		if (c->a[i].a.type == ACT_COPY)
+			n++;
+	if (n == 0)
+		return 0;
+	for (sz = 16; sz < n * 2; sz *= 2)
+		;
+	if ((set->slot = calloc(sz, sizeof(*set->slot))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	set->mask = sz - 1;
+	for (i = 0; i < c->na; i++)
+		if (c->a[i].a.type == ACT_COPY)
+			set->slot[guidset_pos(set, &c->a[i].a.guid)] =
+			    &c->a[i].a.guid;
+	return 0;
+}
+
+/*
  * Points every COPY at a message its own side already has, where one
  * exists, preferring one this plan removes (a move) and not yet used.
  * Actions must be sorted already, so the choice is deterministic.
@@ -1385,10 +1522,13 @@ cand_cmp(const void *pa, const void *pb)
 static int
 local_copies(struct ctx *c)
 {
+	struct guidset	 set = { NULL, 0 };
 	struct cand	*v[2] = { NULL, NULL };
 	size_t		 n[2] = { 0, 0 }, tot[2] = { 0, 0 }, i, j, k;
 	int		 s, r = 0;
 
+	if ((r = guidset_build(c, &set)) != 0 || set.mask == 0)
+		goto out;	/* no copies, nothing to look for */
 	for (i = 0; i < c->np; i++)
 		for (s = 0; s < 2; s++)
 			tot[s] += c->p[i].n[s];
@@ -1397,8 +1537,11 @@ local_copies(struct ctx *c)
 			r = MSYNC_ERR_NOMEM;
 			goto out;
 		}
+		/* Only messages some copy may take: a few, usually. */
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++) {
+				if (!guidset_has(&set, &c->p[i].l[s][j].guid))
+					continue;
 				v[s][n[s]].m = &c->p[i].l[s][j];
 				v[s][n[s]++].pidx = (uint32_t)i;
 			}
@@ -1437,6 +1580,7 @@ local_copies(struct ctx *c)
 		a->src_uid = cv[pick].m->uid;
 	}
  out:
+	free(set.slot);
 	free(v[0]);
 	free(v[1]);
 	return r;
@@ -1533,7 +1677,7 @@ next_build(struct ctx *c, struct plan *out)
 		}
 		if (p->ne == 0)
 			continue;
-		qsort(p->e, p->ne, sizeof(*p->e), nent_cmp);
+		msync_sort(p->e, p->ne, sizeof(*p->e), nent_cmp);
 		if ((p->emap = calloc(p->ne, sizeof(*p->emap))) == NULL ||
 		    (mb->msgs = calloc(p->ne, sizeof(*mb->msgs))) == NULL)
 			return MSYNC_ERR_NOMEM;

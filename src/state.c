@@ -164,12 +164,20 @@ state_sort(struct state *st)
 {
 	size_t	 i;
 
-	if (st->n > 1)
-		qsort(st->mb, st->n, sizeof(*st->mb), mbox_cmp);
+	msync_sort(st->mb, st->n, sizeof(*st->mb), mbox_cmp);
 	for (i = 0; i < st->n; i++)
-		if (st->mb[i].nmsgs > 1)
-			qsort(st->mb[i].msgs, st->mb[i].nmsgs,
-			    sizeof(*st->mb[i].msgs), msg_cmp);
+		msync_sort(st->mb[i].msgs, st->mb[i].nmsgs,
+		    sizeof(*st->mb[i].msgs), msg_cmp);
+}
+
+int
+state_take_mbox(struct state *to, struct state_mbox *from)
+{
+	if (msync_grow(&to->mb, &to->cap, to->n, sizeof(*to->mb)) != 0)
+		return MSYNC_ERR_NOMEM;
+	to->mb[to->n++] = *from;
+	memset(from, 0, sizeof(*from));
+	return 0;
 }
 
 struct state_mbox *
@@ -421,8 +429,8 @@ state_check(const struct state *st)
 			for (j = k = 0; j < mb->nmsgs; j++)
 				if (mb->msgs[j].uid[s] != 0)
 					u[k++] = mb->msgs[j].uid[s];
-			if (k > 1)
-				qsort(u, k, sizeof(*u), msync_u32_cmp);
+			/* Side A's are in order already, side B's mostly. */
+			msync_sort(u, k, sizeof(*u), msync_u32_cmp);
 			for (j = 1; j < k; j++)
 				if (u[j] == u[j - 1])
 					r = MSYNC_ERR_STATE_CORRUPT;

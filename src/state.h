@@ -54,6 +54,11 @@ int	 state_add_mbox(struct state *, const struct guid *, const char *name,
 	    struct state_mbox **out);
 /* Appends a message (kw strings are copied). */
 int	 state_add_msg(struct state_mbox *, const struct state_msg *);
+/*
+ * Moves *from (its name and messages) to the end of to, leaving *from
+ * empty: no copy.  Returns 0 or MSYNC_ERR_NOMEM (*from unchanged).
+ */
+int	 state_take_mbox(struct state *to, struct state_mbox *from);
 /* Sorts mailboxes by guid and messages by uid, so encodings are stable. */
 void	 state_sort(struct state *);
 /* Finds a mailbox by GUID (state must be sorted); NULL if none. */

@@ -76,8 +76,11 @@ int	 store_list_messages(struct store *, const char *name,
 	    struct msglist *out);
 
 /*
- * Rescans mailbox name now, whatever its change token says, so the caller
- * sees deliveries made during the run.  Updates its status in *st.
+ * Brings mailbox name up to date, so the caller sees deliveries made
+ * during the run: rescanned if its change token moved since it was last
+ * read (any change to cur/ or new/, also this run's own, moves it; a
+ * token read within 2 seconds of a change never counts as unmoved).
+ * Updates its status in *st.
  */
 int	 store_rescan(struct store *, const char *name,
 	    struct store_mailbox *st);

@@ -53,6 +53,8 @@
 #define REFRESH_LAZY	0	/* scanned once this session is enough */
 #define REFRESH_TOKEN	1	/* rescan if the change token moved */
 #define REFRESH_FORCE	2	/* rescan */
+#define REFRESH_HEAD	3	/* listing: as TOKEN, but an unmoved token
+				   needs only the index file's header */
 
 /* One folder the store has seen. */
 struct folder {
@@ -62,6 +64,18 @@ struct folder {
 	struct index		*ix;		/* owned; NULL until loaded */
 	struct index_kwmap	 kw;		/* dovecot-keywords, lazily */
 	int			 scanned;	/* up to date this session */
+	/*
+	 * Read-only store: ix came from the folder's own msync.index (a
+	 * writable run made it) and lives in memory only, never written.
+	 */
+	int			 ownix;
+	/*
+	 * ix == NULL after a listing found the change token unmoved: the
+	 * index file's header is all that was read.
+	 */
+	struct index_head	 head;
+	int			 headonly;
+	int			 swept;		/* tmp/ cleaned this session */
 	int			 synced;	/* cur/ needs an fsync: 0 */
 };
 
@@ -363,6 +377,8 @@ folder_save(struct store *st, struct folder *f, int folderfd)
 
 	if (f->ix == NULL || !f->ix->dirty)
 		return 0;
+	if (f->ownix)
+		return 0;	/* read-only: the store's own file stays as is */
 	index_place(st, f, folderfd, &dfd, name);
 	if ((r = index_save(f->ix, dfd, name)) != 0)
 		WARN("cannot write index of '%s'", f->where);
@@ -407,6 +423,80 @@ adopt_cache_index(struct store *st, struct folder *f, int folderfd,
 }
 
 /*
+ * Read-only store: loads the index a writable run left in the folder
+ * (msync.index), so that read-only and writable runs see one UID space
+ * under one UIDVALIDITY and a --backup after a two-way sync of the same
+ * pair keeps its base.  Messages that arrived since get UIDs in memory
+ * only; the sync state records them, and the next run finds them again
+ * by GUID (plan.c).  Without a usable file (missing, unreadable, corrupt,
+ * or made for a cur/ that was since replaced) nothing is loaded and the
+ * cache keeps the folder's index instead.
+ */
+static void
+own_index_load(struct folder *f, int folderfd)
+{
+	struct index_token	 tok;
+	struct timespec		 now;
+	struct index		*ix = NULL;
+	int			 r;
+
+	if ((r = index_load(folderfd, INDEX_FILE, &ix)) != 0) {
+		if (r == MSYNC_ERR_STATE_CORRUPT)
+			WARNX("index '%s/%s' is corrupt: a read-only run "
+			    "cannot rebuild it, so it indexes the folder anew "
+			    "in its cache", f->where, INDEX_FILE);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (index_token_read(folderfd, &now, &tok) != 0 ||
+	    (ix->token.cur_ino != 0 && tok.cur_ino != ix->token.cur_ino)) {
+		index_free(ix);
+		return;
+	}
+	LOG3("using the index in '%s' read-only", f->where);
+	f->ix = ix;
+	f->ownix = 1;
+	f->scanned = 0;
+}
+
+/*
+ * Listing a folder whose index is not loaded yet: if the index file's
+ * header is sound and its change token equals the folder's, the header
+ * says all a listing needs, and the messages are not read.  Which file
+ * is the same choice folder_refresh makes (own_index_load).  Returns 1
+ * when f->head is set, 0 when the whole index must be loaded.
+ */
+static int
+folder_head(struct store *st, struct folder *f, int folderfd)
+{
+	struct index_head	 h;
+	struct index_token	 tok;
+	struct timespec		 now;
+	char			 name[64];
+	int			 dfd, r, own = 0;
+
+	if (st->o.readonly) {
+		r = index_load_head(folderfd, INDEX_FILE, &h);
+		if (r == 0)
+			own = 1;
+		else if (r != MSYNC_ERR_NOTFOUND)
+			return 0;
+	}
+	if (!own) {
+		index_place(st, f, folderfd, &dfd, name);
+		if (index_load_head(dfd, name, &h) != 0)
+			return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (index_token_read(folderfd, &now, &tok) != 0 ||
+	    !index_token_same(&tok, &h.token))
+		return 0;
+	f->head = h;
+	f->headonly = 1;
+	return 1;
+}
+
+/*
  * Loads f's index (rebuilding a missing or corrupt one with a new
  * UIDVALIDITY) and brings it up to date according to mode (REFRESH_*):
  * a folder is rescanned when its change token moved, with o.full once per
@@ -423,7 +513,16 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
 	char			 name[64];
 	int			 dfd, r;
 
+	if (f->ix == NULL && mode == REFRESH_HEAD && !st->o.full &&
+	    folder_head(st, f, folderfd))
+		return 0;
 	index_place(st, f, folderfd, &dfd, name);
+	f->headonly = 0;
+	if (f->ix == NULL) {
+		f->ownix = 0;
+		if (st->o.readonly)
+			own_index_load(f, folderfd);
+	}
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);
 		if (r == MSYNC_ERR_NOTFOUND && !st->o.readonly)
@@ -787,6 +886,15 @@ status_of(const struct folder *f, struct store_mailbox *m)
 	memset(m, 0, sizeof(*m));
 	if ((m->name = strdup(f->name)) == NULL)
 		return MSYNC_ERR_NOMEM;
+	if (f->ix == NULL) {		/* headonly */
+		m->guid = f->head.guid;
+		m->uidvalidity = f->head.uidvalidity;
+		m->uidnext = f->head.uidnext;
+		m->modseq = f->head.modseq;
+		m->count = (uint32_t)f->head.count;
+		m->bytes = f->head.bytes;
+		return 0;
+	}
 	m->guid = f->ix->guid;
 	m->uidvalidity = f->ix->uidvalidity;
 	m->uidnext = f->ix->uidnext;
@@ -989,7 +1097,7 @@ store_list_mailboxes(struct store *st, struct store_mailbox **out,
 		goto out;
 	}
 	for (i = 0; i < l.n; i++) {
-		r = folder_open(st, l.v[i], REFRESH_TOKEN, &f, &fd);
+		r = folder_open(st, l.v[i], REFRESH_HEAD, &f, &fd);
 		if (r == MSYNC_ERR_NOMEM)
 			goto out;
 		if (r != 0) {
@@ -1115,7 +1223,7 @@ store_rescan(struct store *st, const char *name, struct store_mailbox *m)
 	char		*name_keep;
 	int		 fd, r;
 
-	if ((r = folder_open(st, name, REFRESH_FORCE, &f, &fd)) != 0)
+	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
 		return r;
 	close(fd);
 	if (m == NULL)
@@ -1214,6 +1322,47 @@ move_noreplace(int olddfd, const char *old, int newdfd, const char *new)
 	return 0;
 }
 
+/*
+ * Removes files left in tmp/ by deliveries that died (a crashed msync,
+ * MDA or MUA): the Maildir convention is that a file in tmp/ untouched
+ * for 36 hours is garbage.  Only regular files are removed, and only
+ * when both their access and modification times are that old (a
+ * delivery in progress writes, so its mtime is recent).  Runs once per folder and session,
+ * the first time msync saves into it; failures are only logged.
+ */
+#define TMP_STALE_SECS	(36 * 3600)
+static void
+tmp_sweep(int tmpfd, const char *where)
+{
+	struct dirent	*de;
+	struct stat	 sb;
+	DIR		*d;
+	time_t		 cutoff = time(NULL) - TMP_STALE_SECS;
+	int		 fd;
+
+	if ((fd = dup(tmpfd)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' &&
+		    (de->d_name[1] == '\0' || (de->d_name[1] == '.' &&
+		    de->d_name[2] == '\0')))
+			continue;
+		if (fstatat(tmpfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(sb.st_mode) || sb.st_atime >= cutoff ||
+		    sb.st_mtime >= cutoff)
+			continue;
+		if (unlinkat(tmpfd, de->d_name, 0) == 0)
+			LOG2("removed '%s/tmp/%s', left there over 36 hours ago",
+			    where, log_esc(de->d_name, 200));
+	}
+	rewinddir(d);	/* tmpfd shares the offset: leave it at the start */
+	closedir(d);
+}
+
 /* Starts saving a message into mailbox name; see store.h. */
 int
 store_save_begin(struct store *st, const char *name,
@@ -1248,6 +1397,10 @@ store_save_begin(struct store *st, const char *name,
 		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 			goto out;
 		st->hot = f;
+		if (!f->swept) {
+			tmp_sweep(st->hot_tmpfd, f->where);
+			f->swept = 1;
+		}
 	}
 	s->folderfd = st->hot_fd;
 	s->tmpdirfd = st->hot_tmpfd;

@@ -133,6 +133,25 @@ guid_cmp(const struct guid *a, const struct guid *b)
 	return memcmp(a->b, b->b, sizeof(a->b));
 }
 
+/*
+ * qsort, after a linear check that spares it when v is in order already:
+ * lists read from an index or the sync state usually are, and a 100,000
+ * element merge sort costs more than the rest of a no-change plan.
+ */
+void
+msync_sort(void *v, size_t n, size_t size,
+    int (*cmp)(const void *, const void *))
+{
+	const char	*p = v;
+	size_t		 i;
+
+	for (i = 1; i < n; i++)
+		if (cmp(p + (i - 1) * size, p + i * size) > 0)
+			break;
+	if (i < n)
+		qsort(v, n, size, cmp);
+}
+
 /* qsort/bsearch order of uint32_t values. */
 int
 msync_u32_cmp(const void *pa, const void *pb)

@@ -498,6 +498,35 @@ def merge_trusted(st, g, be, fids, its, keep_item, copy_item, entry, cur,
             return True
         return cur(s, e["i"][s])["flags"] != e["f"][s]
 
+    # An entry whose message side s no longer has, while side s has a
+    # new message of the same content in the mailbox, is that message
+    # renumbered (msync matches by GUID: an expunge plus an identical
+    # delivery is no change).  Which of several candidates msync takes
+    # depends on UIDs the model does not know: such rounds are redrawn.
+    entries = dict(be["entries"])
+    for s in (0, 1):
+        direct = {e["i"][s] for e in entries.values()
+                  if e["i"][s] is not None and e["i"][s] in here[s]}
+        free = defaultdict(list)
+        for i in sorted(here[s] - direct, key=idkey):
+            free[cur(s, i)["c"]].append(i)
+        lost = defaultdict(list)
+        for eid in sorted(entries, key=idkey):
+            e = entries[eid]
+            if e["i"][s] is not None and e["i"][s] not in here[s] and \
+                    free[e["c"]]:
+                lost[e["c"]].append(eid)
+        for c, eids in lost.items():
+            if len(eids) > 1 or len(free[c]) > 1:
+                raise Ambiguous("content %d renumbered more than once" % c)
+            i = free[c][0]
+            e = dict(entries[eids[0]])
+            e["i"] = list(e["i"])
+            e["i"][s] = i
+            entries[eids[0]] = e
+            ev["message renumbered"] += 1
+    be = dict(be, entries=entries)
+
     # Entries that look alike are interchangeable to the model (it
     # cannot know which file msync paired with which): a class of them
     # may change on one side only.

@@ -266,6 +266,29 @@ test_expect_success 'a --list of the writable store reads its msync.index' '
 	grep "^INBOX	6	" sl.out && grep "^Work	3	" sl.out
 '
 
+# A folder whose change token did not move needs only the header of its
+# index (checked by its own "head" checksum); the messages are read, and
+# the whole file checked, only when something needs them.
+test_expect_success 'an unchanged folder: the index header is enough; damage below it shows when the messages are read' '
+	sleep 2 && "$MSYNC" s t && "$MSYNC" s t &&
+	grep "^token [0-9]" s/.Work/msync.index &&
+	line=$(($(grep -n "^head " s/.Work/msync.index | cut -d: -f1) + 1)) &&
+	sed -i "${line}s/^\([0-9]*\) \(.\)/\1 x/" s/.Work/msync.index &&
+	"$MSYNC" s t 2>h1.err && test_line_count = 0 h1.err &&
+	"$MSYNC" --full s t 2>h2.err && cat h2.err &&
+	grep -i "corrupt" h2.err | grep -F "$TRASH/s/.Work/msync.index" &&
+	test "$(count_all s)" = 9 && test_cmp_trees s t
+'
+
+test_expect_success 'a read-only run says so when the store'"'"'s own index is corrupt' '
+	sleep 2 && "$MSYNC" s t &&
+	line=$(($(grep -n "^head " s/.Work/msync.index | cut -d: -f1) + 1)) &&
+	sed -i "${line}s/^\([0-9]*\) \(.\)/\1 x/" s/.Work/msync.index &&
+	"$MSYNC" --list -v s >ro.out 2>ro.err && cat ro.err &&
+	grep -i "corrupt" ro.err | grep -F "$TRASH/s/.Work/msync.index" &&
+	grep "^Work	3	" ro.out
+'
+
 # --- bad input ---------------------------------------------------------
 
 test_expect_success 'setup: a store with a folder without cur/, empty files, links' '

@@ -74,4 +74,24 @@ test_expect_success 'CRLF and LF copies of one message are one message' '
 	"$MSYNC" c d && test "$(count_msgs c)" = 1 && test "$(count_msgs d)" = 1
 '
 
+# Maildir convention: a file in tmp/ untouched for 36 hours is what a
+# dead delivery left.  msync removes such files from a folder it saves
+# into, and only those: a recent file (a delivery in progress) stays.
+test_expect_success 'stale files in tmp/ are removed from a folder msync writes; recent ones stay' '
+	make_maildir t1 && make_maildir t2 &&
+	echo "half a message" >t2/tmp/1700000000.M1P1.dead &&
+	touch -d "3 days ago" t2/tmp/1700000000.M1P1.dead &&
+	echo "being delivered" >t2/tmp/1700000001.M2P2.live &&
+	touch -d "35 hours ago" t2/tmp/1700000001.M2P2.live &&
+	echo "fresh" >t2/tmp/1700000002.M3P3.now &&
+	mkdir t2/tmp/olddir && touch -d "3 days ago" t2/tmp/olddir &&
+	deliver t1 "" S >/dev/null &&
+	"$MSYNC" t1 t2 &&
+	test_path_is_missing t2/tmp/1700000000.M1P1.dead &&
+	test_path_is_file t2/tmp/1700000001.M2P2.live &&
+	test_path_is_file t2/tmp/1700000002.M3P3.now &&
+	test_path_is_dir t2/tmp/olddir &&
+	test "$(count_msgs t2)" = 1
+'
+
 test_done

@@ -70,6 +70,19 @@ struct outgoing {
 	size_t		 next;		/* index into out_acts of the next one */
 };
 
+/* My uid of a base message, and where the message is in its mailbox. */
+struct uid_pos {
+	uint32_t	 uid;
+	uint32_t	 pos;		/* index into msgs */
+};
+
+/* The messages of one base mailbox by my uid (built when first needed). */
+struct base_uids {
+	const struct state_mbox *bm;	/* borrowed */
+	struct uid_pos	*v;		/* owned; sorted by uid */
+	size_t		 n;
+};
+
 struct brain {
 	enum side	 self;
 	enum side	 peer;
@@ -89,6 +102,9 @@ struct brain {
 	int		 had_base;	/* the base had mailboxes */
 	struct store_mailbox *mbs;	/* owned; my store's mailboxes */
 	size_t		 nmbs;
+	struct base_uids *bu;		/* owned; see base_uid_find */
+	size_t		 nbu;
+	size_t		 capbu;
 	struct view	 views[2];
 	struct plan	 plan;
 	char		**cur_name;	/* owned; per plan mailbox, my name now */
@@ -123,6 +139,9 @@ static void
 brain_free(struct brain *b)
 {
 	store_mailboxes_free(b->mbs, b->nmbs);
+	for (size_t i = 0; i < b->nbu; i++)
+		free(b->bu[i].v);
+	free(b->bu);
 	if (b->in.save != NULL)
 		store_save_abort(b->in.save);
 	if (b->out.fd >= 0)
@@ -1261,6 +1280,55 @@ listed_msg(const struct brain *b, enum side s, uint32_t i, uint32_t uid)
 	return bsearch(&key, vm->msgs.v, vm->msgs.n, sizeof(key), msg_uid_cmp);
 }
 
+static int
+uid_pos_cmp(const void *pa, const void *pb)
+{
+	const struct uid_pos	*a = pa, *b = pb;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/*
+ * Finds the message of base mailbox bm with my uid: a lookup table per
+ * mailbox, made on first use, so that a run with many flag changes in a
+ * large unchanged mailbox does not scan the mailbox once per change.
+ * Returns 0 with *out set, MSYNC_ERR_NOTFOUND or MSYNC_ERR_NOMEM.
+ */
+static int
+base_uid_find(struct brain *b, const struct state_mbox *bm, uint32_t uid,
+    const struct state_msg **out)
+{
+	struct base_uids	*bu = NULL;
+	struct uid_pos		 key, *hit;
+
+	for (size_t i = 0; i < b->nbu; i++)
+		if (b->bu[i].bm == bm)
+			bu = &b->bu[i];
+	if (bu == NULL) {
+		if (msync_grow(&b->bu, &b->capbu, b->nbu, sizeof(*b->bu)) != 0)
+			return MSYNC_ERR_NOMEM;
+		bu = &b->bu[b->nbu];
+		memset(bu, 0, sizeof(*bu));
+		bu->bm = bm;
+		if (bm->nmsgs > 0 &&
+		    (bu->v = calloc(bm->nmsgs, sizeof(*bu->v))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		b->nbu++;
+		for (size_t j = 0; j < bm->nmsgs; j++)
+			if (bm->msgs[j].uid[b->self] != 0) {
+				bu->v[bu->n].uid = bm->msgs[j].uid[b->self];
+				bu->v[bu->n++].pos = (uint32_t)j;
+			}
+		msync_sort(bu->v, bu->n, sizeof(*bu->v), uid_pos_cmp);
+	}
+	key.uid = uid;
+	if (bu->n == 0 || (hit = bsearch(&key, bu->v, bu->n, sizeof(key),
+	    uid_pos_cmp)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	*out = &bm->msgs[hit->pos];
+	return 0;
+}
+
 /*
  * The flags and keywords message uid of plan mailbox i had on my side
  * when I listed it (from the base if the mailbox was unchanged).
@@ -1277,14 +1345,16 @@ listed_flags(struct brain *b, uint32_t i, uint32_t uid, uint8_t *flags,
 		return MSYNC_ERR_NOTFOUND;
 	if (vm->unchanged) {
 		const struct state_mbox *bm = state_find(&b->base, &vm->guid);
+		const struct state_msg	*sm;
+		int			 r;
 
-		for (size_t j = 0; bm != NULL && j < bm->nmsgs; j++)
-			if (bm->msgs[j].uid[b->self] == uid) {
-				*flags = bm->msgs[j].flags[b->self];
-				*kw = bm->msgs[j].kw[b->self];
-				return 0;
-			}
-		return MSYNC_ERR_NOTFOUND;
+		if (bm == NULL)
+			return MSYNC_ERR_NOTFOUND;
+		if ((r = base_uid_find(b, bm, uid, &sm)) != 0)
+			return r;
+		*flags = sm->flags[b->self];
+		*kw = sm->kw[b->self];
+		return 0;
 	}
 	if ((m = listed_msg(b, b->self, i, uid)) == NULL)
 		return MSYNC_ERR_NOTFOUND;

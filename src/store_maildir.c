@@ -502,7 +502,8 @@ folder_head(struct store *st, struct folder *f, int folderfd)
  * a folder is rescanned when its change token moved, with o.full once per
  * session, and always with REFRESH_FORCE; REFRESH_LAZY does nothing more
  * once the folder was scanned this session.  A changed index is written
- * at once.  Returns 0 or MSYNC_ERR_*.
+ * at once (a read-only store's by the next store_flush).  Returns 0 or
+ * MSYNC_ERR_*.
  */
 static int
 folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
@@ -573,6 +574,14 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
 			return r;
 	}
 	f->scanned = 1;
+	/*
+	 * A read-only store's cached index is written by store_flush, which
+	 * the brain calls after its transfer (and before it reports done,
+	 * so before the sync state names these UIDs): the writing overlaps
+	 * the other side's work instead of delaying the listing.
+	 */
+	if (st->o.readonly)
+		return 0;
 	return folder_save(st, f, folderfd);
 }
 

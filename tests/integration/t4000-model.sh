@@ -51,16 +51,16 @@ second_run_is_a_noop() {
 	test_cmp "$1/before.b" "$1/after.b"
 }
 
-# Known bugs that the random rounds found.  model.py keeps its rounds
-# away from them (MSYNC_TEST_MODEL_BUGS=hit lets the rounds run into
-# them); these are their minimal reproductions.
+# Bugs that the random rounds found, all fixed since; these are their
+# minimal reproductions, kept as regression tests.  (model.py can still
+# keep its rounds away from a bug listed in its KNOWN_BUGS;
+# MSYNC_TEST_MODEL_BUGS=hit lets the rounds run into them.)
 
 # SYNC.md, one-way: "S = SRC, and SRC has no new messages: the mailbox
-# stays deleted on DST."  The plan keeps the pair in the base, and after
-# the run the brain rescans every pair of the next base on its side,
-# including this one, which DST does not have: "msync[peer]: error:
-# cannot rescan 'X'", exit 1, on this and every later run.
-test_expect_success 'known bug: --one-way, a mailbox deleted on DST stays deleted' '
+# stays deleted on DST."  The plan keeps the pair in the base; the brain
+# used to rescan it on DST too, which does not have it ("cannot rescan
+# 'X'", exit 1, on every later run).
+test_expect_success 'was a bug: --one-way, a mailbox deleted on DST stays deleted' '
 	make_folder ow/src X && deliver ow/src/.X "" S >/dev/null &&
 	"$MSYNC" --one-way ow/src ow/dst &&
 	rm -r ow/dst/.X &&
@@ -70,11 +70,11 @@ test_expect_success 'known bug: --one-way, a mailbox deleted on DST stays delete
 '
 
 # SYNC.md: "A rename is therefore replayed as a rename", and for one-way
-# "SRC's name wins".  But SRC is read-only, its indexes live in the cache
-# keyed by the folder's path, so a folder renamed on SRC is a new mailbox
-# (new GUID, new UIDs): DST keeps X and gets a full copy as Y, including
-# the message DST had deleted ("what DST deleted stays deleted").
-test_expect_success 'known bug: --one-way replays a rename on SRC as a rename' '
+# "SRC's name wins".  SRC is read-only; its cached indexes used to be
+# keyed by the folder's path, so a folder renamed on SRC was a new
+# mailbox and DST got a full copy, including the message DST had
+# deleted.  They are keyed by the folder directory's identity now.
+test_expect_success 'was a bug: --one-way replays a rename on SRC as a rename' '
 	make_folder ren/src X &&
 	deliver ren/src/.X "" S >/dev/null && deliver ren/src/.X "" F >/dev/null &&
 	"$MSYNC" --one-way ren/src ren/dst &&
@@ -87,10 +87,9 @@ test_expect_success 'known bug: --one-way replays a rename on SRC as a rename' '
 
 # Two-way: A renames P to Q while B makes a folder P/N with a message.
 # B's plan: create P/N on A, rename P to Q on B, copy P/N's message to A.
-# The Maildir++ rename of P on B also moves B's .P.N to .Q.N, so the copy
-# cannot read it: "cannot read message uid 1 in 'P/N'", "cannot rescan
-# 'P/N'", exit 1; the next run renames A's P/N to Q/N.
-test_expect_success 'known bug: a folder made under a folder the other side renames' '
+# The Maildir++ rename of P on B used to move B's .P.N to .Q.N too, so
+# the copy could not read it (exit 1).  A rename moves the folder alone.
+test_expect_success 'was a bug: a folder made under a folder the other side renames' '
 	make_folder nest/a P && deliver nest/a/.P "" S >/dev/null &&
 	make_maildir nest/b &&
 	"$MSYNC" nest/a nest/b &&
@@ -101,10 +100,9 @@ test_expect_success 'known bug: a folder made under a folder the other side rena
 '
 
 # The same, when A renames P alone (mv .P .Q; Maildir++ keeps .P.C as
-# the separate mailbox P/C): B renames P to Q and, with it, P/C to Q/C.
-# The run succeeds, but the sides differ (P/C on A, Q/C on B), and the
-# next run renames A's P/C too, which nobody asked for.
-test_expect_success 'known bug: a rename of a folder alone renames its children on the other side' '
+# the separate mailbox P/C): B used to rename P/C to Q/C with P, so the
+# sides differed and the next run renamed A's P/C too.
+test_expect_success 'was a bug: a rename of a folder alone no longer renames its children on the other side' '
 	make_folder alone/a P/C && deliver alone/a/.P.C "" S >/dev/null &&
 	make_folder alone/a P && make_maildir alone/b &&
 	"$MSYNC" alone/a alone/b &&

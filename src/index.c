@@ -27,6 +27,7 @@
  * bytes and head, are still read (in full).
  */
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,7 +52,16 @@
 #define INDEX_HEAD_MAX	1024		/* bytes the header fits in */
 #define INDEX_FILE_MAX	((size_t)2 << 30)	/* bytes in an index file */
 #define INDEX_KWFILE_MAX (64 * 1024)		/* bytes in dovecot-keywords */
-#define INDEX_RACY_SEC	2			/* racy-git window */
+/*
+ * The racy window (as in racy git): a directory stamped less than this
+ * before a scan may change again within the same timestamp tick, which
+ * its token could not show.  2 s covers file systems that keep whole or
+ * even seconds, and a server whose clock stamps NFS or SMB directories.
+ * A local file system that stamps nanoseconds from this machine's clock
+ * (ticks of at most 10 ms) needs far less: 100 ms.
+ */
+#define INDEX_RACY_NS		2000000000LL
+#define INDEX_RACY_NS_FINE	100000000LL
 #define INDEX_RETRIES	2			/* re-reads for renamed files */
 
 int index_fail_nth;	/* test hook; see index.h */
@@ -915,16 +925,43 @@ index_save(struct index *ix, int dirfd, const char *fname)
 	return r;
 }
 
-/* 1 if a directory stamped ts is within the racy window of now. */
+/*
+ * 1 if the file system of fd is local and stamps times to the
+ * nanosecond: ext2/3/4, XFS, Btrfs, tmpfs, F2FS.  (ext4 with small inodes
+ * keeps whole seconds: racy() also wants a non-zero nanosecond part.)
+ */
 static int
-racy(const struct timespec *ts, const struct timespec *now)
+fine_local_fs(int fd)
+{
+	struct statfs	 sf;
+
+	if (fstatfs(fd, &sf) != 0)
+		return 0;
+	switch ((unsigned long)sf.f_type) {
+	case 0xEF53UL:		/* ext2, ext3, ext4 */
+	case 0x58465342UL:	/* XFS */
+	case 0x9123683EUL:	/* Btrfs */
+	case 0x01021994UL:	/* tmpfs */
+	case 0xF2F52010UL:	/* F2FS */
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * 1 if a directory stamped ts is within the racy window of now; fine:
+ * its file system is a fine_local_fs.
+ */
+static int
+racy(const struct timespec *ts, const struct timespec *now, int fine)
 {
 	int64_t	d;
 
-	d = (int64_t)now->tv_sec - (int64_t)ts->tv_sec;
-	if (now->tv_nsec < ts->tv_nsec)
-		d--;
-	return d < INDEX_RACY_SEC;
+	d = ((int64_t)now->tv_sec - (int64_t)ts->tv_sec) * 1000000000LL +
+	    ((int64_t)now->tv_nsec - (int64_t)ts->tv_nsec);
+	if (fine && ts->tv_nsec != 0)
+		return d < INDEX_RACY_NS_FINE;
+	return d < INDEX_RACY_NS;
 }
 
 /*
@@ -963,18 +1000,19 @@ index_token_read(int folderfd, const struct timespec *now,
 {
 	struct timespec	 mt;
 	uint64_t	 id;
-	int		 r;
+	int		 r, fine;
 
 	memset(t, 0, sizeof(*t));
 	if ((r = dir_stat(folderfd, "cur", &mt, &id)) != 0)
 		return r;
-	t->valid = !racy(&mt, now);
+	fine = fine_local_fs(folderfd);
+	t->valid = !racy(&mt, now, fine);
 	t->cur_sec = mt.tv_sec;
 	t->cur_nsec = mt.tv_nsec;
 	t->cur_ino = id;
 	if ((r = dir_stat(folderfd, "new", &mt, &id)) != 0)
 		return r == MSYNC_ERR_NOTFOUND ? 0 : r;
-	if (racy(&mt, now))
+	if (racy(&mt, now, fine))
 		t->valid = 0;
 	t->new_sec = mt.tv_sec;
 	t->new_nsec = mt.tv_nsec;

@@ -27,8 +27,9 @@
 
 /*
  * The change token: what cur/ and new/ looked like at the last scan.
- * valid is 0 when the scan came within 2 seconds of a directory's mtime
- * (a change in the same timestamp tick would be invisible: racy git).
+ * valid is 0 when the scan came within the racy window of a directory's
+ * mtime (a change in the same timestamp tick would be invisible: racy
+ * git): 100 ms on a local file system with nanosecond stamps, else 2 s.
  */
 struct index_token {
 	int		 valid;		/* 0: always rescan */
@@ -124,7 +125,7 @@ int	 index_decode(const char *buf, size_t len, struct index **out);
 /*
  * Reads the change token of the folder open on folderfd (cur/ and new/
  * mtimes and inodes).  now is the current time; a directory changed less
- * than 2 seconds before it gives an invalid token.
+ * than the racy window before it gives an invalid token.
  */
 int	 index_token_read(int folderfd, const struct timespec *now,
 	    struct index_token *out);

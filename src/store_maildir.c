@@ -70,11 +70,10 @@ struct folder {
 	 */
 	int			 ownix;
 	/*
-	 * ix == NULL after a listing found the change token unmoved: the
-	 * index file's header is all that was read.
+	 * While ix is NULL after a listing found the change token unmoved:
+	 * the index file's header, all that was read.
 	 */
 	struct index_head	 head;
-	int			 headonly;
 	int			 swept;		/* tmp/ cleaned this session */
 	int			 synced;	/* cur/ needs an fsync: 0 */
 };
@@ -492,7 +491,6 @@ folder_head(struct store *st, struct folder *f, int folderfd)
 	    !index_token_same(&tok, &h.token))
 		return 0;
 	f->head = h;
-	f->headonly = 1;
 	return 1;
 }
 
@@ -518,7 +516,6 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
 	    folder_head(st, f, folderfd))
 		return 0;
 	index_place(st, f, folderfd, &dfd, name);
-	f->headonly = 0;
 	if (f->ix == NULL) {
 		f->ownix = 0;
 		if (st->o.readonly)
@@ -895,7 +892,7 @@ status_of(const struct folder *f, struct store_mailbox *m)
 	memset(m, 0, sizeof(*m));
 	if ((m->name = strdup(f->name)) == NULL)
 		return MSYNC_ERR_NOMEM;
-	if (f->ix == NULL) {		/* headonly */
+	if (f->ix == NULL) {		/* listed from the header */
 		m->guid = f->head.guid;
 		m->uidvalidity = f->head.uidvalidity;
 		m->uidnext = f->head.uidnext;
@@ -1336,8 +1333,9 @@ move_noreplace(int olddfd, const char *old, int newdfd, const char *new)
  * MDA or MUA): the Maildir convention is that a file in tmp/ untouched
  * for 36 hours is garbage.  Only regular files are removed, and only
  * when both their access and modification times are that old (a
- * delivery in progress writes, so its mtime is recent).  Runs once per folder and session,
- * the first time msync saves into it; failures are only logged.
+ * delivery in progress writes, so its mtime is recent).  Runs once per
+ * folder and session, the first time msync saves into it; failures are
+ * only logged.
  */
 #define TMP_STALE_SECS	(36 * 3600)
 static void
@@ -1360,9 +1358,9 @@ tmp_sweep(int tmpfd, const char *where)
 		    (de->d_name[1] == '\0' || (de->d_name[1] == '.' &&
 		    de->d_name[2] == '\0')))
 			continue;
-		if (fstatat(tmpfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    !S_ISREG(sb.st_mode) || sb.st_atime >= cutoff ||
-		    sb.st_mtime >= cutoff)
+		if (fstatat(tmpfd, de->d_name, &sb,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(sb.st_mode) ||
+		    sb.st_atime >= cutoff || sb.st_mtime >= cutoff)
 			continue;
 		if (unlinkat(tmpfd, de->d_name, 0) == 0)
 			LOG2("removed '%s/tmp/%s', left there over 36 hours ago",

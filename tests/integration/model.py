@@ -25,10 +25,9 @@ Identity, as in SYNC.md: a mailbox is its GUID, so a folder renamed
 (with mv) is the same mailbox and a folder made with mkdir a new one; a
 message is its file's base name in its folder (a flag change keeps it;
 a move to another folder is a new message there).  Content identity is
-the MD5 of the content with CRLF turned into LF.  (msync keeps the
-indexes of a read-only SRC in the cache, keyed by the folder's path, so
-there a renamed folder is a new mailbox; for --backup the outcome is
-the same, for --one-way it is a known bug: see KNOWN_BUGS.)
+the MD5 of the content with CRLF turned into LF.  (A read-only SRC's
+folders are known by their directory's identity, so a folder renamed
+there is the same mailbox too.)
 
 The random changes avoid what SYNC.md leaves open or resolves by a
 note and a later run (see gen_round and model_sync, which raise
@@ -63,23 +62,11 @@ class KnownBug(Ambiguous):
 # Known msync bugs the random rounds stay away from (each has its own
 # test_expect_failure in t4000-model.sh).  MSYNC_TEST_MODEL_BUGS=hit
 # lets the rounds run into them, to see whether they are fixed.
-KNOWN_BUGS = {
-    # --one-way: a mailbox deleted on DST while SRC has nothing new in it
-    # stays deleted (the base keeps it with tombstones), but msync then
-    # fails "cannot rescan" on DST, on this and every later run.
-    "oneway-deleted-on-dst",
-    # --one-way: a folder renamed on the (read-only) SRC comes back as a
-    # new mailbox, so DST keeps the old folder and gets a full copy
-    # under the new name, instead of the rename that SYNC.md promises.
-    "oneway-src-rename",
-    # A mailbox renamed on one side is renamed on the other with all its
-    # Maildir++ children, also those the plan does not rename the same
-    # way: a folder renamed alone (mv .P .Q, .P.C stays) drags P/C along
-    # on the other side, and a folder the other side made under it in
-    # the same round moves away before the copy into it (exit 1); the
-    # sides differ until the next run.
-    "rename-moves-children",
-}
+# None at present: the three that the rounds used to avoid
+# (oneway-deleted-on-dst, oneway-src-rename, rename-moves-children) are
+# fixed, have regression tests in t4000-model.sh, and the rounds run
+# into them again.
+KNOWN_BUGS = set()
 AVOID_BUGS = os.environ.get("MSYNC_TEST_MODEL_BUGS", "avoid") != "hit"
 
 
@@ -429,7 +416,6 @@ def model_sync(st):
                     ev["mailbox recreated, new only"] += 1
                     copy_all(new)
                 else:
-                    known_bug("oneway-deleted-on-dst")
                     ev["mailbox stays deleted on DST"] += 1
             continue
         # new on side s
@@ -459,25 +445,6 @@ def model_sync(st):
             if name in now or name in seen:
                 raise Ambiguous("name %s in use on %s" % (name, SIDES[s]))
             seen.add(name)
-    # -- msync's Maildir++ rename also moves the folder's children:
-    #    fine when they are renamed the same way, a known bug otherwise
-    for s, old, new in renames:
-        moved = {}
-        for f in sides[s]["folders"].values():
-            if f["name"].startswith(old + "/"):
-                moved[f["guid"]] = f["name"]
-        for fid, f in osd[s]["folders"].items():
-            if fid not in sides[s]["folders"] and \
-                    f["name"].startswith(old + "/"):
-                known_bug("rename-moves-children")
-        for g, n in moved.items():
-            fin = [f["name"] for f in osd[s]["folders"].values()
-                   if f["guid"] == g]
-            if fin != [new + n[len(old):]]:
-                known_bug("rename-moves-children")
-        for ds, dn in deletes:
-            if ds == s and dn.startswith(old + "/"):
-                known_bug("rename-moves-children")
     out["renames"] = renames
     out["deletes"] = deletes
     return out
@@ -979,8 +946,6 @@ class Round:
 
     def op_rename(self, s):
         st, r = self.st, self.rng
-        if st["mode"] == "oneway" and s == 0 and AVOID_BUGS:
-            return False        # "oneway-src-rename"
         side = st["sides"][s]
         fid = self.pick_folder(s)
         if fid is None:

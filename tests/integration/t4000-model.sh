@@ -11,10 +11,11 @@ test_description='randomized model test: random changes on both sides, checked a
 #
 # MSYNC_TEST_SEED picks the random sequence (printed; a failure replays
 # with the same seed), MSYNC_TEST_MODEL_ROUNDS the rounds per mode (40),
-# MSYNC_TEST_MODEL_BUGS=hit lets the rounds run into the known bugs below
-# (by default they are drawn again when they would).  On a failure, the
-# output shows the round's operations and the difference, side by side
-# as "folder  cN  flags" lines (cN: content number N of model.py).
+# MSYNC_TEST_MODEL_BUGS=hit lets the rounds run into the known bugs in
+# model.py's KNOWN_BUGS (none at present; by default they are drawn again
+# when they would).  On a failure, the output shows the round's
+# operations and the difference, side by side as "folder  cN  flags"
+# lines (cN: content number N of model.py).
 
 test_lazy_prereq PYTHON3 'python3 -c "import json, hashlib, random"'
 test_require_prereq PYTHON3

@@ -55,27 +55,6 @@ class Ambiguous(Exception):
     """The round leaves the outcome open (or to a later run): draw again."""
 
 
-class KnownBug(Ambiguous):
-    """The round would run into a known msync bug: draw again."""
-
-
-# Known msync bugs the random rounds stay away from (each has its own
-# test_expect_failure in t4000-model.sh).  MSYNC_TEST_MODEL_BUGS=hit
-# lets the rounds run into them, to see whether they are fixed.
-# None at present: the three that the rounds used to avoid
-# (oneway-deleted-on-dst, oneway-src-rename, rename-moves-children) are
-# fixed, have regression tests in t4000-model.sh, and the rounds run
-# into them again.
-KNOWN_BUGS = set()
-AVOID_BUGS = os.environ.get("MSYNC_TEST_MODEL_BUGS", "avoid") != "hit"
-
-
-def known_bug(name):
-    assert name in KNOWN_BUGS
-    if AVOID_BUGS:
-        raise KnownBug(name)
-
-
 # ---------------------------------------------------------------------
 # Messages
 

@@ -11,11 +11,9 @@ test_description='randomized model test: random changes on both sides, checked a
 #
 # MSYNC_TEST_SEED picks the random sequence (printed; a failure replays
 # with the same seed), MSYNC_TEST_MODEL_ROUNDS the rounds per mode (40),
-# MSYNC_TEST_MODEL_BUGS=hit lets the rounds run into the known bugs in
-# model.py's KNOWN_BUGS (none at present; by default they are drawn again
-# when they would).  On a failure, the output shows the round's
-# operations and the difference, side by side as "folder  cN  flags"
-# lines (cN: content number N of model.py).
+# and on a failure the output shows the round's operations and the
+# difference, side by side as "folder  cN  flags" lines (cN: content
+# number N of model.py).
 
 test_lazy_prereq PYTHON3 'python3 -c "import json, hashlib, random"'
 test_require_prereq PYTHON3
@@ -53,9 +51,8 @@ second_run_is_a_noop() {
 }
 
 # Bugs that the random rounds found, all fixed since; these are their
-# minimal reproductions, kept as regression tests.  (model.py can still
-# keep its rounds away from a bug listed in its KNOWN_BUGS;
-# MSYNC_TEST_MODEL_BUGS=hit lets the rounds run into them.)
+# minimal reproductions, kept as regression tests; the random rounds run
+# into them too.
 
 # SYNC.md, one-way: "S = SRC, and SRC has no new messages: the mailbox
 # stays deleted on DST."  The plan keeps the pair in the base; the brain

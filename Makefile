@@ -34,9 +34,11 @@ MSYNC_CFLAGS += $(PKG_CFLAGS)
 %.o: %.c
 	$(CC) $(MSYNC_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-# Every source file but main.c goes into libmsync.a, which the unit tests
+# Every source file but main.c (src/*.c, the stores in src/store/, and
+# remote/) goes into libmsync.a, which the unit tests
 # and fuzzers link against too.
-LIB_SRCS = $(sort $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard remote/*.c))
+LIB_SRCS = $(sort $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c)) \
+	   $(wildcard remote/*.c))
 LIB_OBJS = $(LIB_SRCS:.c=.o)
 UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:.c=)
@@ -91,7 +93,8 @@ uninstall:
 
 clean:
 	rm -rf tests/integration/trash
-	rm -f msync libmsync.a src/*.o src/*.d remote/*.o remote/*.d \
+	rm -f msync libmsync.a src/*.o src/*.d src/*/*.o src/*/*.d \
+	    remote/*.o remote/*.d \
 	    tests/unit/*.o tests/unit/*.d $(UNIT_BINS)
 	$(MAKE) -C tests/fuzz clean 2>/dev/null || true
 
@@ -99,4 +102,4 @@ clean:
 	install uninstall clean
 .SECONDARY:
 
--include $(wildcard src/*.d remote/*.d tests/unit/*.d)
+-include $(wildcard src/*.d src/*/*.d remote/*.d tests/unit/*.d)

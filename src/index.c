@@ -173,7 +173,7 @@ arena_add(struct index *ix, const char *name, uint32_t *off)
  * Moves the modseq past its old value and past the current time in
  * microseconds.  Time makes it unique across copies of one index: a
  * read-only run rescans the store's msync.index in memory and never
- * writes it back (store_maildir.c), so that copy and the next writable
+ * writes it back (src/store/maildir.c), so that copy and the next writable
  * run's both start from the same modseq, and each must end above every
  * value the other could have handed to the sync state, never on one of
  * them for another content.

@@ -1,5 +1,5 @@
 /*
- * store_maildir.c — the Maildir store (store.h), Maildir++ and fs layouts.
+ * src/store/maildir.c — the Maildir store (store.h), Maildir++ and fs layouts.
  *
  * The root is resolved and opened once; every later access is relative
  * to that descriptor, with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)

@@ -20,8 +20,9 @@
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
-# What `make` needs.
-BUILD_PKGS="build-essential pkg-config libssh-dev liblz4-dev libxxhash-dev"
+# What `make` needs (OpenSSL and zlib: the IMAP store's TLS and COMPRESS).
+BUILD_PKGS="build-essential pkg-config libssh-dev liblz4-dev libxxhash-dev
+libssl-dev zlib1g-dev"
 # What `make check`, `make demo`, `make lint` and CI need on top of that:
 # cmocka for the unit tests; a real OpenSSH client and server; rsync for
 # comparisons; clang with its runtime (ASan/UBSan/libFuzzer; Debian only
@@ -88,7 +89,7 @@ ensure_run_sshd() {
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	# Not Debian: check the build libraries, leave the rest to the user.
 	if command -v pkg-config >/dev/null 2>&1 &&
-	    pkg-config --exists libssh liblz4 libxxhash; then
+	    pkg-config --exists libssh liblz4 libxxhash openssl zlib; then
 		[ "$want_test" = 1 ] && ! pkg-config --exists cmocka &&
 		    echo "deps.sh: cmocka not found (needed by make check)" >&2
 		echo "deps.sh: no dpkg; checked only the libraries with pkg-config." \

@@ -1,0 +1,180 @@
+# lib-imapd.sh -- a private Dovecot IMAP server for the IMAP store tests.
+# Source it after lib.sh:
+#
+#	. "$(dirname "$0")/lib.sh"
+#	. "$TEST_DIR/lib-imapd.sh"
+#	test_require_prereq IMAPD
+#	test_expect_success 'start imapd' 'start_imapd'
+#	test_expect_success 'list' '
+#		"$MSYNC" --list --passcmd "echo $IMAPD_PASS" "$(imaps_url alice)"
+#	'
+#
+# start_imapd writes into $IMAPD_DIR ($TRASH/imapd):
+#   cert.pem key.pem   a self-signed certificate for CN=localhost with
+#                      subjectAltName DNS:localhost (not 127.0.0.1: the
+#                      tests of a wrong host name connect to the address)
+#   passwd             passwd-file users alice, bob, carol, all with the
+#                      password $IMAPD_PASS; homes in $IMAPD_DIR/home/USER,
+#                      mail in ~/Maildir (Maildir++)
+#   dovecot.conf       imap (STARTTLS, plaintext login refused before it)
+#                      and imaps on two free ports of 127.0.0.1
+#   log                Dovecot's log; imapd_log prints it
+# starts Dovecot and waits (bounded) until both ports answer.  Sets
+#   IMAPD_PORT IMAPS_PORT IMAPD_PASS IMAPD_FP (the certificate's pin,
+#   "sha256:AB:..."), IMAPD_CONF.
+# imap_url USER / imaps_url USER print the locations with the pin:
+#   imap://USER@127.0.0.1:PORT;fingerprint=...   (STARTTLS)
+#   imaps://USER@127.0.0.1:PORT;fingerprint=...
+# doveadm_u USER ARGS... runs doveadm on that user's mail (as the mail
+# uid), e.g. `doveadm_u alice save -m INBOX <msg`.
+#
+# As root, Dovecot refuses mail access as root: the users' uid is nobody
+# (65534) and the trash directory must be reachable by it (see t7000 for
+# the same trick, done here in imapd_trash_root).  Otherwise the caller's
+# own uid is used, with Dovecot's login and internal users set to it too.
+#
+# Skip-or-die: the IMAPD prerequisite needs /usr/sbin/dovecot with the
+# imap binary, doveadm and openssl; MSYNC_TEST_DOVECOT=true turns a
+# missing one into a failure.
+
+IMAPD_DIR=$TRASH/imapd
+IMAPD_CONF=$IMAPD_DIR/dovecot.conf
+IMAPD_PASS=imap-test-pw-42
+IMAPD_PORT=
+IMAPS_PORT=
+IMAPD_FP=
+export IMAPD_DIR IMAPD_CONF IMAPD_PASS
+
+test_lazy_prereq IMAPD '
+	test -x /usr/sbin/dovecot && test -x /usr/lib/dovecot/imap &&
+	command -v doveadm && command -v openssl && command -v python3
+'
+test_prereq_env IMAPD MSYNC_TEST_DOVECOT
+
+if test_have_prereq ROOT; then
+	IMAPD_UID=65534 IMAPD_GID=65534
+else
+	IMAPD_UID=$(id -u) IMAPD_GID=$(id -g)
+fi
+
+imapd_log() {
+	[ -f "$IMAPD_DIR/log" ] && sed 's/^/imapd: /' "$IMAPD_DIR/log" >&2
+	return 0
+}
+
+imapd_free_port_() {
+	python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+imap_url() { echo "imap://$1@127.0.0.1:$IMAPD_PORT;fingerprint=$IMAPD_FP"; }
+imaps_url() { echo "imaps://$1@127.0.0.1:$IMAPS_PORT;fingerprint=$IMAPD_FP"; }
+
+# doveadm_u USER ARGS...
+doveadm_u() {
+	local u=$1
+	shift
+	doveadm -c "$IMAPD_CONF" "$1" -u "$u" "${@:2}"
+}
+
+# Wait (bounded) until 127.0.0.1:$1 accepts a connection.
+imapd_wait_port_() {
+	local i
+	for i in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "imapd: port $1 never answered" >&2
+	return 1
+}
+
+start_imapd() {
+	local u extra=
+	rm -rf "$IMAPD_DIR" &&
+	mkdir -p "$IMAPD_DIR/run" "$IMAPD_DIR/state" "$IMAPD_DIR/home" ||
+	    return 1
+	IMAPD_PORT=$(imapd_free_port_) && IMAPS_PORT=$(imapd_free_port_) &&
+	[ "$IMAPD_PORT" != "$IMAPS_PORT" ] || return 1
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
+	    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+	    -keyout "$IMAPD_DIR/key.pem" -out "$IMAPD_DIR/cert.pem" \
+	    2>/dev/null || return 1
+	IMAPD_FP=$(openssl x509 -in "$IMAPD_DIR/cert.pem" -noout \
+	    -fingerprint -sha256 | sed 's/.*=/sha256:/') || return 1
+	for u in alice bob carol; do
+		mkdir -p "$IMAPD_DIR/home/$u" || return 1
+		echo "$u:{PLAIN}$IMAPD_PASS:$IMAPD_UID:$IMAPD_GID::$IMAPD_DIR/home/$u" \
+		    >>"$IMAPD_DIR/passwd" || return 1
+	done
+	if test_have_prereq ROOT; then
+		chown -R "$IMAPD_UID:$IMAPD_GID" "$IMAPD_DIR/home" || return 1
+	else
+		extra="default_login_user = $(id -un)
+default_internal_user = $(id -un)"
+	fi
+	cat >"$IMAPD_CONF" <<EOF || return 1
+base_dir = $IMAPD_DIR/run
+state_dir = $IMAPD_DIR/state
+log_path = $IMAPD_DIR/log
+info_log_path = $IMAPD_DIR/log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <$IMAPD_DIR/cert.pem
+ssl_key = <$IMAPD_DIR/key.pem
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+mail_plugins =
+$extra
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAPD_PORT
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $IMAPS_PORT
+    ssl = yes
+  }
+}
+service anvil {
+  chroot =
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $IMAPD_DIR/passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $IMAPD_DIR/passwd
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Drafts {
+    special_use = \\Drafts
+  }
+  mailbox Sent {
+    special_use = \\Sent
+  }
+  mailbox Trash {
+    special_use = \\Trash
+  }
+}
+EOF
+	/usr/sbin/dovecot -c "$IMAPD_CONF" || { imapd_log; return 1; }
+	test_atexit stop_imapd
+	imapd_wait_port_ "$IMAPD_PORT" && imapd_wait_port_ "$IMAPS_PORT" ||
+	    { imapd_log; return 1; }
+}
+
+stop_imapd() {
+	local pid
+	[ -f "$IMAPD_DIR/run/master.pid" ] || return 0
+	pid=$(cat "$IMAPD_DIR/run/master.pid") || return 0
+	kill "$pid" 2>/dev/null
+	rm -f "$IMAPD_DIR/run/master.pid"
+	return 0
+}

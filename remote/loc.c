@@ -2,19 +2,26 @@
  * loc.c — where a store is: parsing the locations given on the command
  * line into struct loc (see transport.h and docs/REMOTE.md).
  *
- *   PATH                          a local store
- *   maildir:PATH                  the same, format spelled out
+ *   PATH                          a local store; what is on disk says
+ *                                 which format (store_detect)
+ *   maildir:PATH                  a local Maildir
+ *   mbox:PATH                     a local mbox file (INBOX) or directory
+ *                                 of mbox files
  *   [user@]host:PATH              remote, rsync's rule: a ':' before the
  *                                 first '/' ("./a:b" and "/a:b" are local)
  *   [user@][v6addr]:PATH          remote, IPv6 literal
  *   ssh://[user@]host[:port]/PATH remote; "/~/x" is x in the home dir,
  *                                 "/abs" is absolute
  *
- * Any of them may end in ";layout=fs" or ";layout=maildir++".  The
- * "maildir:" prefix takes a local path only; "maildir:host:PATH" is
- * refused, "host:PATH;layout=fs" is fine.  Every location gets a canonical
- * text form (struct loc.text) that keys the sync state, so that the
- * spellings of one store give the same text.
+ * Any of them may end in options, each ";key=value": "layout=fs",
+ * "layout=maildir++", "layout=mbox", "layout=thunderbird" (an mbox
+ * directory as Thunderbird keeps it) and, for a local mbox,
+ * "inbox=PATH" (INBOX from another file, e.g. the spool).  The
+ * prefixes take a local path only; "maildir:host:PATH" is refused,
+ * "host:PATH;layout=fs" or "host:PATH;layout=mbox" is fine.  A bare
+ * remote path is looked at by the server.  Every location gets a
+ * canonical text form (struct loc.text) that keys the sync state, so
+ * that the spellings of one store give the same text.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "msync.h"
 #include "store.h"
 #include "transport.h"
@@ -378,15 +386,30 @@ out:
 static int
 loc_text(struct loc *l, int v6)
 {
-	const char	*lay = l->layout == LAYOUT_FS ? ";layout=fs" : "";
-	const char	*pre, *rp;
+	const char	*lay = "", *pre, *rp;
 	char		 port[16];
 	char		*h = NULL;
 	size_t		 i;
 	int		 n;
 
+	switch (l->layout) {
+	case LAYOUT_FS:
+		lay = ";layout=fs";
+		break;
+	case LAYOUT_MBOX:
+		lay = l->host != NULL ? ";layout=mbox" : "";
+		break;
+	case LAYOUT_MBOX_TB:
+		lay = ";layout=thunderbird";
+		break;
+	default:
+		break;
+	}
 	if (l->host == NULL) {
-		n = asprintf(&l->text, "%s%s", l->path, lay);
+		n = asprintf(&l->text, "%s%s%s%s%s",
+		    LAYOUT_IS_MBOX(l->layout) ? "mbox:" : "", l->path, lay,
+		    l->inbox != NULL ? ";inbox=" : "",
+		    l->inbox != NULL ? l->inbox : "");
 		goto out;
 	}
 	if ((h = strdup(l->host)) == NULL)
@@ -422,13 +445,54 @@ out:
  * Returns 0 on success, MSYNC_ERR_USAGE for a malformed location,
  * MSYNC_ERR_NOMEM or MSYNC_ERR_IO.
  */
+/*
+ * Takes the trailing ";key=value" options off s (in place) into *l and
+ * *inbox (borrowed from s).  Only the last of a repeated key is an
+ * option; the others are part of the path, as is any other ";...".
+ * Returns 0, or MSYNC_ERR_USAGE for an unknown key or value.
+ */
+static int
+loc_options(char *s, struct loc *l, const char **inbox)
+{
+	char	*semi;
+	int	 lay = 0;
+
+	*inbox = NULL;
+	/* Bounded: each round takes one ';' off the end of s. */
+	while ((semi = strrchr(s, ';')) != NULL) {
+		if (strncmp(semi + 1, "layout=", 7) == 0 && !lay) {
+			const char	*v = semi + 8;
+
+			if (strcmp(v, "fs") == 0)
+				l->layout = LAYOUT_FS;
+			else if (strcmp(v, "maildir++") == 0)
+				l->layout = LAYOUT_MAILDIRPP;
+			else if (strcmp(v, "mbox") == 0)
+				l->layout = LAYOUT_MBOX;
+			else if (strcmp(v, "thunderbird") == 0)
+				l->layout = LAYOUT_MBOX_TB;
+			else
+				return MSYNC_ERR_USAGE;
+			lay = 1;
+		} else if (strncmp(semi + 1, "inbox=", 6) == 0 &&
+		    *inbox == NULL) {
+			if (semi[7] == '\0')
+				return MSYNC_ERR_USAGE;
+			*inbox = semi + 7;
+		} else
+			break;	/* a ';' that is part of the path */
+		*semi = '\0';
+	}
+	return 0;
+}
+
 int
 loc_parse(const char *arg, struct loc *out)
 {
 	struct loc	 l;
-	char		*s = NULL, *body, *semi, *abs = NULL;
-	const char	*slash, *colon;
-	int		 r = MSYNC_ERR_USAGE, v6 = 0, prefixed = 0;
+	char		*s = NULL, *body, *abs = NULL;
+	const char	*slash, *colon, *inbox = NULL;
+	int		 r = MSYNC_ERR_USAGE, v6 = 0, prefixed = 0, mbox = 0;
 
 	memset(&l, 0, sizeof(l));
 	memset(out, 0, sizeof(*out));
@@ -441,23 +505,27 @@ loc_parse(const char *arg, struct loc *out)
 		goto out;
 	}
 
-	/* A trailing ";layout=..." option. */
-	if ((semi = strrchr(s, ';')) != NULL &&
-	    strncmp(semi + 1, "layout=", 7) == 0) {
-		if (strcmp(semi + 8, "fs") == 0)
-			l.layout = LAYOUT_FS;
-		else if (strcmp(semi + 8, "maildir++") == 0)
-			l.layout = LAYOUT_MAILDIRPP;
-		else
-			goto out;
-		*semi = '\0';
-	}
+	if ((r = loc_options(s, &l, &inbox)) != 0)
+		goto out;
+	r = MSYNC_ERR_USAGE;
 
 	body = s;
 	if (strncmp(body, "maildir:", 8) == 0) {
 		body += 8;
 		prefixed = 1;
+		if (LAYOUT_IS_MBOX(l.layout))
+			goto out;
+	} else if (strncmp(body, "mbox:", 5) == 0) {
+		body += 5;
+		prefixed = mbox = 1;
+		if (l.layout == LAYOUT_FS)
+			goto out;
+		if (l.layout != LAYOUT_MBOX_TB)
+			l.layout = LAYOUT_MBOX;
 	}
+	/* INBOX from another file: a local mbox only. */
+	if (inbox != NULL && !LAYOUT_IS_MBOX(l.layout))
+		goto out;
 	if (strncmp(body, "ssh://", 6) == 0) {
 		if (prefixed)
 			goto out;
@@ -477,6 +545,25 @@ loc_parse(const char *arg, struct loc *out)
 			goto out;
 		l.path = abs;
 		abs = NULL;	/* transferred */
+		if (inbox != NULL && (r = loc_absolute(inbox, &l.inbox)) != 0)
+			goto out;
+		/* A bare path: what is on disk says which format. */
+		if (!prefixed && l.layout == LAYOUT_MAILDIRPP &&
+		    (r = store_detect(l.path, &l.layout)) != 0) {
+			if (r == MSYNC_ERR_USAGE)
+				ERRX("'%s' is neither a Maildir nor an mbox "
+				    "file: name its format, maildir:PATH or "
+				    "mbox:PATH", log_esc(l.path, 300));
+			else
+				ERRC(r, "cannot read '%s'",
+				    log_esc(l.path, 300));
+			r = MSYNC_ERR_USAGE;
+			goto out;
+		}
+	}
+	if (l.host != NULL && inbox != NULL) {
+		r = MSYNC_ERR_USAGE;
+		goto out;
 	}
 	if ((r = loc_text(&l, v6)) != 0)
 		goto out;
@@ -502,6 +589,7 @@ loc_free(struct loc *l)
 	free(l->user);
 	free(l->host);
 	free(l->path);
+	free(l->inbox);
 	free(l->text);
 	memset(l, 0, sizeof(*l));
 }

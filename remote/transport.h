@@ -27,12 +27,13 @@ struct loc {
 	int	 port;		/* 0 = default */
 	char	*path;		/* owned; the store root */
 	int	 layout;	/* enum store_layout */
+	char	*inbox;		/* owned; mbox ";inbox=PATH", or NULL */
 	char	*text;		/* owned; canonical form, for the state key */
 };
 
 /*
  * Parses a location given on the command line:
- *   PATH | maildir:PATH | maildir:PATH;layout=fs
+ *   PATH | maildir:PATH | maildir:PATH;layout=fs | mbox:PATH[;inbox=P]
  *   [user@]host:PATH            (rsync's rule: a ':' before the first '/')
  *   ssh://[user@]host[:port]/PATH   (a leading "/~/" means the home dir)
  * A host that starts with '-' is refused (MSYNC_ERR_USAGE).

@@ -65,7 +65,7 @@ struct incoming {
 
 /* One message being sent. */
 struct outgoing {
-	int		 fd;		/* -1 when none is open */
+	struct store_msg *msg;		/* owned; NULL when none is open */
 	uint64_t	 left;		/* bytes still to send */
 	size_t		 next;		/* index into out_acts of the next one */
 };
@@ -144,8 +144,7 @@ brain_free(struct brain *b)
 	free(b->bu);
 	if (b->in.save != NULL)
 		store_save_abort(b->in.save);
-	if (b->out.fd >= 0)
-		close(b->out.fd);
+	store_msg_close(b->out.msg);
 	if (b->cur_name != NULL)
 		for (size_t i = 0; i < b->plan.nmb; i++)
 			free(b->cur_name[i]);
@@ -918,22 +917,21 @@ produce(struct brain *b)
 	const struct action	*a;
 	struct rec_msg_begin	 mb;
 	uint8_t			*p;
-	size_t			 len, want;
-	ssize_t			 n;
+	size_t			 len, want, n;
 	int			 r;
 
-	if (b->out.fd < 0) {
+	if (b->out.msg == NULL) {
 		uint64_t	 size;
 		int64_t		 date;
 
 		a = &b->plan.act[b->out_acts[b->out.next]];
-		r = store_open_message(b->store, b->cur_name[a->src_mbox],
-		    a->src_uid, &b->out.fd, &size, &date);
+		r = store_msg_open(b->store, b->cur_name[a->src_mbox],
+		    a->src_uid, &b->out.msg, &size, &date);
 		if (r != 0) {
 			WARNX("cannot read message uid %" PRIu32 " in '%s': %s",
 			    a->src_uid, log_esc(b->cur_name[a->src_mbox], 200),
 			    msync_strerror(r));
-			b->out.fd = -1;
+			b->out.msg = NULL;
 			b->action_error = 1;
 			p = NULL;
 			r = proto_enc_msg_skip(b->out_acts[b->out.next], r,
@@ -953,26 +951,24 @@ produce(struct brain *b)
 	}
 	want = b->out.left < sizeof(buf) ? (size_t)b->out.left : sizeof(buf);
 	if (want > 0) {
-		n = read(b->out.fd, buf, want);
-		if (n < 0 && errno == EINTR)
-			return 0;
-		if (n <= 0) {
+		r = store_msg_read(b->out.msg, buf, want, &n);
+		if (r != 0 || n == 0) {
 			/*
-			 * The file shrank or failed under us: we cannot send
-			 * the announced size, so the peer's GUID check would
-			 * fail anyway.  Stop the run; nothing is lost.
+			 * The message shrank or failed under us: we cannot
+			 * send the announced size, so the peer's GUID check
+			 * would fail anyway.  Stop the run; nothing is lost.
 			 */
-			ERRX("message file changed while being sent");
+			ERRX("message changed while being sent");
 			return MSYNC_ERR_STORE_CHANGED;
 		}
 		b->out.left -= (uint64_t)n;
-		if ((r = chan_put(b->ch, REC_MSG_DATA, buf, (size_t)n)) != 0)
+		if ((r = chan_put(b->ch, REC_MSG_DATA, buf, n)) != 0)
 			return r;
 		if (b->out.left > 0)
 			return 0;
 	}
-	close(b->out.fd);
-	b->out.fd = -1;
+	store_msg_close(b->out.msg);
+	b->out.msg = NULL;
 	b->out.next++;
 	b->progress_done++;
 	return chan_put(b->ch, REC_MSG_END, NULL, 0);
@@ -1172,7 +1168,7 @@ transfer(struct brain *b)
 	time_t		 last = 0;
 	int		 r;
 
-	b->out.fd = -1;
+	b->out.msg = NULL;
 	if ((b->in_seen = calloc(b->plan.nact + 1, 1)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	for (size_t i = 0; i < b->plan.nact; i++) {
@@ -1375,31 +1371,29 @@ apply_local(struct brain *b)
 		const struct action	*a = &b->plan.act[i];
 		const char		*mbn = b->cur_name[a->mbox];
 		uint32_t		 uid = 0;
-		int			 r, fd = -1;
+		int			 r;
 
 		if (a->side != b->self)
 			continue;
 		switch (a->type) {
 		case ACT_COPY: {
 			struct store_save	*sv = NULL;
+			struct store_msg	*sm = NULL;
 			uint64_t		 size;
 			int64_t			 date;
 			static uint8_t		 buf[65536];
-			ssize_t			 n;
+			size_t			 n;
 
 			if (a->src_side != b->self)
 				continue;
-			r = store_open_message(b->store,
-			    b->cur_name[a->src_mbox], a->src_uid, &fd, &size,
+			r = store_msg_open(b->store,
+			    b->cur_name[a->src_mbox], a->src_uid, &sm, &size,
 			    &date);
 			if (r == 0)
 				r = store_save_begin(b->store, mbn, &sv);
-			while (r == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
-				if (n < 0 && errno == EINTR)
-					continue;
-				r = n < 0 ? MSYNC_ERR_IO :
-				    store_save_write(sv, buf, (size_t)n);
-			}
+			while (r == 0 && (r = store_msg_read(sm, buf,
+			    sizeof(buf), &n)) == 0 && n > 0)
+				r = store_save_write(sv, buf, n);
 			if (r == 0) {
 				r = store_save_commit(sv, a->flags, a->kw,
 				    date, &a->guid, &uid);
@@ -1407,8 +1401,7 @@ apply_local(struct brain *b)
 			}
 			if (sv != NULL)
 				store_save_abort(sv);
-			if (fd >= 0)
-				close(fd);
+			store_msg_close(sm);
 			note_copy(b, a, uid, r);
 			if (b->self == SIDE_B &&
 			    add_result(b, (uint32_t)i, uid, r) != 0)
@@ -1896,7 +1889,6 @@ brain_list_local(const char *path, int layout, int verbose, int lock_wait)
 	int			 r;
 
 	memset(&b, 0, sizeof(b));
-	b.out.fd = -1;
 	if ((r = open_store(&b, path, layout, 1, 0, 0, lock_wait)) != 0)
 		goto out;
 	if ((r = store_list_mailboxes(b.store, &mbs, &n)) != 0) {
@@ -2016,7 +2008,6 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	memset(&commit, 0, sizeof(commit));
 	b.self = SIDE_A;
 	b.peer = SIDE_B;
-	b.out.fd = -1;
 	b.mode = o->mode;
 	b.src = o->src;
 	b.include = o->include;
@@ -2180,7 +2171,7 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	const uint8_t	*p;
 	size_t		 len;
 	unsigned	 version;
-	int		 compressed, r, writes;
+	int		 compressed, r, writes, layout;
 	char		*why = NULL, *root = NULL;
 	uint8_t		 type;
 
@@ -2188,7 +2179,6 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	memset(&h, 0, sizeof(h));
 	b.self = SIDE_B;
 	b.peer = SIDE_A;
-	b.out.fd = -1;
 	b.crash_after = so->crash_after;
 	if ((r = chan_new(rfd, wfd, &b.ch)) != 0)
 		goto out;
@@ -2223,7 +2213,15 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 		(void)put_text(&b, REC_ERROR, r, "store path refused");
 		goto out;
 	}
-	if ((r = open_store(&b, root, h.layout, !writes,
+	/*
+	 * Layout 0 is also what a bare path sends: an mbox file here is
+	 * opened as one (store_detect); anything else stays a Maildir,
+	 * whose driver says what is wrong with it.
+	 */
+	layout = h.layout;
+	if (layout == LAYOUT_MAILDIRPP)
+		(void)store_detect(root, &layout);
+	if ((r = open_store(&b, root, layout, !writes,
 	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
 	    so->lock_wait)) != 0) {
 		(void)put_text(&b, REC_ERROR, r, "cannot open the store");

@@ -1,13 +1,29 @@
 /*
- * store.h — a mailbox format behind one interface (DESIGN.md "The shape").
+ * store.h — a mailbox format behind one interface (DESIGN.md "The shape"),
+ * a driver table as isync's driver_t: one file per format in src/store/
+ * (maildir.c, mbox.c, later imap.c) fills a struct store_driver, and the
+ * thin dispatch in src/store/store.c picks the driver from the location's
+ * type and calls through the table.  The brain and the planner see only
+ * the store_* functions below and never learn the format.
  *
  * Mailboxes are named by their internal name: UTF-8, '/' as the hierarchy
  * separator, "INBOX" for the root folder.  Callers validate peer names
  * with names_valid() before passing them in; the store checks again.
  * Messages are named by (mailbox, UID).
  *
- * All memory belongs to the caller unless stated otherwise.  Every
- * function returns 0 on success or a negative MSYNC_ERR_* code.
+ * Ownership, stated once for the interface and every driver:
+ *  - all memory passed in is borrowed for the duration of the call and
+ *    belongs to the caller; all memory handed out (*out arrays, *holder)
+ *    belongs to the caller, freed with the function named next to it;
+ *  - a struct store is owned by whoever opened it, until store_close;
+ *  - a struct store_msg (a message being read) and a struct store_save (a
+ *    message being saved) belong to the store they came from and must be
+ *    finished (store_msg_close; store_save_commit or store_save_abort)
+ *    before it is closed; neither survives store_close;
+ *  - no function hands out a file descriptor: a message is a byte stream,
+ *    so a format whose message is a slice of a file (mbox) or arrives
+ *    over a network (IMAP) fits the same calls.
+ * Every function returns 0 on success or a negative MSYNC_ERR_* code.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -19,18 +35,25 @@
 
 enum store_layout {
 	LAYOUT_MAILDIRPP = 0,	/* Maildir++: INBOX is the root, ".A.B" */
-	LAYOUT_FS = 1		/* nested directories: A/B/{cur,new,tmp} */
+	LAYOUT_FS = 1,		/* nested directories: A/B/{cur,new,tmp} */
+	LAYOUT_MBOX = 2,	/* mbox: a file (INBOX), or a directory of
+				   mbox files and subdirectories (mutt) */
+	LAYOUT_MBOX_TB = 3	/* mbox, Thunderbird: "Name" + "Name.sbd/" */
 };
+#define STORE_LAYOUT_MAX LAYOUT_MBOX_TB
+/* 1 if layout is one of the mbox layouts. */
+#define LAYOUT_IS_MBOX(l) ((l) == LAYOUT_MBOX || (l) == LAYOUT_MBOX_TB)
 
 /* How to open a store. */
 struct store_opts {
 	const char	*path;		/* borrowed; the store root */
-	enum store_layout layout;
+	enum store_layout layout;	/* also picks the driver */
 	int		 readonly;	/* never write the store (index in cache) */
 	int		 full;		/* ignore change tokens: rescan all */
 	int		 create;	/* create the root if it does not exist */
 	int		 lock_wait;	/* seconds to wait for the lock; 0 = none */
 	const char	*cachedir;	/* borrowed; NULL = $XDG_CACHE_HOME/msync */
+	const char	*inbox;		/* borrowed; mbox: INBOX's file, or NULL */
 };
 
 /* Status of one mailbox, as store_list_mailboxes reports it. */
@@ -44,18 +67,43 @@ struct store_mailbox {
 	uint64_t	 bytes;		/* sum of message sizes */
 };
 
-struct store;		/* opaque */
-struct store_save;	/* one message being saved */
+struct store_driver;
 
 /*
- * Opens the store at o->path, taking its lock (waiting up to
+ * The three handles are a driver's own structs, each beginning with the
+ * member below (isync's store_t): the dispatch reads only that member,
+ * a driver converts the pointer back to its own struct.
+ */
+struct store {
+	const struct store_driver *drv;	/* the driver that made it */
+};
+struct store_msg {			/* one message being read */
+	struct store	*st;		/* the store it came from */
+};
+struct store_save {			/* one message being saved */
+	struct store	*st;		/* the store it goes into */
+};
+
+/*
+ * Opens the store described by o, taking its lock (waiting up to
  * o->lock_wait seconds; MSYNC_ERR_LOCKED with *holder naming the holder
  * when it cannot).  *holder, if set, is owned by the caller.
  */
 int	 store_open(const struct store_opts *o, struct store **out,
 	    char **holder);
+/*
+ * What a bare path (no "maildir:" or "mbox:") is, by what is on disk: a
+ * regular file starting with "From " sets *layout to LAYOUT_MBOX; a
+ * directory or a path that does not exist yet leaves *layout alone (a
+ * Maildir).  MSYNC_ERR_USAGE for anything else (a file that is not an
+ * mbox, a directory of mbox files without any Maildir part, a device),
+ * MSYNC_ERR_IO if it cannot be read.
+ */
+int	 store_detect(const char *path, int *layout);
 /* Writes any dirty index, releases the lock, frees.  Accepts NULL. */
 int	 store_close(struct store *);
+/* The driver's name ("maildir", "mbox"), for messages. */
+const char *store_kind(const struct store *);
 
 /*
  * Lists every mailbox with its status.  A folder whose change token is
@@ -78,28 +126,30 @@ int	 store_list_messages(struct store *, const char *name,
 /*
  * Brings mailbox name up to date, so the caller sees deliveries made
  * during the run: rescanned if its change token moved since it was last
- * read (any change to cur/ or new/, also this run's own, moves it; a
- * token read within 2 seconds of a change never counts as unmoved).
- * Updates its status in *st.
+ * read.  Updates its status in *st.
  */
 int	 store_rescan(struct store *, const char *name,
 	    struct store_mailbox *st);
 
 /*
- * Opens message uid of mailbox name for reading: *fd is an owned file
- * descriptor positioned at 0, *size its length, *date its received date.
- * A message renamed by another program since the scan is found again; one
- * that is gone gives MSYNC_ERR_NOTFOUND.
+ * Reading a message, as a stream: open gives its length (*size) and
+ * received date (*date); read fills up to cap bytes of buf and sets *got
+ * (0 only at the end, after exactly *size bytes); close frees (accepts
+ * NULL).  A message renamed or moved by another program since the scan
+ * is found again; one that is gone gives MSYNC_ERR_NOTFOUND.  A message
+ * whose bytes change under the reader gives MSYNC_ERR_STORE_CHANGED.
  */
-int	 store_open_message(struct store *, const char *name, uint32_t uid,
-	    int *fd, uint64_t *size, int64_t *date);
+int	 store_msg_open(struct store *, const char *name, uint32_t uid,
+	    struct store_msg **out, uint64_t *size, int64_t *date);
+int	 store_msg_read(struct store_msg *, void *buf, size_t cap,
+	    size_t *got);
+void	 store_msg_close(struct store_msg *);
 
 /*
- * Saving: begin (a file in tmp/), write the content in pieces, then
- * commit (fsync, GUID check against *expect if not NULL, move into
- * new/ or cur/ under a name that never replaces an existing one, fsync
- * the directory, assign the next UID).  abort removes the tmp file.
- * commit and abort both free the store_save.
+ * Saving: begin, write the content in pieces, then commit (make it
+ * durable, check the GUID against *expect if not NULL, make it visible
+ * without ever replacing another message, assign the next UID).  abort
+ * drops what was written.  commit and abort both free the store_save.
  */
 int	 store_save_begin(struct store *, const char *name,
 	    struct store_save **out);
@@ -108,7 +158,7 @@ int	 store_save_commit(struct store_save *, uint8_t flags, const char *kw,
 	    int64_t date, const struct guid *expect, uint32_t *uid_out);
 void	 store_save_abort(struct store_save *);
 
-/* Sets a message's flags and keywords (a rename in Maildir). */
+/* Sets a message's flags and keywords. */
 int	 store_set_flags(struct store *, const char *name, uint32_t uid,
 	    uint8_t flags, const char *kw);
 /*
@@ -136,16 +186,16 @@ int	 store_expunge_guid(struct store *, const char *name, uint32_t uid,
 int	 store_create_mailbox(struct store *, const char *name,
 	    const struct guid *guid);
 /*
- * Renames a mailbox; its GUID and UIDs are kept.  In Maildir++ its
- * children (".A.*") are separate mailboxes and stay where they are; in
- * the fs layout they are inside its directory and move with it.
+ * Renames a mailbox; its GUID and UIDs are kept.  Whether its children
+ * move with it is the layout's (Maildir++: no, they are separate
+ * ".A.*" folders; fs and mbox directories: yes).
  */
 int	 store_rename_mailbox(struct store *, const char *from,
 	    const char *to);
 /*
- * Deletes a mailbox: its messages, its index, its cur/new/tmp.  Files the
- * store does not recognise are left in place (the folder then stays, and
- * a warning says why).  Children are not touched.
+ * Deletes a mailbox: its messages and its index.  Files the store does
+ * not recognise are left in place (a warning says why).  Children are
+ * not touched.
  */
 int	 store_delete_mailbox(struct store *, const char *name);
 /* Gives a mailbox another GUID (adopting the peer's on a first sync). */
@@ -153,5 +203,50 @@ int	 store_set_mailbox_guid(struct store *, const char *name,
 	    const struct guid *guid);
 /* Writes the index of every mailbox changed since the last flush. */
 int	 store_flush(struct store *);
+
+/*
+ * The driver table.  Each method is the store_* function of the same
+ * name, with the same contract; the dispatch checks nothing a driver
+ * must check itself (names, lengths), it only routes.  open allocates
+ * the driver's struct and sets its drv member; close frees it.
+ */
+struct store_driver {
+	const char	*name;
+	int	(*open)(const struct store_opts *, struct store **, char **);
+	int	(*close)(struct store *);
+	int	(*list_mailboxes)(struct store *, struct store_mailbox **,
+		    size_t *);
+	int	(*list_messages)(struct store *, const char *,
+		    struct msglist *);
+	int	(*rescan)(struct store *, const char *,
+		    struct store_mailbox *);
+	int	(*msg_open)(struct store *, const char *, uint32_t,
+		    struct store_msg **, uint64_t *, int64_t *);
+	int	(*msg_read)(struct store_msg *, void *, size_t, size_t *);
+	void	(*msg_close)(struct store_msg *);
+	int	(*save_begin)(struct store *, const char *,
+		    struct store_save **);
+	int	(*save_write)(struct store_save *, const void *, size_t);
+	int	(*save_commit)(struct store_save *, uint8_t, const char *,
+		    int64_t, const struct guid *, uint32_t *);
+	void	(*save_abort)(struct store_save *);
+	int	(*set_flags)(struct store *, const char *, uint32_t, uint8_t,
+		    const char *);
+	int	(*update_flags)(struct store *, const char *, uint32_t,
+		    uint8_t, const char *, uint8_t, const char *);
+	int	(*expunge)(struct store *, const char *, uint32_t);
+	int	(*expunge_guid)(struct store *, const char *, uint32_t,
+		    const struct guid *);
+	int	(*create_mailbox)(struct store *, const char *,
+		    const struct guid *);
+	int	(*rename_mailbox)(struct store *, const char *, const char *);
+	int	(*delete_mailbox)(struct store *, const char *);
+	int	(*set_mailbox_guid)(struct store *, const char *,
+		    const struct guid *);
+	int	(*flush)(struct store *);
+};
+
+/* The drivers (src/store/<name>.c). */
+extern const struct store_driver store_maildir_driver;
 
 #endif /* STORE_H */

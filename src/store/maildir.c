@@ -78,7 +78,8 @@ struct folder {
 	int			 synced;	/* cur/ needs an fsync: 0 */
 };
 
-struct store {
+struct maildir {
+	struct store		 base;		/* first: the driver's handle */
 	struct store_opts	 o;		/* path, cachedir borrowed */
 	char			*root;		/* owned; absolute root */
 	int			 rootfd;	/* the root directory */
@@ -118,8 +119,9 @@ struct pending {
 	char			 tmp[MDNAME_MAX + 1];	/* name in tmp/ */
 };
 
-struct store_save {
-	struct store		*st;		/* borrowed */
+struct maildir_save {
+	struct store_save	 base;		/* first: the driver's handle */
+	struct maildir		*st;		/* borrowed */
 	char			*mbox;		/* owned; mailbox name */
 	int			 folderfd;	/* borrowed from st->hot_fd */
 	int			 tmpdirfd;	/* borrowed: its tmp/ */
@@ -133,13 +135,19 @@ struct store_save {
 
 static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
-static int	 pending_flush(struct store *);
-static int	 set_flags(struct store *, const char *, uint32_t, uint8_t,
+static int	 pending_flush(struct maildir *);
+static int	 maildir_set_mailbox_guid(struct maildir *, const char *,
+		    const struct guid *);
+static void	 maildir_save_abort(struct maildir_save *);
+static int	 maildir_close(struct maildir *);
+static int	 maildir_expunge_guid(struct maildir *, const char *, uint32_t,
+		    const struct guid *);
+static int	 set_flags(struct maildir *, const char *, uint32_t, uint8_t,
 		    const char *, int, uint8_t, const char *);
 
 /* Forgets the hot folder of st, closing its descriptors. */
 static void
-hot_drop(struct store *st)
+hot_drop(struct maildir *st)
 {
 	(void)pending_flush(st);	/* a failure stays in pend_failed */
 	if (st->hot_fd != -1)
@@ -293,7 +301,7 @@ folder_free(struct folder *f)
 
 /* Binary search for name; *pos gets the insertion point. */
 static struct folder *
-folder_find(struct store *st, const char *name, size_t *pos)
+folder_find(struct maildir *st, const char *name, size_t *pos)
 {
 	size_t	lo = 0, hi = st->nf, mid;
 	int	c;
@@ -317,7 +325,7 @@ folder_find(struct store *st, const char *name, size_t *pos)
 
 /* Forgets folder at array position pos (its index must be saved). */
 static void
-folder_drop(struct store *st, size_t pos)
+folder_drop(struct maildir *st, size_t pos)
 {
 	folder_free(st->f[pos]);
 	memmove(&st->f[pos], &st->f[pos + 1],
@@ -334,7 +342,7 @@ folder_drop(struct store *st, size_t pos)
  * inherits the index of one deleted before.
  */
 static void
-cache_index_name(struct store *st, struct folder *f, int folderfd,
+cache_index_name(struct maildir *st, struct folder *f, int folderfd,
     char name[64])
 {
 	struct statx	 sx;
@@ -355,7 +363,7 @@ cache_index_name(struct store *st, struct folder *f, int folderfd,
 
 /* Where the index of f lives: *dfd and name (64 bytes). */
 static void
-index_place(struct store *st, struct folder *f, int folderfd, int *dfd,
+index_place(struct maildir *st, struct folder *f, int folderfd, int *dfd,
     char name[64])
 {
 	if (st->o.readonly) {
@@ -369,7 +377,7 @@ index_place(struct store *st, struct folder *f, int folderfd, int *dfd,
 
 /* Writes f's index if it changed. */
 static int
-folder_save(struct store *st, struct folder *f, int folderfd)
+folder_save(struct maildir *st, struct folder *f, int folderfd)
 {
 	char	name[64];
 	int	dfd, r;
@@ -393,7 +401,7 @@ folder_save(struct store *st, struct folder *f, int folderfd)
  * set, MSYNC_ERR_NOTFOUND when there is none, or MSYNC_ERR_NOMEM.
  */
 static int
-adopt_cache_index(struct store *st, struct folder *f, int folderfd,
+adopt_cache_index(struct maildir *st, struct folder *f, int folderfd,
     struct index **out)
 {
 	struct index	*ix = NULL;
@@ -466,7 +474,7 @@ own_index_load(struct folder *f, int folderfd)
  * when f->head is set, 0 when the whole index must be loaded.
  */
 static int
-folder_head(struct store *st, struct folder *f, int folderfd)
+folder_head(struct maildir *st, struct folder *f, int folderfd)
 {
 	struct index_head	 h;
 	struct index_token	 tok;
@@ -504,7 +512,7 @@ folder_head(struct store *st, struct folder *f, int folderfd)
  * MSYNC_ERR_*.
  */
 static int
-folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
+folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 {
 	struct index_token	 tok;
 	struct timespec		 now;
@@ -588,7 +596,7 @@ folder_refresh(struct store *st, struct folder *f, int folderfd, int mode)
  * Returns 0, MSYNC_ERR_BADNAME, MSYNC_ERR_NOTFOUND or another code.
  */
 static int
-folder_open(struct store *st, const char *name, int mode,
+folder_open(struct maildir *st, const char *name, int mode,
     struct folder **out, int *folderfd)
 {
 	struct folder	*f = NULL, **nv;
@@ -669,7 +677,7 @@ out:
  * seconds.  Returns 0 or MSYNC_ERR_LOCKED (*holder set), MSYNC_ERR_IO.
  */
 static int
-store_lock(struct store *st, char **holder)
+store_lock(struct maildir *st, char **holder)
 {
 	struct timespec	 start, now, nap = { 0, LOCK_POLL_NS };
 	char		 name[64], buf[300], host[256];
@@ -750,10 +758,10 @@ host_escaped(char out[160])
 }
 
 /* Opens the store; see store.h. */
-int
-store_open(const struct store_opts *o, struct store **out, char **holder)
+static int
+maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 {
-	struct store	*st = NULL;
+	struct maildir	*st = NULL;
 	char		*rp = NULL;
 	int		 r = MSYNC_ERR_IO;
 
@@ -807,13 +815,13 @@ store_open(const struct store_opts *o, struct store **out, char **holder)
 	st = NULL;	/* transferred */
 	r = 0;
 out:
-	store_close(st);
+	maildir_close(st);
 	return r;
 }
 
 /* Writes every changed index and fsyncs touched cur/ directories. */
-int
-store_flush(struct store *st)
+static int
+maildir_flush(struct maildir *st)
 {
 	struct folder	*f;
 	size_t		 i;
@@ -846,8 +854,8 @@ store_flush(struct store *st)
 }
 
 /* Flushes, unlocks and frees.  Accepts NULL. */
-int
-store_close(struct store *st)
+static int
+maildir_close(struct maildir *st)
 {
 	size_t	i;
 	int	r = 0;
@@ -855,7 +863,7 @@ store_close(struct store *st)
 	if (st == NULL)
 		return 0;
 	if (st->rootfd != -1 && st->lockfd != -1)
-		r = store_flush(st);
+		r = maildir_flush(st);
 	hot_drop(st);
 	free(st->pend);
 	for (i = 0; i < st->nf; i++)
@@ -870,19 +878,6 @@ store_close(struct store *st)
 	free(st->root);
 	free(st);
 	return r;
-}
-
-/* Frees a mailbox list. */
-void
-store_mailboxes_free(struct store_mailbox *v, size_t n)
-{
-	size_t	i;
-
-	if (v == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		free(v[i].name);
-	free(v);
 }
 
 /* Fills *m from folder f. */
@@ -942,7 +937,7 @@ namelist_add(struct namelist *l, char *name)
 
 /* Maildir++: every ".A.B" directory of the root with a cur/. */
 static int
-list_maildirpp(struct store *st, struct namelist *l)
+list_maildirpp(struct maildir *st, struct namelist *l)
 {
 	struct dirent	*de;
 	DIR		*d;
@@ -998,7 +993,7 @@ list_maildirpp(struct store *st, struct namelist *l)
  * depth levels deep); one with a cur/ is a mailbox.
  */
 static int
-list_fs(struct store *st, int dfd, const char *rel, int depth,
+list_fs(struct maildir *st, int dfd, const char *rel, int depth,
     struct namelist *l)
 {
 	struct dirent	*de;
@@ -1068,11 +1063,11 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int	 unique_guid(struct store *, struct store_mailbox *, size_t *);
+static int	 unique_guid(struct maildir *, struct store_mailbox *, size_t *);
 
 /* Lists every mailbox with its status; see store.h. */
-int
-store_list_mailboxes(struct store *st, struct store_mailbox **out,
+static int
+maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
     size_t *n)
 {
 	struct namelist		 l;
@@ -1138,7 +1133,7 @@ out:
  * warning (*nv shrinks by one).  Returns 0 or MSYNC_ERR_NOMEM.
  */
 static int
-unique_guid(struct store *st, struct store_mailbox *v, size_t *nv)
+unique_guid(struct maildir *st, struct store_mailbox *v, size_t *nv)
 {
 	struct store_mailbox	*last = &v[*nv - 1];
 	struct guid		 g;
@@ -1148,7 +1143,7 @@ unique_guid(struct store *st, struct store_mailbox *v, size_t *nv)
 		if (guid_cmp(&v[i].guid, &last->guid) != 0)
 			continue;
 		if ((r = guid_random(&g)) == 0 &&
-		    (r = store_set_mailbox_guid(st, last->name, &g)) == 0) {
+		    (r = maildir_set_mailbox_guid(st, last->name, &g)) == 0) {
 			WARNX("mailbox '%s' had the id of '%s' (a copied "
 			    "folder?): it gets a new one",
 			    log_esc(last->name, 200), log_esc(v[i].name, 200));
@@ -1177,8 +1172,9 @@ kw_ready(struct folder *f, int folderfd)
 }
 
 /* Lists the messages of mailbox name; see store.h. */
-int
-store_list_messages(struct store *st, const char *name, struct msglist *out)
+static int
+maildir_list_messages(struct maildir *st, const char *name,
+    struct msglist *out)
 {
 	struct folder		*f;
 	struct index_ent	*e;
@@ -1222,8 +1218,8 @@ out:
 }
 
 /* Rescans mailbox name now; see store.h. */
-int
-store_rescan(struct store *st, const char *name, struct store_mailbox *m)
+static int
+maildir_rescan(struct maildir *st, const char *name, struct store_mailbox *m)
 {
 	struct folder	*f;
 	char		*name_keep;
@@ -1273,8 +1269,8 @@ open_ent(struct folder *f, int folderfd, struct index_ent *e, int *fdp)
 }
 
 /* Opens message uid of mailbox name; see store.h. */
-int
-store_open_message(struct store *st, const char *name, uint32_t uid,
+static int
+maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
     int *fdp, uint64_t *size, int64_t *date)
 {
 	struct folder		*f;
@@ -1371,11 +1367,11 @@ tmp_sweep(int tmpfd, const char *where)
 }
 
 /* Starts saving a message into mailbox name; see store.h. */
-int
-store_save_begin(struct store *st, const char *name,
-    struct store_save **out)
+static int
+maildir_save_begin(struct maildir *st, const char *name,
+    struct maildir_save **out)
 {
-	struct store_save	*s = NULL;
+	struct maildir_save	*s = NULL;
 	struct folder		*f;
 	struct timeval		 tv;
 	int			 r, i;
@@ -1436,7 +1432,7 @@ store_save_begin(struct store *st, const char *name,
 	s = NULL;	/* transferred */
 	r = 0;
 out:
-	store_save_abort(s);
+	maildir_save_abort(s);
 	return r;
 }
 
@@ -1450,7 +1446,7 @@ out:
  * Returns 0 or MSYNC_ERR_IO.
  */
 static int
-pending_flush(struct store *st)
+pending_flush(struct maildir *st)
 {
 	struct folder		*f = st->hot;
 	struct index_ent	*e;
@@ -1517,8 +1513,8 @@ pending_flush(struct store *st)
 }
 
 /* Writes a piece of the message; see store.h. */
-int
-store_save_write(struct store_save *s, const void *p, size_t len)
+static int
+maildir_save_write(struct maildir_save *s, const void *p, size_t len)
 {
 	const char	*b = p;
 	size_t		 off = 0;
@@ -1546,8 +1542,8 @@ store_save_write(struct store_save *s, const void *p, size_t len)
 }
 
 /* Removes the tmp file and frees s.  Accepts NULL. */
-void
-store_save_abort(struct store_save *s)
+static void
+maildir_save_abort(struct maildir_save *s)
 {
 	int	saved = errno;
 
@@ -1569,7 +1565,7 @@ store_save_abort(struct store_save *s)
  * first if a name needed a new letter.
  */
 static int
-kw_letters(struct store *st, struct folder *f, int folderfd,
+kw_letters(struct maildir *st, struct folder *f, int folderfd,
     const char *kw, uint32_t *bits)
 {
 	int	added = 0, r;
@@ -1591,11 +1587,11 @@ kw_letters(struct store *st, struct folder *f, int folderfd,
 }
 
 /* Finishes saving; see store.h.  Frees s. */
-int
-store_save_commit(struct store_save *s, uint8_t flags, const char *kw,
+static int
+maildir_save_commit(struct maildir_save *s, uint8_t flags, const char *kw,
     int64_t date, const struct guid *expect, uint32_t *uid_out)
 {
-	struct store	*st = s->st;
+	struct maildir	*st = s->st;
 	struct folder	*f;
 	struct guid	 g;
 	struct timespec	 ts[2];
@@ -1653,21 +1649,21 @@ store_save_commit(struct store_save *s, uint8_t flags, const char *kw,
 	if (st->npend == PENDING_MAX)
 		r = pending_flush(st);
 out:
-	store_save_abort(s);
+	maildir_save_abort(s);
 	return r;
 }
 
 /* Sets a message's flags and keywords; see store.h. */
-int
-store_set_flags(struct store *st, const char *name, uint32_t uid,
+static int
+maildir_set_flags(struct maildir *st, const char *name, uint32_t uid,
     uint8_t flags, const char *kw)
 {
 	return set_flags(st, name, uid, flags, kw, 0, 0, NULL);
 }
 
 /* Changes a message's flags from what the caller saw; see store.h. */
-int
-store_update_flags(struct store *st, const char *name, uint32_t uid,
+static int
+maildir_update_flags(struct maildir *st, const char *name, uint32_t uid,
     uint8_t old_flags, const char *old_kw, uint8_t flags, const char *kw)
 {
 	return set_flags(st, name, uid, flags, kw, 1, old_flags, old_kw);
@@ -1680,7 +1676,7 @@ store_update_flags(struct store *st, const char *name, uint32_t uid,
  * file renamed since our scan) is kept rather than overwritten.
  */
 static int
-set_flags(struct store *st, const char *name, uint32_t uid, uint8_t flags,
+set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
     const char *kw, int delta, uint8_t old_flags, const char *old_kw)
 {
 	struct folder		*f;
@@ -1752,15 +1748,15 @@ out:
 }
 
 /* Removes a message; see store.h. */
-int
-store_expunge(struct store *st, const char *name, uint32_t uid)
+static int
+maildir_expunge(struct maildir *st, const char *name, uint32_t uid)
 {
-	return store_expunge_guid(st, name, uid, NULL);
+	return maildir_expunge_guid(st, name, uid, NULL);
 }
 
 /* Removes a message if it is the one the caller means; see store.h. */
-int
-store_expunge_guid(struct store *st, const char *name, uint32_t uid,
+static int
+maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
     const struct guid *expect)
 {
 	struct folder		*f;
@@ -1840,8 +1836,8 @@ mkdir_beneath(int rootfd, const char *rel)
 }
 
 /* Creates a mailbox; see store.h. */
-int
-store_create_mailbox(struct store *st, const char *name,
+static int
+maildir_create_mailbox(struct maildir *st, const char *name,
     const struct guid *guid)
 {
 	struct folder	*f;
@@ -1907,7 +1903,7 @@ out:
 
 /* Saves and forgets every folder named name or below it. */
 static int
-forget_tree(struct store *st, const char *name)
+forget_tree(struct maildir *st, const char *name)
 {
 	size_t	i, len = strlen(name);
 	int	fd, r;
@@ -1957,8 +1953,8 @@ open_parent(int rootfd, const char *rel, int create, const char **last)
 }
 
 /* Renames a mailbox and its children; see store.h. */
-int
-store_rename_mailbox(struct store *st, const char *from, const char *to)
+static int
+maildir_rename_mailbox(struct maildir *st, const char *from, const char *to)
 {
 	char		*fdir = NULL, *tdir = NULL;
 	const char	*fl, *tl;
@@ -2046,8 +2042,8 @@ rmdir_warn(int dfd, const char *sub, const char *where)
 }
 
 /* Deletes a mailbox; see store.h. */
-int
-store_delete_mailbox(struct store *st, const char *name)
+static int
+maildir_delete_mailbox(struct maildir *st, const char *name)
 {
 	static const char *const meta[] = {
 		INDEX_KWFILE, "maildirfolder", "dovecot-uidlist",
@@ -2123,8 +2119,8 @@ out:
 }
 
 /* Gives a mailbox another GUID; see store.h. */
-int
-store_set_mailbox_guid(struct store *st, const char *name,
+static int
+maildir_set_mailbox_guid(struct maildir *st, const char *name,
     const struct guid *guid)
 {
 	struct folder	*f;
@@ -2144,3 +2140,235 @@ store_set_mailbox_guid(struct store *st, const char *name,
 	close(fd);
 	return r;
 }
+
+/*
+ * The driver table (store.h).  The functions above work on struct
+ * maildir; these adapters convert the interface's handles to it, and
+ * turn the message file of maildir_open_message into a stream.
+ */
+
+/* One message being read: its file. */
+struct maildir_msg {
+	struct store_msg	 base;		/* first: the driver's handle */
+	int			 fd;		/* the message file */
+	uint64_t		 left;		/* bytes still to read */
+};
+
+static struct maildir *
+md(struct store *s)
+{
+	return (struct maildir *)s;
+}
+
+static int
+md_open(const struct store_opts *o, struct store **out, char **holder)
+{
+	struct maildir	*st = NULL;
+	int		 r;
+
+	*out = NULL;
+	if ((r = maildir_open(o, &st, holder)) != 0)
+		return r;
+	st->base.drv = &store_maildir_driver;
+	*out = &st->base;
+	return 0;
+}
+
+static int
+md_close(struct store *s)
+{
+	return maildir_close(md(s));
+}
+
+static int
+md_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
+{
+	return maildir_list_mailboxes(md(s), out, n);
+}
+
+static int
+md_list_messages(struct store *s, const char *name, struct msglist *out)
+{
+	return maildir_list_messages(md(s), name, out);
+}
+
+static int
+md_rescan(struct store *s, const char *name, struct store_mailbox *m)
+{
+	return maildir_rescan(md(s), name, m);
+}
+
+static int
+md_msg_open(struct store *s, const char *name, uint32_t uid,
+    struct store_msg **out, uint64_t *size, int64_t *date)
+{
+	struct maildir_msg	*m;
+	int			 r, fd;
+
+	*out = NULL;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	if ((r = maildir_open_message(md(s), name, uid, &fd, size,
+	    date)) != 0) {
+		free(m);
+		return r;
+	}
+	m->base.st = s;
+	m->fd = fd;
+	m->left = *size;
+	*out = &m->base;
+	return 0;
+}
+
+static int
+md_msg_read(struct store_msg *sm, void *buf, size_t cap, size_t *got)
+{
+	struct maildir_msg	*m = (struct maildir_msg *)sm;
+	ssize_t			 n;
+
+	*got = 0;
+	if (m->left == 0 || cap == 0)
+		return 0;
+	if (cap > m->left)
+		cap = (size_t)m->left;
+	do
+		n = read(m->fd, buf, cap);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return MSYNC_ERR_IO;
+	if (n == 0)	/* the file shrank since it was opened */
+		return MSYNC_ERR_STORE_CHANGED;
+	m->left -= (uint64_t)n;
+	*got = (size_t)n;
+	return 0;
+}
+
+static void
+md_msg_close(struct store_msg *sm)
+{
+	struct maildir_msg	*m = (struct maildir_msg *)sm;
+
+	if (m == NULL)
+		return;
+	close(m->fd);
+	free(m);
+}
+
+static int
+md_save_begin(struct store *s, const char *name, struct store_save **out)
+{
+	struct maildir_save	*sv = NULL;
+	int			 r;
+
+	*out = NULL;
+	if ((r = maildir_save_begin(md(s), name, &sv)) != 0)
+		return r;
+	sv->base.st = s;
+	*out = &sv->base;
+	return 0;
+}
+
+static int
+md_save_write(struct store_save *sv, const void *p, size_t len)
+{
+	return maildir_save_write((struct maildir_save *)sv, p, len);
+}
+
+static int
+md_save_commit(struct store_save *sv, uint8_t flags, const char *kw,
+    int64_t date, const struct guid *expect, uint32_t *uid)
+{
+	return maildir_save_commit((struct maildir_save *)sv, flags, kw, date,
+	    expect, uid);
+}
+
+static void
+md_save_abort(struct store_save *sv)
+{
+	maildir_save_abort((struct maildir_save *)sv);
+}
+
+static int
+md_set_flags(struct store *s, const char *name, uint32_t uid,
+    uint8_t flags, const char *kw)
+{
+	return maildir_set_flags(md(s), name, uid, flags, kw);
+}
+
+static int
+md_update_flags(struct store *s, const char *name, uint32_t uid,
+    uint8_t old_flags, const char *old_kw, uint8_t flags, const char *kw)
+{
+	return maildir_update_flags(md(s), name, uid, old_flags, old_kw,
+	    flags, kw);
+}
+
+static int
+md_expunge(struct store *s, const char *name, uint32_t uid)
+{
+	return maildir_expunge(md(s), name, uid);
+}
+
+static int
+md_expunge_guid(struct store *s, const char *name, uint32_t uid,
+    const struct guid *expect)
+{
+	return maildir_expunge_guid(md(s), name, uid, expect);
+}
+
+static int
+md_create_mailbox(struct store *s, const char *name,
+    const struct guid *guid)
+{
+	return maildir_create_mailbox(md(s), name, guid);
+}
+
+static int
+md_rename_mailbox(struct store *s, const char *from, const char *to)
+{
+	return maildir_rename_mailbox(md(s), from, to);
+}
+
+static int
+md_delete_mailbox(struct store *s, const char *name)
+{
+	return maildir_delete_mailbox(md(s), name);
+}
+
+static int
+md_set_mailbox_guid(struct store *s, const char *name,
+    const struct guid *guid)
+{
+	return maildir_set_mailbox_guid(md(s), name, guid);
+}
+
+static int
+md_flush(struct store *s)
+{
+	return maildir_flush(md(s));
+}
+
+const struct store_driver store_maildir_driver = {
+	.name = "maildir",
+	.open = md_open,
+	.close = md_close,
+	.list_mailboxes = md_list_mailboxes,
+	.list_messages = md_list_messages,
+	.rescan = md_rescan,
+	.msg_open = md_msg_open,
+	.msg_read = md_msg_read,
+	.msg_close = md_msg_close,
+	.save_begin = md_save_begin,
+	.save_write = md_save_write,
+	.save_commit = md_save_commit,
+	.save_abort = md_save_abort,
+	.set_flags = md_set_flags,
+	.update_flags = md_update_flags,
+	.expunge = md_expunge,
+	.expunge_guid = md_expunge_guid,
+	.create_mailbox = md_create_mailbox,
+	.rename_mailbox = md_rename_mailbox,
+	.delete_mailbox = md_delete_mailbox,
+	.set_mailbox_guid = md_set_mailbox_guid,
+	.flush = md_flush
+};

@@ -41,6 +41,10 @@ static const struct {
 	    "ssh://host/~/Maildir" },
 	{ "host:a:b", NULL, "host", 0, "a:b", LAYOUT_MAILDIRPP,
 	    "ssh://host/~/a:b" },
+	{ "host:Mail;layout=mbox", NULL, "host", 0, "Mail", LAYOUT_MBOX,
+	    "ssh://host/~/Mail;layout=mbox" },
+	{ "host:TB;layout=thunderbird", NULL, "host", 0, "TB",
+	    LAYOUT_MBOX_TB, "ssh://host/~/TB;layout=thunderbird" },
 	{ "host:Maildir;layout=fs", NULL, "host", 0, "Maildir", LAYOUT_FS,
 	    "ssh://host/~/Maildir;layout=fs" },
 	{ "host:Maildir;layout=maildir++", NULL, "host", 0, "Maildir",
@@ -120,7 +124,15 @@ static const char *bad[] = {
 	"maildir:host:M",
 	"maildir:ssh://host/x",
 	"M;layout=",
-	"M;layout=mbox",
+	"M;layout=mboxx",
+	"mbox:",
+	"mbox:host:M",
+	"mbox:ssh://host/x",
+	"mbox:x;layout=fs",
+	"maildir:x;layout=mbox",
+	"host:M;layout=mbox;inbox=/x",
+	"M;inbox=/x",
+	"mbox:x;inbox=",
 	"host:M;layout=FS",
 };
 
@@ -243,6 +255,54 @@ test_loc_local(void **state)
 	assert_int_equal(loc_parse("/", &l), 0);
 	assert_string_equal(l.path, "/");
 	loc_free(&l);
+
+	/* mbox: a file, a directory, INBOX from elsewhere. */
+	assert_int_equal(loc_parse("mbox:md;inbox=./md/../spool", &l), 0);
+	snprintf(buf, sizeof(buf), "%s/md", real);
+	assert_string_equal(l.path, buf);
+	assert_int_equal(l.layout, LAYOUT_MBOX);
+	snprintf(buf, sizeof(buf), "%s/spool", real);
+	assert_string_equal(l.inbox, buf);
+	snprintf(buf, sizeof(buf), "mbox:%s/md;inbox=%s/spool", real, real);
+	assert_string_equal(l.text, buf);
+	loc_free(&l);
+	assert_int_equal(loc_parse("mbox:md;layout=thunderbird", &l), 0);
+	assert_int_equal(l.layout, LAYOUT_MBOX_TB);
+	snprintf(buf, sizeof(buf), "mbox:%s/md;layout=thunderbird", real);
+	assert_string_equal(l.text, buf);
+	loc_free(&l);
+
+	/* A bare path: a file starting with "From " is an mbox ... */
+	{
+		FILE	*f;
+
+		assert_non_null(f = fopen("box", "w"));
+		fputs("From a@b Thu Jan  1 00:00:00 1970\n\nx\n", f);
+		fclose(f);
+		assert_int_equal(loc_parse("box", &l), 0);
+		assert_int_equal(l.layout, LAYOUT_MBOX);
+		snprintf(buf, sizeof(buf), "mbox:%s/box", real);
+		assert_string_equal(l.text, buf);
+		loc_free(&l);
+		/* ... any other file is refused, naming the prefixes ... */
+		assert_non_null(f = fopen("notes", "w"));
+		fputs("hello\n", f);
+		fclose(f);
+		assert_int_equal(loc_parse("notes", &l), MSYNC_ERR_USAGE);
+		/* ... as is a directory of mbox files with no Maildir part. */
+		assert_int_equal(mkdir("mboxes", 0700), 0);
+		assert_int_equal(rename("box", "mboxes/box"), 0);
+		assert_int_equal(loc_parse("mboxes", &l), MSYNC_ERR_USAGE);
+		assert_int_equal(loc_parse("mbox:mboxes", &l), 0);
+		loc_free(&l);
+		/* The prefix wins over what is on disk. */
+		assert_int_equal(loc_parse("maildir:notes", &l), 0);
+		assert_int_equal(l.layout, LAYOUT_MAILDIRPP);
+		loc_free(&l);
+		unlink("mboxes/box");
+		rmdir("mboxes");
+		unlink("notes");
+	}
 
 	/* A ';' not followed by layout= is part of the path. */
 	assert_int_equal(loc_parse("/nonexistent-msync/a;b", &l), 0);

@@ -184,9 +184,8 @@ test_save_list_open(void **state)
 	uint64_t		 size;
 	int64_t			 date;
 	uint32_t		 uid, u2;
-	size_t			 n;
-	ssize_t			 rd;
-	int			 fd;
+	size_t			 n, got;
+	struct store_msg	*sm;
 
 	st = open_store(LAYOUT_MAILDIRPP, 0);
 	assert_int_equal(store_list_mailboxes(st, &mb, &n), 0);
@@ -229,16 +228,23 @@ test_save_list_open(void **state)
 	assert_memory_equal(&l.v[0].guid, &g, 16);
 	msglist_free(&l);
 
-	assert_int_equal(store_open_message(st, "INBOX", 1, &fd, &size,
+	/* Read as a stream, in pieces; 0 bytes only at the end. */
+	assert_int_equal(store_msg_open(st, "INBOX", 1, &sm, &size,
 	    &date), 0);
 	assert_int_equal(size, 21);
 	assert_int_equal(date, 1600000000);
-	rd = read(fd, buf, sizeof(buf));
-	assert_int_equal(rd, 21);
+	assert_int_equal(store_msg_read(sm, buf, 5, &got), 0);
+	assert_int_equal(got, 5);
+	assert_int_equal(store_msg_read(sm, buf + 5, sizeof(buf) - 5, &got),
+	    0);
+	assert_int_equal(got, 16);
 	assert_memory_equal(buf, "Subject: a\r\n\r\nhello\r\n", 21);
-	close(fd);
-	assert_int_equal(store_open_message(st, "INBOX", 99, &fd, NULL,
+	assert_int_equal(store_msg_read(sm, buf, sizeof(buf), &got), 0);
+	assert_int_equal(got, 0);
+	store_msg_close(sm);
+	assert_int_equal(store_msg_open(st, "INBOX", 99, &sm, NULL,
 	    NULL), MSYNC_ERR_NOTFOUND);
+	assert_null(sm);
 	assert_int_equal(store_list_messages(st, "Nope", &l),
 	    MSYNC_ERR_NOTFOUND);
 	assert_int_equal(store_list_messages(st, "../etc", &l),
@@ -325,7 +331,7 @@ test_expunge_and_renamed(void **state)
 	struct store	*st;
 	struct msglist	 l = { 0 };
 	uint64_t	 size;
-	int		 fd;
+	struct store_msg *sm;
 	char		 from[512], to[512];
 
 	st = open_store(LAYOUT_MAILDIRPP, 0);
@@ -339,10 +345,10 @@ test_expunge_and_renamed(void **state)
 	snprintf(from, sizeof(from), "%s/cur/2.M1P1.h:2,", root);
 	snprintf(to, sizeof(to), "%s/cur/2.M1P1.h:2,RS", root);
 	assert_int_equal(rename(from, to), 0);
-	assert_int_equal(store_open_message(st, "INBOX", 2, &fd, &size,
+	assert_int_equal(store_msg_open(st, "INBOX", 2, &sm, &size,
 	    NULL), 0);
 	assert_int_equal(size, 4);
-	close(fd);
+	store_msg_close(sm);
 	/* Renamed, then flags set by us: the rename starts from the file. */
 	snprintf(from, sizeof(from), "%s/cur/3.M1P1.h:2,", root);
 	snprintf(to, sizeof(to), "%s/cur/3.M1P1.h:2,T", root);
@@ -365,7 +371,7 @@ test_expunge_and_renamed(void **state)
 	/* Gone: NOTFOUND, and it leaves the list. */
 	snprintf(from, sizeof(from), "%s/cur/2.M1P1.h:2,RS", root);
 	assert_int_equal(unlink(from), 0);
-	assert_int_equal(store_open_message(st, "INBOX", 2, &fd, NULL, NULL),
+	assert_int_equal(store_msg_open(st, "INBOX", 2, &sm, NULL, NULL),
 	    MSYNC_ERR_NOTFOUND);
 	/* Expunge; again is fine; a renamed file is found and removed. */
 	assert_int_equal(store_expunge(st, "INBOX", 1), 0);
@@ -642,7 +648,7 @@ test_readonly(void **state)
 	struct guid		 g;
 	char			 a[256], b[256], cmd[600];
 	size_t			 n;
-	int			 fd;
+	struct store_msg	*sm;
 
 	/* A tree made by someone else, never indexed. */
 	mk("");
@@ -666,9 +672,9 @@ test_readonly(void **state)
 	assert_int_equal(store_list_messages(st, "A", &l), 0);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.v[0].kw, "work");
-	assert_int_equal(store_open_message(st, "A", l.v[0].uid, &fd, NULL,
+	assert_int_equal(store_msg_open(st, "A", l.v[0].uid, &sm, NULL,
 	    NULL), 0);
-	close(fd);
+	store_msg_close(sm);
 	msglist_free(&l);
 	assert_int_equal(store_save_begin(st, "INBOX", &s),
 	    MSYNC_ERR_READONLY);

@@ -26,9 +26,15 @@ MSYNC_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 LDFLAGS	+= -fsanitize=address,undefined
 endif
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+# pkg-config is asked when a recipe first needs its answer, not when the
+# Makefile is read: on a fresh machine `make demo` installs the libraries
+# (scripts/deps.sh) after parsing, and an answer read at parse time would
+# be empty.  $(call lazy,VAR,CMD) runs CMD once, on first use, and keeps
+# the result in VAR.
+lazy = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS = $(call lazy,PKG_CFLAGS,$(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(call lazy,PKG_LIBS,$(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,$(PKG_CONFIG) --libs cmocka 2>/dev/null)
 MSYNC_CFLAGS += $(PKG_CFLAGS)
 
 %.o: %.c
@@ -68,13 +74,18 @@ check-unit: msync $(UNIT_BINS)
 check-integration: msync
 	sh tests/integration/run.sh
 
-demo: deps msync
+# Targets that install the dependencies build in a sub-make started after
+# deps, so that (also with -j) nothing compiles before the libraries are
+# installed.
+demo: deps
+	$(MAKE) msync
 	sh scripts/demo.sh
 
 fuzz:
 	$(MAKE) -C tests/fuzz
 
-bench: deps msync
+bench: deps
+	$(MAKE) msync
 	sh scripts/bench.sh
 
 lint:

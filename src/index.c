@@ -11,7 +11,9 @@
  *	modseq <u64>
  *	token - | token [~]<sec>.<nsec> <id> <sec>.<nsec> <id>	(cur/, new/)
  *		(mtime and identity of cur/ and new/; "~": racy, rescan anyway;
- *		an identity is the inode number mixed with the birth time)
+ *		an identity is the inode number mixed with the birth time: a
+ *		different one only makes the folder rescanned, a copy or a
+ *		remount changes it; see index_token_older)
  *	count <n>
  *	bytes <u64>			(sum of the sizes below)
  *	head <16 lowercase hex: XXH3-64 of every byte above>
@@ -184,6 +186,10 @@ modseq_bump(struct index *ix)
 	struct timespec	 now;
 	uint64_t	 us;
 
+	if (ix->moved) {
+		ix->modseq++;
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
 	ix->modseq = us > ix->modseq ? us : ix->modseq + 1;
@@ -383,7 +389,7 @@ index_encode(const struct index *ix, char **buf, size_t *len)
 	o += (size_t)n;
 	/*
 	 * A racy token ("~") is never trusted as unchanged, but its
-	 * directory identities still tell a replaced cur/ from the old one.
+	 * stamps still tell a cur/ put back from an older copy.
 	 */
 	if (ix->token.cur_ino != 0)
 		n = snprintf(b + o, cap - o, "token %s%" PRId64 ".%09ld %"
@@ -1028,6 +1034,16 @@ index_token_same(const struct index_token *a, const struct index_token *b)
 	    a->cur_nsec == b->cur_nsec && a->cur_ino == b->cur_ino &&
 	    a->new_sec == b->new_sec && a->new_nsec == b->new_nsec &&
 	    a->new_ino == b->new_ino;
+}
+
+int
+index_token_older(const struct index_token *now,
+    const struct index_token *ix)
+{
+	if (ix->cur_sec != 0 && now->cur_sec + INDEX_OLDER_SLACK < ix->cur_sec)
+		return 1;
+	return ix->new_sec != 0 && now->new_sec != 0 &&
+	    now->new_sec + INDEX_OLDER_SLACK < ix->new_sec;
 }
 
 /* A file found by a rescan that the index did not know. */

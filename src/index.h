@@ -35,7 +35,7 @@ struct index_token {
 	int		 valid;		/* 0: always rescan */
 	int64_t		 cur_sec;	/* cur/ mtime */
 	long		 cur_nsec;
-	uint64_t	 cur_ino;	/* cur/ identity: inode, birth time */
+	uint64_t	 cur_ino;	/* inode, birth time: a change hint only */
 	int64_t		 new_sec;	/* new/ mtime; all 0 if new/ is missing */
 	long		 new_nsec;
 	uint64_t	 new_ino;
@@ -66,6 +66,13 @@ struct index {
 	size_t			 acap;
 	size_t			 garbage;	/* arena bytes no longer used */
 	int			 dirty;		/* differs from the file */
+	/*
+	 * The folder's directories are not the ones indexed (a copy, a
+	 * restore, a remount): modseq steps by one instead of jumping to
+	 * the clock, so an older copy stays below the sync base's modseq
+	 * even after changes, and its first sync is a union (not stored).
+	 */
+	int			 moved;
 };
 
 /* The header of an index file: what a listing needs (index_load_head). */
@@ -132,6 +139,18 @@ int	 index_token_read(int folderfd, const struct timespec *now,
 /* 1 if both tokens are valid and equal. */
 int	 index_token_same(const struct index_token *,
 	    const struct index_token *);
+/*
+ * 1 if the folder's token now is older than the token the index was
+ * made with (cur/ or new/ stamped more than INDEX_OLDER_SLACK seconds
+ * earlier): the folder's mail was put back from an older copy under a
+ * newer index.  Directory stamps only move forward as mail changes, and
+ * cp -a, rsync -a and tar keep them (to the second; FAT to 2 s), so a
+ * copy is not older; inode numbers are not compared (a copy or a
+ * remount changes them and the folder stays the same).
+ */
+#define INDEX_OLDER_SLACK	2
+int	 index_token_older(const struct index_token *now,
+	    const struct index_token *indexed);
 
 /*
  * Brings the index up to date with the folder open on folderfd: known

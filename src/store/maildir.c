@@ -136,6 +136,7 @@ struct maildir_save {
 static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct maildir *);
+static int	 move_noreplace(int, const char *, int, const char *);
 static int	 maildir_set_mailbox_guid(struct maildir *, const char *,
 		    const struct guid *);
 static void	 maildir_save_abort(struct maildir_save *);
@@ -334,31 +335,106 @@ folder_drop(struct maildir *st, size_t pos)
 }
 
 /*
- * The name of f's index in the cache directory (64 bytes): keyed by the
- * folder directory's identity (device, inode, birth time) within the
- * store, not by its path, so a folder renamed in a store msync must not
- * write keeps its index, its mailbox GUID, and the rename is replayed as
- * one.  A directory created anew has a new birth time, so it never
- * inherits the index of one deleted before.
+ * The cache index of a read-only store (issue 10).  Its name is keyed by
+ * the folder's PATH (the store root and the folder directory), never by
+ * inode numbers, so a store copied back in place (cp -a, rsync -a, a
+ * tar restore), moved to another disk mounted at the same place, or
+ * remounted with new inode numbers keeps its index.  A copy at another
+ * path gets an index of its own (a new UIDVALIDITY: its first sync is a
+ * union, which loses nothing), so two live copies never share an index.
+ * A folder renamed, or a store moved, on one file system is still found:
+ * an alias, "<hash of the directory's device, inode, birth time>.id",
+ * names the index file, and a folder whose path has no index takes over
+ * the one its alias names (that entry moves to the new path).
  */
 static void
-cache_index_name(struct maildir *st, struct folder *f, int folderfd,
-    char name[64])
+cache_index_name(struct maildir *st, struct folder *f, char name[64])
+{
+	char	 key[MSYNC_PATH_MAX * 2 + 16];
+
+	snprintf(key, sizeof(key), "path\n%s\n%s", st->root, f->dir);
+	cache_name(key, ".index", name);
+}
+
+/* The alias file name of the directory on folderfd; 0, or -1. */
+static int
+cache_alias_name(int folderfd, char name[64])
 {
 	struct statx	 sx;
-	char		 key[MSYNC_PATH_MAX + 96];
+	char		 key[96];
 
 	if (statx(folderfd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME,
-	    &sx) == 0) {
-		snprintf(key, sizeof(key), "%s\n%u:%u:%llu:%lld.%u", st->root,
-		    sx.stx_dev_major, sx.stx_dev_minor,
-		    (unsigned long long)sx.stx_ino,
-		    (sx.stx_mask & STATX_BTIME) ?
-		    (long long)sx.stx_btime.tv_sec : 0LL,
-		    (sx.stx_mask & STATX_BTIME) ? sx.stx_btime.tv_nsec : 0u);
-		cache_name(key, ".index", name);
-	} else
-		cache_name(f->where, ".index", name);
+	    &sx) != 0)
+		return -1;
+	snprintf(key, sizeof(key), "dir\n%u:%u:%llu:%lld.%u",
+	    sx.stx_dev_major, sx.stx_dev_minor,
+	    (unsigned long long)sx.stx_ino,
+	    (sx.stx_mask & STATX_BTIME) ? (long long)sx.stx_btime.tv_sec : 0LL,
+	    (sx.stx_mask & STATX_BTIME) ? sx.stx_btime.tv_nsec : 0u);
+	cache_name(key, ".id", name);
+	return 0;
+}
+
+/* 1 if s is a cache index name: 32 lowercase hex digits and ".index". */
+static int
+cache_index_valid(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; i < 32; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return strcmp(s + 32, ".index") == 0;
+}
+
+/*
+ * The folder on folderfd has no cache index under its path (name): if
+ * its directory's alias names another index (the folder was renamed, or
+ * the store moved, since), moves that index to name.  Best effort.
+ */
+static void
+cache_follow_alias(int cfd, int folderfd, const char *name)
+{
+	char	 alias[64], old[64];
+	ssize_t	 n;
+	int	 fd;
+
+	if (cache_alias_name(folderfd, alias) != 0 ||
+	    (fd = openat(cfd, alias, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, old, sizeof(old) - 1);
+	close(fd);
+	if (n < 38)
+		return;
+	old[n] = '\0';
+	old[strcspn(old, "\n")] = '\0';
+	if (!cache_index_valid(old) || strcmp(old, name) == 0)
+		return;
+	/* RENAME_NOREPLACE: an index already at name is never lost. */
+	if (move_noreplace(cfd, old, cfd, name) == 0)
+		LOG2("cache index %s follows its folder to %s", old, name);
+}
+
+/* Points the alias of the directory on folderfd at name.  Best effort. */
+static void
+cache_alias_save(int cfd, int folderfd, const char *name)
+{
+	char	 alias[64], buf[80], have[80];
+	ssize_t	 n = 0;
+	int	 fd;
+
+	if (cache_alias_name(folderfd, alias) != 0)
+		return;
+	snprintf(buf, sizeof(buf), "%s\n", name);
+	if ((fd = openat(cfd, alias, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) !=
+	    -1) {
+		n = read(fd, have, sizeof(have) - 1);
+		close(fd);
+		if (n == (ssize_t)strlen(buf) && memcmp(have, buf, n) == 0)
+			return;
+	}
+	(void)index_write_atomic(cfd, alias, buf, strlen(buf));
 }
 
 /* Where the index of f lives: *dfd and name (64 bytes). */
@@ -368,7 +444,7 @@ index_place(struct maildir *st, struct folder *f, int folderfd, int *dfd,
 {
 	if (st->o.readonly) {
 		*dfd = st->cachefd;
-		cache_index_name(st, f, folderfd, name);
+		cache_index_name(st, f, name);
 	} else {
 		*dfd = folderfd;
 		snprintf(name, 64, "%s", INDEX_FILE);
@@ -389,6 +465,8 @@ folder_save(struct maildir *st, struct folder *f, int folderfd)
 	index_place(st, f, folderfd, &dfd, name);
 	if ((r = index_save(f->ix, dfd, name)) != 0)
 		WARN("cannot write index of '%s'", f->where);
+	else if (st->o.readonly)
+		cache_alias_save(dfd, folderfd, name);
 	return r;
 }
 
@@ -411,7 +489,8 @@ adopt_cache_index(struct maildir *st, struct folder *f, int folderfd,
 	*out = NULL;
 	if ((cfd = open_cachedir(&st->o)) == -1)
 		return MSYNC_ERR_NOTFOUND;
-	cache_index_name(st, f, folderfd, name);
+	cache_index_name(st, f, name);
+	cache_follow_alias(cfd, folderfd, name);
 	if ((r = index_load(cfd, name, &ix)) != 0) {
 		close(cfd);
 		return r == MSYNC_ERR_NOMEM ? r : MSYNC_ERR_NOTFOUND;
@@ -456,7 +535,7 @@ own_index_load(struct folder *f, int folderfd)
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (index_token_read(folderfd, &now, &tok) != 0 ||
-	    (ix->token.cur_ino != 0 && tok.cur_ino != ix->token.cur_ino)) {
+	    index_token_older(&tok, &ix->token)) {
 		index_free(ix);
 		return;
 	}
@@ -503,6 +582,49 @@ folder_head(struct maildir *st, struct folder *f, int folderfd)
 }
 
 /*
+ * The folder's cur/ or new/ is another directory than the one indexed
+ * (a copy, a restore, a remount: new inode numbers).  Names are a
+ * message's identity in a Maildir, but a store recreated at the same
+ * path could hold other bytes under an old name: one stat per message
+ * (once, after such a move) drops the entries whose file has another
+ * size, so the rescan that follows hashes those files again.
+ */
+static void
+verify_sizes(struct folder *f, int folderfd)
+{
+	struct index	*ix = f->ix;
+	struct stat	 sb;
+	const char	*name;
+	int		 dfd[2], k;
+	size_t		 i, dropped = 0;
+
+	dfd[0] = openat(folderfd, "cur", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	dfd[1] = openat(folderfd, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	for (i = 0; i < ix->n; i++) {
+		if (ix->v[i].name == INDEX_NAME_DEAD)
+			continue;
+		name = index_name(ix, &ix->v[i]);
+		k = strncmp(name, "new/", 4) == 0;
+		if (dfd[k] == -1 || fstatat(dfd[k], name + 4, &sb,
+		    AT_SYMLINK_NOFOLLOW) != 0)
+			continue;	/* gone: the rescan removes it */
+		if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size ==
+		    ix->v[i].size)
+			continue;
+		index_remove(ix, &ix->v[i]);
+		dropped++;
+	}
+	for (k = 0; k < 2; k++)
+		if (dfd[k] != -1)
+			close(dfd[k]);
+	if (dropped > 0)
+		WARNX("'%s': %zu files changed size since they were indexed: "
+		    "hashing them again", f->where, dropped);
+}
+
+/*
  * Loads f's index (rebuilding a missing or corrupt one with a new
  * UIDVALIDITY) and brings it up to date according to mode (REFRESH_*):
  * a folder is rescanned when its change token moved, with o.full once per
@@ -531,6 +653,10 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	}
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);
+		if (r == MSYNC_ERR_NOTFOUND && st->o.readonly) {
+			cache_follow_alias(dfd, folderfd, name);
+			r = index_load(dfd, name, &ix);
+		}
 		if (r == MSYNC_ERR_NOTFOUND && !st->o.readonly)
 			r = adopt_cache_index(st, f, folderfd, &ix);
 		if (r == MSYNC_ERR_NOTFOUND) {
@@ -554,22 +680,32 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if ((r = index_token_read(folderfd, &now, &tok)) != 0)
 		return r;
-	if (f->ix->token.cur_ino != 0 && tok.cur_ino != f->ix->token.cur_ino) {
+	if (index_token_older(&tok, &f->ix->token)) {
 		/*
-		 * cur/ is another directory than the one indexed (the store
-		 * was recreated or restored): files of the same names may
-		 * hold other mail, so nothing in the index can be trusted.
+		 * cur/ is older than the index says it was (a backup of the
+		 * folder's mail restored under a newer index): what the index
+		 * holds that cur/ lacks was not deleted by the user, so a new
+		 * UIDVALIDITY makes the next sync a union.  A copy (cp -a,
+		 * rsync -a, tar) keeps the stamps, and new inode numbers
+		 * (a copy, a remount) only make the folder rescanned.
 		 */
 		struct index	*fresh = NULL;
 
-		WARNX("'%s' was replaced since it was indexed: rebuilding "
-		    "its index with a new UIDVALIDITY", f->where);
+		WARNX("'%s' is older than its index (restored from a "
+		    "backup?): rebuilding its index with a new UIDVALIDITY",
+		    f->where);
 		if ((r = index_new(&f->ix->guid, f->ix->uidvalidity,
 		    &fresh)) != 0)
 			return r;
 		index_free(f->ix);
 		f->ix = fresh;
 		f->ix->dirty = 1;
+		mode = REFRESH_FORCE;
+	}
+	if (f->ix->token.cur_ino != tok.cur_ino ||
+	    (f->ix->token.new_ino != 0 && f->ix->token.new_ino != tok.new_ino)) {
+		f->ix->moved = 1;
+		verify_sizes(f, folderfd);
 		mode = REFRESH_FORCE;
 	}
 	if (mode == REFRESH_FORCE || (st->o.full && !f->scanned) ||

@@ -32,11 +32,13 @@ libssl-dev zlib1g-dev"
 # perl for the test library's digests; procps (pgrep) for the crash
 # tests; shellcheck for the scripts; xxhash (xxhsum), strace and time
 # for independent checks in the tests; python3 for the model and
-# hostile-peer tests; dosfstools (mkfs.vfat) for the vfat remount test.
+# hostile-peer tests; dosfstools (mkfs.vfat) for the vfat remount test;
+# python3-jsonschema and jq to check the --json reports against
+# docs/report.schema.json.
 TEST_PKGS="libcmocka-dev openssh-server openssh-client rsync clang
 libclang-rt-dev llvm mandoc dovecot-core dovecot-imapd isync mblaze perl
 procps shellcheck xxhash strace time python3 util-linux
-dosfstools"
+dosfstools python3-jsonschema jq"
 # What scripts/mkcorpus.sh needs.
 CORPUS_PKGS="npm ca-certificates"
 

@@ -41,18 +41,6 @@
 #define OUT_HIGH_WATER	(1024 * 1024)	/* queue no more output than this */
 #define HANDSHAKE_MS	60000
 
-/* What moved, counted per target side (index = the side that changed). */
-struct brain_stats {
-	uint64_t	 copied[2];	/* messages over the wire */
-	uint64_t	 copied_bytes[2];
-	uint64_t	 local[2];	/* local copies (moves) */
-	uint64_t	 flags[2];
-	uint64_t	 expunged[2];
-	uint64_t	 mb_created[2];
-	uint64_t	 mb_renamed[2];
-	uint64_t	 mb_deleted[2];
-};
-
 /* One message being received. */
 struct incoming {
 	struct store_save *save;	/* owned */
@@ -1991,6 +1979,25 @@ finish(struct brain *b, int r)
 	return msync_exit_status(r);
 }
 
+/* Copies what this run did into res (for --json reports). */
+static void
+fill_result(const struct brain *b, int compressed, struct brain_result *res)
+{
+	struct chan_stats cs;
+
+	memset(res, 0, sizeof(*res));
+	if (b->ch == NULL)
+		return;
+	res->ran = 1;
+	res->st = b->st;
+	chan_get_stats(b->ch, &cs);
+	res->wire_out = cs.wire_out;
+	res->raw_out = cs.raw_out;
+	res->wire_in = cs.wire_in;
+	res->raw_in = cs.raw_in;
+	res->compressed = compressed;
+}
+
 int
 brain_client(const struct brain_opts *o, int rfd, int wfd)
 {
@@ -1999,7 +2006,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	struct state	 commit;
 	struct chan_stats cs;
 	unsigned	 version;
-	int		 compressed, r, status = 0;
+	int		 compressed = 0, r, status = 0;
 	char		*why = NULL;
 	uint8_t		*q = NULL;
 	size_t		 len;
@@ -2155,6 +2162,8 @@ committed:
 		    cs.wire_in, cs.raw_in, compressed ? "" : ", uncompressed");
 	}
 out:
+	if (o->result != NULL)
+		fill_result(&b, compressed, o->result);
 	free(why);
 	state_clear(&commit);
 	if (r != 0)

@@ -16,6 +16,31 @@
 
 #include "msync.h"
 
+/* What moved, counted per target side (index = the side that changed). */
+struct brain_stats {
+	uint64_t	 copied[2];	/* messages over the wire */
+	uint64_t	 copied_bytes[2];
+	uint64_t	 local[2];	/* local copies (moves) */
+	uint64_t	 flags[2];
+	uint64_t	 expunged[2];
+	uint64_t	 mb_created[2];
+	uint64_t	 mb_renamed[2];
+	uint64_t	 mb_deleted[2];
+};
+
+/*
+ * What a client run did (for --json): what the plan changed on each
+ * side, and the bytes on the wire.  Filled when brain_opts.result is
+ * set, also after a failed run (counts up to the failure).
+ */
+struct brain_result {
+	int		 ran;		/* the sides got to speak */
+	struct brain_stats st;
+	uint64_t	 wire_out, raw_out;	/* bytes sent, before compression */
+	uint64_t	 wire_in, raw_in;	/* bytes received, after */
+	int		 compressed;
+};
+
 /* Options of the initiating side (A).  All pointers are borrowed. */
 struct brain_opts {
 	int		 list;		/* --list of B's store, no sync */
@@ -38,6 +63,7 @@ struct brain_opts {
 	int		 layout[2];	/* enum store_layout per side */
 	const char	*state_path;	/* the pair's state file */
 	int		 crash_after;	/* test: exit 100 after N durable writes */
+	struct brain_result *result;	/* out (--json); NULL = not wanted */
 };
 
 /* Options of the server side (B), from its command line. */

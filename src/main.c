@@ -14,11 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "brain.h"
+#include "config.h"
 #include "log.h"
 #include "msync.h"
+#include "pairs.h"
+#include "report.h"
 #include "server.h"
 #include "state.h"
 #include "store.h"
@@ -27,7 +31,8 @@
 enum {
 	OPT_STATS = 256, OPT_PROGRESS, OPT_FORCE_DELETES, OPT_STATE_DIR,
 	OPT_LIST, OPT_SERVER, OPT_RESTRICT, OPT_READ_ONLY, OPT_REMOTE_MSYNC,
-	OPT_SSH, OPT_ACCEPT_NEW, OPT_NO_COMPRESS, OPT_BWLIMIT, OPT_LOCK_WAIT
+	OPT_SSH, OPT_ACCEPT_NEW, OPT_NO_COMPRESS, OPT_BWLIMIT, OPT_LOCK_WAIT,
+	OPT_ALL, OPT_PAIRS, OPT_JSON, OPT_WATCH
 };
 
 static const struct option longopts[] = {
@@ -55,6 +60,12 @@ static const struct option longopts[] = {
 	{ "no-compress",	no_argument,		NULL, OPT_NO_COMPRESS },
 	{ "bwlimit",		required_argument,	NULL, OPT_BWLIMIT },
 	{ "lock-wait",		required_argument,	NULL, OPT_LOCK_WAIT },
+	{ "config",		required_argument,	NULL, 'F' },
+	{ "all",		no_argument,		NULL, OPT_ALL },
+	{ "pairs",		no_argument,		NULL, OPT_PAIRS },
+	{ "jobs",		required_argument,	NULL, 'j' },
+	{ "json",		no_argument,		NULL, OPT_JSON },
+	{ "watch",		no_argument,		NULL, OPT_WATCH },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
 	{ NULL,			0,			NULL, 0 }
@@ -68,6 +79,8 @@ usage(FILE *f)
 "       msync --backup [options] SRC DST     make DST identical to SRC\n"
 "       msync --one-way [options] SRC DST    merge SRC's changes into DST\n"
 "       msync --list [-v] LOCATION           list mailboxes (and messages)\n"
+"       msync [options] PAIR...              run pairs from the config file\n"
+"       msync --all | --pairs | --watch PAIR...\n"
 "\n"
 "A location is PATH, maildir:PATH, maildir:PATH;layout=fs, mbox:PATH,\n"
 "mbox:PATH;inbox=FILE, [user@]host:PATH[;layout=mbox]\n"
@@ -93,6 +106,12 @@ usage(FILE *f)
 "  -z, --compress          compress the stream (default over ssh)\n"
 "      --no-compress       do not compress\n"
 "      --bwlimit RATE      cap bytes per second each way (K, M suffixes)\n"
+"  -F, --config FILE       the config file ($XDG_CONFIG_HOME/msync/config)\n"
+"      --all               run every configured pair\n"
+"      --pairs             list the configured pairs and their last result\n"
+"  -j, --jobs N            run N pairs at once (1)\n"
+"      --json              one JSON report per pair on stdout\n"
+"      --watch             stay running; sync again when a side changes\n"
 "  -h, --help              this text\n"
 "  -V, --version           the version\n"
 "\n"
@@ -151,6 +170,35 @@ parse_test_opt(const char *s, int *crash, char **server_arg)
 	return -1;
 }
 
+/*
+ * Keeps an option for the children of a pair run, spelled out long, so
+ * that each child sees the command line's options after the file's.
+ */
+static int
+forward_opt(struct pairs_opts *po, int c, const char *arg)
+{
+	const struct option *lo;
+	char		**v, *s = NULL;
+	int		 r = -1;
+
+	for (lo = longopts; lo->name != NULL && lo->val != c; lo++)
+		;
+	if (c == 'T')
+		r = asprintf(&s, "-T%s", arg);
+	else if (lo->name != NULL && lo->has_arg)
+		r = asprintf(&s, "--%s=%s", lo->name, arg);
+	else if (lo->name != NULL)
+		r = asprintf(&s, "--%s", lo->name);
+	if (r < 0 || (v = reallocarray(po->fwd, po->nfwd + 1,
+	    sizeof(*v))) == NULL) {
+		free(s);
+		return -1;
+	}
+	po->fwd = v;
+	po->fwd[po->nfwd++] = s;
+	return 0;
+}
+
 /* The absolute path of this binary, for re-executing it. */
 static char *
 self_path(const char *argv0)
@@ -183,21 +231,58 @@ main(int argc, char **argv)
 	int			 backup = 0, oneway = 0, status, child = 0, r;
 	int			 a_is, started = 0;
 	long long		 rate;
+	struct pairs_opts	 po;
+	struct config		*cfg = NULL;
+	struct brain_result	 res;
+	struct report_info	 ri;
+	long long		 t0 = pairs_now_ms();
 
 	memset(&bo, 0, sizeof(bo));
 	memset(&so, 0, sizeof(so));
 	memset(&to, 0, sizeof(to));
 	memset(loc, 0, sizeof(loc));
 	memset(&t, 0, sizeof(t));
+	memset(&po, 0, sizeof(po));
+	memset(&res, 0, sizeof(res));
+	memset(&ri, 0, sizeof(ri));
+	ri.started = (int64_t)time(NULL);
+	po.jobs = 1;
 	bo.compress = -1;
 	bo.lock_wait = so.lock_wait = 10;
 	if (getenv("MSYNC_TEST_CRASH") != NULL)
 		bo.crash_after = so.crash_after =
 		    atoi(getenv("MSYNC_TEST_CRASH"));
 
-	while ((c = getopt_long(argc, argv, "b1nfm:x:vqe:zhVT:", longopts,
+	while ((c = getopt_long(argc, argv, "b1nfm:x:vqe:zhVT:F:j:", longopts,
 	    NULL)) != -1) {
+		/* Pair runs hand the other options on to each child. */
+		if (c != 'F' && c != 'j' && c != OPT_ALL && c != OPT_PAIRS &&
+		    c != OPT_JSON && c != OPT_WATCH && c != '?' &&
+		    forward_opt(&po, c, optarg) != 0)
+			err(1, NULL);
 		switch (c) {
+		case 'F':
+			po.config_path = optarg;
+			break;
+		case 'j':
+			po.jobs = atoi(optarg);
+			if (po.jobs < 1 || po.jobs > 64) {
+				ERRX("-j takes 1 to 64");
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_ALL:
+			po.all = 1;
+			break;
+		case OPT_PAIRS:
+			po.list = 1;
+			break;
+		case OPT_JSON:
+			po.json = 1;
+			break;
+		case OPT_WATCH:
+			po.watch = 1;
+			break;
 		case 'b':
 			backup = 1;
 			break;
@@ -324,6 +409,26 @@ main(int argc, char **argv)
 		}
 		return server_main(&so);
 	}
+	po.verbose = verbose;
+	po.cl_mode = backup || oneway;
+	po.cl_mailbox = ninclude > 0;
+	po.cl_exclude = nexclude > 0;
+	if (!list && (r = pairs_wanted(&po, argc, argv, &cfg)) != 0) {
+		if (r < 0)
+			status = -r;
+		else if ((self = self_path(argv[-optind])) == NULL) {
+			ERR("cannot find this program's path");
+			status = EXIT_ERROR;
+		} else {
+			po.self = self;
+			status = pairs_main(&po, cfg, argc, argv);
+		}
+		goto out;
+	}
+	if (po.json && !list) {
+		report_collect();
+		bo.result = &res;
+	}
 	if (backup + oneway > 1 || (list && argc != 1) ||
 	    (!list && argc != 2)) {
 		usage(stderr);
@@ -428,7 +533,28 @@ main(int argc, char **argv)
 	if (status == EXIT_UNREACH)
 		ERRX("%s", why != NULL ? why :
 		    "the peer closed the connection before its handshake");
+	if (bo.result != NULL) {
+		ri.a = argv[0];
+		ri.b = argv[1];
+		ri.mode = backup ? "backup" : oneway ? "one-way" : "two-way";
+		ri.dry_run = bo.dry_run;
+		ri.status = status;
+		ri.duration_ms = pairs_now_ms() - t0;
+		ri.result = &res;
+		report_write(stdout, &ri);
+		bo.result = NULL;
+	}
 out:
+	if (bo.result != NULL) {
+		/* A run that failed before its sync still reports. */
+		ri.a = argv[0];
+		ri.b = argc > 1 ? argv[1] : NULL;
+		ri.mode = backup ? "backup" : oneway ? "one-way" : "two-way";
+		ri.dry_run = bo.dry_run;
+		ri.status = status;
+		ri.duration_ms = pairs_now_ms() - t0;
+		report_write(stdout, &ri);
+	}
 	if (started)
 		(void)transport_finish(&t, 10000, &child, NULL);
 	free(why);
@@ -437,6 +563,10 @@ out:
 	free(server_arg);
 	free(include);
 	free(exclude);
+	for (size_t i = 0; i < po.nfwd; i++)
+		free(po.fwd[i]);
+	free(po.fwd);
+	config_free(cfg);
 	loc_free(&loc[0]);
 	loc_free(&loc[1]);
 	return status;

@@ -35,6 +35,7 @@
 #include "msync.h"
 #include "store.h"
 #include "transport.h"
+#include "imap/url.h"
 
 #define LOC_HOST_MAX	255	/* bytes in a host name */
 #define LOC_USER_MAX	256	/* bytes in a user name */
@@ -486,6 +487,34 @@ loc_options(char *s, struct loc *l, const char **inbox)
 	return 0;
 }
 
+/*
+ * An imap:// or imaps:// location: checked here (so a bad one is a usage
+ * error at once), kept verbatim as path and text for the IMAP store,
+ * which runs on this machine (host NULL).
+ */
+static int
+loc_imap(const char *arg, struct loc *out)
+{
+	struct imap_url	 u;
+	char		*why = NULL;
+	int		 r;
+
+	if ((r = imap_url_parse(arg, &u, &why)) != 0) {
+		if (why != NULL)
+			ERRX("%s", why);
+		free(why);
+		return r;
+	}
+	imap_url_free(&u);
+	out->layout = LAYOUT_IMAP;
+	if ((out->path = strdup(arg)) == NULL ||
+	    (out->text = strdup(arg)) == NULL) {
+		loc_free(out);
+		return MSYNC_ERR_NOMEM;
+	}
+	return 0;
+}
+
 int
 loc_parse(const char *arg, struct loc *out)
 {
@@ -496,6 +525,8 @@ loc_parse(const char *arg, struct loc *out)
 
 	memset(&l, 0, sizeof(l));
 	memset(out, 0, sizeof(*out));
+	if (imap_url_is(arg))
+		return loc_imap(arg, out);
 	l.layout = LAYOUT_MAILDIRPP;
 	if (arg == NULL || arg[0] == '\0' ||
 	    strlen(arg) > MSYNC_PATH_MAX + LOC_HOST_MAX + LOC_USER_MAX + 64)

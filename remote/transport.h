@@ -36,6 +36,8 @@ struct loc {
  *   PATH | maildir:PATH | maildir:PATH;layout=fs | mbox:PATH[;inbox=P]
  *   [user@]host:PATH            (rsync's rule: a ':' before the first '/')
  *   ssh://[user@]host[:port]/PATH   (a leading "/~/" means the home dir)
+ *   imap://... imaps://...          an IMAP account (src/imap/url.h): kept
+ *                                   verbatim in path, layout LAYOUT_IMAP
  * A host that starts with '-' is refused (MSYNC_ERR_USAGE).
  */
 int	 loc_parse(const char *arg, struct loc *out);

@@ -1845,6 +1845,8 @@ open_store(struct brain *b, const char *path, int layout, int readonly,
 	if (r == MSYNC_ERR_LOCKED)
 		ERRX("store '%s' is locked by %s", log_esc(path, 300),
 		    holder != NULL ? log_esc(holder, 100) : "another run");
+	else if (r != 0 && holder != NULL)
+		ERRX("%s", holder);	/* a driver's one-line reason (IMAP) */
 	else if (r != 0)
 		ERRC(r, "cannot open store '%s'", log_esc(path, 300));
 	free(holder);

@@ -32,7 +32,7 @@ enum {
 	OPT_STATS = 256, OPT_PROGRESS, OPT_FORCE_DELETES, OPT_STATE_DIR,
 	OPT_LIST, OPT_SERVER, OPT_RESTRICT, OPT_READ_ONLY, OPT_REMOTE_MSYNC,
 	OPT_SSH, OPT_ACCEPT_NEW, OPT_NO_COMPRESS, OPT_BWLIMIT, OPT_LOCK_WAIT,
-	OPT_ALL, OPT_PAIRS, OPT_JSON, OPT_WATCH
+	OPT_ALL, OPT_PAIRS, OPT_JSON, OPT_WATCH, OPT_PASSCMD
 };
 
 static const struct option longopts[] = {
@@ -66,6 +66,7 @@ static const struct option longopts[] = {
 	{ "jobs",		required_argument,	NULL, 'j' },
 	{ "json",		no_argument,		NULL, OPT_JSON },
 	{ "watch",		no_argument,		NULL, OPT_WATCH },
+	{ "passcmd",		required_argument,	NULL, OPT_PASSCMD },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
 	{ NULL,			0,			NULL, 0 }
@@ -84,7 +85,9 @@ usage(FILE *f)
 "\n"
 "A location is PATH, maildir:PATH, maildir:PATH;layout=fs, mbox:PATH,\n"
 "mbox:PATH;inbox=FILE, [user@]host:PATH[;layout=mbox]\n"
-"or ssh://[user@]host[:port]/PATH.\n"
+"ssh://[user@]host[:port]/PATH, or an IMAP account:\n"
+"imaps://[user@]host[:port][/ROOT][;fingerprint=sha256:..][;auth=xoauth2]\n"
+"or imap://... (STARTTLS; ;tls=none for none).\n"
 "\n"
 "  -b, --backup            one-way mirror: DST := SRC, SRC untouched\n"
 "  -1, --one-way           SRC's changes into DST, nothing deleted\n"
@@ -99,6 +102,7 @@ usage(FILE *f)
 "      --force-deletes     allow deleting most of a mailbox\n"
 "      --state-dir DIR     where sync state lives ($XDG_STATE_HOME/msync)\n"
 "      --lock-wait SECS    wait this long for a locked store (10)\n"
+"      --passcmd CMD       IMAP: the password (or token) is CMD's output\n"
 "  -e, --rsh CMD           remote shell command (default ssh, $MSYNC_RSH)\n"
 "      --remote-msync PATH msync's path on the remote host\n"
 "      --ssh=libssh        use the built-in ssh client\n"
@@ -376,6 +380,14 @@ main(int argc, char **argv)
 			break;
 		case OPT_LOCK_WAIT:
 			bo.lock_wait = so.lock_wait = atoi(optarg);
+			break;
+		case OPT_PASSCMD:
+			/*
+			 * The IMAP store reads it from the environment, so
+			 * that it also reaches a forked local server brain.
+			 */
+			if (setenv("MSYNC_PASSCMD", optarg, 1) != 0)
+				err(1, "setenv");
 			break;
 		case 'T':
 			if (parse_test_opt(optarg, &bo.crash_after,

@@ -24,8 +24,8 @@
 #define PROTO_LOGLEVEL_MAX	4	/* LOG levels 0 .. 4 */
 #define HELLO_ALL	(HELLO_DRY_RUN | HELLO_FORCE_DELETES | HELLO_FULL | \
 			    HELLO_READ_ONLY | HELLO_CREATE)
-#define LAYOUT_MAX	3		/* enum store_layout: maildir++, fs,
-				   mbox, mbox thunderbird */
+#define LAYOUT_MAX	4		/* enum store_layout: maildir++, fs,
+				   mbox, mbox thunderbird, imap */
 
 /* Encoded sizes: fixed parts and the largest variable ones. */
 #define STR_LEN(max)	(4 + (size_t)(max))

@@ -38,9 +38,11 @@ enum store_layout {
 	LAYOUT_FS = 1,		/* nested directories: A/B/{cur,new,tmp} */
 	LAYOUT_MBOX = 2,	/* mbox: a file (INBOX), or a directory of
 				   mbox files and subdirectories (mutt) */
-	LAYOUT_MBOX_TB = 3	/* mbox, Thunderbird: "Name" + "Name.sbd/" */
+	LAYOUT_MBOX_TB = 3,	/* mbox, Thunderbird: "Name" + "Name.sbd/" */
+	LAYOUT_IMAP = 4		/* an IMAP account: path is the imap[s]://
+				   location (src/imap/url.h) */
 };
-#define STORE_LAYOUT_MAX LAYOUT_MBOX_TB
+#define STORE_LAYOUT_MAX LAYOUT_IMAP
 /* 1 if layout is one of the mbox layouts. */
 #define LAYOUT_IS_MBOX(l) ((l) == LAYOUT_MBOX || (l) == LAYOUT_MBOX_TB)
 
@@ -87,7 +89,9 @@ struct store_save {			/* one message being saved */
 /*
  * Opens the store described by o, taking its lock (waiting up to
  * o->lock_wait seconds; MSYNC_ERR_LOCKED with *holder naming the holder
- * when it cannot).  *holder, if set, is owned by the caller.
+ * when it cannot).  *holder, if set, is owned by the caller; on another
+ * failure a driver may set it to a one-line reason for the user (IMAP:
+ * "certificate of HOST is not trusted: ...").
  */
 int	 store_open(const struct store_opts *o, struct store **out,
 	    char **holder);
@@ -248,5 +252,6 @@ struct store_driver {
 
 /* The drivers (src/store/<name>.c). */
 extern const struct store_driver store_maildir_driver;
+extern const struct store_driver store_imap_driver;
 
 #endif /* STORE_H */

@@ -36,22 +36,6 @@ struct tls {
 	char		 desc[128];	/* protocol and cipher */
 };
 
-/* *why = formatted text (owned by the caller); keeps the first reason. */
-static void
-why_set(char **why, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*s = NULL;
-
-	if (why == NULL || *why != NULL)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*why = s;
-}
-
 /* Milliseconds on the monotonic clock. */
 static long long
 now_ms(void)
@@ -134,7 +118,7 @@ tls_tcp_connect(const char *host, int port, int timeout_ms, int *fdp,
 
 	*fdp = -1;
 	if (port <= 0 || port > 65535) {
-		why_set(why, "invalid port %d", port);
+		msync_why(why, "invalid port %d", port);
 		return MSYNC_ERR_USAGE;
 	}
 	if (timeout_ms <= 0)
@@ -146,7 +130,7 @@ tls_tcp_connect(const char *host, int port, int timeout_ms, int *fdp,
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
 	if ((r = getaddrinfo(host, serv, &hints, &res)) != 0) {
-		why_set(why, "cannot resolve '%s': %s", log_esc(host, 200),
+		msync_why(why, "cannot resolve '%s': %s", log_esc(host, 200),
 		    gai_strerror(r));
 		return MSYNC_ERR_UNREACHABLE;
 	}
@@ -157,7 +141,7 @@ tls_tcp_connect(const char *host, int port, int timeout_ms, int *fdp,
 	}
 	freeaddrinfo(res);
 	if (*fdp < 0) {
-		why_set(why, "cannot connect to %s port %d: %s",
+		msync_why(why, "cannot connect to %s port %d: %s",
 		    log_esc(host, 200), port, strerror(e));
 		return MSYNC_ERR_UNREACHABLE;
 	}
@@ -240,7 +224,7 @@ verify_peer(struct tls *t, const struct tls_opts *o, char **why)
 	int		 r = MSYNC_ERR_UNREACHABLE;
 
 	if ((cert = SSL_get1_peer_certificate(t->ssl)) == NULL) {
-		why_set(why, "%s sent no certificate", log_esc(o->host, 200));
+		msync_why(why, "%s sent no certificate", log_esc(o->host, 200));
 		goto out;
 	}
 	if ((r = cert_sha256(cert, have)) != 0)
@@ -248,14 +232,14 @@ verify_peer(struct tls *t, const struct tls_opts *o, char **why)
 	pin_text(have, shown);
 	if (o->fingerprint != NULL) {
 		if (tls_parse_fingerprint(o->fingerprint, pin) != 0) {
-			why_set(why, "invalid fingerprint '%s' (want "
+			msync_why(why, "invalid fingerprint '%s' (want "
 			    "sha256: and 64 hex digits)",
 			    log_esc(o->fingerprint, 120));
 			r = MSYNC_ERR_USAGE;
 			goto out;
 		}
 		if (strcmp(pin, have) != 0) {
-			why_set(why, "certificate of %s does not match the "
+			msync_why(why, "certificate of %s does not match the "
 			    "pinned fingerprint: it is %s (if the server's "
 			    "certificate was changed on purpose, pin the new "
 			    "one with ;fingerprint=%s)",
@@ -268,7 +252,7 @@ verify_peer(struct tls *t, const struct tls_opts *o, char **why)
 	}
 	vr = SSL_get_verify_result(t->ssl);
 	if (vr != X509_V_OK) {
-		why_set(why, "certificate of %s is not trusted: %s (to trust "
+		msync_why(why, "certificate of %s is not trusted: %s (to trust "
 		    "this certificate anyway, add ;fingerprint=%s to the "
 		    "location)", log_esc(o->host, 200),
 		    X509_verify_cert_error_string(vr), shown);
@@ -352,12 +336,12 @@ tls_start(int fd, const struct tls_opts *o, struct tls **out, char **why)
 			    POLLOUT, deadline);
 			if (w > 0)
 				continue;
-			why_set(why, "TLS handshake with %s %s",
+			msync_why(why, "TLS handshake with %s %s",
 			    log_esc(o->host, 200), w == 0 ? "timed out" :
 			    strerror(errno));
 			goto out;
 		}
-		why_set(why, "TLS handshake with %s failed: %s",
+		msync_why(why, "TLS handshake with %s failed: %s",
 		    log_esc(o->host, 200), ssl_errtext(ebuf, sizeof(ebuf)));
 		goto out;
 	}

@@ -3,6 +3,8 @@
  * lists, GUID formatting.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,4 +234,19 @@ guid_random(struct guid *g)
 		off += (size_t)n;
 	}
 	return 0;
+}
+
+void
+msync_why(char **why, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s = NULL;
+
+	if (why == NULL || *why != NULL)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	*why = s;
 }

@@ -28,6 +28,8 @@ driver_of(enum store_layout layout)
 	case LAYOUT_MBOX:
 	case LAYOUT_MBOX_TB:
 		return NULL;	/* not yet */
+	case LAYOUT_IMAP:
+		return &store_imap_driver;
 	}
 	return NULL;
 }

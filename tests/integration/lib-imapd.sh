@@ -25,8 +25,10 @@
 # imap_url USER / imaps_url USER print the locations with the pin:
 #   imap://USER@127.0.0.1:PORT;fingerprint=...   (STARTTLS)
 #   imaps://USER@127.0.0.1:PORT;fingerprint=...
-# doveadm_u USER ARGS... runs doveadm on that user's mail (as the mail
-# uid), e.g. `doveadm_u alice save -m INBOX <msg`.
+# doveadm_u [-f FMT] USER "CMD" ARGS... runs doveadm CMD (one or two
+# words) on that user's mail, e.g. `doveadm_u alice save -m INBOX <msg`,
+# `doveadm_u -f json alice fetch "text" mailbox INBOX`,
+# `doveadm_u alice "mailbox create" Work`.
 #
 # As root, Dovecot refuses mail access as root: the users' uid is nobody
 # (65534) and the trash directory must be reachable by it (see t7000 for
@@ -70,11 +72,16 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 imap_url() { echo "imap://$1@127.0.0.1:$IMAPD_PORT;fingerprint=$IMAPD_FP"; }
 imaps_url() { echo "imaps://$1@127.0.0.1:$IMAPS_PORT;fingerprint=$IMAPD_FP"; }
 
-# doveadm_u USER ARGS...
 doveadm_u() {
-	local u=$1
-	shift
-	doveadm -c "$IMAPD_CONF" "$1" -u "$u" "${@:2}"
+	local fmt=() u cmd
+	if [ "$1" = -f ]; then
+		fmt=(-f "$2")
+		shift 2
+	fi
+	u=$1 cmd=$2
+	shift 2
+	# shellcheck disable=SC2086  # CMD is one or two words
+	doveadm -c "$IMAPD_CONF" "${fmt[@]}" $cmd -u "$u" "$@"
 }
 
 # Wait (bounded) until 127.0.0.1:$1 accepts a connection.

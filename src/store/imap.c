@@ -1,0 +1,1820 @@
+/*
+ * src/store/imap.c — the IMAP store: an IMAP account behind store.h,
+ * through the client in src/imap/.
+ *
+ * Identity.  A message's GUID is its content hash, as everywhere; to know
+ * it, its body must be read once.  What has been read is kept in the
+ * cache directory ($XDG_CACHE_HOME/msync/imap/<server+user>/<mailbox>):
+ * per (UIDVALIDITY, UID) the GUID, size and date, so a re-run downloads
+ * no body it has seen.  A body read while listing is kept in a spool file
+ * beside the cache until the sync reads it (msg_open), so a first copy
+ * downloads each message once.  A mailbox's GUID is derived from server,
+ * user, name and UIDVALIDITY, or the one adopted from the peer (kept in
+ * the cache).
+ *
+ * Content.  Bodies are stored in the spool (and handed to the brain) with
+ * CRLF folded to LF, as Maildir and mbox hold them; saved messages get
+ * LF -> CRLF on the way to APPEND.  The GUID is the same either way.
+ *
+ * Change.  A mailbox's modseq is the server's HIGHESTMODSEQ (CONDSTORE),
+ * so an unchanged mailbox costs one STATUS; without CONDSTORE it is 0 and
+ * the mailbox is listed every run.
+ *
+ * Read-only.  A read-only store (a --backup/--one-way source) opens
+ * mailboxes with EXAMINE and reads with BODY.PEEK: nothing on the server
+ * changes, \Seen included.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guid.h"
+#include "log.h"
+#include "msync.h"
+#include "names.h"
+#include "secret.h"
+#include "store.h"
+#include "imap/conn.h"
+#include "imap/parse.h"
+#include "imap/url.h"
+
+#define CACHE_MAGIC	"msync-imap-cache 1"
+#define FETCH_CHUNK	256	/* UIDs in one UID FETCH of bodies */
+
+/* One cached message: what a body read once told us. */
+struct centry {
+	uint32_t	 uid;
+	struct guid	 guid;
+	uint64_t	 size;		/* bytes with CRLF folded to LF */
+	int64_t		 date;		/* INTERNALDATE */
+};
+
+/* One server mailbox. */
+struct imbox {
+	char		*name;		/* owned; internal name */
+	char		*raw;		/* owned; the server's name (mUTF-7) */
+	char		*wire;		/* owned; raw, quoted */
+	struct guid	 guid;
+	int		 guid_adopted;	/* guid came from the cache */
+	uint32_t	 uidvalidity, uidnext, count;
+	uint64_t	 modseq;
+	int		 loaded;	/* cache read */
+	int		 dirty;		/* cache to write */
+	uint32_t	 cache_uidvalidity;
+	struct centry	*c;		/* owned; sorted by uid */
+	size_t		 nc, capc;
+};
+
+struct istore {
+	struct store	 base;
+	struct imap_conn *c;		/* owned */
+	struct imap_url	 u;		/* owned */
+	int		 readonly;
+	char		*dir;		/* owned; cache dir of this account */
+	struct imbox	*mb;		/* owned */
+	size_t		 nmb;
+	ssize_t		 sel;		/* selected mailbox, -1 */
+	int		 sel_ro;
+	uint32_t	 sel_uidvalidity;
+	int		 error_shown;
+	/* Filled by the untagged handler for the command running. */
+	struct msglist	*fl;		/* FETCH listing target, or NULL */
+	struct imbox	*fb;		/* FETCH bodies target, or NULL */
+	/* The body being streamed. */
+	int		 sk_fd;
+	char		 sk_path[MSYNC_PATH_MAX];
+	struct guid_ctx	*sk_g;
+	uint64_t	 sk_size;	/* LF bytes written */
+	int		 sk_cr;		/* a CR is pending */
+	int		 sk_err;
+	/* What a STATUS or LIST told. */
+	int		 listing;
+};
+
+struct imsg {
+	struct store_msg base;
+	int		 fd;
+	char		 path[MSYNC_PATH_MAX];
+};
+
+struct isave {
+	struct store_save base;
+	struct imbox	*mb;
+	int		 fd;
+	char		 path[MSYNC_PATH_MAX];
+	struct guid_ctx	*g;
+	uint64_t	 lfsize;	/* bytes as a reader will see them */
+	int		 prev_cr;	/* the last byte written was a CR */
+};
+
+static struct istore *
+is(struct store *s)
+{
+	return (struct istore *)s;
+}
+
+/* Prints the connection's reason once, for the layer above. */
+static int
+fail(struct istore *st, int r)
+{
+	if (!st->error_shown && st->c != NULL && imap_why(st->c)[0] != '\0') {
+		ERRX("imap: %s", imap_why(st->c));
+		st->error_shown = 1;
+	}
+	return r;
+}
+
+/* ---- names --------------------------------------------------------- */
+
+/* Internal name -> the server's (root prefix, separator, mUTF-7). */
+static int
+name_to_raw(struct istore *st, const char *name, char **out)
+{
+	char	*m = NULL, *p, *full = NULL;
+	char	 sep = imap_conn_sep(st->c);
+	int	 r;
+
+	*out = NULL;
+	if (strcmp(name, "INBOX") == 0 && st->u.root[0] == '\0')
+		return (*out = strdup("INBOX")) == NULL ? MSYNC_ERR_NOMEM : 0;
+	if ((r = names_to_mutf7(name, &m)) != 0)
+		return r;
+	for (p = m; *p != '\0'; p++) {
+		if (*p == sep && sep != '/') {
+			free(m);
+			return MSYNC_ERR_BADNAME;	/* cannot exist there */
+		}
+		if (*p == '/')
+			*p = sep;
+	}
+	if (st->u.root[0] != '\0') {
+		if (asprintf(&full, "%s%c%s", st->u.root, sep, m) < 0) {
+			free(m);
+			return MSYNC_ERR_NOMEM;
+		}
+		free(m);
+		m = full;
+	}
+	*out = m;
+	return 0;
+}
+
+/* The server's name -> internal; BADNAME if it has no internal form. */
+static int
+name_from_raw(struct istore *st, const char *raw, char **out)
+{
+	char	*u = NULL, *p;
+	char	 sep = imap_conn_sep(st->c);
+	size_t	 rl = strlen(st->u.root);
+	int	 r;
+
+	*out = NULL;
+	if (rl > 0) {
+		if (strncmp(raw, st->u.root, rl) != 0 || raw[rl] != sep ||
+		    raw[rl + 1] == '\0')
+			return MSYNC_ERR_BADNAME;
+		raw += rl + 1;
+	} else if (strcasecmp(raw, "INBOX") == 0)
+		return (*out = strdup("INBOX")) == NULL ? MSYNC_ERR_NOMEM : 0;
+	if ((r = names_from_mutf7(raw, &u)) != 0)
+		return r;
+	if (sep != '/') {
+		if (strchr(u, '/') != NULL) {
+			free(u);
+			return MSYNC_ERR_BADNAME;
+		}
+		for (p = u; *p != '\0'; p++)
+			if (*p == sep)
+				*p = '/';
+	}
+	if (!names_valid(u, strlen(u))) {
+		free(u);
+		return MSYNC_ERR_BADNAME;
+	}
+	*out = u;
+	return 0;
+}
+
+static struct imbox *
+mbox_find(struct istore *st, const char *name)
+{
+	for (size_t i = 0; i < st->nmb; i++)
+		if (strcmp(st->mb[i].name, name) == 0)
+			return &st->mb[i];
+	return NULL;
+}
+
+static struct imbox *
+mbox_find_raw(struct istore *st, const char *raw)
+{
+	for (size_t i = 0; i < st->nmb; i++)
+		if (strcmp(st->mb[i].raw, raw) == 0 ||
+		    (strcasecmp(raw, "INBOX") == 0 &&
+		    strcasecmp(st->mb[i].raw, "INBOX") == 0))
+			return &st->mb[i];
+	return NULL;
+}
+
+static void
+mbox_clear(struct imbox *m)
+{
+	free(m->name);
+	free(m->raw);
+	free(m->wire);
+	free(m->c);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Adds (or finds) mailbox name; *out points into st->mb (until next add). */
+static int
+mbox_add(struct istore *st, const char *name, struct imbox **out)
+{
+	struct imbox	*m, *nm;
+	int		 r;
+
+	if ((m = mbox_find(st, name)) != NULL) {
+		*out = m;
+		return 0;
+	}
+	if (st->nmb >= MSYNC_MBOX_MAX)
+		return MSYNC_ERR_TOOBIG;
+	nm = reallocarray(st->mb, st->nmb + 1, sizeof(*nm));
+	if (nm == NULL)
+		return MSYNC_ERR_NOMEM;
+	st->mb = nm;
+	m = &st->mb[st->nmb];
+	memset(m, 0, sizeof(*m));
+	if ((m->name = strdup(name)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	if ((r = name_to_raw(st, name, &m->raw)) != 0 ||
+	    (r = imap_quote(m->raw, &m->wire)) != 0) {
+		mbox_clear(m);
+		return r;
+	}
+	st->nmb++;
+	*out = m;
+	return 0;
+}
+
+/* ---- the cache ----------------------------------------------------- */
+
+/* The cache file of m: dir/<hash of the raw name>. */
+static void
+cache_path(struct istore *st, const struct imbox *m, char *out, size_t n)
+{
+	struct guid	 g;
+	char		 hex[33];
+
+	guid_of(m->raw, strlen(m->raw), &g);
+	guid_hex(&g, hex);
+	snprintf(out, n, "%s/%s", st->dir, hex);
+}
+
+/* The spool file of (m, uid). */
+static void
+spool_path(struct istore *st, const struct imbox *m, uint32_t uid,
+    char *out, size_t n)
+{
+	char	 p[MSYNC_PATH_MAX];
+
+	cache_path(st, m, p, sizeof(p));
+	if (snprintf(out, n, "%s.%u.%u", p, m->uidvalidity, uid) >= (int)n)
+		out[0] = '\0';	/* not reached: dir is far shorter */
+}
+
+static struct centry *
+cache_find(struct imbox *m, uint32_t uid)
+{
+	size_t	 lo = 0, hi = m->nc, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (m->c[mid].uid == uid)
+			return &m->c[mid];
+		if (m->c[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Adds or replaces an entry, keeping the array sorted. */
+static int
+cache_put(struct imbox *m, const struct centry *e)
+{
+	struct centry	*f;
+	size_t		 i;
+
+	if ((f = cache_find(m, e->uid)) != NULL) {
+		*f = *e;
+		m->dirty = 1;
+		return 0;
+	}
+	if (m->nc >= MSYNC_MSGS_MAX)
+		return MSYNC_ERR_TOOBIG;
+	if (msync_grow(&m->c, &m->capc, m->nc, sizeof(*m->c)) != 0)
+		return MSYNC_ERR_NOMEM;
+	for (i = m->nc; i > 0 && m->c[i - 1].uid > e->uid; i--)
+		m->c[i] = m->c[i - 1];
+	m->c[i] = *e;
+	m->nc++;
+	m->dirty = 1;
+	return 0;
+}
+
+static void
+cache_del(struct imbox *m, uint32_t uid)
+{
+	struct centry	*f = cache_find(m, uid);
+	size_t		 i;
+
+	if (f == NULL)
+		return;
+	i = (size_t)(f - m->c);
+	memmove(&m->c[i], &m->c[i + 1], (m->nc - i - 1) * sizeof(*m->c));
+	m->nc--;
+	m->dirty = 1;
+}
+
+/*
+ * Reads m's cache file; a missing or bad one is an empty cache (it only
+ * costs downloads).
+ */
+static void
+cache_load(struct istore *st, struct imbox *m)
+{
+	char		 path[MSYNC_PATH_MAX], line[256], hex[40];
+	struct centry	 e;
+	unsigned long	 uid, uv;
+	unsigned long long size;
+	long long	 date;
+	FILE		*f;
+
+	if (m->loaded)
+		return;
+	m->loaded = 1;
+	cache_path(st, m, path, sizeof(path));
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	if (fgets(line, sizeof(line), f) == NULL ||
+	    strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) != 0 ||
+	    sscanf(line + sizeof(CACHE_MAGIC), "%lu %39s", &uv, hex) != 2 ||
+	    uv > UINT32_MAX)
+		goto out;
+	m->cache_uidvalidity = (uint32_t)uv;
+	if (strcmp(hex, "-") != 0 && guid_from_hex(hex, &m->guid) == 0)
+		m->guid_adopted = 1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%lu %39s %llu %lld", &uid, hex, &size,
+		    &date) != 4 || uid == 0 || uid > UINT32_MAX ||
+		    size > MSYNC_MSG_SIZE_MAX)
+			continue;
+		memset(&e, 0, sizeof(e));
+		e.uid = (uint32_t)uid;
+		if (guid_from_hex(hex, &e.guid) != 0)
+			continue;
+		e.size = size;
+		e.date = date;
+		if (cache_put(m, &e) != 0)
+			break;
+	}
+	m->dirty = 0;
+out:
+	fclose(f);
+}
+
+/* Writes m's cache file atomically (tmp + rename). */
+static int
+cache_save(struct istore *st, struct imbox *m)
+{
+	char	 path[MSYNC_PATH_MAX], tmp[MSYNC_PATH_MAX + 8], hex[33];
+	FILE	*f;
+	size_t	 i;
+	int	 fd;
+
+	if (!m->dirty)
+		return 0;
+	cache_path(st, m, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	if ((fd = mkstemp(tmp)) < 0)
+		return MSYNC_ERR_IO;
+	if ((f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		unlink(tmp);
+		return MSYNC_ERR_IO;
+	}
+	if (m->guid_adopted)
+		guid_hex(&m->guid, hex);
+	fprintf(f, "%s %u %s\n", CACHE_MAGIC, m->cache_uidvalidity,
+	    m->guid_adopted ? hex : "-");
+	for (i = 0; i < m->nc; i++) {
+		guid_hex(&m->c[i].guid, hex);
+		fprintf(f, "%u %s %llu %lld\n", m->c[i].uid, hex,
+		    (unsigned long long)m->c[i].size,
+		    (long long)m->c[i].date);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		fclose(f);
+		unlink(tmp);
+		return MSYNC_ERR_IO;
+	}
+	fclose(f);
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return MSYNC_ERR_IO;
+	}
+	m->dirty = 0;
+	return 0;
+}
+
+/* A UIDVALIDITY other than the cache's makes the cache worthless. */
+static void
+cache_check_uidvalidity(struct imbox *m, uint32_t uv)
+{
+	if (m->cache_uidvalidity == uv)
+		return;
+	if (m->nc > 0)
+		LOG2("imap: '%s': UIDVALIDITY changed, cache dropped",
+		    log_esc(m->name, 200));
+	m->nc = 0;
+	m->cache_uidvalidity = uv;
+	m->dirty = 1;
+}
+
+/* The mailbox GUID: adopted, or derived from account, name, UIDVALIDITY. */
+static void
+mbox_guid(struct istore *st, struct imbox *m)
+{
+	char	*s = NULL;
+	int	 n;
+
+	if (m->guid_adopted)
+		return;
+	n = asprintf(&s, "imap\n%s\n%d\n%s\n%s\n%u", st->u.host, st->u.port,
+	    st->u.user, m->raw, m->uidvalidity);
+	if (n < 0)
+		return;
+	guid_of(s, (size_t)n, &m->guid);
+	free(s);
+}
+
+/* ---- flags and dates ----------------------------------------------- */
+
+static const struct {
+	const char	*name;
+	uint8_t		 bit;
+} sysflags[] = {
+	{ "\\Draft", FLAG_DRAFT },
+	{ "\\Flagged", FLAG_FLAGGED },
+	{ "$Forwarded", FLAG_PASSED },
+	{ "\\Answered", FLAG_REPLIED },
+	{ "\\Seen", FLAG_SEEN },
+	{ "\\Deleted", FLAG_TRASHED },
+};
+
+static int
+kw_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A FLAGS list -> flag bits and a sorted keyword string (*kw owned). */
+static int
+flags_from_list(const struct imap_resp *r, size_t l, uint8_t *flags,
+    char **kw)
+{
+	const char	*names[MSYNC_KW_MAX];
+	size_t		 n = 0, k, i, len = 0;
+	char		*s;
+
+	*flags = 0;
+	*kw = NULL;
+	if (l == 0 || r->v[l].type != IV_LIST)
+		return MSYNC_ERR_PROTO;
+	for (k = r->v[l].kid; k != 0; k = r->v[k].next) {
+		if (r->v[k].type != IV_ATOM)
+			continue;
+		for (i = 0; i < sizeof(sysflags) / sizeof(sysflags[0]); i++)
+			if (strcasecmp(r->v[k].s, sysflags[i].name) == 0)
+				break;
+		if (i < sizeof(sysflags) / sizeof(sysflags[0])) {
+			*flags |= sysflags[i].bit;
+			continue;
+		}
+		if (r->v[k].s[0] == '\\' || r->v[k].len > MSYNC_KWNAME_MAX)
+			continue;	/* \Recent, unknown system flags */
+		if (n == MSYNC_KW_MAX) {
+			LOG2("imap: more than %d keywords on a message; "
+			    "the rest are not synced", MSYNC_KW_MAX);
+			break;
+		}
+		names[n++] = r->v[k].s;
+		len += r->v[k].len + 1;
+	}
+	if (n == 0)
+		return 0;
+	qsort(names, n, sizeof(names[0]), kw_cmp);
+	if ((s = malloc(len)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	s[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue;
+		if (s[0] != '\0')
+			strcat(s, " ");
+		strcat(s, names[i]);
+	}
+	*kw = s;
+	return 0;
+}
+
+/* Is kw a keyword the server can take as an atom? */
+static int
+kw_ok(const char *w, size_t n)
+{
+	size_t	 i;
+
+	if (n == 0 || n > MSYNC_KWNAME_MAX || w[0] == '\\')
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)w[i];
+
+		if (ch <= 0x20 || ch >= 0x7f || strchr("(){%*\"\\]", ch))
+			return 0;
+	}
+	return 1;
+}
+
+/* Flag bits and keywords -> "\Seen kw ..." (no parentheses). */
+static int
+flags_to_text(uint8_t flags, const char *kw, char *out, size_t n)
+{
+	size_t	 i, o = 0, wl;
+	const char *w, *e;
+	int	 k;
+
+	out[0] = '\0';
+	for (i = 0; i < sizeof(sysflags) / sizeof(sysflags[0]); i++)
+		if (flags & sysflags[i].bit) {
+			k = snprintf(out + o, n - o, "%s%s", o ? " " : "",
+			    sysflags[i].name);
+			if (k < 0 || (size_t)k >= n - o)
+				return MSYNC_ERR_TOOBIG;
+			o += (size_t)k;
+		}
+	for (w = kw; w != NULL && *w != '\0'; w = *e ? e + 1 : e) {
+		e = strchr(w, ' ');
+		if (e == NULL)
+			e = w + strlen(w);
+		wl = (size_t)(e - w);
+		if (!kw_ok(w, wl)) {
+			LOG1("imap: keyword '%s' cannot be stored on the "
+			    "server; left out", log_esc(w, wl < 64 ? wl : 64));
+			continue;
+		}
+		k = snprintf(out + o, n - o, "%s%.*s", o ? " " : "", (int)wl,
+		    w);
+		if (k < 0 || (size_t)k >= n - o)
+			return MSYNC_ERR_TOOBIG;
+		o += (size_t)k;
+	}
+	return 0;
+}
+
+static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* "06-Dec-2026 04:17:25 +0000" -> seconds since the epoch. */
+static int
+date_parse(const char *s, int64_t *out)
+{
+	struct tm	 tm;
+	char		 mon[4];
+	int		 d, y, H, M, S, z, i, n = 0;
+	char		 sign;
+
+	memset(&tm, 0, sizeof(tm));
+	while (*s == ' ')
+		s++;
+	if (sscanf(s, "%d-%3s-%d %d:%d:%d %c%4d%n", &d, mon, &y, &H, &M, &S,
+	    &sign, &z, &n) != 8 || (sign != '+' && sign != '-'))
+		return MSYNC_ERR_PROTO;
+	for (i = 0; i < 12; i++)
+		if (strcasecmp(mon, months[i]) == 0)
+			break;
+	if (i == 12 || d < 1 || d > 31 || y < 1970 || y > 9999 || H > 23 ||
+	    M > 59 || S > 60 || z > 1400 || H < 0 || M < 0 || S < 0 || z < 0)
+		return MSYNC_ERR_PROTO;
+	tm.tm_mday = d;
+	tm.tm_mon = i;
+	tm.tm_year = y - 1900;
+	tm.tm_hour = H;
+	tm.tm_min = M;
+	tm.tm_sec = S;
+	*out = (int64_t)timegm(&tm) - (sign == '+' ? 1 : -1) *
+	    ((z / 100) * 3600 + (z % 100) * 60);
+	return 0;
+}
+
+static void
+date_format(int64_t t, char *out, size_t n)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)t;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL) {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out, n, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+	    months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec);
+}
+
+/* ---- bodies into the spool ----------------------------------------- */
+
+static int
+sink_begin(void *arg, uint64_t size)
+{
+	struct istore	*st = arg;
+
+	if (st->sk_fd >= 0) {
+		close(st->sk_fd);
+		unlink(st->sk_path);
+	}
+	snprintf(st->sk_path, sizeof(st->sk_path), "%s/spool.XXXXXX",
+	    st->dir);
+	st->sk_err = 0;
+	st->sk_size = 0;
+	st->sk_cr = 0;
+	if ((st->sk_fd = mkostemp(st->sk_path, O_CLOEXEC)) < 0) {
+		st->sk_err = MSYNC_ERR_IO;
+		return MSYNC_ERR_IO;
+	}
+	guid_ctx_free(st->sk_g);
+	if ((st->sk_g = guid_ctx_new()) == NULL)
+		return MSYNC_ERR_NOMEM;
+	return 0;
+}
+
+/* Writes n bytes to the spool file, folding CRLF to LF across pieces. */
+static int
+sink_write(void *arg, const void *p, size_t n)
+{
+	struct istore	*st = arg;
+	const char	*s = p;
+	char		 out[16384];
+	size_t		 i, o = 0;
+
+	if (st->sk_fd < 0)
+		return 0;
+	guid_update(st->sk_g, p, n);
+	for (i = 0; i < n; i++) {
+		if (o + 2 > sizeof(out)) {
+			if (write(st->sk_fd, out, o) != (ssize_t)o)
+				return MSYNC_ERR_IO;
+			st->sk_size += o;
+			o = 0;
+		}
+		if (st->sk_cr) {
+			st->sk_cr = 0;
+			if (s[i] != '\n')
+				out[o++] = '\r';
+		}
+		if (s[i] == '\r')
+			st->sk_cr = 1;
+		else
+			out[o++] = s[i];
+	}
+	if (o > 0 && write(st->sk_fd, out, o) != (ssize_t)o)
+		return MSYNC_ERR_IO;
+	st->sk_size += o;
+	return 0;
+}
+
+/*
+ * The FETCH that carried the streamed body arrived: the spool file
+ * becomes (m, uid)'s, and the cache learns its GUID.
+ */
+static int
+sink_finish(struct istore *st, struct imbox *m, uint32_t uid, int64_t date)
+{
+	struct centry	 e;
+	char		 path[MSYNC_PATH_MAX];
+	int		 r;
+
+	if (st->sk_cr) {
+		st->sk_cr = 0;
+		if (write(st->sk_fd, "\r", 1) != 1)
+			return MSYNC_ERR_IO;
+		st->sk_size++;
+	}
+	memset(&e, 0, sizeof(e));
+	e.uid = uid;
+	guid_final(st->sk_g, &e.guid);
+	e.size = st->sk_size;
+	e.date = date;
+	close(st->sk_fd);
+	st->sk_fd = -1;
+	spool_path(st, m, uid, path, sizeof(path));
+	if (rename(st->sk_path, path) != 0) {
+		unlink(st->sk_path);
+		return MSYNC_ERR_IO;
+	}
+	if ((r = cache_put(m, &e)) != 0)
+		return r;
+	return 0;
+}
+
+/* ---- untagged responses -------------------------------------------- */
+
+/* Reads one FETCH response's items. */
+static int
+on_fetch(struct istore *st, const struct imap_resp *r)
+{
+	struct msg	 msg;
+	size_t		 l = imap_kid(r, 0, 0), k, v;
+	uint64_t	 n;
+	int		 have_uid = 0, have_flags = 0, body = 0, rc = 0;
+	const struct imap_val *bodystr = NULL;
+	struct centry	*e;
+
+	memset(&msg, 0, sizeof(msg));
+	if (l == 0 || r->v[l].type != IV_LIST)
+		return MSYNC_ERR_PROTO;
+	for (k = r->v[l].kid; k != 0; k = r->v[v].next) {
+		if ((v = r->v[k].next) == 0)
+			return MSYNC_ERR_PROTO;
+		if (imap_is(r, k, "UID")) {
+			if (imap_num(r, v, UINT32_MAX, &n) != 0 || n == 0)
+				return MSYNC_ERR_PROTO;
+			msg.uid = (uint32_t)n;
+			have_uid = 1;
+		} else if (imap_is(r, k, "FLAGS")) {
+			free(msg.kw);
+			if ((rc = flags_from_list(r, v, &msg.flags,
+			    &msg.kw)) != 0)
+				goto out;
+			have_flags = 1;
+		} else if (imap_is(r, k, "RFC822.SIZE")) {
+			if (imap_num(r, v, MSYNC_MSG_SIZE_MAX, &n) != 0) {
+				rc = MSYNC_ERR_PROTO;
+				goto out;
+			}
+			msg.size = n;
+		} else if (imap_is(r, k, "INTERNALDATE")) {
+			if (r->v[v].type != IV_STRING ||
+			    date_parse(r->v[v].s, &msg.date) != 0) {
+				rc = MSYNC_ERR_PROTO;
+				goto out;
+			}
+		} else if (r->v[k].type == IV_ATOM &&
+		    strncasecmp(r->v[k].s, "BODY[]", 6) == 0) {
+			body = 1;
+			if (r->v[v].type == IV_STRING)
+				bodystr = &r->v[v];
+		}
+	}
+	if (body && st->fb != NULL) {
+		if (!have_uid) {
+			rc = MSYNC_ERR_PROTO;
+			goto out;
+		}
+		if (bodystr != NULL) {
+			/* A small body sent as a string, not streamed. */
+			if ((rc = sink_begin(st, bodystr->len)) != 0 ||
+			    (rc = sink_write(st, bodystr->s,
+			    bodystr->len)) != 0)
+				goto out;
+		}
+		if (st->sk_fd < 0) {
+			rc = st->sk_err != 0 ? st->sk_err : MSYNC_ERR_PROTO;
+			goto out;
+		}
+		e = cache_find(st->fb, msg.uid);
+		rc = sink_finish(st, st->fb, msg.uid, e != NULL ? e->date :
+		    msg.date);
+		goto out;
+	}
+	if (st->fl != NULL && have_uid && have_flags)
+		rc = msglist_add(st->fl, &msg);
+	else
+		free(msg.kw);
+	msg.kw = NULL;
+out:
+	free(msg.kw);
+	return rc;
+}
+
+static int
+on_list(struct istore *st, const struct imap_resp *r)
+{
+	size_t		 attrs = imap_kid(r, 0, 0), nm = imap_kid(r, 0, 2), k;
+	char		*name = NULL;
+	struct imbox	*m;
+	int		 rc;
+
+	if (attrs == 0 || nm == 0 || r->v[attrs].type != IV_LIST ||
+	    (r->v[nm].type != IV_STRING && r->v[nm].type != IV_ATOM) ||
+	    strlen(r->v[nm].s) != r->v[nm].len)
+		return 0;	/* odd, but not ours to judge */
+	for (k = r->v[attrs].kid; k != 0; k = r->v[k].next) {
+		if (imap_is(r, k, "\\Noselect") ||
+		    imap_is(r, k, "\\NonExistent"))
+			return 0;
+		if (imap_is(r, k, "\\All") || imap_is(r, k, "\\Flagged") ||
+		    imap_is(r, k, "\\Important")) {
+			LOG1("imap: '%s' is a virtual folder (%s) of messages "
+			    "in other folders: left out",
+			    log_esc(r->v[nm].s, 200), r->v[k].s);
+			return 0;
+		}
+	}
+	if ((rc = name_from_raw(st, r->v[nm].s, &name)) != 0) {
+		if (rc == MSYNC_ERR_BADNAME) {
+			if (strcmp(r->v[nm].s, st->u.root) != 0)
+				LOG1("imap: folder '%s' has no name msync can "
+				    "use on the other side: left out",
+				    log_esc(r->v[nm].s, 200));
+			return 0;
+		}
+		return rc;
+	}
+	rc = mbox_add(st, name, &m);
+	free(name);
+	return rc == MSYNC_ERR_BADNAME ? 0 : rc;
+}
+
+static int
+on_status(struct istore *st, const struct imap_resp *r)
+{
+	size_t		 nm = imap_kid(r, 0, 0), l = imap_kid(r, 0, 1), k, v;
+	struct imbox	*m;
+	uint64_t	 n;
+
+	if (nm == 0 || l == 0 || r->v[l].type != IV_LIST ||
+	    r->v[nm].type == IV_LIST || r->v[nm].type == IV_NIL)
+		return MSYNC_ERR_PROTO;
+	if ((m = mbox_find_raw(st, r->v[nm].s)) == NULL)
+		return 0;
+	for (k = r->v[l].kid; k != 0; k = r->v[v].next) {
+		if ((v = r->v[k].next) == 0 ||
+		    imap_num(r, v, UINT64_MAX, &n) != 0)
+			return MSYNC_ERR_PROTO;
+		if (imap_is(r, k, "MESSAGES"))
+			m->count = n > MSYNC_MSGS_MAX ? MSYNC_MSGS_MAX :
+			    (uint32_t)n;
+		else if (imap_is(r, k, "UIDNEXT") && n <= UINT32_MAX)
+			m->uidnext = (uint32_t)n;
+		else if (imap_is(r, k, "UIDVALIDITY") && n <= UINT32_MAX)
+			m->uidvalidity = (uint32_t)n;
+		else if (imap_is(r, k, "HIGHESTMODSEQ"))
+			m->modseq = n;
+	}
+	return 0;
+}
+
+static int
+on_untagged(void *arg, const struct imap_resp *r)
+{
+	struct istore	*st = arg;
+	unsigned long	 v;
+
+	if (strcmp(r->kind, "FETCH") == 0)
+		return on_fetch(st, r);
+	if (strcmp(r->kind, "LIST") == 0 && st->listing)
+		return on_list(st, r);
+	if (strcmp(r->kind, "STATUS") == 0)
+		return on_status(st, r);
+	if (strcmp(r->kind, "OK") == 0 && imap_code_is(r, "UIDVALIDITY") &&
+	    sscanf(r->code + 11, "%lu", &v) == 1 && v <= UINT32_MAX)
+		st->sel_uidvalidity = (uint32_t)v;
+	if ((strcmp(r->kind, "NO") == 0 || strcmp(r->kind, "BAD") == 0))
+		LOG1("imap: %s says: %s", st->u.host, log_esc(r->text, 200));
+	return 0;
+}
+
+/* ---- opening and listing ------------------------------------------- */
+
+static int
+make_dirs(const char *path)
+{
+	char	 p[MSYNC_PATH_MAX];
+	size_t	 i;
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (i = 1; p[i] != '\0'; i++) {
+		if (p[i] != '/')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0700) != 0 && errno != EEXIST)
+			return MSYNC_ERR_IO;
+		p[i] = '/';
+	}
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		return MSYNC_ERR_IO;
+	return 0;
+}
+
+static int
+imap_open(const struct store_opts *o, struct store **out, char **holder)
+{
+	struct istore		*st = NULL;
+	struct imap_conn_opts	 co;
+	char			*secret = NULL, *why = NULL, *acct = NULL;
+	char			 hex[33];
+	const char		*x;
+	struct guid		 g;
+	int			 r;
+
+	*out = NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	st->base.drv = &store_imap_driver;
+	st->sel = -1;
+	st->sk_fd = -1;
+	st->readonly = o->readonly;
+	if ((r = imap_url_parse(o->path, &st->u, &why)) != 0)
+		goto out;
+	/* The cache directory of this account. */
+	if (asprintf(&acct, "%s:%d:%s:%s", st->u.host, st->u.port, st->u.user,
+	    st->u.root) < 0) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	guid_of(acct, strlen(acct), &g);
+	guid_hex(&g, hex);
+	if (o->cachedir != NULL)
+		r = asprintf(&st->dir, "%s/imap/%s", o->cachedir, hex);
+	else if ((x = getenv("XDG_CACHE_HOME")) != NULL && *x == '/')
+		r = asprintf(&st->dir, "%s/msync/imap/%s", x, hex);
+	else if ((x = getenv("HOME")) != NULL && *x == '/')
+		r = asprintf(&st->dir, "%s/.cache/msync/imap/%s", x, hex);
+	else {
+		why = strdup("no cache directory: set HOME or XDG_CACHE_HOME");
+		r = MSYNC_ERR_USAGE;
+		goto out;
+	}
+	if (r < 0) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = make_dirs(st->dir)) != 0) {
+		if (asprintf(&why, "cannot create the cache directory '%s': "
+		    "%s", st->dir, strerror(errno)) < 0)
+			why = NULL;
+		goto out;
+	}
+	if ((r = secret_get(getenv("MSYNC_PASSCMD"), st->u.host, st->u.user,
+	    &secret, &why)) != 0)
+		goto out;
+	memset(&co, 0, sizeof(co));
+	co.host = st->u.host;
+	co.port = st->u.port;
+	co.user = st->u.user;
+	co.tls = st->u.tls;
+	co.fingerprint = st->u.fingerprint;
+	co.auth = st->u.auth;
+	co.secret = secret;
+	if ((x = getenv("MSYNC_IMAP_TIMEOUT")) != NULL && atoi(x) > 0)
+		co.timeout_ms = atoi(x) * 1000;
+	co.no_compress = getenv("MSYNC_IMAP_NO_COMPRESS") != NULL;
+	if ((r = imap_connect(&co, &st->c, &why)) != 0)
+		goto out;
+	imap_set_untagged(st->c, on_untagged, st);
+	*out = &st->base;
+	st = NULL;	/* transferred */
+	r = 0;
+out:
+	secret_free(secret);
+	free(acct);
+	if (r != 0 && why != NULL && holder != NULL) {
+		*holder = why;
+		why = NULL;
+	}
+	free(why);
+	if (st != NULL) {
+		imap_url_free(&st->u);
+		free(st->dir);
+		free(st);
+	}
+	return r;
+}
+
+static int
+imap_close_store(struct store *s)
+{
+	struct istore	*st = is(s);
+	int		 r = 0, r2;
+
+	if (st == NULL)
+		return 0;
+	for (size_t i = 0; i < st->nmb; i++) {
+		if ((r2 = cache_save(st, &st->mb[i])) != 0 && r == 0)
+			r = r2;
+		mbox_clear(&st->mb[i]);
+	}
+	free(st->mb);
+	if (st->sk_fd >= 0) {
+		close(st->sk_fd);
+		unlink(st->sk_path);
+	}
+	guid_ctx_free(st->sk_g);
+	imap_close(st->c);
+	imap_url_free(&st->u);
+	free(st->dir);
+	free(st);
+	return r;
+}
+
+/* STATUS items we ask for. */
+static const char *
+status_items(struct istore *st)
+{
+	return (imap_conn_caps(st->c) & IMAP_CAP_CONDSTORE) ?
+	    "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)" :
+	    "(MESSAGES UIDNEXT UIDVALIDITY)";
+}
+
+/* Fills a store_mailbox from m. */
+static int
+mbox_status(struct istore *st, struct imbox *m, struct store_mailbox *o)
+{
+	memset(o, 0, sizeof(*o));
+	if ((o->name = strdup(m->name)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	cache_load(st, m);
+	mbox_guid(st, m);
+	o->guid = m->guid;
+	o->uidvalidity = m->uidvalidity;
+	o->uidnext = m->uidnext;
+	o->modseq = m->modseq;
+	o->count = m->count;
+	for (size_t i = 0; i < m->nc; i++)
+		o->bytes += m->c[i].size;
+	return 0;
+}
+
+static int
+imap_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
+{
+	struct istore		*st = is(s);
+	struct store_mailbox	*v = NULL;
+	uint32_t		*tags = NULL;
+	char			*pat = NULL, *q = NULL;
+	size_t			 i, k = 0;
+	int			 r;
+
+	*out = NULL;
+	*n = 0;
+	st->listing = 1;
+	if (st->u.root[0] != '\0') {
+		if (asprintf(&pat, "%s%c*", st->u.root,
+		    imap_conn_sep(st->c)) < 0) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		if ((r = imap_quote(pat, &q)) != 0)
+			goto out;
+		r = imap_cmd(st->c, NULL, "LIST \"\" %s", q);
+	} else
+		r = imap_cmd(st->c, NULL, "LIST \"\" \"*\"");
+	st->listing = 0;
+	if (r != 0)
+		goto out;
+	if (st->u.root[0] == '\0' && mbox_find(st, "INBOX") == NULL) {
+		struct imbox *m;
+
+		if ((r = mbox_add(st, "INBOX", &m)) != 0)
+			goto out;
+	}
+	/* One STATUS per mailbox, all in flight at once. */
+	if ((tags = calloc(st->nmb + 1, sizeof(*tags))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < st->nmb; i++)
+		if ((r = imap_send(st->c, &tags[i], "STATUS %s %s",
+		    st->mb[i].wire, status_items(st))) != 0)
+			goto out;
+	for (i = 0; i < st->nmb; i++) {
+		struct imap_done d;
+
+		if ((r = imap_wait(st->c, tags[i], &d)) != 0)
+			goto out;
+		if (d.status != IMAP_OK)
+			LOG1("imap: no status for '%s': %s",
+			    log_esc(st->mb[i].name, 200),
+			    log_esc(d.text, 200));
+	}
+	if ((v = calloc(st->nmb + 1, sizeof(*v))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < st->nmb; i++) {
+		if (st->mb[i].uidvalidity == 0)
+			continue;	/* STATUS failed: not there */
+		if ((r = mbox_status(st, &st->mb[i], &v[k])) != 0)
+			goto out;
+		k++;
+	}
+	*out = v;
+	*n = k;
+	v = NULL;	/* transferred */
+out:
+	st->listing = 0;
+	if (v != NULL)
+		store_mailboxes_free(v, k);
+	free(tags);
+	free(pat);
+	free(q);
+	return r != 0 ? fail(st, r) : 0;
+}
+
+/* SELECT (or EXAMINE when read-only) m, unless it is selected already. */
+static int
+select_mbox(struct istore *st, struct imbox *m, int need_rw)
+{
+	struct imap_done d;
+	int		 ro = st->readonly || !need_rw, r;
+	ssize_t		 idx = m - st->mb;
+
+	if (st->readonly && need_rw)
+		return MSYNC_ERR_READONLY;
+	if (st->sel == idx && (st->sel_ro == 0 || ro))
+		return 0;
+	st->sel = -1;
+	st->sel_uidvalidity = 0;
+	/* A read-only store never SELECTs: EXAMINE leaves \Seen alone. */
+	r = imap_cmd(st->c, &d, "%s %s", st->readonly ? "EXAMINE" : "SELECT",
+	    m->wire);
+	if (r != 0)
+		return fail(st, r);
+	if (d.status != IMAP_OK) {
+		LOG1("imap: cannot open '%s': %s", log_esc(m->name, 200),
+		    log_esc(d.text, 200));
+		return MSYNC_ERR_NOTFOUND;
+	}
+	if (m->uidvalidity != 0 && st->sel_uidvalidity != m->uidvalidity) {
+		ERRX("imap: '%s': UIDVALIDITY changed during the run",
+		    log_esc(m->name, 200));
+		return MSYNC_ERR_STORE_CHANGED;
+	}
+	m->uidvalidity = st->sel_uidvalidity;
+	cache_load(st, m);
+	cache_check_uidvalidity(m, m->uidvalidity);
+	st->sel = idx;
+	st->sel_ro = st->readonly;
+	return 0;
+}
+
+/* Downloads the bodies of uids[0..n) of the selected m into the spool. */
+static int
+fetch_bodies(struct istore *st, struct imbox *m, const uint32_t *uids,
+    size_t n)
+{
+	uint32_t	*tags = NULL;
+	char		*set = NULL;
+	size_t		 i, j, ntag = 0, o;
+	int		 r = 0;
+	struct imap_sink sk = { sink_begin, sink_write, st };
+
+	if (n == 0)
+		return 0;
+	if ((tags = calloc(n / FETCH_CHUNK + 1, sizeof(*tags))) == NULL ||
+	    (set = malloc(FETCH_CHUNK * 11 + 1)) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	imap_set_sink(st->c, &sk);
+	st->fb = m;
+	for (i = 0; i < n; i += FETCH_CHUNK) {
+		o = 0;
+		for (j = i; j < n && j < i + FETCH_CHUNK; j++)
+			o += (size_t)sprintf(set + o, "%s%u", o ? "," : "",
+			    uids[j]);
+		if ((r = imap_send(st->c, &tags[ntag++], "UID FETCH %s "
+		    "(UID INTERNALDATE BODY.PEEK[])", set)) != 0)
+			goto out;
+	}
+	for (i = 0; i < ntag; i++)
+		if ((r = imap_wait(st->c, tags[i], NULL)) != 0)
+			goto out;
+out:
+	st->fb = NULL;
+	imap_set_sink(st->c, NULL);
+	free(tags);
+	free(set);
+	return r;
+}
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	const struct msg *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int
+imap_list_messages(struct store *s, const char *name, struct msglist *out)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	struct msglist	 l;
+	struct centry	*e;
+	uint32_t	*miss = NULL;
+	size_t		 nmiss = 0, i, k;
+	int		 r;
+
+	memset(&l, 0, sizeof(l));
+	if ((m = mbox_find(st, name)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	if ((r = select_mbox(st, m, 0)) != 0)
+		return r;
+	st->fl = &l;
+	r = imap_cmd(st->c, NULL,
+	    "UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)");
+	st->fl = NULL;
+	if (r != 0)
+		goto out;
+	msync_sort(l.v, l.n, sizeof(l.v[0]), uid_cmp);
+	if ((miss = calloc(l.n + 1, sizeof(*miss))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < l.n; i++)
+		if (cache_find(m, l.v[i].uid) == NULL)
+			miss[nmiss++] = l.v[i].uid;
+	if (nmiss > 0) {
+		LOG2("imap: '%s': reading %zu new message(s)",
+		    log_esc(name, 200), nmiss);
+		if ((r = fetch_bodies(st, m, miss, nmiss)) != 0)
+			goto out;
+	}
+	/* Cached entries of messages that are gone are dropped. */
+	for (i = 0, k = 0; i < m->nc; i++) {
+		struct msg	 key;
+
+		key.uid = m->c[i].uid;
+		if (bsearch(&key, l.v, l.n, sizeof(l.v[0]), uid_cmp) != NULL)
+			m->c[k++] = m->c[i];
+	}
+	if (k != m->nc) {
+		m->nc = k;
+		m->dirty = 1;
+	}
+	for (i = 0; i < l.n; i++) {
+		if ((e = cache_find(m, l.v[i].uid)) == NULL) {
+			LOG2("imap: '%s': UID %u vanished while read",
+			    log_esc(name, 200), l.v[i].uid);
+			continue;
+		}
+		l.v[i].guid = e->guid;
+		l.v[i].size = e->size;
+		if (e->date == 0)
+			e->date = l.v[i].date;
+		if ((r = msglist_add(out, &l.v[i])) != 0)
+			goto out;
+	}
+	r = cache_save(st, m);
+out:
+	free(miss);
+	msglist_free(&l);
+	return r != 0 ? fail(st, r) : 0;
+}
+
+static int
+imap_rescan(struct store *s, const char *name, struct store_mailbox *o)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	int		 r;
+
+	memset(o, 0, sizeof(*o));
+	if ((m = mbox_find(st, name)) == NULL) {
+		if ((r = mbox_add(st, name, &m)) != 0)
+			return r;
+	}
+	if ((r = imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
+	    status_items(st))) != 0)
+		return fail(st, r);
+	return mbox_status(st, m, o);
+}
+
+/* ---- reading ------------------------------------------------------- */
+
+static int
+imap_msg_open(struct store *s, const char *name, uint32_t uid,
+    struct store_msg **out, uint64_t *size, int64_t *date)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	struct imsg	*im;
+	struct centry	*e;
+	struct stat	 sb;
+	int		 r;
+
+	*out = NULL;
+	if ((m = mbox_find(st, name)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	if ((im = calloc(1, sizeof(*im))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	im->base.st = s;
+	cache_load(st, m);
+	spool_path(st, m, uid, im->path, sizeof(im->path));
+	if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if ((r = select_mbox(st, m, 0)) != 0 ||
+		    (r = fetch_bodies(st, m, &uid, 1)) != 0) {
+			free(im);
+			return r;
+		}
+		spool_path(st, m, uid, im->path, sizeof(im->path));
+		if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
+			free(im);
+			return MSYNC_ERR_NOTFOUND;	/* expunged */
+		}
+	}
+	if (fstat(im->fd, &sb) != 0) {
+		close(im->fd);
+		free(im);
+		return MSYNC_ERR_IO;
+	}
+	e = cache_find(m, uid);
+	*size = (uint64_t)sb.st_size;
+	*date = e != NULL ? e->date : 0;
+	*out = &im->base;
+	return 0;
+}
+
+static int
+imap_msg_read(struct store_msg *sm, void *buf, size_t cap, size_t *got)
+{
+	struct imsg	*im = (struct imsg *)sm;
+	ssize_t		 n;
+
+	do
+		n = read(im->fd, buf, cap);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return MSYNC_ERR_IO;
+	*got = (size_t)n;
+	return 0;
+}
+
+/* The spool copy has served its purpose: the cache keeps the GUID. */
+static void
+imap_msg_close(struct store_msg *sm)
+{
+	struct imsg	*im = (struct imsg *)sm;
+
+	if (im == NULL)
+		return;
+	close(im->fd);
+	unlink(im->path);
+	free(im);
+}
+
+/* ---- saving -------------------------------------------------------- */
+
+static int
+imap_save_begin(struct store *s, const char *name, struct store_save **out)
+{
+	struct istore	*st = is(s);
+	struct isave	*sv;
+	struct imbox	*m;
+
+	*out = NULL;
+	if (st->readonly)
+		return MSYNC_ERR_READONLY;
+	if ((m = mbox_find(st, name)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	if ((sv = calloc(1, sizeof(*sv))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	sv->base.st = s;
+	sv->mb = m;
+	snprintf(sv->path, sizeof(sv->path), "%s/save.XXXXXX", st->dir);
+	if ((sv->fd = mkostemp(sv->path, O_CLOEXEC)) < 0) {
+		free(sv);
+		return MSYNC_ERR_IO;
+	}
+	unlink(sv->path);	/* only the fd is needed */
+	if ((sv->g = guid_ctx_new()) == NULL) {
+		close(sv->fd);
+		free(sv);
+		return MSYNC_ERR_NOMEM;
+	}
+	*out = &sv->base;
+	return 0;
+}
+
+/* Writes the content with every bare LF made CRLF (IMAP wants CRLF). */
+static int
+imap_save_write(struct store_save *ss, const void *p, size_t n)
+{
+	struct isave	*sv = (struct isave *)ss;
+	const char	*s = p;
+	char		 out[16384];
+	size_t		 i, o = 0;
+
+	guid_update(sv->g, p, n);
+	for (i = 0; i < n; i++) {
+		if (o + 2 > sizeof(out)) {
+			if (write(sv->fd, out, o) != (ssize_t)o)
+				return MSYNC_ERR_IO;
+			o = 0;
+		}
+		if (s[i] == '\n') {
+			if (!sv->prev_cr)
+				out[o++] = '\r';
+			else
+				sv->lfsize--;	/* that CR folds away */
+		}
+		out[o++] = s[i];
+		sv->lfsize++;
+		sv->prev_cr = s[i] == '\r';
+	}
+	if (o > 0 && write(sv->fd, out, o) != (ssize_t)o)
+		return MSYNC_ERR_IO;
+	return 0;
+}
+
+static void
+imap_save_abort(struct store_save *ss)
+{
+	struct isave	*sv = (struct isave *)ss;
+
+	if (sv == NULL)
+		return;
+	close(sv->fd);
+	guid_ctx_free(sv->g);
+	free(sv);
+}
+
+static int
+imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
+    int64_t date, const struct guid *expect, uint32_t *uid_out)
+{
+	struct isave	*sv = (struct isave *)ss;
+	struct istore	*st = is(sv->base.st);
+	struct imbox	*m = sv->mb;
+	struct imap_done d;
+	struct centry	 e;
+	struct stat	 sb;
+	char		 fl[MSYNC_KWSTR_MAX + 128], fls[MSYNC_KWSTR_MAX + 130];
+	char		 ds[64];
+	uint32_t	 uv = 0, uid = 0;
+	int		 r;
+
+	*uid_out = 0;
+	memset(&e, 0, sizeof(e));
+	guid_final(sv->g, &e.guid);
+	if (expect != NULL && guid_cmp(expect, &e.guid) != 0) {
+		r = MSYNC_ERR_BADDATA;
+		goto out;
+	}
+	if (fstat(sv->fd, &sb) != 0) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	if ((r = flags_to_text(flags, kw, fl, sizeof(fl))) != 0)
+		goto out;
+	snprintf(fls, sizeof(fls), "(%s)", fl);
+	date_format(date, ds, sizeof(ds));
+	r = imap_append(st->c, m->wire, fls, ds, sv->fd,
+	    (uint64_t)sb.st_size, &uv, &uid, &d);
+	if (r != 0) {
+		r = fail(st, r);
+		goto out;
+	}
+	if (d.status != IMAP_OK) {
+		ERRX("imap: '%s' refused a message: %s%s%s",
+		    log_esc(m->name, 200), d.code[0] ? "[" : "",
+		    log_esc(d.code, 100), d.code[0] ? "] " : "");
+		r = strncasecmp(d.code, "TOOBIG", 6) == 0 ?
+		    MSYNC_ERR_TOOBIG : MSYNC_ERR_IO;
+		goto out;
+	}
+	if (uid != 0) {
+		cache_load(st, m);
+		if (m->cache_uidvalidity != uv)
+			cache_check_uidvalidity(m, uv);
+		e.uid = uid;
+		e.size = sv->lfsize;
+		e.date = date;
+		if ((r = cache_put(m, &e)) != 0)
+			goto out;
+	} else
+		LOG2("imap: no APPENDUID from %s: the saved message gets its "
+		    "UID on the next run", st->u.host);
+	*uid_out = uid;
+	r = 0;
+out:
+	imap_save_abort(ss);
+	return r;
+}
+
+/* ---- flags, expunge, mailboxes ------------------------------------- */
+
+static int
+store_cmd(struct istore *st, struct imbox *m, uint32_t uid, const char *op,
+    const char *what)
+{
+	int	 r;
+
+	if ((r = select_mbox(st, m, 1)) != 0)
+		return r;
+	r = imap_cmd(st->c, NULL, "UID STORE %u %s (%s)", uid, op, what);
+	return r != 0 ? fail(st, r) : 0;
+}
+
+static int
+imap_set_flags(struct store *s, const char *name, uint32_t uid,
+    uint8_t flags, const char *kw)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	char		 fl[MSYNC_KWSTR_MAX + 128];
+	int		 r;
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	if ((r = flags_to_text(flags, kw, fl, sizeof(fl))) != 0)
+		return r;
+	return store_cmd(st, m, uid, "FLAGS.SILENT", fl);
+}
+
+/* The words of a that are not in b, as a space-separated string. */
+static void
+kw_minus(const char *a, const char *b, char *out, size_t n)
+{
+	const char	*w, *e;
+	size_t		 wl, o = 0;
+
+	out[0] = '\0';
+	for (w = a; w != NULL && *w != '\0'; w = *e ? e + 1 : e) {
+		const char	*x, *xe;
+		int		 found = 0;
+
+		e = strchr(w, ' ');
+		if (e == NULL)
+			e = w + strlen(w);
+		wl = (size_t)(e - w);
+		for (x = b; x != NULL && *x != '\0' && !found;
+		    x = *xe ? xe + 1 : xe) {
+			xe = strchr(x, ' ');
+			if (xe == NULL)
+				xe = x + strlen(x);
+			found = (size_t)(xe - x) == wl &&
+			    memcmp(x, w, wl) == 0;
+		}
+		if (!found && o + wl + 2 < n) {
+			if (o > 0)
+				out[o++] = ' ';
+			memcpy(out + o, w, wl);
+			o += wl;
+			out[o] = '\0';
+		}
+	}
+}
+
+static int
+imap_update_flags(struct store *s, const char *name, uint32_t uid,
+    uint8_t old_flags, const char *old_kw, uint8_t flags, const char *kw)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	char		 addk[MSYNC_KWSTR_MAX + 1], delk[MSYNC_KWSTR_MAX + 1];
+	char		 fl[MSYNC_KWSTR_MAX + 128];
+	int		 r;
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	kw_minus(kw, old_kw, addk, sizeof(addk));
+	kw_minus(old_kw, kw, delk, sizeof(delk));
+	if ((flags & ~old_flags) != 0 || addk[0] != '\0') {
+		if ((r = flags_to_text(flags & ~old_flags, addk, fl,
+		    sizeof(fl))) != 0 ||
+		    (r = store_cmd(st, m, uid, "+FLAGS.SILENT", fl)) != 0)
+			return r;
+	}
+	if ((old_flags & ~flags) != 0 || delk[0] != '\0') {
+		if ((r = flags_to_text(old_flags & ~flags, delk, fl,
+		    sizeof(fl))) != 0 ||
+		    (r = store_cmd(st, m, uid, "-FLAGS.SILENT", fl)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+imap_expunge(struct store *s, const char *name, uint32_t uid)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	int		 r;
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return 0;
+	if ((r = store_cmd(st, m, uid, "+FLAGS.SILENT", "\\Deleted")) != 0)
+		return r;
+	if (imap_conn_caps(st->c) & IMAP_CAP_UIDPLUS)
+		r = imap_cmd(st->c, NULL, "UID EXPUNGE %u", uid);
+	else {
+		/* Without UIDPLUS, EXPUNGE also removes others' \Deleted. */
+		LOG2("imap: %s has no UIDPLUS: EXPUNGE removes every "
+		    "\\Deleted message of '%s'", st->u.host,
+		    log_esc(name, 200));
+		r = imap_cmd(st->c, NULL, "EXPUNGE");
+	}
+	if (r != 0)
+		return fail(st, r);
+	cache_del(m, uid);
+	return 0;
+}
+
+static int
+imap_expunge_guid(struct store *s, const char *name, uint32_t uid,
+    const struct guid *expect)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	struct centry	*e;
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return 0;
+	cache_load(st, m);
+	if ((e = cache_find(m, uid)) == NULL ||
+	    guid_cmp(&e->guid, expect) != 0)
+		return MSYNC_ERR_STORE_CHANGED;
+	return imap_expunge(s, name, uid);
+}
+
+static int
+imap_create_mailbox(struct store *s, const char *name,
+    const struct guid *guid)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	struct imap_done d;
+	int		 r;
+
+	if (st->readonly)
+		return MSYNC_ERR_READONLY;
+	if (!names_valid(name, strlen(name)))
+		return MSYNC_ERR_BADNAME;
+	if (mbox_find(st, name) != NULL)
+		return MSYNC_ERR_EXISTS;
+	if ((r = mbox_add(st, name, &m)) != 0)
+		return r;
+	if ((r = imap_cmd(st->c, &d, "CREATE %s", m->wire)) != 0)
+		return fail(st, r);
+	if (d.status != IMAP_OK) {
+		if (strncasecmp(d.code, "ALREADYEXISTS", 13) != 0) {
+			ERRX("imap: cannot create '%s': %s",
+			    log_esc(name, 200), log_esc(d.text, 200));
+			return MSYNC_ERR_IO;
+		}
+	}
+	if ((r = imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
+	    status_items(st))) != 0)
+		return fail(st, r);
+	cache_load(st, m);
+	cache_check_uidvalidity(m, m->uidvalidity);
+	if (guid != NULL) {
+		m->guid = *guid;
+		m->guid_adopted = 1;
+		m->dirty = 1;
+	}
+	return cache_save(st, m);
+}
+
+static int
+imap_rename_mailbox(struct store *s, const char *from, const char *to)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	char		*raw = NULL, *wire = NULL, *nn = NULL;
+	char		 op[MSYNC_PATH_MAX], np[MSYNC_PATH_MAX];
+	int		 r;
+
+	if (st->readonly)
+		return MSYNC_ERR_READONLY;
+	if ((m = mbox_find(st, from)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	if ((r = name_to_raw(st, to, &raw)) != 0 ||
+	    (r = imap_quote(raw, &wire)) != 0 ||
+	    (nn = strdup(to)) == NULL) {
+		r = r != 0 ? r : MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = imap_cmd(st->c, NULL, "RENAME %s %s", m->wire, wire)) != 0) {
+		r = fail(st, r);
+		goto out;
+	}
+	cache_load(st, m);
+	cache_path(st, m, op, sizeof(op));
+	free(m->name);
+	free(m->raw);
+	free(m->wire);
+	m->name = nn;
+	m->raw = raw;
+	m->wire = wire;
+	nn = raw = wire = NULL;	/* transferred */
+	cache_path(st, m, np, sizeof(np));
+	(void)rename(op, np);
+	st->sel = -1;
+out:
+	free(raw);
+	free(wire);
+	free(nn);
+	return r;
+}
+
+static int
+imap_delete_mailbox(struct store *s, const char *name)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	char		 p[MSYNC_PATH_MAX];
+	int		 r;
+
+	if (st->readonly)
+		return MSYNC_ERR_READONLY;
+	if ((m = mbox_find(st, name)) == NULL)
+		return 0;
+	if (st->sel == m - st->mb) {
+		/* A selected mailbox cannot always be deleted. */
+		(void)imap_cmd(st->c, NULL, "CLOSE");
+		st->sel = -1;
+	}
+	if ((r = imap_cmd(st->c, NULL, "DELETE %s", m->wire)) != 0)
+		return fail(st, r);
+	cache_path(st, m, p, sizeof(p));
+	(void)unlink(p);
+	m->nc = 0;
+	m->dirty = 0;
+	return 0;
+}
+
+static int
+imap_set_mailbox_guid(struct store *s, const char *name,
+    const struct guid *guid)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	cache_load(st, m);
+	m->guid = *guid;
+	m->guid_adopted = 1;
+	m->dirty = 1;
+	return cache_save(st, m);
+}
+
+static int
+imap_flush(struct store *s)
+{
+	struct istore	*st = is(s);
+	int		 r;
+
+	for (size_t i = 0; i < st->nmb; i++)
+		if ((r = cache_save(st, &st->mb[i])) != 0)
+			return r;
+	return 0;
+}
+
+const struct store_driver store_imap_driver = {
+	.name = "imap",
+	.open = imap_open,
+	.close = imap_close_store,
+	.list_mailboxes = imap_list_mailboxes,
+	.list_messages = imap_list_messages,
+	.rescan = imap_rescan,
+	.msg_open = imap_msg_open,
+	.msg_read = imap_msg_read,
+	.msg_close = imap_msg_close,
+	.save_begin = imap_save_begin,
+	.save_write = imap_save_write,
+	.save_commit = imap_save_commit,
+	.save_abort = imap_save_abort,
+	.set_flags = imap_set_flags,
+	.update_flags = imap_update_flags,
+	.expunge = imap_expunge,
+	.expunge_guid = imap_expunge_guid,
+	.create_mailbox = imap_create_mailbox,
+	.rename_mailbox = imap_rename_mailbox,
+	.delete_mailbox = imap_delete_mailbox,
+	.set_mailbox_guid = imap_set_mailbox_guid,
+	.flush = imap_flush,
+};

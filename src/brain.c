@@ -2091,6 +2091,8 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		(void)put_text(&b, REC_ERROR, r, "initiator cannot open its "
 		    "store");
 		(void)chan_flush(b.ch);
+		if (o->a_open_failed != NULL)
+			*o->a_open_failed = 1;
 		goto out;
 	}
 	if ((r = list_store(&b)) != 0)

@@ -64,6 +64,10 @@ struct brain_opts {
 	const char	*state_path;	/* the pair's state file */
 	int		 crash_after;	/* test: exit 100 after N durable writes */
 	struct brain_result *result;	/* out (--json); NULL = not wanted */
+	int		*a_open_failed;	/* out, or NULL: set to 1 when side A's
+					   store could not be opened (and that
+					   was reported): a 69 is then not the
+					   transport's */
 };
 
 /* Options of the server side (B), from its command line. */

@@ -233,7 +233,7 @@ main(int argc, char **argv)
 	size_t			 ninclude = 0, nexclude = 0;
 	int			 c, server = 0, list = 0, verbose = 1;
 	int			 backup = 0, oneway = 0, status, child = 0, r;
-	int			 a_is, started = 0;
+	int			 a_is, started = 0, a_open_failed = 0;
 	long long		 rate;
 	struct pairs_opts	 po;
 	struct config		*cfg = NULL;
@@ -474,6 +474,17 @@ main(int argc, char **argv)
 		loc[0] = loc[1];
 		loc[1] = tmp;
 		a_is = 1;
+	} else if (loc[0].layout != LAYOUT_IMAP &&
+	    loc[1].layout == LAYOUT_IMAP) {
+		/*
+		 * An IMAP store runs in this process, as side A: its
+		 * password prompt and its errors are the user's own.
+		 */
+		struct loc tmp = loc[0];
+
+		loc[0] = loc[1];
+		loc[1] = tmp;
+		a_is = 1;
 	} else
 		a_is = 0;
 
@@ -531,6 +542,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	started = 1;
+	bo.a_open_failed = &a_open_failed;
 	status = brain_client(&bo, t.rfd, t.wfd);
 	free(why);
 	why = NULL;
@@ -542,7 +554,7 @@ main(int argc, char **argv)
 	 * connection lost later was already reported by the brain, and the
 	 * remote's own last words were relayed as they came.
 	 */
-	if (status == EXIT_UNREACH)
+	if (status == EXIT_UNREACH && !a_open_failed)
 		ERRX("%s", why != NULL ? why :
 		    "the peer closed the connection before its handshake");
 	if (bo.result != NULL) {

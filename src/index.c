@@ -1418,6 +1418,22 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
+		/*
+		 * The common case first: a regular file whose name the index
+		 * holds as it is (checked when the index was loaded or the
+		 * name added) needs neither a parse nor a copy.
+		 */
+		if (!only_retry && (de->d_type == DT_REG ||
+		    de->d_type == DT_UNKNOWN) &&
+		    (id = ht_find(sc, de->d_name, base_len(de->d_name))) >= 0 &&
+		    !(id & HT_PEND) && !sc->seen[id]) {
+			old = ix->arena + ix->v[id].name;
+			if (strncmp(old, sub, 3) == 0 && old[3] == '/' &&
+			    strcmp(old + 4, de->d_name) == 0) {
+				sc->seen[id] = 1;
+				continue;
+			}
+		}
 		if (mdname_parse(de->d_name, &md) != 0) {
 			if (!only_retry)
 				WARNX("skipping '%s/%s/%s': not a Maildir "
@@ -1438,7 +1454,10 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 			    sc->where, sub, log_esc(de->d_name, 300));
 			continue;
 		}
-		snprintf(rel, sizeof(rel), "%s/%s", sub, de->d_name);
+		/* sub is "new" or "cur"; mdname_parse bounded the name. */
+		memcpy(rel, sub, 3);
+		rel[3] = '/';
+		memcpy(rel + 4, de->d_name, strlen(de->d_name) + 1);
 		id = ht_find(sc, de->d_name, md.base_len);
 		if (id < 0) {
 			if ((r = scan_new_file(sc, dirfd(d), de->d_name, rel,

@@ -29,6 +29,10 @@
 # words) on that user's mail, e.g. `doveadm_u alice save -m INBOX <msg`,
 # `doveadm_u -f json alice fetch "text" mailbox INBOX`,
 # `doveadm_u alice "mailbox create" Work`.
+# imap_digest USER and md_digest DIR print one line per message,
+# "mailbox <tab> md5 <tab> flags", as Dovecot sees USER's mail and as
+# Python's mailbox module sees a Maildir++ tree: equal output means the
+# same messages, byte for byte (CRLF folded), with the same flags.
 #
 # As root, Dovecot refuses mail access as root: the users' uid is nobody
 # (65534) and the trash directory must be reachable by it (see t7000 for
@@ -184,4 +188,76 @@ stop_imapd() {
 	kill "$pid" 2>/dev/null
 	rm -f "$IMAPD_DIR/run/master.pid"
 	return 0
+}
+
+# imap_digest USER: "mailbox <tab> md5 <tab> flags <tab> date" for every
+# message of USER as Dovecot reports it (md5 of the body with CRLF
+# folded to LF, flags as Maildir letters then keywords, INTERNALDATE as
+# seconds).  The same line format as md_digest below.
+imap_digest() {
+	doveadm_u -f json "$1" fetch 'mailbox flags date.received text' \
+	    mailbox '*' >"$TRASH/dove.json" &&
+	python3 - "$TRASH/dove.json" <<'PY'
+import hashlib, json, sys
+sysf = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F",
+        "\\Deleted": "T", "\\Draft": "D", "$Forwarded": "P"}
+data = open(sys.argv[1], "rb").read().decode("utf-8", "surrogateescape")
+out = []
+for m in (json.loads(data) if data.strip() else []):
+    letters, kws = [], []
+    for f in m["flags"].split():
+        if f == "\\Recent":
+            continue
+        if f in sysf:
+            letters.append(sysf[f])
+        else:
+            kws.append(f)
+    fl = "".join(sorted(letters)) + ("," + ",".join(sorted(kws)) if kws else "")
+    body = m["text"].encode("utf-8", "surrogateescape").replace(b"\r\n", b"\n")
+    out.append("%s\t%s\t%s" % (m["mailbox"], hashlib.md5(body).hexdigest(), fl or "-"))
+for l in sorted(out):
+    print(l)
+PY
+}
+
+# md_digest DIR: the same lines for a Maildir++ tree, read with Python's
+# mailbox module (an independent reader).
+md_digest() {
+	python3 - "$1" <<'PY'
+import base64, hashlib, mailbox, os, re, sys
+root = sys.argv[1]
+def mutf7(s):
+    def dec(m):
+        t = m.group(1)
+        if t == "":
+            return "&"
+        t = t.replace(",", "/")
+        return base64.b64decode(t + "=" * (-len(t) % 4)).decode("utf-16-be")
+    return re.sub(r"&([^-]*)-", dec, s)
+def folders():
+    yield "INBOX", root
+    for d in sorted(os.listdir(root)):
+        if d.startswith(".") and os.path.isdir(os.path.join(root, d, "cur")):
+            yield mutf7(d[1:].replace(".", "/")), os.path.join(root, d)
+kwmap = {}
+out = []
+for name, path in folders():
+    kwfile = os.path.join(path, "dovecot-keywords")
+    kw = {}
+    if os.path.exists(kwfile):
+        for line in open(kwfile):
+            n, w = line.split(None, 1)
+            kw[chr(ord("a") + int(n))] = w.strip()
+    md = mailbox.Maildir(path, factory=None, create=False)
+    for key in md.keys():
+        fn = md._lookup(key)
+        info = fn.split(":2,")[1] if ":2," in fn else ""
+        letters = sorted(c for c in info if c.isupper())
+        kws = sorted(kw.get(c, c) for c in info if c.islower())
+        fl = "".join(letters) + ("," + ",".join(kws) if kws else "")
+        body = open(os.path.join(path, fn), "rb").read().replace(b"\r\n", b"\n")
+        out.append("%s\t%s\t%s" % (name, hashlib.md5(body).hexdigest(), fl or "-"))
+for l in sorted(out):
+    print(l)
+PY
 }

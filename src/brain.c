@@ -1355,6 +1355,8 @@ listed_flags(struct brain *b, uint32_t i, uint32_t uid, uint8_t *flags,
 static int
 apply_local(struct brain *b)
 {
+	int	fr;
+
 	for (size_t i = 0; i < b->plan.nact; i++) {
 		const struct action	*a = &b->plan.act[i];
 		const char		*mbn = b->cur_name[a->mbox];
@@ -1440,7 +1442,13 @@ apply_local(struct brain *b)
 		}
 		durable(b);
 	}
-	return store_flush(b->store);
+	/* A folder the store skipped (half there): run again, not fatal. */
+	fr = store_flush(b->store);
+	if (fr == MSYNC_ERR_STORE_CHANGED) {
+		b->changed = 1;
+		fr = 0;
+	}
+	return fr;
 }
 
 /* One message as a final check sees it: uid, flags, keywords. */

@@ -109,6 +109,14 @@ struct maildir {
 	struct pending		*pend;		/* owned */
 	size_t			 npend;
 	int			 pend_failed;	/* sticky: a flush failed */
+	/*
+	 * Folders skipped this run because they have an index but no cur/
+	 * directory (issue 11): MSYNC_ERR_STORE_CHANGED when one looked
+	 * like a change under way (cur/ a symlink or a file, or gone after
+	 * we saw it), else MSYNC_ERR_NOTFOUND; 0 when there was none.
+	 * store_flush reports it, so the run ends with 2 or 1.
+	 */
+	int			 incomplete;
 };
 
 struct pending {
@@ -219,6 +227,79 @@ has_cur(int dirfd)
 
 	return fstatat(dirfd, "cur", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISDIR(st.st_mode);
+}
+
+/*
+ * The directories of one folder, for an operation on its messages.
+ * Every message is reached as (one of these descriptors, a base name
+ * without '/'), never as "cur/NAME" relative to the folder: a symlink
+ * swapped in for cur/ or new/ after we checked would otherwise be
+ * followed by each later rename or unlink (issue 11).  Each is opened
+ * once per operation, O_NOFOLLOW | O_DIRECTORY; -1 if it is missing or
+ * not a real directory.
+ */
+struct subdirs {
+	int	cur;
+	int	new;
+};
+
+static int
+sub_open(int folderfd, const char *sub)
+{
+	return openat(folderfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+}
+
+static void
+subdirs_open(int folderfd, struct subdirs *d)
+{
+	d->cur = sub_open(folderfd, "cur");
+	d->new = sub_open(folderfd, "new");
+}
+
+static void
+subdirs_close(struct subdirs *d)
+{
+	if (d->cur != -1)
+		close(d->cur);
+	if (d->new != -1)
+		close(d->new);
+	d->cur = d->new = -1;
+}
+
+/*
+ * For an index name "cur/BASE" or "new/BASE": the descriptor of its
+ * directory, and *base the name in it.  -1 with errno ENOENT when that
+ * directory could not be opened.
+ */
+static int
+sub_at(const struct subdirs *d, const char *rel, const char **base)
+{
+	int	fd;
+
+	*base = rel + 4;
+	fd = strncmp(rel, "new/", 4) == 0 ? d->new : d->cur;
+	if (fd == -1)
+		errno = ENOENT;
+	return fd;
+}
+
+/* unlinkat of the message file rel ("cur/BASE") of the folder on fd. */
+static int
+unlink_ent(int folderfd, const char *rel)
+{
+	struct subdirs	 d;
+	const char	*base;
+	int		 dfd, r = -1, e = ENOENT;
+
+	subdirs_open(folderfd, &d);
+	if ((dfd = sub_at(&d, rel, &base)) != -1) {
+		r = unlinkat(dfd, base, 0);
+		e = errno;
+	}
+	subdirs_close(&d);
+	errno = e;
+	return r;
 }
 
 /* mkdir -p of an absolute or relative path (mode 0700). */
@@ -348,12 +429,18 @@ folder_drop(struct maildir *st, size_t pos)
  * the one its alias names (that entry moves to the new path).
  */
 static void
-cache_index_name(struct maildir *st, struct folder *f, char name[64])
+cache_index_name_dir(struct maildir *st, const char *dir, char name[64])
 {
 	char	 key[MSYNC_PATH_MAX * 2 + 16];
 
-	snprintf(key, sizeof(key), "path\n%s\n%s", st->root, f->dir);
+	snprintf(key, sizeof(key), "path\n%s\n%s", st->root, dir);
 	cache_name(key, ".index", name);
+}
+
+static void
+cache_index_name(struct maildir *st, struct folder *f, char name[64])
+{
+	cache_index_name_dir(st, f->dir, name);
 }
 
 /* The alias file name of the directory on folderfd; 0, or -1. */
@@ -593,21 +680,18 @@ static void
 verify_sizes(struct folder *f, int folderfd)
 {
 	struct index	*ix = f->ix;
+	struct subdirs	 d;
 	struct stat	 sb;
-	const char	*name;
-	int		 dfd[2], k;
+	const char	*base;
 	size_t		 i, dropped = 0;
+	int		 dfd;
 
-	dfd[0] = openat(folderfd, "cur", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	dfd[1] = openat(folderfd, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
+	subdirs_open(folderfd, &d);
 	for (i = 0; i < ix->n; i++) {
 		if (ix->v[i].name == INDEX_NAME_DEAD)
 			continue;
-		name = index_name(ix, &ix->v[i]);
-		k = strncmp(name, "new/", 4) == 0;
-		if (dfd[k] == -1 || fstatat(dfd[k], name + 4, &sb,
+		dfd = sub_at(&d, index_name(ix, &ix->v[i]), &base);
+		if (dfd == -1 || fstatat(dfd, base, &sb,
 		    AT_SYMLINK_NOFOLLOW) != 0)
 			continue;	/* gone: the rescan removes it */
 		if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size ==
@@ -616,9 +700,7 @@ verify_sizes(struct folder *f, int folderfd)
 		index_remove(ix, &ix->v[i]);
 		dropped++;
 	}
-	for (k = 0; k < 2; k++)
-		if (dfd[k] != -1)
-			close(dfd[k]);
+	subdirs_close(&d);
 	if (dropped > 0)
 		WARNX("'%s': %zu files changed size since they were indexed: "
 		    "hashing them again", f->where, dropped);
@@ -727,6 +809,68 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 }
 
 /*
+ * Reads the header of the index of the folder directory dir (open on
+ * fd): its own msync.index, or for a read-only store the one in the
+ * cache.  Returns 0 or MSYNC_ERR_*.
+ */
+static int
+dir_index_head(struct maildir *st, int fd, const char *dir,
+    struct index_head *h)
+{
+	char	 name[64];
+	int	 r;
+
+	r = index_load_head(fd, INDEX_FILE, h);
+	if (r != MSYNC_ERR_NOTFOUND || !st->o.readonly || st->cachefd == -1)
+		return r;
+	cache_index_name_dir(st, dir, name);
+	return index_load_head(st->cachefd, name, h);
+}
+
+/* 1 if the folder directory dir (open on fd) has an index somewhere. */
+static int
+dir_has_index(struct maildir *st, int fd, const char *dir)
+{
+	struct stat	 sb;
+	char		 name[64];
+
+	if (fstatat(fd, INDEX_FILE, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	if (!st->o.readonly || st->cachefd == -1)
+		return 0;
+	cache_index_name_dir(st, dir, name);
+	return fstatat(st->cachefd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/*
+ * The folder directory dir (open on fd) has no cur/ directory.  Without
+ * an index it is no folder of ours (MSYNC_ERR_NOTFOUND).  With one, it
+ * is a folder caught half-way (a restore, a user's mv, a racer): its
+ * index is its identity and must not be replaced by a fresh one, so it
+ * is left alone for this run, with a warning, and store_flush fails the
+ * run (exit 2 if it looks like a change under way: seen is set when the
+ * folder was seen whole earlier in this run; else 1).  Returns
+ * MSYNC_ERR_NOTFOUND or MSYNC_ERR_STORE_CHANGED.
+ */
+static int
+folder_no_cur(struct maildir *st, int fd, const char *dir, int seen)
+{
+	struct stat	 sb;
+	int		 busy;
+
+	if (!dir_has_index(st, fd, dir))
+		return MSYNC_ERR_NOTFOUND;
+	/* cur/ there but not a directory (a symlink): a swap under way. */
+	busy = seen || fstatat(fd, "cur", &sb, AT_SYMLINK_NOFOLLOW) == 0;
+	st->incomplete = MSYNC_ERR_STORE_CHANGED;
+	WARNX("folder '%s%s%s' has an index but no cur/ directory (%s): "
+	    "not synced in this run, its index kept", st->root, *dir ? "/" : "",
+	    log_esc(dir, 255), busy ? "changing under us?" :
+	    "half restored or moved?");
+	return MSYNC_ERR_STORE_CHANGED;
+}
+
+/*
  * Finds (or adds) the folder of mailbox name, opens its directory
  * (*folderfd, owned by the caller) and brings its index up to date.
  * Returns 0, MSYNC_ERR_BADNAME, MSYNC_ERR_NOTFOUND or another code.
@@ -750,17 +894,23 @@ folder_open(struct maildir *st, const char *name, int mode,
 	    (r = pending_flush(st)) != 0)
 		return r;
 	if (f != NULL) {
-		if ((fd = open_beneath(st->rootfd, f->dir)) == -1 ||
-		    !has_cur(fd)) {
+		if ((fd = open_beneath(st->rootfd, f->dir)) == -1) {
 			r = MSYNC_ERR_NOTFOUND;
+			goto out;
+		}
+		if (!has_cur(fd)) {
+			r = folder_no_cur(st, fd, f->dir, f->scanned);
 			goto out;
 		}
 	} else {
 		if ((r = names_to_dir(name, (int)st->o.layout, &dir)) != 0)
 			return r;
-		if ((fd = open_beneath(st->rootfd, dir)) == -1 ||
-		    !has_cur(fd)) {
+		if ((fd = open_beneath(st->rootfd, dir)) == -1) {
 			r = MSYNC_ERR_NOTFOUND;
+			goto out;
+		}
+		if (!has_cur(fd)) {
+			r = folder_no_cur(st, fd, dir, 0);
 			goto out;
 		}
 		if (st->nf >= MSYNC_MBOX_MAX) {
@@ -965,6 +1115,8 @@ maildir_flush(struct maildir *st)
 
 	/* A save that never reached cur/ must fail the run. */
 	ret = pending_flush(st);
+	if (ret == 0)
+		ret = st->incomplete;
 	for (i = 0; i < st->nf; i++) {
 		f = st->f[i];
 		if ((f->ix == NULL || !f->ix->dirty) && f->synced == 0)
@@ -1109,7 +1261,7 @@ list_maildirpp(struct maildir *st, struct namelist *l)
 			free(name);
 			continue;
 		}
-		if (!has_cur(sub)) {
+		if (!has_cur(sub) && !dir_has_index(st, sub, de->d_name)) {
 			WARNX("skipping folder '%s/%s': no cur/ directory",
 			    st->root, log_esc(de->d_name, 255));
 			free(name);
@@ -1167,7 +1319,7 @@ list_fs(struct maildir *st, int dfd, const char *rel, int depth,
 			r = MSYNC_ERR_NOMEM;
 			break;
 		}
-		if (has_cur(sub)) {
+		if (has_cur(sub) || dir_has_index(st, sub, path)) {
 			if (names_from_mutf7(path, &name) != 0 ||
 			    !names_valid(name, strlen(name))) {
 				if (name != NULL)
@@ -1201,6 +1353,52 @@ name_cmp(const void *a, const void *b)
 
 static int	 unique_guid(struct maildir *, struct store_mailbox *, size_t *);
 
+/*
+ * The status of the half-there folder of mailbox name (folder_no_cur),
+ * from its index's header.  Returns 0, MSYNC_ERR_NOMEM, or another code
+ * when that cannot be read (the folder is then left out).
+ */
+static int
+incomplete_status(struct maildir *st, const char *name,
+    struct store_mailbox *m)
+{
+	struct index_head	 h;
+	char			*dir = NULL;
+	int			 fd, r;
+
+	memset(m, 0, sizeof(*m));
+	if ((r = names_to_dir(name, (int)st->o.layout, &dir)) != 0)
+		return r;
+	if ((fd = open_beneath(st->rootfd, dir)) == -1) {
+		free(dir);
+		return MSYNC_ERR_NOTFOUND;
+	}
+	r = dir_index_head(st, fd, dir, &h);
+	close(fd);
+	free(dir);
+	if (r != 0)
+		return r == MSYNC_ERR_NOMEM ? r : MSYNC_ERR_NOTFOUND;
+	if ((m->name = strdup(name)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	/*
+	 * modseq 0 never equals a base's, so the brain asks for the
+	 * folder's messages, which folder_open refuses: the run stops
+	 * before anything is planned or changed (exit 2).  Stopping is the
+	 * only safe skip: a plan made without the folder would delete it,
+	 * or create it again, on one side, and actions on it would fail
+	 * with the state then saved as if they had not.
+	 */
+	m->guid = h.guid;
+	m->uidvalidity = h.uidvalidity;
+	m->uidnext = h.uidnext;
+	m->modseq = 0;
+	m->count = (uint32_t)h.count;
+	m->bytes = h.bytes;
+	return 0;
+}
+
+
+
 /* Lists every mailbox with its status; see store.h. */
 static int
 maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
@@ -1216,7 +1414,7 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	*out = NULL;
 	*n = 0;
 	memset(&l, 0, sizeof(l));
-	if (has_cur(st->rootfd)) {
+	if (has_cur(st->rootfd) || dir_has_index(st, st->rootfd, "")) {
 		if ((inbox = strdup("INBOX")) == NULL)
 			return MSYNC_ERR_NOMEM;
 		if ((r = namelist_add(&l, inbox)) != 0)
@@ -1237,6 +1435,19 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 		r = folder_open(st, l.v[i], REFRESH_HEAD, &f, &fd);
 		if (r == MSYNC_ERR_NOMEM)
 			goto out;
+		if (r == MSYNC_ERR_STORE_CHANGED) {
+			/*
+			 * Half there: listed as its index last saw it, so
+			 * that the other side neither deletes it nor has it
+			 * created again here.
+			 */
+			if ((r = incomplete_status(st, l.v[i], &v[nv])) ==
+			    MSYNC_ERR_NOMEM)
+				goto out;
+			if (r == 0)
+				nv++;
+			continue;
+		}
 		if (r != 0) {
 			WARNX("skipping mailbox '%s': %s",
 			    log_esc(l.v[i], 255), msync_strerror(r));
@@ -1384,20 +1595,27 @@ maildir_rescan(struct maildir *st, const char *name, struct store_mailbox *m)
 static int
 open_ent(struct folder *f, int folderfd, struct index_ent *e, int *fdp)
 {
-	int	fd, r;
+	struct subdirs	 d;
+	const char	*base;
+	int		 dfd, fd = -1, r;
 
-	fd = openat(folderfd, index_name(f->ix, e), O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC);
+	subdirs_open(folderfd, &d);
+	if ((dfd = sub_at(&d, index_name(f->ix, e), &base)) != -1)
+		fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT) {
-		if ((r = index_refind(f->ix, folderfd, e)) == 0)
-			fd = openat(folderfd, index_name(f->ix, e),
-			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		else if (r == MSYNC_ERR_NOTFOUND) {
-			index_remove(f->ix, e);
+		if ((r = index_refind(f->ix, folderfd, e)) == 0) {
+			if ((dfd = sub_at(&d, index_name(f->ix, e),
+			    &base)) != -1)
+				fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW |
+				    O_CLOEXEC);
+		} else {
+			subdirs_close(&d);
+			if (r == MSYNC_ERR_NOTFOUND)
+				index_remove(f->ix, e);
 			return r;
-		} else
-			return r;
+		}
 	}
+	subdirs_close(&d);
 	if (fd == -1)
 		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
 	*fdp = fd;
@@ -1822,7 +2040,9 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 	char			 old[4 + MDNAME_MAX + 1];
 	uint32_t		 bits, old_bits = 0, unknown = 0, want_bits;
 	uint8_t			 want_flags;
-	int			 fd, r, i, try;
+	struct subdirs		 d;
+	const char		*obase, *nbase;
+	int			 fd, ofd, nfd, r, i, try;
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
@@ -1863,8 +2083,15 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 			r = 0;
 			goto out;
 		}
-		if (move_noreplace(fd, old, fd, rel) == 0)
+		subdirs_open(fd, &d);
+		ofd = sub_at(&d, old, &obase);
+		nfd = sub_at(&d, rel, &nbase);
+		if (ofd != -1 && nfd != -1 &&
+		    move_noreplace(ofd, obase, nfd, nbase) == 0) {
+			subdirs_close(&d);
 			break;
+		}
+		subdirs_close(&d);
 		if (errno == ENOENT && try == 0) {
 			if ((r = index_refind(f->ix, fd, e)) == 0)
 				continue;
@@ -1910,7 +2137,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 		r = MSYNC_ERR_STORE_CHANGED;
 		goto out;
 	}
-	if (unlinkat(fd, index_name(f->ix, e), 0) == -1) {
+	if (unlink_ent(fd, index_name(f->ix, e)) == -1) {
 		if (errno != ENOENT) {
 			WARN("cannot remove '%s/%s'", f->where,
 			    index_name(f->ix, e));
@@ -1918,7 +2145,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 			goto out;
 		}
 		if ((r = index_refind(f->ix, fd, e)) == 0 &&
-		    unlinkat(fd, index_name(f->ix, e), 0) == -1 &&
+		    unlink_ent(fd, index_name(f->ix, e)) == -1 &&
 		    errno != ENOENT) {
 			r = MSYNC_ERR_IO;
 			goto out;
@@ -1978,6 +2205,7 @@ maildir_create_mailbox(struct maildir *st, const char *name,
 {
 	struct folder	*f;
 	struct index	*ix = NULL;
+	struct stat	 sb;
 	char		*dir = NULL;
 	int		 fd = -1, r, i;
 	static const char *const subs[] = { "tmp", "new", "cur" };
@@ -1990,6 +2218,23 @@ maildir_create_mailbox(struct maildir *st, const char *name,
 		return r;
 	if ((fd = open_beneath(st->rootfd, dir)) != -1 && has_cur(fd)) {
 		r = MSYNC_ERR_EXISTS;
+		goto out;
+	}
+	/*
+	 * There, with an index, but without cur/ (or with a cur/ that is
+	 * no directory): a folder caught half-way, whose identity a fresh
+	 * index would destroy.  Left alone (folder_no_cur).
+	 */
+	if (fd != -1 && (dir_has_index(st, fd, dir) ||
+	    fstatat(fd, "cur", &sb, AT_SYMLINK_NOFOLLOW) == 0)) {
+		if (dir_has_index(st, fd, dir))
+			(void)folder_no_cur(st, fd, dir, 1);
+		else
+			WARNX("'%s/%s/cur' is not a directory: not creating "
+			    "mailbox '%s' over it", st->root,
+			    log_esc(dir, 255), log_esc(name, 255));
+		st->incomplete = MSYNC_ERR_STORE_CHANGED;
+		r = MSYNC_ERR_STORE_CHANGED;
 		goto out;
 	}
 	if (fd != -1)
@@ -2204,7 +2449,7 @@ maildir_delete_mailbox(struct maildir *st, const char *name)
 	for (i = 0; i < ix->n; i++) {
 		if (ix->v[i].name == INDEX_NAME_DEAD)
 			continue;
-		if (unlinkat(fd, index_name(ix, &ix->v[i]), 0) == -1 &&
+		if (unlink_ent(fd, index_name(ix, &ix->v[i])) == -1 &&
 		    errno != ENOENT) {
 			WARN("cannot remove '%s/%s'", f->where,
 			    index_name(ix, &ix->v[i]));

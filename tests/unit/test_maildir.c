@@ -548,6 +548,120 @@ test_clash_never_overwrites(void **state)
 	store_close(st);
 }
 
+/* The bytes of root/rel, NUL-terminated, in buf. */
+static size_t
+slurp(const char *rel, char *buf, size_t sz)
+{
+	char	path[512];
+	FILE	*f;
+	size_t	n;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, sz - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return n;
+}
+
+/*
+ * Issue 11: a folder that has its index but no cur/ (a racer, a
+ * half-finished restore) is never taken for a new one: creating it
+ * refuses (store changed), opening it refuses, and the index stays as
+ * it was; with cur/ back, the old identity is there.
+ */
+static void
+test_incomplete_folder_kept(void **state)
+{
+	struct store		*st;
+	struct store_mailbox	*mb = NULL;
+	struct msglist		 l = { 0 };
+	struct store_save	*s;
+	char			 before[4096], after[4096], path[600], p2[600];
+	size_t			 n, i;
+	int			 found = 0;
+
+	st = open_store(LAYOUT_MAILDIRPP, 0);
+	assert_int_equal(store_create_mailbox(st, "W", NULL), 0);
+	save(st, "W", "Subject: w\n\nkeep me\n", 0, NULL, 7);
+	store_close(st);
+	slurp(".W/msync.index", before, sizeof(before));
+	snprintf(path, sizeof(path), "%s/.W/cur", root);
+	snprintf(p2, sizeof(p2), "%s/W-cur.away", root);
+	assert_int_equal(rename(path, p2), 0);
+
+	st = open_store(LAYOUT_MAILDIRPP, 0);
+	assert_int_equal(store_create_mailbox(st, "W", NULL),
+	    MSYNC_ERR_STORE_CHANGED);
+	assert_false(exists(".W/cur"));
+	assert_int_equal(store_list_messages(st, "W", &l),
+	    MSYNC_ERR_STORE_CHANGED);
+	assert_int_equal(store_save_begin(st, "W", &s),
+	    MSYNC_ERR_STORE_CHANGED);
+	/* Listed, as its index last saw it, so nobody deletes it. */
+	assert_int_equal(store_list_mailboxes(st, &mb, &n), 0);
+	for (i = 0; i < n; i++)
+		if (strcmp(mb[i].name, "W") == 0) {
+			found = 1;
+			assert_int_equal(mb[i].count, 1);
+			assert_int_equal(mb[i].modseq, 0);
+		}
+	assert_true(found);
+	store_mailboxes_free(mb, n);
+	assert_int_equal(store_flush(st), MSYNC_ERR_STORE_CHANGED);
+	store_close(st);
+	slurp(".W/msync.index", after, sizeof(after));
+	assert_string_equal(before, after);
+
+	/* cur/ back: the same index, the message under its old UID. */
+	assert_int_equal(rename(p2, path), 0);
+	st = open_store(LAYOUT_MAILDIRPP, 0);
+	assert_int_equal(store_list_messages(st, "W", &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].uid, 1);
+	msglist_free(&l);
+	assert_int_equal(store_flush(st), 0);
+	store_close(st);
+}
+
+/*
+ * Issue 11: flag renames and expunges reach a message through cur/ and
+ * new/ opened without following symlinks: with cur/ swapped for a
+ * symlink to another directory, nothing in that directory changes.
+ */
+static void
+test_swapped_cur_not_followed(void **state)
+{
+	struct store	*st;
+	char		 path[600], p2[600], outside[600], cmd[2048];
+	uint32_t	 uid;
+
+	st = open_store(LAYOUT_MAILDIRPP, 0);
+	uid = save(st, "INBOX", "Subject: x\n\nbody\n", 0, NULL, 7);
+	/* The same file, by name, in a directory outside the store. */
+	snprintf(outside, sizeof(outside), "%s.out", root);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir '%s' && "
+	    "cp -p '%s'/cur/* '%s'/", outside, outside, root, outside);
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/cur", root);
+	snprintf(p2, sizeof(p2), "%s/cur.away", root);
+	assert_int_equal(rename(path, p2), 0);
+	assert_int_equal(symlink(outside, path), 0);
+	assert_int_not_equal(store_set_flags(st, "INBOX", uid, FLAG_SEEN,
+	    NULL), 0);
+	assert_int_not_equal(store_expunge(st, "INBOX", uid), 0);
+	(void)store_flush(st);
+	store_close(st);
+	/* The outside file is still there, under its old name. */
+	snprintf(cmd, sizeof(cmd), "test \"$(ls '%s')\" = \"$(ls '%s')\"",
+	    outside, p2);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rename(p2, path), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", outside);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void
 test_links_skipped(void **state)
 {
@@ -722,6 +836,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mailboxes_fs, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_clash_never_overwrites,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incomplete_folder_kept,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swapped_cur_not_followed,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links_skipped, setup,
 		    teardown),

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+test_description='a folder caught without cur/ keeps its index and identity; the run stops before changing anything'
+. "$(dirname "$0")/lib.sh"
+
+# Issue 11 part 4: a moment without cur/ (a racer, a half-finished
+# restore, a user's mv) must not make msync take the folder for a new
+# one and write a fresh index (new UIDVALIDITY) over the old: the next
+# run would then be a union and bring deleted mail back.  The folder is
+# not synced: the run stops with a warning before anything is planned or
+# changed (exit 2), and its msync.index stays byte-for-byte as it was.
+
+uidv() { sed -n 's/^uidvalidity //p' "$1"; }
+
+
+test_expect_success 'setup: a synced pair with a Work folder' '
+	make_folder a Work &&
+	for i in 1 2 3; do deliver a "" S >/dev/null || return 1; done &&
+	for i in 1 2 3 4; do deliver a/.Work "" >/dev/null || return 1; done &&
+	"$MSYNC" a b && test_cmp_trees a b &&
+	cp a/.Work/msync.index work.index && cp b/.Work/msync.index bwork.index
+'
+
+test_expect_success 'A lost cur/ for a moment: skipped with a warning, index kept, nothing lost' '
+	mv a/.Work/cur a/Work-cur.away &&
+	rm "$(ls b/.Work/new/* b/.Work/cur/* 2>/dev/null | sort | head -n 1)" &&
+	deliver b "" >/dev/null &&
+	test_expect_code 2 "$MSYNC" a b 2>err1 && cat err1 &&
+	grep -q "has an index but no cur/ directory" err1 &&
+	cmp a/.Work/msync.index work.index &&
+	test "$(count_msgs b/.Work)" = 3
+'
+
+test_expect_success 'cur/ back: the base still holds, the deletion is replayed, nothing comes back' '
+	mv a/Work-cur.away a/.Work/cur &&
+	"$MSYNC" a b 2>err2 && cat err2 &&
+	! grep -E "merging without deletions|rebuilding" err2 &&
+	test "$(uidv a/.Work/msync.index)" = "$(uidv work.index)" &&
+	test "$(count_msgs a/.Work)" = 3 && test "$(count_msgs b/.Work)" = 3 &&
+	test_cmp_trees a b
+'
+
+test_expect_success 'cur/ replaced by a symlink: skipped, the link and its target untouched' '
+	mkdir -p outside/cur outside/new outside/tmp &&
+	echo "Subject: outside" >outside/cur/1.outside.host:2,S &&
+	cp a/.Work/msync.index work.index &&
+	mv a/.Work/cur a/Work-cur.away && ln -s "$TRASH/outside/cur" a/.Work/cur &&
+	rm "$(ls b/.Work/cur/* | sort | head -n 1)" &&
+	test_expect_code 2 "$MSYNC" a b 2>err3 && cat err3 &&
+	grep -q "changing under us" err3 &&
+	cmp a/.Work/msync.index work.index &&
+	test "$(ls outside/cur)" = "1.outside.host:2,S" &&
+	! grep -rq "Subject: outside" b &&
+	rm a/.Work/cur && mv a/Work-cur.away a/.Work/cur &&
+	"$MSYNC" a b 2>err4 && ! grep -E "merging without deletions" err4 &&
+	test "$(count_msgs a/.Work)" = 2 && test_cmp_trees a b
+'
+
+# On B (the server brain) the same stop reaches the client as a lost
+# connection (exit 75, "both stores are intact, run again"): the server
+# does not send its error code yet.
+test_expect_success 'B without cur/ (the other side): the run stops, B keeps its index' '
+	cp b/.Work/msync.index bwork.index &&
+	mv b/.Work/cur b/Work-cur.away &&
+	set_flags "$(ls a/.Work/new/* a/.Work/cur/* 2>/dev/null | sort | head -n 1)" F &&
+	test_expect_code 75 "$MSYNC" a b 2>err5 &&
+	grep -q "has an index but no cur/ directory" err5 &&
+	cmp b/.Work/msync.index bwork.index &&
+	mv b/Work-cur.away b/.Work/cur &&
+	"$MSYNC" a b 2>err6 && ! grep -E "merging without deletions" err6 &&
+	test_cmp_trees a b && maildir_digest b | grep -q "  F$"
+'
+
+# store_create_mailbox over a folder that has its index but no cur/ is
+# refused (index kept): tests/unit/test_maildir.c, test_incomplete_folder_kept.
+
+test_expect_success 'a read-only SRC (--backup) with a folder without cur/: skipped, DST keeps the mailbox' '
+	"$MSYNC" --backup a c && test_cmp_trees a c &&
+	mv a/.Work/cur a/Work-cur.away &&
+	test_expect_code 2 "$MSYNC" --backup --force-deletes a c 2>err8 && cat err8 &&
+	test "$(count_msgs c/.Work)" = 2 &&
+	mv a/Work-cur.away a/.Work/cur && "$MSYNC" --backup a c && test_cmp_trees a c
+'
+
+test_done

@@ -848,9 +848,11 @@ login(struct imap_conn *c, const struct imap_conn_opts *o)
 		r = MSYNC_ERR_UNREACHABLE;
 		goto out;
 	}
-	if (strncasecmp(d.code, "CAPABILITY", 10) == 0)
-		caps_from_code(c, d.code);
-	else
+	/*
+	 * The OK's [CAPABILITY ...] was read in full by handle_response
+	 * (d.code is truncated); without one, ask.
+	 */
+	if (strncasecmp(d.code, "CAPABILITY", 10) != 0)
 		r = imap_cmd(c, NULL, "CAPABILITY");
 out:
 	if (raw != NULL) {

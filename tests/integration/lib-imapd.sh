@@ -17,7 +17,9 @@
 #                      password $IMAPD_PASS; homes in $IMAPD_DIR/home/USER,
 #                      mail in ~/Maildir (Maildir++)
 #   dovecot.conf       imap (STARTTLS, plaintext login refused before it)
-#                      and imaps on two free ports of 127.0.0.1
+#                      and imaps on two free ports of 127.0.0.1; with
+#                      imap_zlib, so COMPRESS=DEFLATE is offered (msync
+#                      uses it unless MSYNC_IMAP_NO_COMPRESS is set)
 #   log                Dovecot's log; imapd_log prints it
 # starts Dovecot and waits (bounded) until both ports answer.  Sets
 #   IMAPD_PORT IMAPS_PORT IMAPD_PASS IMAPD_FP (the certificate's pin,
@@ -137,8 +139,11 @@ disable_plaintext_auth = yes
 auth_mechanisms = plain login
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
-mail_plugins =
+mail_plugins = zlib
 $extra
+protocol imap {
+  mail_plugins = \$mail_plugins imap_zlib
+}
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1

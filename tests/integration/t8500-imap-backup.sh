@@ -83,6 +83,16 @@ test_expect_success 'STARTTLS on imap:// works the same' '
 	md_digest md2 >md2.now && test_cmp dove.now md2.now
 '
 
+test_expect_success 'COMPRESS=DEFLATE is used when offered, and can be turned off' '
+	msync -vv --backup --passcmd "$PASSCMD" "$(imaps_url alice)" md3 2>log &&
+	grep "COMPRESS=DEFLATE on" log &&
+	md_digest md3 >md3.now && test_cmp dove.now md3.now &&
+	MSYNC_IMAP_NO_COMPRESS=1 msync -vv --backup --passcmd "$PASSCMD" \
+	    "$(imaps_url alice)" md4 2>log &&
+	! grep "COMPRESS=DEFLATE on" log &&
+	md_digest md4 >md4.now && test_cmp dove.now md4.now
+'
+
 test_expect_success 'the password is never on the command line or in -vvv' '
 	msync -vvv --list --passcmd "$PASSCMD" "$(imaps_url alice)" >out 2>&1 &&
 	! grep -F "$IMAPD_PASS" out

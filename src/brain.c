@@ -1835,8 +1835,8 @@ out:
 
 /* Opens the store of side self.  Returns 0 or MSYNC_ERR_*. */
 static int
-open_store(struct brain *b, const char *path, int layout, int readonly,
-    int create, int full, int lock_wait)
+open_store(struct brain *b, const char *path, int layout,
+    const char *inbox, int readonly, int create, int full, int lock_wait)
 {
 	struct store_opts	 so;
 	char			*holder = NULL;
@@ -1849,6 +1849,7 @@ open_store(struct brain *b, const char *path, int layout, int readonly,
 	so.full = full;
 	so.create = create;
 	so.lock_wait = lock_wait;
+	so.inbox = inbox;
 	r = store_open(&so, &b->store, &holder);
 	if (r == MSYNC_ERR_LOCKED)
 		ERRX("store '%s' is locked by %s", log_esc(path, 300),
@@ -1879,7 +1880,8 @@ print_listing(const char *name, uint32_t count, uint64_t bytes,
 }
 
 int
-brain_list_local(const char *path, int layout, int verbose, int lock_wait)
+brain_list_local(const char *path, int layout, const char *inbox,
+    int verbose, int lock_wait)
 {
 	struct brain		 b;
 	struct store_mailbox	*mbs = NULL;
@@ -1887,7 +1889,7 @@ brain_list_local(const char *path, int layout, int verbose, int lock_wait)
 	int			 r;
 
 	memset(&b, 0, sizeof(b));
-	if ((r = open_store(&b, path, layout, 1, 0, 0, lock_wait)) != 0)
+	if ((r = open_store(&b, path, layout, inbox, 1, 0, 0, lock_wait)) != 0)
 		goto out;
 	if ((r = store_list_mailboxes(b.store, &mbs, &n)) != 0) {
 		ERRC(r, "cannot list '%s'", log_esc(path, 300));
@@ -2093,7 +2095,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	 */
 	if ((r = chan_flush(b.ch)) != 0)
 		goto out;
-	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A],
+	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A], o->inbox,
 	    o->mode != MODE_TWOWAY && o->src == SIDE_A, 1, o->full,
 	    o->lock_wait)) != 0) {
 		(void)put_text(&b, REC_ERROR, r, "initiator cannot open its "
@@ -2242,7 +2244,7 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	layout = h.layout;
 	if (layout == LAYOUT_MAILDIRPP)
 		(void)store_detect(root, &layout);
-	if ((r = open_store(&b, root, layout, !writes,
+	if ((r = open_store(&b, root, layout, NULL, !writes,
 	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
 	    so->lock_wait)) != 0) {
 		(void)put_text(&b, REC_ERROR, r, "cannot open the store");

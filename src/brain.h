@@ -61,6 +61,7 @@ struct brain_opts {
 	size_t		 nexclude;
 	const char	*path[2];	/* store root per side */
 	int		 layout[2];	/* enum store_layout per side */
+	const char	*inbox;		/* side A's mbox INBOX file, or NULL */
 	const char	*state_path;	/* the pair's state file */
 	int		 crash_after;	/* test: exit 100 after N durable writes */
 	struct brain_result *result;	/* out (--json); NULL = not wanted */
@@ -90,7 +91,7 @@ int	 brain_server(const struct server_opts *, int rfd, int wfd);
  * Lists a local store (msync --list): one line per mailbox, and with
  * verbose one line per message.  Returns an exit status.
  */
-int	 brain_list_local(const char *path, int layout, int verbose,
-	    int lock_wait);
+int	 brain_list_local(const char *path, int layout, const char *inbox,
+	    int verbose, int lock_wait);
 
 #endif /* BRAIN_H */

@@ -455,7 +455,7 @@ main(int argc, char **argv)
 	}
 	if (list && loc[0].host == NULL) {
 		status = brain_list_local(loc[0].path, loc[0].layout,
-		    verbose > 1, bo.lock_wait);
+		    loc[0].inbox, verbose > 1, bo.lock_wait);
 		goto out;
 	}
 	if (list) {
@@ -467,8 +467,17 @@ main(int argc, char **argv)
 		ERRX("both locations are remote; one must be on this machine");
 		status = EXIT_USAGE;
 		goto out;
-	} else if (loc[0].host != NULL) {
-		/* The local store is always side A (the initiator's). */
+	} else if (loc[0].host != NULL || (loc[1].inbox != NULL &&
+	    loc[1].host == NULL)) {
+		/*
+		 * The local store is always side A (the initiator's); so is
+		 * an mbox with ";inbox=", which does not travel to side B.
+		 */
+		if (loc[0].inbox != NULL) {
+			ERRX("only one location may have ;inbox=");
+			status = EXIT_USAGE;
+			goto out;
+		}
 		struct loc tmp = loc[0];
 
 		loc[0] = loc[1];
@@ -501,6 +510,7 @@ main(int argc, char **argv)
 	bo.path[SIDE_B] = loc[1].path;
 	bo.layout[SIDE_A] = loc[0].layout;
 	bo.layout[SIDE_B] = loc[1].layout;
+	bo.inbox = loc[0].inbox;
 	if (bo.compress < 0)
 		bo.compress = loc[1].host != NULL;
 	if (!list) {

@@ -253,5 +253,6 @@ struct store_driver {
 /* The drivers (src/store/<name>.c). */
 extern const struct store_driver store_maildir_driver;
 extern const struct store_driver store_imap_driver;
+extern const struct store_driver store_mbox_driver;
 
 #endif /* STORE_H */

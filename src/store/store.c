@@ -27,7 +27,7 @@ driver_of(enum store_layout layout)
 		return &store_maildir_driver;
 	case LAYOUT_MBOX:
 	case LAYOUT_MBOX_TB:
-		return NULL;	/* not yet */
+		return &store_mbox_driver;
 	case LAYOUT_IMAP:
 		return &store_imap_driver;
 	}

@@ -1702,15 +1702,41 @@ next_build(struct ctx *c, struct plan *out)
 	return 0;
 }
 
-/* The canonical digest encoding: little-endian, strings length-first. */
+/*
+ * The canonical digest encoding: little-endian, strings length-first.
+ * Bytes gather in a buffer before they reach XXH3: one update per field
+ * cost more than the rest of the plan (a few per message of the base),
+ * and the hash of the stream is the same.
+ */
+struct dg {
+	XXH3_state_t	*x;
+	size_t		 n;		/* bytes in b */
+	uint8_t		 b[4096];
+};
+
 static void
-dg_bytes(XXH3_state_t *x, const void *p, size_t n)
+dg_flush(struct dg *x)
 {
-	(void)XXH3_64bits_update(x, p, n);
+	(void)XXH3_64bits_update(x->x, x->b, x->n);
+	x->n = 0;
 }
 
 static void
-dg_u64(XXH3_state_t *x, uint64_t v)
+dg_bytes(struct dg *x, const void *p, size_t n)
+{
+	if (n > sizeof(x->b) - x->n) {
+		dg_flush(x);
+		if (n > sizeof(x->b)) {
+			(void)XXH3_64bits_update(x->x, p, n);
+			return;
+		}
+	}
+	memcpy(x->b + x->n, p, n);
+	x->n += n;
+}
+
+static void
+dg_u64(struct dg *x, uint64_t v)
 {
 	uint8_t	 b[8];
 	int	 i;
@@ -1721,27 +1747,35 @@ dg_u64(XXH3_state_t *x, uint64_t v)
 }
 
 static void
-dg_str(XXH3_state_t *x, const char *s)
+dg_str(struct dg *x, const char *s)
 {
+	size_t	n;
+
 	if (s == NULL) {
 		dg_u64(x, UINT64_MAX);
 		return;
 	}
-	dg_u64(x, strlen(s));
-	dg_bytes(x, s, strlen(s));
+	n = strlen(s);
+	dg_u64(x, n);
+	dg_bytes(x, s, n);
 }
 
 /* XXH3-64 of mode, plan_mbox list, action list and next. */
 static int
 digest(const struct plan_opts *o, struct plan *pl)
 {
-	XXH3_state_t	*x;
+	struct dg	*x;
 	size_t		 i, j;
 	int		 s;
 
-	if ((x = XXH3_createState()) == NULL)
+	if ((x = malloc(sizeof(*x))) == NULL)
 		return MSYNC_ERR_NOMEM;
-	(void)XXH3_64bits_reset(x);
+	x->n = 0;
+	if ((x->x = XXH3_createState()) == NULL) {
+		free(x);
+		return MSYNC_ERR_NOMEM;
+	}
+	(void)XXH3_64bits_reset(x->x);
 	dg_bytes(x, "msync-plan-1", 12);
 	dg_u64(x, (uint64_t)o->mode);
 	dg_u64(x, o->mode == MODE_TWOWAY ? 0 : (uint64_t)o->src);
@@ -1796,8 +1830,10 @@ digest(const struct plan_opts *o, struct plan *pl)
 			}
 		}
 	}
-	pl->digest = XXH3_64bits_digest(x);
-	XXH3_freeState(x);
+	dg_flush(x);
+	pl->digest = XXH3_64bits_digest(x->x);
+	XXH3_freeState(x->x);
+	free(x);
 	return 0;
 }
 

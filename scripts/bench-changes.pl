@@ -27,6 +27,11 @@
 # (mbsync expunges such messages on its first run; the other tools copy
 # them, so bench.sh clears it in its corpus).
 #
+# newmail CHANGES CORPUS prints "bytes lz4 new flags expunges": the bytes
+# of the new messages apply would deliver, their size through `lz4 -1`
+# as one stream ("-" without the lz4 command), and how many changes of
+# each kind CHANGES holds: what a 1% run must at least send over ssh.
+#
 # stat prints "messages seen flagged" for DIR: the number of message
 # files and how many carry the S and F flags, which bench.sh compares
 # between a source and a destination to check that a tool did the work.
@@ -43,9 +48,12 @@ if ($cmd eq 'gen') {
 	stat_dir(@ARGV);
 } elsif ($cmd eq 'untrash') {
 	untrash(@ARGV);
+} elsif ($cmd eq 'newmail') {
+	newmail(@ARGV);
 } else {
 	die "usage: bench-changes.pl gen CORPUS SEED PERCENT |" .
-	    " apply CHANGES CORPUS TARGET | stat DIR | untrash DIR\n";
+	    " apply CHANGES CORPUS TARGET | stat DIR | untrash DIR |" .
+	    " newmail CHANGES CORPUS\n";
 }
 exit 0;
 
@@ -134,6 +142,36 @@ sub gen {
 		printf "N\t%s\t%s\t1700000000.B%dR%d.msync-bench\n", $f, $rel,
 		    $c++, $seed;
 	}
+}
+
+sub newmail {
+	my ($changes, $corpus) = @_;
+	die "newmail: CHANGES CORPUS\n" unless defined $corpus;
+	open(my $in, '<', $changes) or die "newmail: $changes: $!\n";
+	my ($all, %n) = ('');
+	while (my $line = <$in>) {
+		chomp $line;
+		my @c = split /\t/, $line, -1;
+		$n{$c[0]}++;
+		next unless $c[0] eq 'N';
+		open(my $t, '<:raw', "$corpus/$c[2]")
+		    or die "newmail: $corpus/$c[2]: $!\n";
+		local $/;
+		$all .= "X-Msync-Bench: new message $c[3]\n" . <$t>;
+		close($t);
+	}
+	close($in);
+	my $lz = '-';
+	my $tmp = "$changes.newmail.$$";
+	if (open(my $o, '>:raw', $tmp)) {
+		print $o $all;
+		close($o);
+		my $out = qx{lz4 -q -1 -c < '$tmp' 2>/dev/null};
+		$lz = length($out) if $? == 0 && length($out) > 0;
+		unlink($tmp);
+	}
+	printf "%d %s %d %d %d\n", length($all), $lz, $n{N} // 0,
+	    $n{F} // 0, $n{E} // 0;
 }
 
 # Toggles flag letter $l in the info of file name $name (cur/ form).

@@ -19,8 +19,11 @@
  *    the flags and are left out of the message (so its GUID does not
  *    depend on them); a message's own header of such a name is written
  *    as "X-Msync-Kept-Name" and read back without the prefix;
- *  - a first message carrying X-IMAPbase is Dovecot's folder-data
- *    pseudo-message: listed as pseudo, never a message.
+ *  - a first message carrying X-IMAP, or the subject "DON'T DELETE THIS
+ *    MESSAGE -- FOLDER INTERNAL DATA", is the folder-data pseudo-message
+ *    of UW-IMAP and Dovecot: listed as pseudo, never a message (Dovecot
+ *    without it keeps X-IMAPbase in the first real message: bookkeeping,
+ *    left out like the other such headers).
  *
  * Memory: a struct mboxfmt is owned by its creator; the source and the
  * sink are borrowed.  Functions return 0 or a negative MSYNC_ERR_*.
@@ -57,7 +60,7 @@ struct mboxfmt_msg {
 	int64_t		 date;		/* from the "From " line; -1 unknown */
 	uint8_t		 flags;		/* FLAG_* from Status / X-Status */
 	char		 kw[MSYNC_KWSTR_MAX + 1]; /* sorted names, "" none */
-	int		 pseudo;	/* Dovecot's folder-data message */
+	int		 pseudo;	/* the folder-data pseudo-message */
 	int		 cl;		/* its Content-Length was trusted */
 	int		 nul;		/* it holds NUL bytes */
 };

@@ -1263,6 +1263,7 @@ list_dir(struct mbox *st, const char *rel, const char *prefix, int depth,
     struct namelist *l)
 {
 	char		 path[MSYNC_PATH_MAX + 1], name[MSYNC_NAME_MAX + 1];
+	char		 sub_path[MSYNC_PATH_MAX + NAME_MAX + 2];
 	DIR		*d;
 	struct dirent	*de;
 	struct stat	 sb;
@@ -1302,6 +1303,10 @@ list_dir(struct mbox *st, const char *rel, const char *prefix, int depth,
 		if (snprintf(name, sizeof(name), "%s%s", prefix, de->d_name) >=
 		    (int)sizeof(name))
 			continue;
+		if (st->inbox != NULL && snprintf(sub_path, sizeof(sub_path),
+		    "%s/%s", path, de->d_name) > 0 &&
+		    strcmp(sub_path, st->inbox) == 0)
+			continue;	/* listed as INBOX */
 		if (!is_mbox_file(dirfd(d), de->d_name)) {
 			LOG1("'%s/%s' is not an mbox file, skipped",
 			    log_esc(path, 300), log_esc(de->d_name, 200));

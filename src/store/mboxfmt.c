@@ -19,6 +19,8 @@
 #define HEAD_MAX	((size_t)sizeof(((struct mboxfmt_writer *)0)->hold))
 				/* bytes of a line start that decide it */
 #define KEPT		"X-Msync-Kept-"
+/* The folder-data message of UW-IMAP and Dovecot. */
+#define PSEUDO_SUBJECT	"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA"
 #define KEPT_LEN	13
 
 /* The bookkeeping headers (mboxfmt.h), lower case. */
@@ -53,7 +55,7 @@ struct mboxfmt {
 	size_t		 npend;
 	uint64_t	 pend_off;
 	int		 first;		/* the first message of the input */
-	int		 imapbase;	/* it carries X-IMAPbase */
+	int		 imapbase;	/* it carries X-IMAP */
 	char		 kwraw[MSYNC_KWSTR_MAX + 1];
 };
 
@@ -300,8 +302,7 @@ meta_parse(struct mboxfmt *f, const uint8_t *p, size_t n,
 	} else if (nl == 10 && strncasecmp((const char *)p, "x-keywords",
 	    10) == 0)
 		snprintf(f->kwraw, sizeof(f->kwraw), "%s", v);
-	else if (nl == 10 && strncasecmp((const char *)p, "x-imapbase",
-	    10) == 0)
+	else if (nl == 6 && strncasecmp((const char *)p, "x-imap", 6) == 0)
 		f->imapbase = 1;
 	else if (nl == 14 && strncasecmp((const char *)p, "content-length",
 	    14) == 0) {
@@ -589,6 +590,9 @@ mboxfmt_step(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
 			emit(m, sink, arg, p + 1, n - 1);
 			return 0;
 		}
+		if (f->first && n >= sizeof(PSEUDO_SUBJECT) - 1 &&
+		    memcmp(p, PSEUDO_SUBJECT, sizeof(PSEUDO_SUBJECT) - 1) == 0)
+			f->imapbase = 1;
 		emit(m, sink, arg, p, n);
 		return 0;
 	}

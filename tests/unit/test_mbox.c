@@ -112,7 +112,7 @@ test_read_rules(void **state)
 	n = parse(
 	    "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"
 	    "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"
-	    "X-IMAPbase: 1234 3\n\nfolder data\n\n"
+	    "X-IMAP: 1234 3\n\nfolder data\n\n"
 	    "From a@b Sat Jan  3 01:02:03 2004\n"
 	    "Status: RO\nX-Status: AF\nX-Keywords: work $Forwarded a,b\n"
 	    "X-UID: 7\nSubject: one\n\nbody\n>From x\n>>From y\nFrom z\n\n"

@@ -15,7 +15,8 @@
  *  - otherwise, in mboxrd (the default) a line ">From ", ">>From ", ...
  *    loses one '>'; in mboxo nothing is unquoted;
  *  - the bookkeeping headers Status, X-Status, X-Keywords, X-UID,
- *    X-IMAP, X-IMAPbase and Content-Length are not content: they give
+ *    X-IMAP, X-IMAPbase, Content-Length and msync's X-Msync-Headerless
+ *    are not content: they give
  *    the flags and are left out of the message (so its GUID does not
  *    depend on them); a message's own header of such a name is written
  *    as "X-Msync-Kept-Name" and read back without the prefix;
@@ -124,12 +125,16 @@ int	 mboxfmt_reflag(const struct mboxfmt_src *src, uint64_t off,
  * header block; then the content in pieces of any size; end adds the
  * separator.  Lines ">*From " get one more '>' (mboxrd), unless clen >= 0
  * (a Content-Length body is written as it is); the message's own
- * bookkeeping headers get the X-Msync-Kept- prefix.
+ * bookkeeping headers get the X-Msync-Kept- prefix.  headerless (with
+ * clen the whole length) is for a message that has neither an empty line
+ * nor a final newline: it is written whole as the body of an empty header
+ * block marked X-Msync-Headerless, which the reader takes back off.
  */
 struct mboxfmt_writer {
 	uint8_t		 meta[MSYNC_KWSTR_MAX + 128];
 	size_t		 nmeta;
 	int		 quote;
+	int		 headerless;
 	int		 mid;		/* inside a line */
 	int		 body;		/* past the header block */
 	uint8_t		 hold[128];	/* a line start not yet decided */
@@ -138,7 +143,7 @@ struct mboxfmt_writer {
 };
 void	 mboxfmt_write_begin(struct mboxfmt_writer *, struct mboxfmt_out *,
 	    const char *sender, int64_t date, uint8_t flags, const char *kw,
-	    int64_t clen);
+	    int64_t clen, int headerless);
 void	 mboxfmt_write(struct mboxfmt_writer *, struct mboxfmt_out *,
 	    const void *, size_t);
 void	 mboxfmt_write_end(struct mboxfmt_writer *, struct mboxfmt_out *);

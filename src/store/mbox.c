@@ -89,6 +89,7 @@ struct mfolder {
 	size_t		 cap;
 	int		 pending;	/* flag changes or expunges to write */
 	int		 ixdirty;
+	int		 quiet;		/* its problems were warned about */
 	/* Appends in progress: the file open, locked, written to. */
 	int		 wfd;		/* -1 none */
 	int		 dotlock;	/* we made FILE.lock */
@@ -104,7 +105,6 @@ struct mbox {
 	char		*inbox;		/* owned; INBOX's file, or NULL */
 	char		*cache;		/* owned; the cache directory */
 	int		 lockfd;	/* msync's own run lock */
-	int		 warned_date;
 	struct mfolder	**f;		/* owned */
 	size_t		 nf;
 	size_t		 capf;
@@ -523,9 +523,10 @@ ent_guid_cmp(const void *a, const void *b)
  * allocated).  Problems are warned about.
  */
 static int
-parse_from(struct mbox *st, struct mfolder *f, int fd, uint64_t from,
+parse_from(struct mfolder *f, int fd, uint64_t from,
     uint64_t limit, struct ment **nv, size_t *nn, size_t *ncap)
 {
+	int			 nodate = 0;	/* warned about a missing date */
 	struct mboxfmt_src	 src = { fd_pread, &fd };
 	struct mboxfmt		*p = NULL;
 	struct mboxfmt_msg	 m;
@@ -544,7 +545,7 @@ parse_from(struct mbox *st, struct mfolder *f, int fd, uint64_t from,
 		if ((r = mboxfmt_begin(p, &m)) != 0) {
 			if (r == 1)
 				r = 0;
-			else if (r == MSYNC_ERR_BADDATA)
+			else if (r == MSYNC_ERR_BADDATA && !f->quiet)
 				WARNX("'%s' is not an mbox file (no \"From \" "
 				    "line at byte %" PRIu64 ")",
 				    log_esc(f->path, 300), m.off);
@@ -564,20 +565,21 @@ parse_from(struct mbox *st, struct mfolder *f, int fd, uint64_t from,
 		if (m.pseudo)
 			continue;	/* Dovecot's folder data: not mail */
 		if (m.size == 0 || m.size > MSYNC_MSG_SIZE_MAX) {
-			WARNX("skipping the %s message at byte %" PRIu64
-			    " of '%s'", m.size == 0 ? "empty" : "oversized",
-			    m.off, log_esc(f->path, 300));
+			if (!f->quiet)
+				WARNX("skipping the %s message at byte %" PRIu64
+				    " of '%s'", m.size == 0 ? "empty" :
+				    "oversized", m.off, log_esc(f->path, 300));
 			continue;
 		}
-		if (m.nul)
+		if (m.nul && !f->quiet)
 			WARNX("the message at byte %" PRIu64 " of '%s' holds "
 			    "NUL bytes", m.off, log_esc(f->path, 300));
 		if (m.date < 0) {
-			if (!st->warned_date)
+			if (!nodate && !f->quiet)
 				WARNX("'%s': a \"From \" line without a date "
 				    "(byte %" PRIu64 "); using the file's",
 				    log_esc(f->path, 300), m.off);
-			st->warned_date = 1;
+			nodate = 1;
 			m.date = fstat(fd, &sb) == 0 ? (int64_t)sb.st_mtime :
 			    0;
 		}
@@ -600,6 +602,7 @@ parse_from(struct mbox *st, struct mfolder *f, int fd, uint64_t from,
 	}
 	guid_ctx_free(gc);
 	mboxfmt_free(p);
+	f->quiet = 1;	/* once per run is enough */
 	return r;
 }
 
@@ -676,9 +679,8 @@ last_still_there(struct mfolder *f, int fd)
 {
 	struct ment	*nv = NULL, *last;
 	size_t		 nn = 0, ncap = 0, got = 0;
-	struct mbox	 dummy;
 	char		 b[5];
-	int		 same;
+	int		 same, quiet = f->quiet, r;
 
 	if (f->n == 0)
 		return f->fsize == 0;
@@ -686,10 +688,11 @@ last_still_there(struct mfolder *f, int fd)
 	if (fd_pread(&fd, b, 5, last->off + last->raw, &got) != 0 ||
 	    (got != 0 && (got != 5 || memcmp(b, "From ", 5) != 0)))
 		return 0;
-	memset(&dummy, 0, sizeof(dummy));
-	dummy.warned_date = 1;
-	if (parse_from(&dummy, f, fd, last->off, last->off + last->raw, &nv,
-	    &nn, &ncap) != 0 || nn != 1) {
+	f->quiet = 1;	/* the full read that may follow warns */
+	r = parse_from(f, fd, last->off, last->off + last->raw, &nv, &nn,
+	    &ncap);
+	f->quiet = quiet;
+	if (r != 0 || nn != 1) {
 		for (size_t i = 0; i < nn; i++)
 			ent_free(&nv[i]);
 		free(nv);
@@ -754,7 +757,7 @@ folder_refresh(struct mbox *st, struct mfolder *f, int force)
 	    (uint64_t)sb.st_ino == f->ino &&
 	    (uint64_t)sb.st_size > f->fsize && last_still_there(f, fd)) {
 		/* Only grown (a delivery): read from the last known end. */
-		if ((r = parse_from(st, f, fd, f->fsize, UINT64_MAX, &nv, &nn,
+		if ((r = parse_from(f, fd, f->fsize, UINT64_MAX, &nv, &nn,
 		    &ncap)) != 0)
 			goto out;
 		for (size_t i = 0; i < nn; i++) {
@@ -774,7 +777,7 @@ folder_refresh(struct mbox *st, struct mfolder *f, int force)
 		f->modseq++;
 		f->ixdirty = 1;
 	} else {
-		if ((r = parse_from(st, f, fd, 0, UINT64_MAX, &nv, &nn,
+		if ((r = parse_from(f, fd, 0, UINT64_MAX, &nv, &nn,
 		    &ncap)) != 0)
 			goto out;
 		if ((r = adopt(f, nv, nn)) != 0)
@@ -1676,7 +1679,7 @@ mbox_save_commit(struct store_save *s, uint8_t flags, const char *kw,
 	uint64_t		 off = 0, start;
 	size_t			 got;
 	int64_t			 clen = -1;
-	int			 r;
+	int			 r, headerless = 0;
 
 	if (uid_out != NULL)
 		*uid_out = 0;
@@ -1701,13 +1704,16 @@ mbox_save_commit(struct store_save *s, uint8_t flags, const char *kw,
 	 * join it, so its length goes into Content-Length, and the body is
 	 * written as it is (mboxcl2).
 	 */
-	if (sv->last != '\n')
-		clen = spool_body(sv);
+	if (sv->last != '\n' && (clen = spool_body(sv)) < 0) {
+		/* Not even an empty line: all of it is the body. */
+		clen = (int64_t)sv->size;
+		headerless = 1;
+	}
 	{
 		size_t	before = f->wbuf.len;
 
 		mboxfmt_write_begin(&w, &f->wbuf, sender, date, flags, kw,
-		    clen);
+		    clen, headerless);
 		while (off < sv->size) {
 			if ((r = fd_pread(&sv->fd, b, sizeof(b), off,
 			    &got)) != 0)

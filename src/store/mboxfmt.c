@@ -19,6 +19,8 @@
 #define HEAD_MAX	((size_t)sizeof(((struct mboxfmt_writer *)0)->hold))
 				/* bytes of a line start that decide it */
 #define KEPT		"X-Msync-Kept-"
+/* msync's mark of a message written without a header block. */
+#define HEADERLESS	"X-Msync-Headerless: yes\n\n"
 /* The folder-data message of UW-IMAP and Dovecot. */
 #define PSEUDO_SUBJECT	"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA"
 #define KEPT_LEN	13
@@ -26,7 +28,7 @@
 /* The bookkeeping headers (mboxfmt.h), lower case. */
 static const char *const meta_names[] = {
 	"status", "x-status", "x-keywords", "x-uid", "x-imap", "x-imapbase",
-	"content-length"
+	"content-length", "x-msync-headerless"
 };
 
 /* Reader states. */
@@ -56,6 +58,7 @@ struct mboxfmt {
 	uint64_t	 pend_off;
 	int		 first;		/* the first message of the input */
 	int		 imapbase;	/* it carries X-IMAP */
+	int		 headerless;	/* X-Msync-Headerless: no header block */
 	char		 kwraw[MSYNC_KWSTR_MAX + 1];
 };
 
@@ -304,6 +307,9 @@ meta_parse(struct mboxfmt *f, const uint8_t *p, size_t n,
 		snprintf(f->kwraw, sizeof(f->kwraw), "%s", v);
 	else if (nl == 6 && strncasecmp((const char *)p, "x-imap", 6) == 0)
 		f->imapbase = 1;
+	else if (nl == 18 && strncasecmp((const char *)p,
+	    "x-msync-headerless", 18) == 0)
+		f->headerless = 1;
 	else if (nl == 14 && strncasecmp((const char *)p, "content-length",
 	    14) == 0) {
 		char		*end;
@@ -428,6 +434,7 @@ mboxfmt_begin(struct mboxfmt *f, struct mboxfmt_msg *m)
 	f->clen = -1;
 	f->npend = 0;
 	f->imapbase = 0;
+	f->headerless = 0;
 	f->kwraw[0] = '\0';
 	return 0;
 }
@@ -556,7 +563,9 @@ mboxfmt_step(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
 		if (blank(p, n)) {
 			/* The header block ends; a trusted body follows? */
 			if (f->clen >= 0 && cl_lands(f, here(f), f->clen)) {
-				emit(m, sink, arg, p, n);
+				/* msync's own empty header block is not. */
+				if (!f->headerless || m->size > 0)
+					emit(m, sink, arg, p, n);
 				m->cl = 1;
 				f->left = (uint64_t)f->clen;
 				f->state = ST_CLBODY;
@@ -693,7 +702,7 @@ mboxfmt_meta(struct mboxfmt_out *o, uint8_t flags, const char *kw,
 void
 mboxfmt_write_begin(struct mboxfmt_writer *w, struct mboxfmt_out *o,
     const char *sender, int64_t date, uint8_t flags, const char *kw,
-    int64_t clen)
+    int64_t clen, int headerless)
 {
 	struct mboxfmt_out	 m = { 0 };
 
@@ -701,6 +710,14 @@ mboxfmt_write_begin(struct mboxfmt_writer *w, struct mboxfmt_out *o,
 	w->quote = clen < 0;
 	mboxfmt_from(o, sender, date);
 	mboxfmt_meta(&m, flags, kw, clen);
+	if (headerless && clen >= 0) {
+		/* The header block is ours alone; the content is its body. */
+		mboxfmt_put(o, m.p, m.len);
+		mboxfmt_put(o, HEADERLESS, sizeof(HEADERLESS) - 1);
+		w->body = 1;
+		free(m.p);
+		return;
+	}
 	if (m.failed || m.len > sizeof(w->meta))
 		o->failed = 1;
 	else {

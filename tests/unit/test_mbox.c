@@ -190,7 +190,7 @@ test_write_read(void **state)
 
 	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
 		mboxfmt_write_begin(&w, &o, "a@b", 86400 * (int64_t)i,
-		    (uint8_t)(i & FLAG_ALL), i == 2 ? "k1 k2" : NULL, -1);
+		    (uint8_t)(i & FLAG_ALL), i == 2 ? "k1 k2" : NULL, -1, 0);
 		/* In pieces of one byte: the writer holds line starts. */
 		for (size_t j = 0; msgs[i][j] != '\0'; j++)
 			mboxfmt_write(&w, &o, msgs[i] + j, 1);
@@ -210,13 +210,20 @@ test_write_read(void **state)
 
 	/* No final newline: Content-Length, the body as it is. */
 	memset(&o, 0, sizeof(o));
-	mboxfmt_write_begin(&w, &o, NULL, 0, 0, NULL, 15);
-	mboxfmt_write(&w, &o, "S: x\n\nFrom no newline", 22);
+	mboxfmt_write_begin(&w, &o, NULL, 0, 0, NULL, 15, 0);
+	mboxfmt_write(&w, &o, "S: x\n\nFrom no newline", 21);
+	mboxfmt_write_end(&w, &o);
+	/* Not even an empty line (a truncated message): all body. */
+	mboxfmt_write_begin(&w, &o, NULL, 0, 0, NULL, 10, 1);
+	mboxfmt_write(&w, &o, "Subject: t", 10);
 	mboxfmt_write_end(&w, &o);
 	mboxfmt_put(&o, "", 1);
 	n = parse((char *)o.p, MBOXFMT_MBOXRD, v, m, 8);
-	assert_int_equal(n, 1);
+	assert_int_equal(n, 2);
 	assert_true(m[0].cl);
+	assert_string_equal(v[0], "S: x\n\nFrom no newline");
+	assert_true(m[1].cl);
+	assert_string_equal(v[1], "Subject: t");
 	free_all(v, n);
 	free(o.p);
 }

@@ -462,15 +462,19 @@ get_lit(struct cur *c, const char *s)
 static int
 get_u64(struct cur *c, uint64_t *v)
 {
-	uint64_t	n = 0;
+	uint64_t	n = 0, d;
 	const char	*s = c->p;
 
-	while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-		if (n > (UINT64_MAX - 9) / 10)
+	/* 19 digits cannot overflow: only a 20th needs the check. */
+	while (c->p < c->end && (d = (uint64_t)(unsigned char)*c->p -
+	    '0') < 10) {
+		if (c->p - s >= 19 && (c->p - s >= 20 ||
+		    n > (UINT64_MAX - d) / 10))
 			return 0;
-		n = n * 10 + (uint64_t)(*c->p++ - '0');
+		n = n * 10 + d;
+		c->p++;
 	}
-	if (c->p == s || c->p - s > 20)
+	if (c->p == s)
 		return 0;
 	*v = n;
 	return 1;
@@ -530,28 +534,25 @@ static const uint8_t hexval[256] = {
 };
 #undef X
 
-static int
-lowhex(char c)
-{
-	uint8_t	v = hexval[(unsigned char)c];
-
-	return v == 0xff ? -1 : v;
-}
-
 /* Consumes 32 lowercase hex digits. */
 static int
 get_guid(struct cur *c, struct guid *g)
 {
-	int	i, hi, lo;
+	const unsigned char	*p = (const unsigned char *)c->p;
+	unsigned		 bad = 0, hi, lo;
+	int			 i;
 
 	if (c->end - c->p < 32)
 		return 0;
+	/* One test at the end: any byte that is no digit sets 0xf0. */
 	for (i = 0; i < 16; i++) {
-		if ((hi = lowhex(c->p[2 * i])) < 0 ||
-		    (lo = lowhex(c->p[2 * i + 1])) < 0)
-			return 0;
-		g->b[i] = (uint8_t)(hi << 4 | lo);
+		hi = hexval[p[2 * i]];
+		lo = hexval[p[2 * i + 1]];
+		bad |= hi | lo;
+		g->b[i] = (uint8_t)(hi << 4 | (lo & 0xf));
 	}
+	if (bad & 0xf0)
+		return 0;
 	c->p += 32;
 	return 1;
 }

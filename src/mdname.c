@@ -126,6 +126,25 @@ mdname_parse(const char *name, struct mdname *out)
 	return 0;
 }
 
+/* The flags of a checked name; see mdname.h. */
+void
+mdname_info(const char *name, uint8_t *flags, uint32_t *kwbits)
+{
+	const char	*p = strchr(name, ':');
+	uint8_t		 f;
+
+	*flags = 0;
+	*kwbits = 0;
+	if (p == NULL || strncmp(p, ":2,", 3) != 0)
+		return;
+	for (p += 3; *p != '\0'; p++) {
+		if ((f = flag_of(*p)) != 0)
+			*flags |= f;
+		else if (*p >= 'a' && *p <= 'z')
+			*kwbits |= 1u << (*p - 'a');
+	}
+}
+
 /* Writes the letters of flags, in order, NUL-terminated. */
 void
 mdname_flagstr(uint8_t flags, char out[7])

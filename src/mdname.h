@@ -37,6 +37,13 @@ struct mdname {
 int	 mdname_parse(const char *name, struct mdname *out);
 
 /*
+ * The flags and keyword letters of a name mdname_parse accepted before
+ * (an index entry's): the same *flags and *kwbits it gives, without
+ * checking the name again.
+ */
+void	 mdname_info(const char *name, uint8_t *flags, uint32_t *kwbits);
+
+/*
  * Builds into out (outsz bytes) the cur/ name for file name old with
  * flags and keyword letters kwbits: the base of old, ":2,", then the
  * sorted letters, plus any other info characters old carried.  Returns

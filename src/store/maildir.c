@@ -1525,9 +1525,10 @@ maildir_list_messages(struct maildir *st, const char *name,
 {
 	struct folder		*f;
 	struct index_ent	*e;
-	struct mdname		 md;
 	struct msg		 m;
 	size_t			 i;
+	uint32_t		 kwbits;
+	uint8_t			 flags;
 	int			 fd = -1, r;
 
 	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
@@ -1536,20 +1537,18 @@ maildir_list_messages(struct maildir *st, const char *name,
 		e = &f->ix->v[i];
 		if (e->name == INDEX_NAME_DEAD)
 			continue;
-		if (mdname_parse(index_name(f->ix, e) + 4, &md) != 0) {
-			r = MSYNC_ERR_INTERNAL;
-			goto out;
-		}
+		/* Names were checked when the index got them. */
+		mdname_info(index_name(f->ix, e) + 4, &flags, &kwbits);
 		memset(&m, 0, sizeof(m));
 		m.uid = e->uid;
 		m.guid = e->guid;
-		m.flags = md.flags;
+		m.flags = flags;
 		m.size = e->size;
 		m.date = e->date;
-		if (md.kwbits != 0) {
+		if (kwbits != 0) {
 			if ((r = kw_ready(f, fd)) != 0)
 				goto out;
-			if ((r = index_kw_names(&f->kw, md.kwbits,
+			if ((r = index_kw_names(&f->kw, kwbits,
 			    &m.kw)) != 0)
 				goto out;
 		}

@@ -73,6 +73,8 @@ test_mdname_parse(void **state)
 	struct mdname	md;
 	char		long_name[300];
 	size_t		i;
+	uint32_t	kw;
+	uint8_t		flags;
 
 	for (i = 0; i < LEN(parse_cases); i++) {
 		int r = mdname_parse(parse_cases[i].name, &md);
@@ -91,7 +93,17 @@ test_mdname_parse(void **state)
 		assert_int_equal(md.size, parse_cases[i].size);
 		assert_int_equal(md.has_vsize, parse_cases[i].has_vsize);
 		assert_int_equal(md.vsize, parse_cases[i].vsize);
+		/* The listing's shortcut reads the same flags. */
+		mdname_info(parse_cases[i].name, &flags, &kw);
+		assert_int_equal(flags, parse_cases[i].flags);
+		assert_int_equal(kw, parse_cases[i].kw);
 	}
+	/* Bytes the table must stop at, anywhere in the name. */
+	assert_int_equal(mdname_parse("ab\x01", &md), MSYNC_ERR_BADNAME);
+	assert_int_equal(mdname_parse("a:2,S/", &md), MSYNC_ERR_BADNAME);
+	assert_int_equal(mdname_parse("a:2,S\xff", &md), MSYNC_ERR_BADNAME);
+	assert_int_equal(mdname_parse("a:b:2,S", &md), 0);
+	assert_int_equal(md.base_len, 1);
 	memset(long_name, 'a', 256);
 	long_name[256] = '\0';
 	assert_int_equal(mdname_parse(long_name, &md), MSYNC_ERR_BADNAME);

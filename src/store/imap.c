@@ -805,11 +805,9 @@ on_fetch(struct istore *st, const struct imap_resp *r)
 		    msg.date);
 		goto out;
 	}
+	/* msglist_add copies msg (kw included). */
 	if (st->fl != NULL && have_uid && have_flags)
 		rc = msglist_add(st->fl, &msg);
-	else
-		free(msg.kw);
-	msg.kw = NULL;
 out:
 	free(msg.kw);
 	return rc;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+test_description='IMAP store: a scripted hostile server (absurd literals, endless lines, broken lists, BYE mid-FETCH, stalls) gives a clear error and 75/76, no crash, nothing saved'
+. "$(dirname "$0")/lib.sh"
+
+test_lazy_prereq PYTHON3 'command -v python3'
+test_require_prereq PYTHON3
+
+# hostile CASE STATUS PATTERN: run msync --backup against the hostile
+# server playing CASE; msync must exit STATUS with PATTERN on stderr, and
+# unless STATUS is 0 the Maildir must hold no message (a half message is
+# never saved).
+hostile() {
+	local case=$1 want=$2 pat=$3 port i=0 rc
+	rm -rf md port.out || return 1
+	python3 "$TEST_DIR/hostile_imapd.py" "$case" >port.out &
+	while [ ! -s port.out ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+	port=$(head -n 1 port.out)
+	MSYNC_IMAP_TIMEOUT=3 test_expect_code "$want" msync --backup \
+	    --passcmd "echo pw" "imap://u@127.0.0.1:$port;tls=none" md 2>err
+	rc=$?
+	wait
+	cat err
+	[ $rc = 0 ] && grep -E "$pat" err &&
+	if [ "$want" != 0 ]; then
+		test_path_is_missing md || test "$(count_all md)" = 0
+	fi
+}
+
+test_expect_success 'the scripted server works when it behaves' '
+	hostile good 0 "" && test "$(count_all md)" = 1 &&
+	grep -rl "Message-ID: <hostile@x>" md
+'
+test_expect_success 'a literal of 4 GiB in a LIST: 76' '
+	hostile biglit 76 "over the size limit"
+'
+test_expect_success 'a line that never ends: 76' '
+	hostile bigline 76 "over the size limit"
+'
+test_expect_success 'a broken FETCH list: 76' '
+	hostile garbage 76 "malformed response"
+'
+test_expect_success 'an answer to a command never sent: 76' '
+	hostile badtag 76 "answered a command never sent"
+'
+test_expect_success 'BYE while listing: 75' '
+	hostile bye-list 75 "closed the connection: going away"
+'
+test_expect_success 'the connection lost in the middle of a body: 75' '
+	hostile bye-fetch 75 "closed the connection"
+'
+test_expect_success 'a server that stalls: 75' '
+	hostile stall 75 "sent nothing for 3 seconds"
+'
+test_expect_success 'a body of 5 GiB announced: 76' '
+	hostile hugebody 76 "over the size limit"
+'
+
+test_done

@@ -144,7 +144,7 @@ for tool in $tools; do
 		mkdir -p "$dst"
 		cat >"$TRASH/mbsyncrc" <<EOF
 IMAPAccount bench
-Host 127.0.0.1
+Host localhost
 Port $IMAPS_PORT
 User alice
 Pass $IMAPD_PASS
@@ -156,7 +156,6 @@ IMAPStore far
 Account bench
 
 MaildirStore near
-Path $dst/
 Inbox $dst/
 SubFolders Maildir++
 

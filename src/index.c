@@ -1084,6 +1084,7 @@ struct scan {
 	struct index	*ix;		/* borrowed */
 	int		 folderfd;	/* borrowed */
 	const char	*where;		/* borrowed; folder path for messages */
+	int		 had_new;	/* the token, read first, saw new/ */
 	/*
 	 * Owned; hash table: the top 32 bits of the name's hash above
 	 * id + 1, 0 empty.  The hash bits spare a look at the name (a
@@ -1420,8 +1421,20 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 	fd = openat(sc->folderfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
 	if (fd == -1) {
-		if (errno == ENOENT && strcmp(sub, "new") == 0)
+		/*
+		 * A Maildir may lack new/, but one that was there when the
+		 * token was read a moment ago was moved away: its files must
+		 * not look deleted (and the token would hide them after).
+		 */
+		if (errno == ENOENT && strcmp(sub, "new") == 0 &&
+		    !sc->had_new)
 			return 0;
+		if (errno == ENOTDIR || errno == ELOOP || errno == ENOENT) {
+			/* Swapped for a symlink or a file, or moved away. */
+			WARNX("'%s/%s' is not a directory now: the folder is "
+			    "changing under us", sc->where, sub);
+			return MSYNC_ERR_STORE_CHANGED;
+		}
 		WARN("cannot read '%s/%s'", sc->where, sub);
 		return MSYNC_ERR_IO;
 	}
@@ -1568,6 +1581,7 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 			WARNX("'%s' has no cur/ directory", where);
 		return r;
 	}
+	sc.had_new = tok.new_ino != 0 || tok.new_sec != 0;
 	for (sz = 64; sz < ix->live * 2 + 64; sz *= 2)
 		;
 	r = MSYNC_ERR_NOMEM;

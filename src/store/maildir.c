@@ -117,6 +117,13 @@ struct maildir {
 	 * store_flush reports it, so the run ends with 2 or 1.
 	 */
 	int			 incomplete;
+	/*
+	 * Mailboxes found half there (no cur/, or cur/ or new/ not a real
+	 * directory): refused for the rest of the run, even if they look
+	 * whole again, so one run never sees them both ways.
+	 */
+	char			**skip;		/* owned */
+	size_t			 nskip;
 };
 
 struct pending {
@@ -760,8 +767,9 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	if (mode == REFRESH_LAZY && f->scanned)
 		return 0;
 	clock_gettime(CLOCK_REALTIME, &now);
+	/* cur/ was there a moment ago (folder_open): moved, not gone. */
 	if ((r = index_token_read(folderfd, &now, &tok)) != 0)
-		return r;
+		return r == MSYNC_ERR_NOTFOUND ? MSYNC_ERR_STORE_CHANGED : r;
 	if (index_token_older(&tok, &f->ix->token)) {
 		/*
 		 * cur/ is older than the index says it was (a backup of the
@@ -794,7 +802,8 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	    !index_token_same(&tok, &f->ix->token)) {
 		LOG3("rescanning '%s'", f->where);
 		if ((r = index_rescan(f->ix, folderfd, f->where, NULL)) != 0)
-			return r;
+			return r == MSYNC_ERR_NOTFOUND ?
+			    MSYNC_ERR_STORE_CHANGED : r;
 	}
 	f->scanned = 1;
 	/*
@@ -862,12 +871,42 @@ folder_no_cur(struct maildir *st, int fd, const char *dir, int seen)
 		return MSYNC_ERR_NOTFOUND;
 	/* cur/ there but not a directory (a symlink): a swap under way. */
 	busy = seen || fstatat(fd, "cur", &sb, AT_SYMLINK_NOFOLLOW) == 0;
-	st->incomplete = MSYNC_ERR_STORE_CHANGED;
 	WARNX("folder '%s%s%s' has an index but no cur/ directory (%s): "
 	    "not synced in this run, its index kept", st->root, *dir ? "/" : "",
 	    log_esc(dir, 255), busy ? "changing under us?" :
 	    "half restored or moved?");
 	return MSYNC_ERR_STORE_CHANGED;
+}
+
+/* 1 if mailbox name was found half there earlier in this run. */
+static int
+skip_has(const struct maildir *st, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < st->nskip; i++)
+		if (strcmp(st->skip[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Remembers mailbox name as half there (best effort: NOMEM forgets). */
+static void
+skip_add(struct maildir *st, const char *name)
+{
+	char	**nv, *c;
+
+	st->incomplete = MSYNC_ERR_STORE_CHANGED;
+	if (skip_has(st, name) || st->nskip >= MSYNC_MBOX_MAX ||
+	    (c = strdup(name)) == NULL)
+		return;
+	if ((nv = reallocarray(st->skip, st->nskip + 1, sizeof(*nv))) ==
+	    NULL) {
+		free(c);
+		return;
+	}
+	st->skip = nv;
+	st->skip[st->nskip++] = c;
 }
 
 /*
@@ -888,6 +927,8 @@ folder_open(struct maildir *st, const char *name, int mode,
 	*folderfd = -1;
 	if (name == NULL || !names_valid(name, strlen(name)))
 		return MSYNC_ERR_BADNAME;
+	if (skip_has(st, name))
+		return MSYNC_ERR_STORE_CHANGED;
 	f = folder_find(st, name, &pos);
 	/* Whatever looks at the hot folder sees its pending saves in cur/. */
 	if (f != NULL && f == st->hot && st->npend > 0 &&
@@ -951,6 +992,8 @@ folder_open(struct maildir *st, const char *name, int mode,
 	fd = -1;	/* transferred */
 	r = 0;
 out:
+	if (r == MSYNC_ERR_STORE_CHANGED)
+		skip_add(st, name);
 	free(dir);
 	if (fd != -1)
 		close(fd);
@@ -1084,7 +1127,13 @@ maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 	}
 	if ((r = store_lock(st, holder)) != 0)
 		goto out;
-	if (o->create && !o->readonly && !has_cur(st->rootfd)) {
+	/*
+	 * A root that has its index but no cur/ is an INBOX caught half-way
+	 * (folder_no_cur), not a new store: an empty cur/ made here would
+	 * make all its mail look deleted.
+	 */
+	if (o->create && !o->readonly && !has_cur(st->rootfd) &&
+	    !dir_has_index(st, st->rootfd, "")) {
 		if ((mkdirat(st->rootfd, "tmp", 0700) == -1 &&
 		    errno != EEXIST) ||
 		    (mkdirat(st->rootfd, "new", 0700) == -1 &&
@@ -1157,6 +1206,9 @@ maildir_close(struct maildir *st)
 	for (i = 0; i < st->nf; i++)
 		folder_free(st->f[i]);
 	free(st->f);
+	for (i = 0; i < st->nskip; i++)
+		free(st->skip[i]);
+	free(st->skip);
 	if (st->lockfd != -1)
 		close(st->lockfd);	/* releases the flock */
 	if (st->cachefd != -1)
@@ -2226,13 +2278,13 @@ maildir_create_mailbox(struct maildir *st, const char *name,
 	 */
 	if (fd != -1 && (dir_has_index(st, fd, dir) ||
 	    fstatat(fd, "cur", &sb, AT_SYMLINK_NOFOLLOW) == 0)) {
+		skip_add(st, name);
 		if (dir_has_index(st, fd, dir))
 			(void)folder_no_cur(st, fd, dir, 1);
 		else
 			WARNX("'%s/%s/cur' is not a directory: not creating "
 			    "mailbox '%s' over it", st->root,
 			    log_esc(dir, 255), log_esc(name, 255));
-		st->incomplete = MSYNC_ERR_STORE_CHANGED;
 		r = MSYNC_ERR_STORE_CHANGED;
 		goto out;
 	}

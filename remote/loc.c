@@ -33,6 +33,7 @@
 
 #include "log.h"
 #include "msync.h"
+#include "msyncs.h"
 #include "store.h"
 #include "transport.h"
 #include "imap/url.h"
@@ -393,6 +394,8 @@ loc_text(struct loc *l, int v6)
 	size_t		 i;
 	int		 n;
 
+	if (l->daemon != NULL)
+		return msyncs_loc_text(l, v6);
 	switch (l->layout) {
 	case LAYOUT_FS:
 		lay = ";layout=fs";
@@ -557,7 +560,13 @@ loc_parse(const char *arg, struct loc *out)
 	/* INBOX from another file: a local mbox only. */
 	if (inbox != NULL && !LAYOUT_IS_MBOX(l.layout))
 		goto out;
-	if (strncmp(body, "ssh://", 6) == 0) {
+	if (strncmp(body, "msyncs://", 9) == 0) {
+		if (prefixed ||
+		    (r = msyncs_loc_params(body + 9, &l)) != 0 ||
+		    (r = loc_parse_url(body + 9, &l, &v6)) != 0 ||
+		    (r = msyncs_loc_module(&l)) != 0)
+			goto out;
+	} else if (strncmp(body, "ssh://", 6) == 0) {
 		if (prefixed)
 			goto out;
 		if ((r = loc_parse_url(body + 6, &l, &v6)) != 0)
@@ -622,5 +631,6 @@ loc_free(struct loc *l)
 	free(l->path);
 	free(l->inbox);
 	free(l->text);
+	dloc_free(l->daemon);
 	memset(l, 0, sizeof(*l));
 }

@@ -18,7 +18,8 @@ enum transport_kind {
 	TRANSPORT_NONE = 0,	/* not started, or finished */
 	TRANSPORT_PAIR = 1,	/* local socketpair, re-executed self */
 	TRANSPORT_RSH = 2,	/* the ssh program (or -e CMD) */
-	TRANSPORT_LIBSSH = 3	/* forked libssh helper */
+	TRANSPORT_LIBSSH = 3,	/* forked libssh helper */
+	TRANSPORT_MSYNCS = 4	/* forked TLS helper, msyncs.c */
 };
 
 /*
@@ -53,6 +54,10 @@ int	 rsh_start(const struct transport_opts *, const struct loc *,
 
 /* libssh.c */
 int	 libssh_start(const struct transport_opts *, const struct loc *,
+	    struct transport *, char **why);
+
+/* msyncs.c */
+int	 msyncs_start(const struct transport_opts *, const struct loc *,
 	    struct transport *, char **why);
 
 /* transport.c: helpers shared by the transports */

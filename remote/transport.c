@@ -663,6 +663,8 @@ transport_start(const struct transport_opts *o, const struct loc *l,
 		return pair_start(o, out, why);
 	if (l->host[0] == '\0' || l->host[0] == '-')
 		return MSYNC_ERR_USAGE;
+	if (l->daemon != NULL)
+		return msyncs_start(o, l, out, why);
 	if (o->use_libssh)
 		return libssh_start(o, l, out, why);
 	return rsh_start(o, l, out, why);
@@ -784,7 +786,8 @@ transport_explain(const struct transport *t, int st, int sig, int killed,
 	else if (sig)
 		r = transport_asprintf(why, "%s killed by signal %d", who,
 		    st - 128);
-	else if (t->kind == TRANSPORT_LIBSSH && st == LIBSSH_EXIT_FAIL &&
+	else if ((t->kind == TRANSPORT_LIBSSH ||
+	    t->kind == TRANSPORT_MSYNCS) && st == LIBSSH_EXIT_FAIL &&
 	    wkind == WHY_FULL) {
 		code = MSYNC_ERR_UNREACHABLE;
 		r = transport_asprintf(why, "%s", wtext);

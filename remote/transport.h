@@ -29,6 +29,7 @@ struct loc {
 	int	 layout;	/* enum store_layout */
 	char	*inbox;		/* owned; mbox ";inbox=PATH", or NULL */
 	char	*text;		/* owned; canonical form, for the state key */
+	struct dloc *daemon;	/* owned; msyncs:// only (msyncs.h) */
 };
 
 /*
@@ -38,6 +39,7 @@ struct loc {
  *   ssh://[user@]host[:port]/PATH   (a leading "/~/" means the home dir)
  *   imap://... imaps://...          an IMAP account (src/imap/url.h): kept
  *                                   verbatim in path, layout LAYOUT_IMAP
+ *   msyncs://[user@]host[:port]/module[/path][;param...]  (msyncs.h)
  * A host that starts with '-' is refused (MSYNC_ERR_USAGE).
  */
 int	 loc_parse(const char *arg, struct loc *out);

@@ -34,6 +34,7 @@
 #include "names.h"
 #include "plan.h"
 #include "proto.h"
+#include "dpath.h"
 #include "server.h"
 #include "state.h"
 #include "store.h"
@@ -2232,7 +2233,9 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 		    "it can only be the source of --backup or --one-way");
 		goto out;
 	}
-	if ((r = server_root(h.path, so->restrict_dir, &root)) != 0) {
+	if ((r = so->module_root != NULL ?
+	    dpath_resolve(so->module_root, h.path, &root) :
+	    server_root(h.path, so->restrict_dir, &root)) != 0) {
 		(void)put_text(&b, REC_ERROR, r, "store path refused");
 		goto out;
 	}

@@ -74,6 +74,7 @@ struct brain_opts {
 /* Options of the server side (B), from its command line. */
 struct server_opts {
 	const char	*restrict_dir;	/* --restrict: the only root allowed */
+	const char	*module_root;	/* daemon: roots only beneath this */
 	int		 read_only;	/* --read-only */
 	int		 lock_wait;
 	int		 crash_after;	/* test: exit 100 after N durable writes */

@@ -19,6 +19,7 @@
 
 #include "brain.h"
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "msync.h"
 #include "pairs.h"
@@ -32,7 +33,8 @@ enum {
 	OPT_STATS = 256, OPT_PROGRESS, OPT_FORCE_DELETES, OPT_STATE_DIR,
 	OPT_LIST, OPT_SERVER, OPT_RESTRICT, OPT_READ_ONLY, OPT_REMOTE_MSYNC,
 	OPT_SSH, OPT_ACCEPT_NEW, OPT_NO_COMPRESS, OPT_BWLIMIT, OPT_LOCK_WAIT,
-	OPT_ALL, OPT_PAIRS, OPT_JSON, OPT_WATCH, OPT_PASSCMD
+	OPT_ALL, OPT_PAIRS, OPT_JSON, OPT_WATCH, OPT_PASSCMD,
+	OPT_DAEMON
 };
 
 static const struct option longopts[] = {
@@ -50,6 +52,7 @@ static const struct option longopts[] = {
 	{ "state-dir",		required_argument,	NULL, OPT_STATE_DIR },
 	{ "list",		no_argument,		NULL, OPT_LIST },
 	{ "server",		no_argument,		NULL, OPT_SERVER },
+	{ "daemon",		no_argument,		NULL, OPT_DAEMON },
 	{ "restrict",		required_argument,	NULL, OPT_RESTRICT },
 	{ "read-only",		no_argument,		NULL, OPT_READ_ONLY },
 	{ "rsh",		required_argument,	NULL, 'e' },
@@ -87,7 +90,9 @@ usage(FILE *f)
 "mbox:PATH;inbox=FILE, [user@]host:PATH[;layout=mbox]\n"
 "ssh://[user@]host[:port]/PATH, or an IMAP account:\n"
 "imaps://[user@]host[:port][/ROOT][;fingerprint=sha256:..][;auth=xoauth2]\n"
-"or imap://... (STARTTLS; ;tls=none for none).\n"
+"or imap://... (STARTTLS; ;tls=none for none),\n"
+"or msyncs://[user@]host[:port]/MODULE[/PATH] (an msync daemon).\n"
+"       msync --daemon [--config FILE]    serve msyncd.conf's modules\n"
 "\n"
 "  -b, --backup            one-way mirror: DST := SRC, SRC untouched\n"
 "  -1, --one-way           SRC's changes into DST, nothing deleted\n"
@@ -234,6 +239,7 @@ main(int argc, char **argv)
 	int			 c, server = 0, list = 0, verbose = 1;
 	int			 backup = 0, oneway = 0, status, child = 0, r;
 	int			 a_is, started = 0, a_open_failed = 0;
+	int			 daemon_mode = 0;
 	long long		 rate;
 	struct pairs_opts	 po;
 	struct config		*cfg = NULL;
@@ -339,6 +345,9 @@ main(int argc, char **argv)
 		case OPT_SERVER:
 			server = 1;
 			break;
+		case OPT_DAEMON:
+			daemon_mode = 1;
+			break;
 		case OPT_RESTRICT:
 			so.restrict_dir = optarg;
 			break;
@@ -414,6 +423,15 @@ main(int argc, char **argv)
 	log_verbosity = verbose;
 	signal(SIGPIPE, SIG_IGN);
 
+	if (daemon_mode) {
+		if (argc != 0 || server) {
+			ERRX("--daemon takes no locations");
+			return EXIT_USAGE;
+		}
+		/* --config (-F) names msyncd.conf here. */
+		return daemon_main(po.config_path != NULL ? po.config_path :
+		    "/etc/msync/msyncd.conf");
+	}
 	if (server) {
 		if (argc != 0) {
 			ERRX("--server takes no locations");

@@ -56,6 +56,7 @@
 
 #define ADDR_MAX	64	/* text of a peer address */
 #define FAIL_SLOTS	1024	/* addresses whose failures we remember */
+#define REFUSE_QUIET_S	10	/* one "refused" line per address and reason */
 
 struct child {
 	pid_t	 pid;
@@ -554,6 +555,33 @@ daemon_admit(struct daemon *d, const char *addr, int *slot)
 	return NULL;
 }
 
+/*
+ * Logs a refused connection, but one line per address and reason per
+ * REFUSE_QUIET_S seconds: a flood must not become a flood of log lines.
+ */
+static void
+daemon_refused(const char *addr, const char *why)
+{
+	static char	 last_addr[ADDR_MAX];
+	static const char *last_why;
+	static time_t	 last_t;
+	static unsigned long quiet;
+	time_t		 now = time(NULL);
+
+	if (last_why == why && strcmp(last_addr, addr) == 0 &&
+	    now - last_t < REFUSE_QUIET_S) {
+		quiet++;
+		return;
+	}
+	if (quiet > 0)
+		WARNX("%s: refused %lu more: %s", last_addr, quiet, last_why);
+	WARNX("%s: refused: %s", addr, why);
+	snprintf(last_addr, sizeof(last_addr), "%s", addr);
+	last_why = why;
+	last_t = now;
+	quiet = 0;
+}
+
 /* The accept loop on a listening socket. */
 static int
 daemon_loop(struct daemon *d, int lfd)
@@ -580,7 +608,7 @@ daemon_loop(struct daemon *d, int lfd)
 		daemon_peer(fd, addr);
 		daemon_reap(d);
 		if ((no = daemon_admit(d, addr, &slot)) != NULL) {
-			WARNX("%s: refused: %s", addr, no);
+			daemon_refused(addr, no);
 			close(fd);
 			continue;
 		}

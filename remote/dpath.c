@@ -62,7 +62,7 @@ int
 dpath_resolve(const char *root, const char *asked, char **out)
 {
 	char	*p;
-	size_t	 rl, i;
+	size_t	 rl, i, plen;
 	int	 r;
 
 	*out = NULL;
@@ -73,16 +73,17 @@ dpath_resolve(const char *root, const char *asked, char **out)
 	if (asprintf(&p, "%s%s%s", root, *asked != '\0' ? "/" : "",
 	    asked) < 0)
 		return MSYNC_ERR_NOMEM;
-	/* Drop "./" components and a trailing '/': cosmetic only. */
+	/* The root (without a trailing '/'), then each prefix below it. */
 	rl = strlen(root);
 	while (rl > 1 && root[rl - 1] == '/')
 		rl--;
+	plen = strlen(p);
 	if ((r = dpath_check(p, rl)) != 0)
 		goto fail;
-	for (i = rl + 1; p[i] != '\0'; i++)
+	for (i = rl + 1; i < plen; i++)
 		if (p[i] == '/' && (r = dpath_check(p, i)) != 0)
 			goto fail;
-	if (i > rl && (r = dpath_check(p, i)) != 0)
+	if (plen > rl + 1 && (r = dpath_check(p, plen)) != 0)
 		goto fail;
 	*out = p;
 	return 0;

@@ -34,11 +34,12 @@ libssl-dev zlib1g-dev"
 # for independent checks in the tests; python3 for the model and
 # hostile-peer tests; dosfstools (mkfs.vfat) for the vfat remount test;
 # python3-jsonschema and jq to check the --json reports against
-# docs/report.schema.json.
+# docs/report.schema.json; the openssl program (a test CA) and systemd
+# (systemd-socket-activate) for the daemon tests.
 TEST_PKGS="libcmocka-dev openssh-server openssh-client rsync clang
 libclang-rt-dev llvm mandoc dovecot-core dovecot-imapd isync mblaze perl
 procps shellcheck xxhash strace time python3 util-linux
-dosfstools python3-jsonschema jq"
+dosfstools python3-jsonschema jq openssl systemd"
 # What scripts/mkcorpus.sh needs.
 CORPUS_PKGS="npm ca-certificates"
 

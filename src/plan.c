@@ -1738,12 +1738,21 @@ dg_bytes(struct dg *x, const void *p, size_t n)
 static void
 dg_u64(struct dg *x, uint64_t v)
 {
-	uint8_t	 b[8];
-	int	 i;
+	uint8_t	*b;
 
-	for (i = 0; i < 8; i++)
-		b[i] = (v >> (8 * i)) & 0xff;
-	dg_bytes(x, b, 8);
+	if (sizeof(x->b) - x->n < 8)
+		dg_flush(x);
+	/* Spelled out: compilers make one store of it on little-endian. */
+	b = x->b + x->n;
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+	b[2] = (uint8_t)(v >> 16);
+	b[3] = (uint8_t)(v >> 24);
+	b[4] = (uint8_t)(v >> 32);
+	b[5] = (uint8_t)(v >> 40);
+	b[6] = (uint8_t)(v >> 48);
+	b[7] = (uint8_t)(v >> 56);
+	x->n += 8;
 }
 
 static void

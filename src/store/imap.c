@@ -71,6 +71,8 @@ struct imbox {
 	uint32_t	 cache_uidvalidity;
 	struct centry	*c;		/* owned; sorted by uid */
 	size_t		 nc, capc;
+	struct msglist	 last;		/* owned; the last listing this run */
+	uint64_t	 last_modseq;	/* HIGHESTMODSEQ it was made at; 0: none */
 };
 
 struct istore {
@@ -230,6 +232,7 @@ mbox_clear(struct imbox *m)
 	free(m->raw);
 	free(m->wire);
 	free(m->c);
+	msglist_free(&m->last);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -1231,17 +1234,30 @@ imap_list_messages(struct store *s, const char *name, struct msglist *out)
 	struct msglist	 l;
 	struct centry	*e;
 	uint32_t	*miss = NULL;
-	size_t		 nmiss = 0, i, k;
+	uint64_t	 listed_modseq;
+	size_t		 nmiss = 0, i, k, first = out->n;
 	int		 r;
 
 	memset(&l, 0, sizeof(l));
 	if ((m = mbox_find(st, name)) == NULL)
 		return MSYNC_ERR_NOTFOUND;
+	/*
+	 * Listed before in this run, and HIGHESTMODSEQ (from the STATUS of
+	 * list_mailboxes or rescan) has not moved since: the same list
+	 * (the brain lists a mailbox again after syncing it).
+	 */
+	if (m->last_modseq != 0 && m->last_modseq == m->modseq) {
+		for (i = 0; i < m->last.n; i++)
+			if ((r = msglist_add(out, &m->last.v[i])) != 0)
+				return r;
+		return 0;
+	}
+	listed_modseq = m->modseq;
 	if ((r = select_mbox(st, m, 0)) != 0)
 		return r;
 	st->fl = &l;
-	r = imap_cmd(st->c, NULL,
-	    "UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)");
+	/* Dates and sizes come from the cache, or with the body. */
+	r = imap_cmd(st->c, NULL, "UID FETCH 1:* (UID FLAGS)");
 	st->fl = NULL;
 	if (r != 0)
 		goto out;
@@ -1279,11 +1295,22 @@ imap_list_messages(struct store *s, const char *name, struct msglist *out)
 		}
 		l.v[i].guid = e->guid;
 		l.v[i].size = e->size;
-		if (e->date == 0)
-			e->date = l.v[i].date;
+		l.v[i].date = e->date;
 		if ((r = msglist_add(out, &l.v[i])) != 0)
 			goto out;
 	}
+	/* Kept for a second listing in this run (see above). */
+	msglist_free(&m->last);
+	memset(&m->last, 0, sizeof(m->last));
+	m->last_modseq = 0;
+	for (i = first; i < out->n; i++)
+		if (msglist_add(&m->last, &out->v[i]) != 0) {
+			msglist_free(&m->last);
+			memset(&m->last, 0, sizeof(m->last));
+			break;
+		}
+	if (i == out->n)
+		m->last_modseq = listed_modseq;
 	r = cache_save(st, m);
 out:
 	free(miss);
@@ -1488,6 +1515,7 @@ imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
 		goto out;
 	snprintf(fls, sizeof(fls), "(%s)", fl);
 	date_format(date, ds, sizeof(ds));
+	m->last_modseq = 0;	/* our change: list afresh */
 	r = imap_append(st->c, m->wire, fls, ds, sv->fd,
 	    (uint64_t)sb.st_size, &uv, &uid, &d);
 	if (r != 0) {
@@ -1531,6 +1559,7 @@ store_cmd(struct istore *st, struct imbox *m, uint32_t uid, const char *op,
 
 	if ((r = select_mbox(st, m, 1)) != 0)
 		return r;
+	m->last_modseq = 0;	/* our change: list afresh */
 	r = imap_cmd(st->c, NULL, "UID STORE %u %s (%s)", uid, op, what);
 	return r != 0 ? fail(st, r) : 0;
 }

@@ -75,7 +75,10 @@ test_expect_success 'one-way merge into the daemon deletes nothing there' '
 	make_maildir src && deliver src "" >/dev/null &&
 	"$MSYNC" --one-way src "$(U alice mail/merged)$SA" &&
 	deliver d1/srv/alice/merged "" >/dev/null && msyncd_own d1/srv &&
-	rm -f src/cur/* src/new/* && deliver src "" >/dev/null &&
+	rm -f src/cur/* src/new/* &&
+	# A new second: a reused Maildir name with new content breaks
+	# Maildir (names are unique), and deliver names by time and pid.
+	sleep 1 && deliver src "" >/dev/null &&
 	"$MSYNC" --one-way src "$(U alice mail/merged)$SA" &&
 	test "$(py_count d1/srv/alice/merged)" = 3
 '

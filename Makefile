@@ -9,6 +9,9 @@
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
+# The daemon's systemd units (contrib/systemd/), with ExecStart's path set.
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+UNITS	 = msyncd.socket msyncd@.service msyncd.service
 CC	?= cc
 PKG_CONFIG ?= pkg-config
 PKGS	 = libssh liblz4 libxxhash openssl zlib
@@ -97,10 +100,16 @@ install: msync
 	install -m 755 msync $(DESTDIR)$(BINDIR)/msync
 	install -m 644 man/msync.1 $(DESTDIR)$(MANDIR)/man1/msync.1
 	install -m 644 man/msync.5 $(DESTDIR)$(MANDIR)/man5/msync.5
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+	    sed 's|/usr/local/bin/msync|$(BINDIR)/msync|' contrib/systemd/$$u \
+	    >$(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/msync $(DESTDIR)$(MANDIR)/man1/msync.1 \
 	    $(DESTDIR)$(MANDIR)/man5/msync.5
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 
 clean:
 	rm -rf tests/integration/trash

@@ -19,7 +19,9 @@
 #   dovecot.conf       imap (STARTTLS, plaintext login refused before it)
 #                      and imaps on two free ports of 127.0.0.1; with
 #                      imap_zlib, so COMPRESS=DEFLATE is offered (msync
-#                      uses it unless MSYNC_IMAP_NO_COMPRESS is set)
+#                      uses it unless MSYNC_IMAP_NO_COMPRESS is set);
+#                      a folder AllMail, when created, is SPECIAL-USE \All
+#                      (as Gmail's "[Gmail]/All Mail")
 #   log                Dovecot's log; imapd_log prints it
 # starts Dovecot and waits (bounded) until both ports answer.  Sets
 #   IMAPD_PORT IMAPS_PORT IMAPD_PASS IMAPD_FP (the certificate's pin,
@@ -177,6 +179,9 @@ namespace inbox {
   }
   mailbox Trash {
     special_use = \\Trash
+  }
+  mailbox AllMail {
+    special_use = \\All
   }
 }
 EOF

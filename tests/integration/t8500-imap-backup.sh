@@ -83,6 +83,15 @@ test_expect_success 'STARTTLS on imap:// works the same' '
 	md_digest md2 >md2.now && test_cmp dove.now md2.now
 '
 
+test_expect_success 'a SPECIAL-USE \All folder (Gmail All Mail) is left out, with a note' '
+	doveadm_u alice "mailbox create" AllMail &&
+	gen_message 1 alice | doveadm_u alice save -m AllMail &&
+	msync --backup --passcmd "$PASSCMD" "$(imaps_url alice)" md 2>err &&
+	grep "AllMail.* is a virtual folder" err &&
+	test_path_is_missing md/.AllMail &&
+	doveadm_u alice "mailbox delete" AllMail
+'
+
 test_expect_success 'COMPRESS=DEFLATE is used when offered, and can be turned off' '
 	msync -vv --backup --passcmd "$PASSCMD" "$(imaps_url alice)" md3 2>log &&
 	grep "COMPRESS=DEFLATE on" log &&

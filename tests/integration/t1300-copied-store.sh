@@ -83,6 +83,19 @@ test_expect_success "--one-way, both stores copied with $m: what DST deleted sta
 
 done
 
+test_expect_success 'two live copies of a read-only source keep apart in the cache' '
+	setup_pair c1 && "$MSYNC" --backup c1 e1 &&
+	cp -a c1 c2 && "$MSYNC" --backup c2 e2 &&
+	rm "$(first_msg c1)" && set_flags "$(first_msg c2 2)" F &&
+	rm "$(first_msg c2/.Work)" &&
+	"$MSYNC" --backup --stats c1 e1 2>err.c1 && no_union err.c1 &&
+	grep -q "on B: 0 copied" err.c1 && test_cmp_trees c1 e1 &&
+	"$MSYNC" --backup --stats c2 e2 2>err.c2 && no_union err.c2 &&
+	grep -q "on B: 0 copied" err.c2 && test_cmp_trees c2 e2 &&
+	"$MSYNC" --backup --stats c1 e1 2>err.c1b && grep -q "on B: 0 copied (0 bytes), 0 moved/local, 0 flag changes, 0 expunged" err.c1b &&
+	test "$(count_all e1)" = 6 && test "$(count_all e2)" = 6
+'
+
 # --- restored from an older copy: a union, nothing deleted --------------
 
 test_expect_success 'two-way: a store restored from an older tar is merged without deletions' '

@@ -669,6 +669,45 @@ test_fail_nth(void **state)
 	rm_rf(dir);
 }
 
+/*
+ * Issue 10: a copy keeps directory stamps and changes inode numbers, so
+ * it is not "older"; mail put back from an older copy under a newer
+ * index is, beyond the 2 s that FAT and tar's whole seconds may lose.
+ */
+static void
+test_token_older(void **state)
+{
+	struct index_token	ix, now;
+
+	memset(&ix, 0, sizeof(ix));
+	ix.valid = 1;
+	ix.cur_sec = 1700000100;
+	ix.cur_nsec = 999999999;
+	ix.cur_ino = 11;
+	ix.new_sec = 1700000050;
+	ix.new_ino = 12;
+	now = ix;
+	now.cur_ino = 99;		/* cp -a, a remount: other inodes */
+	now.new_ino = 98;
+	assert_false(index_token_older(&now, &ix));
+	now.cur_nsec = 0;		/* tar: whole seconds */
+	now.cur_sec = ix.cur_sec - 2;	/* FAT: 2 s */
+	assert_false(index_token_older(&now, &ix));
+	now.cur_sec = ix.cur_sec + 500;	/* mail arrived since */
+	assert_false(index_token_older(&now, &ix));
+	now.cur_sec = ix.cur_sec - 3;	/* cur/ from an older copy */
+	assert_true(index_token_older(&now, &ix));
+	now.cur_sec = ix.cur_sec;
+	now.new_sec = ix.new_sec - 60;	/* new/ from an older copy */
+	assert_true(index_token_older(&now, &ix));
+	now.new_sec = 0;		/* new/ gone: not a restore */
+	assert_false(index_token_older(&now, &ix));
+	ix.cur_sec = 0;			/* no token in the index */
+	ix.new_sec = 0;
+	now.cur_sec = 5;
+	assert_false(index_token_older(&now, &ix));
+}
+
 int
 main(void)
 {
@@ -676,6 +715,7 @@ main(void)
 		cmocka_unit_test(test_mdname_parse),
 		cmocka_unit_test(test_mdname_build),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_token_older),
 		cmocka_unit_test(test_corrupt_every_byte),
 		cmocka_unit_test(test_bad_bodies),
 		cmocka_unit_test(test_head),

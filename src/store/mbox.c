@@ -26,12 +26,14 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@
 #define IX_MAGIC	"msync-mbox-index 1"
 #define LOCK_POLL_NS	100000000L	/* 100 ms between lock attempts */
 #define RACY_SEC	2		/* an mtime this recent proves nothing */
+#define DOTLOCK_STALE	600		/* seconds an unchanged dotlock lives */
 #define WBUF		(1 << 20)	/* bytes collected before a write */
 #define DEPTH_MAX	MSYNC_NAME_DEPTH
 
@@ -233,6 +236,37 @@ cache_file(const struct mbox *st, const char *key, const char *suffix,
 	    (uint64_t)XXH3_64bits(key, strlen(key)), suffix);
 }
 
+/*
+ * 1 if the dotlock lk is stale: it names a process (as msync writes it,
+ * "PID\n") that no longer exists, or it has not changed for
+ * DOTLOCK_STALE seconds (procmail's and Dovecot's rule, more patient).
+ * Such a lock is left by a program that died holding it.
+ */
+static int
+dotlock_stale(const char *lk)
+{
+	struct stat	 sb;
+	char		 b[32], *end;
+	ssize_t		 n;
+	long		 pid;
+	int		 fd;
+
+	if (stat(lk, &sb) == -1)
+		return 0;
+	if (time(NULL) - sb.st_mtime > DOTLOCK_STALE)
+		return 1;
+	if ((fd = open(lk, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return 0;
+	n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 1 || b[n - 1] != '\n')
+		return 0;
+	b[n - 1] = '\0';
+	pid = strtol(b, &end, 10);
+	return *end == '\0' && pid > 0 && pid <= INT32_MAX &&
+	    kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
 /* Sleeps one lock poll; returns 1 when lock_wait seconds have passed. */
 static int
 lock_nap(const struct mbox *st, const struct timespec *start)
@@ -257,7 +291,7 @@ lock_file(struct mbox *st, const char *path, int fd, int type, int *dot)
 	struct timespec	 start;
 	struct flock	 fl;
 	char		 lk[MSYNC_PATH_MAX + 8], pid[32];
-	int		 lfd, n;
+	int		 lfd, n, broke = 0;
 
 	*dot = 0;
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -285,6 +319,13 @@ lock_file(struct mbox *st, const char *path, int fd, int type, int *dot)
 			LOG1("cannot make '%s': fcntl lock only",
 			    log_esc(lk, 300));
 			return 0;
+		}
+		if (errno == EEXIST && !broke && dotlock_stale(lk)) {
+			WARNX("removing the stale dotlock '%s'",
+			    log_esc(lk, 300));
+			(void)unlink(lk);
+			broke = 1;	/* once: then it is someone's */
+			continue;
 		}
 		if (errno != EEXIST || lock_nap(st, &start)) {
 			WARNX("'%s' is dotlocked by another program",

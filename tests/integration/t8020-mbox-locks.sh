@@ -29,9 +29,21 @@ sys.exit(subprocess.call(sys.argv[1:]))
 	cmp box.orig box.mbox
 '
 
+test_expect_success 'a dotlock left by a process that is gone is removed, with a warning' '
+	sh -c "echo \$\$ >box.mbox.lock" &&
+	"$MSYNC" --backup --lock-wait 1 --dry-run md mbox:box.mbox 2>err &&
+	"$MSYNC" --list mbox:box.mbox >/dev/null &&
+	test_path_is_file box.mbox.lock &&
+	"$MSYNC" --backup --lock-wait 1 md mbox:box.mbox 2>err &&
+	grep "removing the stale dotlock" err &&
+	test_path_is_missing box.mbox.lock &&
+	cp box.mbox box.orig
+'
+
 test_expect_success 'once the locks are gone the run completes' '
 	"$MSYNC" --backup md mbox:box.mbox &&
-	test "$(grep -c "^From " box.mbox)" = 11
+	test "$(grep -c "^From " box.mbox)" = 11 &&
+	cmp box.orig box.mbox
 '
 
 # The competitor delivers as procmail and postfix do: the dotlock first,

@@ -112,6 +112,7 @@ struct brain {
 	int		 data_error;	/* a message failed its GUID check */
 	int		 action_error;	/* some action failed */
 	int		 changed;	/* a store changed during the run */
+	int		 unreadable;	/* a mailbox could not be read */
 	struct rec_done	 peer_done;
 	int		 got_peer_done;
 	int		 got_peer_results;
@@ -466,6 +467,126 @@ view_find(const struct view *v, const struct guid *g, const char *name)
 	return -1;
 }
 
+/* 1 if name is in the list v of n names. */
+static int
+name_in(char **v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* 1 if g is in the list v of n GUIDs. */
+static int
+guid_in(const struct guid *v, size_t n, const struct guid *g)
+{
+	for (size_t i = 0; i < n; i++)
+		if (guid_cmp(&v[i], g) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Takes out of this run every mailbox that could be an unreadable one
+ * (issue 16), so that nothing is planned from a listing we do not have:
+ * the unreadable mailboxes themselves, anything on either side with
+ * their names, a base mailbox missing on a side that has an unreadable
+ * mailbox (it may be that one, renamed), and then, to a fixed point,
+ * everything sharing a name or a GUID with what was taken out.  Their
+ * base entries go to b->keep unchanged.  Both brains run this on the
+ * same views and base.  Error cases only, so the quadratic scans are
+ * fine.
+ */
+static int
+split_unreadable(struct brain *b)
+{
+	char		**names = NULL;	/* borrowed strings */
+	struct guid	 *guids = NULL;
+	uint8_t		 *out[2] = { NULL, NULL }, *kept = NULL;
+	size_t		  nn = 0, ng = 0, cap, i, j;
+	int		  any[2] = { 0, 0 }, more, s, r = MSYNC_ERR_NOMEM;
+
+	for (s = 0; s < 2; s++)
+		for (i = 0; i < b->views[s].n; i++)
+			any[s] |= b->views[s].mb[i].unreadable;
+	if (!any[SIDE_A] && !any[SIDE_B])
+		return 0;
+	cap = b->views[SIDE_A].n + b->views[SIDE_B].n + b->base.n + 1;
+	if ((names = calloc(cap, sizeof(*names))) == NULL ||
+	    (guids = calloc(cap, sizeof(*guids))) == NULL ||
+	    (out[0] = calloc(b->views[SIDE_A].n + 1, 1)) == NULL ||
+	    (out[1] = calloc(b->views[SIDE_B].n + 1, 1)) == NULL ||
+	    (kept = calloc(b->base.n + 1, 1)) == NULL)
+		goto done;
+	do {
+		more = 0;
+		for (s = 0; s < 2; s++)
+			for (i = 0; i < b->views[s].n; i++) {
+				struct view_mbox *vm = &b->views[s].mb[i];
+
+				if (out[s][i] || !(vm->unreadable ||
+				    name_in(names, nn, vm->name) ||
+				    guid_in(guids, ng, &vm->guid)))
+					continue;
+				out[s][i] = more = 1;
+				names[nn++] = vm->name;
+				if (!vm->unreadable)
+					guids[ng++] = vm->guid;
+			}
+		for (i = 0; i < b->base.n; i++) {
+			struct state_mbox *m = &b->base.mb[i];
+			int	 take = name_in(names, nn, m->name) ||
+			    guid_in(guids, ng, &m->guid);
+
+			for (s = 0; s < 2 && !take; s++) {
+				if (!any[s])
+					continue;
+				for (j = 0; j < b->views[s].n; j++)
+					if (guid_cmp(&b->views[s].mb[j].guid,
+					    &m->guid) == 0)
+						break;
+				take = j == b->views[s].n;
+			}
+			if (kept[i] || !take)
+				continue;
+			kept[i] = more = 1;
+			names[nn++] = m->name;
+			guids[ng++] = m->guid;
+		}
+	} while (more);
+	for (i = 0; i < b->base.n; i++)
+		if (kept[i] && (r = state_take_mbox(&b->keep,
+		    &b->base.mb[i])) != 0)
+			goto done;
+	/* The moved-out entries are left empty in base; drop them. */
+	for (i = j = 0; i < b->base.n; i++)
+		if (!kept[i])
+			b->base.mb[j++] = b->base.mb[i];
+	b->base.n = j;
+	for (s = 0; s < 2; s++)
+		for (i = b->views[s].n; i-- > 0;)
+			if (out[s][i]) {
+				if (!b->views[s].mb[i].unreadable &&
+				    b->self == SIDE_A)
+					LOG1("note: mailbox %s on %c is left "
+					    "out of this run too: it may be "
+					    "an unreadable one", log_esc(
+					    b->views[s].mb[i].name, 200),
+					    s == SIDE_A ? 'A' : 'B');
+				view_remove(&b->views[s], i);
+			}
+	state_sort(&b->keep);
+	r = 0;
+done:
+	free(names);
+	free(guids);
+	free(out[0]);
+	free(out[1]);
+	free(kept);
+	return r;
+}
+
 /*
  * Leaves out of planning every mailbox that is unchanged on both sides
  * under its base name: nothing can happen to it, so its base entry goes
@@ -484,6 +605,8 @@ split_dormant(struct brain *b)
 	b->listed[SIDE_A] = b->views[SIDE_A].n;
 	b->listed[SIDE_B] = b->views[SIDE_B].n;
 	b->had_base = b->base.n > 0;
+	if ((r = split_unreadable(b)) != 0)
+		return r;
 	for (size_t i = 0; i < b->base.n; i++) {
 		struct state_mbox *m = &b->base.mb[i];
 
@@ -525,6 +648,29 @@ list_store(struct brain *b)
 }
 
 /*
+ * A mailbox of mine exists but could not be read: it is an error for
+ * that mailbox (exit 1), never an empty one.  It travels as "unreadable"
+ * so both brains leave it, and whatever might be it, out of the run
+ * (split_unreadable).
+ */
+static void
+mark_unreadable(struct brain *b, struct view_mbox *vm, int r)
+{
+	/* The store said why (with errno); r may no longer carry it. */
+	ERRX("cannot read mailbox '%s' (%s): it is left out of this run and "
+	    "its sync state is kept", log_esc(vm->name, 200),
+	    msync_strerror(r));
+	msglist_free(&vm->msgs);
+	memset(&vm->guid, 0, sizeof(vm->guid));
+	vm->uidvalidity = 0;
+	vm->modseq = 0;
+	vm->unchanged = 0;
+	vm->unreadable = 1;
+	b->unreadable = 1;
+	b->action_error = 1;	/* the run is not complete: exit 1 */
+}
+
+/*
  * Builds views[self] from the listing list_store made.  A mailbox whose
  * uidvalidity and modseq equal the base's is "unchanged": only its status
  * travels, and both planners take its messages from the base.
@@ -542,6 +688,10 @@ build_view(struct brain *b, int full)
 			continue;
 		if ((r = view_add(&b->views[b->self], mbs[i].name, &vm)) != 0)
 			goto out;
+		if (mbs[i].error != 0) {
+			mark_unreadable(b, vm, mbs[i].error);
+			continue;
+		}
 		vm->guid = mbs[i].guid;
 		vm->uidvalidity = mbs[i].uidvalidity;
 		vm->modseq = mbs[i].modseq;
@@ -554,9 +704,18 @@ build_view(struct brain *b, int full)
 		}
 		if ((r = store_list_messages(b->store, vm->name,
 		    &vm->msgs)) != 0) {
-			ERRC(r, "cannot list mailbox '%s'",
-			    log_esc(vm->name, 128));
-			goto out;
+			/*
+			 * A folder changing under us (its cur/ missing, see
+			 * the store) stops the whole run before planning:
+			 * exit 2, run again.
+			 */
+			if (r == MSYNC_ERR_NOMEM || r == MSYNC_ERR_STORE_CHANGED) {
+				ERRC(r, "cannot list mailbox '%s'",
+				    log_esc(vm->name, 128));
+				goto out;
+			}
+			mark_unreadable(b, vm, r);
+			r = 0;
 		}
 	}
 out:
@@ -584,7 +743,7 @@ send_view(struct brain *b)
 		rm.guid = vm->guid;
 		rm.uidvalidity[0] = vm->uidvalidity;
 		rm.modseq[0] = vm->modseq;
-		rm.unchanged = (uint8_t)vm->unchanged;
+		rm.unchanged = vm->unreadable ? 2 : (uint8_t)vm->unchanged;
 		rm.nmsgs = (uint32_t)vm->msgs.n;
 		p = NULL;
 		r = proto_enc_mbox(&rm, &p, &len);
@@ -641,9 +800,12 @@ recv_view(struct brain *b)
 				vm->guid = rm.guid;
 				vm->uidvalidity = rm.uidvalidity[0];
 				vm->modseq = rm.modseq[0];
-				vm->unchanged = rm.unchanged != 0;
+				vm->unchanged = rm.unchanged == 1;
+				vm->unreadable = rm.unchanged == 2;
+				b->unreadable |= vm->unreadable;
 				want = rm.nmsgs;
-				if (vm->unchanged && want != 0)
+				if ((vm->unchanged || vm->unreadable) &&
+				    want != 0)
 					r = MSYNC_ERR_PROTO;
 			}
 			rec_mbox_free(&rm);
@@ -670,11 +832,15 @@ recv_view(struct brain *b)
 	}
 	if (vm != NULL && vm->msgs.n != want)
 		return MSYNC_ERR_PROTO;
-	/* Names and GUIDs must be unique, or two planners could differ. */
+	/*
+	 * Names and GUIDs must be unique, or two planners could differ (an
+	 * unreadable mailbox has no GUID, only its name).
+	 */
 	for (size_t i = 0; i < v->n; i++)
 		for (size_t j = i + 1; j < v->n; j++)
 			if (strcmp(v->mb[i].name, v->mb[j].name) == 0 ||
-			    guid_cmp(&v->mb[i].guid, &v->mb[j].guid) == 0)
+			    (!v->mb[i].unreadable && !v->mb[j].unreadable &&
+			    guid_cmp(&v->mb[i].guid, &v->mb[j].guid) == 0))
 				return MSYNC_ERR_PROTO;
 	return 0;
 }
@@ -2126,6 +2292,8 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	    (r = chan_flush(b.ch)) != 0)
 		goto out;
 	r = sync_common(&b, o->force_deletes, o->dry_run, 1);
+	if (r == 0 && o->dry_run && b.unreadable)
+		status = EXIT_ERROR;
 	if (r != 0 || o->dry_run)
 		goto out;
 	/* Wait for B's RESULT and DONE. */

@@ -1203,6 +1203,19 @@ retry_has(struct scan *sc, const char *base, size_t blen, int del)
 }
 
 /*
+ * 1 if errno says the folder could not be read as a whole (out of file
+ * descriptors or memory, a device error), not that one file is odd: the
+ * rescan then fails, so the mailbox is reported unreadable instead of
+ * listed without the file (issue 16).
+ */
+static int
+scan_fatal_errno(void)
+{
+	return errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+	    errno == EIO;
+}
+
+/*
  * Hashes the unknown file rel ("cur/NAME") in dir dfd (entry name) and
  * adds it to the pending list.  A file that vanished goes on the retry
  * list; one that must be skipped is warned about.
@@ -1242,7 +1255,11 @@ scan_new_file(struct scan *sc, int dfd, const char *dname, const char *rel,
 		if (errno == ELOOP)
 			WARNX("skipping symbolic link '%s/%s'", sc->where,
 			    log_esc(rel, 300));
-		else
+		else if (scan_fatal_errno()) {
+			WARN("cannot read '%s/%s'", sc->where,
+			    log_esc(rel, 300));
+			return MSYNC_ERR_IO;
+		} else
 			WARN("skipping unreadable '%s/%s'", sc->where,
 			    log_esc(rel, 300));
 		return 0;
@@ -1272,6 +1289,11 @@ scan_new_file(struct scan *sc, int dfd, const char *dname, const char *rel,
 		goto out;
 	}
 	if ((r = guid_of_fd(fd, &g, &size)) != 0) {
+		if (r == MSYNC_ERR_IO && scan_fatal_errno()) {
+			WARN("cannot read '%s/%s'", sc->where,
+			    log_esc(rel, 300));
+			goto out;
+		}
 		if (r == MSYNC_ERR_IO) {
 			WARN("skipping unreadable '%s/%s'", sc->where,
 			    log_esc(rel, 300));

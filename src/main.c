@@ -4,6 +4,7 @@
  * statuses.  Only this file and remote/server.c know which side is the
  * server.
  */
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <err.h>
@@ -223,6 +224,24 @@ self_path(const char *argv0)
 	return realpath(argv0, NULL);
 }
 
+/*
+ * Raises the soft limit on open files to the hard one (issue 16): a
+ * run needs a few dozen descriptors at most (man/msync.1, "Open
+ * files"), and a shell's low soft limit should not make it fail.  When
+ * the hard limit is low too, the store reports the mailboxes it cannot
+ * open as errors; nothing is taken for empty.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	(void)setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -422,6 +441,7 @@ main(int argc, char **argv)
 	argv += optind;
 	log_verbosity = verbose;
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 
 	if (daemon_mode) {
 		if (argc != 0 || server) {

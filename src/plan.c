@@ -1972,10 +1972,19 @@ plan_build(const struct state *base, const struct view views[2],
 		    o->mode == MODE_ONEWAY ||
 		    (o->mode == MODE_BACKUP && s != (int)o->src))
 			continue;
+		/*
+		 * A side that had mailboxes at the last sync and lists none
+		 * now was emptied, unmounted or mistyped far more often than
+		 * cleared by its user: the guard's case (issue 16).  With
+		 * --force-deletes it is a deletion like any other.
+		 */
+		if (o->force_deletes)
+			continue;
 		c.emptied[s] = 1;
+		c.tripped = 1;
 		if ((r = note(&c, "%c has no mailboxes at all (emptied, or not "
-		    "mounted?): no mailbox is deleted because of it",
-		    sidech[s])) != 0)
+		    "mounted?): use --force-deletes if its mailboxes were "
+		    "deleted on purpose", sidech[s])) != 0)
 			goto out;
 	}
 	if (c.first && c.np > 0 &&

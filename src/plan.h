@@ -26,6 +26,13 @@ struct view_mbox {
 	 * base: every state_msg with uid[s] != 0, flags[s], kw[s].
 	 */
 	int		 unchanged;
+	/*
+	 * 1: the mailbox exists on that side but could not be read (its
+	 * index unreadable, EMFILE, EIO); guid and msgs are empty.  The
+	 * brain takes such mailboxes, and everything that might be them,
+	 * out of the views before planning: the planner never sees one.
+	 */
+	int		 unreadable;
 	struct msglist	 msgs;		/* sorted by uid; empty if unchanged */
 };
 

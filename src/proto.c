@@ -480,7 +480,7 @@ proto_enc_mbox(const struct rec_mbox *m, uint8_t **out, size_t *len)
 
 	if ((r = enc_start(REC_MBOX, &b, out, len)) != 0)
 		return r;
-	if (m->unchanged > 1) {
+	if (m->unchanged > 2) {
 		r = MSYNC_ERR_PROTO;
 		goto out;
 	}
@@ -528,7 +528,7 @@ proto_dec_mbox(const uint8_t *p, size_t len, struct rec_mbox *m)
 	/* Read: [mbox-unchanged]. */
 	if ((r = mbuf_get_u8(&b, &m->unchanged)) != 0)
 		goto out;
-	if (m->unchanged > 1) {
+	if (m->unchanged > 2) {
 		r = MSYNC_ERR_PROTO;
 		goto out;
 	}

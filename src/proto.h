@@ -78,7 +78,8 @@ struct rec_mbox {			/* REC_MBOX and REC_BASE_MBOX */
 	struct guid	 guid;
 	uint32_t	 uidvalidity[2];/* REC_MBOX uses [0] only */
 	uint64_t	 modseq[2];	/* REC_MBOX uses [0] only */
-	uint8_t		 unchanged;	/* REC_MBOX: listing taken from base */
+	uint8_t		 unchanged;	/* REC_MBOX: 1 listing taken from base,
+					   2 mailbox unreadable (no list) */
 	uint32_t	 nmsgs;		/* messages that follow */
 	uint32_t	 count;		/* REC_MBOX: messages in the mailbox */
 	uint64_t	 bytes;		/* REC_MBOX: their total size */

@@ -67,6 +67,12 @@ struct store_mailbox {
 	uint64_t	 modseq;	/* bumps whenever the contents change */
 	uint32_t	 count;		/* messages */
 	uint64_t	 bytes;		/* sum of message sizes */
+	/*
+	 * Non-zero (an MSYNC_ERR_*): the mailbox exists but could not be
+	 * read (its index unreadable, EMFILE, EIO); only name is valid.  It
+	 * is neither empty nor gone: the brain leaves it out of the run.
+	 */
+	int		 error;
 };
 
 struct store_driver;
@@ -112,8 +118,11 @@ const char *store_kind(const struct store *);
 /*
  * Lists every mailbox with its status.  A folder whose change token is
  * unchanged is not read (only its index header); a changed one is
- * rescanned and its index rewritten.  Problems with single files or
- * folders are warned about and skipped.  *out is an owned array of *n
+ * rescanned and its index rewritten.  Problems with single files are
+ * warned about and skipped; a folder that exists but cannot be read is
+ * listed with its error set; a directory that cannot be read while
+ * looking for folders fails the whole listing (MSYNC_ERR_IO), since a
+ * folder missing from the list would look deleted.  *out is an owned array of *n
  * entries; free with store_mailboxes_free.
  */
 int	 store_list_mailboxes(struct store *, struct store_mailbox **out,

@@ -232,8 +232,25 @@ has_cur(int dirfd)
 {
 	struct stat	st;
 
-	return fstatat(dirfd, "cur", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(st.st_mode);
+	if (fstatat(dirfd, "cur", &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return 0;
+	if (S_ISDIR(st.st_mode))
+		return 1;
+	errno = ENOTDIR;
+	return 0;
+}
+
+/*
+ * 1 if errno says a path is simply not there (or not a directory, or a
+ * symlink we refuse): not a mailbox.  Anything else (EMFILE, EACCES, EIO)
+ * means we could not look, which must never be taken for "no mailbox"
+ * (issue 16): the caller reports it as an error instead.
+ */
+static int
+errno_gone(void)
+{
+	return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ||
+	    errno == EXDEV;
 }
 
 /*
@@ -610,9 +627,11 @@ adopt_cache_index(struct maildir *st, struct folder *f, int folderfd,
  * only; the sync state records them, and the next run finds them again
  * by GUID (plan.c).  Without a usable file (missing, unreadable, corrupt,
  * or made for a cur/ that was since replaced) nothing is loaded and the
- * cache keeps the folder's index instead.
+ * cache keeps the folder's index instead.  Returns 0, or MSYNC_ERR_IO
+ * when the file is there but cannot be read (EACCES, EMFILE, EIO): the
+ * folder is then unreadable, not new (issue 16).
  */
-static void
+static int
 own_index_load(struct folder *f, int folderfd)
 {
 	struct index_token	 tok;
@@ -625,18 +644,24 @@ own_index_load(struct folder *f, int folderfd)
 			WARNX("index '%s/%s' is corrupt: a read-only run "
 			    "cannot rebuild it, so it indexes the folder anew "
 			    "in its cache", f->where, INDEX_FILE);
-		return;
+		if (r == MSYNC_ERR_IO) {
+			WARN("cannot read index '%s/%s'", f->where,
+			    INDEX_FILE);
+			return r;
+		}
+		return 0;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (index_token_read(folderfd, &now, &tok) != 0 ||
 	    index_token_older(&tok, &ix->token)) {
 		index_free(ix);
-		return;
+		return 0;
 	}
 	LOG3("using the index in '%s' read-only", f->where);
 	f->ix = ix;
 	f->ownix = 1;
 	f->scanned = 0;
+	return 0;
 }
 
 /*
@@ -737,8 +762,9 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	index_place(st, f, folderfd, &dfd, name);
 	if (f->ix == NULL) {
 		f->ownix = 0;
-		if (st->o.readonly)
-			own_index_load(f, folderfd);
+		if (st->o.readonly &&
+		    (r = own_index_load(f, folderfd)) != 0)
+			return r;
 	}
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);
@@ -936,22 +962,24 @@ folder_open(struct maildir *st, const char *name, int mode,
 		return r;
 	if (f != NULL) {
 		if ((fd = open_beneath(st->rootfd, f->dir)) == -1) {
-			r = MSYNC_ERR_NOTFOUND;
+			r = errno_gone() ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
 			goto out;
 		}
 		if (!has_cur(fd)) {
-			r = folder_no_cur(st, fd, f->dir, f->scanned);
+			r = errno_gone() ? folder_no_cur(st, fd, f->dir, f->scanned) :
+			    MSYNC_ERR_IO;
 			goto out;
 		}
 	} else {
 		if ((r = names_to_dir(name, (int)st->o.layout, &dir)) != 0)
 			return r;
 		if ((fd = open_beneath(st->rootfd, dir)) == -1) {
-			r = MSYNC_ERR_NOTFOUND;
+			r = errno_gone() ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
 			goto out;
 		}
 		if (!has_cur(fd)) {
-			r = folder_no_cur(st, fd, dir, 0);
+			r = errno_gone() ? folder_no_cur(st, fd, dir, 0) :
+			    MSYNC_ERR_IO;
 			goto out;
 		}
 		if (st->nf >= MSYNC_MBOX_MAX) {
@@ -1172,6 +1200,11 @@ maildir_flush(struct maildir *st)
 			continue;
 		if ((fd = open_beneath(st->rootfd, f->dir)) == -1) {
 			/* Gone under us: nothing to write it to. */
+			if (errno_gone())
+				continue;
+			WARN("cannot open '%s'", f->where);
+			if (ret == 0)
+				ret = MSYNC_ERR_IO;
 			continue;
 		}
 		if (f->synced) {
@@ -1180,7 +1213,8 @@ maildir_flush(struct maildir *st)
 				if (fsync(cfd) == -1 && ret == 0)
 					ret = MSYNC_ERR_IO;
 				close(cfd);
-			}
+			} else if (!errno_gone() && ret == 0)
+				ret = MSYNC_ERR_IO;
 			f->synced = 0;
 		}
 		if ((r = folder_save(st, f, fd)) != 0 && ret == 0)
@@ -1282,7 +1316,7 @@ list_maildirpp(struct maildir *st, struct namelist *l)
 	struct dirent	*de;
 	DIR		*d;
 	char		*name;
-	int		 fd, sub, r = 0;
+	int		 fd, sub, hc, r = 0;
 
 	if ((fd = openat(st->rootfd, ".", O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
@@ -1310,10 +1344,26 @@ list_maildirpp(struct maildir *st, struct namelist *l)
 			if (errno == ELOOP)
 				WARNX("skipping '%s/%s': a symbolic link",
 				    st->root, log_esc(de->d_name, 255));
+			else if (!errno_gone()) {
+				WARN("cannot open '%s/%s'", st->root,
+				    log_esc(de->d_name, 255));
+				free(name);
+				r = MSYNC_ERR_IO;
+				break;
+			}
 			free(name);
 			continue;
 		}
-		if (!has_cur(sub) && !dir_has_index(st, sub, de->d_name)) {
+		hc = has_cur(sub);
+		if (!hc && !errno_gone()) {
+			WARN("cannot look into '%s/%s'", st->root,
+			    log_esc(de->d_name, 255));
+			free(name);
+			close(sub);
+			r = MSYNC_ERR_IO;
+			break;
+		}
+		if (!hc && !dir_has_index(st, sub, de->d_name)) {
 			WARNX("skipping folder '%s/%s': no cur/ directory",
 			    st->root, log_esc(de->d_name, 255));
 			free(name);
@@ -1339,7 +1389,7 @@ list_fs(struct maildir *st, int dfd, const char *rel, int depth,
 	struct dirent	*de;
 	DIR		*d;
 	char		*path = NULL, *name;
-	int		 fd, sub, r = 0;
+	int		 fd, sub, hc, r = 0;
 
 	if ((fd = dup(dfd)) == -1)
 		return MSYNC_ERR_IO;
@@ -1361,8 +1411,14 @@ list_fs(struct maildir *st, int dfd, const char *rel, int depth,
 			continue;
 		}
 		if ((sub = openat(dirfd(d), de->d_name, O_RDONLY |
-		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-			continue;	/* a file, or a symlink */
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+			if (errno_gone())
+				continue;	/* a file, or a symlink */
+			WARN("cannot open '%s/%s%s%s'", st->root, rel,
+			    *rel ? "/" : "", log_esc(de->d_name, 255));
+			r = MSYNC_ERR_IO;
+			break;
+		}
 		free(path);
 		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "",
 		    de->d_name) == -1) {
@@ -1371,7 +1427,15 @@ list_fs(struct maildir *st, int dfd, const char *rel, int depth,
 			r = MSYNC_ERR_NOMEM;
 			break;
 		}
-		if (has_cur(sub) || dir_has_index(st, sub, path)) {
+		hc = has_cur(sub);
+		if (!hc && !errno_gone()) {
+			WARN("cannot look into '%s/%s'", st->root,
+			    log_esc(path, 255));
+			close(sub);
+			r = MSYNC_ERR_IO;
+			break;
+		}
+		if (hc || dir_has_index(st, sub, path)) {
 			if (names_from_mutf7(path, &name) != 0 ||
 			    !names_valid(name, strlen(name))) {
 				if (name != NULL)
@@ -1461,12 +1525,17 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	struct folder		*f;
 	char			*inbox;
 	size_t			 i, nv = 0;
-	int			 fd, r;
+	int			 fd, hc, r;
 
 	*out = NULL;
 	*n = 0;
 	memset(&l, 0, sizeof(l));
-	if (has_cur(st->rootfd) || dir_has_index(st, st->rootfd, "")) {
+	hc = has_cur(st->rootfd);
+	if (!hc && !errno_gone()) {
+		WARN("cannot look into '%s'", st->root);
+		return MSYNC_ERR_IO;
+	}
+	if (hc || dir_has_index(st, st->rootfd, "")) {
 		if ((inbox = strdup("INBOX")) == NULL)
 			return MSYNC_ERR_NOMEM;
 		if ((r = namelist_add(&l, inbox)) != 0)
@@ -1500,9 +1569,24 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 				nv++;
 			continue;
 		}
-		if (r != 0) {
+		if (r == MSYNC_ERR_NOTFOUND || r == MSYNC_ERR_BADNAME) {
+			/* Gone since the directory was read: not a mailbox. */
 			WARNX("skipping mailbox '%s': %s",
 			    log_esc(l.v[i], 255), msync_strerror(r));
+			continue;
+		}
+		if (r != 0) {
+			/*
+			 * It is there but cannot be read: listed with its
+			 * error, so the brain leaves it alone this run
+			 * instead of taking it for empty or deleted.
+			 */
+			memset(&v[nv], 0, sizeof(v[nv]));
+			if ((v[nv].name = strdup(l.v[i])) == NULL) {
+				r = MSYNC_ERR_NOMEM;
+				goto out;
+			}
+			v[nv++].error = r;
 			continue;
 		}
 		close(fd);
@@ -1539,7 +1623,7 @@ unique_guid(struct maildir *st, struct store_mailbox *v, size_t *nv)
 	int			 r;
 
 	for (size_t i = 0; i + 1 < *nv; i++) {
-		if (guid_cmp(&v[i].guid, &last->guid) != 0)
+		if (v[i].error != 0 || guid_cmp(&v[i].guid, &last->guid) != 0)
 			continue;
 		if ((r = guid_random(&g)) == 0 &&
 		    (r = maildir_set_mailbox_guid(st, last->name, &g)) == 0) {

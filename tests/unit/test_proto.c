@@ -628,7 +628,7 @@ test_bad_enums(void **state)
 		free(p);
 	}
 
-	p = raw_mbox("INBOX", 5, 2, 0, &len);
+	p = raw_mbox("INBOX", 5, 3, 0, &len);	/* 2 = unreadable */
 	assert_int_equal(check_decode(REC_MBOX, p, len), MSYNC_ERR_PROTO);
 	free(p);
 	p = raw_mbox("INBOX", 5, 1, MSYNC_MSGS_MAX + 1, &len);

@@ -113,6 +113,9 @@ struct brain {
 	int		 action_error;	/* some action failed */
 	int		 changed;	/* a store changed during the run */
 	int		 unreadable;	/* a mailbox could not be read */
+	uint8_t		*mb_failed;	/* owned; per plan mailbox: an action
+					   on it failed, its old state stays */
+	size_t		 nfailed;	/* mailboxes marked in mb_failed */
 	struct rec_done	 peer_done;
 	int		 got_peer_done;
 	int		 got_peer_results;
@@ -139,6 +142,7 @@ brain_free(struct brain *b)
 		for (size_t i = 0; i < b->plan.nmb; i++)
 			free(b->cur_name[i]);
 	free(b->cur_name);
+	free(b->mb_failed);
 	free(b->out_acts);
 	free(b->in_seen);
 	free(b->results);
@@ -1146,6 +1150,19 @@ add_result(struct brain *b, uint32_t act, uint32_t uid, int status)
 }
 
 /*
+ * An action on plan mailbox i failed: the mailbox was not synced
+ * completely, so final_state keeps its previous state (issue 16).
+ */
+static void
+fail_mbox(struct brain *b, uint32_t i)
+{
+	if (b->mb_failed != NULL && i < b->plan.nmb && !b->mb_failed[i]) {
+		b->mb_failed[i] = 1;
+		b->nfailed++;
+	}
+}
+
+/*
  * Records a COPY's outcome in plan->next: the new uid, or, when it failed,
  * the entry is marked dead (both uids 0) so the next run copies it again
  * instead of taking its absence for a deletion.
@@ -1155,6 +1172,8 @@ note_copy(struct brain *b, const struct action *a, uint32_t uid, int status)
 {
 	struct state_msg	*m;
 
+	if (status != 0)
+		fail_mbox(b, a->mbox);
 	if (a->next_mbox >= b->plan.next.n ||
 	    a->next_msg >= b->plan.next.mb[a->next_mbox].nmsgs)
 		return;
@@ -1278,8 +1297,10 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 				break;
 			}
 			a = &b->plan.act[res[i].act];
-			if (res[i].status != 0)
+			if (res[i].status != 0) {
 				b->action_error = 1;
+				fail_mbox(b, a->mbox);
+			}
 			if (a->type == ACT_COPY)
 				note_copy(b, a, res[i].uid, res[i].status);
 		}
@@ -1589,6 +1610,7 @@ apply_local(struct brain *b)
 				    "to expunge; kept", a->uid,
 				    log_esc(mbn, 200));
 				b->changed = 1;
+				fail_mbox(b, a->mbox);
 				continue;
 			}
 			break;
@@ -1602,6 +1624,7 @@ apply_local(struct brain *b)
 			ERRC(r, "%s in '%s' failed", plan_act_name(a->type),
 			    log_esc(mbn, 200));
 			b->action_error = 1;
+			fail_mbox(b, a->mbox);
 			if (b->self == SIDE_B && a->type != ACT_COPY &&
 			    add_result(b, (uint32_t)i, 0, r) != 0)
 				return MSYNC_ERR_NOMEM;
@@ -1874,9 +1897,21 @@ apply_done(struct brain *b, enum side s, const struct rec_done *d)
 	}
 }
 
+/* 1 if an action on the plan mailbox with this GUID failed. */
+static int
+guid_failed(const struct brain *b, const struct guid *g)
+{
+	for (size_t i = 0; b->nfailed > 0 && i < b->plan.nmb; i++)
+		if (b->mb_failed[i] && guid_cmp(&b->plan.mb[i].guid, g) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * The base to commit: plan->next without dead entries, plus the mailboxes
- * -m/-x left out of this run.
+ * -m/-x left out of this run.  A mailbox on which an action failed was
+ * not synced completely: it keeps its previous entry as it was (none, if
+ * it had none), so the next run decides again from the last good base.
  */
 static int
 final_state(struct brain *b, struct state *out)
@@ -1884,9 +1919,25 @@ final_state(struct brain *b, struct state *out)
 	struct state_mbox	*nm;
 	int			 r;
 
+	for (size_t i = 0; i < b->plan.nmb; i++) {
+		const struct state_mbox *m;
+
+		if (!b->mb_failed[i] ||
+		    (m = state_find(&b->base, &b->plan.mb[i].guid)) == NULL)
+			continue;
+		if ((r = state_add_mbox(out, &m->guid, m->name, &nm)) != 0)
+			return r;
+		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
+		memcpy(nm->modseq, m->modseq, sizeof(nm->modseq));
+		for (size_t j = 0; j < m->nmsgs; j++)
+			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
+				return r;
+	}
 	for (size_t i = 0; i < b->plan.next.n; i++) {
 		const struct state_mbox *m = &b->plan.next.mb[i];
 
+		if (guid_failed(b, &m->guid))
+			continue;
 		if ((r = state_add_mbox(out, &m->guid, m->name, &nm)) != 0)
 			return r;
 		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
@@ -1930,6 +1981,8 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 	memset(&mine, 0, sizeof(mine));
 	if ((r = plan_and_agree(b, force_deletes)) != 0)
 		return r;
+	if ((b->mb_failed = calloc(b->plan.nmb + 1, 1)) == NULL)
+		return MSYNC_ERR_NOMEM;
 	if (show) {
 		for (size_t i = 0; i < b->plan.nnotes; i++)
 			LOG1("note: %s", log_esc(b->plan.notes[i], 400));

@@ -776,12 +776,23 @@ folder_refresh(struct mbox *st, struct mfolder *f, int force)
 			    log_esc(f->path, 300));
 		goto out;
 	}
-	if (!force && f->valid && (uint64_t)sb.st_dev == f->dev &&
+	if (!force && (uint64_t)sb.st_dev == f->dev &&
 	    (uint64_t)sb.st_ino == f->ino &&
 	    (uint64_t)sb.st_size == f->fsize &&
 	    (int64_t)sb.st_mtim.tv_sec == f->msec &&
-	    sb.st_mtim.tv_nsec == f->mnsec) {
-		r = 0;		/* unchanged: the stat was all it cost */
+	    sb.st_mtim.tv_nsec == f->mnsec &&
+	    (f->valid || last_still_there(f, fd))) {
+		/*
+		 * Unchanged: the stat was all it cost.  A stamp taken too
+		 * soon after the last change (this run's own appends) is
+		 * backed by its last message being where it was, and is
+		 * trusted fully once it is old enough.
+		 */
+		if (!f->valid && time(NULL) - sb.st_mtim.tv_sec >= RACY_SEC) {
+			f->valid = 1;
+			f->ixdirty = 1;
+		}
+		r = 0;
 		f->scanned = 1;
 		goto out;
 	}
@@ -1500,6 +1511,8 @@ mbox_rescan(struct store *s, const char *name, struct store_mailbox *m)
 	    (r = appends_end(st, NULL)) != 0 ||
 	    (r = folder_refresh(st, f, 0)) != 0)
 		return r;
+	if (m == NULL)
+		return 0;
 	free(m->name);
 	return status_of(f, m);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-mbox.sh -- msync's mbox store side by side with Dovecot and cat.
 #
-#   scripts/bench-mbox.sh [--size N] [--out DIR] [--timeout SECS]
+#   [MSYNC=BINARY] scripts/bench-mbox.sh [--size N] [--out DIR] [--timeout SECS]
 #
 # One mbox file of N messages (default 100000: scripts/mkcorpus.sh's
 # mbox files of the SpamAssassin corpus, repeated to N, concatenated;
@@ -48,7 +48,7 @@ die() { echo "bench-mbox: $*" >&2; exit 1; }
 for t in /usr/bin/time timeout doveadm perl; do
 	command -v "$t" >/dev/null || die "$t is needed"
 done
-msync=$top/msync
+msync=${MSYNC:-$top/msync}
 [ -x "$msync" ] || die "build msync first (make)"
 mkdir -p "$out/logs" "$out/run" || die "cannot make $out"
 out=$(cd "$out" && pwd)

@@ -2150,6 +2150,7 @@ mbox_create_mailbox(struct store *s, const char *name,
 {
 	struct mbox	*st = mb(s);
 	struct mfolder	*f;
+	struct stat	 psb;
 	char		*path, *slash;
 	int		 r, fd;
 
@@ -2174,6 +2175,17 @@ mbox_create_mailbox(struct store *s, const char *name,
 		}
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1 && (errno == ENOTDIR || errno == EISDIR ||
+	    (errno == EEXIST && stat(path, &psb) == 0 &&
+	    S_ISDIR(psb.st_mode)))) {
+		/* mutt's and Dovecot's layout: a file or a directory. */
+		WARNX("cannot make mailbox '%s' in '%s': a mailbox that "
+		    "holds messages cannot also hold mailboxes in this "
+		    "layout; use ;layout=thunderbird", log_esc(name, 200),
+		    log_esc(st->root, 300));
+		free(path);
+		return MSYNC_ERR_BADNAME;
+	}
 	if (fd == -1) {
 		r = errno == EEXIST ? MSYNC_ERR_EXISTS : MSYNC_ERR_IO;
 		if (r == MSYNC_ERR_EXISTS && strcmp(name, "INBOX") == 0) {

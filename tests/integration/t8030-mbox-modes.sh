@@ -98,6 +98,17 @@ test_expect_success 'a message with no final newline and a CRLF mbox come back b
 	"$MSYNC" --backup mbox:bad2 badmd2 && test_cmp_trees badmd badmd2
 '
 
+test_expect_success 'a mailbox with messages and children: refused in mbox:DIR with a message, kept in ;layout=thunderbird' '
+	make_maildir nest && make_folder nest A && make_folder nest A/B &&
+	deliver "$(folder_path nest A)" "" S >/dev/null &&
+	deliver "$(folder_path nest A/B)" "" >/dev/null &&
+	test_must_fail "$MSYNC" --backup nest mbox:nestmb 2>err &&
+	grep "use ;layout=thunderbird" err &&
+	"$MSYNC" --backup nest "mbox:nesttb;layout=thunderbird" &&
+	"$MSYNC" --backup "mbox:nesttb;layout=thunderbird" nest2 &&
+	test_cmp_trees nest nest2
+'
+
 test_expect_success NOT_ROOT 'an unreadable mbox file is named and skipped, the rest syncs' '
 	chmod 000 bad/good &&
 	"$MSYNC" --backup mbox:bad badmd3 2>err;

@@ -1183,6 +1183,32 @@ out:
 }
 
 /* Writes every changed index and fsyncs touched cur/ directories. */
+/*
+ * Before a writable folder's index is written after msync's own changes:
+ * if cur/ and new/ now give a racy token (changed within the racy window,
+ * as they just were), the index takes it.  A racy token is never trusted
+ * as "unchanged", so this hides nothing, yet its stamps are what the
+ * end-of-run rescan would record (and what tells a restored older cur/
+ * later): that rescan then finds the same token and the index is not
+ * written a second time.  A valid token is not taken: another program
+ * may have changed the folder since the last scan.
+ */
+static void
+own_writes_token(struct maildir *st, struct folder *f, int folderfd)
+{
+	struct index_token	 tok;
+	struct timespec		 now;
+
+	if (st->o.readonly || f->ix == NULL || !f->ix->dirty)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (index_token_read(folderfd, &now, &tok) != 0 || tok.valid ||
+	    tok.cur_ino != f->ix->token.cur_ino ||
+	    tok.new_ino != f->ix->token.new_ino)
+		return;
+	f->ix->token = tok;
+}
+
 static int
 maildir_flush(struct maildir *st)
 {
@@ -1217,6 +1243,7 @@ maildir_flush(struct maildir *st)
 				ret = MSYNC_ERR_IO;
 			f->synced = 0;
 		}
+		own_writes_token(st, f, fd);
 		if ((r = folder_save(st, f, fd)) != 0 && ret == 0)
 			ret = r;
 		close(fd);

@@ -35,11 +35,12 @@ libssl-dev zlib1g-dev"
 # hostile-peer tests; dosfstools (mkfs.vfat) for the vfat remount test;
 # python3-jsonschema and jq to check the --json reports against
 # docs/report.schema.json; the openssl program (a test CA) and systemd
-# (systemd-socket-activate) for the daemon tests.
+# (systemd-socket-activate) for the daemon tests; GNU parallel for the
+# migration batch test.
 TEST_PKGS="libcmocka-dev openssh-server openssh-client rsync clang
 libclang-rt-dev llvm mandoc dovecot-core dovecot-imapd isync mblaze perl
 procps shellcheck xxhash strace time python3 util-linux
-dosfstools python3-jsonschema jq openssl systemd"
+dosfstools python3-jsonschema jq openssl systemd parallel"
 # What scripts/mkcorpus.sh needs.
 CORPUS_PKGS="npm ca-certificates"
 

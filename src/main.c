@@ -446,11 +446,12 @@ main(int argc, char **argv)
 	if (daemon_mode) {
 		if (argc != 0 || server) {
 			ERRX("--daemon takes no locations");
-			return EXIT_USAGE;
-		}
-		/* --config (-F) names msyncd.conf here. */
-		return daemon_main(po.config_path != NULL ? po.config_path :
-		    "/etc/msync/msyncd.conf");
+			status = EXIT_USAGE;
+		} else	/* --config (-F) names msyncd.conf here. */
+			status = daemon_main(po.config_path != NULL ?
+			    po.config_path : "/etc/msync/msyncd.conf");
+		bo.result = NULL;	/* the daemon writes no --json report */
+		goto out;
 	}
 	if (server) {
 		if (argc != 0) {

@@ -370,7 +370,9 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 			return MSYNC_ERR_NOMEM;
 		}
 	if (p->ne == p->cape) {
-		size_t	 ncap = p->cape ? p->cape * 2 : 16;
+		/* A quarter more, not double: this is the largest thing a
+		 * run holds per message (docs/PERFORMANCE.md). */
+		size_t	 ncap = p->cape + p->cape / 4 + 16;
 		void	*q;
 
 		if ((q = reallocarray(p->e, ncap, sizeof(*p->e))) == NULL) {

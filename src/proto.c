@@ -637,8 +637,10 @@ proto_dec_msgs(const uint8_t *p, size_t len, struct msglist *ml)
 		goto out;
 	}
 	if (n0 + n > ml->cap) {
+		/* A quarter more, not double: the lists of a whole store
+		 * are held at the run's peak (docs/PERFORMANCE.md). */
 		ncap = ml->cap > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
-		    ml->cap * 2;
+		    ml->cap + ml->cap / 4;
 		if (ncap < n0 + n)
 			ncap = n0 + n;
 		if ((nv = reallocarray(ml->v, ncap, sizeof(*nv))) == NULL) {
@@ -764,8 +766,9 @@ proto_dec_base_msgs(const uint8_t *p, size_t len, struct state_mbox *mb)
 		goto out;
 	}
 	if (n0 + n > mb->capmsgs) {
+		/* A quarter more, not double (see proto_dec_msgs). */
 		ncap = mb->capmsgs > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
-		    mb->capmsgs * 2;
+		    mb->capmsgs + mb->capmsgs / 4;
 		if (ncap < n0 + n)
 			ncap = n0 + n;
 		if ((nv = reallocarray(mb->msgs, ncap, sizeof(*nv))) == NULL) {

@@ -1696,6 +1696,22 @@ maildir_list_messages(struct maildir *st, const char *name,
 
 	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
 		return r;
+	/*
+	 * The count is known: one allocation of the right size instead of
+	 * doubling, which left a list of the whole folder up to twice the
+	 * memory it needs at the run's peak.
+	 */
+	if (out->cap - out->n < f->ix->live) {
+		struct msg	*nv;
+
+		if ((nv = reallocarray(out->v, out->n + f->ix->live,
+		    sizeof(*nv))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		out->v = nv;
+		out->cap = out->n + f->ix->live;
+	}
 	for (i = 0; i < f->ix->n; i++) {
 		e = &f->ix->v[i];
 		if (e->name == INDEX_NAME_DEAD)

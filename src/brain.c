@@ -1390,7 +1390,9 @@ transfer(struct brain *b)
 				if (type == REC_ERROR) {
 					ERRX("peer: %s", log_esc(text, 512));
 					free(text);
-					return MSYNC_ERR_INTERNAL;
+					/* The peer's code, as in next_rec. */
+					return n < 0 && n >= MSYNC_ERR_GUARD ?
+					    n : MSYNC_ERR_INTERNAL;
 				}
 				if (n <= log_verbosity)
 					fprintf(stderr, "msync[peer]: %s\n",
@@ -2172,9 +2174,9 @@ drain_peer(struct brain *b, int r)
 	if (b->ch == NULL)
 		return r;
 	for (int rounds = 0; rounds < 64; rounds++) {
-		int	 fr = chan_fill(b->ch);
+		int	 fr = chan_fill(b->ch), gr;
 
-		while (chan_get(b->ch, &type, &p, &len) == 0) {
+		while ((gr = chan_get(b->ch, &type, &p, &len)) == 0) {
 			if (type != REC_LOG && type != REC_ERROR)
 				continue;
 			text = NULL;
@@ -2189,6 +2191,9 @@ drain_peer(struct brain *b, int r)
 				    log_esc(text, 512));
 			free(text);
 		}
+		/* What the peer sent arrived damaged: that, not a lost link. */
+		if (gr == MSYNC_ERR_PROTO || fr == MSYNC_ERR_PROTO)
+			return MSYNC_ERR_PROTO;
 		if (fr != 0 || chan_wait(b->ch, 100) != 0)
 			break;
 	}
@@ -2517,6 +2522,13 @@ out:
 	if (r != 0 && r != MSYNC_ERR_PEER_EOF && r != MSYNC_ERR_GUARD &&
 	    log_verbosity >= 0)
 		ERRC(r, "server");
+	/*
+	 * A stream from A that arrived damaged or malformed: say so with
+	 * the code, so that A exits 76 rather than "connection lost".
+	 */
+	if (r == MSYNC_ERR_PROTO || r == MSYNC_ERR_TOOBIG)
+		(void)put_text(&b, REC_ERROR, r, "the server refused what "
+		    "this side sent");
 	log_set_sink(NULL, NULL);
 	(void)chan_flush(b.ch);
 	b.include = b.exclude = NULL;

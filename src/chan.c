@@ -20,6 +20,7 @@
  * CHAN_FLUSH_IN_MAX bytes; past that it stops reading and waits.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <limits.h>
@@ -30,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "buf.h"
 #include "chan.h"
 #include "log.h"
@@ -37,7 +40,6 @@
 #include "msync.h"
 #include "proto.h"
 
-#define CHAN_HDR_LEN		5		/* type u8 + length u32 */
 #define CHAN_READ_CHUNK		(64 * 1024)	/* bytes per read(2) */
 #define CHAN_WRITE_CHUNK	(1024 * 1024)	/* bytes per write(2) */
 #define CHAN_OUT_MAX		(1UL << 30)	/* queued output */
@@ -45,6 +47,17 @@
 #define CHAN_WIN_MAX		(2 * (LZ4S_HDR_LEN + LZ4S_CBLOCK_MAX))
 #define CHAN_GARBAGE_MS		200		/* to collect a bad line */
 #define CHAN_CAP_LEN_MAX	32		/* bytes in a capability word */
+
+/*
+ * The fuzzer (tests/fuzz, built with MSYNC_FUZZ) feeds made-up streams
+ * that could never carry right checksums: it skips the comparisons, so
+ * that it still reaches the decoders behind them.
+ */
+#ifdef MSYNC_FUZZ
+#define CHAN_FUZZ	1
+#else
+#define CHAN_FUZZ	0
+#endif
 
 struct chan {
 	int		 rfd;		/* borrowed */
@@ -56,6 +69,10 @@ struct chan {
 	int		 eof;		/* 1: read(2) returned 0 */
 	int		 rerr;		/* sticky input error (PROTO) */
 	int		 werr;		/* sticky output error */
+	uint64_t	 seq_out;	/* number of the next record we send */
+	uint64_t	 seq_in;	/* number of the next record we take */
+	int		 in_checked;	/* 1: the record at rin's front passed
+					   its payload check */
 	size_t		 in_max;	/* normal bound of rin */
 	struct mbuf	*rout;		/* owned; compressed mode only */
 	struct mbuf	*wout;		/* owned */
@@ -290,6 +307,32 @@ local_versions(unsigned *lmin, unsigned *lmax)
 }
 
 /*
+ * After our line, tells a peer whose line we refused why, as a plain
+ * ERROR record (record 0), so that an msync peer reports a protocol
+ * error (exit 76) rather than a lost connection.  Best effort: one
+ * non-blocking write of a small record.  (A peer that expects LZ4
+ * blocks fails their check instead: still a protocol error.)
+ */
+static void
+hs_refuse(struct chan *c, int code, const char *why)
+{
+	uint8_t	*p = NULL, *rec;
+	size_t	 len = 0;
+
+	if (proto_enc_text(code, why != NULL ? why : msync_strerror(code),
+	    &p, &len) != 0)
+		return;
+	if ((rec = malloc(CHAN_HDR_LEN + len)) != NULL) {
+		memcpy(rec + CHAN_HDR_LEN, p, len);
+		chan_frame_hdr(rec, 0, REC_ERROR, p, len);
+		if (write(c->wfd, rec, CHAN_HDR_LEN + len) == -1)
+			LOG4("chan: cannot say why: %s", strerror(errno));
+		free(rec);
+	}
+	free(p);
+}
+
+/*
  * Exchanges handshake lines: writes ours and reads the peer's at the same
  * time, under one deadline.  On success the channel is ready and bytes
  * that followed the peer's line are kept as input.  On failure *why (if
@@ -469,6 +512,9 @@ chan_handshake(struct chan *c, int want_compress, int timeout_ms,
 	mbuf_free(hs);
 	if (r != 0)
 		LOG3("chan: handshake failed: %s", msync_strerror(r));
+	if ((r == MSYNC_ERR_PROTO || r == MSYNC_ERR_VERSION) && moff == mlen &&
+	    !wdead)
+		hs_refuse(c, r, why != NULL ? *why : NULL);
 	return r;
 }
 
@@ -492,6 +538,30 @@ compress_staged(struct chan *c)
 		mbuf_consume(c->rout, n);
 	}
 	return 0;
+}
+
+/* The low 32 bits of XXH3-64 of p[0..len), seeded with the record number. */
+static uint32_t
+check32(const void *p, size_t len, uint64_t seq)
+{
+	return (uint32_t)XXH3_64bits_withSeed(p, len, seq);
+}
+
+/*
+ * Fills hdr with the header of record number seq (0 for the first
+ * record after the handshake, in each direction): type, length, the
+ * payload's check, then the check of those 9 bytes.  Seeding both checks
+ * with the record number makes a lost, repeated or reordered record fail
+ * as surely as a changed byte.
+ */
+void
+chan_frame_hdr(uint8_t hdr[CHAN_HDR_LEN], uint64_t seq, uint8_t type,
+    const void *payload, size_t len)
+{
+	hdr[0] = type;
+	mbuf_set_be32(hdr + 1, (uint32_t)len);
+	mbuf_set_be32(hdr + 5, check32(payload, len, seq));
+	mbuf_set_be32(hdr + 9, check32(hdr, 9, seq));
 }
 
 /*
@@ -523,10 +593,9 @@ chan_put(struct chan *c, uint8_t type, const void *payload, size_t len)
 	}
 	if ((r = mbuf_reserve(q, CHAN_HDR_LEN + len, &dp)) != 0)
 		return r;
-	dp[0] = type;
-	mbuf_set_be32(dp + 1, (uint32_t)len);
 	if (len > 0)
 		memcpy(dp + CHAN_HDR_LEN, payload, len);
+	chan_frame_hdr(dp, c->seq_out++, type, dp + CHAN_HDR_LEN, len);
 	c->st.raw_out += CHAN_HDR_LEN + len;
 	if (!c->compressed)
 		return 0;
@@ -653,15 +722,24 @@ rec_peek(struct chan *c, uint8_t *type, size_t *len)
 
 	if (c->rerr != 0)
 		return c->rerr;
-	if (have == 0)
+	if (have < CHAN_HDR_LEN)
 		return MSYNC_ERR_INCOMPLETE;
+	/*
+	 * Read: [record-hcheck].  Checked first, so that a changed type or
+	 * length is reported as damage, and a changed length never makes
+	 * us wait for bytes that will not come.
+	 */
+	if (mbuf_be32(p + 9) != check32(p, 9, c->seq_in) && !CHAN_FUZZ) {
+		ERRX("record %" PRIu64 " from the peer arrived damaged "
+		    "(header checksum mismatch): the connection changed it",
+		    c->seq_in);
+		return c->rerr = MSYNC_ERR_PROTO;
+	}
 	/* Read: [record-type]. */
 	if (p[0] == 0 || p[0] > REC_TYPE_MAX) {
 		LOG3("chan: record of unknown type %u", p[0]);
 		return c->rerr = MSYNC_ERR_PROTO;
 	}
-	if (have < CHAN_HDR_LEN)
-		return MSYNC_ERR_INCOMPLETE;
 	/* Read: [record-length]. */
 	n = mbuf_be32(p + 1);
 	if (n > proto_max_len(p[0])) {
@@ -671,6 +749,15 @@ rec_peek(struct chan *c, uint8_t *type, size_t *len)
 	}
 	if (n > have - CHAN_HDR_LEN)
 		return MSYNC_ERR_INCOMPLETE;
+	/* Read: [record-pcheck]. */
+	if (!c->in_checked && mbuf_be32(p + 5) != check32(p + CHAN_HDR_LEN,
+	    n, c->seq_in) && !CHAN_FUZZ) {
+		ERRX("record %" PRIu64 " from the peer (%s, %u bytes) arrived "
+		    "damaged (checksum mismatch): the connection changed it",
+		    c->seq_in, proto_rec_name(p[0]), n);
+		return c->rerr = MSYNC_ERR_PROTO;
+	}
+	c->in_checked = 1;
 	*type = p[0];
 	*len = n;
 	return 0;
@@ -689,8 +776,8 @@ decompress_some(struct chan *c, size_t limit)
 	if (!c->compressed)
 		return 0;
 	while (c->rerr == 0) {
-		r = lz4s_peek(mbuf_ptr(c->win), mbuf_len(c->win), &blen,
-		    &rlen);
+		r = lz4s_peek(c->dec, mbuf_ptr(c->win), mbuf_len(c->win),
+		    &blen, &rlen);
 		if (r == MSYNC_ERR_INCOMPLETE)
 			break;
 		if (r == 0 && blen > mbuf_len(c->win))
@@ -704,7 +791,8 @@ decompress_some(struct chan *c, size_t limit)
 		if (r == MSYNC_ERR_TOOBIG)
 			break;
 		if (r != 0) {
-			LOG3("chan: bad compressed block: %s",
+			ERRX("compressed block from the peer arrived "
+			    "damaged (%s): the connection changed it",
 			    msync_strerror(r));
 			c->rerr = MSYNC_ERR_PROTO;
 			break;
@@ -818,6 +906,8 @@ chan_get(struct chan *c, uint8_t *type, const uint8_t **payload,
 	}
 	*payload = mbuf_ptr(c->rin) + CHAN_HDR_LEN;
 	mbuf_consume(c->rin, CHAN_HDR_LEN + *len);	/* bytes stay put */
+	c->seq_in++;
+	c->in_checked = 0;
 	return 0;
 }
 

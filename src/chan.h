@@ -18,6 +18,12 @@
 
 struct chan;
 
+/*
+ * A record's header on the wire: type u8, length u32, the payload's
+ * check u32, the header's check u32 (see chan_frame_hdr).
+ */
+#define CHAN_HDR_LEN	13
+
 struct chan_stats {
 	uint64_t	 raw_out;	/* record bytes queued, before compression */
 	uint64_t	 wire_out;	/* bytes written to the fd */
@@ -39,6 +45,14 @@ void	 chan_free(struct chan *);
  */
 int	 chan_handshake(struct chan *, int want_compress, int timeout_ms,
 	    unsigned *version, int *compressed, char **why);
+
+/*
+ * Fills hdr for record number seq (counted from 0 in each direction
+ * after the handshake) of the given type and payload.  chan_put does
+ * this; tests use it to write a peer's stream by hand.
+ */
+void	 chan_frame_hdr(uint8_t hdr[CHAN_HDR_LEN], uint64_t seq,
+	    uint8_t type, const void *payload, size_t len);
 
 /* Queues one record (payload copied).  MSYNC_ERR_TOOBIG over its max. */
 int	 chan_put(struct chan *, uint8_t type, const void *payload,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <lz4.h>
+#include <xxhash.h>
 
 #include "buf.h"
 #include "lz4s.h"
@@ -20,6 +21,20 @@
 #define LZ4S_ENC_RING	(3 * LZ4S_BLOCK_MAX)
 #define LZ4S_ACCEL	1
 
+/* See chan.c's CHAN_FUZZ: the fuzzer's made-up blocks skip the check. */
+#ifdef MSYNC_FUZZ
+#define LZ4S_FUZZ	1
+#else
+#define LZ4S_FUZZ	0
+#endif
+
+/* The check of a block header's first 8 bytes. */
+static uint32_t
+hdr_check(const uint8_t *p, uint64_t seq)
+{
+	return (uint32_t)XXH3_64bits_withSeed(p, 8, seq);
+}
+
 _Static_assert(LZ4S_CBLOCK_MAX == LZ4_COMPRESSBOUND(LZ4S_BLOCK_MAX),
     "LZ4S_CBLOCK_MAX must equal LZ4_COMPRESSBOUND(LZ4S_BLOCK_MAX)");
 
@@ -27,6 +42,7 @@ struct lz4s_enc {
 	LZ4_stream_t	*ls;		/* owned */
 	char		*ring;		/* owned; LZ4S_ENC_RING bytes */
 	size_t		 pos;		/* where the next block's input goes */
+	uint64_t	 seq;		/* number of the next block */
 	int		 broken;	/* an error happened: unusable */
 };
 
@@ -35,6 +51,7 @@ struct lz4s_dec {
 	char		*ring;		/* owned; ringlen bytes */
 	size_t		 ringlen;
 	size_t		 pos;		/* where the next block decodes to */
+	uint64_t	 seq;		/* number of the next block */
 	int		 broken;	/* an error happened: unusable */
 };
 
@@ -97,6 +114,7 @@ lz4s_enc_block(struct lz4s_enc *e, const void *p, size_t len,
 	e->pos += len;
 	mbuf_set_be32(dp, (uint32_t)c);
 	mbuf_set_be32(dp + 4, (uint32_t)len);
+	mbuf_set_be32(dp + 8, hdr_check(dp, e->seq++));
 	mbuf_consume_end(out, LZ4S_CBLOCK_MAX - (size_t)c);
 	return 0;
 }
@@ -138,7 +156,8 @@ lz4s_dec_free(struct lz4s_dec *d)
  * failure.
  */
 int
-lz4s_peek(const uint8_t *p, size_t len, size_t *blen, size_t *rlen)
+lz4s_peek(const struct lz4s_dec *d, const uint8_t *p, size_t len,
+    size_t *blen, size_t *rlen)
 {
 	uint32_t c, n;
 
@@ -149,6 +168,9 @@ lz4s_peek(const uint8_t *p, size_t len, size_t *blen, size_t *rlen)
 	c = mbuf_be32(p);
 	/* Read: [lz4-block-rlen]. */
 	n = mbuf_be32(p + 4);
+	/* Read: [lz4-block-check]. */
+	if (mbuf_be32(p + 8) != hdr_check(p, d->seq) && !LZ4S_FUZZ)
+		return MSYNC_ERR_PROTO;
 	if (c == 0 || c > LZ4S_CBLOCK_MAX || n == 0 || n > LZ4S_BLOCK_MAX)
 		return MSYNC_ERR_PROTO;
 	*blen = LZ4S_HDR_LEN + (size_t)c;
@@ -169,7 +191,8 @@ lz4s_dec_block(struct lz4s_dec *d, struct mbuf *in, struct mbuf *out)
 
 	if (d->broken)
 		return MSYNC_ERR_PROTO;
-	if ((r = lz4s_peek(mbuf_ptr(in), mbuf_len(in), &blen, &rlen)) != 0) {
+	if ((r = lz4s_peek(d, mbuf_ptr(in), mbuf_len(in), &blen, &rlen)) !=
+	    0) {
 		if (r == MSYNC_ERR_PROTO)
 			d->broken = 1;
 		return r;
@@ -190,6 +213,7 @@ lz4s_dec_block(struct lz4s_dec *d, struct mbuf *in, struct mbuf *out)
 		return MSYNC_ERR_PROTO;
 	}
 	d->pos += rlen;
+	d->seq++;
 	if ((r = mbuf_put(out, dst, rlen)) != 0) {
 		d->broken = 1;	/* the stream has moved on */
 		return r;

@@ -22,8 +22,8 @@
 #include "plan.h"
 #include "state.h"
 
-#define PROTO_VERSION_MIN	1
-#define PROTO_VERSION_MAX	1
+#define PROTO_VERSION_MIN	2
+#define PROTO_VERSION_MAX	2
 #define PROTO_HANDSHAKE_MAX	256	/* bytes in the handshake line */
 #define PROTO_DATA_MAX		(256 * 1024) /* payload of one MSG_DATA */
 #define PROTO_LIST_CHUNK	1024	/* entries per MSGS / BASE_MSGS record */

@@ -5,7 +5,9 @@
  * An input that starts with "msync " is a whole peer stream: it is
  * written into a pipe that a struct chan reads (handshake, then records,
  * plain or compressed as the line says), and every record it yields goes
- * to its decoder.  Any other input is a sequence of records (type u8,
+ * to its decoder.  This build (MSYNC_FUZZ) does not compare the records'
+ * and LZ4 block headers' checksums, which made-up input cannot match, so
+ * that the fuzzer reaches the framing and decoders behind them.  Any other input is a sequence of records (type u8,
  * length u32, payload; the last one may be cut short), each given to its
  * decoder; MSGS and BASE_MSGS also append to one list across records.
  * Seeds: the .bin files in tests/unit/data (written by test_proto and

@@ -131,8 +131,32 @@ def sstr(b):
     return u32(len(b)) + b
 
 
-def rec(t, payload=b""):
-    return struct.pack(">BI", t, len(payload)) + payload
+def xxh64(data, seed):
+    """XXH3-64 of data with seed, through libxxhash (needed since
+    protocol 2: every record and LZ4 block header carries a check)."""
+    f = xxh64_lib()
+    if not f:
+        raise SystemExit("hostile_peer.py: libxxhash not found")
+    return f(bytes(data), len(data), seed)
+
+
+def xxh64_lib():
+    """XXH3_64bits_withSeed from libxxhash, or False."""
+    return xxh_func("XXH3_64bits_withSeed", ctypes.c_uint64,
+                    [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64])
+
+
+def rec(t, payload=b"", seq=0, length=None):
+    """Record number seq (0 = the first after the handshake) as msync
+    frames it: type, length, payload check, header check, payload.
+    length: a false length in the header, sealed by the header check, so
+    that the receiver's length limits are what is tested."""
+    n = len(payload) if length is None else length
+    h = struct.pack(">BII", t, n, xxh64(payload, seq) & 0xffffffff)
+    return h + u32(xxh64(h, seq) & 0xffffffff) + payload
+
+
+REC_HDR = 13            # type, length, payload check, header check
 
 
 def enc_hello(mode=MODE_LIST, src=0, opts=O_READ_ONLY, path=b"", layout=0,
@@ -300,11 +324,17 @@ def lz4_literal_block(data):
     return bytes(out)
 
 
-def lz4_frame(data, rlen=None, clen=None):
-    """Our block on the wire: clen, rlen, literal-only LZ4 data."""
+def lz4_hdr(clen, rlen, seq=0):
+    """A block header: clen, rlen and their check (block number seq)."""
+    h = u32(clen) + u32(rlen)
+    return h + u32(xxh64(h, seq) & 0xffffffff)
+
+
+def lz4_frame(data, rlen=None, clen=None, seq=0):
+    """Our block number seq on the wire: header, literal-only LZ4 data."""
     blk = lz4_literal_block(data)
-    return (u32(len(blk) if clen is None else clen) +
-            u32(len(data) if rlen is None else rlen) + blk)
+    return lz4_hdr(len(blk) if clen is None else clen,
+                   len(data) if rlen is None else rlen, seq) + blk
 
 
 class Lz4Dec:
@@ -375,27 +405,31 @@ class _H128(ctypes.Structure):
     _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
 
 
-_xxh = None
+_xxh_funcs = {}
+
+
+def xxh_func(name, restype, argtypes):
+    """The function name of libxxhash (cached), or False."""
+    if name not in _xxh_funcs:
+        _xxh_funcs[name] = False
+        for lib in (ctypes.util.find_library("xxhash"), "libxxhash.so.0",
+                    "libxxhash.so"):
+            if not lib:
+                continue
+            try:
+                f = getattr(ctypes.CDLL(lib), name)
+            except (OSError, AttributeError):
+                continue
+            f.restype = restype
+            f.argtypes = argtypes
+            _xxh_funcs[name] = f
+            break
+    return _xxh_funcs[name]
 
 
 def xxh_lib():
-    global _xxh
-    if _xxh is None:
-        _xxh = False
-        for name in (ctypes.util.find_library("xxhash"), "libxxhash.so.0",
-                     "libxxhash.so"):
-            if not name:
-                continue
-            try:
-                lib = ctypes.CDLL(name)
-                f = lib.XXH3_128bits
-            except (OSError, AttributeError):
-                continue
-            f.restype = _H128
-            f.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-            _xxh = f
-            break
-    return _xxh
+    return xxh_func("XXH3_128bits", _H128, [ctypes.c_char_p,
+                                            ctypes.c_size_t])
 
 
 def msg_guid(content):
@@ -521,6 +555,9 @@ class Server:
         self.eof = False
         self.broken = False         # the server closed its stdin
         self.nrec = 0
+        self.seq_out = 0            # our next record's number
+        self.blk_out = 0            # our next LZ4 block's number
+        self.blk_in = 0             # the server's next LZ4 block's number
         self.dec = Lz4Dec()
         ctx.runs += 1
         self.before = snapshot(ctx.watch, self.root) if ctx.watch else None
@@ -590,29 +627,39 @@ class Server:
             self.compressed = self.offer_compress and \
                 b" lz4" in self.res.hs_line
         if self.compressed:
-            while len(self.inb) >= 8:
-                clen, rlen = struct.unpack(">II", self.inb[:8])
+            while len(self.inb) >= 12:
+                clen, rlen, chk = struct.unpack(">III", self.inb[:12])
+                if chk != xxh64(self.inb[:8], self.blk_in) & 0xffffffff:
+                    raise CaseFail("server sent an LZ4 block header with "
+                                   "a bad check")
                 if not (1 <= clen <= LZ4_CBLOCK_MAX and
                         1 <= rlen <= LZ4_BLOCK_MAX):
                     raise CaseFail("server sent an LZ4 header %d/%d" %
                                    (clen, rlen))
-                if len(self.inb) < 8 + clen:
+                if len(self.inb) < 12 + clen:
                     break
-                self.raw += self.dec.block(bytes(self.inb[8:8 + clen]),
+                self.raw += self.dec.block(bytes(self.inb[12:12 + clen]),
                                            rlen)
-                del self.inb[:8 + clen]
+                del self.inb[:12 + clen]
+                self.blk_in += 1
         else:
             self.raw += self.inb
             del self.inb[:]
-        while len(self.raw) >= 5:
-            t, n = struct.unpack(">BI", self.raw[:5])
+        while len(self.raw) >= REC_HDR:
+            t, n, pchk, hchk = struct.unpack(">BIII", self.raw[:REC_HDR])
+            if hchk != xxh64(self.raw[:9], self.nrec) & 0xffffffff:
+                raise CaseFail("the server sent a record header with a "
+                               "bad check")
             if t not in REC_MAX or n > REC_MAX[t]:
                 raise CaseFail("the server sent a bad record header: "
                                "type %d, length %d" % (t, n))
-            if len(self.raw) < 5 + n:
+            if len(self.raw) < REC_HDR + n:
                 break
-            p = bytes(self.raw[5:5 + n])
-            del self.raw[:5 + n]
+            p = bytes(self.raw[REC_HDR:REC_HDR + n])
+            if pchk != xxh64(p, self.nrec) & 0xffffffff:
+                raise CaseFail("the server sent a record with a bad "
+                               "check")
+            del self.raw[:REC_HDR + n]
             self.nrec += 1
             if self.nrec > MAX_RECORDS:
                 raise CaseFail("the server sent over %d records" %
@@ -686,16 +733,26 @@ class Server:
     def send(self, t, payload=b"", length=None):
         """One record (length: a false header length)."""
         n = len(payload) if length is None else length
-        data = struct.pack(">BI", t, n) + payload
+        data = self.rec(t, payload, length)
         if VERBOSE:
             say("  -> %s len %d (%d bytes)" % (REC_NAMES.get(t, t), n,
                                                len(payload)))
         if self.send_lz4:
             out = b""
             for i in range(0, len(data), LZ4_BLOCK_MAX):
-                out += lz4_frame(data[i:i + LZ4_BLOCK_MAX])
+                out += self.lz4(data[i:i + LZ4_BLOCK_MAX])
             data = out
         return self.send_raw(data, quiet=True)
+
+    def rec(self, t, payload=b"", length=None):
+        """Our next record, framed (see rec()); it gets the next number."""
+        self.seq_out += 1
+        return rec(t, payload, self.seq_out - 1, length)
+
+    def lz4(self, data, **kw):
+        """Our next LZ4 block (see lz4_frame)."""
+        self.blk_out += 1
+        return lz4_frame(data, seq=self.blk_out - 1, **kw)
 
     def recv(self, timeout=IO_TIMEOUT):
         """The next record other than LOG, or None at EOF or timeout."""
@@ -724,9 +781,9 @@ class Server:
 
     # -- protocol steps --
 
-    def handshake(self, line=b"msync 1 1 lz4\n", compress=False):
+    def handshake(self, line=b"msync 2 2 lz4\n", compress=False):
         if compress:
-            line = b"msync 1 1 lz4 compress\n"
+            line = b"msync 2 2 lz4 compress\n"
         self.offer_compress = compress
         self.send_raw(line)
         deadline = time.monotonic() + IO_TIMEOUT
@@ -736,7 +793,7 @@ class Server:
         if not self.got_hs:
             raise CaseFail("no handshake line from the server")
         hs = self.res.hs_line.decode("ascii", "replace")
-        if not re.match(r"^msync 1 [1-9][0-9]*( [a-z0-9_-]+)*$", hs):
+        if not re.match(r"^msync 2 [1-9][0-9]*( [a-z0-9_-]+)*$", hs):
             raise CaseFail("odd handshake from the server: %r" % hs)
         if compress and " lz4" in hs:
             self.send_lz4 = True
@@ -1712,16 +1769,16 @@ def c_fields(ctx, args):
 @case("lengths", "absurd record and string lengths (0xffffffff) are "
       "refused before anything is allocated")
 def c_lengths(ctx, args):
-    hdr = lambda t, n: struct.pack(">BI", t, n)
+    hdr = lambda s, t, n: s.rec(t, b"", n)
     for t in (HELLO, MSGS, MSG_DATA, LOG, BYE, BASE_END):
         run_hostile(ctx, "%s record of length 0xffffffff" % REC_NAMES[t],
-                    lambda s, t=t: s.send_raw(hdr(t, 0xffffffff) +
+                    lambda s, t=t: s.send_raw(hdr(s, t, 0xffffffff) +
                                               b"\x00" * 64),
                     codes={EXIT_PROTOCOL})
     for t in (HELLO, MBOX, DIGEST, MSG_BEGIN, LOG):
         run_hostile(ctx, "%s record one byte over its maximum" %
                     REC_NAMES[t],
-                    lambda s, t=t: s.send_raw(hdr(t, REC_MAX[t] + 1)),
+                    lambda s, t=t: s.send_raw(hdr(s, t, REC_MAX[t] + 1)),
                     codes={EXIT_PROTOCOL})
     # Strings claiming 4 GiB inside small records.
     ff = u32(0xffffffff)
@@ -1821,11 +1878,11 @@ def c_counts(ctx, args):
     # duplicate name refused.
     def many(s):
         s.sync_start()
-        out = b"".join(rec(MBOX, enc_mbox(b"m%d" % i,
-                                          struct.pack(">QQ", 1, i)))
+        out = b"".join(s.rec(MBOX, enc_mbox(b"m%d" % i,
+                                            struct.pack(">QQ", 1, i)))
                        for i in range(5000))
-        out += rec(MBOX, enc_mbox(b"m1", struct.pack(">QQ", 2, 1)))
-        s.send_raw(out + rec(LIST_END))
+        out += s.rec(MBOX, enc_mbox(b"m1", struct.pack(">QQ", 2, 1)))
+        s.send_raw(out + s.rec(LIST_END))
     run_hostile(ctx, "5000 mailboxes and a duplicate name", many,
                 codes={EXIT_PROTOCOL})
 
@@ -1842,12 +1899,12 @@ def c_counts(ctx, args):
 def c_types(ctx, args):
     for t in (0, 18, 100, 255):
         run_hostile(ctx, "record type %d first" % t,
-                    lambda s, t=t: s.send_raw(struct.pack(">BI", t, 0)),
+                    lambda s, t=t: s.send_raw(s.rec(t)),
                     codes={EXIT_PROTOCOL})
 
     def late(s, t=18):
         s.sync_start()
-        s.send_raw(struct.pack(">BI", t, 4) + b"abcd")
+        s.send_raw(s.rec(t, b"abcd"))
     for t in (0, 18, 200):
         run_hostile(ctx, "record type %d in the view" % t,
                     lambda s, t=t: late(s, t), codes={EXIT_PROTOCOL})
@@ -1867,13 +1924,13 @@ def c_list_tail(ctx, args):
             s.send(HELLO, enc_hello(MODE_LIST, 0, O_READ_ONLY, b"",
                                     ctx.layout))
             s.read_view()
-            s.send_raw(data)
+            s.send_raw(data(s))
         return f
     for what, data in (
-            ("a record of type 0", struct.pack(">BI", 0, 0)),
-            ("a second HELLO", rec(HELLO, enc_hello())),
+            ("a record of type 0", lambda s: s.rec(0)),
+            ("a second HELLO", lambda s: s.rec(HELLO, enc_hello())),
             ("a MSGS of length 0xffffffff",
-             struct.pack(">BI", MSGS, 0xffffffff))):
+             lambda s: s.rec(MSGS, b"", 0xffffffff))):
         run_hostile(ctx, "LIST, then " + what, steps(data),
                     codes={EXIT_PROTOCOL})
     return 0
@@ -1895,14 +1952,14 @@ def c_truncated(ctx, args):
 
     def mid_view(s):
         s.sync_start()
-        s.send_raw(rec(MBOX, enc_mbox(b"INBOX"))[:20])
+        s.send_raw(s.rec(MBOX, enc_mbox(b"INBOX"))[:20])
     run_hostile(ctx, "half a MBOX, then EOF", mid_view,
                 codes={EXIT_TEMPFAIL, EXIT_PROTOCOL}, need_msg=False)
 
     def mid_msg(s):
         idx, m, n = plan_copy(s)
         s.send(MSG_BEGIN, u32(idx) + u64(len(s.msg)) + i64(0))
-        s.send_raw(rec(MSG_DATA, s.msg)[:30])
+        s.send_raw(s.rec(MSG_DATA, s.msg)[:30])
     run_hostile(ctx, "half a MSG_DATA, then EOF", mid_msg,
                 codes={EXIT_TEMPFAIL, EXIT_PROTOCOL}, need_msg=False)
 
@@ -2138,8 +2195,10 @@ def c_hs_garbage(ctx, args):
 @case("handshake-version", "a handshake with no common version is refused "
       "with a message naming both ranges")
 def c_hs_version(ctx, args):
-    for line in (b"msync 2 3 lz4\n", b"msync 65535 65535\n",
-                 b"msync 2 65535 lz4 compress\n"):
+    for line in (b"msync 3 4 lz4\n", b"msync 65535 65535\n",
+                 b"msync 3 65535 lz4 compress\n",
+                 b"msync 1 1 lz4\n"):     # protocol 1: no checksums
+
         res = run_hostile(ctx, "handshake %s" % esc(line),
                           lambda s, l=line: s.send_raw(l),
                           codes={EXIT_PROTOCOL}, need_msg=False,
@@ -2160,26 +2219,26 @@ def c_lz4(ctx, args):
             s.send_raw(data)
         return steps
     cases = [
-        ("clen 0xffffffff", u32(0xffffffff) + u32(10) + b"x" * 32),
-        ("clen 0", u32(0) + u32(10)),
-        ("rlen 0", u32(2) + u32(0) + b"\x10x"),
-        ("rlen 65537", u32(2) + u32(65537) + b"\x10x"),
-        ("rlen 0xffffffff", u32(2) + u32(0xffffffff) + b"\x10x"),
+        ("clen 0xffffffff", lz4_hdr(0xffffffff, 10) + b"x" * 32),
+        ("clen 0", lz4_hdr(0, 10)),
+        ("rlen 0", lz4_hdr(2, 0) + b"\x10x"),
+        ("rlen 65537", lz4_hdr(2, 65537) + b"\x10x"),
+        ("rlen 0xffffffff", lz4_hdr(2, 0xffffffff) + b"\x10x"),
         # 65809 is LZ4_COMPRESSBOUND(65536) (PROTOCOL.md says 65808).
-        ("clen 65810", u32(65810) + u32(100) + b"\x00" * 100),
+        ("clen 65810", lz4_hdr(65810, 100) + b"\x00" * 100),
         ("a block shorter than rlen", lz4_frame(hello, rlen=len(hello) + 5)),
         ("a block longer than rlen", lz4_frame(hello, rlen=len(hello) - 1)),
         ("a match before the stream start",
-         u32(8) + u32(40) + bytes([0x1f, 0x41, 0xff, 0xff, 0x10, 0x41,
+         lz4_hdr(8, 40) + bytes([0x1f, 0x41, 0xff, 0xff, 0x10, 0x41,
                                    0x41, 0x41])),
         ("a match of offset 0",
-         u32(9) + u32(40) + bytes([0x1f, 0x41, 0x00, 0x00, 0x05, 0x50,
+         lz4_hdr(9, 40) + bytes([0x1f, 0x41, 0x00, 0x00, 0x05, 0x50,
                                    0x41, 0x41, 0x41])),
         ("a literal run past the block",
-         u32(3) + u32(200) + bytes([0xf0, 0xff, 0x41])),
+         lz4_hdr(3, 200) + bytes([0xf0, 0xff, 0x41])),
         ("a record of length 0xffffffff inside a block",
-         lz4_frame(struct.pack(">BI", HELLO, 0xffffffff) + b"x" * 10)),
-        ("a HELLO, then a bad block", lz4_frame(hello) + u32(4) + u32(50) +
+         lz4_frame(rec(HELLO, b"", 0, 0xffffffff) + b"x" * 10)),
+        ("a HELLO, then a bad block", lz4_frame(hello) + lz4_hdr(4, 50, 1) +
          b"\xff\xff\xff\xff"),
     ]
     for what, data in cases:
@@ -2188,10 +2247,11 @@ def c_lz4(ctx, args):
     # A good session whose records straddle blocks: the client is right.
     def split(s):
         data = hello
-        s.send_raw(lz4_frame(data[:1]) + lz4_frame(data[1:7]) +
-                   lz4_frame(data[7:]))
+        s.send_raw(lz4_frame(data[:1], seq=0) +
+                   lz4_frame(data[1:7], seq=1) +
+                   lz4_frame(data[7:], seq=2))
         view = s.read_view()
-        s.send_raw(lz4_frame(rec(BYE)))
+        s.send_raw(lz4_frame(rec(BYE, b"", 1), seq=3))
         if b"INBOX" not in view:
             raise CaseFail("no INBOX in the view")
     say("- compressed: a HELLO cut over three blocks")
@@ -2221,12 +2281,12 @@ def c_flood(ctx, args):
     # LOG records are legal at any time; 30 MiB of them must not pile up.
     def logs(s):
         s.sync_start()
-        one = rec(LOG, enc_text(4, b"x" * 4000))
-        blob = one * 256
+        one = enc_text(4, b"x" * 4000)
         for _ in range(30):
+            blob = b"".join(s.rec(LOG, one) for _ in range(256))
             if not s.send_raw(blob):
                 break
-        s.send_raw(rec(BYE))
+        s.send_raw(s.rec(BYE))
     run_hostile(ctx, "30 MiB of LOG records, then BYE in the view", logs,
                 codes={EXIT_PROTOCOL})
 

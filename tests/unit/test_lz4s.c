@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "buf.h"
 #include "lz4s.h"
 #include "msync.h"
@@ -212,6 +214,17 @@ dec_bytes(const uint8_t *p, size_t n, size_t outcap)
 }
 
 /* Raw sizes that lie, either way, and lengths over their maximum. */
+/*
+ * Sets the u32 at p + off of the first block's header to v and gives the
+ * header a matching check, so that only the lie itself is tested.
+ */
+static void
+lie(uint8_t *p, size_t off, uint32_t v)
+{
+	mbuf_set_be32(p + off, v);
+	mbuf_set_be32(p + 8, (uint32_t)XXH3_64bits_withSeed(p, 8, 0));
+}
+
 static void
 test_lying_sizes(void **state)
 {
@@ -226,36 +239,43 @@ test_lying_sizes(void **state)
 	memcpy(p, mbuf_ptr(b), n);
 	c = mbuf_be32(p);
 	rl = mbuf_be32(p + 4);
-	assert_int_equal(c + 8, n);
+	assert_int_equal(c + LZ4S_HDR_LEN, n);
 	assert_int_equal(rl, hl);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), 0);
 
+	/* any header byte changed without its check: refused at once */
+	for (size_t k = 0; k < LZ4S_HDR_LEN; k++) {
+		p[k] ^= 0x01;
+		assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
+		p[k] ^= 0x01;
+	}
+
 	/* raw size too small, too large, 0, over the block maximum */
-	mbuf_set_be32(p + 4, rl - 1);
+	lie(p, 4, rl - 1);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p + 4, rl + 1);
+	lie(p, 4, rl + 1);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p + 4, 0);
+	lie(p, 4, 0);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p + 4, LZ4S_BLOCK_MAX + 1);
+	lie(p, 4, LZ4S_BLOCK_MAX + 1);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p + 4, 0xffffffff);
+	lie(p, 4, 0xffffffff);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p + 4, rl);
+	lie(p, 4, rl);
 
 	/* compressed size: 0, over the bound, 0xffffffff, shorter */
-	mbuf_set_be32(p, 0);
+	lie(p, 0, 0);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p, LZ4S_CBLOCK_MAX + 1);
+	lie(p, 0, LZ4S_CBLOCK_MAX + 1);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p, 0xffffffff);
+	lie(p, 0, 0xffffffff);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_PROTO);
-	mbuf_set_be32(p, c - 1);
+	lie(p, 0, c - 1);
 	assert_int_equal(dec_bytes(p, n - 1, 1 << 20), MSYNC_ERR_PROTO);
 	/* longer than the data: waits for more */
-	mbuf_set_be32(p, c + 1);
+	lie(p, 0, c + 1);
 	assert_int_equal(dec_bytes(p, n, 1 << 20), MSYNC_ERR_INCOMPLETE);
-	mbuf_set_be32(p, c);
+	lie(p, 0, c);
 
 	/* no room in the output for the declared size */
 	assert_int_equal(dec_bytes(p, n, hl - 1), MSYNC_ERR_TOOBIG);
@@ -324,7 +344,7 @@ test_sticky(void **state)
 {
 	struct lz4s_dec	*d;
 	struct mbuf	*good, *out, in;
-	static const uint8_t bad[] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	static const uint8_t bad[] = { 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0 };
 
 	good = one_block("hello", 5);
 	assert_int_equal(lz4s_dec_new(&d), 0);

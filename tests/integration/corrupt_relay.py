@@ -17,11 +17,10 @@ Environment (all optional):
     RELAY_MASK   the XOR mask (default 0x01 << (offset % 8))
     RELAY_DUMP   a directory: write everything relayed, unchanged, to
                  DIR/up and DIR/down (to plan offsets from)
-    RELAY_STOP   up or down: stop forwarding that direction after
-                 RELAY_OFF bytes (the bytes are read and dropped), a peer
-                 that goes quiet but keeps its connection open
-    RELAY_DELAY  seconds: sleep this long once, before forwarding the
-                 byte at RELAY_OFF of RELAY_WAY (a slow but alive link)
+    RELAY_STOP   if set (to anything): instead of changing the byte at
+                 RELAY_OFF, stop forwarding RELAY_WAY from there on (what
+                 comes is read and dropped): a peer that goes quiet but
+                 keeps its connection open
 
 It only talks to its parent and its child.  Every wait is bounded by the
 child's and the parent's lifetime (it stops when both directions end).
@@ -31,13 +30,6 @@ import os
 import select
 import subprocess
 import sys
-import time
-
-
-def write_all(fd, buf):
-    mv = memoryview(bytes(buf))
-    while len(mv) > 0:
-        mv = mv[os.write(fd, mv):]
 
 
 def main():
@@ -53,7 +45,6 @@ def main():
     mask = int(os.environ.get("RELAY_MASK", "0"), 0) or (1 << (off % 8)
                                                          if off >= 0 else 0)
     stop = os.environ.get("RELAY_STOP", "")
-    delay = float(os.environ.get("RELAY_DELAY", "0"))
     dump = os.environ.get("RELAY_DUMP")
     dumps = {}
     if dump:
@@ -62,51 +53,67 @@ def main():
 
     child = subprocess.Popen(["sh", "-c", cmd], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, bufsize=0)
-    # (source fd, destination fd, name, bytes so far)
-    chans = {0: [child.stdin.fileno(), "up", 0],
-             child.stdout.fileno(): [1, "down", 0]}
-    delayed = False
-    while chans:
-        r, _, _ = select.select(list(chans), [], [], 1.0)
+    # Each direction: [source fd, destination fd, name, bytes read,
+    # bytes waiting for the destination].  Writes never block, so a
+    # side that stops reading one direction does not hold up the other
+    # (as ssh, which buffers each channel on its own).
+    cin, cout = child.stdin.fileno(), child.stdout.fileno()
+    ways = [[0, cin, "up", 0, bytearray()], [cout, 1, "down", 0, bytearray()]]
+    for fd in (cin, 1):
+        os.set_blocking(fd, False)
+    open_in = {0: ways[0], cout: ways[1]}
+    up_eof = [False]        # msync closed our stdin: close the command's
+    while True:
+        if up_eof[0] and not ways[0][4] and not child.stdin.closed:
+            child.stdin.close()
+        rl = [fd for fd, w in open_in.items() if len(w[4]) < (1 << 20)]
+        wl = [w[1] for w in ways if w[4]]
+        if not open_in and not wl:
+            break
+        r, wr, _ = select.select(rl, wl, [], 1.0)
+        for w in ways:
+            if w[1] in wr and w[4]:
+                try:
+                    n = os.write(w[1], w[4])
+                    del w[4][:n]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    # The reader went away: drop what it would get.
+                    w[4].clear()
         for src in r:
-            dst, name, done = chans[src]
+            w = open_in[src]
             try:
                 data = os.read(src, 65536)
             except OSError:
                 data = b""
             if not data:
-                # End of this direction: pass it on.  When the command's
-                # output ends, end as ssh does (our stdin may be the same
-                # socket as our stdout: closing fd 1 alone would not
-                # show the end to msync).
-                if name == "up":
-                    child.stdin.close()
-                    del chans[src]
-                    continue
-                for f in dumps.values():
-                    f.close()
-                return child.wait()
-            if name in dumps:
-                dumps[name].write(data)
+                del open_in[src]
+                if w[2] == "down":
+                    # The command's output ended: flush it and end, as
+                    # ssh does (our stdin may be the same socket as our
+                    # stdout, so closing fd 1 alone would not show it).
+                    os.set_blocking(1, True)
+                    try:
+                        os.write(1, w[4]) if w[4] else None
+                    except OSError:
+                        pass
+                    for f in dumps.values():
+                        f.close()
+                    return child.wait()
+                up_eof[0] = True
+                continue
+            if w[2] in dumps:
+                dumps[w[2]].write(data)
             buf = bytearray(data)
-            chans[src][2] = done + len(data)
-            if name == way and done <= off < done + len(buf):
-                if stop:
-                    buf = buf[:off - done]
-                elif delay > 0 and not delayed:
-                    write_all(dst, buf[:off - done])
-                    buf = buf[off - done:]
-                    time.sleep(delay)
-                    delayed = True
-                else:
+            done = w[3]
+            w[3] = done + len(data)
+            if w[2] == way:
+                if stop and done + len(buf) > off:
+                    buf = buf[:max(0, off - done)]
+                elif not stop and done <= off < done + len(buf):
                     buf[off - done] ^= mask
-            elif name == way and stop and done > off:
-                buf = bytearray()
-            try:
-                write_all(dst, buf)
-            except OSError:
-                # The reader went away: drop this direction.
-                del chans[src]
+            w[4] += buf
     for f in dumps.values():
         f.close()
     return child.wait()

@@ -54,14 +54,15 @@ import time
 HELLO, BASE_MBOX, BASE_MSGS, BASE_END = 1, 2, 3, 4
 MBOX, MSGS, LIST_END, DIGEST = 5, 6, 7, 8
 MSG_BEGIN, MSG_DATA, MSG_END, MSG_SKIP = 9, 10, 11, 12
-RESULT, DONE, LOG, ERROR, BYE = 13, 14, 15, 16, 17
+RESULT, DONE, LOG, ERROR, BYE, KEEPALIVE = 13, 14, 15, 16, 17, 18
 REC_NAMES = {1: "HELLO", 2: "BASE_MBOX", 3: "BASE_MSGS", 4: "BASE_END",
              5: "MBOX", 6: "MSGS", 7: "LIST_END", 8: "DIGEST",
              9: "MSG_BEGIN", 10: "MSG_DATA", 11: "MSG_END", 12: "MSG_SKIP",
-             13: "RESULT", 14: "DONE", 15: "LOG", 16: "ERROR", 17: "BYE"}
+             13: "RESULT", 14: "DONE", 15: "LOG", 16: "ERROR", 17: "BYE",
+             18: "KEEPALIVE"}
 REC_MAX = {1: 65536, 2: 1085, 3: 3495940, 4: 0, 5: 1085, 6: 1772548,
            7: 0, 8: 12, 9: 20, 10: 262144, 11: 0, 12: 8, 13: 12292,
-           14: 1600008, 15: 4104, 16: 4104, 17: 0}
+           14: 1600008, 15: 4104, 16: 4104, 17: 0, 18: 0}
 
 MODE_TWOWAY, MODE_BACKUP, MODE_ONEWAY, MODE_LIST = 0, 1, 2, 3
 O_DRY_RUN, O_FORCE, O_FULL, O_READ_ONLY, O_CREATE = 1, 2, 4, 8, 16
@@ -667,6 +668,8 @@ class Server:
             self._got(t, p)
 
     def _got(self, t, p):
+        if t == KEEPALIVE:
+            return
         if t == LOG:
             n, text = dec_text(p)
             self.res.logs.append((n, text))
@@ -1311,7 +1314,7 @@ def c_name_hello(ctx, args):
             ("src 2", enc_hello(MODE_LIST, 2)),
             ("opts 0x80000000", enc_hello(MODE_LIST, 0, 0x80000000)),
             ("opts 0x20", enc_hello(MODE_LIST, 0, 0x20)),
-            ("layout 2", enc_hello(MODE_LIST, 0, O_READ_ONLY, b"", 2)),
+            ("layout 255", enc_hello(MODE_LIST, 0, O_READ_ONLY, b"", 255)),
             ("trailing byte", enc_hello() + b"\x00"),
             ("short", enc_hello()[:-3]),
             ("empty", b"")):
@@ -1897,15 +1900,15 @@ def c_counts(ctx, args):
 @case("types", "unknown record types, and known ones in the wrong "
       "direction, are refused")
 def c_types(ctx, args):
-    for t in (0, 18, 100, 255):
+    for t in (0, 19, 100, 255):     # 18 is KEEPALIVE
         run_hostile(ctx, "record type %d first" % t,
                     lambda s, t=t: s.send_raw(s.rec(t)),
                     codes={EXIT_PROTOCOL})
 
-    def late(s, t=18):
+    def late(s, t=19):
         s.sync_start()
         s.send_raw(s.rec(t, b"abcd"))
-    for t in (0, 18, 200):
+    for t in (0, 19, 200):
         run_hostile(ctx, "record type %d in the view" % t,
                     lambda s, t=t: late(s, t), codes={EXIT_PROTOCOL})
 

@@ -12,9 +12,12 @@
 # Transports: ssh (OpenSSH client to a private sshd on a free port),
 # libssh (--ssh=libssh to the same sshd), msyncs (a private
 # `msync --daemon` with a throwaway CA, secret login, 127.0.0.1 only).
-# Every run is reported (wall seconds from /usr/bin/time, and the wire
-# bytes msync --stats counts, which are the same protocol bytes for every
-# transport), then the median per transport and the ratio to ssh.
+# Every run is reported (wall seconds from /usr/bin/time), then the median
+# per transport and the ratio to ssh; with, for the first run, the bytes
+# msync --stats counts (its protocol, the same for every transport), the
+# bytes the TCP connection carried both ways (a counting relay on
+# 127.0.0.1 in front of sshd and of the daemon), and their difference:
+# what the transport adds (handshake, authentication, framing).
 # After each initial copy the remote store's message count is checked
 # with Python's mailbox module.
 #
@@ -89,6 +92,50 @@ for i in range(n):
         fh.write(msg)
 EOF
 
+# --- a counting TCP relay: the bytes each connection really carries --------
+cat >"$w/relay.py" <<'EOF'
+import socket, sys, threading
+lport, tport, logf = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+def pipe(a, b, n, i):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            n[i] += len(d)
+            b.sendall(d)
+    except OSError:
+        pass
+    try:
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+def serve(c):
+    t = socket.create_connection(("127.0.0.1", tport))
+    n = [0, 0]
+    th = [threading.Thread(target=pipe, args=(c, t, n, 0)),
+          threading.Thread(target=pipe, args=(t, c, n, 1))]
+    for x in th: x.start()
+    for x in th: x.join()
+    c.close(); t.close()
+    with lock, open(logf, "a") as f:
+        f.write("%d %d\n" % (n[0], n[1]))
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", lport)); s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+# relay NAME TARGET_PORT: starts a relay (its port in RELAY_PORT).
+relay() {
+	RELAY_PORT=$(free_port)
+	python3 "$w/relay.py" "$RELAY_PORT" "$2" "$w/relay-$1.log" &
+	pids+=("$!")
+	wait_port "$RELAY_PORT"
+	: >"$w/relay-$1.log"
+}
+
 # --- sshd ----------------------------------------------------------------
 sd=$w/sshd
 mkdir -p "$sd/bin" && chmod 700 "$sd"
@@ -113,11 +160,13 @@ EOF
 /usr/sbin/sshd -f "$sd/sshd_config" -E "$sd/log"
 wait_port "$sport"
 pids+=("$(cat "$sd/pid")")
-printf '[127.0.0.1]:%s %s\n' "$sport" "$(cut -d' ' -f1,2 "$sd/host.pub")" >"$sd/known_hosts"
+relay ssh "$sport"
+rsport=$RELAY_PORT
+printf '[127.0.0.1]:%s %s\n' "$rsport" "$(cut -d' ' -f1,2 "$sd/host.pub")" >"$sd/known_hosts"
 cat >"$sd/ssh_config" <<EOF
 Host bench
 	HostName 127.0.0.1
-	Port $sport
+	Port $rsport
 	User $(id -un)
 	IdentityFile $sd/id
 	IdentitiesOnly yes
@@ -132,7 +181,7 @@ cp "$sd/id" "$sd/id.pub" "$sd/known_hosts" "$lh/.ssh/"
 cat >"$lh/.ssh/config" <<EOF
 Host bench
 	HostName 127.0.0.1
-	Port $sport
+	Port $rsport
 	User $(id -un)
 	IdentityFile $lh/.ssh/id
 	UserKnownHostsFile $lh/.ssh/known_hosts
@@ -172,6 +221,8 @@ dport=$(free_port)
 "$msync" --daemon --config "$dd/msyncd.conf" 2>"$dd/log" &
 pids+=("$!")
 wait_port "$dport"
+relay msyncs "$dport"
+rdport=$RELAY_PORT
 
 # --- runs ------------------------------------------------------------------
 count() {
@@ -191,10 +242,11 @@ run() {
 	     cmd=("$msync" --stats --backup -e "ssh -F $sd/ssh_config" "$w/src" "$dst") ;;
 	libssh) dst="bench:$w/dst-libssh-$i"
 	     cmd=(env HOME="$lh" "$msync" --stats --backup --ssh=libssh "$w/src" "$dst") ;;
-	msyncs) dst="msyncs://bench@127.0.0.1:$dport/bench/dst-$i;secret-file=$dd/client.secret"
+	msyncs) dst="msyncs://bench@127.0.0.1:$rdport/bench/dst-$i;secret-file=$dd/client.secret"
 	     cmd=(env SSL_CERT_FILE="$dd/ca.pem" "$msync" --stats --backup "$w/src" "$dst") ;;
 	esac
 	sync
+	: >"$w/relay-${tr/libssh/ssh}.log"
 	/usr/bin/time -f '%e' -o "$log.time" "${cmd[@]}" >"$log" 2>&1 || {
 		echo "bench-daemon.sh: $tr $kind $i failed; see $log" >&2
 		return 1
@@ -202,11 +254,14 @@ run() {
 	secs=$(tail -1 "$log.time")
 	bytes=$(sed -n 's/.*wire: sent \([0-9]*\) bytes.*received \([0-9]*\) bytes.*/\1+\2/p' "$log" | head -1)
 	bytes=$((${bytes:-0}))
-	printf '%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes"
+	# what the TCP connection carried, both ways (the relay's count)
+	sleep 0.3
+	tcp=$(awk '{ s += $1 + $2 } END { print s + 0 }' "$w/relay-${tr/libssh/ssh}.log")
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes" "$tcp"
 }
 
 tsv=$out/results.tsv
-printf 'transport\trun\ti\tseconds\twire_bytes\n' >"$tsv"
+printf 'transport\trun\ti\tseconds\twire_bytes\ttcp_bytes\n' >"$tsv"
 for i in $(seq 1 "$runs"); do
 	for tr in ssh libssh msyncs; do
 		run "$tr" initial "$i" >>"$tsv"
@@ -232,8 +287,8 @@ print("# msync over ssh, libssh and its daemon (msyncs://)\n")
 print("%s messages, %s runs each; machine: %d cores, load average %s "
       "(shared with other users: figures are noisy)\n"
       % (n, runs, os.cpu_count(), " ".join("%.2f" % x for x in os.getloadavg())))
-print("| transport | run | seconds (every run) | median | vs ssh | wire bytes |")
-print("|---|---|---|---|---|---|")
+print("| transport | run | seconds (every run) | median | vs ssh | msync bytes | TCP bytes | overhead |")
+print("|---|---|---|---|---|---|---|---|")
 med = {}
 for kind in ("initial", "nochange"):
     for tr in ("ssh", "libssh", "msyncs"):
@@ -244,7 +299,8 @@ for kind in ("initial", "nochange"):
         r = [x for x in rows if x["transport"] == tr and x["run"] == kind]
         m = med[(tr, kind)]
         base = med[("ssh", kind)]
-        print("| %s | %s | %s | %.2f | %s | %s |" % (
+        wb, tb = int(r[0]["wire_bytes"]), int(r[0]["tcp_bytes"])
+        print("| %s | %s | %s | %.2f | %s | %d | %d | %d |" % (
             tr, kind, " ".join(x["seconds"] for x in r), m,
-            "%.2f" % (m / base) if base > 0 else "-", r[0]["wire_bytes"]))
+            "%.2f" % (m / base) if base > 0 else "-", wb, tb, tb - wb))
 EOF

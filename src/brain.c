@@ -1262,6 +1262,20 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 			ERRX("message %s from the peer does not match its "
 			    "GUID; discarded", g);
 			b->data_error = 1;
+		} else if (r == MSYNC_ERR_TOOBIG) {
+			char	 g[33];
+
+			/*
+			 * The store refused this one message (an IMAP
+			 * server's TOOBIG, APPENDLIMIT, quota): the rest of
+			 * the sync goes on, the run ends with status 1, and
+			 * the next run tries it again.
+			 */
+			guid_hex(&a->guid, g);
+			ERRX("message %s (%" PRIu64 " bytes) not saved into "
+			    "'%s': refused by the store", g, b->in.size,
+			    log_esc(b->cur_name[a->mbox], 200));
+			b->action_error = 1;
 		} else if (r != 0) {
 			ERRC(r, "cannot save message into '%s'",
 			    log_esc(b->cur_name[a->mbox], 200));

@@ -1523,11 +1523,16 @@ imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
 		goto out;
 	}
 	if (d.status != IMAP_OK) {
-		ERRX("imap: '%s' refused a message: %s%s%s",
-		    log_esc(m->name, 200), d.code[0] ? "[" : "",
-		    log_esc(d.code, 100), d.code[0] ? "] " : "");
-		r = strncasecmp(d.code, "TOOBIG", 6) == 0 ?
-		    MSYNC_ERR_TOOBIG : MSYNC_ERR_IO;
+		ERRX("imap: %s refused a message for '%s': %s%s%s%s",
+		    st->u.host, log_esc(m->name, 200), d.code[0] ? "[" : "",
+		    log_esc(d.code, 100), d.code[0] ? "] " : "",
+		    log_esc(d.text, 200));
+		/*
+		 * A refusal of this message (TOOBIG, LIMIT, OVERQUOTA or
+		 * none given): the brain goes on without it and the run
+		 * ends with status 1.
+		 */
+		r = MSYNC_ERR_TOOBIG;
 		goto out;
 	}
 	if (uid != 0) {

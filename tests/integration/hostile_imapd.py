@@ -19,6 +19,9 @@ Cases (where the misbehaviour happens):
     bye-list     the message listing gets "* BYE" and a close
     stall        the body FETCH is never answered
     hugebody     the body FETCH announces a 5 GiB literal
+    toobig       an empty INBOX whose APPEND refuses a message over 1000
+                 bytes with NO [TOOBIG] and takes the others (a second
+                 line on stdout per APPEND: "appended N" or "refused N")
 """
 import socket
 import sys
@@ -44,6 +47,7 @@ def main():
         c.sendall(b)
 
     send(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS] hostile\r\n")
+    stored = []     # toobig: sizes of the appended messages
     for line in f:
         words = line.rstrip(b"\r\n").split(b" ")
         tag, cmd = words[0], b" ".join(words[1:3]).upper()
@@ -68,9 +72,34 @@ def main():
                 time.sleep(2)
                 return
             send(b'* LIST () "/" INBOX\r\n' + tag + b" OK\r\n")
+        elif cmd.startswith(b"STATUS") and CASE == "toobig":
+            send(b"* STATUS INBOX (MESSAGES %d UIDNEXT %d UIDVALIDITY 7)\r\n"
+                 % (len(stored), len(stored) + 1) + tag + b" OK\r\n")
         elif cmd.startswith(b"STATUS"):
             send(b"* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\n" +
                  tag + b" OK\r\n")
+        elif cmd.startswith(b"APPEND"):
+            hdr = line.rstrip(b"\r\n")
+            size = int(hdr[hdr.rindex(b"{") + 1:].rstrip(b"}+"))
+            if not hdr.endswith(b"+}"):
+                send(b"+ go\r\n")
+            f.read(size)
+            f.readline()
+            if size > 1000:
+                print("refused", size, flush=True)
+                send(tag + b" NO [TOOBIG] message too big\r\n")
+            else:
+                stored.append(size)
+                print("appended", size, flush=True)
+                send(tag + b" OK [APPENDUID 7 %d] done\r\n" % len(stored))
+        elif (cmd.startswith(b"EXAMINE") or cmd.startswith(b"SELECT")) \
+                and CASE == "toobig":
+            send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % len(stored) +
+                 tag + b" OK\r\n")
+        elif cmd.startswith(b"UID FETCH") and CASE == "toobig":
+            for i in range(len(stored)):
+                send(b"* %d FETCH (UID %d FLAGS ())\r\n" % (i + 1, i + 1))
+            send(tag + b" OK\r\n")
         elif cmd.startswith(b"EXAMINE") or cmd.startswith(b"SELECT"):
             send(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" + tag +
                  b" OK\r\n")

@@ -55,4 +55,24 @@ test_expect_success 'a body of 5 GiB announced: 76' '
 	hostile hugebody 76 "over the size limit"
 '
 
+test_expect_success 'a message the server refuses (TOOBIG): the rest is synced, exit 1' '
+	rm -rf src port.out && make_maildir src &&
+	deliver src "" S >/dev/null &&
+	{ gen_message 2 big && head -c 3000 /dev/zero | tr "\\0" x; echo; } |
+	    deliver src - S >/dev/null || return 1
+	python3 "$TEST_DIR/hostile_imapd.py" toobig >port.out &
+	i=0 && while [ ! -s port.out ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done &&
+	port=$(head -n 1 port.out) &&
+	test_expect_code 1 msync --backup --passcmd "echo pw" src \
+	    "imap://u@127.0.0.1:$port;tls=none" 2>err
+	rc=$?
+	wait
+	cat err port.out &&
+	test $rc = 0 &&
+	grep "refused a message for .INBOX.: \[TOOBIG\] message too big" err &&
+	grep "not saved into .INBOX.: refused by the store" err &&
+	grep -c "^appended" port.out >n && test "$(cat n)" = 1 &&
+	grep -c "^refused" port.out >n && test "$(cat n)" = 1
+'
+
 test_done

@@ -711,9 +711,13 @@ build_view(struct brain *b, int full)
 			/*
 			 * A folder changing under us (its cur/ missing, see
 			 * the store) stops the whole run before planning:
-			 * exit 2, run again.
+			 * exit 2, run again.  So does a store whose
+			 * connection is gone or talks nonsense (an IMAP
+			 * server: every other mailbox would fail the same
+			 * way): exit 75 or 76.
 			 */
-			if (r == MSYNC_ERR_NOMEM || r == MSYNC_ERR_STORE_CHANGED) {
+			if (r == MSYNC_ERR_NOMEM || r == MSYNC_ERR_STORE_CHANGED ||
+			    r == MSYNC_ERR_PEER_EOF || r == MSYNC_ERR_PROTO) {
 				ERRC(r, "cannot list mailbox '%s'",
 				    log_esc(vm->name, 128));
 				goto out;

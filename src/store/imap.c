@@ -123,13 +123,21 @@ is(struct store *s)
 	return (struct istore *)s;
 }
 
-/* Prints the connection's reason once, for the layer above. */
+/*
+ * Prints the connection's reason once, for the layer above.  A failure of
+ * the connection itself is never one mailbox's: an over-long response
+ * leaves the stream unusable, so it is a protocol error (exit 76) like
+ * any other malformed one, and a lost connection stays PEER_EOF (75).
+ */
 static int
 fail(struct istore *st, int r)
 {
-	if (!st->error_shown && st->c != NULL && imap_why(st->c)[0] != '\0') {
-		ERRX("imap: %s", imap_why(st->c));
+	if (st->c != NULL && imap_why(st->c)[0] != '\0') {
+		if (!st->error_shown)
+			ERRX("imap: %s", imap_why(st->c));
 		st->error_shown = 1;
+		if (r == MSYNC_ERR_TOOBIG)
+			r = MSYNC_ERR_PROTO;
 	}
 	return r;
 }

@@ -4,7 +4,9 @@
 #   make check        install missing test dependencies, unit + integration tests
 #   make check SAN=1  the same under ASan+UBSan
 #   make demo         build, then sync the bundled example (examples/)
-#   make install      PREFIX=/usr/local DESTDIR=
+#   make install      PREFIX=/usr/local DESTDIR=  (binary, man pages,
+#                     bash/zsh completion, systemd user units)
+#   make uninstall    the same PREFIX and DESTDIR: removes exactly those
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
@@ -12,6 +14,13 @@ MANDIR	?= $(PREFIX)/share/man
 # The daemon's systemd units (contrib/systemd/), with ExecStart's path set.
 UNITDIR	?= $(PREFIX)/lib/systemd/system
 UNITS	 = msyncd.socket msyncd@.service msyncd.service
+# Where Debian's bash-completion, zsh and systemd look for them.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+SYSTEMDUSERDIR ?= $(PREFIX)/lib/systemd/user
+# systemd user units (templates); @BINDIR@ becomes $(BINDIR).
+SYSTEMD_UNITS = contrib/systemd/msync@.service contrib/systemd/msync@.timer \
+	   contrib/systemd/msync-watch@.service
 CC	?= cc
 PKG_CONFIG ?= pkg-config
 PKGS	 = libssh liblz4 libxxhash openssl zlib
@@ -96,7 +105,8 @@ lint:
 
 install: msync
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-	    $(DESTDIR)$(MANDIR)/man5
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR) \
+	    $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(SYSTEMDUSERDIR)
 	install -m 755 msync $(DESTDIR)$(BINDIR)/msync
 	install -m 644 man/msync.1 $(DESTDIR)$(MANDIR)/man1/msync.1
 	install -m 644 man/msync.5 $(DESTDIR)$(MANDIR)/man5/msync.5
@@ -105,11 +115,25 @@ install: msync
 	    sed 's|/usr/local/bin/msync|$(BINDIR)/msync|' contrib/systemd/$$u \
 	    >$(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
+	install -m 644 contrib/completion/msync.bash \
+	    $(DESTDIR)$(BASHCOMPDIR)/msync
+	install -m 644 contrib/completion/_msync $(DESTDIR)$(ZSHCOMPDIR)/_msync
+	for u in $(SYSTEMD_UNITS); do \
+		sed 's|@BINDIR@|$(BINDIR)|g' $$u \
+		    >$(DESTDIR)$(SYSTEMDUSERDIR)/$${u##*/}.tmp && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUSERDIR)/$${u##*/}.tmp && \
+		mv $(DESTDIR)$(SYSTEMDUSERDIR)/$${u##*/}.tmp \
+		    $(DESTDIR)$(SYSTEMDUSERDIR)/$${u##*/} || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/msync $(DESTDIR)$(MANDIR)/man1/msync.1 \
-	    $(DESTDIR)$(MANDIR)/man5/msync.5
+	    $(DESTDIR)$(MANDIR)/man5/msync.5 $(DESTDIR)$(BASHCOMPDIR)/msync \
+	    $(DESTDIR)$(ZSHCOMPDIR)/_msync
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
+	for u in $(SYSTEMD_UNITS); do \
+		rm -f $(DESTDIR)$(SYSTEMDUSERDIR)/$${u##*/} || exit 1; \
+	done
 
 clean:
 	rm -rf tests/integration/trash

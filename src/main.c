@@ -472,7 +472,7 @@ main(int argc, char **argv)
 			status = EXIT_ERROR;
 		} else {
 			po.self = self;
-			status = pairs_main(&po, cfg, argc, argv);
+			status = pairs_main(&po, &cfg, argc, argv);
 		}
 		goto out;
 	}

@@ -295,9 +295,8 @@ build_argv(const struct pairs_opts *o, const struct pair *p, struct args *a)
 	return a->nomem ? -1 : 0;
 }
 
-/* The file holding a pair's last result, or NULL. */
-static char *
-last_path(const struct pair *p, int mkdirs)
+char *
+pairs_state_file(const struct pair *p, const char *suffix, int mkdirs)
 {
 	const char	*x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
 	char		*dir = NULL, *path = NULL;
@@ -313,7 +312,7 @@ last_path(const struct pair *p, int mkdirs)
 	}
 	if (dir == NULL)
 		return NULL;
-	if (asprintf(&path, "%s/pairs/%s.last", dir, p->name) < 0)
+	if (asprintf(&path, "%s/pairs/%s.%s", dir, p->name, suffix) < 0)
 		path = NULL;
 	if (mkdirs && path != NULL) {
 		char	*sub = NULL;
@@ -342,7 +341,7 @@ record_last(const struct job *j)
 	char	*path, *tmp = NULL;
 	FILE	*f;
 
-	if ((path = last_path(j->pair, 1)) == NULL)
+	if ((path = pairs_state_file(j->pair, "last", 1)) == NULL)
 		return;
 	if (asprintf(&tmp, "%s.tmp", path) >= 0 &&
 	    (f = fopen(tmp, "w")) != NULL) {
@@ -434,7 +433,8 @@ relay_line(struct job *j, const char *line, size_t len, FILE *to)
 {
 	const char	*e;
 
-	fprintf(to, "%s: %.*s\n", j->pair->name, (int)len, line);
+	if (!j->mute || to != stderr)
+		fprintf(to, "%s: %.*s\n", j->pair->name, (int)len, line);
 	/* The first error, for a report the child could not write. */
 	if (j->first_error == NULL && (e = memmem(line, len, "error: ", 7)) !=
 	    NULL && (j->first_error = strndup(e + 7, len -
@@ -659,7 +659,7 @@ list_pairs(const struct pairs_opts *o, const struct config *c)
 {
 	for (size_t i = 0; i < c->npair; i++) {
 		const struct pair *p = &c->pair[i];
-		char		*path = last_path(p, 0), when[32] = "never";
+		char		*path = pairs_state_file(p, "last", 0), when[32] = "never";
 		long long	 end = 0, ms = 0;
 		int		 status = -1;
 		FILE		*f;
@@ -700,9 +700,10 @@ list_pairs(const struct pairs_opts *o, const struct config *c)
 }
 
 int
-pairs_main(const struct pairs_opts *o, struct config *c, int argc,
+pairs_main(const struct pairs_opts *o, struct config **cfg, int argc,
     char **argv)
 {
+	struct config	*c = *cfg;
 	const struct pair **list = NULL;
 	struct pair	 adhoc;
 	size_t		 n = 0;
@@ -757,7 +758,7 @@ pairs_main(const struct pairs_opts *o, struct config *c, int argc,
 		goto out;
 	}
 	if (o->watch)
-		status = watch_main(o, c, list, n);
+		status = watch_main(o, cfg, list, n);
 	else
 		status = run_all(o, list, n);
 out:

@@ -56,11 +56,12 @@ int	 pairs_wanted(const struct pairs_opts *, int argc, char **argv,
 
 /*
  * Runs the selected pairs (argv names, or every pair with --all), lists
- * them (--pairs), or watches them (--watch).  Returns an exit status: the
+ * them (--pairs), or watches them (--watch; which may replace *cfg, see
+ * watch_main).  Returns an exit status: the
  * first failing pair's (in the order given), else 2 if any pair reported
  * 2, else 0.
  */
-int	 pairs_main(const struct pairs_opts *, struct config *cfg, int argc,
+int	 pairs_main(const struct pairs_opts *, struct config **cfg, int argc,
 	    char **argv);
 
 /* --- for watch.c ------------------------------------------------- */
@@ -78,6 +79,7 @@ struct job {
 	char		*first_error;	/* owned; first "error:" line */
 	int		 status;	/* exit status once reaped */
 	int		 reaped;
+	int		 mute;		/* drop its stderr lines (a retry) */
 	long long	 started_ms;	/* monotonic */
 };
 
@@ -94,6 +96,12 @@ int	 job_pollfds(const struct job *, struct pollfd *);
 int	 job_step(const struct pairs_opts *, struct job *);
 /* Frees the job's buffers (the child must be reaped). */
 void	 job_clear(struct job *);
+/*
+ * A file of the pair's in the state directory: DIR/pairs/NAME.SUFFIX,
+ * DIR being the pair's state-dir or $XDG_STATE_HOME/msync.  mkdirs makes
+ * the directories.  Returns an owned string or NULL.
+ */
+char	*pairs_state_file(const struct pair *, const char *suffix, int mkdirs);
 /* Milliseconds on the monotonic clock. */
 long long pairs_now_ms(void);
 

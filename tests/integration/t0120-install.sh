@@ -9,6 +9,9 @@ test_lazy_prereq ZSH 'command -v zsh'
 # The files make install puts under a prefix, relative to it.
 cat >expected <<-\EOF
 bin/msync
+lib/systemd/system/msyncd.service
+lib/systemd/system/msyncd.socket
+lib/systemd/system/msyncd@.service
 lib/systemd/user/msync-watch@.service
 lib/systemd/user/msync@.service
 lib/systemd/user/msync@.timer

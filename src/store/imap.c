@@ -71,6 +71,8 @@ struct imbox {
 	uint32_t	 cache_uidvalidity;
 	struct centry	*c;		/* owned; sorted by uid */
 	size_t		 nc, capc;
+	uint32_t	*spooled;	/* owned; UIDs spooled this run */
+	size_t		 nspooled, capspooled;
 	struct msglist	 last;		/* owned; the last listing this run */
 	uint64_t	 last_modseq;	/* HIGHESTMODSEQ it was made at; 0: none */
 };
@@ -240,6 +242,7 @@ mbox_clear(struct imbox *m)
 	free(m->raw);
 	free(m->wire);
 	free(m->c);
+	free(m->spooled);
 	msglist_free(&m->last);
 	memset(m, 0, sizeof(*m));
 }
@@ -741,6 +744,13 @@ sink_finish(struct istore *st, struct imbox *m, uint32_t uid, int64_t date)
 		unlink(st->sk_path);
 		return MSYNC_ERR_IO;
 	}
+	/* Remembered, so that close removes what the sync did not read. */
+	if (msync_grow(&m->spooled, &m->capspooled, m->nspooled,
+	    sizeof(*m->spooled)) != 0) {
+		unlink(path);
+		return MSYNC_ERR_NOMEM;
+	}
+	m->spooled[m->nspooled++] = uid;
 	if ((r = cache_put(m, &e)) != 0)
 		return r;
 	return 0;
@@ -1028,8 +1038,19 @@ imap_close_store(struct store *s)
 	if (st == NULL)
 		return 0;
 	for (size_t i = 0; i < st->nmb; i++) {
+		char	 p[MSYNC_PATH_MAX];
+
 		if ((r2 = cache_save(st, &st->mb[i])) != 0 && r == 0)
 			r = r2;
+		/*
+		 * Bodies read only to learn their GUID (the other side had
+		 * them) are not needed again: the cache has the GUID.
+		 */
+		for (size_t k = 0; k < st->mb[i].nspooled; k++) {
+			spool_path(st, &st->mb[i], st->mb[i].spooled[k], p,
+			    sizeof(p));
+			(void)unlink(p);
+		}
 		mbox_clear(&st->mb[i]);
 	}
 	free(st->mb);

@@ -71,6 +71,15 @@ test_expect_success 'two-way with the IMAP side first gives the same' '
 	md_digest src >a && imap_digest bob >b && test_cmp a b
 '
 
+test_expect_success 'a lost cache: bodies are read again, none is copied, none stays in the spool' '
+	rm -rf "$XDG_CACHE_HOME/msync/imap" &&
+	msync --passcmd "$PASSCMD" src "$(imaps_url bob)" &&
+	md_digest src >a && imap_digest bob >b && test_cmp a b &&
+	find "$XDG_CACHE_HOME/msync/imap" -type f >files &&
+	test -s files && ! grep "\.[0-9]*\.[0-9]*$" files &&
+	! grep -E "/(spool|save)\." files
+'
+
 test_expect_success 'backup IMAP -> IMAP makes carol identical to bob' '
 	msync --backup --passcmd "$PASSCMD" "$(imaps_url bob)" "$(imap_url carol)" &&
 	imap_digest bob >b && imap_digest carol >c && test_cmp b c

@@ -932,7 +932,8 @@ pair_name(const struct pair *p)
 static int
 pair_setup(struct ctx *c, struct pair *p)
 {
-	int	 s, r;
+	const char	*how;
+	int		 s, r;
 
 	for (s = 0; s < 2; s++)
 		if ((r = list_build(c, p, s)) != 0)
@@ -960,27 +961,30 @@ pair_setup(struct ctx *c, struct pair *p)
 	if (p->trusted || p->v[SIDE_A] == NULL || p->v[SIDE_B] == NULL ||
 	    c->first)
 		return 0;
+	/* A backup mirrors SRC all the same; the others merge. */
+	how = c->o->mode != MODE_BACKUP ? "merging without deletions" :
+	    c->o->src == SIDE_A ? "mirroring A onto B without a base" :
+	    "mirroring B onto A without a base";
 	if (p->base == NULL)
-		return note(c, "no sync state for mailbox %s: merging without "
-		    "deletions", pair_name(p));
+		return note(c, "no sync state for mailbox %s: %s",
+		    pair_name(p), how);
 	if (p->byname)
 		return note(c, "mailbox %s has different mailbox GUIDs on A "
-		    "and B: merging without deletions", pair_name(p));
+		    "and B: %s", pair_name(p), how);
 	if (p->basedup)
-		return note(c, "sync state of mailbox %s is inconsistent: "
-		    "merging without deletions", pair_name(p));
+		return note(c, "sync state of mailbox %s is inconsistent: %s",
+		    pair_name(p), how);
 	for (s = 0; s < 2; s++)
 		if (p->v[s]->uidvalidity != p->base->uidvalidity[s])
-			return note(c, "uidvalidity of %s changed on %c: "
-			    "merging without deletions", pair_name(p),
-			    sidech[s]);
+			return note(c, "uidvalidity of %s changed on %c: %s",
+			    pair_name(p), sidech[s], how);
 	for (s = 0; s < 2; s++)
 		if (p->v[s]->modseq < p->base->modseq[s])
 			return note(c, "mailbox %s went back in time on %c "
-			    "(modseq %llu < %llu): merging without deletions",
+			    "(modseq %llu < %llu): %s",
 			    pair_name(p), sidech[s],
 			    (unsigned long long)p->v[s]->modseq,
-			    (unsigned long long)p->base->modseq[s]);
+			    (unsigned long long)p->base->modseq[s], how);
 	return 0;
 }
 
@@ -1078,7 +1082,7 @@ mbox_decide(struct ctx *c, struct pair *p)
 		p->create[t] = p->copyall = p->keep = 1;
 		return 0;
 	}
-	if (mode == MODE_BACKUP && !c->first) {
+	if (mode == MODE_BACKUP) {	/* even on a first sync (issue 10) */
 		p->del[s] = 1;
 		p->final = NULL;
 	}
@@ -1989,9 +1993,10 @@ plan_build(const struct state *base, const struct view views[2],
 		    "deleted on purpose", sidech[s])) != 0)
 			goto out;
 	}
-	if (c.first && c.np > 0 &&
-	    (r = note(&c, "first sync of this pair: merging, nothing "
-	    "deleted")) != 0)
+	if (c.first && c.np > 0 && (r = o->mode == MODE_BACKUP ?
+	    note(&c, "first sync of this pair: %c is made identical to %c",
+	    sidech[o->src ^ 1], sidech[o->src]) :
+	    note(&c, "first sync of this pair: merging, nothing deleted")) != 0)
 		goto out;
 	for (i = 0; i < c.np; i++)
 		if ((r = pair_setup(&c, &c.p[i])) != 0 ||
@@ -2018,8 +2023,8 @@ plan_build(const struct state *base, const struct view views[2],
 			r = plan_single(&c, p, i);
 		else if (p->trusted)
 			r = plan_trusted(&c, p, i);
-		else
-			r = plan_new(&c, p, i, 1);
+		else	/* a backup mirrors SRC even without a base */
+			r = plan_new(&c, p, i, o->mode != MODE_BACKUP);
 		if (r != 0)
 			goto out;
 	}

@@ -240,7 +240,6 @@ def model_sync(st):
     mode = st["mode"]
     sides = st["sides"]
     base = st["base"]
-    first = not base
     out = {"sides": [{"folders": {}, "items": {}}, {"folders": {}, "items": {}}],
            "base": {}, "events": Counter()}
     ev = out["events"]
@@ -330,6 +329,11 @@ def model_sync(st):
             if be is not None and not byname:
                 merge_trusted(st, g, be, fids, its, keep_item, copy_item,
                               entry, cur, ev)
+            elif mode == "backup":
+                # SYNC.md: a backup mirrors SRC even without a base
+                ev["mirrored without a base"] += 1
+                pair_new(st, g, fids, its, keep_item, copy_item, entry,
+                         cur, ev, union_mode=False)
             else:
                 ev["union"] += 1
                 merge_union(st, g, fids, its, keep_item, copy_item, entry,
@@ -406,8 +410,7 @@ def model_sync(st):
             out["base"][g] = {"name": name, "entries": {}}
             copy_all(its)
         elif mode == "backup":
-            if first:
-                continue
+            # deleted on DST, even on a first sync (SYNC.md)
             ev["mailbox deleted"] += 1
             del osd[s]["folders"][fid]
             for iid in its:
@@ -906,8 +909,6 @@ class Round:
         return True
 
     def op_mkfolder_both(self, s):
-        if self.st["mode"] == "backup":
-            return False        # a union that the next run finishes
         return self.op_mkfolder(0, both=True)
 
     def subtree(self, s, name):

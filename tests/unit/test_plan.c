@@ -707,15 +707,46 @@ static const struct pcase cases[] = {
   "Foo#3/1,1/5,5:",
   "Foo#3/1/5:", "Bar#3/1/5:",
   "rename B Bar->Foo", "Foo#3:", 0, NULL, 0 },
-{ "bk first sync: union, nothing deleted", BK, SIDE_A, 0,
+{ "bk first sync: DST made identical, the guard for a mailbox with mail",
+  BK, SIDE_A, 0,
   NULL,
   "INBOX#1/1/5: 1:a 2:b", "INBOX#9/7/3: 1:a:S 7:c;Extra#8/1/1: 1:x",
-  "setguid B INBOX\ncopy B INBOX b - <A:INBOX:2\nflags B INBOX 1 -",
-  "INBOX#1: 1,1:a:-,- 2,0:b:-,-", 0, "first sync", 0 },
-{ "bk untrusted: nothing expunged", BK, SIDE_A, 0,
+  "setguid B INBOX\ncopy B INBOX b - <A:INBOX:2\nflags B INBOX 1 -\n"
+  "expunge B INBOX 7\ndelete B Extra",
+  "INBOX#1: 1,1:a:-,- 2,0:b:-,-", 1,
+  "would delete mailbox Extra on B with 1 messages", 0 },
+{ "bk first sync, forced: DST made identical in one run", BK, SIDE_A, 1,
+  NULL,
+  "INBOX#1/1/5: 1:a 2:b", "INBOX#9/7/3: 1:a:S 7:c;Extra#8/1/1: 1:x",
+  "setguid B INBOX\ncopy B INBOX b - <A:INBOX:2\nflags B INBOX 1 -\n"
+  "expunge B INBOX 7\ndelete B Extra",
+  "INBOX#1: 1,1:a:-,- 2,0:b:-,-", 0, "B is made identical to A", 0 },
+{ "bk first sync, SRC = B: an empty extra mailbox goes without the guard",
+  BK, SIDE_B, 0,
+  NULL,
+  "INBOX#9/7/3: 1:a 3:c;Empty#8/1/1:", "INBOX#1/1/5: 1:a:S",
+  "setguid A INBOX\nflags A INBOX 1 S\nexpunge A INBOX 3\n"
+  "delete A Empty",
+  "INBOX#1: 1,1:a:S,S", 0, "A is made identical to B", 0 },
+{ "bk untrusted: DST mirrored all the same", BK, SIDE_A, 0,
   "INBOX#1/1,1/5,5: 1,1:a 2,2:b",
   "INBOX#1/2/5: 1:a", "INBOX#1/1/5: 1:a 2:b 3:c",
-  "", "INBOX#1: 1,1:a:-,-", 0, "uidvalidity of INBOX changed on A", 0 },
+  "expunge B INBOX 2\nexpunge B INBOX 3", "INBOX#1: 1,1:a:-,-", 0,
+  "uidvalidity of INBOX changed on A: mirroring A onto B", 0 },
+{ "bk untrusted: more than half of 20 is the guard's", BK, SIDE_A, 0,
+  "INBOX#1/1,1/5,5: 1,1:a",
+  "INBOX#1/2/5: 1:a",
+  "INBOX#1/1/5: 1:a 2:b 3:c 4:d 5:e 6:f 7:g 8:h 9:i 10:j 11:k 12:l 13:m "
+  "14:n 15:o 16:p 17:q 18:r 19:s 20:t",
+  "expunge B INBOX 2\nexpunge B INBOX 3\nexpunge B INBOX 4\n"
+  "expunge B INBOX 5\nexpunge B INBOX 6\nexpunge B INBOX 7\n"
+  "expunge B INBOX 8\nexpunge B INBOX 9\nexpunge B INBOX 10\n"
+  "expunge B INBOX 11\nexpunge B INBOX 12\nexpunge B INBOX 13\n"
+  "expunge B INBOX 14\nexpunge B INBOX 15\nexpunge B INBOX 16\n"
+  "expunge B INBOX 17\nexpunge B INBOX 18\nexpunge B INBOX 19\n"
+  "expunge B INBOX 20",
+  "INBOX#1: 1,1:a:-,-", 1, "would expunge 19 of 20 messages in INBOX on B",
+  0 },
 /* ---- one-way, SRC = A ---- */
 { "ow messages", OW, SIDE_A, 0,
   "INBOX#1/1,1/5,5: 1,1:a:-,- 2,2:b 3,3:c",

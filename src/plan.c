@@ -67,6 +67,9 @@ struct pair {
 	int		 del[2];	/* ACT_MBOX_DELETE on side */
 	int		 copyall;	/* single side: copy (new) messages */
 	int		 newonly;	/* ... only those not in the base */
+	int		 expall;	/* single side: expunge every message
+					   (a backup's DST-only INBOX, which
+					   cannot be deleted) */
 	const char	*final;		/* borrowed; name after the run */
 	struct nent	*e;		/* owned; next entries */
 	size_t		 ne;
@@ -1009,6 +1012,21 @@ has_new(const struct pair *p, int s)
 }
 
 /*
+ * A backup's DST has mailbox p and SRC does not: it goes.  INBOX, the
+ * root of a store, cannot be deleted: its messages are expunged instead
+ * (an mbox directory or IMAP account as SRC may have no INBOX).
+ */
+static void
+dst_remove(struct pair *p, int s)
+{
+	if (strcmp(p->v[s]->name, "INBOX") == 0)
+		p->expall = 1;
+	else
+		p->del[s] = 1;
+	p->final = NULL;
+}
+
+/*
  * Decides what happens to pair p at mailbox level: creates, deletes,
  * whether it stays in the base, its final name.  Messages come later.
  */
@@ -1061,10 +1079,8 @@ mbox_decide(struct ctx *c, struct pair *p)
 		if (mode == MODE_BACKUP) {
 			if (s == src)
 				p->create[t] = p->copyall = p->keep = 1;
-			else {
-				p->del[s] = 1;
-				p->final = NULL;
-			}
+			else
+				dst_remove(p, s);
 			return 0;
 		}
 		/* MODE_ONEWAY */
@@ -1082,10 +1098,8 @@ mbox_decide(struct ctx *c, struct pair *p)
 		p->create[t] = p->copyall = p->keep = 1;
 		return 0;
 	}
-	if (mode == MODE_BACKUP) {	/* even on a first sync (issue 10) */
-		p->del[s] = 1;
-		p->final = NULL;
-	}
+	if (mode == MODE_BACKUP)	/* even on a first sync (issue 10) */
+		dst_remove(p, s);
 	return 0;
 }
 
@@ -1421,6 +1435,8 @@ plan_single(struct ctx *c, struct pair *p, size_t pidx)
 
 		if (p->del[s])
 			m->gone = 1;
+		else if (p->expall)
+			r = emit_expunge(c, pidx, s, m);
 		else if (p->copyall && !(p->newonly && m->matched))
 			r = emit_copy(c, p, pidx, s, m);
 		else if (p->keep)

@@ -728,6 +728,10 @@ static const struct pcase cases[] = {
   "setguid A INBOX\nflags A INBOX 1 S\nexpunge A INBOX 3\n"
   "delete A Empty",
   "INBOX#1: 1,1:a:S,S", 0, "A is made identical to B", 0 },
+{ "bk SRC without INBOX: DST's INBOX is emptied, not deleted", BK, SIDE_A, 0,
+  "INBOX#1/1,1/5,5: 1,1:a;Old#3/1,1/5,5:",
+  "Old#3/1/5:", "INBOX#1/1/5: 1:a 2:b;Old#3/1/5:",
+  "expunge B INBOX 1\nexpunge B INBOX 2", "Old#3:", 0, NULL, 0 },
 { "bk untrusted: DST mirrored all the same", BK, SIDE_A, 0,
   "INBOX#1/1,1/5,5: 1,1:a 2,2:b",
   "INBOX#1/2/5: 1:a", "INBOX#1/1/5: 1:a 2:b 3:c",

@@ -41,6 +41,14 @@ test_lazy_prereq PYTHON 'command -v python3'
 MSYNCD_USER=
 [ "$(id -u)" = 0 ] && MSYNCD_USER=nobody
 
+# The connections run as nobody and keep their stores in $TRASH: a trash
+# under a directory nobody cannot enter (a clone in /root) cannot work.
+if [ -n "$MSYNCD_USER" ] &&
+    ! runuser -u "$MSYNCD_USER" -- test -x "$TRASH" 2>/dev/null; then
+	skip_all="$MSYNCD_USER cannot reach $TRASH; run with MSYNC_TEST_TRASH_ROOT=/tmp/msync-trash (or clone outside /root)"
+	test_done
+fi
+
 # msyncd_own DIR...: hand directories to the daemon's user.
 msyncd_own() {
 	[ -z "$MSYNCD_USER" ] && return 0

@@ -34,6 +34,7 @@ test_expect_success 'setup: a daemon, a store, a file outside every module' '
 	max connections per address = 4
 	max auth failures = 5
 	auth failure window = 4
+	timeout = 3
 	[mail]
 	path = $TRASH/d1/srv/%u
 	users = alice, bob
@@ -84,8 +85,21 @@ test_expect_success 'setup: a daemon, a store, a file outside every module' '
 	    s = tls(socket.create_connection(("127.0.0.1", port), timeout=10))
 	    s.sendall(sys.argv[3].encode().replace(b"|", b"\n"))
 	    print(s.recv(200).decode().strip())
+	elif what == "idle":
+	    s = tls(socket.create_connection(("127.0.0.1", port), timeout=30))
+	    s.sendall(b"MSYNCD/1 mail alice\nSECRET alice-secret\n")
+	    print(s.recv(3).decode().strip())
+	    t = time.monotonic(); d = b"x"
+	    # the server brain speaks first (its handshake line); we never do
+	    while d and time.monotonic() - t < 25:
+	        try:
+	            d = s.recv(100)
+	        except (OSError, ssl.SSLError):
+	            d = b""
+	    print("closed after", round(time.monotonic() - t), "s")
+	    sys.exit(0 if d == b"" else 1)
 	elif what == "secrets":
-	    n = int(sys.argv[3]); got = {}
+	    n = int(sys.argv[3]); got = {}; t = time.monotonic()
 	    for i in range(n):
 	        try:
 	            s = tls(socket.create_connection(("127.0.0.1", port), timeout=10))
@@ -95,6 +109,7 @@ test_expect_success 'setup: a daemon, a store, a file outside every module' '
 	            a = "refused"
 	        got[a] = got.get(a, 0) + 1
 	    print(got)
+	    print("elapsed", int(time.monotonic() - t) + 1)
 	EOF
 	true
 '
@@ -119,6 +134,13 @@ test_expect_success 'a silent client is dropped after the handshake timeout' '
 	alive
 '
 
+test_expect_success 'a client that logs in and goes silent is dropped after the idle timeout' '
+	attack idle >out && cat out &&
+	grep "^OK" out &&
+	grep "user alice module mail: idle timeout: closing" d1/log &&
+	alive
+'
+
 test_expect_success '300 connections at once: at most 6 served, the rest refused, then all is well' '
 	attack many 300 3 >out &
 	apid=$! &&
@@ -135,7 +157,10 @@ test_expect_success 'a wrong secret 1000 times: delayed, then throttled; the rig
 	attack secrets 1000 >out && cat out &&
 	n=$(grep -c "user alice module mail: login refused: wrong secret" d1/log) &&
 	echo "failed logins that reached the check: $n" &&
-	test "$n" -le 8 &&
+	# 5 per 4-second window (the config above), and a few in flight
+	secs=$(sed -n "s/^elapsed //p" out) &&
+	test "$n" -le $(( 5 * (secs / 4 + 1) + 3 )) &&
+	test "$n" -lt 100 &&
 	grep "127.0.0.1: refused: too many failed logins: throttled" d1/log &&
 	test_expect_code 69 "$MSYNC" --list "$(U alice mail/Maildir)$SA" &&
 	sleep 5 && still_serves && alive

@@ -186,7 +186,8 @@ test_expect_success '--watch of two locations (./p ./q: a location has a / or :)
 # rss PID: resident set of PID in kB.
 rss() { awk "/^VmRSS:/ { print \$2 }" "/proc/$1/status"; }
 
-test_expect_success 'memory stays flat over 1,000 change events' '
+# Not under ASan: its quarantine of freed memory grows the RSS by design.
+test_expect_success !SAN 'memory stays flat over 1,000 change events' '
 	make_maildir m1 && make_maildir m2 &&
 	cat >mem.cfg <<-EOF &&
 	pair mem

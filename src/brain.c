@@ -2299,6 +2299,9 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	}
 	LOG3("protocol version %u, compression %s", version,
 	    compressed ? "on" : "off");
+	if ((r = chan_set_timeout(b.ch, o->timeout, "B (the other side)")) !=
+	    0)
+		goto out;
 
 	memset(&h, 0, sizeof(h));
 	h.mode = o->list ? MODE_LIST : (uint8_t)o->mode;
@@ -2458,6 +2461,8 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 			ERRX("%s", why);
 		goto out;
 	}
+	if ((r = chan_set_timeout(b.ch, so->timeout, "A (the client)")) != 0)
+		goto out;
 	/* From here on, what we say reaches the user through the peer. */
 	log_set_sink(log_to_peer, &b);
 	if ((r = expect_rec(&b, REC_HELLO, &p, &len)) != 0 ||

@@ -55,6 +55,7 @@ struct brain_opts {
 	int		 compress;	/* -1 default (off for pipes), 0, 1 */
 	uint64_t	 bwlimit;	/* bytes per second, 0 = none */
 	int		 lock_wait;	/* seconds */
+	int		 timeout;	/* --timeout: idle seconds, 0 = none */
 	char		**include;	/* -m NAME (patterns) */
 	size_t		 ninclude;
 	char		**exclude;	/* -x PATTERN */
@@ -71,6 +72,9 @@ struct brain_opts {
 					   transport's */
 };
 
+/* --timeout when none is given: rsync's users set 300-600. */
+#define MSYNC_TIMEOUT_DEFAULT	300
+
 /* Options of the server side (B), from its command line. */
 struct server_opts {
 	const char	*restrict_dir;	/* --restrict: the only root allowed */
@@ -79,6 +83,7 @@ struct server_opts {
 	int		 lock_wait;
 	int		 crash_after;	/* test: exit 100 after N durable writes */
 	uint64_t	 bwlimit;	/* --bwlimit: bytes per second sent */
+	int		 timeout;	/* --timeout: idle seconds, 0 = none */
 };
 
 /*

@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,8 @@
 #define CHAN_WIN_MAX		(2 * (LZ4S_HDR_LEN + LZ4S_CBLOCK_MAX))
 #define CHAN_GARBAGE_MS		200		/* to collect a bad line */
 #define CHAN_CAP_LEN_MAX	32		/* bytes in a capability word */
+#define CHAN_AWAY_MS		1000		/* away this long: own work */
+#define CHAN_KA_MIN_MS		100		/* shortest keepalive interval */
 
 /*
  * The fuzzer (tests/fuzz, built with MSYNC_FUZZ) feeds made-up streams
@@ -85,7 +88,42 @@ struct chan {
 	double		 tokens;	/* bytes that may be written now */
 	double		 burst;		/* most tokens that can be saved up */
 	struct timespec	 bwlast;	/* when tokens were last topped up */
+
+	/*
+	 * Idle timeout and keepalives (chan_set_timeout).  mu guards all of
+	 * the above against the keepalive thread: every public function
+	 * holds it (it is recursive, as they call each other), waits
+	 * included, so the thread only acts while the owner is away doing
+	 * its own work.
+	 */
+	pthread_mutex_t	 mu;
+	int		 mu_ok;		/* 1: mu initialised */
+	int		 idle_ms;	/* 0: no timeout, no keepalives */
+	int		 ka_ms;		/* keepalive interval */
+	char		*who;		/* owned; the peer, for the message */
+	int		 timed_out;	/* 1: sticky MSYNC_ERR_TIMEOUT */
+	int64_t		 quiet_since;	/* ms: waiting without progress since */
+	int64_t		 wait_left;	/* ms: when the owner last left a wait */
+	int64_t		 last_out;	/* ms: when bytes last went out */
+	uint64_t	 nkeepalive;	/* keepalives sent */
+	pthread_t	 ka;		/* the keepalive thread, if ka_on */
+	int		 ka_on;
+	int		 ka_stop;	/* 1: the thread must end (ka_mu) */
+	pthread_mutex_t	 ka_mu;
+	pthread_cond_t	 ka_cv;
 };
+
+static int	 chan_put_l(struct chan *, uint8_t, const void *, size_t);
+static size_t	 chan_pending_l(const struct chan *);
+static int	 chan_flush_some_l(struct chan *);
+static int	 chan_flush_l(struct chan *);
+static int	 chan_fill_l(struct chan *);
+static int	 chan_get_l(struct chan *, uint8_t *, const uint8_t **,
+		    size_t *);
+static int	 chan_wait_l(struct chan *, int);
+static int	 chan_get_wait_l(struct chan *, uint8_t *, const uint8_t **,
+		    size_t *);
+static void	 chan_set_bwlimit_l(struct chan *, uint64_t);
 
 /* Milliseconds on the monotonic clock. */
 static int64_t
@@ -133,6 +171,19 @@ chan_new(int rfd, int wfd, struct chan **out)
 	c->rfd = rfd;
 	c->wfd = wfd;
 	c->rflags = c->wflags = -1;
+	{
+		pthread_mutexattr_t	 ma;
+
+		if (pthread_mutexattr_init(&ma) != 0 ||
+		    pthread_mutexattr_settype(&ma,
+		    PTHREAD_MUTEX_RECURSIVE) != 0 ||
+		    pthread_mutex_init(&c->mu, &ma) != 0) {
+			free(c);
+			return MSYNC_ERR_NOMEM;
+		}
+		pthread_mutexattr_destroy(&ma);
+		c->mu_ok = 1;
+	}
 	for (t = 1; t <= REC_TYPE_MAX; t++)
 		if (proto_max_len((uint8_t)t) > max)
 			max = proto_max_len((uint8_t)t);
@@ -159,6 +210,20 @@ chan_free(struct chan *c)
 {
 	if (c == NULL)
 		return;
+	if (c->ka_on) {
+		pthread_mutex_lock(&c->ka_mu);
+		c->ka_stop = 1;
+		pthread_cond_signal(&c->ka_cv);
+		pthread_mutex_unlock(&c->ka_mu);
+		pthread_join(c->ka, NULL);
+		pthread_cond_destroy(&c->ka_cv);
+		pthread_mutex_destroy(&c->ka_mu);
+		if (c->nkeepalive > 0)
+			LOG4("chan: %" PRIu64 " keepalives sent", c->nkeepalive);
+	}
+	if (c->mu_ok)
+		pthread_mutex_destroy(&c->mu);
+	free(c->who);
 	if (c->rflags != -1)
 		(void)fcntl(c->rfd, F_SETFL, c->rflags);
 	if (c->wflags != -1)
@@ -569,8 +634,8 @@ chan_frame_hdr(uint8_t hdr[CHAN_HDR_LEN], uint64_t seq, uint8_t type,
  * mode every full LZ4 block is compressed at once.  Returns 0 on success,
  * negative MSYNC_ERR_* on failure (nothing queued).
  */
-int
-chan_put(struct chan *c, uint8_t type, const void *payload, size_t len)
+static int
+chan_put_l(struct chan *c, uint8_t type, const void *payload, size_t len)
 {
 	struct mbuf	*q;
 	uint8_t		*dp;
@@ -610,8 +675,8 @@ chan_put(struct chan *c, uint8_t type, const void *payload, size_t len)
 	return 0;
 }
 
-size_t
-chan_pending(const struct chan *c)
+static size_t
+chan_pending_l(const struct chan *c)
 {
 	return mbuf_len(c->wout) + (c->rout != NULL ? mbuf_len(c->rout) : 0);
 }
@@ -640,8 +705,8 @@ bw_refill(struct chan *c)
  * Caps the bytes written per second; 0 removes the cap.  Up to an eighth
  * of a second's worth (at least 512 bytes) may go out in one burst.
  */
-void
-chan_set_bwlimit(struct chan *c, uint64_t bytes_per_sec)
+static void
+chan_set_bwlimit_l(struct chan *c, uint64_t bytes_per_sec)
 {
 	c->bw = bytes_per_sec;
 	c->burst = (double)bytes_per_sec / 8;
@@ -657,8 +722,8 @@ chan_set_bwlimit(struct chan *c, uint64_t bytes_per_sec)
  * worth of output is still waiting anyway.  Returns 0, or MSYNC_ERR_IO /
  * MSYNC_ERR_PEER_EOF (sticky).
  */
-int
-chan_flush_some(struct chan *c)
+static int
+chan_flush_some_l(struct chan *c)
 {
 	size_t	 n;
 	ssize_t	 w;
@@ -702,6 +767,8 @@ chan_flush_some(struct chan *c)
 		}
 		mbuf_consume(c->wout, (size_t)w);
 		c->st.wire_out += (uint64_t)w;
+		if (c->idle_ms > 0)
+			c->quiet_since = c->last_out = now_ms();
 		if (c->bw != 0)
 			c->tokens -= (double)w;
 	}
@@ -840,6 +907,8 @@ read_some(struct chan *c, size_t limit)
 			break;
 		}
 		c->st.wire_in += (uint64_t)got;
+		if (c->idle_ms > 0)
+			c->quiet_since = now_ms();
 		if (!c->compressed)
 			c->st.raw_in += (uint64_t)got;
 		if ((size_t)got < n)
@@ -853,8 +922,8 @@ read_some(struct chan *c, size_t limit)
  * Returns 0; MSYNC_ERR_PEER_EOF when the peer closed and no whole record
  * is buffered; MSYNC_ERR_PROTO for bad input; MSYNC_ERR_IO.
  */
-int
-chan_fill(struct chan *c)
+static int
+chan_fill_l(struct chan *c)
 {
 	uint8_t	 type;
 	size_t	 len;
@@ -881,8 +950,8 @@ chan_fill(struct chan *c)
  * bytes are needed; MSYNC_ERR_PEER_EOF when none will come;
  * MSYNC_ERR_PROTO for a bad record.
  */
-int
-chan_get(struct chan *c, uint8_t *type, const uint8_t **payload,
+static int
+chan_get_l(struct chan *c, uint8_t *type, const uint8_t **payload,
     size_t *len)
 {
 	int	 r;
@@ -908,7 +977,26 @@ chan_get(struct chan *c, uint8_t *type, const uint8_t **payload,
 	mbuf_consume(c->rin, CHAN_HDR_LEN + *len);	/* bytes stay put */
 	c->seq_in++;
 	c->in_checked = 0;
+	/* A keepalive only says the peer is alive: it has been counted. */
+	if (*type == REC_KEEPALIVE)
+		return chan_get_l(c, type, payload, len);
 	return 0;
+}
+
+/*
+ * The peer sent nothing, and took nothing, for the idle timeout while
+ * we waited on it: says who went quiet, once, and makes the channel
+ * fail from now on.  Returns MSYNC_ERR_TIMEOUT.
+ */
+static int
+timed_out(struct chan *c, int64_t now)
+{
+	c->timed_out = 1;
+	ERRX("%s sent nothing for %lld s: it went quiet, giving up "
+	    "(--timeout %d); both stores are intact, run again to finish",
+	    c->who != NULL ? c->who : "the peer",
+	    (long long)((now - c->quiet_since) / 1000), c->idle_ms / 1000);
+	return MSYNC_ERR_TIMEOUT;
 }
 
 /*
@@ -926,16 +1014,19 @@ wait_io(struct chan *c, int timeout_ms, size_t in_limit)
 	struct mbuf	*q = c->compressed ? c->win : c->rin;
 	short		 rev = 0, wev = 0;
 	double		 want;
+	int64_t		 now, left;
 	int		 n = 0, bwms = -1, tmo = timeout_ms;
 
+	if (c->timed_out)
+		return MSYNC_ERR_TIMEOUT;
 	if (!c->eof && c->rerr == 0 && mbuf_len(q) < in_limit)
 		rev = POLLIN;
-	if (chan_pending(c) > 0 && c->werr == 0) {
+	if (chan_pending_l(c) > 0 && c->werr == 0) {
 		bw_refill(c);
 		if (c->bw == 0 || c->tokens >= 1)
 			wev = POLLOUT;
 		else {
-			want = (double)chan_pending(c);
+			want = (double)chan_pending_l(c);
 			if (want > c->burst / 2 + 1)
 				want = c->burst / 2 + 1;
 			want = (want - c->tokens) * 1000 / (double)c->bw;
@@ -946,6 +1037,16 @@ wait_io(struct chan *c, int timeout_ms, size_t in_limit)
 		return 0;
 	if (bwms != -1 && (tmo < 0 || bwms < tmo))
 		tmo = bwms;
+	if (c->idle_ms > 0) {
+		now = now_ms();
+		/* Time we spent on our own work is not the peer's silence. */
+		if (now - c->wait_left > CHAN_AWAY_MS && now > c->quiet_since)
+			c->quiet_since = now;
+		if ((left = c->quiet_since + c->idle_ms - now) <= 0)
+			return timed_out(c, now);
+		if (tmo < 0 || left < tmo)
+			tmo = (int)left;
+	}
 	memset(pfd, 0, sizeof(pfd));
 	if (rev != 0) {
 		pfd[n].fd = c->rfd;
@@ -963,6 +1064,8 @@ wait_io(struct chan *c, int timeout_ms, size_t in_limit)
 		LOG3("chan: poll: %s", strerror(errno));
 		return MSYNC_ERR_IO;
 	}
+	if (c->idle_ms > 0)
+		c->wait_left = now_ms();
 	return 0;
 }
 
@@ -971,8 +1074,8 @@ wait_io(struct chan *c, int timeout_ms, size_t in_limit)
  * or timeout_ms passes (-1 = forever).  Take every buffered record with
  * chan_get first: this waits on the fds only.  Returns 0 or MSYNC_ERR_IO.
  */
-int
-chan_wait(struct chan *c, int timeout_ms)
+static int
+chan_wait_l(struct chan *c, int timeout_ms)
 {
 	return wait_io(c, timeout_ms, c->compressed ? CHAN_WIN_MAX :
 	    c->in_max);
@@ -984,8 +1087,8 @@ chan_wait(struct chan *c, int timeout_ms)
  * peers flushing at each other both finish.  Returns 0, or MSYNC_ERR_IO /
  * MSYNC_ERR_PEER_EOF.
  */
-int
-chan_flush(struct chan *c)
+static int
+chan_flush_l(struct chan *c)
 {
 	size_t	 limit;
 	int	 r;
@@ -995,9 +1098,9 @@ chan_flush(struct chan *c)
 	limit = (c->compressed ? CHAN_WIN_MAX : c->in_max) +
 	    CHAN_FLUSH_IN_MAX;
 	for (;;) {
-		if ((r = chan_flush_some(c)) != 0)
+		if ((r = chan_flush_some_l(c)) != 0)
 			return r;
-		if (chan_pending(c) == 0)
+		if (chan_pending_l(c) == 0)
 			return 0;
 		if ((r = wait_io(c, -1, limit)) != 0 ||
 		    (r = read_some(c, limit)) != 0)
@@ -1009,28 +1112,215 @@ chan_flush(struct chan *c)
  * Waits for the next record, keeping pending output moving meanwhile.
  * Same results as chan_get, but never MSYNC_ERR_INCOMPLETE.
  */
+static int
+chan_get_wait_l(struct chan *c, uint8_t *type, const uint8_t **payload,
+    size_t *len)
+{
+	int	 r;
+
+	for (;;) {
+		r = chan_get_l(c, type, payload, len);
+		if (r != MSYNC_ERR_INCOMPLETE)
+			return r;
+		/* A dead write side must not hide what the peer said. */
+		(void)chan_flush_some_l(c);
+		if ((r = chan_wait_l(c, -1)) != 0)
+			return r;
+		r = chan_fill_l(c);
+		if (r != 0 && r != MSYNC_ERR_PEER_EOF)
+			return r;
+	}
+}
+
+static void
+chan_get_stats_l(const struct chan *c, struct chan_stats *st)
+{
+	*st = c->st;
+}
+
+/*
+ * The keepalive thread: every half interval, if the owner has been away
+ * from the channel (busy with its own work: a long listing, a big
+ * message, a slow disk) for a whole interval and nothing went out
+ * meanwhile, queues a KEEPALIVE record and writes what the fd takes.
+ * It never waits for the fd, and never acts while the owner is inside a
+ * chan function (that holds mu): a side that waits on its peer sends no
+ * keepalives, so two sides stuck waiting on each other both time out.
+ */
+static void *
+ka_main(void *arg)
+{
+	struct chan	*c = arg;
+	struct timespec	 ts;
+	int64_t		 now;
+	long		 ns;
+
+	pthread_mutex_lock(&c->ka_mu);
+	while (!c->ka_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ns = ts.tv_nsec + (long)(c->ka_ms / 2) * 1000000L;
+		ts.tv_sec += ns / 1000000000L;
+		ts.tv_nsec = ns % 1000000000L;
+		(void)pthread_cond_timedwait(&c->ka_cv, &c->ka_mu, &ts);
+		if (c->ka_stop || pthread_mutex_trylock(&c->mu) != 0)
+			continue;
+		now = now_ms();
+		if (c->werr == 0 && !c->timed_out &&
+		    now - c->wait_left >= c->ka_ms &&
+		    now - c->last_out >= c->ka_ms &&
+		    chan_put_l(c, REC_KEEPALIVE, NULL, 0) == 0) {
+			c->nkeepalive++;
+			c->last_out = now;
+			(void)chan_flush_some_l(c);
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->ka_mu);
+	return NULL;
+}
+
+int
+chan_set_timeout(struct chan *c, int idle_s, const char *who)
+{
+	pthread_condattr_t	 ca;
+	int			 r = 0;
+
+	if (!c->ready || c->ka_on || idle_s < 0 || idle_s > INT_MAX / 1000)
+		return MSYNC_ERR_INTERNAL;
+	if (idle_s == 0)
+		return 0;
+	free(c->who);
+	if ((c->who = strdup(who != NULL ? who : "the peer")) == NULL)
+		return MSYNC_ERR_NOMEM;
+	pthread_mutex_lock(&c->mu);
+	c->idle_ms = idle_s * 1000;
+	c->ka_ms = c->idle_ms / 4 > CHAN_KA_MIN_MS ? c->idle_ms / 4 :
+	    CHAN_KA_MIN_MS;
+	c->quiet_since = c->wait_left = c->last_out = now_ms();
+	if (pthread_mutex_init(&c->ka_mu, NULL) != 0)
+		r = MSYNC_ERR_NOMEM;
+	else if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&c->ka_cv, &ca) != 0) {
+		pthread_mutex_destroy(&c->ka_mu);
+		r = MSYNC_ERR_NOMEM;
+	} else if (pthread_create(&c->ka, NULL, ka_main, c) != 0) {
+		pthread_cond_destroy(&c->ka_cv);
+		pthread_mutex_destroy(&c->ka_mu);
+		r = MSYNC_ERR_NOMEM;
+	} else
+		c->ka_on = 1;
+	if (r != 0)
+		c->idle_ms = 0;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+/*
+ * The public functions: each holds mu while it runs (see struct chan).
+ */
+int
+chan_put(struct chan *c, uint8_t type, const void *payload, size_t len)
+{
+	int	 r;
+
+	pthread_mutex_lock(&c->mu);
+	r = chan_put_l(c, type, payload, len);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+size_t
+chan_pending(const struct chan *c)
+{
+	size_t	 n;
+
+	pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+	n = chan_pending_l(c);
+	pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+	return n;
+}
+
+int
+chan_flush_some(struct chan *c)
+{
+	int	 r;
+
+	pthread_mutex_lock(&c->mu);
+	r = chan_flush_some_l(c);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int
+chan_flush(struct chan *c)
+{
+	int	 r;
+
+	pthread_mutex_lock(&c->mu);
+	r = chan_flush_l(c);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int
+chan_fill(struct chan *c)
+{
+	int	 r;
+
+	pthread_mutex_lock(&c->mu);
+	r = chan_fill_l(c);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int
+chan_get(struct chan *c, uint8_t *type, const uint8_t **payload,
+    size_t *len)
+{
+	int	 r;
+
+	pthread_mutex_lock(&c->mu);
+	r = chan_get_l(c, type, payload, len);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int
+chan_wait(struct chan *c, int timeout_ms)
+{
+	int	 r;
+
+	pthread_mutex_lock(&c->mu);
+	r = chan_wait_l(c, timeout_ms);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
 int
 chan_get_wait(struct chan *c, uint8_t *type, const uint8_t **payload,
     size_t *len)
 {
 	int	 r;
 
-	for (;;) {
-		r = chan_get(c, type, payload, len);
-		if (r != MSYNC_ERR_INCOMPLETE)
-			return r;
-		/* A dead write side must not hide what the peer said. */
-		(void)chan_flush_some(c);
-		if ((r = chan_wait(c, -1)) != 0)
-			return r;
-		r = chan_fill(c);
-		if (r != 0 && r != MSYNC_ERR_PEER_EOF)
-			return r;
-	}
+	pthread_mutex_lock(&c->mu);
+	r = chan_get_wait_l(c, type, payload, len);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+void
+chan_set_bwlimit(struct chan *c, uint64_t bytes_per_sec)
+{
+	pthread_mutex_lock(&c->mu);
+	chan_set_bwlimit_l(c, bytes_per_sec);
+	pthread_mutex_unlock(&c->mu);
 }
 
 void
 chan_get_stats(const struct chan *c, struct chan_stats *st)
 {
-	*st = c->st;
+	pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+	chan_get_stats_l(c, st);
+	pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
 }

@@ -8,6 +8,9 @@
  * brains can send at once without deadlock: the brain polls with
  * chan_wait, then calls chan_flush_some and chan_fill.
  *
+ * One thread uses a channel; with a timeout set, the channel's own
+ * keepalive thread shares it under a lock that every function takes.
+ *
  * All memory belongs to the caller unless stated otherwise.
  */
 #ifndef CHAN_H
@@ -78,12 +81,27 @@ int	 chan_get(struct chan *, uint8_t *type, const uint8_t **payload,
 	    size_t *len);
 /*
  * Waits until the fd is readable, or writable while output is pending,
- * or timeout_ms passes (-1 = forever).  Returns 0 or MSYNC_ERR_IO.
+ * or timeout_ms passes (-1 = forever).  Returns 0, MSYNC_ERR_IO, or
+ * MSYNC_ERR_TIMEOUT (see chan_set_timeout).
  */
 int	 chan_wait(struct chan *, int timeout_ms);
 /* Reads records until one arrives (blocking); same results as chan_get. */
 int	 chan_get_wait(struct chan *, uint8_t *type, const uint8_t **payload,
 	    size_t *len);
+/*
+ * Turns on the idle timeout (after the handshake; idle_s 0 leaves it
+ * off): a wait on the peer (chan_wait, chan_get_wait, chan_flush) that
+ * sees no byte go either way for idle_s seconds fails with
+ * MSYNC_ERR_TIMEOUT, after an error naming who (e.g. "B (the server)")
+ * as the side that went quiet; the channel then fails for good.  Time
+ * the caller spends away from the channel on its own work does not
+ * count.  Also starts a thread that, while the caller is away for more
+ * than a quarter of idle_s and nothing is being sent, sends KEEPALIVE
+ * records, so the peer's own timeout does not trip on our long local
+ * work.  chan_get never returns a KEEPALIVE.  Returns 0 or
+ * MSYNC_ERR_NOMEM / MSYNC_ERR_INTERNAL.
+ */
+int	 chan_set_timeout(struct chan *, int idle_s, const char *who);
 /* Caps bytes per second written to the fd; 0 = no cap. */
 void	 chan_set_bwlimit(struct chan *, uint64_t bytes_per_sec);
 void	 chan_get_stats(const struct chan *, struct chan_stats *);

@@ -35,7 +35,7 @@ enum {
 	OPT_LIST, OPT_SERVER, OPT_RESTRICT, OPT_READ_ONLY, OPT_REMOTE_MSYNC,
 	OPT_SSH, OPT_ACCEPT_NEW, OPT_NO_COMPRESS, OPT_BWLIMIT, OPT_LOCK_WAIT,
 	OPT_ALL, OPT_PAIRS, OPT_JSON, OPT_WATCH, OPT_PASSCMD,
-	OPT_DAEMON
+	OPT_DAEMON, OPT_TIMEOUT
 };
 
 static const struct option longopts[] = {
@@ -63,6 +63,7 @@ static const struct option longopts[] = {
 	{ "compress",		no_argument,		NULL, 'z' },
 	{ "no-compress",	no_argument,		NULL, OPT_NO_COMPRESS },
 	{ "bwlimit",		required_argument,	NULL, OPT_BWLIMIT },
+	{ "timeout",		required_argument,	NULL, OPT_TIMEOUT },
 	{ "lock-wait",		required_argument,	NULL, OPT_LOCK_WAIT },
 	{ "config",		required_argument,	NULL, 'F' },
 	{ "all",		no_argument,		NULL, OPT_ALL },
@@ -116,6 +117,8 @@ usage(FILE *f)
 "  -z, --compress          compress the stream (default over ssh)\n"
 "      --no-compress       do not compress\n"
 "      --bwlimit RATE      cap bytes per second each way (K, M suffixes)\n"
+"      --timeout SECS      give up when the peer is silent that long\n"
+"                          (default 300, 0 = never)\n"
 "  -F, --config FILE       the config file ($XDG_CONFIG_HOME/msync/config)\n"
 "      --all               run every configured pair\n"
 "      --pairs             list the configured pairs and their last result\n"
@@ -157,6 +160,20 @@ parse_rate(const char *s)
 		return -1;
 	}
 	return end[1] == '\0' ? v : -1;
+}
+
+/* Parses --timeout SECS: 0..86400 (a day), else -1. */
+static long long
+parse_secs(const char *s)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 86400)
+		return -1;
+	return v;
 }
 
 /*
@@ -278,6 +295,7 @@ main(int argc, char **argv)
 	po.jobs = 1;
 	bo.compress = -1;
 	bo.lock_wait = so.lock_wait = 10;
+	bo.timeout = so.timeout = MSYNC_TIMEOUT_DEFAULT;
 	if (getenv("MSYNC_TEST_CRASH") != NULL)
 		bo.crash_after = so.crash_after =
 		    atoi(getenv("MSYNC_TEST_CRASH"));
@@ -408,6 +426,15 @@ main(int argc, char **argv)
 			break;
 		case OPT_LOCK_WAIT:
 			bo.lock_wait = so.lock_wait = atoi(optarg);
+			break;
+		case OPT_TIMEOUT:
+			if ((rate = parse_secs(optarg)) < 0) {
+				ERRX("invalid --timeout '%s'",
+				    log_esc(optarg, 64));
+				status = EXIT_USAGE;
+				goto out;	/* frees the forwarded options */
+			}
+			bo.timeout = so.timeout = (int)rate;
 			break;
 		case OPT_PASSCMD:
 			/*
@@ -569,14 +596,21 @@ main(int argc, char **argv)
 	}
 	to.self = self;
 	to.verbose = verbose > 2 ? verbose - 1 : 0;
-	/* The server paces what it sends too: --bwlimit caps both ways. */
-	if (bo.bwlimit > 0) {
-		char	*args = NULL;
+	/*
+	 * The server paces what it sends too: --bwlimit caps both ways.
+	 * It also gives up on a quiet client after the same --timeout.
+	 */
+	if (bo.bwlimit > 0 || bo.timeout != MSYNC_TIMEOUT_DEFAULT) {
+		char	*args = NULL, bw[64] = "", tmo[32] = "";
 
-		if (asprintf(&args, "%s%s--bwlimit=%llu",
-		    server_arg != NULL ? server_arg : "",
-		    server_arg != NULL ? " " : "",
-		    (unsigned long long)bo.bwlimit) < 0) {
+		if (bo.bwlimit > 0)
+			snprintf(bw, sizeof(bw), " --bwlimit=%llu",
+			    (unsigned long long)bo.bwlimit);
+		if (bo.timeout != MSYNC_TIMEOUT_DEFAULT)
+			snprintf(tmo, sizeof(tmo), " --timeout=%d",
+			    bo.timeout);
+		if (asprintf(&args, "%s%s%s", server_arg != NULL ?
+		    server_arg : "", bw, tmo) < 0) {
 			ERR("asprintf");
 			status = EXIT_ERROR;
 			goto out;

@@ -53,6 +53,7 @@ enum sync_mode {
 #define MSYNC_ERR_UNREACHABLE	(-17)	/* the peer could not be started */
 #define MSYNC_ERR_VERSION	(-18)	/* no common protocol version */
 #define MSYNC_ERR_GUARD		(-19)	/* the mass-deletion guard tripped */
+#define MSYNC_ERR_TIMEOUT	(-20)	/* the peer went quiet (--timeout) */
 
 /* Exit statuses (DESIGN.md), matching <sysexits.h> where they overlap. */
 #define EXIT_INSYNC	0

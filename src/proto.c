@@ -66,6 +66,7 @@ static const size_t rec_max[REC_TYPE_MAX + 1] = {
 	[REC_LOG] = 4 + STR_LEN(PROTO_TEXT_MAX),
 	[REC_ERROR] = 4 + STR_LEN(PROTO_TEXT_MAX),
 	[REC_BYE] = 0,
+	[REC_KEEPALIVE] = 0,
 };
 
 static const char *const rec_names[REC_TYPE_MAX + 1] = {
@@ -86,6 +87,7 @@ static const char *const rec_names[REC_TYPE_MAX + 1] = {
 	[REC_LOG] = "LOG",
 	[REC_ERROR] = "ERROR",
 	[REC_BYE] = "BYE",
+	[REC_KEEPALIVE] = "KEEPALIVE",
 };
 
 /*

@@ -47,7 +47,8 @@ enum rec_type {
 	REC_LOG = 15,		/* both: a line for the user's terminal */
 	REC_ERROR = 16,		/* both: fatal; the run stops */
 	REC_BYE = 17,		/* A -> B: state committed; exit */
-	REC_TYPE_MAX = 17
+	REC_KEEPALIVE = 18,	/* both: "still working"; chan.c eats it */
+	REC_TYPE_MAX = 18
 };
 
 /* Maximum payload of a record of the given type; 0 for unknown types. */

@@ -41,6 +41,7 @@ msync_strerror(int r)
 	case MSYNC_ERR_UNREACHABLE:	return "peer unreachable";
 	case MSYNC_ERR_VERSION:		return "no common protocol version";
 	case MSYNC_ERR_GUARD:		return "refusing mass deletion";
+	case MSYNC_ERR_TIMEOUT:		return "the peer went quiet";
 	default:			return "unknown error";
 	}
 }
@@ -65,6 +66,7 @@ msync_exit_status(int r)
 		return EXIT_UNREACH;
 	case MSYNC_ERR_LOCKED:
 	case MSYNC_ERR_PEER_EOF:
+	case MSYNC_ERR_TIMEOUT:
 		return EXIT_TEMPFAIL;
 	case MSYNC_ERR_PROTO:
 	case MSYNC_ERR_TOOBIG:

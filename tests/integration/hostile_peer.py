@@ -1648,7 +1648,7 @@ def c_base(ctx, args):
                 b"Old2", g, (5, 6), (7, 8))), (BASE_END, b"")]),
             ("BASE_MSGS among the headers", [hdr, (BASE_MSGS, enc_base_msgs(
                 [(b"\x01" * 16, 1, 1, 0, 0, b"", b"")]))]),
-            ("unchanged 2", [(BASE_MBOX, enc_mbox(b"Old", g, unchanged=2))]),
+            ("unchanged 3", [(BASE_MBOX, enc_mbox(b"Old", g, unchanged=3))]),
             ("a header with trailing bytes", [(BASE_MBOX, hdr[1] + b"\0")]),
             ("a short header", [(BASE_MBOX, hdr[1][:-1])])):
         run_hostile(ctx, "part 1: " + what, part1(recs),
@@ -1731,8 +1731,8 @@ def c_fields(ctx, args):
             ("a keyword with NUL", view_msgs(kw(b"a\x00"))),
             ("a keyword with a tab", view_msgs(kw(b"a\tb"))),
             ("a keyword of invalid UTF-8", view_msgs(kw(b"\xff"))),
-            ("MBOX unchanged 2", lambda s: (s.sync_start(), s.send(
-                MBOX, enc_mbox(b"INBOX", unchanged=2)))),
+            ("MBOX unchanged 3", lambda s: (s.sync_start(), s.send(
+                MBOX, enc_mbox(b"INBOX", unchanged=3)))),
             ("MBOX with trailing bytes", lambda s: (s.sync_start(), s.send(
                 MBOX, enc_mbox(b"INBOX") + b"\x00"))),
             ("a short MBOX", lambda s: (s.sync_start(), s.send(

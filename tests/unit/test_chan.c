@@ -502,6 +502,9 @@ test_max_records(void **state)
 			    max + 1), MSYNC_ERR_TOOBIG);
 		}
 		for (t = 1; t <= REC_TYPE_MAX; t++) {
+			/* chan_get drops keepalives: test_keepalive. */
+			if (t == REC_KEEPALIVE)
+				continue;
 			max = proto_max_len((uint8_t)t);
 			for (;;) {
 				assert_int_equal(chan_flush_some(p.c[0]), 0);
@@ -631,7 +634,7 @@ test_bad_streams(void **state)
 	 * come.
 	 */
 	for (k = 0; k < full; k++) {
-		uint8_t	*q = mbuf_ptr(s);
+		uint8_t	*q = (uint8_t *)mbuf_ptr(s);
 
 		q[k] ^= 0x01;
 		r = read_stream("msync 2 2\n", q, full, 0, &n);
@@ -934,6 +937,83 @@ test_write_seeds(void **state)
 	}
 }
 
+struct wait_arg {
+	struct chan	*c;
+	int		 r;
+	uint8_t		 type;
+};
+
+/* Waits for one record on a->c (side 1 of a pair), in its own thread. */
+static void *
+wait_thread(void *p)
+{
+	struct wait_arg	*a = p;
+	const uint8_t	*pl;
+	size_t		 len;
+
+	a->r = chan_get_wait(a->c, &a->type, &pl, &len);
+	return NULL;
+}
+
+/*
+ * A keepalive is counted (the record numbers stay in step) but never
+ * handed out; with a timeout set, a side that hears nothing for it while
+ * waiting gets MSYNC_ERR_TIMEOUT, and a side that only gets keepalives
+ * from a peer busy elsewhere does not.
+ */
+static void
+test_keepalive_timeout(void **state)
+{
+	struct pair	 p;
+	const uint8_t	*pl;
+	uint8_t		 type;
+	size_t		 len;
+	int64_t		 t0;
+	int		 r, i;
+
+	pair_open(&p, 0, 0);
+	assert_int_equal(chan_put(p.c[0], REC_KEEPALIVE, NULL, 0), 0);
+	assert_int_equal(chan_put(p.c[0], REC_BYE, NULL, 0), 0);
+	assert_int_equal(chan_flush(p.c[0]), 0);
+	assert_int_equal(chan_get_wait(p.c[1], &type, &pl, &len), 0);
+	assert_int_equal(type, REC_BYE);
+
+	/* Side 1 waits on a silent side 0: a timeout, after about 1 s. */
+	assert_int_equal(chan_set_timeout(p.c[1], 1, "side 0"), 0);
+	t0 = ms_now();
+	r = chan_get_wait(p.c[1], &type, &pl, &len);
+	assert_int_equal(r, MSYNC_ERR_TIMEOUT);
+	assert_true(ms_now() - t0 >= 900);
+	/* Sticky. */
+	assert_int_equal(chan_wait(p.c[1], 0), MSYNC_ERR_TIMEOUT);
+	pair_close(&p);
+
+	/*
+	 * Side 0 is away for 3 s (a sleep: its own long work) with its
+	 * timeout on: its keepalive thread keeps side 1, which waits with a
+	 * 1 s timeout, from giving up.
+	 */
+	pair_open(&p, 0, 0);
+	assert_int_equal(chan_set_timeout(p.c[0], 1, "side 1"), 0);
+	assert_int_equal(chan_set_timeout(p.c[1], 1, "side 0"), 0);
+	{
+		struct wait_arg	 w = { p.c[1], -1, 0 };
+		pthread_t	 t;
+
+		assert_int_equal(pthread_create(&t, NULL, wait_thread, &w),
+		    0);
+		/* Side 0 is away (its own work) for 3 s. */
+		for (i = 0; i < 30; i++)
+			usleep(100 * 1000);
+		assert_int_equal(chan_put(p.c[0], REC_BYE, NULL, 0), 0);
+		assert_int_equal(chan_flush(p.c[0]), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(w.r, 0);
+		assert_int_equal(w.type, REC_BYE);
+	}
+	pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -952,6 +1032,7 @@ main(void)
 		cmocka_unit_test(test_write_closed),
 		cmocka_unit_test(test_bwlimit),
 		cmocka_unit_test(test_flags_restored),
+		cmocka_unit_test(test_keepalive_timeout),
 		cmocka_unit_test(test_write_seeds),
 	};
 

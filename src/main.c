@@ -485,7 +485,10 @@ main(int argc, char **argv)
 			ERRX("--server takes no locations");
 			return EXIT_USAGE;
 		}
-		return server_main(&so);
+		/* Through the clean-up: it frees the forwarded options. */
+		status = server_main(&so);
+		bo.result = NULL;
+		goto out;
 	}
 	po.verbose = verbose;
 	po.cl_mode = backup || oneway;

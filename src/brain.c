@@ -50,6 +50,7 @@ struct incoming {
 	uint64_t	 size;		/* announced */
 	uint64_t	 got;		/* received so far */
 	int		 failed;	/* writing failed: discard the rest */
+	int		 skip;		/* its mailbox is skipped: discard */
 };
 
 /* One message being sent. */
@@ -116,6 +117,8 @@ struct brain {
 	uint8_t		*mb_failed;	/* owned; per plan mailbox: an action
 					   on it failed, its old state stays */
 	size_t		 nfailed;	/* mailboxes marked in mb_failed */
+	uint8_t		*mb_skip;	/* owned; per plan mailbox: it changed
+					   under us, no more actions on it */
 	struct rec_done	 peer_done;
 	int		 got_peer_done;
 	int		 got_peer_results;
@@ -143,6 +146,7 @@ brain_free(struct brain *b)
 			free(b->cur_name[i]);
 	free(b->cur_name);
 	free(b->mb_failed);
+	free(b->mb_skip);
 	free(b->out_acts);
 	free(b->in_seen);
 	free(b->results);
@@ -373,7 +377,7 @@ recv_base_headers(struct brain *b)
 			return MSYNC_ERR_TOOBIG;
 		if ((r = proto_dec_mbox(p, len, &rm)) != 0)
 			return r;
-		if (rm.nmsgs != 0)
+		if (rm.nmsgs != 0 || rm.unchanged != 0)
 			r = MSYNC_ERR_PROTO;
 		else if ((r = state_add_mbox(&b->base, &rm.guid, rm.name,
 		    &m)) == 0) {
@@ -1010,6 +1014,39 @@ plan_and_agree(struct brain *b, int force_deletes)
 	return 0;
 }
 
+/*
+ * An action on plan mailbox i failed: the mailbox was not synced
+ * completely, so final_state keeps its previous state (issue 16).
+ */
+static void
+fail_mbox(struct brain *b, uint32_t i)
+{
+	if (b->mb_failed != NULL && i < b->plan.nmb && !b->mb_failed[i]) {
+		b->mb_failed[i] = 1;
+		b->nfailed++;
+	}
+}
+
+/*
+ * Plan mailbox i changed under us: no further action on it in this run
+ * (copies for it are received and dropped), its state stays, exit 2.
+ */
+static void
+skip_mbox(struct brain *b, uint32_t i)
+{
+	if (b->mb_skip != NULL && i < b->plan.nmb)
+		b->mb_skip[i] = 1;
+	fail_mbox(b, i);
+	b->changed = 1;
+}
+
+/* 1 if r from an action means "it changed since we listed it". */
+static int
+changed_under_us(int r)
+{
+	return r == MSYNC_ERR_NOTFOUND || r == MSYNC_ERR_STORE_CHANGED;
+}
+
 /* Applies my mailbox creates, renames and GUID adoptions. */
 static int
 apply_mailbox_ops(struct brain *b)
@@ -1038,9 +1075,20 @@ apply_mailbox_ops(struct brain *b)
 		case ACT_MBOX_CREATE:
 			r = store_create_mailbox(b->store, m->final_name,
 			    &m->guid);
-			if (r == MSYNC_ERR_EXISTS)
-				r = store_set_mailbox_guid(b->store,
-				    m->final_name, &m->guid);
+			if (r == MSYNC_ERR_EXISTS) {
+				/*
+				 * Missing when listed, there now: it changed
+				 * under us (issue 11).  Copying "everything"
+				 * into it would duplicate what it holds, so
+				 * its sync ends here; the next run pairs it
+				 * by name and content.
+				 */
+				WARNX("mailbox '%s' appeared during the run: "
+				    "not synced in this run",
+				    log_esc(m->final_name, 200));
+				skip_mbox(b, a->mbox);
+				continue;
+			}
 			break;
 		case ACT_MBOX_RENAME:
 			r = store_rename_mailbox(b->store,
@@ -1094,8 +1142,12 @@ produce(struct brain *b)
 			WARNX("cannot read message uid %" PRIu32 " in '%s': %s",
 			    a->src_uid, log_esc(b->cur_name[a->src_mbox], 200),
 			    msync_strerror(r));
+			if (changed_under_us(r)) {	/* gone since listed */
+				fail_mbox(b, a->mbox);
+				b->changed = 1;
+			} else
+				b->action_error = 1;
 			b->out.msg = NULL;
-			b->action_error = 1;
 			p = NULL;
 			r = proto_enc_msg_skip(b->out_acts[b->out.next], r,
 			    &p, &len);
@@ -1151,19 +1203,6 @@ add_result(struct brain *b, uint32_t act, uint32_t uid, int status)
 	v[b->nresults].status = status;
 	b->nresults++;
 	return 0;
-}
-
-/*
- * An action on plan mailbox i failed: the mailbox was not synced
- * completely, so final_state keeps its previous state (issue 16).
- */
-static void
-fail_mbox(struct brain *b, uint32_t i)
-{
-	if (b->mb_failed != NULL && i < b->plan.nmb && !b->mb_failed[i]) {
-		b->mb_failed[i] = 1;
-		b->nfailed++;
-	}
 }
 
 /*
@@ -1230,8 +1269,21 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		b->in.act = mb.act;
 		b->in.size = mb.size;
 		b->in.date = mb.date;
+		if (b->mb_skip[a->mbox]) {
+			b->in.skip = 1;
+			return 0;
+		}
 		r = store_save_begin(b->store, b->cur_name[a->mbox],
 		    &b->in.save);
+		if (changed_under_us(r)) {
+			/* Renamed or removed since we listed it. */
+			WARNX("mailbox '%s' changed during the run: not "
+			    "synced in this run",
+			    log_esc(b->cur_name[a->mbox], 200));
+			skip_mbox(b, a->mbox);
+			b->in.skip = 1;
+			return 0;
+		}
 		if (r != 0) {
 			ERRC(r, "cannot save into '%s'",
 			    log_esc(b->cur_name[a->mbox], 200));
@@ -1239,20 +1291,31 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		}
 		return 0;
 	case REC_MSG_DATA:
-		if (b->in.save == NULL)
+		if (b->in.save == NULL && !b->in.skip)
 			return MSYNC_ERR_PROTO;
 		if (len > b->in.size - b->in.got)
 			return MSYNC_ERR_PROTO;
 		b->in.got += len;
+		if (b->in.skip)
+			return 0;
 		if ((r = store_save_write(b->in.save, p, len)) != 0) {
 			ERRC(r, "cannot write message");
 			return r;
 		}
 		return 0;
 	case REC_MSG_END:
-		if (len != 0 || b->in.save == NULL || b->in.got != b->in.size)
+		if (len != 0 || (b->in.save == NULL && !b->in.skip) ||
+		    b->in.got != b->in.size)
 			return MSYNC_ERR_PROTO;
 		a = &b->plan.act[b->in.act];
+		if (b->in.skip) {
+			b->in.skip = 0;
+			b->in_done++;
+			b->progress_done++;
+			note_copy(b, a, 0, MSYNC_ERR_STORE_CHANGED);
+			return add_result(b, b->in.act, 0,
+			    MSYNC_ERR_STORE_CHANGED);
+		}
 		r = store_save_commit(b->in.save, a->flags, a->kw, b->in.date,
 		    &a->guid, &uid);
 		b->in.save = NULL;
@@ -1297,9 +1360,14 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		if ((a = incoming_action(b, act)) == NULL)
 			return MSYNC_ERR_PROTO;
 		b->in_done++;
-		b->action_error = 1;
+		/* The sender's file went away since it listed it: exit 2. */
+		if (changed_under_us(status))
+			b->changed = 1;
+		else
+			b->action_error = 1;
 		note_copy(b, a, 0, MSYNC_ERR_NOTFOUND);
-		return add_result(b, act, 0, MSYNC_ERR_NOTFOUND);
+		return add_result(b, act, 0, changed_under_us(status) ?
+		    MSYNC_ERR_STORE_CHANGED : MSYNC_ERR_NOTFOUND);
 	case REC_RESULT: {
 		struct rec_result	*res = NULL;
 		size_t			 n = 0;
@@ -1315,7 +1383,10 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 				break;
 			}
 			a = &b->plan.act[res[i].act];
-			if (res[i].status != 0) {
+			if (changed_under_us(res[i].status)) {
+				b->changed = 1;
+				fail_mbox(b, a->mbox);
+			} else if (res[i].status != 0) {
 				b->action_error = 1;
 				fail_mbox(b, a->mbox);
 			}
@@ -1573,6 +1644,13 @@ apply_local(struct brain *b)
 
 		if (a->side != b->self)
 			continue;
+		if (b->mb_skip[a->mbox]) {
+			/* It changed under us: nothing more in it. */
+			if (b->self == SIDE_B && add_result(b, (uint32_t)i, 0,
+			    MSYNC_ERR_STORE_CHANGED) != 0)
+				return MSYNC_ERR_NOMEM;
+			continue;
+		}
 		switch (a->type) {
 		case ACT_COPY: {
 			struct store_save	*sv = NULL;
@@ -1641,9 +1719,16 @@ apply_local(struct brain *b)
 			continue;
 		}
 		if (r != 0) {
-			ERRC(r, "%s in '%s' failed", plan_act_name(a->type),
-			    log_esc(mbn, 200));
-			b->action_error = 1;
+			if (changed_under_us(r)) {
+				WARNX("%s in '%s': the message changed since "
+				    "it was listed", plan_act_name(a->type),
+				    log_esc(mbn, 200));
+				b->changed = 1;
+			} else {
+				ERRC(r, "%s in '%s' failed",
+				    plan_act_name(a->type), log_esc(mbn, 200));
+				b->action_error = 1;
+			}
 			fail_mbox(b, a->mbox);
 			if (b->self == SIDE_B && a->type != ACT_COPY &&
 			    add_result(b, (uint32_t)i, 0, r) != 0)
@@ -1830,7 +1915,7 @@ final_status(struct brain *b, struct rec_done *d)
 		struct msglist		 now;
 		size_t			 j;
 
-		if (pm->final_name == NULL ||
+		if (pm->final_name == NULL || b->mb_skip[i] ||
 		    (nm = state_find(nx, &pm->guid)) == NULL)
 			continue;
 		/*
@@ -1993,6 +2078,7 @@ final_state(struct brain *b, struct state *out)
 static int
 sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 {
+	const char	*hook;
 	struct rec_done	 mine;
 	uint8_t		*q;
 	size_t		 len;
@@ -2001,7 +2087,8 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 	memset(&mine, 0, sizeof(mine));
 	if ((r = plan_and_agree(b, force_deletes)) != 0)
 		return r;
-	if ((b->mb_failed = calloc(b->plan.nmb + 1, 1)) == NULL)
+	if ((b->mb_failed = calloc(b->plan.nmb + 1, 1)) == NULL ||
+	    (b->mb_skip = calloc(b->plan.nmb + 1, 1)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	if (show) {
 		for (size_t i = 0; i < b->plan.nnotes; i++)
@@ -2034,11 +2121,14 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 	/*
 	 * Test hook: a command run after both sides listed and planned but
 	 * before anything changes, so a test can deliver mail "during" a
-	 * run deterministically (the exit status must then be 2).
+	 * run deterministically (the exit status must then be 2).  The _B
+	 * one runs in B's brain (a local pair's forked one), before B's own
+	 * changes, which do not wait for A's hook.
 	 */
-	if (b->self == SIDE_A && getenv("MSYNC_TEST_AFTER_PLAN") != NULL &&
-	    system(getenv("MSYNC_TEST_AFTER_PLAN")) != 0)
-		WARNX("MSYNC_TEST_AFTER_PLAN failed");
+	hook = b->self == SIDE_A ? "MSYNC_TEST_AFTER_PLAN" :
+	    "MSYNC_TEST_AFTER_PLAN_B";
+	if (getenv(hook) != NULL && system(getenv(hook)) != 0)
+		WARNX("%s failed", hook);
 	if ((r = apply_mailbox_ops(b)) != 0 ||
 	    (r = transfer(b)) != 0 ||
 	    (r = apply_local(b)) != 0 ||

@@ -445,6 +445,12 @@ daemon_conn(struct daemon *d, int fd)
 		so.module_root = root;
 		so.read_only = m->read_only;
 		so.lock_wait = 10;
+		/*
+		 * The client's default idle timeout: so that this side
+		 * sends keepalives while it does long local work, and a
+		 * client waiting on it does not give up.
+		 */
+		so.timeout = MSYNC_TIMEOUT_DEFAULT;
 		_exit(brain_server(&so, sv[1], sv[1]));
 	}
 	close(sv[1]);

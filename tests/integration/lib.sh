@@ -142,6 +142,19 @@ done
 TEST_DIR=$(cd "$(dirname "$0")" && pwd) || exit 1
 SRCDIR=$(cd "$TEST_DIR/../.." && pwd) || exit 1
 TEST_NAME=$(basename "$0" .sh)
+# As root, several tests hand stores to the user nobody (Dovecot refuses
+# to run as root; the daemon's connections and the unreadable-index tests
+# drop to nobody).  A checkout under a private directory (mode 0700, as a
+# CI clone under /root may be) is out of nobody's reach: then the trash
+# goes to a directory of its own under /tmp instead.
+if [ "$(id -u)" = 0 ] && [ -z "${MSYNC_TEST_TRASH_ROOT:-}" ] &&
+    command -v setpriv >/dev/null 2>&1 &&
+    ! setpriv --reuid=65534 --regid=65534 --clear-groups \
+    test -x "$TEST_DIR" 2>/dev/null; then
+	MSYNC_TEST_TRASH_ROOT=$(mktemp -d /tmp/msync-test.XXXXXX) &&
+	    chmod 755 "$MSYNC_TEST_TRASH_ROOT" &&
+	    export MSYNC_TEST_TRASH_ROOT || exit 1
+fi
 TRASH_ROOT=${MSYNC_TEST_TRASH_ROOT:-$TEST_DIR/trash}
 TRASH=$TRASH_ROOT/$TEST_NAME
 TEST_LOG=$TRASH_ROOT/$TEST_NAME.out

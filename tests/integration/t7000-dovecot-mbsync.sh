@@ -1,20 +1,8 @@
 #!/usr/bin/env bash
 test_description='interop with real peers: Dovecot (doveadm) and mbsync on the same Maildirs'
 
-# As root, doveadm runs as nobody (see below), which must be able to reach
-# the trash directory.  A checkout under a private directory (mode 0700,
-# as a CI clone may be) is out of its reach: then the trash goes to a
-# directory of its own under /tmp instead.
-if [ "$(id -u)" = 0 ] && [ -z "${MSYNC_TEST_TRASH_ROOT:-}" ] &&
-    command -v setpriv >/dev/null 2>&1; then
-	t7000_dir=$(cd "$(dirname "$0")" && pwd)
-	if ! setpriv --reuid=65534 --regid=65534 --clear-groups \
-	    test -x "$t7000_dir" 2>/dev/null; then
-		MSYNC_TEST_TRASH_ROOT=$(mktemp -d /tmp/msync-t7000.XXXXXX) &&
-		    chmod 755 "$MSYNC_TEST_TRASH_ROOT"
-		export MSYNC_TEST_TRASH_ROOT
-	fi
-fi
+# As root, doveadm runs as nobody, which must be able to reach the trash
+# directory: lib.sh sees to that.
 . "$(dirname "$0")/lib.sh"
 
 # Everything is local: no daemon is started.  doveadm opens a Maildir

@@ -218,8 +218,9 @@ test_names(void **state)
 	const char *ok[] = { "work", "a", "Work-2", "x.y", "my_pair", "0" };
 	const char *no[] = { "", "a/b", "h:p", ".x", "-x", "a b", "ä",
 	    "a\n", "~x",
-	    "0123456789012345678901234567890123456789012345678901234567890"
-	    "1234" };
+	    /* 65 characters: one over the limit */
+	    ("0123456789012345678901234567890123456789012345678901234567890"
+	    "1234") };
 
 	for (size_t i = 0; i < LEN(ok); i++)
 		if (!config_name_valid(ok[i]))

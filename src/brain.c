@@ -2351,7 +2351,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	struct state	 commit;
 	struct chan_stats cs;
 	unsigned	 version;
-	int		 compressed = 0, r, status = 0;
+	int		 compressed = 0, r, status = 0, first_sync;
 	char		*why = NULL;
 	uint8_t		*q = NULL;
 	size_t		 len;
@@ -2401,9 +2401,17 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		h.opts |= HELLO_FORCE_DELETES;
 	if (o->full)
 		h.opts |= HELLO_FULL;
+	/*
+	 * A store root is created only for a pair that was never synced:
+	 * after a sync, a missing root is a disk not mounted or a path
+	 * mistyped (or a HELLO path damaged on the way), and creating it
+	 * would start an empty store where the user's mail should be.
+	 */
+	first_sync = o->state_path == NULL ||
+	    (access(o->state_path, F_OK) == -1 && errno == ENOENT);
 	if (o->list || (o->mode != MODE_TWOWAY && o->src == SIDE_B))
 		h.opts |= HELLO_READ_ONLY;
-	else
+	else if (first_sync)
 		h.opts |= HELLO_CREATE;
 	h.path = (char *)o->path[SIDE_B];
 	h.layout = (uint8_t)o->layout[SIDE_B];
@@ -2432,8 +2440,14 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	if ((r = chan_flush(b.ch)) != 0)
 		goto out;
 	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A], o->inbox,
-	    o->mode != MODE_TWOWAY && o->src == SIDE_A, 1, o->full,
+	    o->mode != MODE_TWOWAY && o->src == SIDE_A, first_sync, o->full,
 	    o->lock_wait)) != 0) {
+		if (r == MSYNC_ERR_NOTFOUND && !first_sync)
+			ERRX("'%s' does not exist, but this pair was synced "
+			    "before: is a disk not mounted?  To start over, "
+			    "remove the sync state '%s'",
+			    log_esc(o->path[SIDE_A], 300),
+			    log_esc(o->state_path, 300));
 		(void)put_text(&b, REC_ERROR, r, "initiator cannot open its "
 		    "store");
 		(void)chan_flush(b.ch);
@@ -2589,7 +2603,13 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	if ((r = open_store(&b, root, layout, NULL, !writes,
 	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
 	    so->lock_wait)) != 0) {
-		(void)put_text(&b, REC_ERROR, r, "cannot open the store");
+		(void)put_text(&b, REC_ERROR, r,
+		    r == MSYNC_ERR_NOTFOUND && writes &&
+		    (h.opts & HELLO_CREATE) == 0 ?
+		    "the store does not exist, and this pair was synced "
+		    "before, so it is not created: is a disk not mounted? "
+		    "To start over, remove the pair's sync state" :
+		    "cannot open the store");
 		goto out;
 	}
 	if ((r = list_store(&b)) != 0) {

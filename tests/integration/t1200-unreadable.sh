@@ -244,12 +244,17 @@ test_expect_success 'a low soft limit (ulimit -Sn 8) is raised' '
 	(ulimit -Sn 8 && exec "$MSYNC" a b) 2>err && converged tw
 '
 
-# chmod 000 stops reads only for an unprivileged user.
+# chmod 000 stops reads only for an unprivileged user, who must be able
+# to run msync (not from a clone in a 0700 directory: then these skip).
 test_lazy_prereq NOBODY_OK '
 	test "$(id -u)" = 0 &&
 	mkdir -p "$TRASH/nbcheck" && chown nobody:nogroup "$TRASH/nbcheck" &&
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
-	    touch "$TRASH/nbcheck/x"
+	    touch "$TRASH/nbcheck/x" &&
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    "$MSYNC" --version >/dev/null &&
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    msync --version >/dev/null
 '
 for mode in tw backup oneway; do
 	test_expect_success NOBODY_OK "$mode, local, an index with mode 000" "

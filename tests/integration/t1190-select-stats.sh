@@ -264,7 +264,8 @@ test_expect_success '--full on the first sync of a new pair, and --full --dry-ru
 # takes that index over when the folder has none of its own, so a two-way
 # run after --backup keeps the base.
 test_expect_success 'a two-way run after --backup uses its base: a deletion on B is replayed' '
-	rm -rf p1 p2 && make_maildir p1 &&
+	rm -rf p1 p2 && rm -f "$XDG_STATE_HOME"/msync/*.state &&
+	make_maildir p1 &&
 	for i in 50 51 52 53; do deliver p1 m/$i S >/dev/null || return 1; done &&
 	"$MSYNC" --backup p1 p2 2>/dev/null && "$MSYNC" --backup p1 p2 &&
 	rm "$(find_msg p2 m/51)" &&
@@ -278,7 +279,8 @@ test_expect_success 'a two-way run after --backup uses its base: a deletion on B
 # msync.index (never writing it), so it sees the UIDVALIDITY and UIDs the
 # two-way run left in the base.
 test_expect_success 'a --backup after a two-way run uses its base: an extra message on DST goes' '
-	rm -rf p1 p2 && make_maildir p1 &&
+	rm -rf p1 p2 && rm -f "$XDG_STATE_HOME"/msync/*.state &&
+	make_maildir p1 &&
 	for i in 50 51 52 53; do deliver p1 m/$i S >/dev/null || return 1; done &&
 	"$MSYNC" p1 p2 2>/dev/null && "$MSYNC" p1 p2 &&
 	deliver p2 m/54 >/dev/null &&
@@ -292,7 +294,8 @@ test_expect_success 'a --backup after a two-way run uses its base: an extra mess
 # one more message came in first), and must find them by GUID: no union,
 # nothing copied twice, an expunge still propagates.
 test_expect_success 'backup then two-way with UIDs handed out in memory: base kept, no duplicates' '
-	rm -rf p1 p2 && make_maildir p1 &&
+	rm -rf p1 p2 && rm -f "$XDG_STATE_HOME"/msync/*.state &&
+	make_maildir p1 &&
 	for i in 55 56; do deliver p1 m/$i S >/dev/null || return 1; done &&
 	"$MSYNC" p1 p2 2>/dev/null &&
 	index_before=$(cat p1/msync.index) &&
@@ -313,7 +316,8 @@ test_expect_success 'backup then two-way with UIDs handed out in memory: base ke
 '
 
 test_expect_success 'a --one-way run after --backup uses its base (no union note)' '
-	rm -rf p1 p2 && make_maildir p1 &&
+	rm -rf p1 p2 && rm -f "$XDG_STATE_HOME"/msync/*.state &&
+	make_maildir p1 &&
 	for i in 50 51 52 53; do deliver p1 m/$i S >/dev/null || return 1; done &&
 	"$MSYNC" --backup p1 p2 2>/dev/null &&
 	rm "$(find_msg p2 m/52)" &&

@@ -76,10 +76,11 @@ test_expect_success 'a worker killed mid-run: --resume-failed finishes, nothing 
 		    >"old/user9/cur/$j.batch.host:2,S" || return 1
 	done &&
 	deliver "$(folder_path old/user9 Archive)" "" >/dev/null &&
-	# kill the msync of user9 on its worker once it runs
+	# kill the msync of user9 on its worker as soon as it runs (a pause
+	# here let a fast run finish first, and the test fail)
 	{ ( for k in $(seq 1 400); do
 		p=$(pgrep -f "^msync --json --backup $TRASH/old/user9" || :)
-		if [ -n "$p" ]; then sleep 0.1; kill -9 $p; exit 0; fi
+		if [ -n "$p" ]; then kill -9 $p; exit 0; fi
 		sleep 0.025
 	  done; exit 1 ) & } &&
 	killer=$! &&

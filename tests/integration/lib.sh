@@ -154,6 +154,7 @@ if [ "$(id -u)" = 0 ] && [ -z "${MSYNC_TEST_TRASH_ROOT:-}" ] &&
 	MSYNC_TEST_TRASH_ROOT=$(mktemp -d /tmp/msync-test.XXXXXX) &&
 	    chmod 755 "$MSYNC_TEST_TRASH_ROOT" &&
 	    export MSYNC_TEST_TRASH_ROOT || exit 1
+	trash_root_private_=1	# removed with the trash when all pass
 fi
 TRASH_ROOT=${MSYNC_TEST_TRASH_ROOT:-$TEST_DIR/trash}
 TRASH=$TRASH_ROOT/$TEST_NAME
@@ -545,6 +546,9 @@ test_remove_trash_() {
 	chmod -R u+rwx "$TRASH" 2>/dev/null
 	rm -rf "$TRASH" "$TEST_LOG" \
 	    "$TRASH_ROOT/$TEST_NAME".{cur,msgno,digest1,digest2}
+	if [ -n "${trash_root_private_:-}" ]; then
+		cd / && rm -rf "$TRASH_ROOT"
+	fi
 }
 
 # A script that ends without test_done (exit in a body, a syntax error)

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "msync.h"
 #include "pairs.h"
+#include "proto.h"
 #include "report.h"
 #include "server.h"
 #include "state.h"
@@ -87,6 +88,7 @@ usage(FILE *f)
 "       msync --list [-v] LOCATION           list mailboxes (and messages)\n"
 "       msync [options] PAIR...              run pairs from the config file\n"
 "       msync --all | --pairs | --watch PAIR...\n"
+"       msync --daemon [--config FILE]    serve msyncd.conf's modules\n"
 "\n"
 "A location is PATH, maildir:PATH, maildir:PATH;layout=fs, mbox:PATH,\n"
 "mbox:PATH;inbox=FILE, [user@]host:PATH[;layout=mbox]\n"
@@ -94,7 +96,6 @@ usage(FILE *f)
 "imaps://[user@]host[:port][/ROOT][;fingerprint=sha256:..][;auth=xoauth2]\n"
 "or imap://... (STARTTLS; ;tls=none for none),\n"
 "or msyncs://[user@]host[:port]/MODULE[/PATH] (an msync daemon).\n"
-"       msync --daemon [--config FILE]    serve msyncd.conf's modules\n"
 "\n"
 "  -b, --backup            one-way mirror: DST := SRC, SRC untouched\n"
 "  -1, --one-way           SRC's changes into DST, nothing deleted\n"
@@ -315,7 +316,8 @@ main(int argc, char **argv)
 			po.jobs = atoi(optarg);
 			if (po.jobs < 1 || po.jobs > 64) {
 				ERRX("-j takes 1 to 64");
-				return EXIT_USAGE;
+				status = EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case OPT_ALL:
@@ -404,7 +406,8 @@ main(int argc, char **argv)
 				to.use_libssh = 0;
 			else {
 				ERRX("--ssh takes openssh or libssh");
-				return EXIT_USAGE;
+				status = EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case OPT_ACCEPT_NEW:
@@ -420,7 +423,8 @@ main(int argc, char **argv)
 			if ((rate = parse_rate(optarg)) < 0) {
 				ERRX("invalid --bwlimit '%s'",
 				    log_esc(optarg, 64));
-				return EXIT_USAGE;
+				status = EXIT_USAGE;
+				goto out;
 			}
 			bo.bwlimit = so.bwlimit = (uint64_t)rate;
 			break;
@@ -449,19 +453,24 @@ main(int argc, char **argv)
 			    &server_arg) != 0) {
 				ERRX("unknown test option '%s'",
 				    log_esc(optarg, 64));
-				return EXIT_USAGE;
+				status = EXIT_USAGE;
+				goto out;
 			}
 			so.crash_after = bo.crash_after;
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			status = 0;
+			goto out;
 		case 'V':
-			printf("msync %s (protocol 1)\n", MSYNC_VERSION);
-			return 0;
+			printf("msync %s (protocol %d)\n", MSYNC_VERSION,
+			    PROTO_VERSION_MAX);
+			status = 0;
+			goto out;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
+			goto out;
 		}
 	}
 	argc -= optind;
@@ -483,7 +492,8 @@ main(int argc, char **argv)
 	if (server) {
 		if (argc != 0) {
 			ERRX("--server takes no locations");
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
+			goto out;
 		}
 		/* Through the clean-up: it frees the forwarded options. */
 		status = server_main(&so);
@@ -513,7 +523,9 @@ main(int argc, char **argv)
 	if (backup + oneway > 1 || (list && argc != 1) ||
 	    (!list && argc != 2)) {
 		usage(stderr);
-		return EXIT_USAGE;
+		bo.result = NULL;
+		status = EXIT_USAGE;
+		goto out;
 	}
 	for (int i = 0; i < argc; i++) {
 		if ((r = loc_parse(argv[i], &loc[i])) != 0) {

@@ -1574,7 +1574,8 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 		r = list_maildirpp(st, &l);
 	if (r != 0)
 		goto out;
-	qsort(l.v, l.n, sizeof(l.v[0]), name_cmp);
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(l.v[0]), name_cmp);
 	if (l.n > 0 && (v = calloc(l.n, sizeof(*v))) == NULL) {
 		r = MSYNC_ERR_NOMEM;
 		goto out;

@@ -72,7 +72,9 @@ sync_ab() {
 		echo "ulimit -n ${fault#nofile=}; exec msync \"\$@\"" >"$rwrap.cmd" ;;
 	chmod) chmod 000 "$idx" ;;
 	eio)
-		set -- strace -f -qq -o /dev/null -P "$idx" -e trace=read,pread64 \
+		# LeakSanitizer cannot work under ptrace: off for this run.
+		set -- env "ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0" \
+		    strace -f -qq -o /dev/null -P "$idx" -e trace=read,pread64 \
 		    -e inject=read,pread64:error=EIO
 		if [ "$where" = ssh ]; then
 			echo "exec $* msync \"\$@\"" >"$rwrap.cmd"
@@ -212,7 +214,9 @@ done
 test_expect_success 'tw: an unreadable mailbox is never taken for deleted, even with --force-deletes' '
 	setup tw local &&
 	n=$(count_msgs b/.Work) &&
-	test_expect_code 1 strace -f -qq -o /dev/null \
+	test_expect_code 1 \
+	    env "ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0" \
+	    strace -f -qq -o /dev/null \
 	    -P "$PWD/a/.Work/msync.index" -e trace=read,pread64 \
 	    -e inject=read,pread64:error=EIO \
 	    "$MSYNC" --force-deletes a b 2>err &&

@@ -39,7 +39,8 @@ setup_pair() {
 # digest_b: the mbox store as a Maildir digest (converted by msync into
 # a scratch Maildir, which is then read by maildir_digest).
 digest_b() {
-	rm -rf bmd && XDG_STATE_HOME=$TRASH/scratch XDG_CACHE_HOME=$TRASH/scratch \
+	rm -rf bmd "$TRASH/scratch" &&
+	    XDG_STATE_HOME=$TRASH/scratch XDG_CACHE_HOME=$TRASH/scratch \
 	    "$MSYNC" --backup mbox:b bmd >/dev/null 2>&1 &&
 	maildir_digest --names bmd
 }

@@ -114,7 +114,7 @@ count_md() { find "$1/cur" "$1/new" -type f | wc -l; }
 count_mbox() { grep -c '^From ' "$1"; }
 
 r=$out/run
-rm -rf "$r"/* && mkdir -p "$r/xdg"
+rm -rf "${r:?}"/* && mkdir -p "$r/xdg"
 export XDG_STATE_HOME=$r/xdg/state XDG_CACHE_HOME=$r/xdg/cache
 
 # mbox -> Maildir

@@ -128,6 +128,7 @@ int		 guid_is_zero(const struct guid *);
 void		 guid_hex(const struct guid *, char out[33]);
 int		 guid_from_hex(const char *, struct guid *);
 int		 guid_random(struct guid *);
+int		 msync_mkdirs(const char *dir);
 /* *why = a formatted one-line reason (owned), unless one is set already. */
 void		 msync_why(char **why, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));

@@ -561,38 +561,6 @@ fault(void)
 	return 1;
 }
 
-/* mkdir -p with mode 0700 for every directory it creates. */
-static int
-mkdirs(const char *dir)
-{
-	struct stat	 sb;
-	char		*p, *d;
-	int		 rc = 0;
-
-	if ((d = strdup(dir)) == NULL)
-		return MSYNC_ERR_NOMEM;
-	for (p = d + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		if (p[-1] != '/') {
-			char c = *p;
-
-			*p = '\0';
-			if (mkdir(d, 0700) != 0 && (errno != EEXIST ||
-			    stat(d, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
-				if (errno == EEXIST)
-					errno = ENOTDIR;
-				rc = MSYNC_ERR_IO;
-			}
-			*p = c;
-		}
-		if (rc != 0 || *p == '\0')
-			break;
-	}
-	free(d);
-	return rc;
-}
-
 /* write(2) all of buf, retrying on EINTR and short writes. */
 static int
 write_all(int fd, const uint8_t *buf, size_t len)
@@ -635,7 +603,7 @@ state_save(const char *path, const struct state *st)
 		dir[1] = '\0';
 	else
 		*slash = '\0';
-	if ((rc = mkdirs(dir)) != 0)
+	if ((rc = msync_mkdirs(dir)) != 0)
 		goto out;
 	dl = strlen(path);
 	memcpy(tmp, path, dl);

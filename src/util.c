@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "msync.h"
@@ -282,4 +283,40 @@ msync_why(char **why, const char *fmt, ...)
 		s = NULL;
 	va_end(ap);
 	*why = s;
+}
+
+/*
+ * mkdir -p: creates dir and its missing parents, mode 0700.  A component
+ * that exists but is not a directory is an error (ENOTDIR).
+ * Returns 0, MSYNC_ERR_NOMEM or MSYNC_ERR_IO (errno set).
+ */
+int
+msync_mkdirs(const char *dir)
+{
+	struct stat	 sb;
+	char		*p, *d;
+	int		 rc = 0;
+
+	if ((d = strdup(dir)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (p = d + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		if (p[-1] != '/') {
+			char c = *p;
+
+			*p = '\0';
+			if (mkdir(d, 0700) != 0 && (errno != EEXIST ||
+			    stat(d, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+				if (errno == EEXIST)
+					errno = ENOTDIR;
+				rc = MSYNC_ERR_IO;
+			}
+			*p = c;
+		}
+		if (rc != 0 || *p == '\0')
+			break;
+	}
+	free(d);
+	return rc;
 }

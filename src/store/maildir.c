@@ -326,28 +326,6 @@ unlink_ent(int folderfd, const char *rel)
 	return r;
 }
 
-/* mkdir -p of an absolute or relative path (mode 0700). */
-static int
-mkdir_p(const char *path)
-{
-	char	buf[MSYNC_PATH_MAX], *p;
-
-	if (strlen(path) >= sizeof(buf))
-		return MSYNC_ERR_TOOBIG;
-	strcpy(buf, path);
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-			return MSYNC_ERR_IO;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-		return MSYNC_ERR_IO;
-	return 0;
-}
-
 /*
  * Opens (creating it) the cache directory <cache>/index for the indexes
  * of a read-only store.  Returns the descriptor or -1.
@@ -374,7 +352,7 @@ open_cachedir(const struct store_opts *o)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (mkdir_p(path) != 0)
+	if (msync_mkdirs(path) != 0)
 		return -1;
 	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
@@ -1134,7 +1112,7 @@ maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 	st->rootfd = st->lockfd = st->cachefd = -1;
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 	host_escaped(st->host);
-	if (o->create && !o->readonly && (r = mkdir_p(o->path)) != 0) {
+	if (o->create && !o->readonly && (r = msync_mkdirs(o->path)) != 0) {
 		WARN("cannot create '%s'", o->path);
 		goto out;
 	}

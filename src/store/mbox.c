@@ -183,28 +183,6 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* mkdir -p, mode 0700. */
-static int
-mkdir_p(const char *path)
-{
-	char	 buf[MSYNC_PATH_MAX + 1], *s;
-
-	if (strlen(path) > MSYNC_PATH_MAX)
-		return MSYNC_ERR_TOOBIG;
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (s = buf + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-			return MSYNC_ERR_IO;
-		*s = '/';
-	}
-	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-		return MSYNC_ERR_IO;
-	return 0;
-}
-
 /* The cache directory for mbox indexes (created). */
 static int
 cache_dir(const struct store_opts *o, char **out)
@@ -224,7 +202,7 @@ cache_dir(const struct store_opts *o, char **out)
 		*out = NULL;
 		return MSYNC_ERR_NOMEM;
 	}
-	return mkdir_p(*out);
+	return msync_mkdirs(*out);
 }
 
 /* The cache file for key: "<cache>/<XXH3-64 of key><suffix>". */
@@ -1198,7 +1176,7 @@ mbox_open(const struct store_opts *o, struct store **out, char **holder)
 				goto out;
 			}
 			close(fd);
-		} else if ((r = mkdir_p(st->root)) != 0)
+		} else if ((r = msync_mkdirs(st->root)) != 0)
 			goto out;
 		if (stat(st->root, &sb) == -1) {
 			r = MSYNC_ERR_IO;
@@ -2165,7 +2143,7 @@ mbox_create_mailbox(struct store *s, const char *name,
 	}
 	if ((slash = strrchr(path, '/')) != NULL && slash != path) {
 		*slash = '\0';
-		r = mkdir_p(path);
+		r = msync_mkdirs(path);
 		*slash = '/';
 		if (r != 0) {
 			WARNX("cannot make the folder of '%s' (is a parent "
@@ -2237,7 +2215,7 @@ mbox_rename_mailbox(struct store *s, const char *from, const char *to)
 	}
 	if ((slash = strrchr(np, '/')) != NULL && slash != np) {
 		*slash = '\0';
-		(void)mkdir_p(np);
+		(void)msync_mkdirs(np);
 		*slash = '/';
 	}
 	if (rename(f->path, np) != 0) {

@@ -2141,18 +2141,25 @@ mbox_create_mailbox(struct store *s, const char *name,
 			    log_esc(name, 200));
 		return r;
 	}
+	r = 0;
 	if ((slash = strrchr(path, '/')) != NULL && slash != path) {
 		*slash = '\0';
 		r = msync_mkdirs(path);
 		*slash = '/';
-		if (r != 0) {
-			WARNX("cannot make the folder of '%s' (is a parent "
-			    "an mbox file?)", log_esc(path, 300));
+		if (r != 0 && errno != ENOTDIR) {
+			WARN("cannot make the folder of '%s'",
+			    log_esc(path, 300));
 			free(path);
 			return r;
 		}
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (r != 0) {
+		/* A parent is an mbox file: the layout conflict below. */
+		fd = -1;
+		errno = ENOTDIR;
+	} else
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
 	if (fd == -1 && (errno == ENOTDIR || errno == EISDIR ||
 	    (errno == EEXIST && stat(path, &psb) == 0 &&
 	    S_ISDIR(psb.st_mode)))) {

@@ -1648,26 +1648,12 @@ guard(struct ctx *c)
 	return 0;
 }
 
+/* The state file's order (state_msg_cmp): the plan's base is built in it. */
 static int
 nent_cmp(const void *pa, const void *pb)
 {
-	const struct state_msg	*a = &((const struct nent *)pa)->m;
-	const struct state_msg	*b = &((const struct nent *)pb)->m;
-	int			 s, r;
-
-	for (s = 0; s < 2; s++)
-		if (a->uid[s] != b->uid[s])
-			return a->uid[s] < b->uid[s] ? -1 : 1;
-	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
-		return r;
-	for (s = 0; s < 2; s++)
-		if (a->flags[s] != b->flags[s])
-			return a->flags[s] < b->flags[s] ? -1 : 1;
-	for (s = 0; s < 2; s++)
-		if ((r = strcmp(a->kw[s] != NULL ? a->kw[s] : "",
-		    b->kw[s] != NULL ? b->kw[s] : "")) != 0)
-			return r;
-	return 0;
+	return state_msg_cmp(&((const struct nent *)pa)->m,
+	    &((const struct nent *)pb)->m);
 }
 
 /*

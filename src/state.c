@@ -128,8 +128,8 @@ kwcmp(const char *a, const char *b)
  * A total order on messages: uid[A], uid[B], then every other field, so
  * the sorted order does not depend on the qsort implementation.
  */
-static int
-msg_cmp(const void *pa, const void *pb)
+int
+state_msg_cmp(const void *pa, const void *pb)
 {
 	const struct state_msg	*a = pa, *b = pb;
 	int			 s, r;
@@ -167,7 +167,7 @@ state_sort(struct state *st)
 	msync_sort(st->mb, st->n, sizeof(*st->mb), mbox_cmp);
 	for (i = 0; i < st->n; i++)
 		msync_sort(st->mb[i].msgs, st->mb[i].nmsgs,
-		    sizeof(*st->mb[i].msgs), msg_cmp);
+		    sizeof(*st->mb[i].msgs), state_msg_cmp);
 }
 
 int

@@ -61,6 +61,8 @@ int	 state_add_msg(struct state_mbox *, const struct state_msg *);
 int	 state_take_mbox(struct state *to, struct state_mbox *from);
 /* Sorts mailboxes by guid and messages by uid, so encodings are stable. */
 void	 state_sort(struct state *);
+/* qsort order of struct state_msg: uid[A], uid[B], then every other field. */
+int	 state_msg_cmp(const void *, const void *);
 /* Finds a mailbox by GUID (state must be sorted); NULL if none. */
 struct state_mbox *state_find(const struct state *, const struct guid *);
 

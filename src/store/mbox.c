@@ -1257,7 +1257,13 @@ namelist_add(struct namelist *l, const char *name)
 	return 0;
 }
 
-/* 1 if the file at dfd/ent is an mbox (empty, or "From " first). */
+/*
+ * 1 if the file at dfd/ent is an mbox (empty, or "From " first), 0 if
+ * not, -1 if it cannot be read (so cannot be told): such a file is
+ * listed, as a mailbox with an error, because leaving it out would make
+ * it look deleted (issue 16: a store that cannot be read is never taken
+ * for an empty one).
+ */
 static int
 is_mbox_file(int dfd, const char *ent)
 {
@@ -1267,9 +1273,13 @@ is_mbox_file(int dfd, const char *ent)
 
 	if ((fd = openat(dfd, ent, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
 	    O_NONBLOCK)) == -1)
-		return 0;
-	n = read(fd, b, sizeof(b));
+		return errno == ENOENT || errno == ELOOP ? 0 : -1;
+	do
+		n = read(fd, b, sizeof(b));
+	while (n < 0 && errno == EINTR);
 	close(fd);
+	if (n < 0)
+		return -1;
 	return n == 0 || (n == 5 && memcmp(b, "From ", 5) == 0);
 }
 
@@ -1308,16 +1318,26 @@ list_dir(struct mbox *st, const char *rel, const char *prefix, int depth,
 		return 0;
 	snprintf(path, sizeof(path), "%s%s%s", st->root, *rel ? "/" : "",
 	    rel);
+	/*
+	 * A directory that cannot be read fails the listing: the mailboxes
+	 * in it would otherwise look deleted (store.h).
+	 */
 	if ((d = opendir(path)) == NULL) {
 		WARN("cannot read '%s'", log_esc(path, 300));
-		return 0;
+		return MSYNC_ERR_IO;
 	}
 	while (r == 0 && (de = readdir(d)) != NULL) {
 		if (ignored(de->d_name, tb))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &sb,
-		    AT_SYMLINK_NOFOLLOW) == -1)
-			continue;
+		    AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno == ENOENT)
+				continue;	/* gone since readdir */
+			WARN("cannot read '%s/%s'", log_esc(path, 300),
+			    log_esc(de->d_name, 200));
+			r = MSYNC_ERR_IO;
+			break;
+		}
 		len = strlen(de->d_name);
 		if (S_ISDIR(sb.st_mode)) {
 			char	sub[MSYNC_PATH_MAX + 1], np[MSYNC_NAME_MAX + 1];
@@ -1341,7 +1361,7 @@ list_dir(struct mbox *st, const char *rel, const char *prefix, int depth,
 		    "%s/%s", path, de->d_name) > 0 &&
 		    strcmp(sub_path, st->inbox) == 0)
 			continue;	/* listed as INBOX */
-		if (!is_mbox_file(dirfd(d), de->d_name)) {
+		if (is_mbox_file(dirfd(d), de->d_name) == 0) {
 			LOG1("'%s/%s' is not an mbox file, skipped",
 			    log_esc(path, 300), log_esc(de->d_name, 200));
 			continue;
@@ -1426,8 +1446,25 @@ mbox_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
 		if ((r = folder_refresh(st, f, st->o.full)) != 0) {
 			if (r == MSYNC_ERR_NOMEM || r == MSYNC_ERR_LOCKED)
 				goto out;
-			WARNX("cannot read '%s': %s, skipped",
-			    log_esc(f->path, 300), msync_strerror(r));
+			if (r == MSYNC_ERR_NOTFOUND) {
+				/* Gone since the directory was read. */
+				r = 0;
+				continue;
+			}
+			/*
+			 * There but unreadable (EACCES, EIO, not an mbox
+			 * any more): listed with its error, so the brain
+			 * leaves it out of the run instead of taking it
+			 * for empty or deleted.
+			 */
+			WARNX("cannot read '%s': %s", log_esc(f->path, 300),
+			    msync_strerror(r));
+			memset(&v[nv], 0, sizeof(v[nv]));
+			if ((v[nv].name = strdup(f->name)) == NULL) {
+				r = MSYNC_ERR_NOMEM;
+				goto out;
+			}
+			v[nv++].error = r;
 			r = 0;
 			continue;
 		}

@@ -99,6 +99,7 @@ struct mfolder {
 	int		 dotlock;	/* we made FILE.lock */
 	struct mboxfmt_out wbuf;
 	uint64_t	 wend;		/* file size once wbuf is written */
+	int		 jfd;		/* the append journal, -1 none */
 };
 
 struct mbox {
@@ -140,6 +141,7 @@ struct msave {				/* a message being saved */
 
 static int	 folder_flush(struct mbox *, struct mfolder *);
 static int	 folder_save_index(struct mbox *, struct mfolder *);
+static int	 append_repair(struct mbox *, struct mfolder *, int);
 
 static struct mbox *
 mb(struct store *s)
@@ -356,6 +358,8 @@ folder_free(struct mfolder *f)
 	free(f->wbuf.p);
 	if (f->wfd >= 0)
 		close(f->wfd);
+	if (f->jfd >= 0)
+		close(f->jfd);
 	free(f->name);
 	free(f->path);
 	free(f);
@@ -775,14 +779,17 @@ folder_refresh(struct mbox *st, struct mfolder *f, int force)
 		f->scanned = 1;
 		goto out;
 	}
+	/* Changed: first what a run that died appending may have left. */
+	if ((r = append_repair(st, f, fd)) != 0)
+		goto out;
 	if (fd != f->wfd) {
 		if ((r = lock_file(st, f->path, fd, F_RDLCK, &dot)) != 0)
 			goto out;
 		locked = 1;
-		if (fstat(fd, &sb) == -1) {
-			r = MSYNC_ERR_IO;
-			goto out;
-		}
+	}
+	if (fstat(fd, &sb) == -1) {	/* under the lock, and repaired */
+		r = MSYNC_ERR_IO;
+		goto out;
 	}
 	if (!force && (uint64_t)sb.st_dev == f->dev &&
 	    (uint64_t)sb.st_ino == f->ino &&
@@ -907,6 +914,7 @@ folder_get(struct mbox *st, const char *name, struct mfolder **out)
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	f->wfd = -1;
+	f->jfd = -1;
 	if ((f->name = strdup(name)) == NULL ||
 	    (f->path = name_path(st, name, &r)) == NULL) {
 		if (f->name == NULL)
@@ -939,18 +947,307 @@ folder_open(struct mbox *st, const char *name, struct mfolder **out)
 
 /* Appends. */
 
+/*
+ * The append journal: while msync appends to an mbox file, a small file
+ * in the cache says where its appends began (the file's size before
+ * them), the file's inode and where they will end once the buffer being
+ * written is in.  It is made durable before the first byte is appended
+ * and removed once the appends are fsynced, so a journal found by a
+ * later run means a run died in the middle of appending: append_repair
+ * takes what it wrote off again (those messages were never counted: the
+ * sync state was not saved, they still are on the other side and come
+ * again).  The end is updated without an fsync before every write(2): it
+ * tells the run's own bytes from a delivery made after the crash.
+ */
+#define JOURNAL_MAGIC	"msync-mbox-append 1\n"
+#define JOURNAL_END_AT	(sizeof(JOURNAL_MAGIC) - 1 + 2 * 27)
+#define JOURNAL_LEN	(JOURNAL_END_AT + 27)
+
+/* Formats the journal: three fixed-width lines after the magic. */
+static void
+journal_fmt(char out[JOURNAL_LEN + 1], uint64_t ino, uint64_t start,
+    uint64_t end)
+{
+	snprintf(out, JOURNAL_LEN + 1, "%sino   %020" PRIu64 "\n"
+	    "start %020" PRIu64 "\nend   %020" PRIu64 "\n", JOURNAL_MAGIC,
+	    ino, start, end);
+}
+
+/*
+ * Test hook (MSYNC_TEST_MBOX_KILL=N:K): the Nth write of appended data
+ * in this process writes only its first K bytes (all of them if K is
+ * -1), then the process kills itself, as a SIGKILL or a power cut in
+ * the middle of an append would leave the file.
+ */
+static void
+test_kill(int fd, const uint8_t *p, size_t len)
+{
+	static long	 n;
+	const char	*e = getenv("MSYNC_TEST_MBOX_KILL");
+	long		 at, k;
+
+	if (e == NULL || sscanf(e, "%ld:%ld", &at, &k) != 2 || ++n != at)
+		return;
+	if (k < 0 || (size_t)k > len)
+		k = (long)len;
+	(void)write_all(fd, p, (size_t)k);
+	raise(SIGKILL);
+}
+
 /* Writes the collected appends of f to its file. */
 static int
 wbuf_write(struct mfolder *f)
 {
-	int	r;
+	char	 j[JOURNAL_LEN + 1];
+	int	 r;
 
 	if (f->wbuf.failed)
 		return MSYNC_ERR_NOMEM;
 	if (f->wbuf.len == 0)
 		return 0;
+	if (f->jfd >= 0) {
+		journal_fmt(j, f->ino, f->fsize, f->wend);
+		if (pwrite(f->jfd, j + JOURNAL_END_AT, JOURNAL_LEN -
+		    JOURNAL_END_AT, (off_t)JOURNAL_END_AT) !=
+		    (ssize_t)(JOURNAL_LEN - JOURNAL_END_AT))
+			return MSYNC_ERR_IO;
+	}
+	test_kill(f->wfd, f->wbuf.p, f->wbuf.len);
 	r = write_all(f->wfd, f->wbuf.p, f->wbuf.len);
 	f->wbuf.len = 0;
+	return r;
+}
+
+/*
+ * Starts f's journal: appends begin at f->fsize of inode f->ino.
+ * Durable (file and directory fsynced) before anything is appended.
+ */
+static int
+journal_begin(struct mbox *st, struct mfolder *f)
+{
+	char	 path[MSYNC_PATH_MAX + 64], j[JOURNAL_LEN + 1];
+	int	 dfd, r = 0;
+
+	cache_file(st, f->path, ".append", path, sizeof(path));
+	if ((f->jfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		return MSYNC_ERR_IO;
+	journal_fmt(j, f->ino, f->fsize, f->fsize);
+	if (write_all(f->jfd, j, JOURNAL_LEN) != 0 || fsync(f->jfd) != 0)
+		r = MSYNC_ERR_IO;
+	if (r == 0 && (dfd = open(st->cache, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) >= 0) {
+		if (fsync(dfd) != 0)
+			r = MSYNC_ERR_IO;
+		close(dfd);
+	}
+	if (r != 0) {
+		close(f->jfd);
+		f->jfd = -1;
+		(void)unlink(path);
+	}
+	return r;
+}
+
+/* Ends f's journal: its appends are durable, or were taken back. */
+static void
+journal_end(struct mbox *st, struct mfolder *f)
+{
+	char	 path[MSYNC_PATH_MAX + 64];
+
+	if (f->jfd < 0)
+		return;
+	close(f->jfd);
+	f->jfd = -1;
+	cache_file(st, f->path, ".append", path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT)
+		WARN("cannot remove '%s'", log_esc(path, 300));
+}
+
+/*
+ * Copies bytes [from, to) of fd to the file out (made, fsynced).
+ * Returns 0 or MSYNC_ERR_IO.
+ */
+static int
+copy_range(int fd, uint64_t from, uint64_t to, const char *out)
+{
+	uint8_t	 buf[65536];
+	size_t	 got;
+	int	 ofd, r = 0;
+
+	if ((ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		return MSYNC_ERR_IO;
+	while (r == 0 && from < to) {
+		size_t	 want = to - from < sizeof(buf) ? (size_t)(to - from) :
+		    sizeof(buf);
+
+		if ((r = fd_pread(&fd, buf, want, from, &got)) != 0)
+			break;
+		if (got == 0) {
+			r = MSYNC_ERR_IO;
+			break;
+		}
+		r = write_all(ofd, buf, got);
+		from += got;
+	}
+	if (r == 0 && fsync(ofd) != 0)
+		r = MSYNC_ERR_IO;
+	close(ofd);
+	return r;
+}
+
+/*
+ * Repairs what a run that died appending to f left (see the journal
+ * above); fd is f's file, open for reading, or f->wfd.  Called with the
+ * file changed since the index.  The unfinished appends (from the
+ * journal's start) are first copied to "<cache>/<hash>.unfinished-TIME"
+ * (nothing is lost whatever follows), then cut off the file; a delivery
+ * made after the crash (bytes after the journal's end that start with a
+ * "From " line) is put back after the cut.  Where the run's bytes cannot
+ * be told from a delivery's, the file is left as it is, with a warning.
+ * A read-only store is not repaired: the mailbox is an error until a run
+ * that may write it.  Returns 0 or a negative MSYNC_ERR_*.
+ */
+static int
+append_repair(struct mbox *st, struct mfolder *f, int fd)
+{
+	char		 path[MSYNC_PATH_MAX + 64], q[MSYNC_PATH_MAX + 96];
+	char		 j[JOURNAL_LEN + 1];
+	unsigned long long ino, start, end;
+	struct stat	 sb;
+	uint8_t		 head[8];
+	uint64_t	 tail = 0, size;
+	size_t		 got;
+	ssize_t		 n;
+	int		 jfd, wfd = fd, dot = 0, locked = 0, r = 0, ok;
+	int		 putback = 0;
+
+	cache_file(st, f->path, ".append", path, sizeof(path));
+	if ((jfd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : MSYNC_ERR_IO;
+	n = read(jfd, j, JOURNAL_LEN);
+	close(jfd);
+	j[n > 0 ? n : 0] = '\0';
+	if (n != (ssize_t)JOURNAL_LEN ||
+	    strncmp(j, JOURNAL_MAGIC, sizeof(JOURNAL_MAGIC) - 1) != 0 ||
+	    sscanf(j + sizeof(JOURNAL_MAGIC) - 1, "ino %llu start %llu "
+	    "end %llu", &ino, &start, &end) != 3 || end < start) {
+		/* Never made durable: nothing was appended after it. */
+		if (unlink(path) != 0)
+			return MSYNC_ERR_IO;
+		return 0;
+	}
+	if (st->o.readonly) {
+		WARNX("'%s' ends in appends of an msync run that did not "
+		    "finish (from byte %llu); a run that may write it "
+		    "repairs it", log_esc(f->path, 300), start);
+		return MSYNC_ERR_BADDATA;
+	}
+	if (fd != f->wfd) {
+		if ((wfd = open(f->path, O_RDWR | O_APPEND | O_CLOEXEC |
+		    O_NOFOLLOW | O_NONBLOCK)) == -1)
+			return errno == ENOENT ? MSYNC_ERR_NOTFOUND :
+			    MSYNC_ERR_IO;
+		if ((r = lock_file(st, f->path, wfd, F_WRLCK, &dot)) != 0) {
+			close(wfd);
+			return r;
+		}
+		locked = 1;
+	}
+	if (fstat(wfd, &sb) == -1) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	size = (uint64_t)sb.st_size;
+	if ((uint64_t)sb.st_ino != ino || size <= start) {
+		/* Replaced or cut since: nothing of the run's is left here. */
+		if ((uint64_t)sb.st_ino != ino && size > start)
+			WARNX("'%s' was replaced after an msync run died "
+			    "appending to it; left as it is",
+			    log_esc(f->path, 300));
+		goto done;
+	}
+	snprintf(q, sizeof(q), "%.*s.unfinished-%lld", (int)(strlen(path) -
+	    strlen(".append")), path, (long long)time(NULL));
+	if ((r = copy_range(wfd, start, size, q)) != 0) {
+		WARNX("cannot save the unfinished end of '%s' to '%s'",
+		    log_esc(f->path, 300), log_esc(q, 300));
+		goto out;
+	}
+	ok = size <= end;
+	if (!ok) {
+		/* A delivery after the crash: does it start where we ended? */
+		tail = end;
+		if ((r = fd_pread(&wfd, head, sizeof(head), tail, &got)) != 0)
+			goto out;
+		while (got > 0 && head[0] == '\n' && tail < size) {
+			tail++;
+			if ((r = fd_pread(&wfd, head, sizeof(head), tail,
+			    &got)) != 0)
+				goto out;
+		}
+		ok = putback = got >= 5 && memcmp(head, "From ", 5) == 0;
+	}
+	if (!ok) {
+		WARNX("'%s': an msync run died appending to it and more was "
+		    "appended after; left as it is (its end from byte %llu "
+		    "is copied to '%s')", log_esc(f->path, 300), start,
+		    log_esc(q, 300));
+		goto done;
+	}
+	if (ftruncate(wfd, (off_t)start) != 0) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	if (putback) {
+		/* Put the delivery back, behind an empty line. */
+		uint8_t	 buf[65536], last[2] = { '\n', '\n' };
+		int	 qfd;
+		uint64_t off = tail - start;
+
+		if (start >= 2)
+			(void)fd_pread(&wfd, last, 2, start - 2, &got);
+		r = 0;
+		if (start > 0 && last[1] != '\n')
+			r = write_all(wfd, "\n\n", 2);
+		else if (start > 1 && last[0] != '\n')
+			r = write_all(wfd, "\n", 1);
+		if (r == 0 && (qfd = open(q, O_RDONLY | O_CLOEXEC)) == -1)
+			r = MSYNC_ERR_IO;
+		else if (r == 0) {
+			while (r == 0 && (r = fd_pread(&qfd, buf, sizeof(buf),
+			    off, &got)) == 0 && got > 0) {
+				if (write_all(wfd, buf, got) != 0)
+					r = MSYNC_ERR_IO;
+				off += got;
+			}
+			close(qfd);
+		}
+		if (r != 0) {
+			WARNX("cannot put back the end of '%s': it is in '%s'",
+			    log_esc(f->path, 300), log_esc(q, 300));
+			goto out;
+		}
+	}
+	if (fsync(wfd) != 0) {
+		r = MSYNC_ERR_IO;
+		goto out;
+	}
+	WARNX("'%s': an msync run died appending to it; its unfinished "
+	    "part (%llu bytes from byte %llu) is cut off%s (a copy is in "
+	    "'%s'); those messages are copied again", log_esc(f->path, 300),
+	    (unsigned long long)((putback ? tail : size) - start),
+	    start, putback ? " and what was delivered after it is kept" :
+	    "", log_esc(q, 300));
+done:
+	if (unlink(path) != 0 && errno != ENOENT)
+		r = MSYNC_ERR_IO;
+out:
+	if (locked)
+		unlock_file(f->path, wfd, dot);
+	if (wfd != fd)
+		close(wfd);
 	return r;
 }
 
@@ -970,14 +1267,23 @@ append_end(struct mbox *st, struct mfolder *f, int ok)
 	if (ok && (r = wbuf_write(f)) == 0 && fsync(f->wfd) != 0)
 		r = MSYNC_ERR_IO;
 	if (!ok || r != 0) {
-		/* Drop what this run added (entries past fsize). */
-		if (ftruncate(f->wfd, (off_t)f->fsize) != 0)
+		/*
+		 * Drop what this run added (entries past fsize).  If that
+		 * fails, the journal stays for the next run to repair.
+		 */
+		if (ftruncate(f->wfd, (off_t)f->fsize) != 0 ||
+		    fsync(f->wfd) != 0) {
 			WARN("cannot cut '%s' back", log_esc(f->path, 300));
+			if (f->jfd >= 0)
+				close(f->jfd);
+			f->jfd = -1;
+		}
+		journal_end(st, f);
 		while (f->n > 0 && f->v[f->n - 1].off >= f->fsize)
 			ent_free(&f->v[--f->n]);
 		if (r == 0)
 			r = MSYNC_ERR_IO;
-	} else if (fstat(f->wfd, &sb) == 0) {
+	} else if (journal_end(st, f), fstat(f->wfd, &sb) == 0) {
 		f->fsize = (uint64_t)sb.st_size;
 		f->msec = (int64_t)sb.st_mtim.tv_sec;
 		f->mnsec = sb.st_mtim.tv_nsec;
@@ -1059,6 +1365,12 @@ append_begin(struct mbox *st, struct mfolder *f)
 		goto fail;
 	}
 	f->wend = (uint64_t)sb.st_size;
+	if (f->wend != f->fsize) {	/* the refresh saw it so, under lock */
+		r = MSYNC_ERR_STORE_CHANGED;
+		goto fail;
+	}
+	if ((r = journal_begin(st, f)) != 0)
+		goto fail;
 	if (sb.st_size >= 2 && (r = fd_pread(&fd, tail, 2,
 	    (uint64_t)sb.st_size - 2, &got)) != 0)
 		goto fail;

@@ -36,11 +36,12 @@ libssl-dev zlib1g-dev"
 # python3-jsonschema and jq to check the --json reports against
 # docs/report.schema.json; the openssl program (a test CA) and systemd
 # (systemd-socket-activate) for the daemon tests; GNU parallel for the
-# migration batch test.
+# migration batch test; mutt reads and writes mbox files in the mbox
+# interop test.
 TEST_PKGS="libcmocka-dev openssh-server openssh-client rsync clang
 libclang-rt-dev llvm mandoc dovecot-core dovecot-imapd isync mblaze perl
 procps shellcheck xxhash strace time python3 util-linux
-dosfstools python3-jsonschema jq openssl systemd parallel"
+dosfstools python3-jsonschema jq openssl systemd parallel mutt"
 # What scripts/mkcorpus.sh needs.
 CORPUS_PKGS="npm ca-certificates"
 

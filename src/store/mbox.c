@@ -1933,8 +1933,13 @@ mbox_msg_read(struct store_msg *sm, void *buf, size_t cap, size_t *got)
 	 * there, so that the caller (and the store the message goes to)
 	 * gets pieces of its size, not a record and a write(2) per line.
 	 */
-	if (m->outpos == m->out.len)
-		m->out.len = m->outpos = 0;
+	if (m->outpos > 0) {
+		/* Keep only what is still to hand on: bounded by cap. */
+		memmove(m->out.p, m->out.p + m->outpos,
+		    m->out.len - m->outpos);
+		m->out.len -= m->outpos;
+		m->outpos = 0;
+	}
 	while (m->out.len - m->outpos < cap && !m->done) {
 		r = mboxfmt_step(m->fmt, &m->m, sink_out, &m->out);
 		if (r < 0)

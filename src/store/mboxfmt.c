@@ -5,6 +5,7 @@
  * mboxrd writer.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,6 @@ struct mboxfmt {
 	const struct mboxfmt_src *src;
 	int		 format;
 	uint64_t	 limit;
-	uint8_t		 buf[RBUF];
 	size_t		 len;		/* bytes in buf */
 	size_t		 pos;		/* next byte in buf */
 	uint64_t	 base;		/* offset of buf[0] */
@@ -60,6 +60,7 @@ struct mboxfmt {
 	int		 imapbase;	/* it carries X-IMAP */
 	int		 headerless;	/* X-Msync-Headerless: no header block */
 	char		 kwraw[MSYNC_KWSTR_MAX + 1];
+	uint8_t		 buf[RBUF];	/* last: not cleared (mboxfmt_new) */
 };
 
 /* Refills buf so that at least want bytes follow pos (or the end). */
@@ -389,8 +390,14 @@ mboxfmt_new(const struct mboxfmt_src *src, int format, uint64_t start,
 	struct mboxfmt	*f;
 
 	*out = NULL;
-	if ((f = calloc(1, sizeof(*f))) == NULL)
+	/*
+	 * Everything but the read-ahead buffer is cleared: a reader is
+	 * made per message read, and clearing 64 KB each time was a third
+	 * of a conversion's instructions (callgrind, 20,000 messages).
+	 */
+	if ((f = malloc(sizeof(*f))) == NULL)
 		return MSYNC_ERR_NOMEM;
+	memset(f, 0, offsetof(struct mboxfmt, buf));
 	f->src = src;
 	f->format = format;
 	f->base = start;

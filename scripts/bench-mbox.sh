@@ -135,7 +135,7 @@ export XDG_STATE_HOME=$r/xdg/state XDG_CACHE_HOME=$r/xdg/cache
 # mbox -> Maildir: cat, msync, and the copies of msync's Maildir, runs
 # times in turn; the last msync Maildir is kept for the next steps.
 cp "$big" "$r/in.mbox" && warm "$r/in.mbox"
-for i in $(seq 1 "$runs"); do
+for _ in $(seq 1 "$runs"); do
 	rm -rf "$r/cat.copy" "$r/md" "$r/xdg" "$r/md-cp" "$r/md-rs"
 	mkdir -p "$r/xdg"
 	measure mbox-maildir cat "stat -c %s $r/cat.copy" \

@@ -43,6 +43,7 @@
 #include "config.h"
 #include "log.h"
 #include "msync.h"
+#include "names.h"
 #include "pairs.h"
 #include "secret.h"
 #include "store.h"
@@ -133,7 +134,8 @@ struct wpair {
 	int		 last_status;	/* of the last failure, said once */
 	int		 dead;		/* cannot be watched any more */
 	unsigned long	 syncs;		/* started, for -v */
-	struct idler	 idle[2];	/* per side: IMAP IDLE */
+	/* IMAP IDLE: [s * CONFIG_IDLE_MAX + f], side s, folder f. */
+	struct idler	 idle[2 * CONFIG_IDLE_MAX];
 };
 
 /* The loop's state. */
@@ -370,20 +372,41 @@ watch_mbox(struct watch *ws, struct wpair *w, const struct loc *l, int s)
 }
 
 static int	 idler_start(struct watch *, struct wpair *, int);
+
+/* The IMAP folders idled on: the pair's `idle` list, or INBOX. */
+static size_t
+idle_nfolders(const struct wpair *w)
+{
+	return w->p->nidle == 0 ? 1 : w->p->nidle < CONFIG_IDLE_MAX ?
+	    w->p->nidle : CONFIG_IDLE_MAX;
+}
+
+static const char *
+idle_folder(const struct wpair *w, int k)
+{
+	return w->p->nidle == 0 ? "INBOX" : w->p->idle[k % CONFIG_IDLE_MAX];
+}
 static long long backoff_ms(int);
 
 /* An IMAP side: an IDLE connection in a child, unless the server has none. */
 static int
 watch_imap(struct watch *ws, struct wpair *w, const struct loc *l, int s)
 {
-	switch (w->idle[s].state) {
-	case IDLER_NOIDLE:
-		return -1;
-	case IDLER_NONE:
-		return idler_start(ws, w, s);
-	default:
-		return 0;	/* running, or restarted after its backoff */
+	for (size_t f = 0; f < idle_nfolders(w); f++) {
+		int	 k = s * CONFIG_IDLE_MAX + (int)f;
+
+		switch (w->idle[k].state) {
+		case IDLER_NOIDLE:
+			return -1;	/* the server's: poll the side */
+		case IDLER_NONE:
+			if (idler_start(ws, w, k) != 0)
+				return -1;
+			break;
+		default:
+			break;	/* running, or restarted after its backoff */
+		}
 	}
+	return 0;
 }
 
 static const struct watcher {
@@ -573,15 +596,54 @@ idler_say(int fd, const char *fmt, ...)
 }
 
 /*
- * The idler child: connects to the IMAP location url (the password from
- * passcmd, ~/.netrc, as a sync would get it; never the terminal, which
- * the watcher may not have), examines its INBOX and idles there,
- * reporting on fd.  Returns the exit status: IDLER_EXIT_NOIDLE when the
- * server refuses IDLE, else 1 after a failure.  INBOX because that is
- * where deliveries land; other folders are the `every` polling's.
+ * A store's mailbox name (UTF-8, '/' between levels) as the server names
+ * it: modified UTF-7, its separator, under the URL's root; INBOX is the
+ * server's own when there is no root.  The same rule as the IMAP
+ * store's, kept here so that the watcher needs no store.
  */
 static int
-idler_main(const char *url, const char *passcmd, int fd)
+idle_raw_name(const struct imap_url *u, char sep, const char *name,
+    char **out)
+{
+	char	*m = NULL, *full = NULL;
+	int	 r;
+
+	*out = NULL;
+	if (strcmp(name, "INBOX") == 0 && u->root[0] == '\0')
+		return (*out = strdup("INBOX")) == NULL ? MSYNC_ERR_NOMEM : 0;
+	if ((r = names_to_mutf7(name, &m)) != 0)
+		return r;
+	for (char *p = m; *p != '\0'; p++) {
+		if (*p == sep && sep != '/') {
+			free(m);
+			return MSYNC_ERR_BADNAME;
+		}
+		if (*p == '/')
+			*p = sep;
+	}
+	if (u->root[0] != '\0') {
+		if (asprintf(&full, "%s%c%s", u->root, sep, m) < 0)
+			full = NULL;
+		free(m);
+		if (full == NULL)
+			return MSYNC_ERR_NOMEM;
+		m = full;
+	}
+	*out = m;
+	return 0;
+}
+
+/*
+ * The idler child: connects to the IMAP location url (the password from
+ * passcmd, ~/.netrc, as a sync would get it; never the terminal, which
+ * the watcher may not have), examines folder and idles there,
+ * reporting on fd.  Returns the exit status: IDLER_EXIT_NOIDLE when the
+ * server refuses IDLE, else 1 after a failure.  One folder per child
+ * (IDLE watches the selected mailbox only): the pair's `idle` list, by
+ * default INBOX, where deliveries land.
+ */
+static int
+idler_main(const char *url, const char *folder, const char *passcmd, int fd)
 {
 	struct imap_url		 u;
 	struct imap_conn_opts	 co;
@@ -623,13 +685,12 @@ idler_main(const char *url, const char *passcmd, int fd)
 	secret = NULL;
 	if (r != 0)
 		goto out;
-	/* The store's INBOX: the server's, or the one under the root. */
-	if (u.root[0] == '\0')
-		raw = strdup("INBOX");
-	else if (asprintf(&raw, "%s%cINBOX", u.root, imap_conn_sep(c)) < 0)
-		raw = NULL;
-	if (raw == NULL || (r = imap_quote(raw, &q)) != 0) {
-		r = raw == NULL ? MSYNC_ERR_NOMEM : r;
+	/* The store's name on the server, as src/store/imap.c makes it. */
+	if ((r = idle_raw_name(&u, imap_conn_sep(c), folder, &raw)) != 0 ||
+	    (r = imap_quote(raw, &q)) != 0) {
+		if (r == MSYNC_ERR_BADNAME && asprintf(&why, "'%s' cannot be "
+		    "a folder on this server", log_esc(folder, 200)) < 0)
+			why = NULL;
 		goto out;
 	}
 	if ((r = imap_cmd(c, &d, "EXAMINE %s", q)) != 0)
@@ -676,9 +737,10 @@ out:
  * Returns 0, or -1 (the side is polled).
  */
 static int
-idler_start(struct watch *ws, struct wpair *w, int s)
+idler_start(struct watch *ws, struct wpair *w, int k)
 {
-	struct idler	*id = &w->idle[s];
+	struct idler	*id = &w->idle[k];
+	int		 s = k / CONFIG_IDLE_MAX;
 	const char	*passcmd = w->p->passcmd != NULL ? w->p->passcmd :
 	    getenv("MSYNC_PASSCMD");
 	int		 p[2];
@@ -713,7 +775,8 @@ idler_start(struct watch *ws, struct wpair *w, int s)
 		for (int fd = 3; fd < maxfd; fd++)
 			if (fd != p[1])
 				(void)close(fd);
-		_exit(idler_main(s == 0 ? w->p->a : w->p->b, passcmd, p[1]));
+		_exit(idler_main(s == 0 ? w->p->a : w->p->b,
+		    idle_folder(w, k), passcmd, p[1]));
 	}
 	close(p[1]);
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
@@ -722,8 +785,8 @@ idler_start(struct watch *ws, struct wpair *w, int s)
 	id->fd = p[0];
 	id->len = 0;
 	id->ready = 0;
-	LOG2("%s: IDLE helper %ld started for side %c", w->p->name,
-	    (long)pid, s == 0 ? 'A' : 'B');
+	LOG2("%s: IDLE helper %ld started for side %c, '%s'", w->p->name,
+	    (long)pid, s == 0 ? 'A' : 'B', log_esc(idle_folder(w, k), 200));
 	return 0;
 }
 
@@ -752,9 +815,10 @@ static void	 setup_watches(struct watch *, struct wpair *);
  * is back).
  */
 static void
-idler_read(struct watch *ws, struct wpair *w, int s, long long now)
+idler_read(struct watch *ws, struct wpair *w, int k, long long now)
 {
-	struct idler	*id = &w->idle[s];
+	struct idler	*id = &w->idle[k];
+	int		 s = k / CONFIG_IDLE_MAX;
 	ssize_t		 n;
 	int		 st;
 	char		*nl;
@@ -775,16 +839,18 @@ idler_read(struct watch *ws, struct wpair *w, int s, long long now)
 			if (strcmp(id->line, "r") == 0) {
 				if (id->fails > 0) {
 					LOG1("%s: IDLE on side %c works "
-					    "again", w->p->name,
-					    s == 0 ? 'A' : 'B');
+					    "again ('%s')", w->p->name,
+					    s == 0 ? 'A' : 'B', log_esc(
+					    idle_folder(w, k), 200));
 					/* Changes while it was away. */
 					changed(w, now);
 				}
 				id->fails = 0;
 				id->ready = 1;
 			} else if (strcmp(id->line, "c") == 0) {
-				LOG2("%s: IDLE: side %c changed", w->p->name,
-				    s == 0 ? 'A' : 'B');
+				LOG2("%s: IDLE: side %c changed ('%s')",
+				    w->p->name, s == 0 ? 'A' : 'B',
+				    log_esc(idle_folder(w, k), 200));
 				changed(w, now);
 			} else if (strncmp(id->line, "e ", 2) == 0) {
 				free(id->why);
@@ -802,11 +868,18 @@ idler_read(struct watch *ws, struct wpair *w, int s, long long now)
 		;
 	id->pid = 0;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == IDLER_EXIT_NOIDLE) {
+		int	 said = 0;
+
+		/* The server's answer, the same for every folder: said once. */
+		for (int f = 0; f < CONFIG_IDLE_MAX; f++)
+			said |= w->idle[s * CONFIG_IDLE_MAX + f].state ==
+			    IDLER_NOIDLE;
 		id->state = IDLER_NOIDLE;
-		WARNX("%s: the IMAP server of side %c offers no IDLE: looking "
-		    "for changes every %d s instead", w->p->name,
-		    s == 0 ? 'A' : 'B', w->p->every > 0 ? w->p->every :
-		    WATCH_EVERY_DEFAULT);
+		if (!said)
+			WARNX("%s: the IMAP server of side %c offers no IDLE: "
+			    "looking for changes every %d s instead",
+			    w->p->name, s == 0 ? 'A' : 'B', w->p->every > 0 ?
+			    w->p->every : WATCH_EVERY_DEFAULT);
 		setup_watches(ws, w);
 		return;
 	}
@@ -814,9 +887,10 @@ idler_read(struct watch *ws, struct wpair *w, int s, long long now)
 	id->state = IDLER_WAITING;
 	id->restart_at = now + backoff_ms(id->fails);
 	if (id->fails == 1)
-		WARNX("%s: IDLE connection of side %c lost (%s); reconnecting "
-		    "in %lld s, then less often while it fails, quietly",
-		    w->p->name, s == 0 ? 'A' : 'B', id->why != NULL ?
+		WARNX("%s: IDLE connection of side %c lost ('%s': %s); "
+		    "reconnecting in %lld s, then less often while it fails, "
+		    "quietly", w->p->name, s == 0 ? 'A' : 'B',
+		    log_esc(idle_folder(w, k), 100), id->why != NULL ?
 		    log_esc(id->why, 200) : "it ended", backoff_ms(1) / 1000);
 	else
 		LOG2("%s: IDLE reconnect failed again (%s)", w->p->name,
@@ -859,8 +933,8 @@ finished(struct watch *ws, struct wpair *w, int st, const char *error,
 		    w->p->name);
 		w->dead = 1;
 		unwatch(ws, w);
-		idler_stop(&w->idle[0]);
-		idler_stop(&w->idle[1]);
+		for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+			idler_stop(&w->idle[k]);
 	} else {
 		w->fails++;
 		w->due = now + backoff_ms(w->fails);
@@ -924,7 +998,8 @@ wpair_init(struct wpair *w, const struct pair *p, long long now)
 	memset(w, 0, sizeof(*w));
 	w->p = p;
 	w->job.out = w->job.err = -1;
-	w->idle[0].fd = w->idle[1].fd = -1;
+	for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+		w->idle[k].fd = -1;
 	w->debounce_ms = p->debounce_ms >= 0 ? p->debounce_ms :
 	    WATCH_DEBOUNCE_DEFAULT;
 	w->due = now;	/* the first sync: at once */
@@ -961,8 +1036,8 @@ reload(struct watch *ws, struct config **cfg, long long now)
 	}
 	for (size_t i = 0; i < ws->n; i++) {
 		unwatch(ws, &ws->wp[i]);
-		idler_stop(&ws->wp[i].idle[0]);
-		idler_stop(&ws->wp[i].idle[1]);
+		for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+			idler_stop(&ws->wp[i].idle[k]);
 		job_clear(&ws->wp[i].job);
 	}
 	free(ws->wp);
@@ -1108,8 +1183,8 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		for (size_t i = 0; i < ws.n; i++) {
 			struct wpair *w = &ws.wp[i];
 
-			for (int s = 0; s < 2; s++) {
-				struct idler *id = &w->idle[s];
+			for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++) {
+				struct idler *id = &w->idle[k];
 
 				if (id->fd >= 0) {
 					pfd[np].fd = id->fd;
@@ -1149,16 +1224,16 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		if (ws.ino >= 0)
 			read_events(&ws, now);
 		for (size_t i = 0; i < ws.n; i++)
-			for (int s = 0; s < 2; s++) {
+			for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++) {
 				struct wpair *w = &ws.wp[i];
-				struct idler *id = &w->idle[s];
+				struct idler *id = &w->idle[k];
 
 				if (id->fd >= 0)
-					idler_read(&ws, w, s, now);
+					idler_read(&ws, w, k, now);
 				else if (id->state == IDLER_WAITING &&
 				    !w->dead && stop_at == 0 &&
 				    now >= id->restart_at &&
-				    idler_start(&ws, w, s) != 0)
+				    idler_start(&ws, w, k) != 0)
 					id->restart_at = now +
 					    backoff_ms(++id->fails);
 			}
@@ -1182,8 +1257,8 @@ out:
 			(void)waitpid(ws.wp[i].job.pid, NULL, 0);
 		}
 		unwatch(&ws, &ws.wp[i]);
-		idler_stop(&ws.wp[i].idle[0]);
-		idler_stop(&ws.wp[i].idle[1]);
+		for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+			idler_stop(&ws.wp[i].idle[k]);
 		job_clear(&ws.wp[i].job);
 	}
 	for (size_t i = 0; locks != NULL && i < n; i++)

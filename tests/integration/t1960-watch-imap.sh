@@ -74,6 +74,38 @@ test_expect_success 'SIGTERM ends the watch (and its IDLE child) with status 0' 
 	! pgrep -f "msync --watch --json -v i" >/dev/null
 '
 
+test_expect_success '`idle INBOX Work`: a message saved into Work arrives too, by IDLE' '
+	doveadm_u carol "mailbox create" Work &&
+	gen_message 1 c0 | doveadm_u carol save -m INBOX &&
+	make_maildir md3 &&
+	cat >>"$cfg" <<-EOF &&
+	pair f
+		a $(imaps_url carol)
+		b $TRASH/md3
+		passcmd echo $IMAPD_PASS
+		idle INBOX Work
+		debounce 100ms
+	EOF
+	watch_start wf -vv f &&
+	wait_until has_count md3 1 &&
+	wait_until grep -q "IDLE helper .* started for side A, .Work." wf.err &&
+	gen_message 2 work1 | doveadm_u carol save -m Work &&
+	wait_until has_count "$(folder_path md3 Work)" 1 &&
+	wait_until grep -q "IDLE: side A changed (.Work.)" wf.err &&
+	watch_stop wf
+'
+
+test_expect_success '`idle` takes mailbox names, at most 4' '
+	printf "pair x\n\ta %s\n\tb %s/md3\n\tidle a b c d e\n" "$(imaps_url carol)" "$TRASH" >bad1.cfg &&
+	chmod 600 bad1.cfg &&
+	test_expect_code 64 "$MSYNC" -F bad1.cfg --watch x 2>err1 &&
+	grep -q "bad1.cfg:4:.*.idle. takes 1 to 4 mailbox names" err1 &&
+	printf "pair x\n\ta %s\n\tb %s/md3\n\tidle ../up\n" "$(imaps_url carol)" "$TRASH" >bad2.cfg &&
+	chmod 600 bad2.cfg &&
+	test_expect_code 64 "$MSYNC" -F bad2.cfg --watch x 2>err2 &&
+	grep -q "bad2.cfg:4:.*.\.\./up. is not a mailbox name" err2
+'
+
 test_expect_success 'a server without IDLE: said once, the side is polled every `every`' '
 	make_maildir md2 &&
 	cat >>"$cfg" <<-EOF &&

@@ -33,6 +33,7 @@
 #include "msync.h"
 #include "names.h"
 #include "plan.h"
+#include "progress.h"
 #include "proto.h"
 #include "dpath.h"
 #include "server.h"
@@ -72,6 +73,8 @@ struct base_uids {
 	struct uid_pos	*v;		/* owned; sorted by uid */
 	size_t		 n;
 };
+
+#define EST_UNKNOWN	UINT64_MAX	/* a size the listings did not give */
 
 struct brain {
 	enum side	 self;
@@ -125,9 +128,10 @@ struct brain {
 	/* bookkeeping */
 	int		 crash_after;
 	int		 writes;
-	int		 progress;
-	uint64_t	 progress_done;
-	uint64_t	 progress_total;
+	int		 progress;	/* --progress: 1 plain lines, 2 tty */
+	struct progress	 pg;
+	uint64_t	*est;		/* owned; per action: its size from the
+					   listing, EST_UNKNOWN; NULL: none */
 	struct brain_stats st;
 };
 
@@ -147,6 +151,7 @@ brain_free(struct brain *b)
 	free(b->cur_name);
 	free(b->mb_failed);
 	free(b->mb_skip);
+	free(b->est);
 	free(b->out_acts);
 	free(b->in_seen);
 	free(b->results);
@@ -1120,6 +1125,8 @@ apply_mailbox_ops(struct brain *b)
 	return 0;
 }
 
+static void	 progress_act_size(struct brain *, uint32_t, uint64_t);
+
 /* Queues the next piece of outgoing content.  Returns 0 or MSYNC_ERR_*. */
 static int
 produce(struct brain *b)
@@ -1156,6 +1163,7 @@ produce(struct brain *b)
 		}
 		mb.act = b->out_acts[b->out.next];
 		mb.size = size;
+		progress_act_size(b, mb.act, size);
 		mb.date = date;
 		b->out.left = size;
 		p = NULL;
@@ -1177,6 +1185,7 @@ produce(struct brain *b)
 			return MSYNC_ERR_STORE_CHANGED;
 		}
 		b->out.left -= (uint64_t)n;
+		b->pg.bytes += (uint64_t)n;
 		if ((r = chan_put(b->ch, REC_MSG_DATA, buf, n)) != 0)
 			return r;
 		if (b->out.left > 0)
@@ -1185,7 +1194,7 @@ produce(struct brain *b)
 	store_msg_close(b->out.msg);
 	b->out.msg = NULL;
 	b->out.next++;
-	b->progress_done++;
+	b->pg.msgs++;
 	return chan_put(b->ch, REC_MSG_END, NULL, 0);
 }
 
@@ -1269,6 +1278,7 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		b->in.act = mb.act;
 		b->in.size = mb.size;
 		b->in.date = mb.date;
+		progress_act_size(b, mb.act, mb.size);
 		if (b->mb_skip[a->mbox]) {
 			b->in.skip = 1;
 			return 0;
@@ -1296,6 +1306,7 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		if (len > b->in.size - b->in.got)
 			return MSYNC_ERR_PROTO;
 		b->in.got += len;
+		b->pg.bytes += len;
 		if (b->in.skip)
 			return 0;
 		if ((r = store_save_write(b->in.save, p, len)) != 0) {
@@ -1311,7 +1322,7 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		if (b->in.skip) {
 			b->in.skip = 0;
 			b->in_done++;
-			b->progress_done++;
+			b->pg.msgs++;
 			note_copy(b, a, 0, MSYNC_ERR_STORE_CHANGED);
 			return add_result(b, b->in.act, 0,
 			    MSYNC_ERR_STORE_CHANGED);
@@ -1320,7 +1331,7 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		    &a->guid, &uid);
 		b->in.save = NULL;
 		b->in_done++;
-		b->progress_done++;
+		b->pg.msgs++;
 		b->st.copied_bytes[b->self] += b->in.size;
 		if (r == MSYNC_ERR_BADDATA) {
 			char	 g[33];
@@ -1360,6 +1371,8 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		if ((a = incoming_action(b, act)) == NULL)
 			return MSYNC_ERR_PROTO;
 		b->in_done++;
+		b->pg.msgs++;
+		progress_act_size(b, act, 0);
 		/* The sender's file went away since it listed it: exit 2. */
 		if (changed_under_us(status))
 			b->changed = 1;
@@ -1409,15 +1422,86 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 	}
 }
 
+/*
+ * A COPY action's message turned out to be size bytes (it started, or
+ * was skipped: 0): the progress total is corrected.
+ */
 static void
-show_progress(struct brain *b, int final)
+progress_act_size(struct brain *b, uint32_t act, uint64_t size)
 {
-	if (!b->progress)
+	if (b->est == NULL || act >= b->plan.nact)
 		return;
-	fprintf(stderr, "\rmsync: %" PRIu64 "/%" PRIu64 " messages",
-	    b->progress_done, b->progress_total);
-	if (final)
-		fputc('\n', stderr);
+	progress_size(&b->pg, b->est[act] != EST_UNKNOWN, b->est[act], size);
+	b->est[act] = size;
+}
+
+/* Message act's size from its source side's listing, or EST_UNKNOWN. */
+static uint64_t
+listed_size(struct brain *b, const struct action *a, ssize_t *vcache)
+{
+	const struct plan_mbox	*m = &b->plan.mb[a->src_mbox];
+	const struct view	*v = &b->views[a->src_side];
+	const struct msglist	*ml;
+	size_t			 lo = 0, hi;
+	ssize_t			 vi;
+
+	/* vcache[src_mbox * 2 + side]: -2 not looked up yet. */
+	vi = vcache[a->src_mbox * 2 + a->src_side];
+	if (vi == -2) {
+		vi = m->name[a->src_side] == NULL ? -1 :
+		    view_find(v, &m->guid, m->name[a->src_side]);
+		vcache[a->src_mbox * 2 + a->src_side] = vi;
+	}
+	if (vi < 0)
+		return EST_UNKNOWN;
+	ml = &v->mb[vi].msgs;	/* sorted by uid; empty if unchanged */
+	hi = ml->n;
+	while (lo < hi) {
+		size_t	 mid = lo + (hi - lo) / 2;
+
+		if (ml->v[mid].uid == a->src_uid)
+			return ml->v[mid].size;
+		if (ml->v[mid].uid < a->src_uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return EST_UNKNOWN;
+}
+
+/*
+ * Starts the --progress line: the messages that cross the wire, and
+ * their bytes where the listings tell them.
+ */
+static int
+progress_begin(struct brain *b)
+{
+	ssize_t		*vcache;
+	uint64_t	 bytes = 0, unknown = 0;
+
+	if (!b->progress)
+		return 0;
+	if ((b->est = calloc(b->plan.nact + 1, sizeof(*b->est))) == NULL ||
+	    (vcache = calloc(b->plan.nmb * 2 + 1, sizeof(*vcache))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (size_t i = 0; i < b->plan.nmb * 2; i++)
+		vcache[i] = -2;
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action *a = &b->plan.act[i];
+
+		b->est[i] = EST_UNKNOWN;
+		if (a->type != ACT_COPY || a->side == a->src_side)
+			continue;
+		b->est[i] = listed_size(b, a, vcache);
+		if (b->est[i] == EST_UNKNOWN)
+			unknown++;
+		else
+			bytes += b->est[i];
+	}
+	free(vcache);
+	progress_start(&b->pg, stderr, b->progress == 2, b->nout + b->nin,
+	    bytes, unknown);
+	return 0;
 }
 
 /*
@@ -1430,7 +1514,6 @@ transfer(struct brain *b)
 	const uint8_t	*p;
 	size_t		 len;
 	uint8_t		 type;
-	time_t		 last = 0;
 	int		 r;
 
 	b->out.msg = NULL;
@@ -1449,7 +1532,8 @@ transfer(struct brain *b)
 		} else
 			b->nin++;
 	}
-	b->progress_total = b->nout + b->nin;
+	if ((r = progress_begin(b)) != 0)
+		return r;
 	while (b->out.next < b->nout || b->in_done < b->nin ||
 	    chan_pending(b->ch) > 0) {
 		int	 progressed = 0;
@@ -1492,10 +1576,7 @@ transfer(struct brain *b)
 			if ((r = consume(b, type, p, len)) != 0)
 				return r;
 		}
-		if (b->progress && time(NULL) != last) {
-			last = time(NULL);
-			show_progress(b, 0);
-		}
+		progress_show(&b->pg, 0);
 		if (b->out.next >= b->nout && b->in_done >= b->nin &&
 		    chan_pending(b->ch) == 0)
 			break;
@@ -1506,7 +1587,7 @@ transfer(struct brain *b)
 		    b->out.next >= b->nout && chan_pending(b->ch) == 0))
 			return r;
 	}
-	show_progress(b, 1);
+	progress_show(&b->pg, 1);
 	return 0;
 }
 
@@ -2367,7 +2448,8 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	b.exclude = o->exclude;
 	b.nexclude = o->nexclude;
 	b.crash_after = o->crash_after;
-	b.progress = o->progress && isatty(STDERR_FILENO);
+	/* A terminal gets one line rewritten; anything else plain lines. */
+	b.progress = !o->progress ? 0 : isatty(STDERR_FILENO) ? 2 : 1;
 	if (o->dry_run)
 		b.hopts |= HELLO_DRY_RUN;
 

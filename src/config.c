@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "msync.h"
+#include "names.h"
 
 #define CONFIG_TOKENS_MAX	(CONFIG_LIST_MAX + 2)	/* words on a line */
 
@@ -232,6 +233,9 @@ pair_clear(struct pair *p)
 	for (size_t i = 0; i < p->nexclude; i++)
 		free(p->exclude[i]);
 	free(p->exclude);
+	for (size_t i = 0; i < p->nidle; i++)
+		free(p->idle[i]);
+	free(p->idle);
 	free(p->passcmd);
 	free(p->rsh);
 	free(p->ssh);
@@ -373,6 +377,21 @@ apply_key(struct cparse *p, struct pair *pr, int is_def, struct token *t,
 		perr(p, t[0].col, "passwords are not kept in the config "
 		    "file: use 'passcmd COMMAND' to run a password manager");
 		return -1;
+	}
+	if (strcmp(k, "idle") == 0) {
+		/* Watch mode: mailbox names (not patterns), INBOX if none. */
+		if (n < 2 || pr->nidle + (size_t)n - 1 > CONFIG_IDLE_MAX) {
+			perr(p, t[0].col, "'idle' takes 1 to %d mailbox names",
+			    CONFIG_IDLE_MAX);
+			return -1;
+		}
+		for (int i = 1; i < n; i++)
+			if (!names_valid(t[i].s, strlen(t[i].s))) {
+				perr(p, t[i].col, "'%s' is not a mailbox name",
+				    log_esc(t[i].s, 64));
+				return -1;
+			}
+		return add_list(p, &pr->idle, &pr->nidle, t, n);
 	}
 	if (strcmp(k, "mailbox") == 0 || strcmp(k, "exclude") == 0) {
 		if (n < 2) {
@@ -530,7 +549,8 @@ inherit(struct pair *pr, const struct pair *d)
 	if ((pr->nmailbox == 0 && copy_list(&pr->mailbox, &pr->nmailbox,
 	    d->mailbox, d->nmailbox) != 0) || (pr->nexclude == 0 &&
 	    copy_list(&pr->exclude, &pr->nexclude, d->exclude,
-	    d->nexclude) != 0))
+	    d->nexclude) != 0) || (pr->nidle == 0 &&
+	    copy_list(&pr->idle, &pr->nidle, d->idle, d->nidle) != 0))
 		return MSYNC_ERR_NOMEM;
 	return 0;
 }

@@ -20,6 +20,8 @@
 #define CONFIG_DEPTH_MAX	16		/* groups within groups */
 
 /* One pair.  Unset values: NULL pointers, -1 for the ints. */
+#define CONFIG_IDLE_MAX	4	/* IMAP folders idled on per side */
+
 struct pair {
 	char	*name;		/* owned */
 	int	 line;		/* where "pair NAME" stands */
@@ -30,6 +32,8 @@ struct pair {
 	size_t	 nmailbox;
 	char	**exclude;	/* owned; -x patterns */
 	size_t	 nexclude;
+	char	**idle;	/* owned; watch mode: IMAP folders to IDLE on */
+	size_t	 nidle;
 	char	*passcmd;	/* owned; command printing a password */
 	char	*rsh;		/* owned; -e */
 	char	*ssh;		/* owned; "openssh" or "libssh" */

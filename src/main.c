@@ -106,7 +106,7 @@ usage(FILE *f)
 "  -v, --verbose           say more (repeat for debug output)\n"
 "  -q, --quiet             only errors\n"
 "      --stats             what moved each way, bytes on the wire\n"
-"      --progress          a live progress line on a terminal\n"
+"      --progress          counts, bytes, rate, time left (plain lines if no tty)\n"
 "      --force-deletes     allow deleting most of a mailbox\n"
 "      --state-dir DIR     where sync state lives ($XDG_STATE_HOME/msync)\n"
 "      --lock-wait SECS    wait this long for a locked store (10)\n"

@@ -88,14 +88,36 @@ secret_from_cmd(const char *cmd, char **out, char **why)
 	close(p[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (r != 0) {
-		msync_why(why, "the password command printed a line over %d "
-		    "bytes", SECRET_MAX);
+	if (r == MSYNC_ERR_TOOBIG) {
+		/* Not a password: a usage error, not the wire's TOOBIG (76). */
+		msync_why(why, "the password command '%s' printed a line over "
+		    "%d bytes", log_esc(cmd, 120), SECRET_MAX);
+		return MSYNC_ERR_USAGE;
+	}
+	if (r != 0)
 		return r;
+	/*
+	 * The reasons name the command, never its output: what a failing
+	 * password manager printed may still be the secret.  127 and 126
+	 * are the shell's "not found" and "cannot run".
+	 */
+	if (WIFSIGNALED(st)) {
+		msync_why(why, "the password command '%s' was killed by "
+		    "signal %d", log_esc(cmd, 120), WTERMSIG(st));
+		secret_free(s);
+		return MSYNC_ERR_USAGE;
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		msync_why(why, "the password command '%s' failed (exit %d)",
-		    log_esc(cmd, 120), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		int	 x = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		char	 sig[32] = "";
+
+		/* The shell reports a killed command as 128 + signal. */
+		if (x > 128 && x < 128 + 65)
+			snprintf(sig, sizeof(sig), ": killed by signal %d",
+			    x - 128);
+		msync_why(why, "the password command '%s' failed (exit %d%s)",
+		    log_esc(cmd, 120), x, x == 127 ? ": command not found" :
+		    x == 126 ? ": cannot be run" : sig);
 		secret_free(s);
 		return MSYNC_ERR_USAGE;
 	}

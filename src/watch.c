@@ -23,6 +23,7 @@
  */
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -32,6 +33,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +43,12 @@
 #include "config.h"
 #include "log.h"
 #include "msync.h"
+#include "names.h"
 #include "pairs.h"
+#include "secret.h"
 #include "store.h"
+#include "imap/conn.h"
+#include "imap/url.h"
 #include "transport.h"
 #include "watch.h"
 
@@ -54,16 +60,60 @@
 #define WATCH_STOP_GRACE	10000		/* ms a running sync may finish */
 #define WATCH_DIRS_MAX		(MSYNC_MBOX_MAX * 2) /* watches per pair */
 #define WATCH_DEPTH_MAX		(MSYNC_NAME_DEPTH + 1)
+/* RFC 2177: a client re-issues IDLE at least every 29 minutes. */
+#define IDLE_RENEW_MS		(25 * 60 * 1000)
+#define IDLER_EXIT_NOIDLE	3	/* the server has no IDLE */
+#define IDLER_LINE_MAX		512	/* one line from an idler */
 
 /* Directory masks: folders come and go; messages arrive and change. */
 #define MASK_FOLDER	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
 	    IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #define MASK_MSGS	(MASK_FOLDER | IN_CLOSE_WRITE | IN_ATTRIB)
+/*
+ * An mbox is appended to in place (IN_CLOSE_WRITE once the writer is
+ * done) and rewritten by rename (IN_MOVED_TO), so its directory is
+ * watched, not the file: a watch on the file would follow the old inode
+ * away after the first rewrite.
+ */
+#define MASK_MBOX	(MASK_FOLDER | IN_CLOSE_WRITE)
+
+/* What a watched directory is. */
+enum wkind {
+	WD_FOLDER = 0,	/* a Maildir folder directory: only folders count */
+	WD_MSGS,	/* a Maildir new/ or cur/: every event counts */
+	WD_MBOXDIR,	/* a directory of mbox files: every mail file */
+	WD_MBOXFILE	/* the directory of one mbox file: that name only */
+};
 
 /* One watched directory of a pair. */
 struct wdir {
 	int	 wd;		/* inotify watch descriptor */
-	int	 msgs;		/* new/ or cur/: every event counts */
+	enum wkind kind;
+	char	*only;		/* owned; WD_MBOXFILE: the file's name */
+};
+
+/*
+ * The IDLE connection of an IMAP side: a forked child (idler_main) that
+ * holds it and writes one line per event to a pipe: "r" when IDLE runs,
+ * "c" for a change, "e REASON" before it gives up.
+ */
+enum idler_state {
+	IDLER_NONE = 0,	/* not an IMAP side, or not started */
+	IDLER_RUNNING,	/* pid != 0 */
+	IDLER_WAITING,	/* lost; restarted at restart_at */
+	IDLER_NOIDLE	/* the server has no IDLE: the side is polled */
+};
+
+struct idler {
+	enum idler_state state;
+	pid_t		 pid;
+	int		 fd;		/* the pipe's read end, -1 none */
+	char		 line[IDLER_LINE_MAX];	/* a partial line */
+	size_t		 len;
+	char		*why;		/* owned; its last "e" line */
+	int		 fails;		/* lost connections in a row */
+	int		 ready;		/* IDLE ran since the last start */
+	long long	 restart_at;	/* IDLER_WAITING */
 };
 
 /* A pair under watch. */
@@ -84,6 +134,8 @@ struct wpair {
 	int		 last_status;	/* of the last failure, said once */
 	int		 dead;		/* cannot be watched any more */
 	unsigned long	 syncs;		/* started, for -v */
+	/* IMAP IDLE: [s * CONFIG_IDLE_MAX + f], side s, folder f. */
+	struct idler	 idle[2 * CONFIG_IDLE_MAX];
 };
 
 /* The loop's state. */
@@ -93,6 +145,8 @@ struct watch {
 	size_t		 n;
 	int		 ino;		/* inotify fd, -1 if none */
 	int		 ino_full;	/* the watch limit was reached */
+	size_t		 nwatches;	/* inotify watches held */
+	long		 test_max;	/* MSYNC_TEST_INOTIFY_MAX, -1 none */
 };
 
 static int	 sigpipe_fd[2] = { -1, -1 };
@@ -112,16 +166,30 @@ on_signal(int sig)
 	errno = saved;
 }
 
-/* Adds one inotify watch for pair w.  Returns 0, or -1 (polled now). */
+/*
+ * Adds one inotify watch of kind k for pair w (only: the file name a
+ * WD_MBOXFILE watch reports, copied).  Returns 0, or -1 (polled now).
+ * MSYNC_TEST_INOTIFY_MAX=N makes the watch after the Nth fail as the
+ * kernel's limit does, for the tests: the real limit is system-wide and
+ * shared by every user of the machine.
+ */
 static int
-add_watch(struct watch *ws, struct wpair *w, const char *path, int msgs)
+add_watch(struct watch *ws, struct wpair *w, const char *path, enum wkind k,
+    const char *only)
 {
+	static const uint32_t mask[] = { MASK_FOLDER, MASK_MSGS, MASK_MBOX,
+	    MASK_MBOX };
 	struct wdir	*v;
+	char		*o = NULL;
 	int		 wd;
 
 	if (ws->ino < 0 || w->ndirs >= WATCH_DIRS_MAX)
 		return -1;
-	wd = inotify_add_watch(ws->ino, path, msgs ? MASK_MSGS : MASK_FOLDER);
+	if (ws->test_max >= 0 && ws->nwatches >= (size_t)ws->test_max) {
+		wd = -1;
+		errno = ENOSPC;
+	} else
+		wd = inotify_add_watch(ws->ino, path, mask[k]);
 	if (wd < 0) {
 		if (errno == ENOSPC && !ws->ino_full) {
 			WARNX("%s: the inotify watch limit is reached "
@@ -131,14 +199,18 @@ add_watch(struct watch *ws, struct wpair *w, const char *path, int msgs)
 		}
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
 	}
-	if ((v = reallocarray(w->dirs, w->ndirs + 1, sizeof(*v))) == NULL) {
+	if ((only != NULL && (o = strdup(only)) == NULL) ||
+	    (v = reallocarray(w->dirs, w->ndirs + 1, sizeof(*v))) == NULL) {
+		free(o);
 		(void)inotify_rm_watch(ws->ino, wd);
 		return -1;
 	}
 	w->dirs = v;
 	w->dirs[w->ndirs].wd = wd;
-	w->dirs[w->ndirs].msgs = msgs;
+	w->dirs[w->ndirs].kind = k;
+	w->dirs[w->ndirs].only = o;
 	w->ndirs++;
+	ws->nwatches++;
 	return 0;
 }
 
@@ -155,7 +227,8 @@ watch_maildir(struct watch *ws, struct wpair *w, const char *dir, int depth)
 	char		 sub[PATH_MAX];
 	int		 r = 0;
 
-	if (depth > WATCH_DEPTH_MAX || add_watch(ws, w, dir, 0) != 0)
+	if (depth > WATCH_DEPTH_MAX || add_watch(ws, w, dir, WD_FOLDER,
+	    NULL) != 0)
 		return -1;
 	if ((d = opendir(dir)) == NULL)
 		return errno == ENOENT ? 0 : -1;
@@ -171,7 +244,7 @@ watch_maildir(struct watch *ws, struct wpair *w, const char *dir, int depth)
 			continue;
 		if (strcmp(de->d_name, "new") == 0 ||
 		    strcmp(de->d_name, "cur") == 0)
-			r = add_watch(ws, w, sub, 1);
+			r = add_watch(ws, w, sub, WD_MSGS, NULL);
 		else {
 			struct stat st;
 
@@ -183,18 +256,80 @@ watch_maildir(struct watch *ws, struct wpair *w, const char *dir, int depth)
 	return r;
 }
 
+/* 1 if a name in an mbox directory is never a mail file (mbox.c's rule). */
+static int
+mbox_ignored(const char *name)
+{
+	size_t	 len = strlen(name);
+
+	return name[0] == '.' || (len > 5 && strcmp(name + len - 5,
+	    ".lock") == 0);
+}
+
+/*
+ * The mbox watcher for a directory of mbox files: every directory of the
+ * tree (Thunderbird's "Name.sbd/" too), where every mail file counts.
+ */
+static int
+watch_mbox_dir(struct watch *ws, struct wpair *w, const char *dir, int depth)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 sub[PATH_MAX];
+	struct stat	 st;
+	int		 r = 0;
+
+	if (depth > WATCH_DEPTH_MAX ||
+	    add_watch(ws, w, dir, WD_MBOXDIR, NULL) != 0)
+		return -1;
+	if ((d = opendir(dir)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		if (mbox_ignored(de->d_name) ||
+		    (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
+		    de->d_name) >= sizeof(sub))
+			continue;
+		if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+			r = watch_mbox_dir(ws, w, sub, depth + 1);
+	}
+	closedir(d);
+	return r;
+}
+
 /*
  * What watches a kind of store.  A store format that can be watched adds
- * a line: match says whether a (local) location is its kind, watch adds
- * its inotify watches (0, or -1 to fall back to polling).  A location no
- * line claims is polled.
+ * a line: match says whether a location is its kind, watch adds its
+ * inotify watches or starts its helper for side s (0, or -1 to fall back
+ * to polling).  A location no line claims is polled.
  */
+static int
+is_imap(const struct loc *l)
+{
+	return l->layout == LAYOUT_IMAP;
+}
+
+static int
+is_mbox(const struct loc *l)
+{
+	int	 layout = l->layout;
+
+	if (layout == LAYOUT_IMAP)
+		return 0;
+	if (LAYOUT_IS_MBOX(layout))
+		return 1;
+	if (store_detect(l->path, &layout) != 0)
+		return 0;
+	return LAYOUT_IS_MBOX(layout);
+}
+
 static int
 is_maildir(const struct loc *l)
 {
 	int	 layout = l->layout;
 
-	if (LAYOUT_IS_MBOX(layout))
+	if (layout == LAYOUT_IMAP || LAYOUT_IS_MBOX(layout))
 		return 0;
 	if (store_detect(l->path, &layout) != 0)
 		return 0;
@@ -202,69 +337,154 @@ is_maildir(const struct loc *l)
 }
 
 static int
-watch_maildir_root(struct watch *ws, struct wpair *w, const struct loc *l)
+watch_maildir_root(struct watch *ws, struct wpair *w, const struct loc *l,
+    int s)
 {
 	return watch_maildir(ws, w, l->path, 0);
 }
 
+/*
+ * An mbox location is a directory of mbox files, or one file (which may
+ * not exist yet: it appears in its directory).
+ */
+static int
+watch_mbox(struct watch *ws, struct wpair *w, const struct loc *l, int s)
+{
+	struct stat	 st;
+	char		*dir, *slash;
+	int		 r;
+
+	if (stat(l->path, &st) == 0 && S_ISDIR(st.st_mode))
+		return watch_mbox_dir(ws, w, l->path, 0);
+	if ((dir = strdup(l->path)) == NULL)
+		return -1;
+	if ((slash = strrchr(dir, '/')) == NULL)
+		r = add_watch(ws, w, ".", WD_MBOXFILE, dir);
+	else if (slash[1] == '\0')
+		r = -1;
+	else {
+		*slash = '\0';
+		r = add_watch(ws, w, slash == dir ? "/" : dir, WD_MBOXFILE,
+		    slash + 1);
+	}
+	free(dir);
+	return r;
+}
+
+static int	 idler_start(struct watch *, struct wpair *, int);
+
+/* The IMAP folders idled on: the pair's `idle` list, or INBOX. */
+static size_t
+idle_nfolders(const struct wpair *w)
+{
+	return w->p->nidle == 0 ? 1 : w->p->nidle < CONFIG_IDLE_MAX ?
+	    w->p->nidle : CONFIG_IDLE_MAX;
+}
+
+static const char *
+idle_folder(const struct wpair *w, int k)
+{
+	return w->p->nidle == 0 ? "INBOX" : w->p->idle[k % CONFIG_IDLE_MAX];
+}
+static long long backoff_ms(int);
+
+/* An IMAP side: an IDLE connection in a child, unless the server has none. */
+static int
+watch_imap(struct watch *ws, struct wpair *w, const struct loc *l, int s)
+{
+	for (size_t f = 0; f < idle_nfolders(w); f++) {
+		int	 k = s * CONFIG_IDLE_MAX + (int)f;
+
+		switch (w->idle[k].state) {
+		case IDLER_NOIDLE:
+			return -1;	/* the server's: poll the side */
+		case IDLER_NONE:
+			if (idler_start(ws, w, k) != 0)
+				return -1;
+			break;
+		default:
+			break;	/* running, or restarted after its backoff */
+		}
+	}
+	return 0;
+}
+
 static const struct watcher {
 	int	(*match)(const struct loc *);
-	int	(*watch)(struct watch *, struct wpair *, const struct loc *);
+	int	(*watch)(struct watch *, struct wpair *, const struct loc *,
+		    int);
 } watchers[] = {
+	{ is_imap, watch_imap },
+	{ is_mbox, watch_mbox },
 	{ is_maildir, watch_maildir_root },
-	/* mbox (i12), IMAP IDLE (i13): add lines here. */
 };
 
-/* Drops a pair's watches. */
+/* Drops a pair's inotify watches (not its idlers). */
 static void
 unwatch(struct watch *ws, struct wpair *w)
 {
-	for (size_t i = 0; i < w->ndirs; i++)
+	for (size_t i = 0; i < w->ndirs; i++) {
 		(void)inotify_rm_watch(ws->ino, w->dirs[i].wd);
+		free(w->dirs[i].only);
+	}
+	ws->nwatches -= w->ndirs < ws->nwatches ? w->ndirs : ws->nwatches;
 	free(w->dirs);
 	w->dirs = NULL;
 	w->ndirs = 0;
+}
+
+/* The location of side s of w, with "~/" expanded, parsed into *l. */
+static int
+side_loc(const struct wpair *w, int s, struct loc *l)
+{
+	const char	*side = s == 0 ? w->p->a : w->p->b;
+	const char	*h = getenv("HOME");
+	char		*path = NULL;
+	int		 r;
+
+	memset(l, 0, sizeof(*l));
+	if (strncmp(side, "~/", 2) == 0 && h != NULL &&
+	    asprintf(&path, "%s/%s", h, side + 2) < 0)
+		path = NULL;
+	r = loc_parse(path != NULL ? path : side, l);
+	free(path);
+	return r;
 }
 
 /* (Re)builds a pair's watches; sets w->polled for a side not watched. */
 static void
 setup_watches(struct watch *ws, struct wpair *w)
 {
-	const char	*side[2] = { w->p->a, w->p->b };
 	int		 was_polled = w->polled;
 
 	unwatch(ws, w);
 	w->polled = 0;
 	for (int s = 0; s < 2; s++) {
 		struct loc	 l;
-		char		*path = NULL;
-		const char	*h = getenv("HOME");
 		size_t		 i;
 		int		 ok = 0;
 
-		memset(&l, 0, sizeof(l));
-		if (strncmp(side[s], "~/", 2) == 0 && h != NULL &&
-		    asprintf(&path, "%s/%s", h, side[s] + 2) < 0)
-			path = NULL;
-		if (loc_parse(path != NULL ? path : side[s], &l) == 0 &&
-		    l.host == NULL) {
+		if (side_loc(w, s, &l) == 0 && l.host == NULL) {
 			for (i = 0; i < sizeof(watchers) / sizeof(watchers[0]);
 			    i++)
 				if (watchers[i].match(&l)) {
-					ok = watchers[i].watch(ws, w, &l) == 0;
+					ok = watchers[i].watch(ws, w, &l,
+					    s) == 0;
 					break;
 				}
 		}
 		if (!ok)
 			w->polled = 1;
 		loc_free(&l);
-		free(path);
 	}
 	w->every_ms = w->p->every > 0 ? w->p->every * 1000 :
 	    w->polled ? WATCH_EVERY_DEFAULT * 1000 : 0;
 	if (w->polled && !was_polled)
 		LOG1("%s: a side cannot be watched for changes: looking "
 		    "every %d s", w->p->name, w->every_ms / 1000);
+	if (w->polled && w->every_ms > 0 && w->next_poll == 0 &&
+	    w->job.pid == 0)
+		w->next_poll = pairs_now_ms() + w->every_ms;
 	LOG2("%s: %zu directories watched", w->p->name, w->ndirs);
 }
 
@@ -291,15 +511,20 @@ read_events(struct watch *ws, long long now)
 {
 	char		 buf[16384] __attribute__((aligned(8)));
 	ssize_t		 len;
+	const uint32_t	 self = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED;
 
 	while ((len = read(ws->ino, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + len;) {
 			const struct inotify_event *ev = (const void *)p;
+			const char	*name;
 
 			if ((size_t)(buf + len - p) < sizeof(*ev) ||
 			    ev->len > (size_t)(buf + len - p) - sizeof(*ev))
 				break;
 			p += sizeof(*ev) + ev->len;
+			/* The kernel pads the name with NULs; len may be 0. */
+			name = ev->len > 0 && memchr(ev->name, '\0', ev->len) !=
+			    NULL ? ev->name : "";
 			if (ev->mask & IN_Q_OVERFLOW) {
 				for (size_t i = 0; i < ws->n; i++)
 					changed(&ws->wp[i], now);
@@ -307,27 +532,369 @@ read_events(struct watch *ws, long long now)
 			}
 			for (size_t i = 0; i < ws->n; i++) {
 				struct wpair *w = &ws->wp[i];
+				struct wdir *d = NULL;
 
-				for (size_t k = 0; k < w->ndirs; k++) {
-					if (w->dirs[k].wd != ev->wd)
-						continue;
-					/* A folder directory: only folders. */
-					if (!w->dirs[k].msgs &&
-					    !(ev->mask & (IN_ISDIR |
-					    IN_DELETE_SELF | IN_MOVE_SELF |
-					    IN_IGNORED)))
+				for (size_t k = 0; k < w->ndirs; k++)
+					if (w->dirs[k].wd == ev->wd) {
+						d = &w->dirs[k];
 						break;
-					if (ev->mask & (IN_ISDIR |
-					    IN_DELETE_SELF | IN_MOVE_SELF |
-					    IN_IGNORED))
-						w->rewatch = 1;
-					if (!(ev->mask & IN_IGNORED))
-						changed(w, now);
+					}
+				if (d == NULL)
+					continue;
+				if (ev->mask & (IN_ISDIR | self))
+					w->rewatch = 1;
+				switch (d->kind) {
+				case WD_FOLDER:
+					/* A folder directory: only folders. */
+					if (!(ev->mask & (IN_ISDIR | self)))
+						continue;
+					break;
+				case WD_MSGS:
+					break;
+				case WD_MBOXDIR:
+					if (!(ev->mask & (IN_ISDIR | self)) &&
+					    mbox_ignored(name))
+						continue;
+					break;
+				case WD_MBOXFILE:
+					if (!(ev->mask & self) &&
+					    strcmp(name, d->only) != 0)
+						continue;
 					break;
 				}
+				if (!(ev->mask & IN_IGNORED))
+					changed(w, now);
 			}
 		}
 	}
+}
+
+/* ---- IMAP IDLE -------------------------------------------------------- */
+
+/* The child's report to the watcher: one line.  Failures are ignored. */
+static void
+idler_say(int fd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+idler_say(int fd, const char *fmt, ...)
+{
+	char	 line[IDLER_LINE_MAX];
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(fd, line, (size_t)n) < 0 && errno == EPIPE)
+		_exit(0);	/* the watcher is gone */
+}
+
+/*
+ * A store's mailbox name (UTF-8, '/' between levels) as the server names
+ * it: modified UTF-7, its separator, under the URL's root; INBOX is the
+ * server's own when there is no root.  The same rule as the IMAP
+ * store's, kept here so that the watcher needs no store.
+ */
+static int
+idle_raw_name(const struct imap_url *u, char sep, const char *name,
+    char **out)
+{
+	char	*m = NULL, *full = NULL;
+	int	 r;
+
+	*out = NULL;
+	if (strcmp(name, "INBOX") == 0 && u->root[0] == '\0')
+		return (*out = strdup("INBOX")) == NULL ? MSYNC_ERR_NOMEM : 0;
+	if ((r = names_to_mutf7(name, &m)) != 0)
+		return r;
+	for (char *p = m; *p != '\0'; p++) {
+		if (*p == sep && sep != '/') {
+			free(m);
+			return MSYNC_ERR_BADNAME;
+		}
+		if (*p == '/')
+			*p = sep;
+	}
+	if (u->root[0] != '\0') {
+		if (asprintf(&full, "%s%c%s", u->root, sep, m) < 0)
+			full = NULL;
+		free(m);
+		if (full == NULL)
+			return MSYNC_ERR_NOMEM;
+		m = full;
+	}
+	*out = m;
+	return 0;
+}
+
+/*
+ * The idler child: connects to the IMAP location url (the password from
+ * passcmd, ~/.netrc, as a sync would get it; never the terminal, which
+ * the watcher may not have), examines folder and idles there,
+ * reporting on fd.  Returns the exit status: IDLER_EXIT_NOIDLE when the
+ * server refuses IDLE, else 1 after a failure.  One folder per child
+ * (IDLE watches the selected mailbox only): the pair's `idle` list, by
+ * default INBOX, where deliveries land.
+ */
+static int
+idler_main(const char *url, const char *folder, const char *passcmd, int fd)
+{
+	struct imap_url		 u;
+	struct imap_conn_opts	 co;
+	struct imap_conn	*c = NULL;
+	struct imap_done	 d;
+	char			*secret = NULL, *why = NULL, *q = NULL;
+	char			*raw = NULL;
+	const char		*x;
+	int			 r, ch, max_ms = IDLE_RENEW_MS, st = 1;
+
+	memset(&u, 0, sizeof(u));
+	if ((x = getenv("MSYNC_TEST_IDLE_MS")) != NULL && atoi(x) > 0)
+		max_ms = atoi(x);
+	if ((r = imap_url_parse(url, &u, &why)) != 0)
+		goto out;
+	if (passcmd == NULL && secret_from_netrc(u.host, u.user, &secret,
+	    &why) != 0) {
+		free(why);
+		why = strdup("no password: give the pair a passcmd");
+		r = MSYNC_ERR_USAGE;
+		goto out;
+	}
+	if (passcmd != NULL &&
+	    (r = secret_from_cmd(passcmd, &secret, &why)) != 0)
+		goto out;
+	memset(&co, 0, sizeof(co));
+	co.host = u.host;
+	co.port = u.port;
+	co.user = u.user;
+	co.tls = u.tls;
+	co.fingerprint = u.fingerprint;
+	co.auth = u.auth;
+	co.secret = secret;
+	if ((x = getenv("MSYNC_IMAP_TIMEOUT")) != NULL && atoi(x) > 0)
+		co.timeout_ms = atoi(x) * 1000;
+	co.no_compress = getenv("MSYNC_IMAP_NO_COMPRESS") != NULL;
+	r = imap_connect(&co, &c, &why);
+	secret_free(secret);
+	secret = NULL;
+	if (r != 0)
+		goto out;
+	/* The store's name on the server, as src/store/imap.c makes it. */
+	if ((r = idle_raw_name(&u, imap_conn_sep(c), folder, &raw)) != 0 ||
+	    (r = imap_quote(raw, &q)) != 0) {
+		if (r == MSYNC_ERR_BADNAME && asprintf(&why, "'%s' cannot be "
+		    "a folder on this server", log_esc(folder, 200)) < 0)
+			why = NULL;
+		goto out;
+	}
+	if ((r = imap_cmd(c, &d, "EXAMINE %s", q)) != 0)
+		goto out;
+	if (d.status != IMAP_OK) {
+		if (asprintf(&why, "cannot examine '%s': %s", raw,
+		    log_esc(d.text, 200)) < 0)
+			why = NULL;
+		r = MSYNC_ERR_NOTFOUND;
+		goto out;
+	}
+	for (int first = 1;; first = 0) {
+		if (getenv("MSYNC_TEST_NO_IDLE") != NULL)
+			r = MSYNC_ERR_NOTFOUND;
+		else
+			r = imap_idle(c, first ? 0 : max_ms, &ch);
+		if (r == MSYNC_ERR_NOTFOUND) {
+			st = IDLER_EXIT_NOIDLE;
+			goto out;
+		}
+		if (r != 0)
+			goto out;
+		/* The first round only proves IDLE is there. */
+		if (first)
+			idler_say(fd, "r");
+		else if (ch)
+			idler_say(fd, "c");
+	}
+out:
+	if (st != IDLER_EXIT_NOIDLE)
+		idler_say(fd, "e %s", why != NULL ? why : c != NULL &&
+		    imap_why(c)[0] != '\0' ? imap_why(c) : msync_strerror(r));
+	imap_close(c);
+	secret_free(secret);
+	imap_url_free(&u);
+	free(raw);
+	free(q);
+	free(why);
+	return st;
+}
+
+/*
+ * Starts the idler of side s of w (a forked child, see idler_main).
+ * Returns 0, or -1 (the side is polled).
+ */
+static int
+idler_start(struct watch *ws, struct wpair *w, int k)
+{
+	struct idler	*id = &w->idle[k];
+	int		 s = k / CONFIG_IDLE_MAX;
+	const char	*passcmd = w->p->passcmd != NULL ? w->p->passcmd :
+	    getenv("MSYNC_PASSCMD");
+	int		 p[2];
+	pid_t		 pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	fflush(stderr);
+	if ((pid = fork()) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct sigaction sa;
+		long	 maxfd = sysconf(_SC_OPEN_MAX);
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		(void)sigaction(SIGTERM, &sa, NULL);
+		(void)sigaction(SIGINT, &sa, NULL);
+		(void)sigaction(SIGHUP, &sa, NULL);
+		(void)sigaction(SIGCHLD, &sa, NULL);
+		sa.sa_handler = SIG_IGN;
+		(void)sigaction(SIGPIPE, &sa, NULL);
+		/* Never outlive the watcher, nor hold its locks. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(0);
+		if (maxfd < 0 || maxfd > 65536)
+			maxfd = 65536;
+		for (int fd = 3; fd < maxfd; fd++)
+			if (fd != p[1])
+				(void)close(fd);
+		_exit(idler_main(s == 0 ? w->p->a : w->p->b,
+		    idle_folder(w, k), passcmd, p[1]));
+	}
+	close(p[1]);
+	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
+	id->state = IDLER_RUNNING;
+	id->pid = pid;
+	id->fd = p[0];
+	id->len = 0;
+	id->ready = 0;
+	LOG2("%s: IDLE helper %ld started for side %c, '%s'", w->p->name,
+	    (long)pid, s == 0 ? 'A' : 'B', log_esc(idle_folder(w, k), 200));
+	return 0;
+}
+
+/* Ends an idler (the watcher stops, or its pair is dropped). */
+static void
+idler_stop(struct idler *id)
+{
+	if (id->pid != 0) {
+		(void)kill(id->pid, SIGTERM);
+		while (waitpid(id->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (id->fd >= 0)
+		close(id->fd);
+	free(id->why);
+	memset(id, 0, sizeof(*id));
+	id->fd = -1;
+}
+
+static void	 setup_watches(struct watch *, struct wpair *);
+
+/*
+ * Reads side s's idler's lines; at its end, decides: a server without
+ * IDLE makes the side polled (said once), a lost connection is
+ * restarted with the retry delays (said when it first fails, and when it
+ * is back).
+ */
+static void
+idler_read(struct watch *ws, struct wpair *w, int k, long long now)
+{
+	struct idler	*id = &w->idle[k];
+	int		 s = k / CONFIG_IDLE_MAX;
+	ssize_t		 n;
+	int		 st;
+	char		*nl;
+
+	for (;;) {
+		n = read(id->fd, id->line + id->len, sizeof(id->line) - 1 -
+		    id->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return;		/* EAGAIN: more later */
+		if (n == 0)
+			break;
+		id->len += (size_t)n;
+		id->line[id->len] = '\0';
+		while ((nl = memchr(id->line, '\n', id->len)) != NULL) {
+			*nl = '\0';
+			if (strcmp(id->line, "r") == 0) {
+				if (id->fails > 0) {
+					LOG1("%s: IDLE on side %c works "
+					    "again ('%s')", w->p->name,
+					    s == 0 ? 'A' : 'B', log_esc(
+					    idle_folder(w, k), 200));
+					/* Changes while it was away. */
+					changed(w, now);
+				}
+				id->fails = 0;
+				id->ready = 1;
+			} else if (strcmp(id->line, "c") == 0) {
+				LOG2("%s: IDLE: side %c changed ('%s')",
+				    w->p->name, s == 0 ? 'A' : 'B',
+				    log_esc(idle_folder(w, k), 200));
+				changed(w, now);
+			} else if (strncmp(id->line, "e ", 2) == 0) {
+				free(id->why);
+				id->why = strdup(id->line + 2);
+			}
+			id->len -= (size_t)(nl + 1 - id->line);
+			memmove(id->line, nl + 1, id->len);
+		}
+		if (id->len == sizeof(id->line) - 1)
+			id->len = 0;	/* a line too long: not ours */
+	}
+	close(id->fd);
+	id->fd = -1;
+	while (waitpid(id->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	id->pid = 0;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == IDLER_EXIT_NOIDLE) {
+		int	 said = 0;
+
+		/* The server's answer, the same for every folder: said once. */
+		for (int f = 0; f < CONFIG_IDLE_MAX; f++)
+			said |= w->idle[s * CONFIG_IDLE_MAX + f].state ==
+			    IDLER_NOIDLE;
+		id->state = IDLER_NOIDLE;
+		if (!said)
+			WARNX("%s: the IMAP server of side %c offers no IDLE: "
+			    "looking for changes every %d s instead",
+			    w->p->name, s == 0 ? 'A' : 'B', w->p->every > 0 ?
+			    w->p->every : WATCH_EVERY_DEFAULT);
+		setup_watches(ws, w);
+		return;
+	}
+	id->fails++;
+	id->state = IDLER_WAITING;
+	id->restart_at = now + backoff_ms(id->fails);
+	if (id->fails == 1)
+		WARNX("%s: IDLE connection of side %c lost ('%s': %s); "
+		    "reconnecting in %lld s, then less often while it fails, "
+		    "quietly", w->p->name, s == 0 ? 'A' : 'B',
+		    log_esc(idle_folder(w, k), 100), id->why != NULL ?
+		    log_esc(id->why, 200) : "it ended", backoff_ms(1) / 1000);
+	else
+		LOG2("%s: IDLE reconnect failed again (%s)", w->p->name,
+		    id->why != NULL ? log_esc(id->why, 200) : "it ended");
 }
 
 /* The delay before retry number fails (1, 2, ...): doubling, capped. */
@@ -366,6 +933,8 @@ finished(struct watch *ws, struct wpair *w, int st, const char *error,
 		    w->p->name);
 		w->dead = 1;
 		unwatch(ws, w);
+		for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+			idler_stop(&w->idle[k]);
 	} else {
 		w->fails++;
 		w->due = now + backoff_ms(w->fails);
@@ -429,6 +998,8 @@ wpair_init(struct wpair *w, const struct pair *p, long long now)
 	memset(w, 0, sizeof(*w));
 	w->p = p;
 	w->job.out = w->job.err = -1;
+	for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+		w->idle[k].fd = -1;
 	w->debounce_ms = p->debounce_ms >= 0 ? p->debounce_ms :
 	    WATCH_DEBOUNCE_DEFAULT;
 	w->due = now;	/* the first sync: at once */
@@ -465,6 +1036,8 @@ reload(struct watch *ws, struct config **cfg, long long now)
 	}
 	for (size_t i = 0; i < ws->n; i++) {
 		unwatch(ws, &ws->wp[i]);
+		for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+			idler_stop(&ws->wp[i].idle[k]);
 		job_clear(&ws->wp[i].job);
 	}
 	free(ws->wp);
@@ -494,6 +1067,8 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 	memset(&ws, 0, sizeof(ws));
 	ws.o = o;
 	ws.ino = -1;
+	ws.test_max = getenv("MSYNC_TEST_INOTIFY_MAX") != NULL ?
+	    atol(getenv("MSYNC_TEST_INOTIFY_MAX")) : -1;
 	if (pipe2(sigpipe_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
 		ERR("pipe");
 		return EXIT_ERROR;
@@ -595,7 +1170,7 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		}
 
 		free(pfd);
-		if ((pfd = calloc(2 + ws.n * 2, sizeof(*pfd))) == NULL) {
+		if ((pfd = calloc(2 + ws.n * 4, sizeof(*pfd))) == NULL) {
 			status = EXIT_ERROR;
 			break;
 		}
@@ -608,6 +1183,17 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		for (size_t i = 0; i < ws.n; i++) {
 			struct wpair *w = &ws.wp[i];
 
+			for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++) {
+				struct idler *id = &w->idle[k];
+
+				if (id->fd >= 0) {
+					pfd[np].fd = id->fd;
+					pfd[np++].events = POLLIN;
+				} else if (id->state == IDLER_WAITING &&
+				    !w->dead && stop_at == 0 &&
+				    (wake < 0 || id->restart_at < wake))
+					wake = id->restart_at;
+			}
 			if (w->job.pid != 0) {
 				np += job_pollfds(&w->job, pfd + np);
 				/* A child may exit with its pipes held. */
@@ -637,6 +1223,20 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		now = pairs_now_ms();
 		if (ws.ino >= 0)
 			read_events(&ws, now);
+		for (size_t i = 0; i < ws.n; i++)
+			for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++) {
+				struct wpair *w = &ws.wp[i];
+				struct idler *id = &w->idle[k];
+
+				if (id->fd >= 0)
+					idler_read(&ws, w, k, now);
+				else if (id->state == IDLER_WAITING &&
+				    !w->dead && stop_at == 0 &&
+				    now >= id->restart_at &&
+				    idler_start(&ws, w, k) != 0)
+					id->restart_at = now +
+					    backoff_ms(++id->fails);
+			}
 		for (size_t i = 0; i < ws.n; i++) {
 			struct wpair *w = &ws.wp[i];
 			int	 st;
@@ -657,6 +1257,8 @@ out:
 			(void)waitpid(ws.wp[i].job.pid, NULL, 0);
 		}
 		unwatch(&ws, &ws.wp[i]);
+		for (int k = 0; k < 2 * CONFIG_IDLE_MAX; k++)
+			idler_stop(&ws.wp[i].idle[k]);
 		job_clear(&ws.wp[i].job);
 	}
 	for (size_t i = 0; locks != NULL && i < n; i++)

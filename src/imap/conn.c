@@ -1108,6 +1108,93 @@ imap_append(struct imap_conn *c, const char *mbox, const char *flags,
 	return 0;
 }
 
+/*
+ * IDLE (RFC 2177), for watch mode; self-contained so that it touches
+ * nothing the sync commands use.  The untagged handler is wrapped for
+ * the duration: EXISTS, EXPUNGE, FETCH, RECENT and VANISHED count as a
+ * change (then passed on as usual).
+ */
+struct idle_state {
+	imap_untagged_fn fn;		/* the caller's handler */
+	void		*arg;
+	int		 changed;
+	long long	 until;		/* leave IDLE at this time */
+	uint32_t	 tag;
+};
+
+static int
+idle_untagged(void *arg, const struct imap_resp *r)
+{
+	struct idle_state *is = arg;
+
+	if (strcmp(r->kind, "EXISTS") == 0 || strcmp(r->kind, "EXPUNGE") ==
+	    0 || strcmp(r->kind, "FETCH") == 0 || strcmp(r->kind, "RECENT") ==
+	    0 || strcmp(r->kind, "VANISHED") == 0)
+		is->changed = 1;
+	return is->fn != NULL ? is->fn(is->arg, r) : 0;
+}
+
+static int
+done_idle(struct imap_conn *c, void *arg)
+{
+	struct idle_state *is = arg;
+	struct pending	*p = pending_find(c, is->tag);
+
+	return is->changed || p == NULL || p->done || now_ms() >= is->until;
+}
+
+int
+imap_idle(struct imap_conn *c, int max_ms, int *changed)
+{
+	struct idle_state is;
+	struct imap_done d;
+	struct pending	*p;
+	int		 r, saved_timeout = c->timeout_ms;
+
+	*changed = 0;
+	memset(&is, 0, sizeof(is));
+	is.fn = c->untagged;
+	is.arg = c->uarg;
+	c->untagged = idle_untagged;
+	c->uarg = &is;
+	c->cont = 0;
+	if ((r = imap_send(c, &is.tag, "IDLE")) != 0)
+		goto out;
+	if ((r = run_until(c, done_cont, &is.tag)) != 0)
+		goto out;
+	if (!c->cont) {
+		/* Refused at once: a server without IDLE. */
+		pending_take(c, is.tag, &d);
+		r = MSYNC_ERR_NOTFOUND;
+		goto out;
+	}
+	c->cont = 0;
+	/* A server is silent while idling: only max_ms bounds the wait. */
+	c->timeout_ms = max_ms + 60000;
+	is.until = now_ms() + max_ms;
+	if ((r = run_until(c, done_idle, &is)) != 0)
+		goto out;
+	c->timeout_ms = saved_timeout;
+	p = pending_find(c, is.tag);
+	if (p != NULL && p->done) {
+		/* The server ended the IDLE itself: no DONE to send. */
+		pending_take(c, is.tag, &d);
+	} else if ((r = out_put(c, "DONE\r\n", 6)) != 0 ||
+	    (r = imap_wait(c, is.tag, &d)) != 0)
+		goto out;
+	if (d.status != IMAP_OK) {
+		conn_why(c, "%s ended IDLE with %s", c->host,
+		    d.status == IMAP_NO ? "NO" : "BAD");
+		r = MSYNC_ERR_PROTO;
+	}
+out:
+	c->timeout_ms = saved_timeout;
+	c->untagged = is.fn;
+	c->uarg = is.arg;
+	*changed = is.changed;
+	return r;
+}
+
 void
 imap_close(struct imap_conn *c)
 {

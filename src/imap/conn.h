@@ -139,6 +139,16 @@ int	 imap_append(struct imap_conn *, const char *mbox, const char *flags,
  */
 int	 imap_quote(const char *s, char **out);
 
+/*
+ * IDLE (RFC 2177) on the selected mailbox, for watch mode: waits until
+ * the server reports a change (EXISTS, EXPUNGE, FETCH, RECENT,
+ * VANISHED; *changed = 1) or max_ms passed, then ends the IDLE with DONE
+ * and waits for its completion.  The caller's untagged handler still
+ * sees every response.  Returns 0, MSYNC_ERR_NOTFOUND when the server
+ * refuses IDLE, or a connection error (imap_why says which).
+ */
+int	 imap_idle(struct imap_conn *, int max_ms, int *changed);
+
 /* The last connection-level failure, for messages ("" if none). */
 const char *imap_why(const struct imap_conn *);
 

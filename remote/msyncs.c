@@ -444,6 +444,9 @@ msyncs_run(struct mhelp *h)
 		msyncs_fail(h, "%s refused the login to module '%s': %s",
 		    h->where, d->module, strncmp(line, "ERR ", 4) == 0 ?
 		    log_esc(line + 4, 200) : "unexpected answer");
+		/* A refusal said in words: no retry will fix it. */
+		if (strncmp(line, "ERR ", 4) == 0)
+			st = MSYNCS_EXIT_AUTH;
 		goto out;
 	}
 	st = tlspump_run(ssl, h->sock, 0, &ps, &idle) == 0 ? 0 : EXIT_ERROR;

@@ -36,11 +36,15 @@ libssl-dev zlib1g-dev"
 # python3-jsonschema and jq to check the --json reports against
 # docs/report.schema.json; the openssl program (a test CA) and systemd
 # (systemd-socket-activate) for the daemon tests; GNU parallel for the
-# migration batch test.
+# migration batch test; python3-yaml to read the Kubernetes example and
+# slurmctld, slurmd, slurm-client and munge for the one-node Slurm
+# cluster of t2550 only (it skips its Slurm part when they are missing
+# or Slurm cannot start).
 TEST_PKGS="libcmocka-dev openssh-server openssh-client rsync clang
 libclang-rt-dev llvm mandoc dovecot-core dovecot-imapd isync mblaze perl
 procps shellcheck xxhash strace time python3 util-linux
-dosfstools python3-jsonschema jq openssl systemd parallel"
+dosfstools python3-jsonschema jq openssl systemd parallel python3-yaml
+slurmctld slurmd slurm-client munge"
 # What scripts/mkcorpus.sh needs.
 CORPUS_PKGS="npm ca-certificates"
 

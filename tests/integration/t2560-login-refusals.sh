@@ -76,7 +76,11 @@ test_expect_success '[LIMIT] and [INUSE]: 75' '
 
 test_expect_success '[AUTHENTICATIONFAILED]: 77, needs a person' '
 	try wrongpw 77 "NO [AUTHENTICATIONFAILED] Authentication failed." &&
-	grep "AUTHENTICATIONFAILED" err-wrongpw
+	grep "AUTHENTICATIONFAILED" err-wrongpw &&
+	grep "\"status\":77,\"status_text\":\"login refused\"" res/wrongpw.json &&
+	python3 -c "import json, sys, jsonschema
+jsonschema.validate(json.load(open(\"res/wrongpw.json\")), json.load(open(sys.argv[1])))" \
+	    "$SRCDIR/docs/report.schema.json"
 '
 
 test_expect_success 'a NO without a code is taken as bad credentials: 77' '

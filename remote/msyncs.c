@@ -16,8 +16,8 @@
  * A failure before the pump runs is one WHY_FULL line and exit status
  * LIBSSH_EXIT_FAIL, which transport_finish reports as "unreachable".
  *
- * This is a minimal TLS client of its own: src/tls.[ch], the IMAP
- * client's, was not on main when this was written (see docs/DAEMON.md).
+ * The TLS client is src/tls.[ch], the one the IMAP store uses; this file
+ * adds the greeting and hands the SSL to the pump.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -52,6 +52,7 @@
 #include "dconf.h"
 #include "msyncs.h"
 #include "tlspump.h"
+#include "tls.h"
 
 #define CONNECT_MS	15000	/* TCP connect, TLS and the greeting */
 #define FP_LEN		32	/* SHA-256 */
@@ -222,95 +223,6 @@ msyncs_fail(struct mhelp *h, const char *fmt, ...)
 	h->whyfd = -1;
 }
 
-/* The first OpenSSL error as text. */
-static const char *
-msyncs_sslerr(void)
-{
-	static char	 buf[256];
-	unsigned long	 e = ERR_get_error();
-
-	if (e == 0)
-		return "connection closed";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	return buf;
-}
-
-/* TCP connect to host:port within CONNECT_MS.  Returns fd or -1. */
-static int
-msyncs_connect(struct mhelp *h)
-{
-	struct addrinfo	 hints, *res = NULL, *ai;
-	struct pollfd	 pf;
-	char		 port[16];
-	socklen_t	 sl;
-	int		 fd = -1, e, soerr = 0;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%d", h->l->port != 0 ? h->l->port :
-	    DCONF_PORT);
-	if ((e = getaddrinfo(h->l->host, port, &hints, &res)) != 0) {
-		msyncs_fail(h, "cannot resolve %s: %s", h->l->host,
-		    gai_strerror(e));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype |
-		    SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol)) == -1)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if (errno == EINPROGRESS) {
-			pf.fd = fd;
-			pf.events = POLLOUT;
-			sl = sizeof(soerr);
-			if (poll(&pf, 1, CONNECT_MS) == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
-			    &sl) == 0 && soerr == 0)
-				break;
-			errno = soerr != 0 ? soerr : ETIMEDOUT;
-		}
-		e = errno;
-		close(fd);
-		fd = -1;
-		errno = e;
-	}
-	freeaddrinfo(res);
-	if (fd == -1)
-		msyncs_fail(h, "cannot connect to %s: %s", h->where,
-		    strerror(errno));
-	return fd;
-}
-
-/* Checks the pinned fingerprint.  Returns 0, or -1 after msyncs_fail. */
-static int
-msyncs_pin(struct mhelp *h, SSL *ssl)
-{
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 n = 0;
-	X509		*peer;
-	char		 hex[FP_LEN * 3 + 1];
-	int		 ok;
-
-	if ((peer = SSL_get1_peer_certificate(ssl)) == NULL) {
-		msyncs_fail(h, "%s sent no certificate", h->where);
-		return -1;
-	}
-	ok = X509_digest(peer, EVP_sha256(), md, &n) == 1 && n == FP_LEN &&
-	    CRYPTO_memcmp(md, h->l->daemon->fp, FP_LEN) == 0;
-	X509_free(peer);
-	if (ok)
-		return 0;
-	for (unsigned i = 0; i < n && i < FP_LEN; i++)
-		snprintf(hex + i * 2, 3, "%02x", md[i]);
-	hex[n < FP_LEN ? n * 2 : FP_LEN * 2] = '\0';
-	msyncs_fail(h, "certificate of %s does not match the pinned "
-	    "fingerprint (it is sha256:%s): refusing to connect", h->where,
-	    hex);
-	return -1;
-}
-
 /* Reads the secret from the file (first line). */
 static int
 msyncs_secret(struct mhelp *h, char *out, size_t max)
@@ -359,71 +271,49 @@ msyncs_user(const struct loc *l)
 	return "nobody";
 }
 
-/* The helper: connect, verify, log in, pump.  Returns its exit status. */
+/*
+ * The helper: connect, verify, log in, pump.  Returns its exit status.
+ * The TCP connection and the TLS client (certificate checks, pinning,
+ * client certificates) are src/tls.c's, the IMAP store's too.
+ */
 static int
 msyncs_run(struct mhelp *h)
 {
 	const struct dloc	*d = h->l->daemon;
 	struct tlspump_stats	 ps;
-	struct in6_addr		 a6;
-	SSL_CTX			*ctx = NULL;
-	SSL			*ssl = NULL;
+	struct tls_opts		 to;
+	struct tls		*t = NULL;
+	SSL			*ssl;
 	char			 line[DCONF_HELLO_MAX + 1];
 	char			 sec[DCONF_SECRET_MAX + 2];
-	char			*greet = NULL;
+	char			 pin[7 + 2 * FP_LEN + 1];
+	char			*greet = NULL, *why = NULL;
 	long long		 deadline = tlspump_now_ms() + CONNECT_MS;
-	int			 fd = -1, to, idle, st = LIBSSH_EXIT_FAIL, ip;
+	int			 fd = -1, tmo, idle, st = LIBSSH_EXIT_FAIL;
 
-	if ((fd = msyncs_connect(h)) == -1)
-		goto out;
-	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) {
-		msyncs_fail(h, "cannot set up TLS: %s", msyncs_sslerr());
+	if (tls_tcp_connect(h->l->host, h->l->port != 0 ? h->l->port :
+	    DCONF_PORT, CONNECT_MS, &fd, &why) != 0) {
+		msyncs_fail(h, "%s", why != NULL ? why : "cannot connect");
 		goto out;
 	}
-	if (!d->have_fp) {
-		/* $SSL_CERT_FILE / $SSL_CERT_DIR are honoured here. */
-		if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-			msyncs_fail(h, "cannot load the system CAs: %s",
-			    msyncs_sslerr());
-			goto out;
-		}
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	memset(&to, 0, sizeof(to));
+	to.host = h->l->host;
+	to.timeout_ms = CONNECT_MS;
+	to.cert = d->cert;
+	to.key = d->key;
+	to.tls13 = 1;
+	if (d->have_fp) {
+		memcpy(pin, "sha256:", 7);
+		for (int i = 0; i < FP_LEN; i++)
+			snprintf(pin + 7 + 2 * i, 3, "%02x", d->fp[i]);
+		to.fingerprint = pin;
 	}
-	if (d->cert != NULL && (SSL_CTX_use_certificate_chain_file(ctx,
-	    d->cert) != 1 || SSL_CTX_use_PrivateKey_file(ctx, d->key != NULL ?
-	    d->key : d->cert, SSL_FILETYPE_PEM) != 1)) {
-		msyncs_fail(h, "cannot load client certificate '%s': %s",
-		    d->cert, msyncs_sslerr());
+	/* $SSL_CERT_FILE / $SSL_CERT_DIR are honoured by tls_start. */
+	if (tls_start(fd, &to, &t, &why) != 0) {
+		msyncs_fail(h, "%s", why != NULL ? why : "TLS failed");
 		goto out;
 	}
-	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1)
-		goto out;
-	ip = inet_pton(AF_INET, h->l->host, &a6) == 1 ||
-	    inet_pton(AF_INET6, h->l->host, &a6) == 1;
-	if (!d->have_fp) {
-		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-
-		if (ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, h->l->host) != 1 :
-		    X509_VERIFY_PARAM_set1_host(vp, h->l->host, 0) != 1)
-			goto out;
-	}
-	if (!ip)
-		(void)SSL_set_tlsext_host_name(ssl, h->l->host);
-	if (tlspump_handshake(ssl, 0, deadline, &to) != 0) {
-		long	 v = SSL_get_verify_result(ssl);
-
-		if (v != X509_V_OK)
-			msyncs_fail(h, "certificate of %s not trusted: %s",
-			    h->where, X509_verify_cert_error_string(v));
-		else
-			msyncs_fail(h, "TLS handshake with %s %s: %s",
-			    h->where, to ? "timed out" : "failed",
-			    msyncs_sslerr());
-		goto out;
-	}
-	if (d->have_fp && msyncs_pin(h, ssl) != 0)
-		goto out;
+	ssl = tls_ssl(t);
 	if (d->cert == NULL && msyncs_secret(h, sec, sizeof(sec)) != 0)
 		goto out;
 	if (asprintf(&greet, "MSYNCD/1 %s %s\n%s%s\n", d->module,
@@ -435,7 +325,7 @@ msyncs_run(struct mhelp *h)
 	explicit_bzero(sec, sizeof(sec));
 	if (tlspump_write(ssl, greet, strlen(greet), deadline) != 0 ||
 	    tlspump_getline(ssl, line, DCONF_HELLO_MAX, deadline +
-	    60000, &to) != 0) {
+	    60000, &tmo) != 0) {
 		msyncs_fail(h, "%s closed the connection during login",
 		    h->where);
 		goto out;
@@ -444,6 +334,9 @@ msyncs_run(struct mhelp *h)
 		msyncs_fail(h, "%s refused the login to module '%s': %s",
 		    h->where, d->module, strncmp(line, "ERR ", 4) == 0 ?
 		    log_esc(line + 4, 200) : "unexpected answer");
+		/* A refusal said in words: no retry will fix it. */
+		if (strncmp(line, "ERR ", 4) == 0)
+			st = MSYNCS_EXIT_AUTH;
 		goto out;
 	}
 	st = tlspump_run(ssl, h->sock, 0, &ps, &idle) == 0 ? 0 : EXIT_ERROR;
@@ -452,10 +345,8 @@ out:
 		explicit_bzero(greet, strlen(greet));
 		free(greet);
 	}
-	if (ssl != NULL)
-		SSL_free(ssl);
-	if (ctx != NULL)
-		SSL_CTX_free(ctx);
+	tls_free(t);
+	free(why);
 	if (fd != -1)
 		close(fd);
 	return st;

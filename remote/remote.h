@@ -35,6 +35,12 @@ enum transport_kind {
 
 /* Exit status of the libssh helper when the connection failed. */
 #define LIBSSH_EXIT_FAIL	255
+/*
+ * The msyncs:// helper's exit status when the daemon refused the login
+ * (with a WHY_FULL line): a person must fix the secret or certificate,
+ * so it becomes MSYNC_ERR_AUTH (exit 77), not "unreachable".
+ */
+#define MSYNCS_EXIT_AUTH	77
 
 /* A line relay for the peer's stderr (transport_relay_feed). */
 struct relaybuf {

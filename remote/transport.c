@@ -791,6 +791,10 @@ transport_explain(const struct transport *t, int st, int sig, int killed,
 	    wkind == WHY_FULL) {
 		code = MSYNC_ERR_UNREACHABLE;
 		r = transport_asprintf(why, "%s", wtext);
+	} else if (t->kind == TRANSPORT_MSYNCS && st == MSYNCS_EXIT_AUTH &&
+	    wkind == WHY_FULL) {
+		code = MSYNC_ERR_AUTH;
+		r = transport_asprintf(why, "%s", wtext);
 	} else if (t->kind != TRANSPORT_PAIR && st == 255) {
 		code = MSYNC_ERR_UNREACHABLE;
 		r = transport_asprintf(why, "cannot reach %s: %s exited with "

@@ -37,11 +37,15 @@ libssl-dev zlib1g-dev"
 # docs/report.schema.json; the openssl program (a test CA) and systemd
 # (systemd-socket-activate) for the daemon tests; GNU parallel for the
 # migration batch test; mutt reads and writes mbox files in the mbox
-# interop test.
+# interop test; python3-yaml to read the Kubernetes example and
+# slurmctld, slurmd, slurm-client and munge for the one-node Slurm
+# cluster of t2550 only (it skips its Slurm part when they are missing
+# or Slurm cannot start).
 TEST_PKGS="libcmocka-dev openssh-server openssh-client rsync clang
 libclang-rt-dev llvm mandoc dovecot-core dovecot-imapd isync mblaze perl
 procps shellcheck xxhash strace time python3 util-linux
-dosfstools python3-jsonschema jq openssl systemd parallel mutt"
+dosfstools python3-jsonschema jq openssl systemd parallel mutt python3-yaml
+slurmctld slurmd slurm-client munge"
 # What scripts/mkcorpus.sh needs.
 CORPUS_PKGS="npm ca-certificates"
 

@@ -655,6 +655,9 @@ main(int argc, char **argv)
 	if (status == EXIT_UNREACH && !a_open_failed)
 		ERRX("%s", why != NULL ? why :
 		    "the peer closed the connection before its handshake");
+	/* A daemon that refused the login: a person must act, not a retry. */
+	if (status == EXIT_UNREACH && !a_open_failed && r == MSYNC_ERR_AUTH)
+		status = EXIT_NOPERM;
 	if (bo.result != NULL) {
 		ri.a = argv[0];
 		ri.b = argv[1];

@@ -54,6 +54,8 @@ enum sync_mode {
 #define MSYNC_ERR_VERSION	(-18)	/* no common protocol version */
 #define MSYNC_ERR_GUARD		(-19)	/* the mass-deletion guard tripped */
 #define MSYNC_ERR_TIMEOUT	(-20)	/* the peer went quiet (--timeout) */
+#define MSYNC_ERR_AUTH		(-21)	/* credentials refused: needs a person */
+#define MSYNC_ERR_THROTTLED	(-22)	/* the server said "come back later" */
 
 /* Exit statuses (DESIGN.md), matching <sysexits.h> where they overlap. */
 #define EXIT_INSYNC	0
@@ -64,6 +66,7 @@ enum sync_mode {
 #define EXIT_UNREACH	69
 #define EXIT_TEMPFAIL	75
 #define EXIT_PROTOCOL	76
+#define EXIT_NOPERM	77	/* login refused: fix the credentials */
 
 /*
  * Limits.  Every length and count from the wire or from disk is checked

@@ -94,6 +94,7 @@ report_status_text(int status)
 	case EXIT_UNREACH:	return "peer unreachable";
 	case EXIT_TEMPFAIL:	return "temporary failure";
 	case EXIT_PROTOCOL:	return "protocol error";
+	case EXIT_NOPERM:	return "login refused";
 	default:		return "unknown";
 	}
 }

@@ -288,8 +288,18 @@ tls_start(int fd, const struct tls_opts *o, struct tls **out, char **why)
 		return MSYNC_ERR_NOMEM;
 	t->fd = fd;
 	if ((t->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    (SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1)) {
+	    (SSL_CTX_set_min_proto_version(t->ctx, o->tls13 ?
+	    TLS1_3_VERSION : TLS1_2_VERSION) != 1)) {
 		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	if (o->cert != NULL && (SSL_CTX_use_certificate_chain_file(t->ctx,
+	    o->cert) != 1 || SSL_CTX_use_PrivateKey_file(t->ctx,
+	    o->key != NULL ? o->key : o->cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(t->ctx) != 1)) {
+		msync_why(why, "cannot load client certificate '%s': %s",
+		    log_esc(o->cert, 200), ssl_errtext(ebuf, sizeof(ebuf)));
+		r = MSYNC_ERR_USAGE;
 		goto out;
 	}
 	/*
@@ -445,6 +455,12 @@ const char *
 tls_describe(const struct tls *t)
 {
 	return t->desc;
+}
+
+struct ssl_st *
+tls_ssl(struct tls *t)
+{
+	return t->ssl;
 }
 
 void

@@ -12,7 +12,10 @@
  *     else is checked (a self-signed server);
  *   - a refusal gives one line in *why that names the reason and the
  *     certificate's SHA-256 fingerprint, and says how to pin it;
- *   - TLS 1.2 at least; SNI is sent for names (not for addresses).
+ *   - TLS 1.2 at least (1.3 with tls13 set); SNI is sent for names (not
+ *     for addresses);
+ *   - with cert set, the client certificate and its key are offered (a
+ *     file that cannot be loaded is MSYNC_ERR_USAGE with *why).
  *
  * STARTTLS: call tls_start() on the fd right after the server's go-ahead,
  * and throw away every plaintext byte buffered from before it (libetpan's
@@ -37,14 +40,19 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* How to check the peer. */
+/* How to check the peer, and how to show ourselves. */
 struct tls_opts {
 	const char	*host;		/* borrowed; name or address to verify */
 	const char	*fingerprint;	/* borrowed; "sha256:HEX" pin or NULL */
 	int		 timeout_ms;	/* handshake limit; <= 0: 30 seconds */
+	const char	*cert;		/* borrowed; client certificate chain
+					   (PEM file) or NULL: msyncs:// */
+	const char	*key;		/* borrowed; its key, NULL = in cert */
+	int		 tls13;		/* nonzero: TLS 1.3 only (msyncs://) */
 };
 
 struct tls;	/* opaque */
+struct ssl_st;	/* OpenSSL's SSL */
 
 /*
  * Makes a TCP connection to host:port (every address getaddrinfo gives,
@@ -78,6 +86,11 @@ int	 tls_want(const struct tls *);
 int	 tls_pending(const struct tls *);
 /* The negotiated protocol and cipher, for -v ("TLSv1.3 TLS_AES_..."). */
 const char *tls_describe(const struct tls *);
+/*
+ * The connection's SSL, still owned by the struct tls: for a caller that
+ * drives the bytes itself (remote/tlspump.c under msyncs://).
+ */
+struct ssl_st *tls_ssl(struct tls *);
 /*
  * Sends close_notify (best effort, never blocks) and frees.  Accepts
  * NULL.  The fd stays open.

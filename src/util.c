@@ -43,6 +43,8 @@ msync_strerror(int r)
 	case MSYNC_ERR_VERSION:		return "no common protocol version";
 	case MSYNC_ERR_GUARD:		return "refusing mass deletion";
 	case MSYNC_ERR_TIMEOUT:		return "the peer went quiet";
+	case MSYNC_ERR_AUTH:		return "login refused";
+	case MSYNC_ERR_THROTTLED:	return "server busy: try again later";
 	default:			return "unknown error";
 	}
 }
@@ -68,7 +70,10 @@ msync_exit_status(int r)
 	case MSYNC_ERR_LOCKED:
 	case MSYNC_ERR_PEER_EOF:
 	case MSYNC_ERR_TIMEOUT:
+	case MSYNC_ERR_THROTTLED:
 		return EXIT_TEMPFAIL;
+	case MSYNC_ERR_AUTH:
+		return EXIT_NOPERM;
 	case MSYNC_ERR_PROTO:
 	case MSYNC_ERR_TOOBIG:
 	case MSYNC_ERR_VERSION:

@@ -790,6 +790,30 @@ sasl_ir(const char *raw, size_t n)
 	return b64(raw, n);
 }
 
+/*
+ * What a refused login means for a batch (RFC 5530's response codes):
+ * the server is busy or limits us (come back later: MSYNC_ERR_THROTTLED,
+ * exit 75) or the server is unreachable for now (UNAVAILABLE), else the
+ * credentials are wrong, expired or not allowed, which no retry fixes
+ * (MSYNC_ERR_AUTH, exit 77).  A NO without a code is taken as wrong
+ * credentials: retrying a bad password is what gets accounts locked.
+ */
+static int
+login_refusal(const char *code)
+{
+	static const char *const later[] = { "UNAVAILABLE", "LIMIT",
+	    "INUSE", "OVERQUOTA", "SERVERBUG" };
+	size_t	 n;
+
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		n = strlen(later[i]);
+		if (strncasecmp(code, later[i], n) == 0 &&
+		    (code[n] == '\0' || code[n] == ' '))
+			return MSYNC_ERR_THROTTLED;
+	}
+	return MSYNC_ERR_AUTH;
+}
+
 /* Logs in as o->user with o->secret by the best mechanism there is. */
 static int
 login(struct imap_conn *c, const struct imap_conn_opts *o)
@@ -843,9 +867,11 @@ login(struct imap_conn *c, const struct imap_conn_opts *o)
 	if (r != 0)
 		goto out;
 	if (d.status != IMAP_OK) {
-		conn_why(c, "%s refused the login of '%s': %s", c->host,
-		    log_esc(o->user, 100), log_esc(d.text, 200));
-		r = MSYNC_ERR_UNREACHABLE;
+		conn_why(c, "%s refused the login of '%s': %s%s%s%s", c->host,
+		    log_esc(o->user, 100), d.code[0] ? "[" : "",
+		    log_esc(d.code, 60), d.code[0] ? "] " : "",
+		    log_esc(d.text, 200));
+		r = login_refusal(d.code);
 		goto out;
 	}
 	/*

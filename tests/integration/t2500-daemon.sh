@@ -101,7 +101,7 @@ test_expect_success 'login by client certificate (CN is the user)' '
 '
 
 test_expect_success 'a certificate for another user, or from an unknown CA, is refused' '
-	test_expect_code 69 "$MSYNC" --list "$(U bob mail/Maildir);cert=$TRASH/pki/alice.pem;key=$TRASH/pki/alice.key" 2>err &&
+	test_expect_code 77 "$MSYNC" --list "$(U bob mail/Maildir);cert=$TRASH/pki/alice.pem;key=$TRASH/pki/alice.key" 2>err &&
 	grep "authentication failed" err &&
 	grep "user bob module mail: login refused: certificate is not the user" d1/log &&
 	test_expect_code 69 "$MSYNC" --list "$(U alice mail/Maildir);cert=$TRASH/pki/mallory.pem;key=$TRASH/pki/mallory.key" 2>err &&
@@ -109,7 +109,7 @@ test_expect_success 'a certificate for another user, or from an unknown CA, is r
 '
 
 test_expect_success 'the read-only module takes no certificates (auth = secret)' '
-	test_expect_code 69 "$MSYNC" --list "$(U alice archive/INBOX);cert=$TRASH/pki/alice.pem;key=$TRASH/pki/alice.key" 2>err &&
+	test_expect_code 77 "$MSYNC" --list "$(U alice archive/INBOX);cert=$TRASH/pki/alice.pem;key=$TRASH/pki/alice.key" 2>err &&
 	grep "module archive: login refused: module takes no certificates" d1/log
 '
 
@@ -132,11 +132,11 @@ test_expect_success 'a server certificate no trusted CA signed is refused' '
 	grep "not trusted" err
 '
 
-test_expect_success 'a wrong secret: exit 69, a clear message, a log line, nothing written' '
+test_expect_success 'a wrong secret: exit 77, a clear message, a log line, nothing written' '
 	printf "nope\n" >wrong.secret &&
 	maildir_digest d1/srv/alice/Maildir >before &&
 	deliver a "" >/dev/null &&
-	test_expect_code 69 "$MSYNC" a "$(U alice mail/Maildir);secret-file=$TRASH/wrong.secret" 2>err &&
+	test_expect_code 77 "$MSYNC" a "$(U alice mail/Maildir);secret-file=$TRASH/wrong.secret" 2>err &&
 	grep "refused the login to module .mail.: authentication failed" err &&
 	grep "user alice module mail: login refused: wrong secret" d1/log &&
 	maildir_digest d1/srv/alice/Maildir >after && test_cmp before after

@@ -183,7 +183,7 @@ test_expect_success 'a store path with .. inside a module is refused, nothing ou
 
 test_expect_success 'a symlinked store root is refused with a log line' '
 	ln -s "$TRASH/outside" d1/srv/bob &&
-	test_expect_code 69 "$MSYNC" --backup a "$(U bob mail/Maildir);secret-file=$TRASH/bob.secret" 2>err &&
+	test_expect_code 77 "$MSYNC" --backup a "$(U bob mail/Maildir);secret-file=$TRASH/bob.secret" 2>err &&
 	grep "store root refused" err &&
 	grep "user bob module mail: store root .$TRASH/d1/srv/bob. refused: a symbolic link" d1/log &&
 	maildir_digest outside >now && test_cmp outside.digest now &&

@@ -60,7 +60,7 @@ test_expect_success 'Accept=yes: each connection its own process, sync works' '
 
 test_expect_success 'Accept=yes: a wrong secret and a silent client are logged' '
 	printf "bad\n" >bad.secret &&
-	test_expect_code 69 "$MSYNC" --list "msyncs://alice@127.0.0.1:$SA_PORT/mail;secret-file=$TRASH/bad.secret" &&
+	test_expect_code 77 "$MSYNC" --list "msyncs://alice@127.0.0.1:$SA_PORT/mail;secret-file=$TRASH/bad.secret" &&
 	grep "user alice module mail: login refused: wrong secret" sa1.log &&
 	python3 -c "
 import socket, sys

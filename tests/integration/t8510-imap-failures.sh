@@ -52,8 +52,8 @@ test_expect_success 'a wrong pin: 69, and the right one is named' '
 	    "imaps://alice@127.0.0.1:$IMAPS_PORT;fingerprint=sha256:$(printf "%064d" 0)" md
 '
 
-test_expect_success 'wrong password: 69' '
-	run_fail 69 "refused the login of .alice.: .*Authentication failed" \
+test_expect_success 'wrong password: 77 (a person must fix it)' '
+	run_fail 77 "refused the login of .alice.: \[AUTHENTICATIONFAILED\] Authentication failed" \
 	    --backup --passcmd "echo wrong" "$(imaps_url alice)" md
 '
 

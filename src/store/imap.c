@@ -204,6 +204,18 @@ nap(int ms)
  * mailbox's UIDVALIDITY is still the one listed.
  */
 static int
+backoff(const struct istore *st, int attempt, int hint)
+{
+	int	 delay = st->backoff_ms;
+
+	for (int i = 0; i < attempt && delay < BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	return hint > delay ? hint : delay;
+}
+
+static int
 recover(struct istore *st, int r, int *attempt)
 {
 	struct imap_conn *nc = NULL;
@@ -221,13 +233,7 @@ recover(struct istore *st, int r, int *attempt)
 			    st->u.host, *attempt);
 			return r;
 		}
-		delay = st->backoff_ms;
-		for (int i = 0; i < *attempt && delay < BACKOFF_MAX_MS; i++)
-			delay *= 2;
-		if (delay > BACKOFF_MAX_MS)
-			delay = BACKOFF_MAX_MS;
-		if (hint > delay)
-			delay = hint;
+		delay = backoff(st, *attempt, hint);
 		(*attempt)++;
 		st->reconnects++;
 		LOG1("imap: %s; connecting again in %d.%03d s (try %d of %d)",
@@ -1194,7 +1200,7 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 	char			 hex[33];
 	const char		*x;
 	struct guid		 g;
-	int			 r;
+	int			 r, attempt, delay;
 
 	*out = NULL;
 	if ((st = calloc(1, sizeof(*st))) == NULL)
@@ -1254,7 +1260,21 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 	if ((x = getenv("MSYNC_IMAP_TIMEOUT")) != NULL && atoi(x) > 0)
 		co.timeout_ms = atoi(x) * 1000;
 	co.no_compress = getenv("MSYNC_IMAP_NO_COMPRESS") != NULL;
-	if ((r = imap_connect(&co, &st->c, &why)) != 0)
+	/*
+	 * A connection lost while logging in is tried again as later ones
+	 * are; a refused connection or login is the user's to fix.
+	 */
+	for (attempt = 0; (r = imap_connect(&co, &st->c, &why)) ==
+	    MSYNC_ERR_PEER_EOF && attempt < st->retries; attempt++) {
+		delay = backoff(st, attempt, 0);
+		LOG1("imap: %s; connecting again in %d.%03d s (try %d of %d)",
+		    why != NULL ? why : "connection lost", delay / 1000,
+		    delay % 1000, attempt + 1, st->retries);
+		free(why);
+		why = NULL;
+		nap(delay);
+	}
+	if (r != 0)
 		goto out;
 	imap_set_untagged(st->c, on_untagged, st);
 	/* Kept (wiped at close) to connect again after a drop. */

@@ -229,8 +229,10 @@ recover(struct istore *st, int r, int *attempt)
 		if (*attempt >= st->retries ||
 		    st->reconnects >= RECONNECTS_MAX) {
 			st->dead = 1;
-			LOG1("imap: %s: giving up after %d reconnect(s)",
-			    st->u.host, *attempt);
+			LOG1("imap: %s: giving up after %d reconnect(s)%s%s",
+			    st->u.host, *attempt, why != NULL ? ": " : "",
+			    why != NULL ? why : "");
+			free(why);
 			return r;
 		}
 		delay = backoff(st, *attempt, hint);

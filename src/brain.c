@@ -1354,6 +1354,16 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 			    "'%s': refused by the store", g, b->in.size,
 			    log_esc(b->cur_name[a->mbox], 200));
 			b->action_error = 1;
+		} else if (changed_under_us(r)) {
+			/*
+			 * The mailbox changed under the store (an IMAP
+			 * server renumbered it, UIDVALIDITY): nothing more
+			 * in it in this run, its state stays, exit 2.
+			 */
+			WARNX("mailbox '%s' changed during the run: not "
+			    "synced further in this run",
+			    log_esc(b->cur_name[a->mbox], 200));
+			skip_mbox(b, a->mbox);
 		} else if (r != 0) {
 			ERRC(r, "cannot save message into '%s'",
 			    log_esc(b->cur_name[a->mbox], 200));
@@ -2025,9 +2035,17 @@ final_status(struct brain *b, struct rec_done *d)
 		    &now)) != 0) {
 			free(st.name);
 			msglist_free(&now);
-			ERRC(r, "cannot rescan '%s'",
-			    log_esc(b->cur_name[i], 200));
-			b->action_error = 1;
+			if (changed_under_us(r)) {
+				/* Its state stays as it was: exit 2. */
+				WARNX("'%s' changed during the run",
+				    log_esc(b->cur_name[i], 200));
+				fail_mbox(b, i);
+				b->changed = 1;
+			} else {
+				ERRC(r, "cannot rescan '%s'",
+				    log_esc(b->cur_name[i], 200));
+				b->action_error = 1;
+			}
 			r = 0;
 			continue;
 		}

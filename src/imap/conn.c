@@ -69,6 +69,9 @@ struct imap_conn {
 	struct imap_sink sink;
 	int		 has_sink;
 	uint64_t	 bytes_in, bytes_out;
+	uint64_t	 appendlimit;	/* APPENDLIMIT=N (RFC 7889); 0: none */
+	int		 throttled;	/* the last failure: "try later" */
+	int		 hint_ms;	/* the server's suggested backoff */
 };
 
 static void
@@ -98,6 +101,12 @@ uint32_t
 imap_conn_caps(const struct imap_conn *c)
 {
 	return c->caps;
+}
+
+uint64_t
+imap_conn_appendlimit(const struct imap_conn *c)
+{
+	return c->appendlimit;
 }
 
 char
@@ -309,10 +318,15 @@ caps_from_vals(struct imap_conn *c, const struct imap_resp *r, size_t l)
 	size_t	 k, i;
 
 	c->caps = 0;
-	for (k = r->v[l].kid; k != 0; k = r->v[k].next)
+	c->appendlimit = 0;
+	for (k = r->v[l].kid; k != 0; k = r->v[k].next) {
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (imap_is(r, k, names[i].name))
 				c->caps |= names[i].bit;
+		if (r->v[k].type == IV_ATOM &&
+		    strncasecmp(r->v[k].s, "APPENDLIMIT=", 12) == 0)
+			c->appendlimit = strtoull(r->v[k].s + 12, NULL, 10);
+	}
 	LOG3("imap: %s capabilities 0x%x", c->host, c->caps);
 }
 
@@ -334,6 +348,41 @@ caps_from_code(struct imap_conn *c, const char *code)
 		caps_from_vals(c, &r, 0);
 	imap_resp_free(&r);
 	free(line);
+}
+
+/*
+ * Does a status response say "not now, later" rather than "no"?  The
+ * codes of RFC 5530 for that (UNAVAILABLE; LIMIT, which Gmail and
+ * Microsoft 365 use for rate limits), Gmail's THROTTLED, and Microsoft
+ * 365's "Request is throttled.  Suggested Backoff Time: N milliseconds",
+ * whose N becomes c->hint_ms (at most 10 minutes).
+ */
+static int
+temporary(struct imap_conn *c, const char *code, const char *text)
+{
+	const char	*p;
+	unsigned long	 ms;
+	int		 t = 0;
+
+	if (code != NULL && (strncasecmp(code, "UNAVAILABLE", 11) == 0 ||
+	    strncasecmp(code, "LIMIT", 5) == 0 ||
+	    strncasecmp(code, "THROTTLED", 9) == 0))
+		t = 1;
+	if (text != NULL && strcasestr(text, "throttl") != NULL)
+		t = 1;
+	if (t && text != NULL &&
+	    (p = strcasestr(text, "Backoff Time:")) != NULL &&
+	    sscanf(p + 13, "%lu", &ms) == 1)
+		c->hint_ms = ms > 600000 ? 600000 : (int)ms;
+	return t;
+}
+
+int
+imap_throttled(const struct imap_conn *c, int *hint_ms)
+{
+	if (hint_ms != NULL)
+		*hint_ms = c->hint_ms;
+	return c->throttled;
 }
 
 /* Copies at most max-1 bytes of s, escaped, into out. */
@@ -387,6 +436,7 @@ handle_response(struct imap_conn *c)
 			snprintf(c->cont_text, sizeof(c->cont_text), "%s",
 			    log_esc(r.text, 200));
 			c->eof = 2;
+			(void)temporary(c, r.code, r.text);
 		} else if (strcmp(r.kind, "CAPABILITY") == 0)
 			caps_from_vals(c, &r, 0);
 		if (c->untagged != NULL)
@@ -620,11 +670,26 @@ pending_take(struct imap_conn *c, uint32_t tag, struct imap_done *d)
 int
 imap_wait(struct imap_conn *c, uint32_t tag, struct imap_done *d)
 {
-	int	 r;
+	struct imap_done dd;
+	int		 r;
 
 	if ((r = run_until(c, done_tag, &tag)) != 0)
 		return r;
-	pending_take(c, tag, d);
+	pending_take(c, tag, &dd);
+	if (d != NULL)
+		*d = dd;
+	/*
+	 * "Later, please" is not this command's answer: the caller backs
+	 * off and tries again (on a new connection, which is what the
+	 * servers that say it expect).
+	 */
+	if (dd.status != IMAP_OK && temporary(c, dd.code, dd.text)) {
+		conn_why(c, "%s asks to slow down: %s%s%s%s", c->host,
+		    dd.code[0] != '\0' ? "[" : "", log_esc(dd.code, 60),
+		    dd.code[0] != '\0' ? "] " : "", log_esc(dd.text, 160));
+		c->throttled = 1;
+		return MSYNC_ERR_PEER_EOF;
+	}
 	return 0;
 }
 

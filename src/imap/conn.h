@@ -97,6 +97,8 @@ int	 imap_connect(const struct imap_conn_opts *, struct imap_conn **out,
 void	 imap_close(struct imap_conn *);
 
 uint32_t imap_conn_caps(const struct imap_conn *);
+/* The server's APPENDLIMIT (RFC 7889) in bytes; 0: none announced. */
+uint64_t imap_conn_appendlimit(const struct imap_conn *);
 /* The hierarchy separator ('/' if the server has none). */
 char	 imap_conn_sep(const struct imap_conn *);
 
@@ -148,6 +150,16 @@ int	 imap_quote(const char *s, char **out);
  * refuses IDLE, or a connection error (imap_why says which).
  */
 int	 imap_idle(struct imap_conn *, int max_ms, int *changed);
+
+/*
+ * 1 if the last failure was the server asking to slow down rather than a
+ * lost connection: a NO or BAD with [UNAVAILABLE], [LIMIT], [THROTTLED]
+ * or "throttled" in its text (imap_wait then returns MSYNC_ERR_PEER_EOF
+ * with imap_why() saying so), or a BYE saying the same.  *hint_ms gets
+ * the server's suggested backoff (Microsoft 365's "Suggested Backoff
+ * Time: N milliseconds"), 0 if none.
+ */
+int	 imap_throttled(const struct imap_conn *, int *hint_ms);
 
 /* The last connection-level failure, for messages ("" if none). */
 const char *imap_why(const struct imap_conn *);

@@ -48,6 +48,21 @@
 
 #define CACHE_MAGIC	"msync-imap-cache 1"
 #define FETCH_CHUNK	256	/* UIDs in one UID FETCH of bodies */
+#define RETRIES		5	/* reconnects for one operation */
+#define RECONNECTS_MAX	50	/* reconnects in one run */
+#define BACKOFF_MS	1000	/* the first wait; doubled each time */
+#define BACKOFF_MAX_MS	60000	/* our own waits stop growing here */
+#define REFUSED_MAX	10000	/* refused messages remembered for the list */
+#define HDR_MAX		65536	/* header bytes read for the refused list */
+
+/* A message the server would not take, for the list at the end. */
+struct refused {
+	char		*mbox;		/* owned; internal name */
+	uint64_t	 size;		/* bytes as sent (CRLF) */
+	char		*msgid;		/* owned; Message-ID or NULL */
+	char		*subject;	/* owned; Subject or NULL */
+	char		*why;		/* owned; the server's answer */
+};
 
 /* One cached message: what a body read once told us. */
 struct centry {
@@ -66,6 +81,9 @@ struct imbox {
 	int		 guid_adopted;	/* guid came from the cache */
 	uint32_t	 uidvalidity, uidnext, count;
 	uint64_t	 modseq;
+	uint32_t	 append_floor;	/* no message we appended has a UID
+					   below this (UIDNEXT, APPENDUID+1) */
+	int		 uv_changed;	/* UIDVALIDITY moved in this run */
 	int		 loaded;	/* cache read */
 	int		 dirty;		/* cache to write */
 	uint32_t	 cache_uidvalidity;
@@ -101,6 +119,17 @@ struct istore {
 	int		 sk_err;
 	/* What a STATUS or LIST told. */
 	int		 listing;
+	/* Reconnecting (see recover). */
+	struct imap_conn_opts co;	/* borrows from u and secret */
+	char		*secret;	/* owned; wiped by secret_free */
+	int		 retries;	/* per operation */
+	int		 backoff_ms;	/* the first wait */
+	int		 reconnects;	/* in this run */
+	int		 dead;		/* gave up: no more reconnects */
+	/* Messages the server refused, listed at the end. */
+	struct refused	*ref;		/* owned */
+	size_t		 nref, capref;
+	uint64_t	 nref_all;	/* also those past REFUSED_MAX */
 };
 
 struct imsg {
@@ -142,6 +171,209 @@ fail(struct istore *st, int r)
 			r = MSYNC_ERR_PROTO;
 	}
 	return r;
+}
+
+/* ---- reconnecting -------------------------------------------------- */
+
+static int	on_untagged(void *, const struct imap_resp *);
+
+/* Sleeps ms milliseconds (poll(2), so a signal ends it early). */
+static void
+nap(int ms)
+{
+	struct timespec	 ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/*
+ * After an operation failed with r: if the connection was lost (a drop,
+ * a BYE, a stall) or the server asked to slow down ([UNAVAILABLE],
+ * [LIMIT], [THROTTLED], "throttled"), waits and connects again, so that
+ * the caller can repeat the operation.  Waits 1, 2, 4, 8, 16 s (doubling
+ * from MSYNC_IMAP_BACKOFF_MS, at most 60 s each), or the server's own
+ * "Suggested Backoff Time" when longer (at most 10 minutes); at most
+ * st->retries tries per operation (*attempt counts them) and
+ * RECONNECTS_MAX per run.  Returns 0 when the caller may repeat, else r
+ * (the old connection, and its reason for fail(), stay).
+ *
+ * What was selected is forgotten; the next select_mbox checks that the
+ * mailbox's UIDVALIDITY is still the one listed.
+ */
+static int
+backoff(const struct istore *st, int attempt, int hint)
+{
+	int	 delay = st->backoff_ms;
+
+	for (int i = 0; i < attempt && delay < BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	return hint > delay ? hint : delay;
+}
+
+static int
+recover(struct istore *st, int r, int *attempt)
+{
+	struct imap_conn *nc = NULL;
+	char		*why = NULL;
+	int		 hint = 0, delay, r2;
+
+	if (r != MSYNC_ERR_PEER_EOF || st->dead || st->c == NULL)
+		return r;
+	(void)imap_throttled(st->c, &hint);
+	for (;;) {
+		if (*attempt >= st->retries ||
+		    st->reconnects >= RECONNECTS_MAX) {
+			st->dead = 1;
+			LOG1("imap: %s: giving up after %d reconnect(s)%s%s",
+			    st->u.host, *attempt, why != NULL ? ": " : "",
+			    why != NULL ? why : "");
+			free(why);
+			return r;
+		}
+		delay = backoff(st, *attempt, hint);
+		(*attempt)++;
+		st->reconnects++;
+		LOG1("imap: %s; connecting again in %d.%03d s (try %d of %d)",
+		    why == NULL ? imap_why(st->c) : why, delay / 1000,
+		    delay % 1000, *attempt, st->retries);
+		free(why);
+		why = NULL;
+		nap(delay);
+		if ((r2 = imap_connect(&st->co, &nc, &why)) == 0)
+			break;
+		if (why == NULL && (why = strdup(msync_strerror(r2))) == NULL)
+			return r;
+	}
+	free(why);
+	imap_close(st->c);
+	st->c = nc;
+	imap_set_untagged(st->c, on_untagged, st);
+	st->sel = -1;
+	st->sel_uidvalidity = 0;
+	LOG2("imap: %s: connected again", st->u.host);
+	return 0;
+}
+
+/* ---- refused messages ---------------------------------------------- */
+
+/*
+ * The value of header field name in the header hdr[0..n) (which may stop
+ * anywhere), unfolded, with runs of white space made one space and the
+ * ends trimmed, at most 200 bytes; NULL if absent (or out of memory).
+ */
+static char *
+hdr_field(const char *hdr, size_t n, const char *name)
+{
+	size_t	 nl = strlen(name), i = 0, o;
+	char	*v;
+	int	 sp;
+
+	while (i < n) {
+		/* i is at the start of a line. */
+		if (hdr[i] == '\r' || hdr[i] == '\n')
+			return NULL;	/* the blank line: end of header */
+		if (n - i > nl && strncasecmp(hdr + i, name, nl) == 0 &&
+		    hdr[i + nl] == ':')
+			break;
+		while (i < n && hdr[i] != '\n')
+			i++;
+		i++;
+	}
+	if (i >= n)
+		return NULL;
+	i += nl + 1;
+	if ((v = malloc(201)) == NULL)
+		return NULL;
+	for (o = 0, sp = 0; i < n && o < 200; i++) {
+		if (hdr[i] == '\n' && (i + 1 >= n ||
+		    (hdr[i + 1] != ' ' && hdr[i + 1] != '\t')))
+			break;	/* the field ends (no continuation) */
+		if (hdr[i] == ' ' || hdr[i] == '\t' || hdr[i] == '\r' ||
+		    hdr[i] == '\n') {
+			sp = o > 0;
+			continue;
+		}
+		if (sp && o < 199)
+			v[o++] = ' ';
+		sp = 0;
+		v[o++] = hdr[i];
+	}
+	v[o] = '\0';
+	return v;
+}
+
+/*
+ * Remembers a message the server would not take (for the list at the
+ * end): its mailbox, size, Message-ID and Subject (from the first
+ * HDR_MAX bytes of fd) and the server's answer.
+ */
+static void
+refused_add(struct istore *st, const struct imbox *m, int fd,
+    uint64_t size, const char *why)
+{
+	struct refused	*f;
+	char		*hdr;
+	ssize_t		 n;
+
+	st->nref_all++;
+	if (st->nref >= REFUSED_MAX ||
+	    msync_grow(&st->ref, &st->capref, st->nref, sizeof(*st->ref)) != 0)
+		return;
+	f = &st->ref[st->nref];
+	memset(f, 0, sizeof(*f));
+	if ((f->mbox = strdup(m->name)) == NULL ||
+	    (f->why = strdup(why)) == NULL) {
+		free(f->mbox);
+		free(f->why);
+		return;
+	}
+	f->size = size;
+	if ((hdr = malloc(HDR_MAX)) != NULL &&
+	    (n = pread(fd, hdr, HDR_MAX, 0)) > 0) {
+		f->msgid = hdr_field(hdr, (size_t)n, "Message-ID");
+		f->subject = hdr_field(hdr, (size_t)n, "Subject");
+	}
+	free(hdr);
+	st->nref++;
+}
+
+/*
+ * The list at the end of the run: every message the server refused, so
+ * that a person can deal with them (the run's exit status is 1).
+ */
+static void
+refused_report(struct istore *st)
+{
+	struct refused	*f;
+
+	if (st->nref_all == 0)
+		return;
+	ERRX("%llu message(s) refused by %s, not copied (everything else "
+	    "was synced):", (unsigned long long)st->nref_all, st->u.host);
+	for (size_t i = 0; i < st->nref; i++) {
+		f = &st->ref[i];
+		ERRX("  refused: '%s', %llu bytes, Message-ID %s, Subject "
+		    "'%s': %s", log_esc(f->mbox, 100),
+		    (unsigned long long)f->size,
+		    f->msgid != NULL ? log_esc(f->msgid, 120) : "(none)",
+		    f->subject != NULL ? log_esc(f->subject, 120) : "",
+		    log_esc(f->why, 200));
+		free(f->mbox);
+		free(f->msgid);
+		free(f->subject);
+		free(f->why);
+	}
+	if (st->nref_all > st->nref)
+		ERRX("  (and %llu more)",
+		    (unsigned long long)(st->nref_all - st->nref));
+	free(st->ref);
+	st->ref = NULL;
+	st->nref = 0;
 }
 
 /* ---- names --------------------------------------------------------- */
@@ -894,8 +1126,25 @@ on_status(struct istore *st, const struct imap_resp *r)
 			    (uint32_t)n;
 		else if (imap_is(r, k, "UIDNEXT") && n <= UINT32_MAX)
 			m->uidnext = (uint32_t)n;
-		else if (imap_is(r, k, "UIDVALIDITY") && n <= UINT32_MAX)
-			m->uidvalidity = (uint32_t)n;
+		else if (imap_is(r, k, "UIDVALIDITY") && n <= UINT32_MAX) {
+			/*
+			 * Renumbered since listed: the listed one is kept
+			 * (the UIDs the plan holds are under it), and the
+			 * mailbox is done with for this run.
+			 */
+			if (m->uidvalidity != 0 && n != m->uidvalidity) {
+				if (!m->uv_changed)
+					ERRX("imap: '%s': UIDVALIDITY changed "
+					    "during the run (%u, now %u): "
+					    "nothing more is done in this "
+					    "folder in this run, and the next "
+					    "run matches its messages by "
+					    "content", log_esc(m->name, 200),
+					    m->uidvalidity, (uint32_t)n);
+				m->uv_changed = 1;
+			} else
+				m->uidvalidity = (uint32_t)n;
+		}
 		else if (imap_is(r, k, "HIGHESTMODSEQ"))
 			m->modseq = n;
 	}
@@ -953,7 +1202,7 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 	char			 hex[33];
 	const char		*x;
 	struct guid		 g;
-	int			 r;
+	int			 r, attempt, delay;
 
 	*out = NULL;
 	if ((st = calloc(1, sizeof(*st))) == NULL)
@@ -997,6 +1246,12 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 	    &secret, &why)) != 0)
 		goto out;
 	memset(&co, 0, sizeof(co));
+	st->retries = RETRIES;
+	if ((x = getenv("MSYNC_IMAP_RETRIES")) != NULL && atoi(x) >= 0)
+		st->retries = atoi(x);
+	st->backoff_ms = BACKOFF_MS;
+	if ((x = getenv("MSYNC_IMAP_BACKOFF_MS")) != NULL && atoi(x) > 0)
+		st->backoff_ms = atoi(x);
 	co.host = st->u.host;
 	co.port = st->u.port;
 	co.user = st->u.user;
@@ -1007,9 +1262,27 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 	if ((x = getenv("MSYNC_IMAP_TIMEOUT")) != NULL && atoi(x) > 0)
 		co.timeout_ms = atoi(x) * 1000;
 	co.no_compress = getenv("MSYNC_IMAP_NO_COMPRESS") != NULL;
-	if ((r = imap_connect(&co, &st->c, &why)) != 0)
+	/*
+	 * A connection lost while logging in is tried again as later ones
+	 * are; a refused connection or login is the user's to fix.
+	 */
+	for (attempt = 0; (r = imap_connect(&co, &st->c, &why)) ==
+	    MSYNC_ERR_PEER_EOF && attempt < st->retries; attempt++) {
+		delay = backoff(st, attempt, 0);
+		LOG1("imap: %s; connecting again in %d.%03d s (try %d of %d)",
+		    why != NULL ? why : "connection lost", delay / 1000,
+		    delay % 1000, attempt + 1, st->retries);
+		free(why);
+		why = NULL;
+		nap(delay);
+	}
+	if (r != 0)
 		goto out;
 	imap_set_untagged(st->c, on_untagged, st);
+	/* Kept (wiped at close) to connect again after a drop. */
+	st->co = co;
+	st->secret = secret;
+	secret = NULL;	/* transferred */
 	*out = &st->base;
 	st = NULL;	/* transferred */
 	r = 0;
@@ -1059,7 +1332,9 @@ imap_close_store(struct store *s)
 		unlink(st->sk_path);
 	}
 	guid_ctx_free(st->sk_g);
+	refused_report(st);
 	imap_close(st->c);
+	secret_free(st->secret);
 	imap_url_free(&st->u);
 	free(st->dir);
 	free(st);
@@ -1095,9 +1370,9 @@ mbox_status(struct istore *st, struct imbox *m, struct store_mailbox *o)
 }
 
 static int
-imap_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
+list_mailboxes_once(struct istore *st, struct store_mailbox **out,
+    size_t *n)
 {
-	struct istore		*st = is(s);
 	struct store_mailbox	*v = NULL;
 	uint32_t		*tags = NULL;
 	char			*pat = NULL, *q = NULL;
@@ -1167,6 +1442,25 @@ out:
 	free(tags);
 	free(pat);
 	free(q);
+	return r;
+}
+
+/*
+ * Each operation below that talks to the server is an idempotent "once"
+ * function run by a loop: when the connection is lost or the server asks
+ * to slow down, recover() connects again and the operation is repeated
+ * from its start (what the first try learned, bodies in the spool and
+ * GUIDs in the cache, is kept, so it is not fetched twice).
+ */
+static int
+imap_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
+{
+	struct istore	*st = is(s);
+	int		 r, attempt = 0;
+
+	while ((r = list_mailboxes_once(st, out, n)) != 0 &&
+	    recover(st, r, &attempt) == 0)
+		;
 	return r != 0 ? fail(st, r) : 0;
 }
 
@@ -1185,18 +1479,34 @@ select_mbox(struct istore *st, struct imbox *m, int need_rw)
 	st->sel = -1;
 	st->sel_uidvalidity = 0;
 	/* A read-only store never SELECTs: EXAMINE leaves \Seen alone. */
+	if (m->uv_changed)
+		return MSYNC_ERR_STORE_CHANGED;
 	r = imap_cmd(st->c, &d, "%s %s", st->readonly ? "EXAMINE" : "SELECT",
 	    m->wire);
 	if (r != 0)
-		return fail(st, r);
+		return r;
 	if (d.status != IMAP_OK) {
 		LOG1("imap: cannot open '%s': %s", log_esc(m->name, 200),
 		    log_esc(d.text, 200));
 		return MSYNC_ERR_NOTFOUND;
 	}
 	if (m->uidvalidity != 0 && st->sel_uidvalidity != m->uidvalidity) {
-		ERRX("imap: '%s': UIDVALIDITY changed during the run",
-		    log_esc(m->name, 200));
+		/*
+		 * The server numbered the mailbox afresh: the UIDs listed
+		 * name other messages now, or none.  Nothing more is done
+		 * in it in this run (a UID could hit the wrong message);
+		 * the next run sees the new UIDVALIDITY, reads the
+		 * messages again and merges by content, inferring no
+		 * deletions.
+		 */
+		ERRX("imap: '%s': UIDVALIDITY changed during the run (%u, "
+		    "now %u): the server renumbered its messages; nothing "
+		    "more is done in this folder in this run, and the next "
+		    "run matches its messages by content",
+		    log_esc(m->name, 200), m->uidvalidity,
+		    st->sel_uidvalidity);
+		m->uv_changed = 1;
+		st->sel = -1;
 		return MSYNC_ERR_STORE_CHANGED;
 	}
 	m->uidvalidity = st->sel_uidvalidity;
@@ -1256,9 +1566,8 @@ uid_cmp(const void *a, const void *b)
 }
 
 static int
-imap_list_messages(struct store *s, const char *name, struct msglist *out)
+list_messages_once(struct istore *st, const char *name, struct msglist *out)
 {
-	struct istore	*st = is(s);
 	struct imbox	*m;
 	struct msglist	 l;
 	struct centry	*e;
@@ -1270,6 +1579,8 @@ imap_list_messages(struct store *s, const char *name, struct msglist *out)
 	memset(&l, 0, sizeof(l));
 	if ((m = mbox_find(st, name)) == NULL)
 		return MSYNC_ERR_NOTFOUND;
+	if (m->uv_changed)
+		return MSYNC_ERR_STORE_CHANGED;
 	/*
 	 * Listed before in this run, and HIGHESTMODSEQ (from the STATUS of
 	 * list_mailboxes or rescan) has not moved since: the same list
@@ -1344,6 +1655,23 @@ imap_list_messages(struct store *s, const char *name, struct msglist *out)
 out:
 	free(miss);
 	msglist_free(&l);
+	return r;
+}
+
+static int
+imap_list_messages(struct store *s, const char *name, struct msglist *out)
+{
+	struct istore	*st = is(s);
+	size_t		 first = out->n;
+	int		 r, attempt = 0;
+
+	while ((r = list_messages_once(st, name, out)) != 0) {
+		/* What the failed try added is taken back. */
+		while (out->n > first)
+			free(out->v[--out->n].kw);
+		if (recover(st, r, &attempt) != 0)
+			break;
+	}
 	return r != 0 ? fail(st, r) : 0;
 }
 
@@ -1352,15 +1680,17 @@ imap_rescan(struct store *s, const char *name, struct store_mailbox *o)
 {
 	struct istore	*st = is(s);
 	struct imbox	*m;
-	int		 r;
+	int		 r, attempt = 0;
 
 	memset(o, 0, sizeof(*o));
 	if ((m = mbox_find(st, name)) == NULL) {
 		if ((r = mbox_add(st, name, &m)) != 0)
 			return r;
 	}
-	if ((r = imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
-	    status_items(st))) != 0)
+	while ((r = imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
+	    status_items(st))) != 0 && recover(st, r, &attempt) == 0)
+		;
+	if (r != 0)
 		return fail(st, r);
 	return mbox_status(st, m, o);
 }
@@ -1387,10 +1717,15 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 	cache_load(st, m);
 	spool_path(st, m, uid, im->path, sizeof(im->path));
 	if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
-		if ((r = select_mbox(st, m, 0)) != 0 ||
-		    (r = fetch_bodies(st, m, &uid, 1)) != 0) {
+		int	 attempt = 0;
+
+		while (((r = select_mbox(st, m, 0)) != 0 ||
+		    (r = fetch_bodies(st, m, &uid, 1)) != 0) &&
+		    recover(st, r, &attempt) == 0)
+			;
+		if (r != 0) {
 			free(im);
-			return r;
+			return fail(st, r);
 		}
 		spool_path(st, m, uid, im->path, sizeof(im->path));
 		if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -1514,6 +1849,58 @@ imap_save_abort(struct store_save *ss)
 	free(sv);
 }
 
+/*
+ * After a connection was lost with an APPEND sent but not answered: is
+ * the message (size bytes as sent, GUID g) in m now?  Looks at the
+ * messages from m->append_floor on (the UIDs it could have got) that
+ * this run does not know yet and have its size, and reads those (in
+ * practice one or none) to compare their GUIDs.  *uid gets the match,
+ * or 0.  A known UID is never taken: an identical message that was
+ * there before stays a second copy, as the plan wants.
+ */
+static int
+find_appended(struct istore *st, struct imbox *m, uint64_t size,
+    const struct guid *g, uint32_t *uid)
+{
+	struct msglist	 l;
+	struct centry	*e;
+	uint32_t	*cand = NULL;
+	size_t		 n = 0, i;
+	int		 r;
+
+	*uid = 0;
+	memset(&l, 0, sizeof(l));
+	if ((r = select_mbox(st, m, 1)) != 0)
+		return r;
+	cache_load(st, m);
+	st->fl = &l;
+	r = imap_cmd(st->c, NULL, "UID FETCH %u:* (UID FLAGS RFC822.SIZE)",
+	    m->append_floor);
+	st->fl = NULL;
+	if (r != 0)
+		goto out;
+	if ((cand = calloc(l.n + 1, sizeof(*cand))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < l.n; i++)
+		if (l.v[i].uid >= m->append_floor && l.v[i].size == size &&
+		    cache_find(m, l.v[i].uid) == NULL)
+			cand[n++] = l.v[i].uid;
+	if (n > 0 && (r = fetch_bodies(st, m, cand, n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if ((e = cache_find(m, cand[i])) != NULL &&
+		    guid_cmp(&e->guid, g) == 0) {
+			*uid = cand[i];
+			break;
+		}
+out:
+	free(cand);
+	msglist_free(&l);
+	return r;
+}
+
 static int
 imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
     int64_t date, const struct guid *expect, uint32_t *uid_out)
@@ -1525,12 +1912,14 @@ imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
 	struct centry	 e;
 	struct stat	 sb;
 	char		 fl[MSYNC_KWSTR_MAX + 128], fls[MSYNC_KWSTR_MAX + 130];
-	char		 ds[64];
+	char		 ds[64], why[600];
 	uint32_t	 uv = 0, uid = 0;
-	int		 r;
+	uint64_t	 lim;
+	int		 r, attempt = 0, maybe_stored = 0, throttled;
 
 	*uid_out = 0;
 	memset(&e, 0, sizeof(e));
+	memset(&d, 0, sizeof(d));
 	guid_final(sv->g, &e.guid);
 	if (expect != NULL && guid_cmp(expect, &e.guid) != 0) {
 		r = MSYNC_ERR_BADDATA;
@@ -1545,23 +1934,101 @@ imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
 	snprintf(fls, sizeof(fls), "(%s)", fl);
 	date_format(date, ds, sizeof(ds));
 	m->last_modseq = 0;	/* our change: list afresh */
-	r = imap_append(st->c, m->wire, fls, ds, sv->fd,
-	    (uint64_t)sb.st_size, &uv, &uid, &d);
-	if (r != 0) {
-		r = fail(st, r);
+	if (m->uv_changed) {
+		r = MSYNC_ERR_STORE_CHANGED;
 		goto out;
 	}
+	lim = imap_conn_appendlimit(st->c);
+	if (lim != 0 && (uint64_t)sb.st_size > lim) {
+		/* RFC 7889: a client does not send what will be refused. */
+		snprintf(d.text, sizeof(d.text), "larger than the server's "
+		    "APPENDLIMIT of %llu bytes", (unsigned long long)lim);
+		d.code[0] = '\0';
+		goto refused;
+	}
+	if (m->append_floor == 0)
+		m->append_floor = m->uidnext != 0 ? m->uidnext : 1;
+	for (;;) {
+		if (maybe_stored) {
+			/* Did the APPEND whose answer was lost arrive? */
+			r = find_appended(st, m, (uint64_t)sb.st_size, &e.guid,
+			    &uid);
+			if (r == 0 && uid != 0) {
+				LOG1("imap: '%s': the message sent before the "
+				    "connection was lost had arrived (UID %u): "
+				    "not sent again", log_esc(m->name, 200),
+				    uid);
+				uv = m->uidvalidity;
+				d.status = IMAP_OK;
+				break;
+			}
+			if (r == 0)
+				maybe_stored = 0;
+		}
+		if (r == 0) {
+			r = imap_append(st->c, m->wire, fls, ds, sv->fd,
+			    (uint64_t)sb.st_size, &uv, &uid, &d);
+			if (r == 0)
+				break;
+			/* Lost with the message sent: it may be there. */
+			if (r == MSYNC_ERR_PEER_EOF &&
+			    !imap_throttled(st->c, NULL))
+				maybe_stored = 1;
+		}
+		throttled = r == MSYNC_ERR_PEER_EOF &&
+		    imap_throttled(st->c, NULL);
+		if (recover(st, r, &attempt) != 0) {
+			if (throttled && !maybe_stored) {
+				/* Refused every time: this message's turn. */
+				snprintf(d.text, sizeof(d.text), "%s",
+				    imap_why(st->c));
+				d.code[0] = '\0';
+				goto refused;
+			}
+			r = fail(st, r);
+			goto out;
+		}
+		r = 0;
+	}
 	if (d.status != IMAP_OK) {
+refused:
 		ERRX("imap: %s refused a message for '%s': %s%s%s%s",
 		    st->u.host, log_esc(m->name, 200), d.code[0] ? "[" : "",
 		    log_esc(d.code, 100), d.code[0] ? "] " : "",
 		    log_esc(d.text, 200));
+		snprintf(why, sizeof(why), "%s%s%s%s", d.code[0] ? "[" : "",
+		    d.code, d.code[0] ? "] " : "", d.text);
+		refused_add(st, m, sv->fd, (uint64_t)sb.st_size, why);
 		/*
 		 * A refusal of this message (TOOBIG, LIMIT, OVERQUOTA or
-		 * none given): the brain goes on without it and the run
-		 * ends with status 1.
+		 * none given): the brain goes on without it, the message
+		 * is listed at the end, and the run ends with status 1.
 		 */
 		r = MSYNC_ERR_TOOBIG;
+		goto out;
+	}
+	if (uid != 0 && uid >= m->append_floor && uid < UINT32_MAX)
+		m->append_floor = uid + 1;
+	if (uid != 0 && m->uidvalidity != 0 && uv != 0 &&
+	    uv != m->uidvalidity) {
+		/*
+		 * Saved, but under a UIDVALIDITY other than the one listed:
+		 * the mailbox was renumbered.  The cache learns the message
+		 * under the new one (so the next run knows it without a
+		 * download); this run does nothing more in the mailbox.
+		 */
+		ERRX("imap: '%s': UIDVALIDITY changed during the run (%u, "
+		    "now %u): nothing more is done in this folder in this "
+		    "run, and the next run matches its messages by content",
+		    log_esc(m->name, 200), m->uidvalidity, uv);
+		m->uv_changed = 1;
+		cache_load(st, m);
+		cache_check_uidvalidity(m, uv);
+		e.uid = uid;
+		e.size = sv->lfsize;
+		e.date = date;
+		(void)cache_put(m, &e);
+		r = MSYNC_ERR_STORE_CHANGED;
 		goto out;
 	}
 	if (uid != 0) {
@@ -1594,8 +2061,7 @@ store_cmd(struct istore *st, struct imbox *m, uint32_t uid, const char *op,
 	if ((r = select_mbox(st, m, 1)) != 0)
 		return r;
 	m->last_modseq = 0;	/* our change: list afresh */
-	r = imap_cmd(st->c, NULL, "UID STORE %u %s (%s)", uid, op, what);
-	return r != 0 ? fail(st, r) : 0;
+	return imap_cmd(st->c, NULL, "UID STORE %u %s (%s)", uid, op, what);
 }
 
 static int
@@ -1607,11 +2073,16 @@ imap_set_flags(struct store *s, const char *name, uint32_t uid,
 	char		 fl[MSYNC_KWSTR_MAX + 128];
 	int		 r;
 
+	int		 attempt = 0;
+
 	if ((m = mbox_find(st, name)) == NULL)
 		return MSYNC_ERR_NOTFOUND;
 	if ((r = flags_to_text(flags, kw, fl, sizeof(fl))) != 0)
 		return r;
-	return store_cmd(st, m, uid, "FLAGS.SILENT", fl);
+	while ((r = store_cmd(st, m, uid, "FLAGS.SILENT", fl)) != 0 &&
+	    recover(st, r, &attempt) == 0)
+		;
+	return r != 0 ? fail(st, r) : 0;
 }
 
 /* The words of a that are not in b, as a space-separated string. */
@@ -1649,10 +2120,9 @@ kw_minus(const char *a, const char *b, char *out, size_t n)
 }
 
 static int
-imap_update_flags(struct store *s, const char *name, uint32_t uid,
+update_flags_once(struct istore *st, const char *name, uint32_t uid,
     uint8_t old_flags, const char *old_kw, uint8_t flags, const char *kw)
 {
-	struct istore	*st = is(s);
 	struct imbox	*m;
 	char		 addk[MSYNC_KWSTR_MAX + 1], delk[MSYNC_KWSTR_MAX + 1];
 	char		 fl[MSYNC_KWSTR_MAX + 128];
@@ -1677,10 +2147,23 @@ imap_update_flags(struct store *s, const char *name, uint32_t uid,
 	return 0;
 }
 
+/* +FLAGS and -FLAGS: repeating them is harmless. */
 static int
-imap_expunge(struct store *s, const char *name, uint32_t uid)
+imap_update_flags(struct store *s, const char *name, uint32_t uid,
+    uint8_t old_flags, const char *old_kw, uint8_t flags, const char *kw)
 {
 	struct istore	*st = is(s);
+	int		 r, attempt = 0;
+
+	while ((r = update_flags_once(st, name, uid, old_flags, old_kw, flags,
+	    kw)) != 0 && recover(st, r, &attempt) == 0)
+		;
+	return r != 0 ? fail(st, r) : 0;
+}
+
+static int
+expunge_once(struct istore *st, const char *name, uint32_t uid)
+{
 	struct imbox	*m;
 	int		 r;
 
@@ -1698,9 +2181,22 @@ imap_expunge(struct store *s, const char *name, uint32_t uid)
 		r = imap_cmd(st->c, NULL, "EXPUNGE");
 	}
 	if (r != 0)
-		return fail(st, r);
+		return r;
 	cache_del(m, uid);
 	return 0;
+}
+
+/* \Deleted then UID EXPUNGE: repeating them is harmless. */
+static int
+imap_expunge(struct store *s, const char *name, uint32_t uid)
+{
+	struct istore	*st = is(s);
+	int		 r, attempt = 0;
+
+	while ((r = expunge_once(st, name, uid)) != 0 &&
+	    recover(st, r, &attempt) == 0)
+		;
+	return r != 0 ? fail(st, r) : 0;
 }
 
 static int
@@ -1720,6 +2216,21 @@ imap_expunge_guid(struct store *s, const char *name, uint32_t uid,
 	return imap_expunge(s, name, uid);
 }
 
+/* CREATE, then (unless refused) the new mailbox's STATUS. */
+static int
+create_once(struct istore *st, struct imbox *m, struct imap_done *d)
+{
+	int	 r;
+
+	if ((r = imap_cmd(st->c, d, "CREATE %s", m->wire)) != 0)
+		return r;
+	if (d->status != IMAP_OK &&
+	    strncasecmp(d->code, "ALREADYEXISTS", 13) != 0)
+		return 0;
+	return imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
+	    status_items(st));
+}
+
 static int
 imap_create_mailbox(struct store *s, const char *name,
     const struct guid *guid)
@@ -1727,7 +2238,7 @@ imap_create_mailbox(struct store *s, const char *name,
 	struct istore	*st = is(s);
 	struct imbox	*m;
 	struct imap_done d;
-	int		 r;
+	int		 r, attempt = 0;
 
 	if (st->readonly)
 		return MSYNC_ERR_READONLY;
@@ -1737,18 +2248,18 @@ imap_create_mailbox(struct store *s, const char *name,
 		return MSYNC_ERR_EXISTS;
 	if ((r = mbox_add(st, name, &m)) != 0)
 		return r;
-	if ((r = imap_cmd(st->c, &d, "CREATE %s", m->wire)) != 0)
+	/* A CREATE repeated after a drop finds the mailbox: ALREADYEXISTS. */
+	while ((r = create_once(st, m, &d)) != 0 &&
+	    recover(st, r, &attempt) == 0)
+		;
+	if (r != 0)
 		return fail(st, r);
-	if (d.status != IMAP_OK) {
-		if (strncasecmp(d.code, "ALREADYEXISTS", 13) != 0) {
-			ERRX("imap: cannot create '%s': %s",
-			    log_esc(name, 200), log_esc(d.text, 200));
-			return MSYNC_ERR_IO;
-		}
+	if (d.status != IMAP_OK &&
+	    strncasecmp(d.code, "ALREADYEXISTS", 13) != 0) {
+		ERRX("imap: cannot create '%s': %s", log_esc(name, 200),
+		    log_esc(d.text, 200));
+		return MSYNC_ERR_IO;
 	}
-	if ((r = imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
-	    status_items(st))) != 0)
-		return fail(st, r);
 	cache_load(st, m);
 	cache_check_uidvalidity(m, m->uidvalidity);
 	if (guid != NULL) {

@@ -15,7 +15,7 @@ hostile() {
 	python3 "$TEST_DIR/hostile_imapd.py" "$case" >port.out &
 	while [ ! -s port.out ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 	port=$(head -n 1 port.out)
-	MSYNC_IMAP_TIMEOUT=3 test_expect_code "$want" msync --backup \
+	MSYNC_IMAP_TIMEOUT=3 MSYNC_IMAP_BACKOFF_MS=10 test_expect_code "$want" msync --backup \
 	    --passcmd "echo pw" "imap://u@127.0.0.1:$port;tls=none" md 2>err
 	rc=$?
 	wait

@@ -23,6 +23,8 @@
 #                      a folder AllMail, when created, is SPECIAL-USE \All
 #                      (as Gmail's "[Gmail]/All Mail")
 #   log                Dovecot's log; imapd_log prints it
+# $IMAPD_EXTRA_CONF, if set, is appended to dovecot.conf (e.g. an
+# imap_capability line: a server without QRESYNC or CONDSTORE).
 # starts Dovecot and waits (bounded) until both ports answer.  Sets
 #   IMAPD_PORT IMAPS_PORT IMAPD_PASS IMAPD_FP (the certificate's pin,
 #   "sha256:AB:..."), IMAPD_CONF.
@@ -53,6 +55,7 @@ IMAPD_PASS=imap-test-pw-42
 IMAPD_PORT=
 IMAPS_PORT=
 IMAPD_FP=
+IMAPD_EXTRA_CONF=${IMAPD_EXTRA_CONF:-}
 export IMAPD_DIR IMAPD_CONF IMAPD_PASS
 
 test_lazy_prereq IMAPD '
@@ -184,6 +187,7 @@ namespace inbox {
     special_use = \\All
   }
 }
+$IMAPD_EXTRA_CONF
 EOF
 	/usr/sbin/dovecot -c "$IMAPD_CONF" || { imapd_log; return 1; }
 	test_atexit stop_imapd

@@ -172,6 +172,17 @@ fail(struct istore *st, int r)
 
 /* ---- names --------------------------------------------------------- */
 
+/*
+ * The personal namespace's prefix ("INBOX." on Courier and Cyrus), used
+ * as the root when the location gives none (as mbsync does): the user's
+ * "INBOX.Sent" is msync's "Sent".  INBOX itself stays INBOX.
+ */
+static const char *
+ns_prefix(struct istore *st)
+{
+	return st->u.root[0] != '\0' ? "" : imap_conn_prefix(st->c);
+}
+
 /* Internal name -> the server's (root prefix, separator, mUTF-7). */
 static int
 name_to_raw(struct istore *st, const char *name, char **out)
@@ -193,8 +204,10 @@ name_to_raw(struct istore *st, const char *name, char **out)
 		if (*p == '/')
 			*p = sep;
 	}
-	if (st->u.root[0] != '\0') {
-		if (asprintf(&full, "%s%c%s", st->u.root, sep, m) < 0) {
+	if (st->u.root[0] != '\0' || ns_prefix(st)[0] != '\0') {
+		if ((st->u.root[0] != '\0' ? asprintf(&full, "%s%c%s",
+		    st->u.root, sep, m) : asprintf(&full, "%s%s",
+		    ns_prefix(st), m)) < 0) {
 			free(m);
 			return MSYNC_ERR_NOMEM;
 		}
@@ -211,7 +224,7 @@ name_from_raw(struct istore *st, const char *raw, char **out)
 {
 	char	*u = NULL, *p;
 	char	 sep = imap_conn_sep(st->c);
-	size_t	 rl = strlen(st->u.root);
+	size_t	 rl = strlen(st->u.root), pl;
 	int	 r;
 
 	*out = NULL;
@@ -222,6 +235,13 @@ name_from_raw(struct istore *st, const char *raw, char **out)
 		raw += rl + 1;
 	} else if (strcasecmp(raw, "INBOX") == 0)
 		return (*out = strdup("INBOX")) == NULL ? MSYNC_ERR_NOMEM : 0;
+	else if ((pl = strlen(ns_prefix(st))) > 0) {
+		/* Outside the personal namespace: not this account's. */
+		if (strncmp(raw, ns_prefix(st), pl) != 0 || raw[pl] == '\0' ||
+		    strcasecmp(raw + pl, "INBOX") == 0)
+			return MSYNC_ERR_BADNAME;
+		raw += pl;
+	}
 	if ((r = names_from_mutf7(raw, &u)) != 0)
 		return r;
 	if (sep != '/') {
@@ -1292,9 +1312,10 @@ imap_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	st->listing = 1;
-	if (st->u.root[0] != '\0') {
-		if (asprintf(&pat, "%s%c*", st->u.root,
-		    imap_conn_sep(st->c)) < 0) {
+	if (st->u.root[0] != '\0' || ns_prefix(st)[0] != '\0') {
+		if ((st->u.root[0] != '\0' ? asprintf(&pat, "%s%c*",
+		    st->u.root, imap_conn_sep(st->c)) : asprintf(&pat, "%s*",
+		    ns_prefix(st))) < 0) {
 			r = MSYNC_ERR_NOMEM;
 			goto out;
 		}

@@ -208,9 +208,13 @@ stop_imapd() {
 # message of USER as Dovecot reports it (md5 of the body with CRLF
 # folded to LF, flags as Maildir letters then keywords, INTERNALDATE as
 # seconds).  The same line format as md_digest below.
+# IMAPD_DIGEST_ALL=1 searches "all" instead of "mailbox *" (which
+# finds nothing in a namespace with a prefix).
 imap_digest() {
+	local q=(mailbox '*')
+	[ -z "${IMAPD_DIGEST_ALL:-}" ] || q=(all)
 	doveadm_u -f json "$1" fetch 'mailbox flags date.received text' \
-	    mailbox '*' >"$TRASH/dove.json" &&
+	    "${q[@]}" >"$TRASH/dove.json" &&
 	python3 - "$TRASH/dove.json" <<'PY'
 import hashlib, json, sys
 sysf = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F",

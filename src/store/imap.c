@@ -1259,6 +1259,7 @@ imap_close_store(struct store *s)
 		mbox_clear(&st->mb[i]);
 	}
 	free(st->mb);
+	free(st->van);
 	if (st->sk_fd >= 0) {
 		close(st->sk_fd);
 		unlink(st->sk_path);

@@ -60,6 +60,7 @@ struct imap_conn {
 	char		 cont_text[512];
 	uint32_t	 caps;
 	char		 sep;
+	char		*prefix;	/* owned; NAMESPACE's personal prefix */
 	int		 eof;
 	char		 why[512];
 	char		*host;		/* owned; for messages */
@@ -113,6 +114,12 @@ char
 imap_conn_sep(const struct imap_conn *c)
 {
 	return c->sep;
+}
+
+const char *
+imap_conn_prefix(const struct imap_conn *c)
+{
+	return c->prefix != NULL ? c->prefix : "";
 }
 
 void
@@ -1026,13 +1033,64 @@ compress_on(struct imap_conn *c)
 	return 0;
 }
 
-/* Untagged LIST during the separator query. */
+/*
+ * NAMESPACE (RFC 2342): the first personal namespace's prefix and
+ * separator, e.g. (("INBOX." ".")) on Courier and Cyrus.  The other
+ * users' and shared namespaces are not synced.  A prefix that is too
+ * long or holds a NUL is ignored (the server's whole tree is used).
+ */
+static int
+namespace_untagged(struct imap_conn *c, const struct imap_resp *r)
+{
+	size_t	 pers = imap_kid(r, 0, 0), e, pfx, sep;
+	char	*p;
+
+	if (pers == 0 || r->v[pers].type != IV_LIST ||
+	    (e = imap_kid(r, pers, 0)) == 0 || r->v[e].type != IV_LIST)
+		return 0;	/* NIL: no personal namespace */
+	pfx = imap_kid(r, e, 0);
+	sep = imap_kid(r, e, 1);
+	if (pfx == 0 || r->v[pfx].type != IV_STRING ||
+	    r->v[pfx].len > IMAP_PREFIX_MAX ||
+	    strlen(r->v[pfx].s) != r->v[pfx].len)
+		return 0;
+	if (sep != 0 && r->v[sep].type == IV_STRING && r->v[sep].len == 1 &&
+	    r->v[sep].s[0] != '\0')
+		c->sep = r->v[sep].s[0];
+	if ((p = strdup(r->v[pfx].s)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	free(c->prefix);
+	c->prefix = p;
+	return 0;
+}
+
+/*
+ * Untagged answers to what follows the login: LIST "" "" (the
+ * separator, when there is no NAMESPACE), NAMESPACE, and the server's
+ * ID (said with -vv).
+ */
 static int
 sep_untagged(void *arg, const struct imap_resp *r)
 {
 	struct imap_conn *c = arg;
-	size_t		  k;
+	size_t		  k, v;
 
+	if (strcmp(r->kind, "NAMESPACE") == 0)
+		return namespace_untagged(c, r);
+	if (strcmp(r->kind, "ID") == 0) {
+		k = imap_kid(r, 0, 0);
+		if (k == 0 || r->v[k].type != IV_LIST)
+			return 0;
+		for (k = r->v[k].kid; k != 0 && (v = r->v[k].next) != 0;
+		    k = r->v[v].next)
+			if (r->v[k].type == IV_STRING &&
+			    r->v[v].type == IV_STRING &&
+			    (strcasecmp(r->v[k].s, "name") == 0 ||
+			    strcasecmp(r->v[k].s, "version") == 0))
+				LOG2("imap: %s: server %s '%s'", c->host,
+				    r->v[k].s, log_esc(r->v[v].s, 64));
+		return 0;
+	}
 	if (strcmp(r->kind, "LIST") != 0)
 		return 0;
 	k = imap_kid(r, 0, 1);
@@ -1064,6 +1122,9 @@ imap_connect(const struct imap_conn_opts *o, struct imap_conn **out,
 {
 	struct imap_conn *c = NULL;
 	struct tls_opts	 to;
+	struct imap_done d;
+	uint32_t	 tags[3];
+	size_t		 i, ntag;
 	int		 r, greeted = 0, port;
 
 	*out = NULL;
@@ -1107,24 +1168,54 @@ imap_connect(const struct imap_conn_opts *o, struct imap_conn **out,
 	if (!(c->caps & IMAP_CAP_UIDPLUS))
 		LOG2("imap: %s has no UIDPLUS: saved messages are found "
 		    "again by a search", c->host);
-	if ((c->caps & IMAP_CAP_ENABLE) && (c->caps & (IMAP_CAP_QRESYNC |
-	    IMAP_CAP_CONDSTORE)) && (r = imap_cmd(c, NULL, "ENABLE %s",
-	    (c->caps & IMAP_CAP_QRESYNC) ? "QRESYNC" : "CONDSTORE")) != 0)
-		goto fail;
+	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
+	if (c->caps & IMAP_CAP_QRESYNC)
+		c->caps |= IMAP_CAP_CONDSTORE;
 	if (!(c->caps & IMAP_CAP_CONDSTORE))
 		LOG2("imap: %s has no CONDSTORE: a no-change run reads every "
 		    "mailbox's flags", c->host);
+	else if (!(c->caps & IMAP_CAP_QRESYNC))
+		LOG2("imap: %s has no QRESYNC: expunges cost a full listing "
+		    "of the mailbox's UIDs", c->host);
+	/* COMPRESS first: what follows is sent compressed. */
 	if ((c->caps & IMAP_CAP_COMPRESS) && !o->no_compress &&
 	    (r = compress_on(c)) != 0)
 		goto fail;
+	/*
+	 * ENABLE, ID, NAMESPACE (or LIST "" "" for the separator) in one
+	 * round trip.  Their NO or BAD is not fatal: msync then works
+	 * without what they give.
+	 */
 	imap_set_untagged(c, sep_untagged, c);
-	r = imap_cmd(c, NULL, "LIST \"\" \"\"");
-	imap_set_untagged(c, NULL, NULL);
-	if (r != 0)
+	ntag = 0;
+	if ((c->caps & IMAP_CAP_ENABLE) && (c->caps & IMAP_CAP_CONDSTORE) &&
+	    (r = imap_send(c, &tags[ntag++], "ENABLE %s",
+	    (c->caps & IMAP_CAP_QRESYNC) ? "QRESYNC" : "CONDSTORE")) != 0)
 		goto fail;
-	LOG2("imap: %s: logged in%s%s, separator '%c'", c->host,
+	/* RFC 2971: who we are, nothing about the user or the machine. */
+	if ((c->caps & IMAP_CAP_ID) && (r = imap_send(c, &tags[ntag++],
+	    "ID (\"name\" \"msync\" \"version\" \"%s\")",
+	    MSYNC_VERSION)) != 0)
+		goto fail;
+	if ((r = imap_send(c, &tags[ntag++], "%s",
+	    (c->caps & IMAP_CAP_NAMESPACE) ? "NAMESPACE" :
+	    "LIST \"\" \"\"")) != 0)
+		goto fail;
+	for (i = 0; i < ntag; i++) {
+		if ((r = imap_wait(c, tags[i], &d)) != 0)
+			goto fail;
+		if (d.status != IMAP_OK)
+			LOG2("imap: %s: a command after the login failed: %s",
+			    c->host, log_esc(d.text, 200));
+	}
+	imap_set_untagged(c, NULL, NULL);
+	LOG2("imap: %s: logged in%s%s, separator '%c'%s%s%s", c->host,
 	    c->tls != NULL ? ", " : "", c->tls != NULL ?
-	    tls_describe(c->tls) : "", c->sep);
+	    tls_describe(c->tls) : "", c->sep,
+	    c->prefix != NULL && c->prefix[0] != '\0' ? ", personal "
+	    "namespace '" : "", c->prefix != NULL && c->prefix[0] != '\0' ?
+	    log_esc(c->prefix, 64) : "",
+	    c->prefix != NULL && c->prefix[0] != '\0' ? "'" : "");
 	*out = c;
 	c = NULL;	/* transferred */
 	r = 0;
@@ -1312,5 +1403,6 @@ imap_close(struct imap_conn *c)
 	free(c->wbuf);
 	free(c->pend);
 	free(c->host);
+	free(c->prefix);
 	free(c);
 }

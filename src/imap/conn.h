@@ -8,7 +8,9 @@
  * imap_connect() does the whole opening: TCP, TLS (implicit, or STARTTLS
  * with the plaintext buffer thrown away, or none), the greeting,
  * CAPABILITY, login (AUTHENTICATE PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER),
- * ENABLE QRESYNC/CONDSTORE, COMPRESS=DEFLATE, and the hierarchy separator.
+ * COMPRESS=DEFLATE, then in one round trip ENABLE QRESYNC/CONDSTORE, ID
+ * (RFC 2971) and NAMESPACE (the personal prefix and the separator; LIST
+ * "" "" without it).
  * A missing extension is worked around, and said with -v.
  *
  * All memory belongs to the caller unless stated otherwise.  Functions
@@ -101,6 +103,13 @@ uint32_t imap_conn_caps(const struct imap_conn *);
 uint64_t imap_conn_appendlimit(const struct imap_conn *);
 /* The hierarchy separator ('/' if the server has none). */
 char	 imap_conn_sep(const struct imap_conn *);
+/*
+ * The personal namespace's prefix from NAMESPACE (RFC 2342): "INBOX."
+ * on Courier and Cyrus, "" on Dovecot, Gmail and servers without
+ * NAMESPACE.  Borrowed from the connection.
+ */
+const char *imap_conn_prefix(const struct imap_conn *);
+#define IMAP_PREFIX_MAX	1024	/* bytes in a namespace prefix */
 
 void	 imap_set_untagged(struct imap_conn *, imap_untagged_fn, void *);
 /* NULL: bodies are read and dropped. */

@@ -551,3 +551,115 @@ imap_code_is(const struct imap_resp *r, const char *w)
 	return r->code != NULL && strncasecmp(r->code, w, n) == 0 &&
 	    (r->code[n] == '\0' || r->code[n] == ' ');
 }
+
+/* One number of a set: 1..2^32-1, or '*'. */
+static int
+set_num(const char *s, size_t len, size_t *p, uint32_t star, uint32_t *out)
+{
+	uint64_t	 n = 0;
+	size_t		 start = *p;
+
+	if (*p < len && s[*p] == '*') {
+		(*p)++;
+		*out = star;
+		return 0;
+	}
+	while (*p < len && isdigit((unsigned char)s[*p])) {
+		n = n * 10 + (uint64_t)(s[(*p)++] - '0');
+		if (n > UINT32_MAX)
+			return MSYNC_ERR_PROTO;
+	}
+	if (*p == start || n == 0)
+		return MSYNC_ERR_PROTO;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+int
+imap_set_parse(const char *s, size_t len, uint32_t star,
+    struct imap_range **out, size_t *n)
+{
+	struct imap_range *v = NULL, *nv;
+	size_t		 p = 0, nr = 0, cap = 0;
+	uint32_t	 a, b;
+	int		 r;
+
+	*out = NULL;
+	*n = 0;
+	if (len == 0)
+		return MSYNC_ERR_PROTO;
+	for (;;) {
+		if ((r = set_num(s, len, &p, star, &a)) != 0)
+			goto fail;
+		b = a;
+		if (p < len && s[p] == ':') {
+			p++;
+			if ((r = set_num(s, len, &p, star, &b)) != 0)
+				goto fail;
+		}
+		if (nr == IMAP_SET_MAX) {
+			r = MSYNC_ERR_TOOBIG;
+			goto fail;
+		}
+		if (nr == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if (cap > IMAP_SET_MAX)
+				cap = IMAP_SET_MAX;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				r = MSYNC_ERR_NOMEM;
+				goto fail;
+			}
+			v = nv;
+		}
+		v[nr].lo = a < b ? a : b;
+		v[nr].hi = a < b ? b : a;
+		nr++;
+		if (p == len)
+			break;
+		if (s[p++] != ',') {
+			r = MSYNC_ERR_PROTO;
+			goto fail;
+		}
+	}
+	*out = v;
+	*n = nr;
+	return 0;
+fail:
+	free(v);
+	return r;
+}
+
+uint64_t
+imap_set_count(const struct imap_range *v, size_t n)
+{
+	uint64_t	 c = 0;
+
+	/* At most IMAP_SET_MAX * 2^32: no overflow. */
+	for (size_t i = 0; i < n; i++)
+		c += (uint64_t)v[i].hi - v[i].lo + 1;
+	return c;
+}
+
+int
+imap_vanished(const struct imap_resp *r, int *earlier,
+    struct imap_range **out, size_t *n)
+{
+	size_t	 k = imap_kid(r, 0, 0), e;
+
+	*out = NULL;
+	*n = 0;
+	*earlier = 0;
+	if (r->type != IR_UNTAGGED || strcmp(r->kind, "VANISHED") != 0 ||
+	    r->has_num || k == 0)
+		return MSYNC_ERR_PROTO;
+	if (r->v[k].type == IV_LIST) {
+		e = r->v[k].kid;
+		if (!imap_is(r, e, "EARLIER") || r->v[e].next != 0)
+			return MSYNC_ERR_PROTO;
+		*earlier = 1;
+		k = r->v[k].next;
+	}
+	if (k == 0 || r->v[k].type != IV_ATOM || r->v[k].next != 0)
+		return MSYNC_ERR_PROTO;
+	return imap_set_parse(r->v[k].s, r->v[k].len, UINT32_MAX, out, n);
+}

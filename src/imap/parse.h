@@ -122,4 +122,32 @@ int	 imap_num(const struct imap_resp *, size_t i, uint64_t max,
 /* A status response's code starts with word w (e.g. "UIDVALIDITY"). */
 int	 imap_code_is(const struct imap_resp *, const char *w);
 
+/* One range of a sequence set, lo <= hi. */
+struct imap_range {
+	uint32_t	 lo, hi;
+};
+#define IMAP_SET_MAX	32768	/* ranges in one sequence set */
+
+/*
+ * Parses sequence-set s[0..len) ("1:3,5,9:*", RFC 3501 section 9) into
+ * *out (owned by the caller, free()) and *n ranges, each with lo <= hi
+ * ("7:3" is 3:7); "*" is read as star.  Nothing is expanded: a set of
+ * 4 billion UIDs is one range.  MSYNC_ERR_PROTO for a bad set (a 0, a
+ * number over 2^32-1, an empty element), MSYNC_ERR_TOOBIG for more than
+ * IMAP_SET_MAX ranges.
+ */
+int	 imap_set_parse(const char *s, size_t len, uint32_t star,
+	    struct imap_range **out, size_t *n);
+/* How many numbers the ranges hold (ranges may overlap: an upper bound). */
+uint64_t imap_set_count(const struct imap_range *, size_t n);
+
+/*
+ * A "* VANISHED [(EARLIER)] set" response (RFC 7162 section 3.2.10):
+ * *earlier is 1 for the EARLIER form (an answer to SELECT/FETCH with
+ * QRESYNC, no change to the message count), the ranges as above.
+ * MSYNC_ERR_PROTO if r is no such response.
+ */
+int	 imap_vanished(const struct imap_resp *r, int *earlier,
+	    struct imap_range **out, size_t *n);
+
 #endif /* IMAP_PARSE_H */

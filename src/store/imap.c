@@ -46,7 +46,15 @@
 #include "imap/parse.h"
 #include "imap/url.h"
 
-#define CACHE_MAGIC	"msync-imap-cache 1"
+/*
+ * Version 2 adds the flags of each message and the HIGHESTMODSEQ they
+ * are valid at, so that a changed mailbox is listed by its changes
+ * (CONDSTORE's CHANGEDSINCE, QRESYNC's VANISHED).  Version 1 files are
+ * read (without flags) and rewritten as version 2.
+ */
+#define CACHE_MAGIC1	"msync-imap-cache 1"
+#define CACHE_MAGIC	"msync-imap-cache 2"
+#define CACHE_LINE_MAX	(MSYNC_KWSTR_MAX + 256)
 #define FETCH_CHUNK	256	/* UIDs in one UID FETCH of bodies */
 #define RETRIES		5	/* reconnects for one operation */
 #define RECONNECTS_MAX	50	/* reconnects in one run */
@@ -70,6 +78,9 @@ struct centry {
 	struct guid	 guid;
 	uint64_t	 size;		/* bytes with CRLF folded to LF */
 	int64_t		 date;		/* INTERNALDATE */
+	uint8_t		 fknown;	/* flags and kw below are known */
+	uint8_t		 flags;		/* FLAG_* bits */
+	char		*kw;		/* owned; NULL or sorted keywords */
 };
 
 /* One server mailbox. */
@@ -87,6 +98,12 @@ struct imbox {
 	int		 loaded;	/* cache read */
 	int		 dirty;		/* cache to write */
 	uint32_t	 cache_uidvalidity;
+	/*
+	 * The HIGHESTMODSEQ at which the cache's flags and UIDs were the
+	 * server's (0: unknown): a listing asks only for what changed
+	 * since (CHANGEDSINCE, VANISHED).
+	 */
+	uint64_t	 cache_modseq;
 	struct centry	*c;		/* owned; sorted by uid */
 	size_t		 nc, capc;
 	uint32_t	*spooled;	/* owned; UIDs spooled this run */
@@ -130,6 +147,15 @@ struct istore {
 	struct refused	*ref;		/* owned */
 	size_t		 nref, capref;
 	uint64_t	 nref_all;	/* also those past REFUSED_MAX */
+	/* The selected mailbox, from SELECT and what followed. */
+	uint32_t	 sel_exists;	/* messages (EXISTS, EXPUNGE, VANISHED) */
+	uint64_t	 sel_modseq;	/* OK [HIGHESTMODSEQ] of the SELECT */
+	int		 sel_nomodseq;	/* OK [NOMODSEQ]: no CONDSTORE here */
+	/* VANISHED ranges collected while listing (st->fl set). */
+	struct imap_range *van;		/* owned */
+	size_t		 nvan, capvan;
+	int		 van_over;	/* too many or unreadable: list all */
+	int		 qresync_off;	/* the server refused SELECT (QRESYNC) */
 };
 
 struct imsg {
@@ -378,6 +404,17 @@ refused_report(struct istore *st)
 
 /* ---- names --------------------------------------------------------- */
 
+/*
+ * The personal namespace's prefix ("INBOX." on Courier and Cyrus), used
+ * as the root when the location gives none (as mbsync does): the user's
+ * "INBOX.Sent" is msync's "Sent".  INBOX itself stays INBOX.
+ */
+static const char *
+ns_prefix(struct istore *st)
+{
+	return st->u.root[0] != '\0' ? "" : imap_conn_prefix(st->c);
+}
+
 /* Internal name -> the server's (root prefix, separator, mUTF-7). */
 static int
 name_to_raw(struct istore *st, const char *name, char **out)
@@ -399,8 +436,10 @@ name_to_raw(struct istore *st, const char *name, char **out)
 		if (*p == '/')
 			*p = sep;
 	}
-	if (st->u.root[0] != '\0') {
-		if (asprintf(&full, "%s%c%s", st->u.root, sep, m) < 0) {
+	if (st->u.root[0] != '\0' || ns_prefix(st)[0] != '\0') {
+		if ((st->u.root[0] != '\0' ? asprintf(&full, "%s%c%s",
+		    st->u.root, sep, m) : asprintf(&full, "%s%s",
+		    ns_prefix(st), m)) < 0) {
 			free(m);
 			return MSYNC_ERR_NOMEM;
 		}
@@ -417,7 +456,7 @@ name_from_raw(struct istore *st, const char *raw, char **out)
 {
 	char	*u = NULL, *p;
 	char	 sep = imap_conn_sep(st->c);
-	size_t	 rl = strlen(st->u.root);
+	size_t	 rl = strlen(st->u.root), pl;
 	int	 r;
 
 	*out = NULL;
@@ -428,6 +467,13 @@ name_from_raw(struct istore *st, const char *raw, char **out)
 		raw += rl + 1;
 	} else if (strcasecmp(raw, "INBOX") == 0)
 		return (*out = strdup("INBOX")) == NULL ? MSYNC_ERR_NOMEM : 0;
+	else if ((pl = strlen(ns_prefix(st))) > 0) {
+		/* Outside the personal namespace: not this account's. */
+		if (strncmp(raw, ns_prefix(st), pl) != 0 || raw[pl] == '\0' ||
+		    strcasecmp(raw + pl, "INBOX") == 0)
+			return MSYNC_ERR_BADNAME;
+		raw += pl;
+	}
 	if ((r = names_from_mutf7(raw, &u)) != 0)
 		return r;
 	if (sep != '/') {
@@ -467,12 +513,22 @@ mbox_find_raw(struct istore *st, const char *raw)
 	return NULL;
 }
 
+/* Empties m's cache in memory. */
+static void
+cache_clear(struct imbox *m)
+{
+	for (size_t i = 0; i < m->nc; i++)
+		free(m->c[i].kw);
+	m->nc = 0;
+}
+
 static void
 mbox_clear(struct imbox *m)
 {
 	free(m->name);
 	free(m->raw);
 	free(m->wire);
+	cache_clear(m);
 	free(m->c);
 	free(m->spooled);
 	msglist_free(&m->last);
@@ -553,7 +609,10 @@ cache_find(struct imbox *m, uint32_t uid)
 	return NULL;
 }
 
-/* Adds or replaces an entry, keeping the array sorted. */
+/*
+ * Adds or replaces an entry, keeping the array sorted.  e->kw becomes the
+ * cache's, also on failure (freed then).
+ */
 static int
 cache_put(struct imbox *m, const struct centry *e)
 {
@@ -561,14 +620,19 @@ cache_put(struct imbox *m, const struct centry *e)
 	size_t		 i;
 
 	if ((f = cache_find(m, e->uid)) != NULL) {
+		free(f->kw);
 		*f = *e;
 		m->dirty = 1;
 		return 0;
 	}
-	if (m->nc >= MSYNC_MSGS_MAX)
+	if (m->nc >= MSYNC_MSGS_MAX) {
+		free(e->kw);
 		return MSYNC_ERR_TOOBIG;
-	if (msync_grow(&m->c, &m->capc, m->nc, sizeof(*m->c)) != 0)
+	}
+	if (msync_grow(&m->c, &m->capc, m->nc, sizeof(*m->c)) != 0) {
+		free(e->kw);
 		return MSYNC_ERR_NOMEM;
+	}
 	for (i = m->nc; i > 0 && m->c[i - 1].uid > e->uid; i--)
 		m->c[i] = m->c[i - 1];
 	m->c[i] = *e;
@@ -586,9 +650,44 @@ cache_del(struct imbox *m, uint32_t uid)
 	if (f == NULL)
 		return;
 	i = (size_t)(f - m->c);
+	free(f->kw);
 	memmove(&m->c[i], &m->c[i + 1], (m->nc - i - 1) * sizeof(*m->c));
 	m->nc--;
 	m->dirty = 1;
+}
+
+static int kw_ok(const char *, size_t);
+
+/*
+ * A version 2 entry's flags: fl is the FLAG_* bits in decimal or "-"
+ * (not known), rest the keywords up to the line's end.  Anything odd
+ * leaves the flags unknown: the next listing asks the server.
+ */
+static void
+cache_entry_flags(struct centry *e, const char *fl, const char *rest)
+{
+	const char	*w;
+	size_t		 len, wl, nw = 0;
+	char		*end;
+	unsigned long	 v;
+
+	if (strcmp(fl, "-") == 0)
+		return;
+	v = strtoul(fl, &end, 10);
+	if (*end != '\0' || end == fl || v > 0xff)
+		return;
+	len = strcspn(rest, "\r\n");
+	for (w = rest; w < rest + len; w += wl + 1) {
+		wl = strcspn(w, " \r\n");
+		if (!kw_ok(w, wl) || ++nw > MSYNC_KW_MAX)
+			return;
+		if (w + wl >= rest + len)
+			break;
+	}
+	if (len > 0 && (e->kw = strndup(rest, len)) == NULL)
+		return;
+	e->flags = (uint8_t)v;
+	e->fknown = 1;
 }
 
 /*
@@ -598,11 +697,13 @@ cache_del(struct imbox *m, uint32_t uid)
 static void
 cache_load(struct istore *st, struct imbox *m)
 {
-	char		 path[MSYNC_PATH_MAX], line[256], hex[40];
+	char		 path[MSYNC_PATH_MAX], line[CACHE_LINE_MAX], hex[40];
+	char		 fl[8];
 	struct centry	 e;
 	unsigned long	 uid, uv;
-	unsigned long long size;
+	unsigned long long size, ms = 0;
 	long long	 date;
+	int		 v2, n, nf;
 	FILE		*f;
 
 	if (m->loaded)
@@ -611,17 +712,22 @@ cache_load(struct istore *st, struct imbox *m)
 	cache_path(st, m, path, sizeof(path));
 	if ((f = fopen(path, "re")) == NULL)
 		return;
-	if (fgets(line, sizeof(line), f) == NULL ||
-	    strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) != 0 ||
-	    sscanf(line + sizeof(CACHE_MAGIC), "%lu %39s", &uv, hex) != 2 ||
-	    uv > UINT32_MAX)
+	if (fgets(line, sizeof(line), f) == NULL)
+		goto out;
+	v2 = strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) == 0;
+	if ((!v2 && strncmp(line, CACHE_MAGIC1 " ", sizeof(CACHE_MAGIC1)) !=
+	    0) || sscanf(line + sizeof(CACHE_MAGIC), "%lu %39s %llu", &uv,
+	    hex, &ms) != 2 + v2 || uv > UINT32_MAX)
 		goto out;
 	m->cache_uidvalidity = (uint32_t)uv;
+	m->cache_modseq = v2 ? ms : 0;
 	if (strcmp(hex, "-") != 0 && guid_from_hex(hex, &m->guid) == 0)
 		m->guid_adopted = 1;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		if (sscanf(line, "%lu %39s %llu %lld", &uid, hex, &size,
-		    &date) != 4 || uid == 0 || uid > UINT32_MAX ||
+		n = 0;
+		nf = sscanf(line, "%lu %39s %llu %lld %7s %n", &uid, hex,
+		    &size, &date, fl, &n);
+		if (nf < 4 || uid == 0 || uid > UINT32_MAX ||
 		    size > MSYNC_MSG_SIZE_MAX)
 			continue;
 		memset(&e, 0, sizeof(e));
@@ -630,6 +736,8 @@ cache_load(struct istore *st, struct imbox *m)
 			continue;
 		e.size = size;
 		e.date = date;
+		if (v2 && nf == 5 && n > 0)
+			cache_entry_flags(&e, fl, line + n);
 		if (cache_put(m, &e) != 0)
 			break;
 	}
@@ -660,13 +768,21 @@ cache_save(struct istore *st, struct imbox *m)
 	}
 	if (m->guid_adopted)
 		guid_hex(&m->guid, hex);
-	fprintf(f, "%s %u %s\n", CACHE_MAGIC, m->cache_uidvalidity,
-	    m->guid_adopted ? hex : "-");
+	fprintf(f, "%s %u %s %llu\n", CACHE_MAGIC, m->cache_uidvalidity,
+	    m->guid_adopted ? hex : "-",
+	    (unsigned long long)m->cache_modseq);
 	for (i = 0; i < m->nc; i++) {
 		guid_hex(&m->c[i].guid, hex);
-		fprintf(f, "%u %s %llu %lld\n", m->c[i].uid, hex,
-		    (unsigned long long)m->c[i].size,
-		    (long long)m->c[i].date);
+		if (m->c[i].fknown)
+			fprintf(f, "%u %s %llu %lld %u%s%s\n", m->c[i].uid,
+			    hex, (unsigned long long)m->c[i].size,
+			    (long long)m->c[i].date, m->c[i].flags,
+			    m->c[i].kw != NULL ? " " : "",
+			    m->c[i].kw != NULL ? m->c[i].kw : "");
+		else
+			fprintf(f, "%u %s %llu %lld -\n", m->c[i].uid, hex,
+			    (unsigned long long)m->c[i].size,
+			    (long long)m->c[i].date);
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		fclose(f);
@@ -691,7 +807,8 @@ cache_check_uidvalidity(struct imbox *m, uint32_t uv)
 	if (m->nc > 0)
 		LOG2("imap: '%s': UIDVALIDITY changed, cache dropped",
 		    log_esc(m->name, 200));
-	m->nc = 0;
+	cache_clear(m);
+	m->cache_modseq = 0;
 	m->cache_uidvalidity = uv;
 	m->dirty = 1;
 }
@@ -954,7 +1071,7 @@ sink_write(void *arg, const void *p, size_t n)
 static int
 sink_finish(struct istore *st, struct imbox *m, uint32_t uid, int64_t date)
 {
-	struct centry	 e;
+	struct centry	 e, *old;
 	char		 path[MSYNC_PATH_MAX];
 	int		 r;
 
@@ -969,17 +1086,27 @@ sink_finish(struct istore *st, struct imbox *m, uint32_t uid, int64_t date)
 	guid_final(st->sk_g, &e.guid);
 	e.size = st->sk_size;
 	e.date = date;
+	/* Flags the cache knows stay (they come from listings). */
+	if ((old = cache_find(m, uid)) != NULL && old->fknown &&
+	    guid_cmp(&old->guid, &e.guid) == 0) {
+		e.fknown = 1;
+		e.flags = old->flags;
+		if (old->kw != NULL && (e.kw = strdup(old->kw)) == NULL)
+			e.fknown = 0;
+	}
 	close(st->sk_fd);
 	st->sk_fd = -1;
 	spool_path(st, m, uid, path, sizeof(path));
 	if (rename(st->sk_path, path) != 0) {
 		unlink(st->sk_path);
+		free(e.kw);
 		return MSYNC_ERR_IO;
 	}
 	/* Remembered, so that close removes what the sync did not read. */
 	if (msync_grow(&m->spooled, &m->capspooled, m->nspooled,
 	    sizeof(*m->spooled)) != 0) {
 		unlink(path);
+		free(e.kw);
 		return MSYNC_ERR_NOMEM;
 	}
 	m->spooled[m->nspooled++] = uid;
@@ -1151,6 +1278,73 @@ on_status(struct istore *st, const struct imap_resp *r)
 	return 0;
 }
 
+/*
+ * A mod-sequence (RFC 7162: 1 to 2^63-1) after spaces, up to a space or
+ * the end; 0 for anything else, which makes the next listing a full one.
+ */
+static uint64_t
+modseq_parse(const char *s)
+{
+	uint64_t	 n = 0;
+	const char	*p;
+
+	while (*s == ' ')
+		s++;
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (p - s >= 19)
+			return 0;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == s || (*p != '\0' && *p != ' ') || n > INT64_MAX)
+		return 0;
+	return n;
+}
+
+/*
+ * VANISHED (QRESYNC): the EARLIER form answers a listing and goes to
+ * st->van; the other form reports expunges as they happen (the message
+ * count drops), and is kept too while listing.  A set msync cannot
+ * read, or too many ranges, only makes the listing a full one.
+ */
+static int
+on_vanished(struct istore *st, const struct imap_resp *r)
+{
+	struct imap_range *v = NULL;
+	size_t		 n, i;
+	uint64_t	 cnt;
+	int		 earlier, rc;
+
+	if ((rc = imap_vanished(r, &earlier, &v, &n)) != 0) {
+		if (rc == MSYNC_ERR_NOMEM)
+			return rc;
+		LOG2("imap: %s sent a VANISHED msync cannot read: the "
+		    "mailbox is listed in full", st->u.host);
+		st->van_over = 1;
+		return 0;
+	}
+	if (!earlier) {
+		cnt = imap_set_count(v, n);
+		st->sel_exists = cnt >= st->sel_exists ? 0 :
+		    st->sel_exists - (uint32_t)cnt;
+	}
+	if (st->fl != NULL && !st->van_over) {
+		for (i = 0; i < n; i++) {
+			if (st->nvan >= MSYNC_MSGS_MAX) {
+				st->van_over = 1;
+				break;
+			}
+			if (msync_grow(&st->van, &st->capvan, st->nvan,
+			    sizeof(*st->van)) != 0) {
+				free(v);
+				return MSYNC_ERR_NOMEM;
+			}
+			st->van[st->nvan++] = v[i];
+		}
+	}
+	free(v);
+	return 0;
+}
+
 static int
 on_untagged(void *arg, const struct imap_resp *r)
 {
@@ -1159,6 +1353,17 @@ on_untagged(void *arg, const struct imap_resp *r)
 
 	if (strcmp(r->kind, "FETCH") == 0)
 		return on_fetch(st, r);
+	if (strcmp(r->kind, "EXISTS") == 0 && r->has_num)
+		st->sel_exists = r->num;
+	if (strcmp(r->kind, "EXPUNGE") == 0 && r->has_num &&
+	    st->sel_exists > 0)
+		st->sel_exists--;
+	if (strcmp(r->kind, "VANISHED") == 0)
+		return on_vanished(st, r);
+	if (strcmp(r->kind, "OK") == 0 && imap_code_is(r, "HIGHESTMODSEQ"))
+		st->sel_modseq = modseq_parse(r->code + 13);
+	if (strcmp(r->kind, "OK") == 0 && imap_code_is(r, "NOMODSEQ"))
+		st->sel_nomodseq = 1;
 	if (strcmp(r->kind, "LIST") == 0 && st->listing)
 		return on_list(st, r);
 	if (strcmp(r->kind, "STATUS") == 0)
@@ -1327,6 +1532,7 @@ imap_close_store(struct store *s)
 		mbox_clear(&st->mb[i]);
 	}
 	free(st->mb);
+	free(st->van);
 	if (st->sk_fd >= 0) {
 		close(st->sk_fd);
 		unlink(st->sk_path);
@@ -1382,9 +1588,10 @@ list_mailboxes_once(struct istore *st, struct store_mailbox **out,
 	*out = NULL;
 	*n = 0;
 	st->listing = 1;
-	if (st->u.root[0] != '\0') {
-		if (asprintf(&pat, "%s%c*", st->u.root,
-		    imap_conn_sep(st->c)) < 0) {
+	if (st->u.root[0] != '\0' || ns_prefix(st)[0] != '\0') {
+		if ((st->u.root[0] != '\0' ? asprintf(&pat, "%s%c*",
+		    st->u.root, imap_conn_sep(st->c)) : asprintf(&pat, "%s*",
+		    ns_prefix(st))) < 0) {
 			r = MSYNC_ERR_NOMEM;
 			goto out;
 		}
@@ -1464,25 +1671,49 @@ imap_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
 	return r != 0 ? fail(st, r) : 0;
 }
 
-/* SELECT (or EXAMINE when read-only) m, unless it is selected already. */
+/*
+ * SELECT (or EXAMINE when read-only) m, unless it is selected already
+ * (*fresh, if given, says whether it was selected now).  With qresync
+ * (the caller collects FETCH and VANISHED), the cache's UIDVALIDITY and
+ * modseq go along (RFC 7162 section 3.2.5): the server answers with what
+ * changed since, in the same round trip.
+ */
 static int
-select_mbox(struct istore *st, struct imbox *m, int need_rw)
+select_mbox_q(struct istore *st, struct imbox *m, int need_rw, int qresync,
+    int *fresh)
 {
 	struct imap_done d;
 	int		 ro = st->readonly || !need_rw, r;
 	ssize_t		 idx = m - st->mb;
+	const char	*verb = st->readonly ? "EXAMINE" : "SELECT";
 
+	if (fresh != NULL)
+		*fresh = 0;
 	if (st->readonly && need_rw)
 		return MSYNC_ERR_READONLY;
 	if (st->sel == idx && (st->sel_ro == 0 || ro))
 		return 0;
 	st->sel = -1;
 	st->sel_uidvalidity = 0;
+	st->sel_exists = 0;
+	st->sel_modseq = 0;
+	st->sel_nomodseq = 0;
 	/* A read-only store never SELECTs: EXAMINE leaves \Seen alone. */
 	if (m->uv_changed)
 		return MSYNC_ERR_STORE_CHANGED;
-	r = imap_cmd(st->c, &d, "%s %s", st->readonly ? "EXAMINE" : "SELECT",
-	    m->wire);
+	if (qresync)
+		r = imap_cmd(st->c, &d, "%s %s (QRESYNC (%u %llu))", verb,
+		    m->wire, m->cache_uidvalidity,
+		    (unsigned long long)m->cache_modseq);
+	else
+		r = imap_cmd(st->c, &d, "%s %s", verb, m->wire);
+	if (r == 0 && qresync && d.status == IMAP_BAD) {
+		/* A server that offers QRESYNC but not this: plain SELECT. */
+		LOG2("imap: %s refused %s with QRESYNC: %s", st->u.host, verb,
+		    log_esc(d.text, 200));
+		st->qresync_off = 1;
+		r = imap_cmd(st->c, &d, "%s %s", verb, m->wire);
+	}
 	if (r != 0)
 		return r;
 	if (d.status != IMAP_OK) {
@@ -1514,7 +1745,15 @@ select_mbox(struct istore *st, struct imbox *m, int need_rw)
 	cache_check_uidvalidity(m, m->uidvalidity);
 	st->sel = idx;
 	st->sel_ro = st->readonly;
+	if (fresh != NULL)
+		*fresh = 1;
 	return 0;
+}
+
+static int
+select_mbox(struct istore *st, struct imbox *m, int need_rw)
+{
+	return select_mbox_q(st, m, need_rw, 0, NULL);
 }
 
 /* Downloads the bodies of uids[0..n) of the selected m into the spool. */
@@ -1557,12 +1796,230 @@ out:
 	return r;
 }
 
+/* Is uid inside one of the VANISHED ranges collected? */
 static int
-uid_cmp(const void *a, const void *b)
+van_has(const struct istore *st, uint32_t uid)
 {
-	const struct msg *x = a, *y = b;
+	for (size_t i = 0; i < st->nvan; i++)
+		if (uid >= st->van[i].lo && uid <= st->van[i].hi)
+			return 1;
+	return 0;
+}
 
-	return x->uid < y->uid ? -1 : x->uid > y->uid;
+/* Drops the cache entries inside the VANISHED ranges. */
+static void
+van_apply(struct istore *st, struct imbox *m)
+{
+	size_t	 i, k;
+
+	if (st->nvan == 0)
+		return;
+	for (i = 0, k = 0; i < m->nc; i++) {
+		if (van_has(st, m->c[i].uid)) {
+			free(m->c[i].kw);
+			continue;
+		}
+		m->c[k++] = m->c[i];
+	}
+	if (k != m->nc) {
+		m->nc = k;
+		m->dirty = 1;
+	}
+}
+
+static void
+listing_reset(struct istore *st, struct msglist *l)
+{
+	msglist_free(l);
+	memset(l, 0, sizeof(*l));
+	st->nvan = 0;
+	st->van_over = 0;
+}
+
+/*
+ * The flags listed in l (in the order the server sent them: a later
+ * FETCH of the same UID is newer) go into the cache entries.
+ */
+static int
+flags_apply(struct imbox *m, const struct msglist *l)
+{
+	struct centry	*e;
+	char		*kw;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if ((e = cache_find(m, l->v[i].uid)) == NULL)
+			continue;	/* vanished while read */
+		kw = NULL;
+		if (l->v[i].kw != NULL && (kw = strdup(l->v[i].kw)) == NULL)
+			return MSYNC_ERR_NOMEM;
+		free(e->kw);
+		e->kw = kw;
+		e->flags = l->v[i].flags;
+		e->fknown = 1;
+		m->dirty = 1;
+	}
+	return 0;
+}
+
+static int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t	 x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The UIDs of l that the cache does not hold (no body read yet), sorted. */
+static int
+missing_uids(struct imbox *m, const struct msglist *l, int skip_van,
+    const struct istore *st, uint32_t **out, size_t *n)
+{
+	uint32_t	*miss;
+	size_t		 i, k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if ((miss = calloc(l->n + 1, sizeof(*miss))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < l->n; i++) {
+		if (cache_find(m, l->v[i].uid) != NULL ||
+		    (skip_van && van_has(st, l->v[i].uid)))
+			continue;
+		miss[k++] = l->v[i].uid;
+	}
+	msync_sort(miss, k, sizeof(*miss), u32_cmp);
+	/* A UID listed twice (an unsolicited FETCH too) counts once. */
+	for (i = 0, *n = 0; i < k; i++)
+		if (*n == 0 || miss[*n - 1] != miss[i])
+			miss[(*n)++] = miss[i];
+	*out = miss;
+	return 0;
+}
+
+/*
+ * Lists m by its changes since the cache's modseq (CONDSTORE, QRESYNC):
+ * *done is 1 when the cache now equals the server's mailbox; 0 when the
+ * changes cannot tell (no modseq, messages whose flags the cache does
+ * not know, a count that does not add up), and the caller lists in full.
+ * *newms is the modseq the cache is then valid at.
+ */
+static int
+list_changes(struct istore *st, struct imbox *m, struct msglist *l,
+    uint64_t status_ms, int *done, uint64_t *newms)
+{
+	uint32_t	 caps = imap_conn_caps(st->c), *miss = NULL;
+	size_t		 nmiss = 0, i, nknown;
+	int		 qr, fresh = 0, r;
+	uint64_t	 ms;
+
+	*done = 0;
+	*newms = 0;
+	cache_load(st, m);
+	/* A cache ahead of the server's STATUS is not the server's. */
+	if (!(caps & (IMAP_CAP_CONDSTORE | IMAP_CAP_QRESYNC)) ||
+	    m->cache_modseq == 0 || m->nc == 0 ||
+	    m->cache_uidvalidity != m->uidvalidity ||
+	    (m->modseq != 0 && m->cache_modseq > m->modseq))
+		return select_mbox(st, m, 0);
+	ms = m->cache_modseq;
+	st->fl = l;
+	/* QRESYNC: the SELECT itself brings the changes. */
+	qr = (caps & IMAP_CAP_QRESYNC) && !st->qresync_off;
+	r = select_mbox_q(st, m, 0, qr && st->sel != m - st->mb, &fresh);
+	qr = (caps & IMAP_CAP_QRESYNC) && !st->qresync_off;
+	if (r == 0 && (!fresh || !qr || st->van_over)) {
+		listing_reset(st, l);
+		r = imap_cmd(st->c, NULL, "UID FETCH 1:* (UID FLAGS) "
+		    "(CHANGEDSINCE %llu%s)", (unsigned long long)ms,
+		    qr ? " VANISHED" : "");
+	}
+	st->fl = NULL;
+	if (r != 0)
+		return r;
+	if (st->van_over || st->sel_nomodseq ||
+	    m->cache_uidvalidity != st->sel_uidvalidity || m->nc == 0)
+		return 0;
+	/* Does the count add up?  Then nothing else was expunged. */
+	van_apply(st, m);
+	if ((r = missing_uids(m, l, 1, st, &miss, &nmiss)) != 0)
+		return r;
+	nknown = m->nc;
+	if (nknown + nmiss != st->sel_exists) {
+		LOG2("imap: '%s': %zu known + %zu new != %u messages: listed "
+		    "in full%s", log_esc(m->name, 200), nknown, nmiss,
+		    st->sel_exists, qr ? "" : " (no QRESYNC: expunges are "
+		    "seen this way)");
+		free(miss);
+		return 0;
+	}
+	LOG2("imap: '%s': %zu change(s), %zu expunged range(s) since modseq "
+	    "%llu (%s)", log_esc(m->name, 200), l->n, st->nvan,
+	    (unsigned long long)ms, qr ? "QRESYNC" : "CONDSTORE");
+	if (nmiss > 0) {
+		LOG2("imap: '%s': reading %zu new message(s)",
+		    log_esc(m->name, 200), nmiss);
+		if ((r = fetch_bodies(st, m, miss, nmiss)) != 0) {
+			free(miss);
+			return r;
+		}
+	}
+	free(miss);
+	if ((r = flags_apply(m, l)) != 0)
+		return r;
+	for (i = 0; i < m->nc; i++)
+		if (!m->c[i].fknown)
+			return 0;	/* not listed since it was cached */
+	*newms = status_ms > st->sel_modseq ? status_ms : st->sel_modseq;
+	*done = 1;
+	return 0;
+}
+
+/* Lists m in full: every UID and its flags. */
+static int
+list_full(struct istore *st, struct imbox *m, struct msglist *l)
+{
+	uint32_t	*miss = NULL, *all = NULL;
+	size_t		 nmiss = 0, i, k;
+	int		 r;
+
+	listing_reset(st, l);
+	st->fl = l;
+	/* Dates and sizes come from the cache, or with the body. */
+	r = imap_cmd(st->c, NULL, "UID FETCH 1:* (UID FLAGS)");
+	st->fl = NULL;
+	if (r != 0)
+		return r;
+	if ((all = calloc(l->n + 1, sizeof(*all))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < l->n; i++)
+		all[i] = l->v[i].uid;
+	msync_sort(all, l->n, sizeof(*all), u32_cmp);
+	if ((r = missing_uids(m, l, 0, st, &miss, &nmiss)) != 0)
+		goto out;
+	if (nmiss > 0) {
+		LOG2("imap: '%s': reading %zu new message(s)",
+		    log_esc(m->name, 200), nmiss);
+		if ((r = fetch_bodies(st, m, miss, nmiss)) != 0)
+			goto out;
+	}
+	/* Cached entries of messages that are gone are dropped. */
+	for (i = 0, k = 0; i < m->nc; i++) {
+		if (bsearch(&m->c[i].uid, all, l->n, sizeof(*all),
+		    u32_cmp) == NULL) {
+			free(m->c[i].kw);
+			continue;
+		}
+		m->c[k++] = m->c[i];
+	}
+	if (k != m->nc) {
+		m->nc = k;
+		m->dirty = 1;
+	}
+	r = flags_apply(m, l);
+out:
+	free(all);
+	free(miss);
+	return r;
 }
 
 static int
@@ -1570,11 +2027,10 @@ list_messages_once(struct istore *st, const char *name, struct msglist *out)
 {
 	struct imbox	*m;
 	struct msglist	 l;
-	struct centry	*e;
-	uint32_t	*miss = NULL;
-	uint64_t	 listed_modseq;
-	size_t		 nmiss = 0, i, k, first = out->n;
-	int		 r;
+	struct msg	 msg;
+	uint64_t	 listed_modseq, newms = 0;
+	size_t		 i, first = out->n;
+	int		 r, done = 0;
 
 	memset(&l, 0, sizeof(l));
 	if ((m = mbox_find(st, name)) == NULL)
@@ -1593,50 +2049,39 @@ list_messages_once(struct istore *st, const char *name, struct msglist *out)
 		return 0;
 	}
 	listed_modseq = m->modseq;
-	if ((r = select_mbox(st, m, 0)) != 0)
-		return r;
-	st->fl = &l;
-	/* Dates and sizes come from the cache, or with the body. */
-	r = imap_cmd(st->c, NULL, "UID FETCH 1:* (UID FLAGS)");
-	st->fl = NULL;
-	if (r != 0)
+	listing_reset(st, &l);
+	if ((r = list_changes(st, m, &l, listed_modseq, &done, &newms)) != 0)
 		goto out;
-	msync_sort(l.v, l.n, sizeof(l.v[0]), uid_cmp);
-	if ((miss = calloc(l.n + 1, sizeof(*miss))) == NULL) {
-		r = MSYNC_ERR_NOMEM;
-		goto out;
-	}
-	for (i = 0; i < l.n; i++)
-		if (cache_find(m, l.v[i].uid) == NULL)
-			miss[nmiss++] = l.v[i].uid;
-	if (nmiss > 0) {
-		LOG2("imap: '%s': reading %zu new message(s)",
-		    log_esc(name, 200), nmiss);
-		if ((r = fetch_bodies(st, m, miss, nmiss)) != 0)
+	if (!done) {
+		if ((r = list_full(st, m, &l)) != 0)
 			goto out;
+		/*
+		 * The later of the STATUS before and the SELECT's
+		 * HIGHESTMODSEQ: both come before the FETCH, so every
+		 * change after them is asked for next time.
+		 */
+		newms = 0;
+		if ((imap_conn_caps(st->c) & (IMAP_CAP_CONDSTORE |
+		    IMAP_CAP_QRESYNC)) && !st->sel_nomodseq)
+			newms = listed_modseq > st->sel_modseq ?
+			    listed_modseq : st->sel_modseq;
 	}
-	/* Cached entries of messages that are gone are dropped. */
-	for (i = 0, k = 0; i < m->nc; i++) {
-		struct msg	 key;
-
-		key.uid = m->c[i].uid;
-		if (bsearch(&key, l.v, l.n, sizeof(l.v[0]), uid_cmp) != NULL)
-			m->c[k++] = m->c[i];
-	}
-	if (k != m->nc) {
-		m->nc = k;
+	if (m->cache_modseq != newms) {
+		m->cache_modseq = newms;
 		m->dirty = 1;
 	}
-	for (i = 0; i < l.n; i++) {
-		if ((e = cache_find(m, l.v[i].uid)) == NULL) {
-			LOG2("imap: '%s': UID %u vanished while read",
-			    log_esc(name, 200), l.v[i].uid);
+	/* The listing is the cache: every entry's flags are now known. */
+	for (i = 0; i < m->nc; i++) {
+		if (!m->c[i].fknown)
 			continue;
-		}
-		l.v[i].guid = e->guid;
-		l.v[i].size = e->size;
-		l.v[i].date = e->date;
-		if ((r = msglist_add(out, &l.v[i])) != 0)
+		memset(&msg, 0, sizeof(msg));
+		msg.uid = m->c[i].uid;
+		msg.guid = m->c[i].guid;
+		msg.flags = m->c[i].flags;
+		msg.kw = m->c[i].kw;
+		msg.size = m->c[i].size;
+		msg.date = m->c[i].date;
+		if ((r = msglist_add(out, &msg)) != 0)
 			goto out;
 	}
 	/* Kept for a second listing in this run (see above). */
@@ -1653,8 +2098,7 @@ list_messages_once(struct istore *st, const char *name, struct msglist *out)
 		m->last_modseq = listed_modseq;
 	r = cache_save(st, m);
 out:
-	free(miss);
-	msglist_free(&l);
+	listing_reset(st, &l);
 	return r;
 }
 
@@ -2333,7 +2777,8 @@ imap_delete_mailbox(struct store *s, const char *name)
 		return fail(st, r);
 	cache_path(st, m, p, sizeof(p));
 	(void)unlink(p);
-	m->nc = 0;
+	cache_clear(m);
+	m->cache_modseq = 0;
 	m->dirty = 0;
 	return 0;
 }

@@ -10,7 +10,8 @@
  * 4 KiB (the incremental path).
  *
  * Checks beyond the sanitizers: a frame never ends past the buffer; a
- * parsed tree's indices stay inside it and lists end.
+ * parsed tree's indices stay inside it and lists end; a VANISHED set's
+ * ranges are ordered and non-zero.
  *
  *   make -C tests/fuzz fuzz_imap && tests/fuzz/run.sh 60 imap
  */
@@ -25,8 +26,10 @@
 static void
 walk(const struct imap_resp *r)
 {
-	size_t		 i, k, steps;
+	size_t		 i, k, steps, nset;
 	uint64_t	 n;
+	struct imap_range *set = NULL;
+	int		 earlier;
 
 	for (i = 0; i < r->nv; i++) {
 		if (r->v[i].next >= r->nv || r->v[i].kid >= r->nv)
@@ -42,6 +45,16 @@ walk(const struct imap_resp *r)
 		(void)imap_is(r, r->v[i].kid, "UID");
 	}
 	(void)imap_code_is(r, "APPENDUID");
+	/* The sequence-set reader on VANISHED's set (RFC 7162). */
+	if (imap_vanished(r, &earlier, &set, &nset) == 0) {
+		if (nset == 0 || nset > IMAP_SET_MAX)
+			abort();
+		for (i = 0; i < nset; i++)
+			if (set[i].lo == 0 || set[i].lo > set[i].hi)
+				abort();
+		(void)imap_set_count(set, nset);
+	}
+	free(set);
 }
 
 /* Feeds buf[0..len) (a private copy) through framer and parser. */

@@ -23,6 +23,8 @@
 #                      a folder AllMail, when created, is SPECIAL-USE \All
 #                      (as Gmail's "[Gmail]/All Mail")
 #   log                Dovecot's log; imapd_log prints it
+# $IMAPD_EXTRA_CONF, if set, is appended to dovecot.conf (e.g. an
+# imap_capability line: a server without QRESYNC or CONDSTORE).
 # starts Dovecot and waits (bounded) until both ports answer.  Sets
 #   IMAPD_PORT IMAPS_PORT IMAPD_PASS IMAPD_FP (the certificate's pin,
 #   "sha256:AB:..."), IMAPD_CONF.
@@ -53,6 +55,7 @@ IMAPD_PASS=imap-test-pw-42
 IMAPD_PORT=
 IMAPS_PORT=
 IMAPD_FP=
+IMAPD_EXTRA_CONF=${IMAPD_EXTRA_CONF:-}
 export IMAPD_DIR IMAPD_CONF IMAPD_PASS
 
 test_lazy_prereq IMAPD '
@@ -184,6 +187,7 @@ namespace inbox {
     special_use = \\All
   }
 }
+$IMAPD_EXTRA_CONF
 EOF
 	/usr/sbin/dovecot -c "$IMAPD_CONF" || { imapd_log; return 1; }
 	test_atexit stop_imapd
@@ -204,9 +208,13 @@ stop_imapd() {
 # message of USER as Dovecot reports it (md5 of the body with CRLF
 # folded to LF, flags as Maildir letters then keywords, INTERNALDATE as
 # seconds).  The same line format as md_digest below.
+# IMAPD_DIGEST_ALL=1 searches "all" instead of "mailbox *" (which
+# finds nothing in a namespace with a prefix).
 imap_digest() {
+	local q=(mailbox '*')
+	[ -z "${IMAPD_DIGEST_ALL:-}" ] || q=(all)
 	doveadm_u -f json "$1" fetch 'mailbox flags date.received text' \
-	    mailbox '*' >"$TRASH/dove.json" &&
+	    "${q[@]}" >"$TRASH/dove.json" &&
 	python3 - "$TRASH/dove.json" <<'PY'
 import hashlib, json, sys
 sysf = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F",

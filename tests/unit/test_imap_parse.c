@@ -45,6 +45,15 @@ static const char *good[] = {
 	"* SEARCH\r\n",
 	"* 4 FETCH (UID 9 BODY[]<0> \"\")\r\n",
 	"* LIST (\\HasNoChildren) \"/\" \"A \\\"q\\\" \\\\x\"\n",
+	/* QRESYNC, NAMESPACE (new entries go last: tests use indices). */
+	"* NAMESPACE ((\"INBOX.\" \".\")) ((\"user.\" \".\")) "
+	    "((\"shared.\" \".\" \"X-PARAM\" (\"a\")))\r\n",
+	"* OK [HIGHESTMODSEQ 715194045007] Highest\r\n",
+	"* OK [NOMODSEQ] Sorry, this mailbox format doesn't support "
+	    "modsequences\r\n",
+	"* 49 FETCH (UID 117 FLAGS (\\Seen \\Answered) MODSEQ "
+	    "(90060115194045001))\r\n",
+	"* VANISHED 405,407,410,425\r\n",
 };
 
 static int
@@ -310,6 +319,100 @@ test_deep(void **state)
 	imap_resp_free(&r);
 }
 
+/* Sequence sets: ranges kept as ranges, bounds checked. */
+static void
+test_set(void **state)
+{
+	struct imap_range	*v;
+	size_t			 n, i, o;
+	char			*big;
+	static const char *badset[] = { "", ",", "1,", ",1", "0", "1:0", "1::2",
+	    "4294967296", "1:4294967296", "a", "1 2", "1,,2", "-1", ":3",
+	    "99999999999999999999999" };
+
+	assert_int_equal(imap_set_parse("1:3,5,9:*", 9, 12, &v, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(v[0].lo, 1);
+	assert_int_equal(v[0].hi, 3);
+	assert_int_equal(v[1].lo, 5);
+	assert_int_equal(v[1].hi, 5);
+	assert_int_equal(v[2].lo, 9);
+	assert_int_equal(v[2].hi, 12);
+	assert_int_equal(imap_set_count(v, n), 8);
+	free(v);
+	/* Reversed, and the widest: one range, never expanded. */
+	assert_int_equal(imap_set_parse("7:3", 3, 1, &v, &n), 0);
+	assert_int_equal(v[0].lo, 3);
+	assert_int_equal(v[0].hi, 7);
+	free(v);
+	assert_int_equal(imap_set_parse("1:4294967295", 12, 1, &v, &n), 0);
+	assert_true(imap_set_count(v, n) == 4294967295ULL);
+	free(v);
+	for (i = 0; i < sizeof(badset) / sizeof(badset[0]); i++) {
+		if (imap_set_parse(badset[i], strlen(badset[i]), 1, &v, &n) !=
+		    MSYNC_ERR_PROTO)
+			fail_msg("accepted: '%s'", badset[i]);
+		assert_null(v);
+	}
+	/* More ranges than IMAP_SET_MAX. */
+	assert_non_null(big = malloc((IMAP_SET_MAX + 1) * 2));
+	for (i = 0, o = 0; i <= IMAP_SET_MAX; i++) {
+		big[o++] = '1';
+		big[o++] = ',';
+	}
+	assert_int_equal(imap_set_parse(big, o - 1, 1, &v, &n),
+	    MSYNC_ERR_TOOBIG);
+	assert_null(v);
+	assert_int_equal(imap_set_parse(big, o - 3, 1, &v, &n), 0);
+	assert_int_equal(n, IMAP_SET_MAX);
+	free(v);
+	free(big);
+}
+
+/* VANISHED (RFC 7162): both forms, and what is not one. */
+static void
+test_vanished(void **state)
+{
+	struct imap_resp	 r;
+	struct imap_range	*v;
+	size_t			 n, i;
+	int			 earlier;
+	static const char *badvan[] = {
+		"* VANISHED\r\n",
+		"* VANISHED (LATER) 1\r\n",
+		"* VANISHED (EARLIER X) 1\r\n",
+		"* VANISHED (EARLIER)\r\n",
+		"* VANISHED 1 2\r\n",
+		"* VANISHED \"1\"\r\n",
+		"* VANISHED 0\r\n",
+		"* 3 VANISHED 1\r\n",
+		"* EXPUNGE 1\r\n",
+	};
+
+	assert_int_equal(parse_str("* VANISHED (EARLIER) 300:310,405,411\r\n",
+	    &r), 0);
+	assert_int_equal(imap_vanished(&r, &earlier, &v, &n), 0);
+	assert_int_equal(earlier, 1);
+	assert_int_equal(n, 3);
+	assert_int_equal(v[0].lo, 300);
+	assert_int_equal(v[0].hi, 310);
+	assert_int_equal(v[2].hi, 411);
+	free(v);
+	imap_resp_free(&r);
+	assert_int_equal(parse_str("* vanished 405\r\n", &r), 0);
+	assert_int_equal(imap_vanished(&r, &earlier, &v, &n), 0);
+	assert_int_equal(earlier, 0);
+	assert_int_equal(n, 1);
+	free(v);
+	imap_resp_free(&r);
+	for (i = 0; i < sizeof(badvan) / sizeof(badvan[0]); i++) {
+		if (parse_str(badvan[i], &r) == 0 &&
+		    imap_vanished(&r, &earlier, &v, &n) == 0)
+			fail_msg("taken as VANISHED: %s", badvan[i]);
+		imap_resp_free(&r);
+	}
+}
+
 int
 main(void)
 {
@@ -322,6 +425,8 @@ main(void)
 		cmocka_unit_test(test_frame_limits),
 		cmocka_unit_test(test_frame_stream),
 		cmocka_unit_test(test_deep),
+		cmocka_unit_test(test_set),
+		cmocka_unit_test(test_vanished),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

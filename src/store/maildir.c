@@ -259,10 +259,15 @@ errno_gone(void)
  * without '/'), never as "cur/NAME" relative to the folder: a symlink
  * swapped in for cur/ or new/ after we checked would otherwise be
  * followed by each later rename or unlink (issue 11).  Each is opened
- * once per operation, O_NOFOLLOW | O_DIRECTORY; -1 if it is missing or
- * not a real directory.
+ * at most once per operation, O_NOFOLLOW | O_DIRECTORY, and only when a
+ * name in it is asked for: a flag change or an expunge of a message in
+ * cur/ (nearly all of them) then costs one open instead of two (issue
+ * 10: 2,197 openat calls for a 1% run of 20,000 messages).  -1 if it is
+ * missing or not a real directory, SUB_UNOPENED until asked for.
  */
+#define SUB_UNOPENED	(-2)
 struct subdirs {
+	int	folderfd;	/* borrowed */
 	int	cur;
 	int	new;
 };
@@ -277,35 +282,38 @@ sub_open(int folderfd, const char *sub)
 static void
 subdirs_open(int folderfd, struct subdirs *d)
 {
-	d->cur = sub_open(folderfd, "cur");
-	d->new = sub_open(folderfd, "new");
+	d->folderfd = folderfd;
+	d->cur = d->new = SUB_UNOPENED;
 }
 
 static void
 subdirs_close(struct subdirs *d)
 {
-	if (d->cur != -1)
+	if (d->cur >= 0)
 		close(d->cur);
-	if (d->new != -1)
+	if (d->new >= 0)
 		close(d->new);
-	d->cur = d->new = -1;
+	d->cur = d->new = SUB_UNOPENED;
 }
 
 /*
  * For an index name "cur/BASE" or "new/BASE": the descriptor of its
- * directory, and *base the name in it.  -1 with errno ENOENT when that
- * directory could not be opened.
+ * directory (opened now if this operation had not yet), and *base the
+ * name in it.  -1 with errno ENOENT when that directory could not be
+ * opened.
  */
 static int
-sub_at(const struct subdirs *d, const char *rel, const char **base)
+sub_at(struct subdirs *d, const char *rel, const char **base)
 {
-	int	fd;
+	int	*fdp;
 
 	*base = rel + 4;
-	fd = strncmp(rel, "new/", 4) == 0 ? d->new : d->cur;
-	if (fd == -1)
+	fdp = strncmp(rel, "new/", 4) == 0 ? &d->new : &d->cur;
+	if (*fdp == SUB_UNOPENED)
+		*fdp = sub_open(d->folderfd, fdp == &d->new ? "new" : "cur");
+	if (*fdp == -1)
 		errno = ENOENT;
-	return fd;
+	return *fdp;
 }
 
 /* unlinkat of the message file rel ("cur/BASE") of the folder on fd. */

@@ -54,6 +54,7 @@ enum sync_mode {
 #define MSYNC_ERR_VERSION	(-18)	/* no common protocol version */
 #define MSYNC_ERR_GUARD		(-19)	/* the mass-deletion guard tripped */
 #define MSYNC_ERR_TIMEOUT	(-20)	/* the peer went quiet (--timeout) */
+#define MSYNC_ERR_LAST		MSYNC_ERR_TIMEOUT	/* the lowest code */
 
 /* Exit statuses (DESIGN.md), matching <sysexits.h> where they overlap. */
 #define EXIT_INSYNC	0

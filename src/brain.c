@@ -2511,6 +2511,21 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	/* Nothing was planned: the state on disk is still exact. */
 	if (b.plan.nmb == 0)
 		goto committed;
+	/*
+	 * A copy failed its GUID check on either side: its bytes changed on
+	 * the way (from protocol 3 on, the GUID is what covers message
+	 * content; docs/PROTOCOL.md) or the sender's store holds other
+	 * bytes than it listed (a replaced file is caught by the sender
+	 * and reported as a change, exit 2).  Nothing of that copy was
+	 * saved; the state is not written either, as after any damaged
+	 * record, so the next run starts from the same base and pairs what
+	 * this run did copy by content.
+	 */
+	if (b.data_error || b.peer_done.status == MSYNC_ERR_BADDATA) {
+		ERRX("a message arrived with other bytes than its GUID says: "
+		    "the sync state is not updated; run again");
+		goto committed;
+	}
 	if ((r = final_state(&b, &commit)) != 0 ||
 	    (r = state_save(o->state_path, &commit)) != 0) {
 		ERRC(r, "cannot write sync state '%s'",

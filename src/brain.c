@@ -114,6 +114,8 @@ struct brain {
 	size_t		 nresults;
 	size_t		 capresults;
 	int		 data_error;	/* a message failed its GUID check */
+	int		 sent_error;	/* 1: an ERROR record went out */
+	int		 peer_error;	/* 1: the peer sent an ERROR */
 	int		 action_error;	/* some action failed */
 	int		 changed;	/* a store changed during the run */
 	int		 unreadable;	/* a mailbox could not be read */
@@ -204,7 +206,22 @@ put_text(struct brain *b, uint8_t type, int32_t n, const char *text)
 	int	 r;
 
 	r = proto_enc_text(n, text, &p, &len);
+	if (type == REC_ERROR)
+		b->sent_error = 1;
 	return put(b, type, r, p, len);
+}
+
+/*
+ * The code an ERROR record from the peer carries, if it is one we know
+ * (so that our exit status says what stopped the peer: a store that
+ * changed under it is "run again", exit 2, not a lost connection);
+ * MSYNC_ERR_INTERNAL otherwise.
+ */
+static int
+peer_code(struct brain *b, int32_t n)
+{
+	b->peer_error = 1;
+	return n < 0 && n >= MSYNC_ERR_LAST ? n : MSYNC_ERR_INTERNAL;
 }
 
 /*
@@ -243,10 +260,7 @@ next_rec(struct brain *b, uint8_t *type, const uint8_t **p, size_t *len)
 		if (*type == REC_ERROR) {
 			ERRX("peer: %s", log_esc(text, 512));
 			free(text);
-			/* The peer's code, if it is one we know. */
-			if (n >= 0 || n < MSYNC_ERR_GUARD)
-				n = MSYNC_ERR_INTERNAL;
-			return n;
+			return peer_code(b, n);
 		}
 		if (n <= log_verbosity)
 			fprintf(stderr, "msync[peer]: %s\n",
@@ -1573,9 +1587,7 @@ transfer(struct brain *b)
 				if (type == REC_ERROR) {
 					ERRX("peer: %s", log_esc(text, 512));
 					free(text);
-					/* The peer's code, as in next_rec. */
-					return n < 0 && n >= MSYNC_ERR_GUARD ?
-					    n : MSYNC_ERR_INTERNAL;
+					return peer_code(b, n);
 				}
 				if (n <= log_verbosity)
 					fprintf(stderr, "msync[peer]: %s\n",
@@ -2391,8 +2403,8 @@ drain_peer(struct brain *b, int r)
 				return r;
 			if (type == REC_ERROR) {
 				ERRX("peer: %s", log_esc(text, 512));
-				if (n < 0 && n >= MSYNC_ERR_GUARD)
-					r = n;
+				if (n < 0 && n >= MSYNC_ERR_LAST)
+					r = peer_code(b, n);
 			} else if (n <= log_verbosity)
 				fprintf(stderr, "msync[peer]: %s\n",
 				    log_esc(text, 512));
@@ -2418,6 +2430,9 @@ finish(struct brain *b, int r)
 		    "run again to finish");
 	else if (r == MSYNC_ERR_PROTO || r == MSYNC_ERR_TOOBIG)
 		ERRX("protocol error: the peer sent something invalid");
+	else if (r == MSYNC_ERR_STORE_CHANGED)
+		LOG1("a store changed during the run; nothing was lost, run "
+		    "again to finish");
 	if (r == MSYNC_ERR_GUARD)
 		return EXIT_ERROR;
 	return msync_exit_status(r);
@@ -2596,6 +2611,21 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	/* Nothing was planned: the state on disk is still exact. */
 	if (b.plan.nmb == 0)
 		goto committed;
+	/*
+	 * A copy failed its GUID check on either side: its bytes changed on
+	 * the way (from protocol 3 on, the GUID is what covers message
+	 * content; docs/PROTOCOL.md) or the sender's store holds other
+	 * bytes than it listed (a replaced file is caught by the sender
+	 * and reported as a change, exit 2).  Nothing of that copy was
+	 * saved; the state is not written either, as after any damaged
+	 * record, so the next run starts from the same base and pairs what
+	 * this run did copy by content.
+	 */
+	if (b.data_error || b.peer_done.status == MSYNC_ERR_BADDATA) {
+		ERRX("a message arrived with other bytes than its GUID says: "
+		    "the sync state is not updated; run again");
+		goto committed;
+	}
 	if ((r = final_state(&b, &commit)) != 0 ||
 	    (r = state_save(o->state_path, &commit)) != 0) {
 		ERRC(r, "cannot write sync state '%s'",
@@ -2756,12 +2786,21 @@ out:
 	    log_verbosity >= 0)
 		ERRC(r, "server");
 	/*
-	 * A stream from A that arrived damaged or malformed: say so with
-	 * the code, so that A exits 76 rather than "connection lost".
+	 * Whatever stopped this side, A learns it with the code, so that
+	 * its exit status says what happened: 76 for a stream from A that
+	 * arrived damaged or malformed, 2 for a store that changed under
+	 * us (a folder without cur/), rather than "connection lost".  Not
+	 * when A is gone, or stopped us itself with its own ERROR; the
+	 * guard trips on both sides alike.
 	 */
 	if (r == MSYNC_ERR_PROTO || r == MSYNC_ERR_TOOBIG)
 		(void)put_text(&b, REC_ERROR, r, "the server refused what "
 		    "this side sent");
+	else if (r != 0 && r != MSYNC_ERR_PEER_EOF && r != MSYNC_ERR_GUARD &&
+	    r != MSYNC_ERR_TIMEOUT && !b.sent_error && !b.peer_error)
+		(void)put_text(&b, REC_ERROR, r, r == MSYNC_ERR_STORE_CHANGED ?
+		    "the server's store changed during the run; run again" :
+		    "the server stopped");
 	log_set_sink(NULL, NULL);
 	(void)chan_flush(b.ch);
 	b.include = b.exclude = NULL;

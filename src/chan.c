@@ -69,6 +69,8 @@ struct chan {
 	int		 wflags;	/* wfd's flags before chan_new */
 	int		 ready;		/* 1: handshake done */
 	int		 compressed;	/* 1: LZ4 both ways */
+	int		 guid_data;	/* 1: MSG_DATA payloads carry no check
+					   of their own (protocol 3) */
 	int		 eof;		/* 1: read(2) returned 0 */
 	int		 rerr;		/* sticky input error (PROTO) */
 	int		 werr;		/* sticky output error */
@@ -527,6 +529,7 @@ chan_handshake(struct chan *c, int want_compress, int timeout_ms,
 		goto out;
 	}
 	*version = vmax < lmax ? vmax : lmax;
+	c->guid_data = *version >= 3;
 	c->compressed = lz4 && (want || want_compress);
 	mbuf_consume(hs, llen);
 	rest = mbuf_len(hs);
@@ -613,6 +616,33 @@ check32(const void *p, size_t len, uint64_t seq)
 }
 
 /*
+ * 1 if a record of this type carries no payload check on this channel.
+ * From protocol 3 on, MSG_DATA's pcheck is 0: message content is
+ * covered end to end by its GUID, which the receiver computes anyway
+ * and compares before anything is saved (a mismatch is exit 65 with
+ * the sync state not written), so a second hash of the same bytes on
+ * each side would only cost time: a fifth of the instructions of a
+ * local copy.  The header check still covers type, length and record
+ * number, so a changed length or a lost record still fails at once.
+ */
+static int
+no_pcheck(const struct chan *c, uint8_t type)
+{
+	return c->guid_data && type == REC_MSG_DATA;
+}
+
+/* Fills hdr: type, length, pcheck, then the check of those 9 bytes. */
+static void
+frame_hdr(uint8_t hdr[CHAN_HDR_LEN], uint64_t seq, uint8_t type,
+    size_t len, uint32_t pcheck)
+{
+	hdr[0] = type;
+	mbuf_set_be32(hdr + 1, (uint32_t)len);
+	mbuf_set_be32(hdr + 5, pcheck);
+	mbuf_set_be32(hdr + 9, check32(hdr, 9, seq));
+}
+
+/*
  * Fills hdr with the header of record number seq (0 for the first
  * record after the handshake, in each direction): type, length, the
  * payload's check, then the check of those 9 bytes.  Seeding both checks
@@ -623,10 +653,7 @@ void
 chan_frame_hdr(uint8_t hdr[CHAN_HDR_LEN], uint64_t seq, uint8_t type,
     const void *payload, size_t len)
 {
-	hdr[0] = type;
-	mbuf_set_be32(hdr + 1, (uint32_t)len);
-	mbuf_set_be32(hdr + 5, check32(payload, len, seq));
-	mbuf_set_be32(hdr + 9, check32(hdr, 9, seq));
+	frame_hdr(hdr, seq, type, len, check32(payload, len, seq));
 }
 
 /*
@@ -660,7 +687,9 @@ chan_put_l(struct chan *c, uint8_t type, const void *payload, size_t len)
 		return r;
 	if (len > 0)
 		memcpy(dp + CHAN_HDR_LEN, payload, len);
-	chan_frame_hdr(dp, c->seq_out++, type, dp + CHAN_HDR_LEN, len);
+	frame_hdr(dp, c->seq_out, type, len, no_pcheck(c, type) ? 0 :
+	    check32(dp + CHAN_HDR_LEN, len, c->seq_out));
+	c->seq_out++;
 	c->st.raw_out += CHAN_HDR_LEN + len;
 	if (!c->compressed)
 		return 0;
@@ -816,9 +845,9 @@ rec_peek(struct chan *c, uint8_t *type, size_t *len)
 	}
 	if (n > have - CHAN_HDR_LEN)
 		return MSYNC_ERR_INCOMPLETE;
-	/* Read: [record-pcheck]. */
-	if (!c->in_checked && mbuf_be32(p + 5) != check32(p + CHAN_HDR_LEN,
-	    n, c->seq_in) && !CHAN_FUZZ) {
+	/* Read: [record-pcheck]; 0 where there is none (no_pcheck). */
+	if (!c->in_checked && mbuf_be32(p + 5) != (no_pcheck(c, p[0]) ? 0 :
+	    check32(p + CHAN_HDR_LEN, n, c->seq_in)) && !CHAN_FUZZ) {
 		ERRX("record %" PRIu64 " from the peer (%s, %u bytes) arrived "
 		    "damaged (checksum mismatch): the connection changed it",
 		    c->seq_in, proto_rec_name(p[0]), n);

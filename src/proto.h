@@ -23,7 +23,7 @@
 #include "state.h"
 
 #define PROTO_VERSION_MIN	2
-#define PROTO_VERSION_MAX	2
+#define PROTO_VERSION_MAX	3	/* 3: MSG_DATA has no pcheck */
 #define PROTO_HANDSHAKE_MAX	256	/* bytes in the handshake line */
 #define PROTO_DATA_MAX		(256 * 1024) /* payload of one MSG_DATA */
 #define PROTO_LIST_CHUNK	1024	/* entries per MSGS / BASE_MSGS record */

@@ -1787,6 +1787,44 @@ open_ent(struct folder *f, int folderfd, struct index_ent *e, int *fdp)
 	return 0;
 }
 
+/*
+ * A message about to be sent must still be the one listed: a file
+ * replaced since (same name, other bytes: a restore, a rewriting tool)
+ * would reach the peer under the listed GUID, fail the peer's check
+ * and end the run as bad data (65), when it is only a store that
+ * changed during the run (2).  The file's size and mtime are compared
+ * with the index entry's; only when they differ (rare: a touch, a
+ * replacement) is the file hashed again.  Other bytes: the entry is
+ * dropped and the folder marked for a rescan, so the next listing
+ * hashes the file as new, and MSYNC_ERR_STORE_CHANGED is returned.
+ * Same size and mtime with other bytes (bit rot) is not seen here: the
+ * peer's GUID check finds that.  Returns 0 or MSYNC_ERR_*.
+ */
+static int
+check_unchanged(struct folder *f, struct index_ent *e, int fd,
+    const struct stat *sb)
+{
+	struct guid	 g;
+	uint64_t	 n;
+	int		 r;
+
+	if ((uint64_t)sb->st_size == e->size &&
+	    (int64_t)sb->st_mtim.tv_sec == e->date)
+		return 0;
+	if ((uint64_t)sb->st_size == e->size) {
+		if ((r = guid_of_fd(fd, &g, &n)) != 0)
+			return r;
+		if (n == e->size && guid_cmp(&g, &e->guid) == 0)
+			return 0;	/* touched, not changed */
+	}
+	WARNX("'%s/%s' was replaced since it was listed: not sent in this "
+	    "run", f->where, log_esc(index_name(f->ix, e), 300));
+	index_remove(f->ix, e);
+	f->ix->token.valid = 0;
+	f->ix->dirty = 1;
+	return MSYNC_ERR_STORE_CHANGED;
+}
+
 /* Opens message uid of mailbox name; see store.h. */
 static int
 maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
@@ -1810,6 +1848,8 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 		r = MSYNC_ERR_IO;
 		goto out;
 	}
+	if ((r = check_unchanged(f, e, fd, &sb)) != 0)
+		goto out;
 	if (size != NULL)
 		*size = (uint64_t)sb.st_size;
 	if (date != NULL)

@@ -17,8 +17,9 @@ stores are read with Python's mailbox module, not with msync.
 2. Offsets are planned from the dumps: without compression, for every
    record type in each direction, bytes of the first such record's header
    (type, length, both checks) and of its payload (first, middle, last);
-   with compression, bytes of the handshake line, of block headers and
-   spread over the block data.
+   with compression, the same through the LZ4 literals that decode into
+   those bytes (the dump is decoded here, lz4_records), plus bytes of
+   the handshake line, of block headers and spread over the block data.
 3. For each offset: restore the snapshot, run with that byte changed, and
    require either
    * exit 0 and both stores exactly as in the reference, or
@@ -54,6 +55,68 @@ NAMES = {1: "HELLO", 2: "BASE_MBOX", 3: "BASE_MSGS", 4: "BASE_END",
          5: "MBOX", 6: "MSGS", 7: "LIST_END", 8: "DIGEST", 9: "MSG_BEGIN",
          10: "MSG_DATA", 11: "MSG_END", 12: "MSG_SKIP", 13: "RESULT",
          14: "DONE", 15: "LOG", 16: "ERROR", 17: "BYE"}
+
+
+def lz4_records(stream, pos):
+    """Decodes the LZ4 blocks of one direction's dump from pos (after the
+    handshake line) as msync's lz4s.c writes them: each block header
+    (clen, rlen, check) then one LZ4 block whose matches may reach back
+    into earlier blocks.  Returns (raw, lit): the record stream, and for
+    each of its bytes the dump offset of the literal it was copied from,
+    or -1 for a byte a match produced (a changed literal changes exactly
+    that byte of the record stream)."""
+    raw = bytearray()
+    lit = []
+    while pos + LZ4_HDR <= len(stream):
+        clen, rlen = struct.unpack(">II", stream[pos:pos + 8])
+        p = pos + LZ4_HDR
+        end = p + clen
+        start = len(raw)
+        while p < end:
+            tok = stream[p]
+            p += 1
+            n = tok >> 4
+            if n == 15:
+                while True:
+                    b = stream[p]
+                    p += 1
+                    n += b
+                    if b != 255:
+                        break
+            raw += stream[p:p + n]
+            lit.extend(range(p, p + n))
+            p += n
+            if p >= end:
+                break           # the last sequence has no match
+            dist = stream[p] | stream[p + 1] << 8
+            p += 2
+            m = tok & 15
+            if m == 15:
+                while True:
+                    b = stream[p]
+                    p += 1
+                    m += b
+                    if b != 255:
+                        break
+            m += 4
+            for _ in range(m):
+                raw.append(raw[-dist])
+            lit.extend([-1] * m)
+        if len(raw) - start != rlen:
+            raise SystemExit("lz4_records: block at %d decodes to %d "
+                             "bytes, not %d" % (pos, len(raw) - start, rlen))
+        pos = end
+    return bytes(raw), lit
+
+
+def literal_near(lit, lo, hi, want):
+    """The dump offset of a literal byte of the record stream in [lo, hi),
+    the one closest to want, or None."""
+    best = None
+    for i in range(lo, hi):
+        if lit[i] >= 0 and (best is None or abs(i - want) < abs(best - want)):
+            best = i
+    return None if best is None else lit[best]
 
 
 def view(root):
@@ -124,7 +187,9 @@ class Sweep:
             env.pop(k, None)
         env.update(env_extra)
         comp = ["-z"] if self.a.mode == "lz4" else ["--no-compress"]
-        cmd = [self.a.msync, "-v", "-e", "python3 " + RELAY,
+        # -vv: B's log lines travel as LOG records, so that LOG is in
+        # the stream down too.
+        cmd = [self.a.msync, "-vv", "-e", "python3 " + RELAY,
                "--remote-msync", self.a.msync, "--state-dir",
                os.path.join(self.work, "state")] + comp + [
                os.path.join(self.work, "A"),
@@ -195,6 +260,40 @@ class Sweep:
                 pos += REC_HDR + n
             self.types = seen
         else:
+            # Every record type, through the literals that decode into
+            # its header and its payload: a changed literal changes just
+            # that byte of the record stream, as in plain mode.
+            raw, lit = lz4_records(stream, pos)
+            seen = set()
+            rp = 0
+            while rp + REC_HDR <= len(raw):
+                t, n = struct.unpack(">BI", raw[rp:rp + 5])
+                name = NAMES.get(t, str(t))
+                if t not in seen:
+                    hit = False
+                    for lo, hi, w in ((rp, rp + 1, "type"),
+                                      (rp + 1, rp + 5, "length"),
+                                      (rp + 5, rp + 9, "payload check"),
+                                      (rp + 9, rp + 13, "header check")):
+                        o = literal_near(lit, lo, hi, lo)
+                        if o is not None:
+                            offs.append((o, "%s %s (lz4 literal)" %
+                                         (name, w)))
+                            hit = True
+                    b = rp + REC_HDR
+                    for k, w in ((0, "first"), (n // 2, "middle"),
+                                 (n - 1, "last")):
+                        if n == 0:
+                            break
+                        o = literal_near(lit, b, b + n, b + k)
+                        if o is not None:
+                            offs.append((o, "%s payload %s (lz4 literal)"
+                                         % (name, w)))
+                            hit = True
+                    if hit:
+                        seen.add(t)
+                rp += REC_HDR + n
+            self.types = seen
             blocks = 0
             while pos + LZ4_HDR <= len(stream):
                 clen = struct.unpack(">I", stream[pos:pos + 4])[0]
@@ -268,8 +367,7 @@ def main():
     types = {}
     for way, stream in (("up", up), ("down", down)):
         offs = s.plan(stream)
-        if a.mode == "plain":
-            types[way] = sorted(NAMES[t] for t in s.types if t in NAMES)
+        types[way] = sorted(NAMES[t] for t in s.types if t in NAMES)
         for off, what in offs:
             codes[s.case(way, off, what)] += 1
     for way, t in types.items():

@@ -55,15 +55,17 @@ test_expect_success 'cur/ replaced by a symlink: skipped, the link and its targe
 	test "$(count_msgs a/.Work)" = 2 && test_cmp_trees a b
 '
 
-# On B (the server brain) the same stop reaches the client as a lost
-# connection (exit 75, "both stores are intact, run again"): the server
-# does not send its error code yet.
+# On B (the server brain) the same stop reaches the client with the
+# server's error code in an ERROR record: exit 2 as on A ("run again"),
+# not 75 (a lost connection).
 test_expect_success 'B without cur/ (the other side): the run stops, B keeps its index' '
 	cp b/.Work/msync.index bwork.index &&
 	mv b/.Work/cur b/Work-cur.away &&
 	set_flags "$(ls a/.Work/new/* a/.Work/cur/* 2>/dev/null | sort | head -n 1)" F &&
-	test_expect_code 75 "$MSYNC" a b 2>err5 &&
+	test_expect_code 2 "$MSYNC" a b 2>err5 &&
 	grep -q "has an index but no cur/ directory" err5 &&
+	grep -q "store changed during the run" err5 &&
+	! grep -q "connection to the peer lost" err5 &&
 	cmp b/.Work/msync.index bwork.index &&
 	mv b/Work-cur.away b/.Work/cur &&
 	"$MSYNC" a b 2>err6 && ! grep -E "merging without deletions" err6 &&

@@ -92,8 +92,8 @@ pair_open(struct pair *p, int want0, int want1)
 	assert_int_equal(a[0].r, 0);
 	assert_int_equal(a[1].r, 0);
 	assert_null(a[0].why);
-	assert_int_equal(a[0].version, 2);
-	assert_int_equal(a[1].version, 2);
+	assert_int_equal(a[0].version, PROTO_VERSION_MAX);
+	assert_int_equal(a[1].version, PROTO_VERSION_MAX);
 	assert_int_equal(a[0].compressed, a[1].compressed);
 	p->compressed = a[0].compressed;
 }
@@ -145,8 +145,9 @@ handshake_with(const void *peer, size_t len, int close_after, int want,
 	if (close_after)
 		shutdown(fds[1], SHUT_WR);
 	r = chan_handshake(c, want, timeout_ms, &version, compressed, why);
-	if (r == 0)
-		assert_int_equal(version, 2);
+	if (r == 0)	/* the highest both speak: 2 or 3 here */
+		assert_true(version >= PROTO_VERSION_MIN &&
+		    version <= PROTO_VERSION_MAX);
 	*cp = c;
 	return r;
 }
@@ -167,8 +168,8 @@ test_handshake_lines(void **state)
 		{ "msync 2 2\n", 0, 1, 0, 0, NULL },
 		{ "msync 1 9 lz4 compress x-future_2\n", 0, 0, 0, 1, NULL },
 		{ "msync 65535 65535\n", 0, 0, MSYNC_ERR_VERSION, 0,
-		    "2..2, the peer 65535..65535" },
-		{ "msync 3 4 lz4\n", 0, 0, MSYNC_ERR_VERSION, 0, "3..4" },
+		    "2..3, the peer 65535..65535" },
+		{ "msync 4 5 lz4\n", 0, 0, MSYNC_ERR_VERSION, 0, "4..5" },
 		{ "msync 1 1 lz4\n", 0, 0, MSYNC_ERR_VERSION, 0, "1..1" },
 		{ "bash: msync: command not found\n", 1, 0, MSYNC_ERR_PROTO, 0,
 		    "'bash: msync: command not found'" },
@@ -220,8 +221,8 @@ test_handshake_lines(void **state)
 		n = read(fds[1], mine, sizeof(mine) - 1);
 		assert_true(n > 0);
 		mine[n] = '\0';
-		exp = t[i].want ? "msync 2 2 lz4 compress\n" :
-		    "msync 2 2 lz4\n";
+		exp = t[i].want ? "msync 2 3 lz4 compress\n" :
+		    "msync 2 3 lz4\n";
 		assert_true((size_t)n >= strlen(exp));
 		assert_memory_equal(mine, exp, strlen(exp));
 		if (r == MSYNC_ERR_PROTO || r == MSYNC_ERR_VERSION) {
@@ -679,6 +680,76 @@ test_bad_streams(void **state)
 	mbuf_free(s);
 }
 
+/*
+ * Protocol 3: a MSG_DATA record's pcheck is 0, written so and required
+ * so (the header check covers it); its payload is left to the GUID
+ * check of the message, so a changed payload byte goes through the
+ * channel, while every other byte of it, and every byte of any other
+ * record, still fails.  Protocol 2 (test_bad_streams) checks it all.
+ */
+static void
+test_v3_msg_data(void **state)
+{
+	struct mbuf	*s;
+	struct pair	 p;
+	uint8_t		 hdr[CHAN_HDR_LEN], buf[256];
+	size_t		 n, k, full, at;
+	ssize_t		 got;
+	int		 r;
+
+	/* What chan_put writes between two sides of protocol 3. */
+	pair_open(&p, 0, 0);
+	assert_int_equal(chan_put(p.c[0], REC_MSG_DATA, "abc", 3), 0);
+	assert_int_equal(chan_put(p.c[0], REC_LIST_END, NULL, 0), 0);
+	assert_int_equal(chan_flush(p.c[0]), 0);
+	got = read(p.fd[1], buf, sizeof(buf));
+	assert_int_equal(got, 2 * CHAN_HDR_LEN + 3);
+	assert_int_equal(mbuf_be32(buf + 5), 0);
+	assert_int_equal(mbuf_be32(buf + 9),
+	    (uint32_t)XXH3_64bits_withSeed(buf, 9, 0));
+	assert_int_not_equal(mbuf_be32(buf + CHAN_HDR_LEN + 3 + 5), 0);
+	pair_close(&p);
+
+	assert_non_null(s = mbuf_new(1 << 20));
+	frame(s, 0, REC_LIST_END, NULL, 0, (size_t)-1);
+	at = mbuf_len(s);
+	frame(s, 1, REC_MSG_DATA, "abc", 3, (size_t)-1);
+	full = mbuf_len(s);
+	/* With its protocol-2 pcheck: refused under protocol 3. */
+	assert_int_equal(read_stream("msync 3 3\n", mbuf_ptr(s), full, 1,
+	    &n), MSYNC_ERR_PROTO);
+	assert_int_equal(n, 1);
+	mbuf_consume(s, mbuf_len(s));
+	frame(s, 0, REC_LIST_END, NULL, 0, (size_t)-1);
+	memset(hdr, 0, sizeof(hdr));
+	hdr[0] = REC_MSG_DATA;
+	mbuf_set_be32(hdr + 1, 3);
+	mbuf_set_be32(hdr + 9, (uint32_t)XXH3_64bits_withSeed(hdr, 9, 1));
+	assert_int_equal(mbuf_put(s, hdr, sizeof(hdr)), 0);
+	assert_int_equal(mbuf_put(s, "abc", 3), 0);
+	full = mbuf_len(s);
+	assert_int_equal(read_stream("msync 3 3\n", mbuf_ptr(s), full, 1,
+	    &n), MSYNC_ERR_PEER_EOF);
+	assert_int_equal(n, 2);
+	for (k = 0; k < full; k++) {
+		uint8_t	*q = (uint8_t *)mbuf_ptr(s);
+
+		q[k] ^= 0x01;
+		r = read_stream("msync 3 3\n", q, full,
+		    k >= at + CHAN_HDR_LEN, &n);
+		q[k] ^= 0x01;
+		if (k >= at + CHAN_HDR_LEN) {
+			/* Payload: through (the GUID check's job). */
+			assert_int_equal(r, MSYNC_ERR_PEER_EOF);
+			assert_int_equal(n, 2);
+		} else {
+			assert_int_equal(r, MSYNC_ERR_PROTO);
+			assert_int_equal(n, k < at ? 0 : 1);
+		}
+	}
+	mbuf_free(s);
+}
+
 /* Builds a compressed stream of blocks holding the given record bytes. */
 static struct mbuf *
 lz4_stream(const void *rec, size_t len, size_t cut)
@@ -1027,6 +1098,7 @@ main(void)
 		cmocka_unit_test(test_max_records),
 		cmocka_unit_test(test_put_misuse),
 		cmocka_unit_test(test_bad_streams),
+		cmocka_unit_test(test_v3_msg_data),
 		cmocka_unit_test(test_bad_lz4_streams),
 		cmocka_unit_test(test_bytes_after_line),
 		cmocka_unit_test(test_write_closed),

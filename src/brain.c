@@ -1499,6 +1499,15 @@ transfer(struct brain *b)
 		if (b->out.next >= b->nout && b->in_done >= b->nin &&
 		    chan_pending(b->ch) == 0)
 			break;
+		/*
+		 * The flush may have emptied a full queue: then there is
+		 * more to produce at once, and waiting here (for input
+		 * only, as nothing is pending) would stall the transfer
+		 * for the whole timeout while the peer waits for us.
+		 */
+		if (b->out.next < b->nout &&
+		    chan_pending(b->ch) < OUT_HIGH_WATER)
+			progressed = 1;
 		if (!progressed && (r = chan_wait(b->ch, 1000)) != 0)
 			return r;
 		if ((r = chan_fill(b->ch)) != 0 &&

@@ -113,6 +113,21 @@ enc_msgs_empty(uint8_t **out, size_t *len)
 }
 
 static int
+enc_msgs_delta(uint8_t **out, size_t *len)
+{
+	struct msg_change v[] = {
+		{ .op = CHANGE_GONE, .m = { .uid = 2 } },
+		{ .op = CHANGE_FLAGS, .m = { .uid = 5, .flags = FLAG_SEEN,
+		    .kw = "$Label1" } },
+		{ .op = CHANGE_NEW, .m = { .uid = 9, .flags = FLAG_FLAGGED,
+		    .size = 1234, .date = 1000000000 } },
+	};
+
+	v[2].m.guid = mkguid(11);
+	return proto_enc_msgs_delta(v, LEN(v), out, len);
+}
+
+static int
 enc_base_msgs(uint8_t **out, size_t *len)
 {
 	struct state_msg v[] = {
@@ -219,6 +234,7 @@ static const struct rcase {
 	{ "mbox", REC_MBOX, enc_mbox },
 	{ "msgs", REC_MSGS, enc_msgs },
 	{ "msgs-empty", REC_MSGS, enc_msgs_empty },
+	{ "msgs-delta", REC_MSGS_DELTA, enc_msgs_delta },
 	{ "list-end", REC_LIST_END, enc_empty },
 	{ "digest", REC_DIGEST, enc_digest },
 	{ "msg-begin", REC_MSG_BEGIN, enc_msg_begin },
@@ -628,7 +644,7 @@ test_bad_enums(void **state)
 		free(p);
 	}
 
-	p = raw_mbox("INBOX", 5, 3, 0, &len);	/* 2 = unreadable */
+	p = raw_mbox("INBOX", 5, 4, 0, &len);	/* 3 = changes, the last */
 	assert_int_equal(check_decode(REC_MBOX, p, len), MSYNC_ERR_PROTO);
 	free(p);
 	p = raw_mbox("INBOX", 5, 1, MSYNC_MSGS_MAX + 1, &len);

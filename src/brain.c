@@ -146,6 +146,10 @@ struct brain {
 	struct brain_stats st;
 };
 
+static ssize_t	 view_find(const struct view *, const struct guid *,
+		    const char *);
+static int	 send_base_refs(struct brain *, const struct state_mbox *);
+
 static void
 brain_free(struct brain *b)
 {
@@ -344,6 +348,7 @@ send_base(struct brain *b, int headers_only)
 	for (size_t i = 0; i < b->base.n; i++) {
 		struct state_mbox	*m = &b->base.mb[i];
 		struct rec_mbox		 rm;
+		ssize_t			 vb = -1;
 
 		memset(&rm, 0, sizeof(rm));
 		rm.name = m->name;
@@ -351,10 +356,24 @@ send_base(struct brain *b, int headers_only)
 		memcpy(rm.uidvalidity, m->uidvalidity, sizeof(rm.uidvalidity));
 		memcpy(rm.modseq, m->modseq, sizeof(rm.modseq));
 		rm.nmsgs = headers_only ? 0 : (uint32_t)m->nmsgs;
+		/*
+		 * B's listing of this mailbox equals B's side of the base:
+		 * from protocol 3 on, B takes that side from its own
+		 * listing (BASE_REFS), which saves the GUIDs on the wire.
+		 */
+		if (!headers_only && b->version >= 3 && m->nmsgs > 0 &&
+		    (vb = view_find(&b->views[SIDE_B], &m->guid,
+		    m->name)) >= 0 && b->views[SIDE_B].mb[vb].unchanged)
+			rm.unchanged = 3;
 		p = NULL;
 		r = proto_enc_mbox(&rm, &p, &len);
 		if ((r = put(b, REC_BASE_MBOX, r, p, len)) != 0)
 			return r;
+		if (rm.unchanged == 3) {
+			if ((r = send_base_refs(b, m)) != 0)
+				return r;
+			continue;
+		}
 		for (size_t j = 0; j < rm.nmsgs; j += PROTO_LIST_CHUNK) {
 			size_t	 n = m->nmsgs - j;
 
@@ -370,6 +389,59 @@ send_base(struct brain *b, int headers_only)
 		}
 	}
 	return chan_put(b->ch, REC_BASE_END, NULL, 0);
+}
+
+/*
+ * A: the messages of base mailbox m as BASE_REFS records: only the uids
+ * (none for a run of consecutive ones) and A's flags where they differ
+ * from B's; a message absent on B goes whole (REF_FULL).
+ */
+static int
+send_base_refs(struct brain *b, const struct state_mbox *m)
+{
+	struct base_ref	 v[PROTO_LIST_CHUNK], prev;
+	uint8_t		*p;
+	size_t		 len, n;
+	int		 r;
+
+	memset(&prev, 0, sizeof(prev));
+	for (size_t j = 0; j < m->nmsgs; j += n) {
+		n = m->nmsgs - j;
+		if (n > PROTO_LIST_CHUNK)
+			n = PROTO_LIST_CHUNK;
+		for (size_t k = 0; k < n; k++) {
+			const struct state_msg *sm = &m->msgs[j + k];
+			const struct state_msg *pm = j + k == 0 ? NULL :
+			    &m->msgs[j + k - 1];
+
+			v[k].sm = *sm;		/* keywords borrowed */
+			if (sm->uid[SIDE_B] == 0) {
+				v[k].tag = REF_FULL;
+				continue;
+			}
+			v[k].tag = 0;
+			if (sm->flags[SIDE_A] == sm->flags[SIDE_B] &&
+			    strcmp(sm->kw[SIDE_A] != NULL ? sm->kw[SIDE_A] :
+			    "", sm->kw[SIDE_B] != NULL ? sm->kw[SIDE_B] :
+			    "") == 0)
+				v[k].tag |= REF_SAME;
+			if (sm->uid[SIDE_A] != 0 &&
+			    sm->uid[SIDE_A] == (pm != NULL ?
+			    pm->uid[SIDE_A] : 0) + 1 &&
+			    sm->uid[SIDE_B] == (pm != NULL ?
+			    pm->uid[SIDE_B] : 0) + 1)
+				v[k].tag |= REF_NEXT;
+		}
+		p = NULL;
+		r = proto_enc_base_refs(v, n, j == 0 ? NULL : &prev, &p, &len);
+		if ((r = put(b, REC_BASE_REFS, r, p, len)) != 0)
+			return r;
+		prev = v[n - 1];
+		if (chan_pending(b->ch) > OUT_HIGH_WATER &&
+		    (r = chan_flush(b->ch)) != 0)
+			return r;
+	}
+	return 0;
 }
 
 /* Receives the base headers that send_base(b, 1) sent. */
@@ -416,30 +488,107 @@ recv_base_headers(struct brain *b)
 }
 
 /*
+ * B: appends to base mailbox m the n entries of BASE_REFS in v, their
+ * B side (GUID, flags, keywords) taken from own, my listing of the
+ * mailbox, which equals my side of the base (it is unchanged since).  A
+ * uid I do not have means the mailbox changed since I listed it.
+ * Returns 0, MSYNC_ERR_STORE_CHANGED or MSYNC_ERR_NOMEM.
+ */
+static int
+refs_resolve(struct state_mbox *m, struct base_ref *v, size_t n,
+    const struct msglist *own)
+{
+	size_t	 lo = 0;
+
+	if (msync_grow(&m->msgs, &m->capmsgs, m->nmsgs + n,
+	    sizeof(*m->msgs)) != 0)
+		return MSYNC_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct state_msg	*sm = &v[i].sm;
+		const struct msg	*om = NULL;
+		size_t			 a, z;
+
+		if (v[i].tag != REF_FULL) {
+			/* uid[B] increases with the entries, mostly by 1. */
+			if (lo < own->n && own->v[lo].uid == sm->uid[SIDE_B])
+				om = &own->v[lo];
+			for (a = 0, z = own->n; om == NULL && a < z;) {
+				size_t	 mid = a + (z - a) / 2;
+
+				if (own->v[mid].uid < sm->uid[SIDE_B])
+					a = mid + 1;
+				else if (own->v[mid].uid > sm->uid[SIDE_B])
+					z = mid;
+				else
+					om = &own->v[mid];
+			}
+			if (om == NULL)
+				return MSYNC_ERR_STORE_CHANGED;
+			lo = (size_t)(om - own->v) + 1;
+			sm->guid = om->guid;
+			sm->flags[SIDE_B] = om->flags;
+			if (om->kw != NULL &&
+			    (sm->kw[SIDE_B] = strdup(om->kw)) == NULL)
+				return MSYNC_ERR_NOMEM;
+			if (v[i].tag & REF_SAME) {
+				sm->flags[SIDE_A] = om->flags;
+				if (om->kw != NULL && (sm->kw[SIDE_A] =
+				    strdup(om->kw)) == NULL)
+					return MSYNC_ERR_NOMEM;
+			}
+		}
+		m->msgs[m->nmsgs++] = *sm;	/* keywords move */
+		memset(sm, 0, sizeof(*sm));
+	}
+	return 0;
+}
+
+/*
  * Receives the messages of every base mailbox left to plan (send_base(b,
  * 0)).  Each must come exactly once, with exactly the announced count.
+ * A mailbox announced with unchanged 3 (protocol 3) comes as BASE_REFS,
+ * filled in from my own listing (refs_resolve).
  */
 static int
 recv_base_msgs(struct brain *b)
 {
 	struct state_mbox *m = NULL;
+	struct base_ref	*refs = NULL;
+	struct msglist	 own;
 	uint8_t		*seen = NULL;
 	const uint8_t	*p;
-	size_t		 len, nseen = 0;
+	size_t		 len, nseen = 0, nrefs = 0, caprefs = 0;
 	uint8_t		 type;
 	uint32_t	 want = 0;
-	int		 r;
+	int		 r, byref = 0;
 
+	memset(&own, 0, sizeof(own));
 	if ((seen = calloc(b->base.n + 1, 1)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	for (;;) {
 		if ((r = next_rec(b, &type, &p, &len)) != 0)
 			goto out;
 		r = MSYNC_ERR_PROTO;
+		if (type == REC_BASE_END || type == REC_BASE_MBOX) {
+			if (byref) {
+				if (nrefs != want)
+					goto out;
+				if ((r = refs_resolve(m, refs, nrefs,
+				    &own)) != 0)
+					goto out;
+				base_refs_free(refs, nrefs);
+				refs = NULL;
+				nrefs = caprefs = 0;
+				msglist_free(&own);
+				byref = 0;
+				r = MSYNC_ERR_PROTO;
+			}
+		}
 		if (type == REC_BASE_END)
 			break;
 		if (type == REC_BASE_MBOX) {
 			struct rec_mbox	 rm;
+			ssize_t		 vb;
 
 			if (m != NULL && m->nmsgs != want)
 				goto out;
@@ -447,19 +596,46 @@ recv_base_msgs(struct brain *b)
 				goto out;
 			m = state_find(&b->base, &rm.guid);
 			want = rm.nmsgs;
+			byref = rm.unchanged == 3;
+			r = rm.unchanged == 0 || byref ? 0 : MSYNC_ERR_PROTO;
 			rec_mbox_free(&rm);
-			r = MSYNC_ERR_PROTO;
-			if (m == NULL || seen[m - b->base.mb])
+			if (r != 0 || m == NULL || seen[m - b->base.mb]) {
+				r = MSYNC_ERR_PROTO;
 				goto out;
+			}
 			seen[m - b->base.mb] = 1;
 			nseen++;
+			if (!byref)
+				continue;
+			/* Only where my listing is the base's, from 3 on. */
+			vb = view_find(&b->views[b->self], &m->guid, m->name);
+			if (b->version < 3 || b->self != SIDE_B || vb < 0 ||
+			    !b->views[b->self].mb[vb].unchanged ||
+			    m->nmsgs != 0)
+				goto out;
+			if ((r = store_list_messages(b->store,
+			    b->views[b->self].mb[vb].name, &own)) != 0) {
+				ERRC(r, "cannot list mailbox '%s'",
+				    log_esc(m->name, 128));
+				goto out;
+			}
+			r = MSYNC_ERR_PROTO;
 		} else if (type == REC_BASE_MSGS) {
-			if (m == NULL)
+			if (m == NULL || byref)
 				goto out;
 			if ((r = proto_dec_base_msgs(p, len, m)) != 0)
 				goto out;
 			r = MSYNC_ERR_PROTO;
 			if (m->nmsgs > want)
+				goto out;
+		} else if (type == REC_BASE_REFS) {
+			if (m == NULL || !byref)
+				goto out;
+			if ((r = proto_dec_base_refs(p, len, &refs, &nrefs,
+			    &caprefs)) != 0)
+				goto out;
+			r = MSYNC_ERR_PROTO;
+			if (nrefs > want)
 				goto out;
 		} else
 			goto out;
@@ -468,6 +644,8 @@ recv_base_msgs(struct brain *b)
 		goto out;
 	r = 0;
 out:
+	base_refs_free(refs, nrefs);
+	msglist_free(&own);
 	free(seen);
 	return r;
 }

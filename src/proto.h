@@ -49,7 +49,9 @@ enum rec_type {
 	REC_BYE = 17,		/* A -> B: state committed; exit */
 	REC_KEEPALIVE = 18,	/* both: "still working"; chan.c eats it */
 	REC_MSGS_DELTA = 19,	/* A -> B, version 3: changes against the base */
-	REC_TYPE_MAX = 19
+	REC_BASE_REFS = 20,	/* A -> B, version 3: base messages, B's side
+				   left to B's own listing */
+	REC_TYPE_MAX = 20
 };
 
 /* Maximum payload of a record of the given type; 0 for unknown types. */
@@ -150,6 +152,26 @@ int	 proto_enc_msgs_delta(const struct msg_change *, size_t n,
 int	 proto_dec_msgs_delta(const uint8_t *, size_t,
 	    struct msg_change **v, size_t *n, size_t *cap);
 void	 msg_changes_free(struct msg_change *, size_t n);
+
+/*
+ * One entry of a BASE_REFS record (docs/PROTOCOL.md): a base message
+ * whose B side (GUID, flags, keywords) B takes from its own listing by
+ * uid[B], unless REF_FULL.  REF_SAME: A's flags and keywords are B's.
+ * REF_NEXT: both uids are one more than the previous entry's.
+ */
+#define REF_FULL	0x01
+#define REF_SAME	0x02
+#define REF_NEXT	0x04
+struct base_ref {
+	uint8_t		 tag;		/* REF_* */
+	struct state_msg sm;		/* sm.kw[] owned */
+};
+
+int	 proto_enc_base_refs(const struct base_ref *, size_t n,
+	    const struct base_ref *prev, uint8_t **out, size_t *len);
+int	 proto_dec_base_refs(const uint8_t *, size_t, struct base_ref **v,
+	    size_t *n, size_t *cap);
+void	 base_refs_free(struct base_ref *, size_t n);
 
 int	 proto_enc_base_msgs(const struct state_msg *, size_t n,
 	    uint8_t **out, size_t *len);

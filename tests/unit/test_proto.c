@@ -128,6 +128,24 @@ enc_msgs_delta(uint8_t **out, size_t *len)
 }
 
 static int
+enc_base_refs(uint8_t **out, size_t *len)
+{
+	struct base_ref v[] = {
+		{ .tag = REF_FULL, .sm = { .uid = { 0, 5 },
+		    .flags = { 0, FLAG_SEEN }, .kw = { NULL, "junk" } } },
+		{ .tag = REF_NEXT | REF_SAME, .sm = { .uid = { 1, 6 } } },
+		{ .tag = REF_NEXT, .sm = { .uid = { 2, 7 },
+		    .flags = { FLAG_SEEN }, .kw = { "$Label1" } } },
+		{ .tag = REF_SAME, .sm = { .uid = { 9, 8 } } },
+		{ .tag = 0, .sm = { .uid = { 10, 12 },
+		    .flags = { FLAG_DRAFT } } },
+	};
+
+	v[0].sm.guid = mkguid(12);
+	return proto_enc_base_refs(v, LEN(v), NULL, out, len);
+}
+
+static int
 enc_base_msgs(uint8_t **out, size_t *len)
 {
 	struct state_msg v[] = {
@@ -230,6 +248,7 @@ static const struct rcase {
 	{ "hello-min", REC_HELLO, enc_hello_min },
 	{ "base-mbox", REC_BASE_MBOX, enc_base_mbox },
 	{ "base-msgs", REC_BASE_MSGS, enc_base_msgs },
+	{ "base-refs", REC_BASE_REFS, enc_base_refs },
 	{ "base-end", REC_BASE_END, enc_empty },
 	{ "mbox", REC_MBOX, enc_mbox },
 	{ "msgs", REC_MSGS, enc_msgs },

@@ -2198,8 +2198,8 @@ def c_hs_garbage(ctx, args):
 @case("handshake-version", "a handshake with no common version is refused "
       "with a message naming both ranges")
 def c_hs_version(ctx, args):
-    for line in (b"msync 3 4 lz4\n", b"msync 65535 65535\n",
-                 b"msync 3 65535 lz4 compress\n",
+    for line in (b"msync 4 5 lz4\n", b"msync 65535 65535\n",
+                 b"msync 4 65535 lz4 compress\n",
                  b"msync 1 1 lz4\n"):     # protocol 1: no checksums
 
         res = run_hostile(ctx, "handshake %s" % esc(line),

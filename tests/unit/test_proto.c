@@ -1018,6 +1018,69 @@ test_msgs_append(void **state)
 }
 
 /* LOG text is made printable, cut to its limit; decoders are strict. */
+/*
+ * MSGS_DELTA and BASE_REFS (protocol 3): each row a record of one or two
+ * entries, raw bytes, and what the decoder must say.
+ */
+static void
+test_delta_refs(void **state)
+{
+	static const struct {
+		uint8_t		 type;
+		const char	*hex;	/* payload after the u32 count */
+		uint32_t	 count;
+		int		 r;
+	} t[] = {
+		/* GONE 5 */
+		{ REC_MSGS_DELTA, "0000000005", 1, 0 },
+		/* FLAGS 5 Seen, no keywords */
+		{ REC_MSGS_DELTA, "01000000051000000000", 1, 0 },
+		/* op 3 */
+		{ REC_MSGS_DELTA, "0300000005", 1, MSYNC_ERR_PROTO },
+		/* uid 0 */
+		{ REC_MSGS_DELTA, "0000000000", 1, MSYNC_ERR_PROTO },
+		/* GONE 5, GONE 5: not increasing */
+		{ REC_MSGS_DELTA, "00000000050000000005", 2, MSYNC_ERR_PROTO },
+		/* FLAGS with a bad flag bit */
+		{ REC_MSGS_DELTA, "01000000054000000000", 1, MSYNC_ERR_PROTO },
+		/* a count larger than the bytes allow */
+		{ REC_MSGS_DELTA, "0000000005", 3, MSYNC_ERR_PROTO },
+		/* NEXT|SAME from (0,0): uids 1, 1 */
+		{ REC_BASE_REFS, "06", 1, 0 },
+		/* SAME, uids 3, 4 */
+		{ REC_BASE_REFS, "020000000300000004", 1, 0 },
+		/* an unknown tag bit */
+		{ REC_BASE_REFS, "0e", 1, MSYNC_ERR_PROTO },
+		/* FULL with another bit */
+		{ REC_BASE_REFS, "03", 1, MSYNC_ERR_PROTO },
+		/* not FULL but no uid on B */
+		{ REC_BASE_REFS, "020000000300000000", 1, MSYNC_ERR_PROTO },
+		/* NEXT after uid 0xffffffff on A */
+		{ REC_BASE_REFS, "02ffffffff0000000106", 2, MSYNC_ERR_PROTO },
+		/* (3,4) then (3,4): not increasing */
+		{ REC_BASE_REFS, "020000000300000004020000000300000004", 2,
+		    MSYNC_ERR_PROTO },
+		/* flags and keywords cut short */
+		{ REC_BASE_REFS, "00000000030000000410", 1, MSYNC_ERR_PROTO },
+	};
+	uint8_t		 p[256];
+	size_t		 i, k, n;
+	unsigned	 x;
+
+	(void)state;
+	for (i = 0; i < LEN(t); i++) {
+		print_message("# %zu: %s\n", i, t[i].hex);
+		mbuf_set_be32(p, t[i].count);
+		n = strlen(t[i].hex) / 2;
+		assert_true(4 + n <= sizeof(p));
+		for (k = 0; k < n; k++) {
+			assert_int_equal(sscanf(t[i].hex + 2 * k, "%2x", &x), 1);
+			p[4 + k] = (uint8_t)x;
+		}
+		assert_int_equal(check_decode(t[i].type, p, 4 + n), t[i].r);
+	}
+}
+
 static void
 test_text(void **state)
 {
@@ -1089,6 +1152,7 @@ main(void)
 		cmocka_unit_test(test_max_len),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_msgs_append),
+		cmocka_unit_test(test_delta_refs),
 		cmocka_unit_test(test_text),
 	};
 

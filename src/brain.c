@@ -76,10 +76,25 @@ struct base_uids {
 
 #define EST_UNKNOWN	UINT64_MAX	/* a size the listings did not give */
 
+/*
+ * B: a listing of A's that came as changes against A's side of the base
+ * (MSGS_DELTA, protocol 3); expanded into views[A] by expand_deltas once
+ * the base's messages are in.
+ */
+struct delta_in {
+	struct guid	 guid;		/* the mailbox, in views[A] and base */
+	struct msg_change *v;		/* owned; sorted by uid */
+	size_t		 n;
+	size_t		 cap;
+};
+
 struct brain {
 	enum side	 self;
 	enum side	 peer;
 	struct chan	*ch;		/* owned */
+	unsigned	 version;	/* the protocol version spoken */
+	struct delta_in	*din;		/* owned; B: see struct delta_in */
+	size_t		 ndin;
 	struct store	*store;		/* owned */
 	enum sync_mode	 mode;
 	enum side	 src;
@@ -137,10 +152,17 @@ struct brain {
 	struct brain_stats st;
 };
 
+static ssize_t	 view_find(const struct view *, const struct guid *,
+		    const char *);
+static int	 send_base_refs(struct brain *, const struct state_mbox *);
+
 static void
 brain_free(struct brain *b)
 {
 	store_mailboxes_free(b->mbs, b->nmbs);
+	for (size_t i = 0; i < b->ndin; i++)
+		msg_changes_free(b->din[i].v, b->din[i].n);
+	free(b->din);
 	for (size_t i = 0; i < b->nbu; i++)
 		free(b->bu[i].v);
 	free(b->bu);
@@ -345,6 +367,7 @@ send_base(struct brain *b, int headers_only)
 	for (size_t i = 0; i < b->base.n; i++) {
 		struct state_mbox	*m = &b->base.mb[i];
 		struct rec_mbox		 rm;
+		ssize_t			 vb = -1;
 
 		memset(&rm, 0, sizeof(rm));
 		rm.name = m->name;
@@ -352,10 +375,24 @@ send_base(struct brain *b, int headers_only)
 		memcpy(rm.uidvalidity, m->uidvalidity, sizeof(rm.uidvalidity));
 		memcpy(rm.modseq, m->modseq, sizeof(rm.modseq));
 		rm.nmsgs = headers_only ? 0 : (uint32_t)m->nmsgs;
+		/*
+		 * B's listing of this mailbox equals B's side of the base:
+		 * from protocol 3 on, B takes that side from its own
+		 * listing (BASE_REFS), which saves the GUIDs on the wire.
+		 */
+		if (!headers_only && b->version >= 3 && m->nmsgs > 0 &&
+		    (vb = view_find(&b->views[SIDE_B], &m->guid,
+		    m->name)) >= 0 && b->views[SIDE_B].mb[vb].unchanged)
+			rm.unchanged = 3;
 		p = NULL;
 		r = proto_enc_mbox(&rm, &p, &len);
 		if ((r = put(b, REC_BASE_MBOX, r, p, len)) != 0)
 			return r;
+		if (rm.unchanged == 3) {
+			if ((r = send_base_refs(b, m)) != 0)
+				return r;
+			continue;
+		}
 		for (size_t j = 0; j < rm.nmsgs; j += PROTO_LIST_CHUNK) {
 			size_t	 n = m->nmsgs - j;
 
@@ -371,6 +408,59 @@ send_base(struct brain *b, int headers_only)
 		}
 	}
 	return chan_put(b->ch, REC_BASE_END, NULL, 0);
+}
+
+/*
+ * A: the messages of base mailbox m as BASE_REFS records: only the uids
+ * (none for a run of consecutive ones) and A's flags where they differ
+ * from B's; a message absent on B goes whole (REF_FULL).
+ */
+static int
+send_base_refs(struct brain *b, const struct state_mbox *m)
+{
+	struct base_ref	 v[PROTO_LIST_CHUNK], prev;
+	uint8_t		*p;
+	size_t		 len, n;
+	int		 r;
+
+	memset(&prev, 0, sizeof(prev));
+	for (size_t j = 0; j < m->nmsgs; j += n) {
+		n = m->nmsgs - j;
+		if (n > PROTO_LIST_CHUNK)
+			n = PROTO_LIST_CHUNK;
+		for (size_t k = 0; k < n; k++) {
+			const struct state_msg *sm = &m->msgs[j + k];
+			const struct state_msg *pm = j + k == 0 ? NULL :
+			    &m->msgs[j + k - 1];
+
+			v[k].sm = *sm;		/* keywords borrowed */
+			if (sm->uid[SIDE_B] == 0) {
+				v[k].tag = REF_FULL;
+				continue;
+			}
+			v[k].tag = 0;
+			if (sm->flags[SIDE_A] == sm->flags[SIDE_B] &&
+			    strcmp(sm->kw[SIDE_A] != NULL ? sm->kw[SIDE_A] :
+			    "", sm->kw[SIDE_B] != NULL ? sm->kw[SIDE_B] :
+			    "") == 0)
+				v[k].tag |= REF_SAME;
+			if (sm->uid[SIDE_A] != 0 &&
+			    sm->uid[SIDE_A] == (pm != NULL ?
+			    pm->uid[SIDE_A] : 0) + 1 &&
+			    sm->uid[SIDE_B] == (pm != NULL ?
+			    pm->uid[SIDE_B] : 0) + 1)
+				v[k].tag |= REF_NEXT;
+		}
+		p = NULL;
+		r = proto_enc_base_refs(v, n, j == 0 ? NULL : &prev, &p, &len);
+		if ((r = put(b, REC_BASE_REFS, r, p, len)) != 0)
+			return r;
+		prev = v[n - 1];
+		if (chan_pending(b->ch) > OUT_HIGH_WATER &&
+		    (r = chan_flush(b->ch)) != 0)
+			return r;
+	}
+	return 0;
 }
 
 /* Receives the base headers that send_base(b, 1) sent. */
@@ -417,30 +507,107 @@ recv_base_headers(struct brain *b)
 }
 
 /*
+ * B: appends to base mailbox m the n entries of BASE_REFS in v, their
+ * B side (GUID, flags, keywords) taken from own, my listing of the
+ * mailbox, which equals my side of the base (it is unchanged since).  A
+ * uid I do not have means the mailbox changed since I listed it.
+ * Returns 0, MSYNC_ERR_STORE_CHANGED or MSYNC_ERR_NOMEM.
+ */
+static int
+refs_resolve(struct state_mbox *m, struct base_ref *v, size_t n,
+    const struct msglist *own)
+{
+	size_t	 lo = 0;
+
+	if (msync_grow(&m->msgs, &m->capmsgs, m->nmsgs + n,
+	    sizeof(*m->msgs)) != 0)
+		return MSYNC_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct state_msg	*sm = &v[i].sm;
+		const struct msg	*om = NULL;
+		size_t			 a, z;
+
+		if (v[i].tag != REF_FULL) {
+			/* uid[B] increases with the entries, mostly by 1. */
+			if (lo < own->n && own->v[lo].uid == sm->uid[SIDE_B])
+				om = &own->v[lo];
+			for (a = 0, z = own->n; om == NULL && a < z;) {
+				size_t	 mid = a + (z - a) / 2;
+
+				if (own->v[mid].uid < sm->uid[SIDE_B])
+					a = mid + 1;
+				else if (own->v[mid].uid > sm->uid[SIDE_B])
+					z = mid;
+				else
+					om = &own->v[mid];
+			}
+			if (om == NULL)
+				return MSYNC_ERR_STORE_CHANGED;
+			lo = (size_t)(om - own->v) + 1;
+			sm->guid = om->guid;
+			sm->flags[SIDE_B] = om->flags;
+			if (om->kw != NULL &&
+			    (sm->kw[SIDE_B] = strdup(om->kw)) == NULL)
+				return MSYNC_ERR_NOMEM;
+			if (v[i].tag & REF_SAME) {
+				sm->flags[SIDE_A] = om->flags;
+				if (om->kw != NULL && (sm->kw[SIDE_A] =
+				    strdup(om->kw)) == NULL)
+					return MSYNC_ERR_NOMEM;
+			}
+		}
+		m->msgs[m->nmsgs++] = *sm;	/* keywords move */
+		memset(sm, 0, sizeof(*sm));
+	}
+	return 0;
+}
+
+/*
  * Receives the messages of every base mailbox left to plan (send_base(b,
  * 0)).  Each must come exactly once, with exactly the announced count.
+ * A mailbox announced with unchanged 3 (protocol 3) comes as BASE_REFS,
+ * filled in from my own listing (refs_resolve).
  */
 static int
 recv_base_msgs(struct brain *b)
 {
 	struct state_mbox *m = NULL;
+	struct base_ref	*refs = NULL;
+	struct msglist	 own;
 	uint8_t		*seen = NULL;
 	const uint8_t	*p;
-	size_t		 len, nseen = 0;
+	size_t		 len, nseen = 0, nrefs = 0, caprefs = 0;
 	uint8_t		 type;
 	uint32_t	 want = 0;
-	int		 r;
+	int		 r, byref = 0;
 
+	memset(&own, 0, sizeof(own));
 	if ((seen = calloc(b->base.n + 1, 1)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	for (;;) {
 		if ((r = next_rec(b, &type, &p, &len)) != 0)
 			goto out;
 		r = MSYNC_ERR_PROTO;
+		if (type == REC_BASE_END || type == REC_BASE_MBOX) {
+			if (byref) {
+				if (nrefs != want)
+					goto out;
+				if ((r = refs_resolve(m, refs, nrefs,
+				    &own)) != 0)
+					goto out;
+				base_refs_free(refs, nrefs);
+				refs = NULL;
+				nrefs = caprefs = 0;
+				msglist_free(&own);
+				byref = 0;
+				r = MSYNC_ERR_PROTO;
+			}
+		}
 		if (type == REC_BASE_END)
 			break;
 		if (type == REC_BASE_MBOX) {
 			struct rec_mbox	 rm;
+			ssize_t		 vb;
 
 			if (m != NULL && m->nmsgs != want)
 				goto out;
@@ -448,19 +615,46 @@ recv_base_msgs(struct brain *b)
 				goto out;
 			m = state_find(&b->base, &rm.guid);
 			want = rm.nmsgs;
+			byref = rm.unchanged == 3;
+			r = rm.unchanged == 0 || byref ? 0 : MSYNC_ERR_PROTO;
 			rec_mbox_free(&rm);
-			r = MSYNC_ERR_PROTO;
-			if (m == NULL || seen[m - b->base.mb])
+			if (r != 0 || m == NULL || seen[m - b->base.mb]) {
+				r = MSYNC_ERR_PROTO;
 				goto out;
+			}
 			seen[m - b->base.mb] = 1;
 			nseen++;
+			if (!byref)
+				continue;
+			/* Only where my listing is the base's, from 3 on. */
+			vb = view_find(&b->views[b->self], &m->guid, m->name);
+			if (b->version < 3 || b->self != SIDE_B || vb < 0 ||
+			    !b->views[b->self].mb[vb].unchanged ||
+			    m->nmsgs != 0)
+				goto out;
+			if ((r = store_list_messages(b->store,
+			    b->views[b->self].mb[vb].name, &own)) != 0) {
+				ERRC(r, "cannot list mailbox '%s'",
+				    log_esc(m->name, 128));
+				goto out;
+			}
+			r = MSYNC_ERR_PROTO;
 		} else if (type == REC_BASE_MSGS) {
-			if (m == NULL)
+			if (m == NULL || byref)
 				goto out;
 			if ((r = proto_dec_base_msgs(p, len, m)) != 0)
 				goto out;
 			r = MSYNC_ERR_PROTO;
 			if (m->nmsgs > want)
+				goto out;
+		} else if (type == REC_BASE_REFS) {
+			if (m == NULL || !byref)
+				goto out;
+			if ((r = proto_dec_base_refs(p, len, &refs, &nrefs,
+			    &caprefs)) != 0)
+				goto out;
+			r = MSYNC_ERR_PROTO;
+			if (nrefs > want)
 				goto out;
 		} else
 			goto out;
@@ -469,6 +663,8 @@ recv_base_msgs(struct brain *b)
 		goto out;
 	r = 0;
 out:
+	base_refs_free(refs, nrefs);
+	msglist_free(&own);
 	free(seen);
 	return r;
 }
@@ -756,7 +952,83 @@ out:
 	return r;
 }
 
-/* Sends views[self]: MBOX + MSGS chunks, then LIST_END. */
+/*
+ * A's listing vm of a mailbox as changes against A's side of base
+ * mailbox bm (protocol 3, docs/PROTOCOL.md "MSGS_DELTA"): the base
+ * messages it no longer has, those whose flags or keywords changed, and
+ * the new ones, so a 1% change sends about 1% of the list.  Returns 0
+ * with *out and *nout set (possibly 0 changes), 1 when the listing
+ * cannot be told this way (a uid whose content differs from the base's,
+ * base uids out of order) or the changes would not be shorter than the
+ * list, or MSYNC_ERR_NOMEM.
+ */
+static int
+view_delta(const struct view_mbox *vm, const struct state_mbox *bm,
+    struct msg_change **out, size_t *nout)
+{
+	const struct msglist	*ml = &vm->msgs;
+	struct msg_change	*v = NULL;
+	size_t			 n = 0, i = 0, j = 0, cap;
+	uint32_t		 prev = 0;
+
+	*out = NULL;
+	*nout = 0;
+	cap = ml->n + bm->nmsgs;
+	if (cap == 0)
+		return 1;
+	if ((v = calloc(cap, sizeof(*v))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (;;) {
+		const struct state_msg	*sm;
+		const struct msg	*m;
+
+		/* The base's entries of my side, in uid order. */
+		while (j < bm->nmsgs && bm->msgs[j].uid[SIDE_A] == 0)
+			j++;
+		sm = j < bm->nmsgs ? &bm->msgs[j] : NULL;
+		m = i < ml->n ? &ml->v[i] : NULL;
+		if (sm == NULL && m == NULL)
+			break;
+		if (sm != NULL && sm->uid[SIDE_A] <= prev)
+			goto no;
+		if (m != NULL && (sm == NULL || m->uid < sm->uid[SIDE_A])) {
+			v[n].op = CHANGE_NEW;
+			v[n++].m = *m;	/* kw borrowed from the view */
+			i++;
+			continue;
+		}
+		prev = sm->uid[SIDE_A];
+		j++;
+		if (m == NULL || sm->uid[SIDE_A] < m->uid) {
+			v[n].op = CHANGE_GONE;
+			v[n++].m.uid = sm->uid[SIDE_A];
+			continue;
+		}
+		i++;
+		if (guid_cmp(&m->guid, &sm->guid) != 0)
+			goto no;
+		if (m->flags != sm->flags[SIDE_A] ||
+		    strcmp(m->kw != NULL ? m->kw : "",
+		    sm->kw[SIDE_A] != NULL ? sm->kw[SIDE_A] : "") != 0) {
+			v[n].op = CHANGE_FLAGS;
+			v[n++].m = *m;
+		}
+	}
+	if (n >= ml->n)
+		goto no;
+	*out = v;
+	*nout = n;
+	return 0;
+no:
+	free(v);
+	return 1;
+}
+
+/*
+ * Sends views[self]: MBOX + MSGS chunks, then LIST_END.  From protocol
+ * 3 on, A sends a changed mailbox that has a base as MSGS_DELTA chunks
+ * (view_delta) when that is shorter.
+ */
 static int
 send_view(struct brain *b)
 {
@@ -767,6 +1039,9 @@ send_view(struct brain *b)
 
 	for (size_t i = 0; i < v->n; i++) {
 		const struct view_mbox	*vm = &v->mb[i];
+		const struct state_mbox	*bm;
+		struct msg_change	*chg = NULL;
+		size_t			 nchg = 0;
 		struct rec_mbox		 rm;
 
 		memset(&rm, 0, sizeof(rm));
@@ -776,11 +1051,40 @@ send_view(struct brain *b)
 		rm.modseq[0] = vm->modseq;
 		rm.unchanged = vm->unreadable ? 2 : (uint8_t)vm->unchanged;
 		rm.nmsgs = (uint32_t)vm->msgs.n;
+		if (b->version >= 3 && b->self == SIDE_A && !vm->unreadable &&
+		    !vm->unchanged &&
+		    (bm = state_find(&b->base, &vm->guid)) != NULL &&
+		    bm->modseq[SIDE_A] != 0 &&
+		    bm->uidvalidity[SIDE_A] == vm->uidvalidity) {
+			if ((r = view_delta(vm, bm, &chg, &nchg)) < 0)
+				return r;
+			if (r == 0) {
+				rm.unchanged = 3;
+				rm.nmsgs = (uint32_t)nchg;
+			}
+		}
 		p = NULL;
 		r = proto_enc_mbox(&rm, &p, &len);
-		if ((r = put(b, REC_MBOX, r, p, len)) != 0)
+		if ((r = put(b, REC_MBOX, r, p, len)) != 0) {
+			free(chg);
 			return r;
-		for (size_t j = 0; j < vm->msgs.n; j += PROTO_LIST_CHUNK) {
+		}
+		for (size_t j = 0; rm.unchanged == 3 && j < nchg;
+		    j += PROTO_LIST_CHUNK) {
+			size_t	 n = nchg - j;
+
+			if (n > PROTO_LIST_CHUNK)
+				n = PROTO_LIST_CHUNK;
+			p = NULL;
+			r = proto_enc_msgs_delta(chg + j, n, &p, &len);
+			if ((r = put(b, REC_MSGS_DELTA, r, p, len)) != 0) {
+				free(chg);
+				return r;
+			}
+		}
+		free(chg);	/* the keywords are the view's */
+		for (size_t j = 0; rm.unchanged != 3 && j < vm->msgs.n;
+		    j += PROTO_LIST_CHUNK) {
 			size_t	 n = vm->msgs.n - j;
 
 			if (n > PROTO_LIST_CHUNK)
@@ -798,6 +1102,113 @@ send_view(struct brain *b)
 }
 
 /*
+ * B: turns each of A's listings that came as changes (struct delta_in)
+ * into a full listing in views[A], from A's side of the base mailbox of
+ * the same GUID, now that the base's messages are in.  A listing left
+ * out of the run meanwhile (split_unreadable) is dropped.  Returns 0,
+ * MSYNC_ERR_PROTO when the changes do not fit the base, or
+ * MSYNC_ERR_NOMEM.
+ */
+static int
+expand_deltas(struct brain *b)
+{
+	struct view		*v = &b->views[SIDE_A];
+
+	for (size_t k = 0; k < b->ndin; k++) {
+		const struct delta_in	*d = &b->din[k];
+		const struct state_mbox	*bm;
+		struct view_mbox	*vm = NULL;
+		struct msglist		*ml;
+		size_t			 i = 0, j = 0;
+		uint32_t		 prev = 0;
+
+		for (size_t x = 0; x < v->n; x++)
+			if (!v->mb[x].unreadable &&
+			    guid_cmp(&v->mb[x].guid, &d->guid) == 0)
+				vm = &v->mb[x];
+		if (vm == NULL)
+			continue;
+		/* A sends changes only against a base of the same uidvalidity. */
+		if ((bm = state_find(&b->base, &d->guid)) == NULL ||
+		    bm->uidvalidity[SIDE_A] != vm->uidvalidity ||
+		    vm->msgs.n != 0)
+			return MSYNC_ERR_PROTO;
+		ml = &vm->msgs;
+		for (;;) {
+			const struct state_msg	*sm;
+			const struct msg_change	*c;
+			struct msg		 m;
+
+			while (j < bm->nmsgs && bm->msgs[j].uid[SIDE_A] == 0)
+				j++;
+			sm = j < bm->nmsgs ? &bm->msgs[j] : NULL;
+			c = i < d->n ? &d->v[i] : NULL;
+			if (sm == NULL && c == NULL)
+				break;
+			if (sm != NULL && sm->uid[SIDE_A] <= prev)
+				return MSYNC_ERR_PROTO;
+			memset(&m, 0, sizeof(m));
+			if (c != NULL && (sm == NULL ||
+			    c->m.uid < sm->uid[SIDE_A])) {
+				if (c->op != CHANGE_NEW)
+					return MSYNC_ERR_PROTO;
+				m = c->m;
+				i++;
+			} else {
+				prev = sm->uid[SIDE_A];
+				j++;
+				if (c != NULL && c->m.uid == prev) {
+					i++;
+					if (c->op == CHANGE_NEW)
+						return MSYNC_ERR_PROTO;
+					if (c->op == CHANGE_GONE)
+						continue;
+					m = c->m;
+				} else {
+					m.uid = prev;
+					m.flags = sm->flags[SIDE_A];
+					m.kw = sm->kw[SIDE_A];
+				}
+				m.guid = sm->guid;
+			}
+			if (m.kw != NULL && (m.kw = strdup(m.kw)) == NULL)
+				return MSYNC_ERR_NOMEM;
+			if (msync_grow(&ml->v, &ml->cap, ml->n,
+			    sizeof(*ml->v)) != 0) {
+				free(m.kw);
+				return MSYNC_ERR_NOMEM;
+			}
+			ml->v[ml->n++] = m;
+		}
+	}
+	return 0;
+}
+
+/*
+ * B: a new struct delta_in for A's mailbox guid, in *out.  Only A sends
+ * changes, from protocol 3 on, and one set per mailbox.  Returns 0,
+ * MSYNC_ERR_PROTO or MSYNC_ERR_NOMEM.
+ */
+static int
+delta_add(struct brain *b, const struct guid *guid, struct delta_in **out)
+{
+	struct delta_in	*nv;
+
+	if (b->version < 3 || b->self != SIDE_B)
+		return MSYNC_ERR_PROTO;
+	for (size_t i = 0; i < b->ndin; i++)
+		if (guid_cmp(&b->din[i].guid, guid) == 0)
+			return MSYNC_ERR_PROTO;
+	if ((nv = reallocarray(b->din, b->ndin + 1, sizeof(*nv))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	b->din = nv;
+	memset(&nv[b->ndin], 0, sizeof(nv[b->ndin]));
+	nv[b->ndin].guid = *guid;
+	*out = &nv[b->ndin++];
+	return 0;
+}
+
+/*
  * Receives the peer's view into views[peer].  An "unchanged" mailbox
  * must have a base entry that agrees, or the two planners would build
  * different lists.
@@ -807,6 +1218,7 @@ recv_view(struct brain *b)
 {
 	struct view	*v = &b->views[b->peer];
 	struct view_mbox *vm = NULL;
+	struct delta_in	*d = NULL;
 	const uint8_t	*p;
 	size_t		 len;
 	uint8_t		 type;
@@ -821,7 +1233,8 @@ recv_view(struct brain *b)
 		if (type == REC_MBOX) {
 			struct rec_mbox	 rm;
 
-			if (vm != NULL && vm->msgs.n != want)
+			if (vm != NULL && (d != NULL ? d->n : vm->msgs.n) !=
+			    want)
 				return MSYNC_ERR_PROTO;
 			if (v->n >= MSYNC_MBOX_MAX)
 				return MSYNC_ERR_TOOBIG;
@@ -838,6 +1251,10 @@ recv_view(struct brain *b)
 				if ((vm->unchanged || vm->unreadable) &&
 				    want != 0)
 					r = MSYNC_ERR_PROTO;
+				/* Changes against the base: protocol 3, A. */
+				d = NULL;
+				if (r == 0 && rm.unchanged == 3)
+					r = delta_add(b, &rm.guid, &d);
 			}
 			rec_mbox_free(&rm);
 			if (r != 0)
@@ -852,16 +1269,24 @@ recv_view(struct brain *b)
 					return MSYNC_ERR_PROTO;
 			}
 		} else if (type == REC_MSGS) {
-			if (vm == NULL)
+			if (vm == NULL || d != NULL)
 				return MSYNC_ERR_PROTO;
 			if ((r = proto_dec_msgs(p, len, &vm->msgs)) != 0)
 				return r;
 			if (vm->msgs.n > want)
 				return MSYNC_ERR_PROTO;
+		} else if (type == REC_MSGS_DELTA) {
+			if (d == NULL)
+				return MSYNC_ERR_PROTO;
+			if ((r = proto_dec_msgs_delta(p, len, &d->v, &d->n,
+			    &d->cap)) != 0)
+				return r;
+			if (d->n > want)
+				return MSYNC_ERR_PROTO;
 		} else
 			return MSYNC_ERR_PROTO;
 	}
-	if (vm != NULL && vm->msgs.n != want)
+	if (vm != NULL && (d != NULL ? d->n : vm->msgs.n) != want)
 		return MSYNC_ERR_PROTO;
 	/*
 	 * Names and GUIDs must be unique, or two planners could differ (an
@@ -1602,6 +2027,15 @@ transfer(struct brain *b)
 		if (b->out.next >= b->nout && b->in_done >= b->nin &&
 		    chan_pending(b->ch) == 0)
 			break;
+		/*
+		 * The flush may have emptied a full queue: then there is
+		 * more to produce at once, and waiting here (for input
+		 * only, as nothing is pending) would stall the transfer
+		 * for the whole timeout while the peer waits for us.
+		 */
+		if (b->out.next < b->nout &&
+		    chan_pending(b->ch) < OUT_HIGH_WATER)
+			progressed = 1;
 		if (!progressed && (r = chan_wait(b->ch, 1000)) != 0)
 			return r;
 		if ((r = chan_fill(b->ch)) != 0 &&
@@ -2504,6 +2938,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	}
 	LOG3("protocol version %u, compression %s", version,
 	    compressed ? "on" : "off");
+	b.version = version;
 	if ((r = chan_set_timeout(b.ch, o->timeout, "B (the other side)")) !=
 	    0)
 		goto out;
@@ -2695,6 +3130,7 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 			ERRX("%s", why);
 		goto out;
 	}
+	b.version = version;
 	if ((r = chan_set_timeout(b.ch, so->timeout, "A (the client)")) != 0)
 		goto out;
 	/* From here on, what we say reaches the user through the peer. */
@@ -2761,7 +3197,7 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	    (r = build_view(&b, (h.opts & HELLO_FULL) != 0)) != 0 ||
 	    (r = send_view(&b)) != 0 || (r = chan_flush(b.ch)) != 0 ||
 	    (r = recv_view(&b)) != 0 || (r = split_dormant(&b)) != 0 ||
-	    (r = recv_base_msgs(&b)) != 0)
+	    (r = recv_base_msgs(&b)) != 0 || (r = expand_deltas(&b)) != 0)
 		goto out;
 	r = sync_common(&b, (h.opts & HELLO_FORCE_DELETES) != 0,
 	    (h.opts & HELLO_DRY_RUN) != 0, 0);

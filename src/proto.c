@@ -35,6 +35,10 @@
 #define MSG_LEN_MAX	(MSG_LEN_MIN + MSYNC_KWSTR_MAX)
 #define BMSG_LEN_MIN	(16 + 2 * 4 + 2 * 1 + 2 * STR_LEN(0))
 #define BMSG_LEN_MAX	(BMSG_LEN_MIN + 2 * MSYNC_KWSTR_MAX)
+#define CHG_LEN_MIN	(1 + 4)		/* op GONE: op and uid */
+#define CHG_LEN_MAX	(1 + MSG_LEN_MAX)	/* op NEW: op and a msg */
+#define REF_LEN_MIN	1		/* tag NEXT|SAME alone */
+#define REF_LEN_MAX	(1 + BMSG_LEN_MAX)	/* tag FULL and a base-msg */
 #define RESULT_LEN	(4 + 4 + 4)
 #define DONE_MBOX_LEN	(4 + 4 + 8)
 
@@ -67,6 +71,8 @@ static const size_t rec_max[REC_TYPE_MAX + 1] = {
 	[REC_ERROR] = 4 + STR_LEN(PROTO_TEXT_MAX),
 	[REC_BYE] = 0,
 	[REC_KEEPALIVE] = 0,
+	[REC_MSGS_DELTA] = 4 + (size_t)PROTO_LIST_CHUNK * CHG_LEN_MAX,
+	[REC_BASE_REFS] = 4 + (size_t)PROTO_LIST_CHUNK * REF_LEN_MAX,
 };
 
 static const char *const rec_names[REC_TYPE_MAX + 1] = {
@@ -88,6 +94,8 @@ static const char *const rec_names[REC_TYPE_MAX + 1] = {
 	[REC_ERROR] = "ERROR",
 	[REC_BYE] = "BYE",
 	[REC_KEEPALIVE] = "KEEPALIVE",
+	[REC_MSGS_DELTA] = "MSGS_DELTA",
+	[REC_BASE_REFS] = "BASE_REFS",
 };
 
 /*
@@ -482,7 +490,7 @@ proto_enc_mbox(const struct rec_mbox *m, uint8_t **out, size_t *len)
 
 	if ((r = enc_start(REC_MBOX, &b, out, len)) != 0)
 		return r;
-	if (m->unchanged > 2) {
+	if (m->unchanged > 3) {
 		r = MSYNC_ERR_PROTO;
 		goto out;
 	}
@@ -530,7 +538,7 @@ proto_dec_mbox(const uint8_t *p, size_t len, struct rec_mbox *m)
 	/* Read: [mbox-unchanged]. */
 	if ((r = mbuf_get_u8(&b, &m->unchanged)) != 0)
 		goto out;
-	if (m->unchanged > 2) {
+	if (m->unchanged > 3) {
 		r = MSYNC_ERR_PROTO;
 		goto out;
 	}
@@ -690,6 +698,153 @@ proto_dec_msgs(const uint8_t *p, size_t len, struct msglist *ml)
 }
 
 /*
+ * MSGS_DELTA: up to PROTO_LIST_CHUNK changes of one mailbox's listing
+ * against the sender's side of the base, uids strictly increasing.
+ * Returns 0 on success, negative MSYNC_ERR_* on failure.
+ */
+int
+proto_enc_msgs_delta(const struct msg_change *v, size_t n, uint8_t **out,
+    size_t *len)
+{
+	struct mbuf	*b = NULL;
+	size_t		 i;
+	int		 r;
+
+	if ((r = enc_start(REC_MSGS_DELTA, &b, out, len)) != 0)
+		return r;
+	if (n > PROTO_LIST_CHUNK) {
+		r = MSYNC_ERR_TOOBIG;
+		goto out;
+	}
+	if ((r = mbuf_put_u32(b, (uint32_t)n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		const struct msg *m = &v[i].m;
+
+		if (v[i].op > CHANGE_NEW) {
+			r = MSYNC_ERR_PROTO;
+			goto out;
+		}
+		if ((r = msg_check(m, i == 0 ? 0 : v[i - 1].m.uid)) != 0 ||
+		    (r = mbuf_put_u8(b, v[i].op)) != 0 ||
+		    (r = mbuf_put_u32(b, m->uid)) != 0)
+			goto out;
+		if (v[i].op == CHANGE_NEW &&
+		    (r = mbuf_put_guid(b, &m->guid)) != 0)
+			goto out;
+		if (v[i].op != CHANGE_GONE &&
+		    ((r = mbuf_put_u8(b, m->flags)) != 0 ||
+		    (r = put_str(b, STR_KW, m->kw)) != 0))
+			goto out;
+		if (v[i].op == CHANGE_NEW &&
+		    ((r = mbuf_put_u64(b, m->size)) != 0 ||
+		    (r = mbuf_put_i64(b, m->date)) != 0))
+			goto out;
+	}
+ out:
+	return enc_finish(REC_MSGS_DELTA, b, r, out, len);
+}
+
+/* Frees the keywords of n changes and the array. */
+void
+msg_changes_free(struct msg_change *v, size_t n)
+{
+	for (size_t i = 0; i < n && v != NULL; i++)
+		free(v[i].m.kw);
+	free(v);
+}
+
+/*
+ * Decodes a MSGS_DELTA record and appends its changes to *v (*n used,
+ * *cap allocated).  The first must have a higher uid than the last one
+ * there.  On failure *v holds what it held.
+ * Returns 0 on success, negative MSYNC_ERR_* on failure.
+ */
+int
+proto_dec_msgs_delta(const uint8_t *p, size_t len, struct msg_change **v,
+    size_t *np, size_t *capp)
+{
+	struct mbuf		 b;
+	struct msg_change	*c, *nv;
+	size_t			 n0 = *np, i = 0, ncap;
+	uint32_t		 n, prev;
+	int			 r;
+
+	mbuf_view(&b, p, len);
+	/* Read: [delta-count]. */
+	if ((r = mbuf_get_u32(&b, &n)) != 0)
+		goto out;
+	if (n > PROTO_LIST_CHUNK || n > MSYNC_MSGS_MAX - n0) {
+		r = MSYNC_ERR_TOOBIG;
+		goto out;
+	}
+	if (n > mbuf_len(&b) / CHG_LEN_MIN) {
+		r = MSYNC_ERR_PROTO;
+		goto out;
+	}
+	if (n0 + n > *capp) {
+		ncap = *capp > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
+		    *capp + *capp / 4;
+		if (ncap < n0 + n)
+			ncap = n0 + n;
+		if ((nv = reallocarray(*v, ncap, sizeof(*nv))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		*v = nv;
+		*capp = ncap;
+	}
+	prev = n0 > 0 ? (*v)[n0 - 1].m.uid : 0;
+	for (i = 0; i < n; i++) {
+		c = &(*v)[n0 + i];
+		memset(c, 0, sizeof(*c));
+		/* Read: [delta-op]. */
+		if ((r = mbuf_get_u8(&b, &c->op)) != 0)
+			goto out;
+		if (c->op > CHANGE_NEW) {
+			r = MSYNC_ERR_PROTO;
+			goto out;
+		}
+		/* Read: [delta-uid]. */
+		if ((r = mbuf_get_u32(&b, &c->m.uid)) != 0)
+			goto out;
+		/* Read: [delta-guid]. */
+		if (c->op == CHANGE_NEW &&
+		    (r = mbuf_get_guid(&b, &c->m.guid)) != 0)
+			goto out;
+		/* Read: [delta-flags], [delta-keywords]. */
+		if (c->op != CHANGE_GONE &&
+		    ((r = mbuf_get_u8(&b, &c->m.flags)) != 0 ||
+		    (r = get_str(&b, STR_KW, &c->m.kw)) != 0))
+			goto bad;
+		/* Read: [delta-size], [delta-date]. */
+		if (c->op == CHANGE_NEW &&
+		    ((r = mbuf_get_u64(&b, &c->m.size)) != 0 ||
+		    (r = mbuf_get_i64(&b, &c->m.date)) != 0))
+			goto bad;
+		if ((r = msg_check(&c->m, prev)) != 0)
+			goto bad;
+		prev = c->m.uid;
+		continue;
+ bad:
+		free(c->m.kw);
+		goto out;
+	}
+ out:
+	if ((r = dec_finish(REC_MSGS_DELTA, &b, r)) != 0) {
+		while (i > 0)
+			free((*v)[n0 + --i].m.kw);
+		if (n0 == 0) {
+			free(*v);
+			*v = NULL;
+			*capp = 0;
+		}
+	} else
+		*np = n0 + n;
+	return r;
+}
+
+/*
  * Checks one message of a BASE_MSGS record against the one before it
  * (NULL for none): (uid[A], uid[B]) increase strictly, and not both are 0.
  * Returns 0 or MSYNC_ERR_PROTO.
@@ -814,6 +969,201 @@ proto_dec_base_msgs(const uint8_t *p, size_t len, struct state_mbox *mb)
 		}
 	} else
 		mb->nmsgs = n0 + n;
+	return r;
+}
+
+/*
+ * Checks a BASE_REFS entry against the one before it (NULL for none):
+ * the tag's bits, REF_NEXT's uids, a B uid unless REF_FULL, and the
+ * order of BASE_MSGS.  Returns 0 or MSYNC_ERR_PROTO.
+ */
+static int
+ref_check(const struct base_ref *e, const struct base_ref *prev)
+{
+	uint32_t	 pa = prev != NULL ? prev->sm.uid[0] : 0;
+	uint32_t	 pb = prev != NULL ? prev->sm.uid[1] : 0;
+
+	if ((e->tag & ~(REF_FULL | REF_SAME | REF_NEXT)) != 0 ||
+	    ((e->tag & REF_FULL) && e->tag != REF_FULL))
+		return MSYNC_ERR_PROTO;
+	if (!(e->tag & REF_FULL) && e->sm.uid[1] == 0)
+		return MSYNC_ERR_PROTO;
+	if ((e->tag & REF_NEXT) && (pa == UINT32_MAX || pb == UINT32_MAX ||
+	    e->sm.uid[0] != pa + 1 || e->sm.uid[1] != pb + 1))
+		return MSYNC_ERR_PROTO;
+	return smsg_check(&e->sm, prev != NULL ? &prev->sm : NULL);
+}
+
+/*
+ * BASE_REFS: n base messages of one mailbox in BASE_MSGS order, prev the
+ * entry before the first (NULL for none).  Returns 0 on success,
+ * negative MSYNC_ERR_* on failure.
+ */
+int
+proto_enc_base_refs(const struct base_ref *v, size_t n,
+    const struct base_ref *prev, uint8_t **out, size_t *len)
+{
+	struct mbuf	*b = NULL;
+	size_t		 i;
+	int		 r;
+
+	if ((r = enc_start(REC_BASE_REFS, &b, out, len)) != 0)
+		return r;
+	if (n > PROTO_LIST_CHUNK) {
+		r = MSYNC_ERR_TOOBIG;
+		goto out;
+	}
+	if ((r = mbuf_put_u32(b, (uint32_t)n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		const struct state_msg *m = &v[i].sm;
+		uint8_t		 t = v[i].tag;
+
+		if ((r = ref_check(&v[i], i == 0 ? prev : &v[i - 1])) != 0 ||
+		    (r = mbuf_put_u8(b, t)) != 0)
+			goto out;
+		if (t == REF_FULL) {
+			if ((r = mbuf_put_guid(b, &m->guid)) != 0 ||
+			    (r = mbuf_put_u32(b, m->uid[0])) != 0 ||
+			    (r = mbuf_put_u32(b, m->uid[1])) != 0 ||
+			    (r = mbuf_put_u8(b, m->flags[0])) != 0 ||
+			    (r = mbuf_put_u8(b, m->flags[1])) != 0 ||
+			    (r = put_str(b, STR_KW, m->kw[0])) != 0 ||
+			    (r = put_str(b, STR_KW, m->kw[1])) != 0)
+				goto out;
+			continue;
+		}
+		if (!(t & REF_NEXT) &&
+		    ((r = mbuf_put_u32(b, m->uid[0])) != 0 ||
+		    (r = mbuf_put_u32(b, m->uid[1])) != 0))
+			goto out;
+		if (!(t & REF_SAME) &&
+		    ((r = mbuf_put_u8(b, m->flags[0])) != 0 ||
+		    (r = put_str(b, STR_KW, m->kw[0])) != 0))
+			goto out;
+	}
+ out:
+	return enc_finish(REC_BASE_REFS, b, r, out, len);
+}
+
+/* Frees the keywords of n entries and the array. */
+void
+base_refs_free(struct base_ref *v, size_t n)
+{
+	for (size_t i = 0; i < n && v != NULL; i++) {
+		free(v[i].sm.kw[0]);
+		free(v[i].sm.kw[1]);
+	}
+	free(v);
+}
+
+/*
+ * Decodes a BASE_REFS record and appends its entries to *v (*n used,
+ * *cap allocated); the first follows the last one there.  Entries that
+ * are not REF_FULL come with a zero GUID and no B side, and with no A
+ * flags or keywords when REF_SAME: the brain fills them in.  On failure
+ * *v holds what it held.  Returns 0 on success, negative MSYNC_ERR_*
+ * on failure.
+ */
+int
+proto_dec_base_refs(const uint8_t *p, size_t len, struct base_ref **v,
+    size_t *np, size_t *capp)
+{
+	struct mbuf	 b;
+	struct base_ref	*e, *nv;
+	size_t		 n0 = *np, i = 0, ncap;
+	uint32_t	 n;
+	int		 r;
+
+	mbuf_view(&b, p, len);
+	/* Read: [refs-count]. */
+	if ((r = mbuf_get_u32(&b, &n)) != 0)
+		goto out;
+	if (n > PROTO_LIST_CHUNK || n > MSYNC_MSGS_MAX - n0) {
+		r = MSYNC_ERR_TOOBIG;
+		goto out;
+	}
+	if (n > mbuf_len(&b) / REF_LEN_MIN) {
+		r = MSYNC_ERR_PROTO;
+		goto out;
+	}
+	if (n0 + n > *capp) {
+		ncap = *capp > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
+		    *capp + *capp / 4;
+		if (ncap < n0 + n)
+			ncap = n0 + n;
+		if ((nv = reallocarray(*v, ncap, sizeof(*nv))) == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		*v = nv;
+		*capp = ncap;
+	}
+	for (i = 0; i < n; i++) {
+		const struct base_ref *prev;
+
+		e = &(*v)[n0 + i];
+		prev = n0 + i == 0 ? NULL : e - 1;
+		memset(e, 0, sizeof(*e));
+		/* Read: [ref-tag]. */
+		if ((r = mbuf_get_u8(&b, &e->tag)) != 0)
+			goto out;
+		if (e->tag == REF_FULL) {
+			/* Read: [bmsg-guid], [bmsg-uid], [bmsg-flags],
+			   [bmsg-keywords]. */
+			if ((r = mbuf_get_guid(&b, &e->sm.guid)) != 0 ||
+			    (r = mbuf_get_u32(&b, &e->sm.uid[0])) != 0 ||
+			    (r = mbuf_get_u32(&b, &e->sm.uid[1])) != 0 ||
+			    (r = mbuf_get_u8(&b, &e->sm.flags[0])) != 0 ||
+			    (r = mbuf_get_u8(&b, &e->sm.flags[1])) != 0 ||
+			    (r = get_str(&b, STR_KW, &e->sm.kw[0])) != 0 ||
+			    (r = get_str(&b, STR_KW, &e->sm.kw[1])) != 0)
+				goto bad;
+		} else {
+			if (e->tag & REF_NEXT) {
+				if (prev != NULL && (prev->sm.uid[0] ==
+				    UINT32_MAX || prev->sm.uid[1] ==
+				    UINT32_MAX)) {
+					r = MSYNC_ERR_PROTO;
+					goto out;
+				}
+				e->sm.uid[0] = (prev != NULL ?
+				    prev->sm.uid[0] : 0) + 1;
+				e->sm.uid[1] = (prev != NULL ?
+				    prev->sm.uid[1] : 0) + 1;
+			} else if (
+			    /* Read: [ref-uid]. */
+			    (r = mbuf_get_u32(&b, &e->sm.uid[0])) != 0 ||
+			    (r = mbuf_get_u32(&b, &e->sm.uid[1])) != 0)
+				goto out;
+			/* Read: [ref-flags], [ref-keywords]. */
+			if (!(e->tag & REF_SAME) &&
+			    ((r = mbuf_get_u8(&b, &e->sm.flags[0])) != 0 ||
+			    (r = get_str(&b, STR_KW, &e->sm.kw[0])) != 0))
+				goto bad;
+		}
+		if ((r = ref_check(e, prev)) != 0)
+			goto bad;
+		continue;
+ bad:
+		free(e->sm.kw[0]);
+		free(e->sm.kw[1]);
+		goto out;
+	}
+ out:
+	if ((r = dec_finish(REC_BASE_REFS, &b, r)) != 0) {
+		while (i > 0) {
+			i--;
+			free((*v)[n0 + i].sm.kw[0]);
+			free((*v)[n0 + i].sm.kw[1]);
+		}
+		if (n0 == 0) {
+			free(*v);
+			*v = NULL;
+			*capp = 0;
+		}
+	} else
+		*np = n0 + n;
 	return r;
 }
 

@@ -23,7 +23,7 @@
 #include "state.h"
 
 #define PROTO_VERSION_MIN	2
-#define PROTO_VERSION_MAX	3	/* 3: MSG_DATA has no pcheck */
+#define PROTO_VERSION_MAX	3	/* 3: no MSG_DATA pcheck; MSGS_DELTA, BASE_REFS */
 #define PROTO_HANDSHAKE_MAX	256	/* bytes in the handshake line */
 #define PROTO_DATA_MAX		(256 * 1024) /* payload of one MSG_DATA */
 #define PROTO_LIST_CHUNK	1024	/* entries per MSGS / BASE_MSGS record */
@@ -48,7 +48,10 @@ enum rec_type {
 	REC_ERROR = 16,		/* both: fatal; the run stops */
 	REC_BYE = 17,		/* A -> B: state committed; exit */
 	REC_KEEPALIVE = 18,	/* both: "still working"; chan.c eats it */
-	REC_TYPE_MAX = 18
+	REC_MSGS_DELTA = 19,	/* A -> B, version 3: changes against the base */
+	REC_BASE_REFS = 20,	/* A -> B, version 3: base messages, B's side
+				   left to B's own listing */
+	REC_TYPE_MAX = 20
 };
 
 /* Maximum payload of a record of the given type; 0 for unknown types. */
@@ -80,7 +83,9 @@ struct rec_mbox {			/* REC_MBOX and REC_BASE_MBOX */
 	uint32_t	 uidvalidity[2];/* REC_MBOX uses [0] only */
 	uint64_t	 modseq[2];	/* REC_MBOX uses [0] only */
 	uint8_t		 unchanged;	/* REC_MBOX: 1 listing taken from base,
-					   2 mailbox unreadable (no list) */
+					   2 mailbox unreadable (no list),
+					   3 changes against the base follow
+					   (MSGS_DELTA, version 3) */
 	uint32_t	 nmsgs;		/* messages that follow */
 	uint32_t	 count;		/* REC_MBOX: messages in the mailbox */
 	uint64_t	 bytes;		/* REC_MBOX: their total size */
@@ -129,6 +134,45 @@ int	 proto_enc_msgs(const struct msg *, size_t n, uint8_t **out,
 int	 proto_dec_msgs(const uint8_t *, size_t, struct msglist *out);
 
 /* REC_BASE_MSGS: msgs[0..n); the decoder appends to *mb. */
+/*
+ * One entry of a MSGS_DELTA record: how the sender's listing of a mailbox
+ * differs from its side of the base (docs/PROTOCOL.md).  GONE uses m.uid
+ * only, FLAGS m.uid, m.flags and m.kw, NEW all of m.
+ */
+#define CHANGE_GONE	0
+#define CHANGE_FLAGS	1
+#define CHANGE_NEW	2
+struct msg_change {
+	uint8_t		 op;		/* CHANGE_* */
+	struct msg	 m;		/* m.kw owned */
+};
+
+int	 proto_enc_msgs_delta(const struct msg_change *, size_t n,
+	    uint8_t **out, size_t *len);
+int	 proto_dec_msgs_delta(const uint8_t *, size_t,
+	    struct msg_change **v, size_t *n, size_t *cap);
+void	 msg_changes_free(struct msg_change *, size_t n);
+
+/*
+ * One entry of a BASE_REFS record (docs/PROTOCOL.md): a base message
+ * whose B side (GUID, flags, keywords) B takes from its own listing by
+ * uid[B], unless REF_FULL.  REF_SAME: A's flags and keywords are B's.
+ * REF_NEXT: both uids are one more than the previous entry's.
+ */
+#define REF_FULL	0x01
+#define REF_SAME	0x02
+#define REF_NEXT	0x04
+struct base_ref {
+	uint8_t		 tag;		/* REF_* */
+	struct state_msg sm;		/* sm.kw[] owned */
+};
+
+int	 proto_enc_base_refs(const struct base_ref *, size_t n,
+	    const struct base_ref *prev, uint8_t **out, size_t *len);
+int	 proto_dec_base_refs(const uint8_t *, size_t, struct base_ref **v,
+	    size_t *n, size_t *cap);
+void	 base_refs_free(struct base_ref *, size_t n);
+
 int	 proto_enc_base_msgs(const struct state_msg *, size_t n,
 	    uint8_t **out, size_t *len);
 int	 proto_dec_base_msgs(const uint8_t *, size_t, struct state_mbox *mb);

@@ -32,6 +32,10 @@ proto_rt(uint8_t type, const uint8_t *p, size_t len, uint8_t **re,
 	struct rec_msg_begin	 mb;
 	struct rec_result	*res = NULL;
 	struct rec_done		 d;
+	struct msg_change	*chg = NULL;
+	size_t			 nchg = 0, capchg = 0;
+	struct base_ref		*refs = NULL;
+	size_t			 nrefs = 0, caprefs = 0;
 	uint64_t		 dig;
 	uint32_t		 u32;
 	int32_t			 i32;
@@ -60,6 +64,18 @@ proto_rt(uint8_t type, const uint8_t *p, size_t len, uint8_t **re,
 		if ((r = proto_dec_msgs(p, len, &ml)) == 0)
 			r = proto_enc_msgs(ml.v, ml.n, &x, &xlen);
 		msglist_free(&ml);
+		break;
+	case REC_MSGS_DELTA:
+		if ((r = proto_dec_msgs_delta(p, len, &chg, &nchg,
+		    &capchg)) == 0)
+			r = proto_enc_msgs_delta(chg, nchg, &x, &xlen);
+		msg_changes_free(chg, nchg);
+		break;
+	case REC_BASE_REFS:
+		if ((r = proto_dec_base_refs(p, len, &refs, &nrefs,
+		    &caprefs)) == 0)
+			r = proto_enc_base_refs(refs, nrefs, NULL, &x, &xlen);
+		base_refs_free(refs, nrefs);
 		break;
 	case REC_BASE_MSGS:
 		memset(&sm, 0, sizeof(sm));

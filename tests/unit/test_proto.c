@@ -113,6 +113,39 @@ enc_msgs_empty(uint8_t **out, size_t *len)
 }
 
 static int
+enc_msgs_delta(uint8_t **out, size_t *len)
+{
+	struct msg_change v[] = {
+		{ .op = CHANGE_GONE, .m = { .uid = 2 } },
+		{ .op = CHANGE_FLAGS, .m = { .uid = 5, .flags = FLAG_SEEN,
+		    .kw = "$Label1" } },
+		{ .op = CHANGE_NEW, .m = { .uid = 9, .flags = FLAG_FLAGGED,
+		    .size = 1234, .date = 1000000000 } },
+	};
+
+	v[2].m.guid = mkguid(11);
+	return proto_enc_msgs_delta(v, LEN(v), out, len);
+}
+
+static int
+enc_base_refs(uint8_t **out, size_t *len)
+{
+	struct base_ref v[] = {
+		{ .tag = REF_FULL, .sm = { .uid = { 0, 5 },
+		    .flags = { 0, FLAG_SEEN }, .kw = { NULL, "junk" } } },
+		{ .tag = REF_NEXT | REF_SAME, .sm = { .uid = { 1, 6 } } },
+		{ .tag = REF_NEXT, .sm = { .uid = { 2, 7 },
+		    .flags = { FLAG_SEEN }, .kw = { "$Label1" } } },
+		{ .tag = REF_SAME, .sm = { .uid = { 9, 8 } } },
+		{ .tag = 0, .sm = { .uid = { 10, 12 },
+		    .flags = { FLAG_DRAFT } } },
+	};
+
+	v[0].sm.guid = mkguid(12);
+	return proto_enc_base_refs(v, LEN(v), NULL, out, len);
+}
+
+static int
 enc_base_msgs(uint8_t **out, size_t *len)
 {
 	struct state_msg v[] = {
@@ -215,10 +248,12 @@ static const struct rcase {
 	{ "hello-min", REC_HELLO, enc_hello_min },
 	{ "base-mbox", REC_BASE_MBOX, enc_base_mbox },
 	{ "base-msgs", REC_BASE_MSGS, enc_base_msgs },
+	{ "base-refs", REC_BASE_REFS, enc_base_refs },
 	{ "base-end", REC_BASE_END, enc_empty },
 	{ "mbox", REC_MBOX, enc_mbox },
 	{ "msgs", REC_MSGS, enc_msgs },
 	{ "msgs-empty", REC_MSGS, enc_msgs_empty },
+	{ "msgs-delta", REC_MSGS_DELTA, enc_msgs_delta },
 	{ "list-end", REC_LIST_END, enc_empty },
 	{ "digest", REC_DIGEST, enc_digest },
 	{ "msg-begin", REC_MSG_BEGIN, enc_msg_begin },
@@ -628,7 +663,7 @@ test_bad_enums(void **state)
 		free(p);
 	}
 
-	p = raw_mbox("INBOX", 5, 3, 0, &len);	/* 2 = unreadable */
+	p = raw_mbox("INBOX", 5, 4, 0, &len);	/* 3 = changes, the last */
 	assert_int_equal(check_decode(REC_MBOX, p, len), MSYNC_ERR_PROTO);
 	free(p);
 	p = raw_mbox("INBOX", 5, 1, MSYNC_MSGS_MAX + 1, &len);
@@ -983,6 +1018,69 @@ test_msgs_append(void **state)
 }
 
 /* LOG text is made printable, cut to its limit; decoders are strict. */
+/*
+ * MSGS_DELTA and BASE_REFS (protocol 3): each row a record of one or two
+ * entries, raw bytes, and what the decoder must say.
+ */
+static void
+test_delta_refs(void **state)
+{
+	static const struct {
+		uint8_t		 type;
+		const char	*hex;	/* payload after the u32 count */
+		uint32_t	 count;
+		int		 r;
+	} t[] = {
+		/* GONE 5 */
+		{ REC_MSGS_DELTA, "0000000005", 1, 0 },
+		/* FLAGS 5 Seen, no keywords */
+		{ REC_MSGS_DELTA, "01000000051000000000", 1, 0 },
+		/* op 3 */
+		{ REC_MSGS_DELTA, "0300000005", 1, MSYNC_ERR_PROTO },
+		/* uid 0 */
+		{ REC_MSGS_DELTA, "0000000000", 1, MSYNC_ERR_PROTO },
+		/* GONE 5, GONE 5: not increasing */
+		{ REC_MSGS_DELTA, "00000000050000000005", 2, MSYNC_ERR_PROTO },
+		/* FLAGS with a bad flag bit */
+		{ REC_MSGS_DELTA, "01000000054000000000", 1, MSYNC_ERR_PROTO },
+		/* a count larger than the bytes allow */
+		{ REC_MSGS_DELTA, "0000000005", 3, MSYNC_ERR_PROTO },
+		/* NEXT|SAME from (0,0): uids 1, 1 */
+		{ REC_BASE_REFS, "06", 1, 0 },
+		/* SAME, uids 3, 4 */
+		{ REC_BASE_REFS, "020000000300000004", 1, 0 },
+		/* an unknown tag bit */
+		{ REC_BASE_REFS, "0e", 1, MSYNC_ERR_PROTO },
+		/* FULL with another bit */
+		{ REC_BASE_REFS, "03", 1, MSYNC_ERR_PROTO },
+		/* not FULL but no uid on B */
+		{ REC_BASE_REFS, "020000000300000000", 1, MSYNC_ERR_PROTO },
+		/* NEXT after uid 0xffffffff on A */
+		{ REC_BASE_REFS, "02ffffffff0000000106", 2, MSYNC_ERR_PROTO },
+		/* (3,4) then (3,4): not increasing */
+		{ REC_BASE_REFS, "020000000300000004020000000300000004", 2,
+		    MSYNC_ERR_PROTO },
+		/* flags and keywords cut short */
+		{ REC_BASE_REFS, "00000000030000000410", 1, MSYNC_ERR_PROTO },
+	};
+	uint8_t		 p[256];
+	size_t		 i, k, n;
+	unsigned	 x;
+
+	(void)state;
+	for (i = 0; i < LEN(t); i++) {
+		print_message("# %zu: %s\n", i, t[i].hex);
+		mbuf_set_be32(p, t[i].count);
+		n = strlen(t[i].hex) / 2;
+		assert_true(4 + n <= sizeof(p));
+		for (k = 0; k < n; k++) {
+			assert_int_equal(sscanf(t[i].hex + 2 * k, "%2x", &x), 1);
+			p[4 + k] = (uint8_t)x;
+		}
+		assert_int_equal(check_decode(t[i].type, p, 4 + n), t[i].r);
+	}
+}
+
 static void
 test_text(void **state)
 {
@@ -1054,6 +1152,7 @@ main(void)
 		cmocka_unit_test(test_max_len),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_msgs_append),
+		cmocka_unit_test(test_delta_refs),
 		cmocka_unit_test(test_text),
 	};
 

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# bench-ssh.sh -- msync over ssh next to rsync -e ssh and `ssh host true`,
+# every run shown (issue 10.4 and the ssh figures of 10.3).
+#
+#   scripts/bench-ssh.sh [--size N] [--runs K] [--fs "tmpfs disk"]
+#                        [--out DIR] [--callgrind]
+#
+# Starts a private sshd on 127.0.0.1 (a free port, keys of its own, the
+# msync under test first on the remote PATH), makes an N-message corpus
+# (scripts/mkcorpus.sh, default 20000) and, on each file system (tmpfs
+# under /dev/shm, disk under DIR), runs K times each, alternating the
+# tools so that the machine's load falls on all of them alike:
+#
+#   initial   copy into an empty destination: msync --backup over
+#             OpenSSH (-e ssh), msync --backup --ssh=libssh, and
+#             rsync -a --delete -e ssh
+#   nochange  the same again with nothing changed, next to `ssh host true`
+#   change1   1% new, 1% flag changes, 1% expunges in the source
+#             (scripts/bench-changes.pl, seed 42), then the timed run;
+#             msync's stream bytes (--stats: sent, and before
+#             compression) next to rsync's (--stats)
+#
+# Every run prints its wall time and `uptime`'s 1-minute load.  With
+# --callgrind the nochange and change1 runs are repeated once under
+# valgrind (client, and server through a wrapper) for instruction counts,
+# which do not depend on the load.  Stores settle (sleep 1.2 s) after
+# every change before a timed run.  Traffic stays on 127.0.0.1.
+
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+{
+set -uo pipefail
+export LC_ALL=C
+
+top=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+msync=${MSYNC:-$top/msync}
+size=20000
+runs=5
+fs_list="tmpfs disk"
+out=$top/bench-ssh-out
+cg=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--size) size=${2:?}; shift 2 ;;
+	--runs) runs=${2:?}; shift 2 ;;
+	--fs) fs_list=${2:?}; shift 2 ;;
+	--out) out=${2:?}; shift 2 ;;
+	--callgrind) cg=1; shift ;;
+	-h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "bench-ssh: unknown argument '$1'" >&2; exit 64 ;;
+	esac
+done
+case $size$runs in *[!0-9]*) echo "bench-ssh: bad number" >&2; exit 64 ;; esac
+for t in ssh ssh-keygen /usr/sbin/sshd rsync perl python3; do
+	command -v "$t" >/dev/null || { echo "bench-ssh: needs $t" >&2; exit 1; }
+done
+[ -x "$msync" ] || { echo "bench-ssh: build msync first" >&2; exit 1; }
+
+mkdir -p "$out" || exit 1
+out=$(cd "$out" && pwd)
+shm=$(mktemp -d /dev/shm/msync-bench-ssh.XXXXXX) || exit 1
+D=$out/ssh
+trap '[ -f "$D/pid" ] && kill "$(cat "$D/pid")" 2>/dev/null; rm -rf "$shm"' EXIT
+trap 'exit 130' INT TERM
+
+load() { cut -d' ' -f1 /proc/loadavg; }
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc | sed 's/^\./0./'; }
+
+# --- sshd ---------------------------------------------------------------
+rm -rf "$D" && mkdir -p "$D/bin" "$D/rh" "$D/home/.ssh" && chmod 700 "$D" "$D/home/.ssh" || exit 1
+ssh-keygen -q -t ed25519 -N '' -f "$D/host" -C bench-host &&
+ssh-keygen -q -t ed25519 -N '' -f "$D/id" -C bench-user &&
+cp "$D/id.pub" "$D/ak" && ln -sf "$msync" "$D/bin/msync" || exit 1
+port=$(python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') || exit 1
+user=$(id -un)
+cat >"$D/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $port
+HostKey $D/host
+AuthorizedKeysFile $D/ak
+PidFile $D/pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+AllowUsers $user
+Compression no
+LogLevel ERROR
+SetEnv PATH=$D/bin:/usr/local/bin:/usr/bin:/bin XDG_CACHE_HOME=$D/rh/cache XDG_STATE_HOME=$D/rh/state XDG_CONFIG_HOME=$D/rh/config
+EOF
+printf 'b,[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$D/host.pub")" >"$D/kh"
+cat >"$D/cfg" <<EOF
+Host b
+	HostName 127.0.0.1
+	Port $port
+	User $user
+	IdentityFile $D/id
+	IdentitiesOnly yes
+	UserKnownHostsFile $D/kh
+	GlobalKnownHostsFile /dev/null
+	HostKeyAlias b
+	StrictHostKeyChecking yes
+	BatchMode yes
+	Compression no
+	ControlMaster no
+	ControlPath none
+EOF
+cp "$D/id" "$D/id.pub" "$D/home/.ssh/" && cp "$D/kh" "$D/home/.ssh/known_hosts" &&
+cat >"$D/home/.ssh/config" <<EOF
+Host b
+	HostName 127.0.0.1
+	Port $port
+	User $user
+	IdentityFile $D/home/.ssh/id
+	UserKnownHostsFile $D/home/.ssh/known_hosts
+EOF
+[ -d /run/sshd ] || mkdir -p /run/sshd 2>/dev/null || :
+/usr/sbin/sshd -f "$D/sshd_config" -E "$D/log" || exit 1
+for _ in $(seq 1 50); do ssh -F "$D/cfg" b true 2>/dev/null && break; sleep 0.1; done
+ssh -F "$D/cfg" b true || { echo "bench-ssh: sshd did not answer" >&2; exit 1; }
+cat >"$D/bin/msync-cg" <<EOF
+#!/bin/sh
+exec valgrind -q --tool=callgrind --callgrind-out-file=$out/cg.server "$msync" "\$@"
+EOF
+chmod +x "$D/bin/msync-cg"
+
+# --- corpus and changes -------------------------------------------------
+corpus=$shm/corpus
+bash "$top/scripts/mkcorpus.sh" --no-mbox "$corpus" "$size" >/dev/null || exit 1
+perl "$top/scripts/bench-changes.pl" untrash "$corpus/maildir" >/dev/null
+perl "$top/scripts/bench-changes.pl" gen "$corpus/maildir" 42 1 >"$shm/changes" || exit 1
+read -r nb nlz _ < <(perl "$top/scripts/bench-changes.pl" newmail "$shm/changes" "$corpus/maildir")
+
+SSH="ssh -F $D/cfg"
+export XDG_STATE_HOME=$shm/cstate XDG_CACHE_HOME=$shm/ccache
+m_ssh() { "$msync" --backup -e "$SSH" "$@"; }
+m_lib() { HOME=$D/home "$msync" --backup --ssh=libssh "$@"; }
+r_ssh() { rsync -a --delete -e "$SSH" "$@"; }
+
+# reset BASE: empty destinations and states.
+reset() {
+	rm -rf "$1"/m-dst "$1"/l-dst "$1"/r-dst "$shm/cstate" "$shm/ccache" "$D"/rh/*
+	sync
+}
+# timed LABEL CMD...: one run, its wall time and load.
+timed() {
+	local label=$1 s e; shift
+	s=$(now); "$@" >"$shm/last.out" 2>&1; local rc=$?; e=$(now)
+	printf '%-22s %7.3f s  load %s%s\n' "$label" "$(secs "$s" "$e")" "$(load)" \
+	    "$([ $rc = 0 ] || echo "  FAILED rc=$rc")"
+}
+
+echo "bench-ssh: $("$msync" --version | head -n 1), $(rsync --version | head -n 1), $(ssh -V 2>&1)"
+echo "bench-ssh: $size messages, $(du -sh "$corpus/maildir" | cut -f1); new mail of the 1% run: $nb bytes, $nlz through lz4"
+echo "bench-ssh: $(uptime)"
+for fs in $fs_list; do
+	case $fs in
+	tmpfs) base=$shm/run ;;
+	disk) base=$out/run ;;
+	*) echo "bench-ssh: --fs: tmpfs or disk" >&2; exit 64 ;;
+	esac
+	mkdir -p "$base" && src=$base/src && rm -rf "$src" && cp -a "$corpus/maildir" "$src" || exit 1
+	echo
+	echo "== $fs: initial copy into an empty destination, $runs runs each"
+	for i in $(seq 1 "$runs"); do
+		reset "$base"; sleep 1
+		timed "msync-ssh #$i" m_ssh "$src" "b:$base/m-dst"
+		reset "$base"; sleep 1
+		timed "msync-libssh #$i" m_lib "$src" "b:$base/l-dst"
+		sleep 1
+		timed "rsync-ssh #$i" r_ssh "$src/" "b:$base/r-dst/"
+	done
+	echo "== $fs: nothing changed, $runs runs each"
+	m_ssh "$src" "b:$base/m-dst" >/dev/null 2>&1
+	m_lib "$src" "b:$base/l-dst" >/dev/null 2>&1
+	sleep 1.2
+	for i in $(seq 1 "$runs"); do
+		timed "ssh-true #$i" ssh -F "$D/cfg" b true
+		timed "msync-ssh #$i" m_ssh "$src" "b:$base/m-dst"
+		timed "msync-libssh #$i" m_lib "$src" "b:$base/l-dst"
+		timed "rsync-ssh #$i" r_ssh "$src/" "b:$base/r-dst/"
+	done
+	if [ "$cg" = 1 ] && command -v valgrind >/dev/null; then
+		valgrind -q --tool=callgrind --callgrind-out-file="$out/cg.client" \
+		    "$msync" --backup -e "$SSH" --remote-msync=msync-cg "$src" "b:$base/m-dst" >/dev/null 2>&1
+		echo "callgrind nochange: client $(sed -n 's/^summary: //p' "$out/cg.client") Ir, server $(sed -n 's/^summary: //p' "$out/cg.server") Ir"
+	fi
+	echo "== $fs: 1% new, 1% flag changes, 1% expunges; $runs runs each"
+	for i in $(seq 1 "$runs"); do
+		rm -rf "$src" && cp -a "$corpus/maildir" "$src" || exit 1
+		m_ssh "$src" "b:$base/m-dst" >/dev/null 2>&1
+		r_ssh "$src/" "b:$base/r-dst/" >/dev/null 2>&1
+		perl "$top/scripts/bench-changes.pl" apply "$shm/changes" "$corpus/maildir" "$src" >/dev/null
+		sleep 1.2
+		timed "msync-ssh #$i" m_ssh --stats "$src" "b:$base/m-dst"
+		sed -n 's/^msync: wire: /    msync stream: /p' "$shm/last.out"
+		timed "rsync-ssh #$i" r_ssh --stats "$src/" "b:$base/r-dst/"
+		sed -n 's/^Total bytes \(sent\|received\): /    rsync \1: /p' "$shm/last.out" | tr '\n' ' '; echo
+	done
+	if [ "$cg" = 1 ] && command -v valgrind >/dev/null; then
+		rm -rf "$src" && cp -a "$corpus/maildir" "$src" &&
+		m_ssh "$src" "b:$base/m-dst" >/dev/null 2>&1
+		perl "$top/scripts/bench-changes.pl" apply "$shm/changes" "$corpus/maildir" "$src" >/dev/null
+		sleep 1.2
+		valgrind -q --tool=callgrind --callgrind-out-file="$out/cg.client" \
+		    "$msync" --backup -e "$SSH" --remote-msync=msync-cg "$src" "b:$base/m-dst" >/dev/null 2>&1
+		echo "callgrind change1: client $(sed -n 's/^summary: //p' "$out/cg.client") Ir, server $(sed -n 's/^summary: //p' "$out/cg.server") Ir"
+	fi
+	rm -rf "$base"
+done
+echo
+echo "bench-ssh: $(uptime)"
+}

@@ -22,6 +22,9 @@ the order they arrive; connections past the list are passed through:
     no:N     answer command N with "TAG NO [THROTTLED] ..." and go on
              (a command with a synchronising literal is forwarded)
 
+N may also be a command's name (cut:APPEND, no:APPEND): the first
+command of that name on the connection, however many came before it.
+
 HOOK, if given, is a shell command run (and waited for) at each cut, bye
 or no, before the relay goes on: t8660 changes a UIDVALIDITY there.
 
@@ -64,7 +67,8 @@ def serve(conn_no, c, action):
     state = {"mute": False}
     slock = threading.Lock()    # one writer to the client at a time
     kind, _, arg = action.partition(":")
-    at = int(arg) if arg else 0
+    at = int(arg) if arg.isdigit() else 0
+    at_verb = arg.upper().encode() if arg and not arg.isdigit() else None
 
     def down():
         try:
@@ -97,7 +101,11 @@ def serve(conn_no, c, action):
             words = line.rstrip(b"\r\n").split(b" ")
             log("%d %d %s" % (conn_no, n,
                               b" ".join(words[1:3]).decode("latin-1")))
-            hit = kind != "pass" and n == at
+            hit = kind != "pass" and (n == at or (
+                at_verb is not None and len(words) > 1 and
+                words[1].upper() == at_verb))
+            if hit:
+                at_verb = None          # only the first of that name
             synced = False
             # A command is its line and the literals that follow it.
             while True:

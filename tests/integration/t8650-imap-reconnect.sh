@@ -139,10 +139,10 @@ test_expect_success 'BYE [UNAVAILABLE] "throttled" with a suggested backoff: wai
 
 test_expect_success 'NO [THROTTLED] on an APPEND: backs off, sends it again, exit 0' '
 	reset bob &&
-	start_relay "no:10" &&
+	start_relay "no:APPEND" &&
 	msync -v --backup --passcmd "$PASSCMD" src "$(relay_url bob)" 2>err &&
 	stop_relay && cat err &&
-	grep "^1 10 no" relay.log && grep -B1 "^1 10 no" relay.log | grep APPEND &&
+	grep -B1 "^1 [0-9]* no" relay.log | grep "^1 [0-9]* APPEND" &&
 	grep "asks to slow down: \[THROTTLED\] Too many requests" err &&
 	imap_digest bob >got && test_cmp src.digest got
 '

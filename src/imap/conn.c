@@ -72,6 +72,7 @@ struct imap_conn {
 	uint64_t	 bytes_in, bytes_out;
 	uint64_t	 appendlimit;	/* APPENDLIMIT=N (RFC 7889); 0: none */
 	int		 throttled;	/* the last failure: "try later" */
+	int		 logging_in;	/* a refusal is login_refusal's */
 	int		 hint_ms;	/* the server's suggested backoff */
 };
 
@@ -688,9 +689,12 @@ imap_wait(struct imap_conn *c, uint32_t tag, struct imap_done *d)
 	/*
 	 * "Later, please" is not this command's answer: the caller backs
 	 * off and tries again (on a new connection, which is what the
-	 * servers that say it expect).
+	 * servers that say it expect).  Not for the login: a refused login
+	 * ends the run with its own status (login_refusal: 75 or 77), which
+	 * a batch retries later, as a busy server asks.
 	 */
-	if (dd.status != IMAP_OK && temporary(c, dd.code, dd.text)) {
+	if (dd.status != IMAP_OK && !c->logging_in &&
+	    temporary(c, dd.code, dd.text)) {
 		conn_why(c, "%s asks to slow down: %s%s%s%s", c->host,
 		    dd.code[0] != '\0' ? "[" : "", log_esc(dd.code, 60),
 		    dd.code[0] != '\0' ? "] " : "", log_esc(dd.text, 160));
@@ -925,7 +929,9 @@ login(struct imap_conn *c, const struct imap_conn_opts *o)
 		}
 		LOG2("imap: %s: AUTHENTICATE %s as %s", c->host, mech,
 		    log_esc(o->user, 100));
+		c->logging_in = 1;
 		r = authenticate(c, mech, ir, &d);
+		c->logging_in = 0;
 	} else {
 		if (c->caps & IMAP_CAP_LOGINDISABLED) {
 			conn_why(c, "%s allows no login on this connection "
@@ -934,7 +940,9 @@ login(struct imap_conn *c, const struct imap_conn_opts *o)
 			goto out;
 		}
 		LOG2("imap: %s: LOGIN as %s", c->host, log_esc(o->user, 100));
+		c->logging_in = 1;
 		r = login_cmd(c, o, &d);
+		c->logging_in = 0;
 	}
 	if (r != 0)
 		goto out;

@@ -381,7 +381,7 @@ daemon_conn(struct daemon *d, int fd)
 		ERRX("%s: cannot set up TLS: %s", addr, daemon_sslerr());
 		goto out;
 	}
-	deadline = tlspump_now_ms() + d->conf.handshake_timeout * 1000LL;
+	deadline = msync_now_ms() + d->conf.handshake_timeout * 1000LL;
 	if ((r = tlspump_handshake(ssl, 1, deadline, &to)) != 0) {
 		ERRX("%s: TLS handshake %s", addr, to ? "timed out" :
 		    "failed");
@@ -412,7 +412,7 @@ daemon_conn(struct daemon *d, int fd)
 		snprintf(msg, sizeof(msg), "ERR %s\n", m == NULL ?
 		    "unknown module" : "authentication failed");
 		(void)tlspump_write(ssl, msg, strlen(msg),
-		    tlspump_now_ms() + 5000);
+		    msync_now_ms() + 5000);
 		status = DAEMON_EXIT_AUTH;
 		goto out;
 	}

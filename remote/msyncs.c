@@ -288,7 +288,7 @@ msyncs_run(struct mhelp *h)
 	char			 sec[DCONF_SECRET_MAX + 2];
 	char			 pin[7 + 2 * FP_LEN + 1];
 	char			*greet = NULL, *why = NULL;
-	long long		 deadline = tlspump_now_ms() + CONNECT_MS;
+	long long		 deadline = msync_now_ms() + CONNECT_MS;
 	int			 fd = -1, tmo, idle, st = LIBSSH_EXIT_FAIL;
 
 	if (tls_tcp_connect(h->l->host, h->l->port != 0 ? h->l->port :

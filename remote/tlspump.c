@@ -26,15 +26,6 @@
 
 #define PUMP_BUF	(64 * 1024)	/* bytes buffered each way */
 
-long long
-tlspump_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 tlspump_nonblock(int fd)
 {
@@ -61,7 +52,7 @@ tlspump_wait(int fd, int err, long long deadline_ms)
 	p.fd = fd;
 	p.events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 	for (;;) {
-		if ((left = deadline_ms - tlspump_now_ms()) <= 0)
+		if ((left = deadline_ms - msync_now_ms()) <= 0)
 			return 0;
 		n = poll(&p, 1, left > 1000 ? 1000 : (int)left);
 		if (n > 0)
@@ -156,7 +147,7 @@ tlspump_run(SSL *ssl, int plainfd, int idle_s, struct tlspump_stats *st,
 {
 	static struct pumpbuf	 in, out;	/* net->plain, plain->net */
 	struct pollfd		 pf[2];
-	long long		 last = tlspump_now_ms(), left;
+	long long		 last = msync_now_ms(), left;
 	size_t			 n;
 	ssize_t			 k;
 	int			 netfd = SSL_get_fd(ssl), e, rc, progress;
@@ -264,7 +255,7 @@ tlspump_run(SSL *ssl, int plainfd, int idle_s, struct tlspump_stats *st,
 				}
 			}
 			if (progress)
-				last = tlspump_now_ms();
+				last = msync_now_ms();
 		} while (progress);
 		if (net_eof && plain_eof && in.len == 0 && out.len == 0 &&
 		    tls_shut)
@@ -283,7 +274,7 @@ tlspump_run(SSL *ssl, int plainfd, int idle_s, struct tlspump_stats *st,
 		left = 1000;
 		if (idle_s > 0) {
 			left = last + (long long)idle_s * 1000 -
-			    tlspump_now_ms();
+			    msync_now_ms();
 			if (left <= 0) {
 				*idle = 1;
 				return MSYNC_ERR_PEER_EOF;

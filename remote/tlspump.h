@@ -48,7 +48,5 @@ int	 tlspump_getline(SSL *ssl, char *buf, size_t max,
 /* Writes all of buf before the deadline.  Returns 0 or MSYNC_ERR_IO. */
 int	 tlspump_write(SSL *ssl, const void *buf, size_t len,
 	    long long deadline_ms);
-/* The monotonic clock in milliseconds. */
-long long tlspump_now_ms(void);
 
 #endif /* TLSPUMP_H */

@@ -672,16 +672,6 @@ transport_start(const struct transport_opts *o, const struct loc *l,
 	return rsh_start(o, l, out, why);
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long
-transport_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * A descriptor that becomes readable when pid exits (pidfd_open, Linux
  * 5.3), or -1 where there is none: transport_reap then naps instead.
@@ -717,7 +707,7 @@ transport_reap(pid_t pid, int timeout_ms, int *ws, int *killed)
 	pid_t		 r;
 
 	*killed = 0;
-	deadline = transport_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+	deadline = msync_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	if (timeout_ms >= 0)
 		pidfd = transport_pidfd(pid);
 	for (;;) {
@@ -734,14 +724,14 @@ transport_reap(pid_t pid, int timeout_ms, int *ws, int *killed)
 		}
 		if (r == -1)
 			continue;
-		if ((left = deadline - transport_now_ms()) <= 0) {
+		if ((left = deadline - msync_now_ms()) <= 0) {
 			kill(pid, sig);
 			*killed = 1;
 			if (sig == SIGKILL)
 				sig = 0;	/* now wait for good */
 			else {
 				sig = SIGKILL;
-				deadline = transport_now_ms() + KILL_GRACE_MS;
+				deadline = msync_now_ms() + KILL_GRACE_MS;
 			}
 			continue;
 		}

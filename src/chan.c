@@ -127,16 +127,6 @@ static int	 chan_get_wait_l(struct chan *, uint8_t *, const uint8_t **,
 		    size_t *);
 static void	 chan_set_bwlimit_l(struct chan *, uint64_t);
 
-/* Milliseconds on the monotonic clock. */
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Adds O_NONBLOCK to fd, saving the old flags in *saved.
  * Returns 0 or MSYNC_ERR_IO.
@@ -431,12 +421,12 @@ chan_handshake(struct chan *c, int want_compress, int timeout_ms,
 	    lmin, lmax, want_compress ? " compress" : "");
 	if ((hs = mbuf_new(c->in_max)) == NULL)
 		return MSYNC_ERR_NOMEM;
-	deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+	deadline = timeout_ms < 0 ? INT64_MAX : msync_now_ms() + timeout_ms;
 
 	while (st != 1 || (moff < mlen && !wdead)) {
 		left = -1;
 		if (deadline != INT64_MAX &&
-		    (left = deadline - now_ms()) <= 0) {
+		    (left = deadline - msync_now_ms()) <= 0) {
 			r = st == -1 ? MSYNC_ERR_PROTO : MSYNC_ERR_UNREACHABLE;
 			goto fail;
 		}
@@ -499,8 +489,8 @@ chan_handshake(struct chan *c, int want_compress, int timeout_ms,
 		if (st == -1 && !bad) {
 			/* Collect a little more of it to show the user. */
 			bad = 1;
-			if (deadline - now_ms() > CHAN_GARBAGE_MS)
-				deadline = now_ms() + CHAN_GARBAGE_MS;
+			if (deadline - msync_now_ms() > CHAN_GARBAGE_MS)
+				deadline = msync_now_ms() + CHAN_GARBAGE_MS;
 		}
 		if (st == -1 && (memchr(mbuf_ptr(hs), '\n', mbuf_len(hs)) !=
 		    NULL || mbuf_len(hs) >= PROTO_HANDSHAKE_MAX)) {
@@ -797,7 +787,7 @@ chan_flush_some_l(struct chan *c)
 		mbuf_consume(c->wout, (size_t)w);
 		c->st.wire_out += (uint64_t)w;
 		if (c->idle_ms > 0)
-			c->quiet_since = c->last_out = now_ms();
+			c->quiet_since = c->last_out = msync_now_ms();
 		if (c->bw != 0)
 			c->tokens -= (double)w;
 	}
@@ -937,7 +927,7 @@ read_some(struct chan *c, size_t limit)
 		}
 		c->st.wire_in += (uint64_t)got;
 		if (c->idle_ms > 0)
-			c->quiet_since = now_ms();
+			c->quiet_since = msync_now_ms();
 		if (!c->compressed)
 			c->st.raw_in += (uint64_t)got;
 		if ((size_t)got < n)
@@ -1067,7 +1057,7 @@ wait_io(struct chan *c, int timeout_ms, size_t in_limit)
 	if (bwms != -1 && (tmo < 0 || bwms < tmo))
 		tmo = bwms;
 	if (c->idle_ms > 0) {
-		now = now_ms();
+		now = msync_now_ms();
 		/* Time we spent on our own work is not the peer's silence. */
 		if (now - c->wait_left > CHAN_AWAY_MS && now > c->quiet_since)
 			c->quiet_since = now;
@@ -1094,7 +1084,7 @@ wait_io(struct chan *c, int timeout_ms, size_t in_limit)
 		return MSYNC_ERR_IO;
 	}
 	if (c->idle_ms > 0)
-		c->wait_left = now_ms();
+		c->wait_left = msync_now_ms();
 	return 0;
 }
 
@@ -1193,7 +1183,7 @@ ka_main(void *arg)
 		(void)pthread_cond_timedwait(&c->ka_cv, &c->ka_mu, &ts);
 		if (c->ka_stop || pthread_mutex_trylock(&c->mu) != 0)
 			continue;
-		now = now_ms();
+		now = msync_now_ms();
 		if (c->werr == 0 && !c->timed_out &&
 		    now - c->wait_left >= c->ka_ms &&
 		    now - c->last_out >= c->ka_ms &&
@@ -1225,7 +1215,7 @@ chan_set_timeout(struct chan *c, int idle_s, const char *who)
 	c->idle_ms = idle_s * 1000;
 	c->ka_ms = c->idle_ms / 4 > CHAN_KA_MIN_MS ? c->idle_ms / 4 :
 	    CHAN_KA_MIN_MS;
-	c->quiet_since = c->wait_left = c->last_out = now_ms();
+	c->quiet_since = c->wait_left = c->last_out = msync_now_ms();
 	if (pthread_mutex_init(&c->ka_mu, NULL) != 0)
 		r = MSYNC_ERR_NOMEM;
 	else if (pthread_condattr_init(&ca) != 0 ||

@@ -282,7 +282,7 @@ main(int argc, char **argv)
 	struct config		*cfg = NULL;
 	struct brain_result	 res;
 	struct report_info	 ri;
-	long long		 t0 = pairs_now_ms();
+	long long		 t0 = msync_now_ms();
 
 	memset(&bo, 0, sizeof(bo));
 	memset(&so, 0, sizeof(so));
@@ -664,7 +664,7 @@ main(int argc, char **argv)
 		ri.mode = backup ? "backup" : oneway ? "one-way" : "two-way";
 		ri.dry_run = bo.dry_run;
 		ri.status = status;
-		ri.duration_ms = pairs_now_ms() - t0;
+		ri.duration_ms = msync_now_ms() - t0;
 		ri.result = &res;
 		report_write(stdout, &ri);
 		bo.result = NULL;
@@ -677,7 +677,7 @@ out:
 		ri.mode = backup ? "backup" : oneway ? "one-way" : "two-way";
 		ri.dry_run = bo.dry_run;
 		ri.status = status;
-		ri.duration_ms = pairs_now_ms() - t0;
+		ri.duration_ms = msync_now_ms() - t0;
 		report_write(stdout, &ri);
 	}
 	if (started)

@@ -26,15 +26,6 @@
 
 #define JOB_OUT_MAX	(1024 * 1024)	/* bytes of a child's stdout kept */
 
-long long
-pairs_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 if a word may be a location rather than a name: it has '/' or ':'. */
 static int
 looks_like_location(const char *s)
@@ -346,7 +337,7 @@ record_last(const struct job *j)
 	if (asprintf(&tmp, "%s.tmp", path) >= 0 &&
 	    (f = fopen(tmp, "w")) != NULL) {
 		fprintf(f, "%lld %d %lld\n", (long long)time(NULL),
-		    j->status, pairs_now_ms() - j->started_ms);
+		    j->status, msync_now_ms() - j->started_ms);
 		if (fclose(f) == 0)
 			(void)rename(tmp, path);
 		else
@@ -376,7 +367,7 @@ job_start(const struct pairs_opts *o, const struct pair *p, struct job *j)
 		goto fail;
 	}
 	LOG2("%s: running %s %s", p->name, a.v[a.n - 2], a.v[a.n - 1]);
-	j->started_ms = pairs_now_ms();
+	j->started_ms = msync_now_ms();
 	if ((pid = fork()) < 0) {
 		ERR("%s: fork", p->name);
 		goto fail;
@@ -504,7 +495,7 @@ job_output(const struct pairs_opts *o, struct job *j)
 {
 	if (o->json) {
 		report_pair(stdout, j->pair, j->obuf, j->olen,
-		    j->status, pairs_now_ms() - j->started_ms,
+		    j->status, msync_now_ms() - j->started_ms,
 		    j->first_error);
 		fflush(stdout);
 		return;

@@ -102,7 +102,5 @@ void	 job_clear(struct job *);
  * the directories.  Returns an owned string or NULL.
  */
 char	*pairs_state_file(const struct pair *, const char *suffix, int mkdirs);
-/* Milliseconds on the monotonic clock. */
-long long pairs_now_ms(void);
 
 #endif /* PAIRS_H */

@@ -6,16 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "msync.h"
 #include "progress.h"
-
-static long long
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Bytes in human units ("512 B", "1.5 KiB", "3.2 MiB", ...). */
 static void
@@ -125,7 +117,7 @@ progress_start(struct progress *p, FILE *f, int tty, uint64_t msgs_total,
 	p->msgs_total = msgs_total;
 	p->bytes_total = bytes_total;
 	p->unknown = unknown;
-	p->start_ms = mono_ms();
+	p->start_ms = msync_now_ms();
 	progress_show(p, 0);
 }
 
@@ -148,7 +140,7 @@ progress_show(struct progress *p, int final)
 
 	if (p->f == NULL)
 		return;
-	now = mono_ms();
+	now = msync_now_ms();
 	if (!final && p->last_ms != 0 && now - p->last_ms <
 	    (p->tty ? PROGRESS_TTY_MS : PROGRESS_PLAIN_MS))
 		return;

@@ -36,16 +36,6 @@ struct tls {
 	char		 desc[128];	/* protocol and cipher */
 };
 
-/* Milliseconds on the monotonic clock. */
-static long long
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until fd is ready for ev or the deadline passes (0: timed out). */
 static int
 wait_fd(int fd, short ev, long long deadline)
@@ -55,7 +45,7 @@ wait_fd(int fd, short ev, long long deadline)
 	int		 r;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - msync_now_ms();
 		if (left <= 0)
 			return 0;
 		p.fd = fd;
@@ -123,7 +113,7 @@ tls_tcp_connect(const char *host, int port, int timeout_ms, int *fdp,
 	}
 	if (timeout_ms <= 0)
 		timeout_ms = TLS_TIMEOUT_DEFAULT;
-	deadline = now_ms() + timeout_ms;
+	deadline = msync_now_ms() + timeout_ms;
 	snprintf(serv, sizeof(serv), "%d", port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -333,7 +323,7 @@ tls_start(int fd, const struct tls_opts *o, struct tls **out, char **why)
 			goto out;
 		}
 	}
-	deadline = now_ms() + (o->timeout_ms > 0 ? o->timeout_ms :
+	deadline = msync_now_ms() + (o->timeout_ms > 0 ? o->timeout_ms :
 	    TLS_TIMEOUT_DEFAULT);
 	for (;;) {
 		ERR_clear_error();

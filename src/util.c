@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "msync.h"
@@ -160,6 +161,16 @@ msync_sort(void *v, size_t n, size_t size,
 			break;
 	if (i < n)
 		qsort(v, n, size, cmp);
+}
+
+/* Milliseconds on the monotonic clock, for deadlines and rates. */
+long long
+msync_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* qsort/bsearch order of uint32_t values. */

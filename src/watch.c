@@ -484,7 +484,7 @@ setup_watches(struct watch *ws, struct wpair *w)
 		    "every %d s", w->p->name, w->every_ms / 1000);
 	if (w->polled && w->every_ms > 0 && w->next_poll == 0 &&
 	    w->job.pid == 0)
-		w->next_poll = pairs_now_ms() + w->every_ms;
+		w->next_poll = msync_now_ms() + w->every_ms;
 	LOG2("%s: %zu directories watched", w->p->name, w->ndirs);
 }
 
@@ -1096,7 +1096,7 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		}
 	if ((ws.ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		WARN("inotify: polling every side instead");
-	now = pairs_now_ms();
+	now = msync_now_ms();
 	ws.n = n;
 	for (size_t i = 0; i < n; i++) {
 		wpair_init(&ws.wp[i], list[i], now);
@@ -1109,7 +1109,7 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		int		 np = 0, timeout;
 		char		 sigbuf[64];
 
-		now = pairs_now_ms();
+		now = msync_now_ms();
 		if (got_stop && stop_at == 0) {
 			LOG1("stopping: letting a running sync finish");
 			stop_at = now + WATCH_STOP_GRACE;
@@ -1220,7 +1220,7 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 		}
 		while (read(sigpipe_fd[0], sigbuf, sizeof(sigbuf)) > 0)
 			;
-		now = pairs_now_ms();
+		now = msync_now_ms();
 		if (ws.ino >= 0)
 			read_events(&ws, now);
 		for (size_t i = 0; i < ws.n; i++)
@@ -1245,7 +1245,7 @@ watch_main(const struct pairs_opts *o, struct config **cfg,
 				continue;
 			st = w->job.status;
 			finished(&ws, w, st, w->job.first_error,
-			    pairs_now_ms());
+			    msync_now_ms());
 			job_clear(&w->job);
 		}
 	}

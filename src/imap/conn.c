@@ -138,15 +138,6 @@ imap_set_sink(struct imap_conn *c, const struct imap_sink *s)
 		c->sink = *s;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Raw socket read: > 0, or INCOMPLETE, PEER_EOF, IO. */
 static ssize_t
 raw_read(struct imap_conn *c, void *p, size_t n)
@@ -526,7 +517,7 @@ run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
     void *arg)
 {
 	struct pollfd	 pfd;
-	long long	 last = now_ms();
+	long long	 last = msync_now_ms();
 	ssize_t		 n;
 	int		 r, pr;
 
@@ -557,7 +548,7 @@ run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
 			if (pr < 0 && errno != EINTR)
 				return MSYNC_ERR_IO;
 			if (pr <= 0) {
-				if (now_ms() - last > c->timeout_ms) {
+				if (msync_now_ms() - last > c->timeout_ms) {
 					conn_why(c, "%s sent nothing for %d "
 					    "seconds", c->host,
 					    c->timeout_ms / 1000);
@@ -568,7 +559,7 @@ run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
 		}
 		n = fill(c);
 		if (n > 0) {
-			last = now_ms();
+			last = msync_now_ms();
 			continue;
 		}
 		if (n == MSYNC_ERR_INCOMPLETE)
@@ -1330,7 +1321,7 @@ done_idle(struct imap_conn *c, void *arg)
 	struct idle_state *is = arg;
 	struct pending	*p = pending_find(c, is->tag);
 
-	return is->changed || p == NULL || p->done || now_ms() >= is->until;
+	return is->changed || p == NULL || p->done || msync_now_ms() >= is->until;
 }
 
 int
@@ -1361,7 +1352,7 @@ imap_idle(struct imap_conn *c, int max_ms, int *changed)
 	c->cont = 0;
 	/* A server is silent while idling: only max_ms bounds the wait. */
 	c->timeout_ms = max_ms + 60000;
-	is.until = now_ms() + max_ms;
+	is.until = msync_now_ms() + max_ms;
 	if ((r = run_until(c, done_idle, &is)) != 0)
 		goto out;
 	c->timeout_ms = saved_timeout;

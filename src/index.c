@@ -1386,7 +1386,7 @@ keep_renamed(struct index *ix, struct scan *sc)
 			v[nv].idx = i;
 			nv++;
 		}
-	qsort(v, nv, sizeof(*v), vanished_cmp);
+	msync_sort(v, nv, sizeof(*v), vanished_cmp);
 	for (i = 0; i < sc->npend; i++) {
 		key.guid = sc->pend[i].guid;
 		key.size = sc->pend[i].size;
@@ -1636,7 +1636,7 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 		    log_esc(sc.retry[i], 300));
 	if (sc.npend > 1) {
 		sort_ix = ix;
-		qsort(sc.pend, sc.npend, sizeof(*sc.pend), pend_cmp);
+		msync_sort(sc.pend, sc.npend, sizeof(*sc.pend), pend_cmp);
 		sort_ix = NULL;
 	}
 	if ((r = keep_renamed(ix, &sc)) != 0)
@@ -1854,7 +1854,7 @@ index_kw_names(const struct index_kwmap *m, uint32_t bits, char **out)
 		}
 	if (n == 0)
 		return 0;
-	qsort(v, n, sizeof(v[0]), str_cmp);
+	msync_sort(v, n, sizeof(v[0]), str_cmp);
 	if ((s = malloc(len)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	for (i = 0; i < n; i++) {

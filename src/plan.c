@@ -249,7 +249,7 @@ kw_combine(enum kwrule how, const char *k[4], char **out)
 		return MSYNC_ERR_NOMEM;
 	for (i = 0, n = 0; i < 4; i++)
 		n += kw_split(k[i], 1 << i, t + n);
-	qsort(t, n, sizeof(*t), tok_cmp);
+	msync_sort(t, n, sizeof(*t), tok_cmp);
 	for (i = 0; i < n; i++)
 		len += t[i].len + 1;
 	if ((s = malloc(len + 1)) == NULL) {
@@ -681,11 +681,11 @@ base_rebind(struct pair *p, int s)
 			lost[k].other = b->msgs[i].uid[s ^ 1];
 			lost[k++].i = i;
 		}
-	qsort(lost, nlost, sizeof(*lost), lost_cmp);
+	msync_sort(lost, nlost, sizeof(*lost), lost_cmp);
 	for (k = 0; k < p->n[s]; k++)
 		if (!p->l[s][k].matched)
 			cand[n++] = &p->l[s][k];
-	qsort(cand, n, sizeof(*cand), lmsg_guid_cmp);
+	msync_sort(cand, n, sizeof(*cand), lmsg_guid_cmp);
 	for (k = 0; k < nlost; k++) {
 		const struct state_msg	*e = &b->msgs[lost[k].i];
 
@@ -855,8 +855,8 @@ pair_mailboxes(struct ctx *c, const struct view views[2])
 			}
 			g[s][i] = nm[s][i] = &views[s].mb[i];
 		}
-		qsort(g[s], n[s], sizeof(*g[s]), vm_guid_cmp);
-		qsort(nm[s], n[s], sizeof(*nm[s]), vm_name_cmp);
+		msync_sort(g[s], n[s], sizeof(*g[s]), vm_guid_cmp);
+		msync_sort(nm[s], n[s], sizeof(*nm[s]), vm_name_cmp);
 		for (i = 1; i < n[s]; i++)
 			if (guid_cmp(&g[s][i]->guid, &g[s][i - 1]->guid) == 0 ||
 			    strcmp(nm[s][i]->name, nm[s][i - 1]->name) == 0) {
@@ -881,7 +881,7 @@ pair_mailboxes(struct ctx *c, const struct view views[2])
 			nm[1][nn[1]++] = g[1][j++];
 	}
 	for (s = 0; s < 2; s++)
-		qsort(nm[s], nn[s], sizeof(*nm[s]), vm_name_cmp);
+		msync_sort(nm[s], nn[s], sizeof(*nm[s]), vm_name_cmp);
 	/* Left-overs by name. */
 	for (i = j = 0; i < nn[0] || j < nn[1]; ) {
 		int cmp = i == nn[0] ? 1 : j == nn[1] ? -1 :
@@ -905,7 +905,7 @@ pair_mailboxes(struct ctx *c, const struct view views[2])
 			goto out;
 	}
 	if (c->np > 1)
-		qsort(c->p, c->np, sizeof(*c->p), pair_cmp);
+		msync_sort(c->p, c->np, sizeof(*c->p), pair_cmp);
 	for (i = 1; i < c->np; i++)
 		if (guid_cmp(&c->p[i].guid, &c->p[i - 1].guid) == 0) {
 			r = MSYNC_ERR_INTERNAL;	/* cannot happen */
@@ -1181,8 +1181,8 @@ names_resolve(struct ctx *c)
 		}
 	}
 	for (s = 0; s < 2; s++)
-		qsort(cur[s], ncur[s], sizeof(*cur[s]), str_cmp);
-	qsort(t, nt, sizeof(*t), target_cmp);
+		msync_sort(cur[s], ncur[s], sizeof(*cur[s]), str_cmp);
+	msync_sort(t, nt, sizeof(*t), target_cmp);
 	for (i = 0; i < nt; i++) {
 		if (bsearch(&t[i].name, cur[t[i].side], ncur[t[i].side],
 		    sizeof(*cur[0]), str_cmp) != NULL)
@@ -1201,7 +1201,7 @@ names_resolve(struct ctx *c)
 		}
 	}
 	/* Notes in pair order. */
-	qsort(t, nt, sizeof(*t), target_pidx_cmp);
+	msync_sort(t, nt, sizeof(*t), target_pidx_cmp);
 	for (i = 0; i < nt && r == 0; i++) {
 		struct pair	*p = &c->p[t[i].pidx];
 		int		 ts = t[i].side;
@@ -1289,7 +1289,7 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 		for (i = 0; i < p->n[s]; i++)
 			if (!p->l[s][i].matched)
 				x[s][n[s]++] = &p->l[s][i];
-		qsort(x[s], n[s], sizeof(*x[s]), lmsg_guid_cmp);
+		msync_sort(x[s], n[s], sizeof(*x[s]), lmsg_guid_cmp);
 	}
 	for (i = j = 0; r == 0 && (i < n[0] || j < n[1]); ) {
 		int		 cmp = i == n[0] ? 1 : j == n[1] ? -1 :
@@ -1567,7 +1567,7 @@ local_copies(struct ctx *c)
 				v[s][n[s]].m = &c->p[i].l[s][j];
 				v[s][n[s]++].pidx = (uint32_t)i;
 			}
-		qsort(v[s], n[s], sizeof(*v[s]), cand_cmp);
+		msync_sort(v[s], n[s], sizeof(*v[s]), cand_cmp);
 	}
 	for (i = 0; i < c->na; i++) {
 		struct action	*a = &c->a[i].a;
@@ -1970,7 +1970,7 @@ plan_build(const struct state *base, const struct view views[2],
 		for (i = 0; i < base->n; i++)
 			c.bidx[i] = &base->mb[i];
 		c.nb = base->n;
-		qsort(c.bidx, c.nb, sizeof(*c.bidx), bidx_cmp);
+		msync_sort(c.bidx, c.nb, sizeof(*c.bidx), bidx_cmp);
 	}
 	if ((r = pair_mailboxes(&c, views)) != 0)
 		goto out;
@@ -2031,7 +2031,7 @@ plan_build(const struct state *base, const struct view views[2],
 			goto out;
 	}
 	if (c.na > 1)
-		qsort(c.a, c.na, sizeof(*c.a), pact_cmp);
+		msync_sort(c.a, c.na, sizeof(*c.a), pact_cmp);
 	if ((r = check_src(&c)) != 0 ||
 	    (r = local_copies(&c)) != 0 ||
 	    (r = guard(&c)) != 0 ||

@@ -885,7 +885,7 @@ flags_from_list(const struct imap_resp *r, size_t l, uint8_t *flags,
 	}
 	if (n == 0)
 		return 0;
-	qsort(names, n, sizeof(names[0]), kw_cmp);
+	msync_sort(names, n, sizeof(names[0]), kw_cmp);
 	if ((s = malloc(len)) == NULL)
 		return MSYNC_ERR_NOMEM;
 	s[0] = '\0';

@@ -1561,7 +1561,7 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	if (r != 0)
 		goto out;
 	if (l.n > 1)
-		qsort(l.v, l.n, sizeof(l.v[0]), name_cmp);
+		msync_sort(l.v, l.n, sizeof(l.v[0]), name_cmp);
 	if (l.n > 0 && (v = calloc(l.n, sizeof(*v))) == NULL) {
 		r = MSYNC_ERR_NOMEM;
 		goto out;

@@ -651,7 +651,7 @@ adopt(struct mfolder *f, struct ment *nv, size_t nn)
 	for (size_t i = 0; i < f->n; i++)
 		ov[i] = &f->v[i];
 	if (f->n > 1)
-		qsort(ov, f->n, sizeof(*ov), ent_guid_cmp);
+		msync_sort(ov, f->n, sizeof(*ov), ent_guid_cmp);
 	for (size_t i = 0; i < nn; i++) {
 		key = nv[i];
 		key.off = 0;
@@ -1743,7 +1743,7 @@ mbox_list_mailboxes(struct store *s, struct store_mailbox **out, size_t *n)
 	if (r != 0)
 		goto out;
 	if (l.n > 1)
-		qsort(l.v, l.n, sizeof(*l.v), name_cmp);
+		msync_sort(l.v, l.n, sizeof(*l.v), name_cmp);
 	if (l.n > 0 && (v = calloc(l.n, sizeof(*v))) == NULL) {
 		r = MSYNC_ERR_NOMEM;
 		goto out;
@@ -2232,7 +2232,7 @@ kw_merge(const char *cur, const char *old, const char *want, char **out)
 			vr[nr++] = vw[i];
 	if (nr == 0)
 		return 0;
-	qsort(vr, nr, sizeof(vr[0]), name_cmp);
+	msync_sort(vr, nr, sizeof(vr[0]), name_cmp);
 	res[0] = '\0';
 	for (size_t i = 0; i < nr && o < sizeof(res); i++)
 		o += (size_t)snprintf(res + o, sizeof(res) - o, "%s%s",

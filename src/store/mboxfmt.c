@@ -268,7 +268,7 @@ kw_finish(const char *raw, struct mboxfmt_msg *m)
 		}
 		v[n++] = s;
 	}
-	qsort(v, n, sizeof(v[0]), kw_cmp);
+	msync_sort(v, n, sizeof(v[0]), kw_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
 			continue;

@@ -195,10 +195,11 @@ test_expect_success '--stats of a one-way and a backup run count the DST side' '
 
 # --- --progress, -q ----------------------------------------------------
 
-test_expect_success '--progress with stderr not a terminal: no progress line, same result' '
+test_expect_success '--progress with stderr not a terminal: plain lines (no CR), same result' '
 	deliver a m/38 >/dev/null && deliver b m/39 >/dev/null &&
 	"$MSYNC" --progress a b >prog.out 2>prog.err &&
 	cat prog.out prog.err &&
+	grep -q "^msync: progress: messages " prog.err &&
 	! grep -q "$(printf "\r")" prog.err &&
 	! grep -q "$(printf "\r")" prog.out &&
 	test_cmp_trees a b && test "$(copies a m/39)" = 1 &&

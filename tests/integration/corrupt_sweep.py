@@ -54,7 +54,8 @@ LZ4_HDR = 12
 NAMES = {1: "HELLO", 2: "BASE_MBOX", 3: "BASE_MSGS", 4: "BASE_END",
          5: "MBOX", 6: "MSGS", 7: "LIST_END", 8: "DIGEST", 9: "MSG_BEGIN",
          10: "MSG_DATA", 11: "MSG_END", 12: "MSG_SKIP", 13: "RESULT",
-         14: "DONE", 15: "LOG", 16: "ERROR", 17: "BYE"}
+         14: "DONE", 15: "LOG", 16: "ERROR", 17: "BYE", 18: "KEEPALIVE",
+         19: "MSGS_DELTA", 20: "BASE_REFS"}
 
 
 def lz4_records(stream, pos):

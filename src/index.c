@@ -1085,6 +1085,7 @@ struct scan {
 	int		 folderfd;	/* borrowed */
 	const char	*where;		/* borrowed; folder path for messages */
 	int		 had_new;	/* the token, read first, saw new/ */
+	size_t		 nin_new;	/* live entries the index has in new/ */
 	/*
 	 * Owned; hash table: the top 32 bits of the name's hash above
 	 * id + 1, 0 empty.  The hash bits spare a look at the name (a
@@ -1444,13 +1445,23 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 	    O_CLOEXEC);
 	if (fd == -1) {
 		/*
-		 * A Maildir may lack new/, but one that was there when the
-		 * token was read a moment ago was moved away: its files must
-		 * not look deleted (and the token would hide them after).
+		 * A Maildir may lack new/, but not one that was there when
+		 * the token was read a moment ago, nor one the index last saw
+		 * messages in: new/ moved away and back (a user's mv, a
+		 * racer) would otherwise make them all look deleted, and the
+		 * deletion would be replayed on the other side.  A new/
+		 * removed on purpose is made again empty by the user.
 		 */
 		if (errno == ENOENT && strcmp(sub, "new") == 0 &&
-		    !sc->had_new)
-			return 0;
+		    !sc->had_new) {
+			if (sc->nin_new == 0)
+				return 0;
+			WARNX("'%s/new' is missing, but its index lists %zu "
+			    "message%s there: not synced in this run (if new/ "
+			    "was removed on purpose, make it again, empty)",
+			    sc->where, sc->nin_new, sc->nin_new == 1 ? "" : "s");
+			return MSYNC_ERR_STORE_CHANGED;
+		}
 		if (errno == ENOTDIR || errno == ELOOP || errno == ENOENT) {
 			/* Swapped for a symlink or a file, or moved away. */
 			WARNX("'%s/%s' is not a directory now: the folder is "
@@ -1623,6 +1634,8 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 		}
 		if ((r = ht_insert(&sc, (uint32_t)i)) != 0)
 			goto out;
+		if (strncmp(ix->arena + ix->v[i].name, "new/", 4) == 0)
+			sc.nin_new++;
 	}
 	if ((r = scan_dir(&sc, "new", 0)) != 0 ||
 	    (r = scan_dir(&sc, "cur", 0)) != 0)

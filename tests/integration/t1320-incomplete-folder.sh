@@ -72,14 +72,42 @@ test_expect_success 'B without cur/ (the other side): the run stops, B keeps its
 	test_cmp_trees a b && maildir_digest b | grep -q "  F$"
 '
 
+# The same for new/: a Maildir may have no new/, but one whose index
+# lists messages there lost it for a moment (a racer caught it between
+# two renames: t6200), and those messages must not look deleted.
+test_expect_success 'A lost new/ while its index lists messages there: exit 2, nothing expunged on B' '
+	deliver a/.Work "" >/dev/null && deliver a/.Work "" >/dev/null &&
+	"$MSYNC" a b && test_cmp_trees a b &&
+	"$MSYNC" --backup a c2 && test_cmp_trees a c2 &&
+	n=$(ls a/.Work/new | wc -l) && test "$n" -ge 2 &&
+	nb=$(count_msgs b/.Work) &&
+	mv a/.Work/new a/Work-new.away &&
+	test_expect_code 2 "$MSYNC" a b 2>err9 && cat err9 &&
+	grep -q "new. is missing, but its index lists $n messages there" err9 &&
+	test "$(count_msgs b/.Work)" = "$nb" &&
+	test_expect_code 2 "$MSYNC" --backup --force-deletes a c2 2>err10 &&
+	test "$(count_msgs c2/.Work)" = "$nb" &&
+	mv a/Work-new.away a/.Work/new &&
+	"$MSYNC" a b 2>err11 && ! grep -E "merging without deletions|expunge" err11 &&
+	test "$(count_msgs b/.Work)" = "$nb" && test_cmp_trees a b
+'
+
+test_expect_success 'new/ removed on purpose and made again empty: the removal is replayed' '
+	rm -r a/.Work/new && mkdir a/.Work/new &&
+	"$MSYNC" a b 2>err12 && cat err12 &&
+	test "$(count_msgs b/.Work)" = "$(count_msgs a/.Work)" &&
+	test_cmp_trees a b
+'
+
 # store_create_mailbox over a folder that has its index but no cur/ is
 # refused (index kept): tests/unit/test_maildir.c, test_incomplete_folder_kept.
 
 test_expect_success 'a read-only SRC (--backup) with a folder without cur/: skipped, DST keeps the mailbox' '
 	"$MSYNC" --backup a c && test_cmp_trees a c &&
+	n=$(count_msgs c/.Work) && test "$n" -gt 0 &&
 	mv a/.Work/cur a/Work-cur.away &&
 	test_expect_code 2 "$MSYNC" --backup --force-deletes a c 2>err8 && cat err8 &&
-	test "$(count_msgs c/.Work)" = 2 &&
+	test "$(count_msgs c/.Work)" = "$n" &&
 	mv a/Work-cur.away a/.Work/cur && "$MSYNC" --backup a c && test_cmp_trees a c
 '
 

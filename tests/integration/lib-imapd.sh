@@ -279,3 +279,27 @@ for l in sorted(out):
     print(l)
 PY
 }
+
+# start_relay PLAN [ARG]: tests/integration/drop_relay.py in front of
+# Dovecot's plaintext port (see its header for PLAN); sets RELAY_PORT and
+# RELAY_PID; the relay's log of commands is relay.log.  relay_url USER is
+# the location through it (plaintext: the relay must read commands).
+start_relay() {
+	local i=0
+	rm -f relay.port relay.log
+	python3 "$TEST_DIR/drop_relay.py" "$IMAPD_PORT" "$1" relay.log \
+	    ${2:+"$2"} >relay.port &
+	RELAY_PID=$!
+	while [ ! -s relay.port ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	RELAY_PORT=$(head -n 1 relay.port)
+	[ -n "$RELAY_PORT" ]
+}
+stop_relay() {
+	kill "$RELAY_PID" 2>/dev/null
+	wait "$RELAY_PID" 2>/dev/null
+	return 0
+}
+relay_url() { echo "imap://$1@127.0.0.1:$RELAY_PORT;tls=none"; }

@@ -12,28 +12,6 @@ export MSYNC_IMAP_NO_COMPRESS MSYNC_IMAP_BACKOFF_MS
 
 test_expect_success 'start imapd' 'start_imapd'
 
-# start_relay PLAN: drop_relay.py in front of Dovecot's port; sets
-# RELAY_URL_<user> through relay_url and RELAY_PID; the log is relay.log.
-start_relay() {
-	local i=0
-	rm -f relay.port relay.log
-	python3 "$TEST_DIR/drop_relay.py" "$IMAPD_PORT" "$1" relay.log \
-	    ${2:+"$2"} >relay.port &
-	RELAY_PID=$!
-	while [ ! -s relay.port ] && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	RELAY_PORT=$(head -n 1 relay.port)
-	[ -n "$RELAY_PORT" ]
-}
-stop_relay() {
-	kill "$RELAY_PID" 2>/dev/null
-	wait "$RELAY_PID" 2>/dev/null
-	return 0
-}
-relay_url() { echo "imap://$1@127.0.0.1:$RELAY_PORT;tls=none"; }
-
 # reset USER: the account emptied, msync's state and cache forgotten.
 reset() {
 	doveadm_u "$1" expunge mailbox "*" all &&

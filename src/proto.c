@@ -620,6 +620,44 @@ proto_enc_msgs(const struct msg *v, size_t n, uint8_t **out, size_t *len)
 }
 
 /*
+ * The head of every list record: reads its count into *np and makes
+ * room for that many more entries of elsize bytes after the n0 in *vp
+ * (*capp allocated).  The count is checked before anything is
+ * allocated: at most PROTO_LIST_CHUNK per record, MSYNC_MSGS_MAX in
+ * all, and no more than the record's remaining bytes can hold at
+ * minlen bytes per entry.  Grows by a quarter, not double: the lists
+ * of a whole store are held at the run's peak (docs/PERFORMANCE.md).
+ * Returns 0, MSYNC_ERR_TOOBIG, MSYNC_ERR_PROTO or MSYNC_ERR_NOMEM.
+ */
+static int
+dec_list_head(struct mbuf *b, size_t n0, size_t minlen, void **vp,
+    size_t *capp, size_t elsize, uint32_t *np)
+{
+	size_t	 ncap;
+	void	*nv;
+	int	 r;
+
+	/* Read: [count]. */
+	if ((r = mbuf_get_u32(b, np)) != 0)
+		return r;
+	if (*np > PROTO_LIST_CHUNK || *np > MSYNC_MSGS_MAX - n0)
+		return MSYNC_ERR_TOOBIG;
+	if (*np > mbuf_len(b) / minlen)
+		return MSYNC_ERR_PROTO;
+	if (n0 + *np <= *capp)
+		return 0;
+	ncap = *capp > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
+	    *capp + *capp / 4;
+	if (ncap < n0 + *np)
+		ncap = n0 + *np;
+	if ((nv = reallocarray(*vp, ncap, elsize)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	*vp = nv;
+	*capp = ncap;
+	return 0;
+}
+
+/*
  * Decodes a MSGS record and appends its messages to ml.  The first must
  * have a higher uid than ml's last.  On failure ml holds what it held
  * (an empty list holds no memory).
@@ -629,37 +667,19 @@ int
 proto_dec_msgs(const uint8_t *p, size_t len, struct msglist *ml)
 {
 	struct mbuf	 b;
-	struct msg	*m, *nv;
-	size_t		 n0 = ml->n, i = 0, ncap;
-	uint32_t	 n, prev;
+	struct msg	*m;
+	void		*vp;
+	size_t		 n0 = ml->n, i = 0;
+	uint32_t	 n = 0, prev;
 	int		 r;
 
 	mbuf_view(&b, p, len);
 	/* Read: [msgs-count]. */
-	if ((r = mbuf_get_u32(&b, &n)) != 0)
+	vp = ml->v;
+	r = dec_list_head(&b, n0, MSG_LEN_MIN, &vp, &ml->cap, sizeof(*m), &n);
+	ml->v = vp;
+	if (r != 0)
 		goto out;
-	if (n > PROTO_LIST_CHUNK || n > MSYNC_MSGS_MAX - n0) {
-		r = MSYNC_ERR_TOOBIG;
-		goto out;
-	}
-	if (n > mbuf_len(&b) / MSG_LEN_MIN) {
-		r = MSYNC_ERR_PROTO;
-		goto out;
-	}
-	if (n0 + n > ml->cap) {
-		/* A quarter more, not double: the lists of a whole store
-		 * are held at the run's peak (docs/PERFORMANCE.md). */
-		ncap = ml->cap > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
-		    ml->cap + ml->cap / 4;
-		if (ncap < n0 + n)
-			ncap = n0 + n;
-		if ((nv = reallocarray(ml->v, ncap, sizeof(*nv))) == NULL) {
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		ml->v = nv;
-		ml->cap = ncap;
-	}
 	prev = n0 > 0 ? ml->v[n0 - 1].uid : 0;
 	for (i = 0; i < n; i++) {
 		m = &ml->v[n0 + i];
@@ -765,35 +785,19 @@ proto_dec_msgs_delta(const uint8_t *p, size_t len, struct msg_change **v,
     size_t *np, size_t *capp)
 {
 	struct mbuf		 b;
-	struct msg_change	*c, *nv;
-	size_t			 n0 = *np, i = 0, ncap;
-	uint32_t		 n, prev;
+	struct msg_change	*c;
+	void			*vp;
+	size_t			 n0 = *np, i = 0;
+	uint32_t		 n = 0, prev;
 	int			 r;
 
 	mbuf_view(&b, p, len);
 	/* Read: [delta-count]. */
-	if ((r = mbuf_get_u32(&b, &n)) != 0)
+	vp = *v;
+	r = dec_list_head(&b, n0, CHG_LEN_MIN, &vp, capp, sizeof(*c), &n);
+	*v = vp;
+	if (r != 0)
 		goto out;
-	if (n > PROTO_LIST_CHUNK || n > MSYNC_MSGS_MAX - n0) {
-		r = MSYNC_ERR_TOOBIG;
-		goto out;
-	}
-	if (n > mbuf_len(&b) / CHG_LEN_MIN) {
-		r = MSYNC_ERR_PROTO;
-		goto out;
-	}
-	if (n0 + n > *capp) {
-		ncap = *capp > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
-		    *capp + *capp / 4;
-		if (ncap < n0 + n)
-			ncap = n0 + n;
-		if ((nv = reallocarray(*v, ncap, sizeof(*nv))) == NULL) {
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		*v = nv;
-		*capp = ncap;
-	}
 	prev = n0 > 0 ? (*v)[n0 - 1].m.uid : 0;
 	for (i = 0; i < n; i++) {
 		c = &(*v)[n0 + i];
@@ -905,36 +909,20 @@ int
 proto_dec_base_msgs(const uint8_t *p, size_t len, struct state_mbox *mb)
 {
 	struct mbuf	 b;
-	struct state_msg *m, *nv;
-	size_t		 n0 = mb->nmsgs, i = 0, ncap;
-	uint32_t	 n;
+	struct state_msg *m;
+	void		*vp;
+	size_t		 n0 = mb->nmsgs, i = 0;
+	uint32_t	 n = 0;
 	int		 r;
 
 	mbuf_view(&b, p, len);
 	/* Read: [bmsgs-count]. */
-	if ((r = mbuf_get_u32(&b, &n)) != 0)
+	vp = mb->msgs;
+	r = dec_list_head(&b, n0, BMSG_LEN_MIN, &vp, &mb->capmsgs, sizeof(*m),
+	    &n);
+	mb->msgs = vp;
+	if (r != 0)
 		goto out;
-	if (n > PROTO_LIST_CHUNK || n > MSYNC_MSGS_MAX - n0) {
-		r = MSYNC_ERR_TOOBIG;
-		goto out;
-	}
-	if (n > mbuf_len(&b) / BMSG_LEN_MIN) {
-		r = MSYNC_ERR_PROTO;
-		goto out;
-	}
-	if (n0 + n > mb->capmsgs) {
-		/* A quarter more, not double (see proto_dec_msgs). */
-		ncap = mb->capmsgs > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
-		    mb->capmsgs + mb->capmsgs / 4;
-		if (ncap < n0 + n)
-			ncap = n0 + n;
-		if ((nv = reallocarray(mb->msgs, ncap, sizeof(*nv))) == NULL) {
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		mb->msgs = nv;
-		mb->capmsgs = ncap;
-	}
 	for (i = 0; i < n; i++) {
 		m = &mb->msgs[n0 + i];
 		memset(m, 0, sizeof(*m));
@@ -1070,35 +1058,19 @@ proto_dec_base_refs(const uint8_t *p, size_t len, struct base_ref **v,
     size_t *np, size_t *capp)
 {
 	struct mbuf	 b;
-	struct base_ref	*e, *nv;
-	size_t		 n0 = *np, i = 0, ncap;
-	uint32_t	 n;
+	struct base_ref	*e;
+	void		*vp;
+	size_t		 n0 = *np, i = 0;
+	uint32_t	 n = 0;
 	int		 r;
 
 	mbuf_view(&b, p, len);
 	/* Read: [refs-count]. */
-	if ((r = mbuf_get_u32(&b, &n)) != 0)
+	vp = *v;
+	r = dec_list_head(&b, n0, REF_LEN_MIN, &vp, capp, sizeof(*e), &n);
+	*v = vp;
+	if (r != 0)
 		goto out;
-	if (n > PROTO_LIST_CHUNK || n > MSYNC_MSGS_MAX - n0) {
-		r = MSYNC_ERR_TOOBIG;
-		goto out;
-	}
-	if (n > mbuf_len(&b) / REF_LEN_MIN) {
-		r = MSYNC_ERR_PROTO;
-		goto out;
-	}
-	if (n0 + n > *capp) {
-		ncap = *capp > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
-		    *capp + *capp / 4;
-		if (ncap < n0 + n)
-			ncap = n0 + n;
-		if ((nv = reallocarray(*v, ncap, sizeof(*nv))) == NULL) {
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		*v = nv;
-		*capp = ncap;
-	}
 	for (i = 0; i < n; i++) {
 		const struct base_ref *prev;
 

@@ -32,6 +32,16 @@
 #define WBUF_CAP	(16 * 1024 * 1024)	/* queued commands */
 #define PENDING_MAX	4096			/* commands in flight */
 #define TIMEOUT_DEFAULT	120000
+/*
+ * A server that throttles by bandwidth (a slow trickle) keeps a body
+ * coming a few bytes at a time, which the inactivity limit never sees.
+ * Less than TRICKLE_MIN bytes of one response within a window (60 s by
+ * default, under 300 bytes a second) is counted as a stall, so the
+ * store backs off and connects again.  Only bytes of an unfinished
+ * response count: an idle server's "* OK still here" is not a trickle.
+ */
+#define TRICKLE_DEFAULT	60000
+#define TRICKLE_MIN	(16 * 1024)
 
 struct pending {
 	uint32_t	 tag;
@@ -65,6 +75,7 @@ struct imap_conn {
 	char		 why[512];
 	char		*host;		/* owned; for messages */
 	int		 timeout_ms;
+	int		 trickle_ms;	/* see TRICKLE_MIN; < 0: off */
 	imap_untagged_fn untagged;
 	void		*uarg;
 	struct imap_sink sink;
@@ -509,15 +520,50 @@ drain(struct imap_conn *c)
 }
 
 /*
+ * The window of TRICKLE_MIN for run_until: *win is when it began,
+ * *win_bytes what arrived since.  A window starts again whenever no
+ * response is unfinished (nothing left over in rbuf after drain, no
+ * body streaming) and when one ends with enough bytes.  Returns 0 or
+ * MSYNC_ERR_PEER_EOF (a trickle: the caller may connect again).
+ */
+static int
+trickle_check(struct imap_conn *c, long long *win, uint64_t *win_bytes)
+{
+	long long	 now;
+
+	if (c->trickle_ms < 0)
+		return 0;
+	now = msync_now_ms();
+	if (!c->in_body && c->rlen == 0) {
+		*win = now;
+		*win_bytes = 0;
+		return 0;
+	}
+	if (now - *win < c->trickle_ms)
+		return 0;
+	if (*win_bytes < TRICKLE_MIN) {
+		conn_why(c, "%s sent %llu bytes of a response in %d s "
+		    "(a trickle): taken for a stall", c->host,
+		    (unsigned long long)*win_bytes, c->trickle_ms / 1000);
+		return MSYNC_ERR_PEER_EOF;
+	}
+	*win = now;
+	*win_bytes = 0;
+	return 0;
+}
+
+/*
  * Runs the connection until done(c, arg) is true: sends, reads, handles.
- * Fails on EOF, a stall of timeout_ms, or an error.
+ * Fails on EOF, a stall of timeout_ms, a trickle (trickle_check), or an
+ * error.
  */
 static int
 run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
     void *arg)
 {
 	struct pollfd	 pfd;
-	long long	 last = msync_now_ms();
+	long long	 last = msync_now_ms(), win = last;
+	uint64_t	 win_bytes = 0;
 	ssize_t		 n;
 	int		 r, pr;
 
@@ -526,6 +572,8 @@ run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
 			return r;
 		if (done(c, arg))
 			return 0;
+		if ((r = trickle_check(c, &win, &win_bytes)) != 0)
+			return r;
 		if ((r = flush_some(c)) != 0)
 			return r;
 		if (c->eof) {
@@ -560,6 +608,7 @@ run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
 		n = fill(c);
 		if (n > 0) {
 			last = msync_now_ms();
+			win_bytes += (uint64_t)n;
 			continue;
 		}
 		if (n == MSYNC_ERR_INCOMPLETE)
@@ -1132,6 +1181,7 @@ imap_connect(const struct imap_conn_opts *o, struct imap_conn **out,
 	c->fd = -1;
 	c->sep = '/';
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : TIMEOUT_DEFAULT;
+	c->trickle_ms = o->trickle_ms != 0 ? o->trickle_ms : TRICKLE_DEFAULT;
 	if ((c->host = strdup(o->host)) == NULL ||
 	    (c->rbuf = malloc(RBUF_CAP)) == NULL ||
 	    (c->wbuf = malloc(WBUF_CAP)) == NULL) {

@@ -60,6 +60,11 @@ struct imap_conn_opts {
 					   "xoauth2", "oauthbearer" */
 	const char	*secret;	/* borrowed; password or token */
 	int		 timeout_ms;	/* inactivity limit; <= 0: 120 s */
+	/*
+	 * A response that arrives slower than TRICKLE_MIN bytes per this
+	 * many ms is taken for a stall; 0: 60 s, < 0: never.
+	 */
+	int		 trickle_ms;
 	int		 no_compress;	/* never COMPRESS=DEFLATE */
 };
 

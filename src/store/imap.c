@@ -1466,6 +1466,9 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 	co.secret = secret;
 	if ((x = getenv("MSYNC_IMAP_TIMEOUT")) != NULL && atoi(x) > 0)
 		co.timeout_ms = atoi(x) * 1000;
+	/* Tests shorten the trickle window; 0 there turns it off. */
+	if ((x = getenv("MSYNC_IMAP_TRICKLE_MS")) != NULL && *x != '\0')
+		co.trickle_ms = atoi(x) > 0 ? atoi(x) : -1;
 	co.no_compress = getenv("MSYNC_IMAP_NO_COMPRESS") != NULL;
 	/*
 	 * A connection lost while logging in is tried again as later ones

@@ -21,6 +21,8 @@ the order they arrive; connections past the list are passed through:
              Time: 20 milliseconds" and close
     no:N     answer command N with "TAG NO [THROTTLED] ..." and go on
              (a command with a synchronising literal is forwarded)
+    slow:N   forward command N, then pass what the server sends one byte
+             every 50 ms (a server that throttles by bandwidth)
 
 N may also be a command's name (cut:APPEND, no:APPEND): the first
 command of that name on the connection, however many came before it.
@@ -29,7 +31,8 @@ HOOK, if given, is a shell command run (and waited for) at each cut, bye
 or no, before the relay goes on: t8660 changes a UIDVALIDITY there.
 
 LOG gets one line per command: "CONN N VERB" (VERB: the command's first
-two words, e.g. "UID FETCH", "APPEND INBOX"), and "CONN N cut|bye|no".
+two words, e.g. "UID FETCH", "APPEND INBOX"), and "CONN N
+cut|bye|no|slow".
 """
 import socket
 import subprocess
@@ -64,7 +67,7 @@ def literal_of(line):
 
 def serve(conn_no, c, action):
     u = socket.create_connection(("127.0.0.1", UP))
-    state = {"mute": False}
+    state = {"mute": False, "slow": False}
     slock = threading.Lock()    # one writer to the client at a time
     kind, _, arg = action.partition(":")
     at = int(arg) if arg.isdigit() else 0
@@ -77,8 +80,15 @@ def serve(conn_no, c, action):
                 if not b:
                     break
                 with slock:
-                    if not state["mute"]:
+                    if state["mute"]:
+                        continue
+                    if not state["slow"]:
                         c.sendall(b)
+                        continue
+                # A trickle, bounded by the client closing on it.
+                for i in range(len(b)):
+                    c.sendall(b[i:i + 1])
+                    time.sleep(0.05)
         except OSError:
             pass
         finally:
@@ -143,6 +153,10 @@ def serve(conn_no, c, action):
                 c.sendall(b"* BYE [UNAVAILABLE] Request is throttled. "
                           b"Suggested Backoff Time: 20 milliseconds\r\n")
                 break
+            if hit and kind == "slow":
+                with slock:
+                    state["slow"] = True
+                log("%d %d slow" % (conn_no, n))
             if hit and kind == "no" and not synced:
                 log("%d %d no" % (conn_no, n))
                 if HOOK:

@@ -115,6 +115,28 @@ test_expect_success 'BYE [UNAVAILABLE] "throttled" with a suggested backoff: wai
 	md_digest md >got && test_cmp alice.digest got
 '
 
+# A server that throttles by bandwidth: the body of a FETCH comes a byte
+# every 50 ms.  With the window cut to 1 s (60 s by default), the
+# trickle is taken for a stall: msync connects again and finishes.
+test_expect_success 'a slow trickle in the middle of a FETCH: taken for a stall, resumes' '
+	rm -rf md "$XDG_STATE_HOME/msync" "$XDG_CACHE_HOME/msync" &&
+	start_relay pass &&
+	msync --backup --passcmd "$PASSCMD" "$(relay_url alice)" md &&
+	stop_relay &&
+	k=$(grep -n "^1 [0-9]* UID FETCH" relay.log | tail -n 1 | cut -d" " -f2) &&
+	test -n "$k" &&
+	rm -rf md "$XDG_STATE_HOME/msync" "$XDG_CACHE_HOME/msync" &&
+	start_relay "slow:$k" &&
+	MSYNC_IMAP_TRICKLE_MS=1000 msync -v --backup --passcmd "$PASSCMD" \
+	    "$(relay_url alice)" md 2>err
+	rc=$?
+	stop_relay && cat err && test $rc = 0 &&
+	grep "^1 $k slow" relay.log &&
+	grep "bytes of a response in 1 s (a trickle)" err &&
+	grep "connecting again" err &&
+	md_digest md >got && test_cmp alice.digest got
+'
+
 test_expect_success 'NO [THROTTLED] on an APPEND: backs off, sends it again, exit 0' '
 	reset bob &&
 	start_relay "no:APPEND" &&

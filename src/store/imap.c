@@ -125,6 +125,13 @@ struct imbox {
 	struct store_hint *hints;	/* owned; the peer's, for the next
 					   listing (store_hints) */
 	size_t		 nhints;
+	/*
+	 * Fingerprint matches found wrong when the body was read (kept in
+	 * the cache's first line).  Added to the modseq the brain sees, so
+	 * a mailbox whose cached GUIDs were corrected is listed again even
+	 * though nothing changed on the server.
+	 */
+	uint64_t	 fixgen;
 };
 
 struct istore {
@@ -719,7 +726,7 @@ cache_load(struct istore *st, struct imbox *m)
 	char		 fl[8];
 	struct centry	 e;
 	unsigned long	 uid, uv;
-	unsigned long long size, ms = 0;
+	unsigned long long size, ms = 0, fg = 0;
 	long long	 date;
 	int		 v2, n, nf;
 	FILE		*f;
@@ -734,9 +741,11 @@ cache_load(struct istore *st, struct imbox *m)
 		goto out;
 	v2 = strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) == 0;
 	if ((!v2 && strncmp(line, CACHE_MAGIC1 " ", sizeof(CACHE_MAGIC1)) !=
-	    0) || sscanf(line + sizeof(CACHE_MAGIC), "%lu %39s %llu", &uv,
-	    hex, &ms) != 2 + v2 || uv > UINT32_MAX)
+	    0) || (n = sscanf(line + sizeof(CACHE_MAGIC), "%lu %39s %llu %llu",
+	    &uv, hex, &ms, &fg)) < 2 + v2 || uv > UINT32_MAX)
 		goto out;
+	/* An optional fifth field: fixgen (older msync ignores it). */
+	m->fixgen = v2 && n == 4 && fg < UINT32_MAX ? fg : 0;
 	m->cache_uidvalidity = (uint32_t)uv;
 	m->cache_modseq = v2 ? ms : 0;
 	if (strcmp(hex, "-") != 0 && guid_from_hex(hex, &m->guid) == 0)
@@ -788,9 +797,12 @@ cache_save(struct istore *st, struct imbox *m)
 	}
 	if (m->guid_adopted)
 		guid_hex(&m->guid, hex);
-	fprintf(f, "%s %u %s %llu\n", CACHE_MAGIC, m->cache_uidvalidity,
+	fprintf(f, "%s %u %s %llu", CACHE_MAGIC, m->cache_uidvalidity,
 	    m->guid_adopted ? hex : "-",
 	    (unsigned long long)m->cache_modseq);
+	if (m->fixgen > 0)
+		fprintf(f, " %llu", (unsigned long long)m->fixgen);
+	fputc('\n', f);
 	for (i = 0; i < m->nc; i++) {
 		guid_hex(&m->c[i].guid, hex);
 		if (m->c[i].fknown)
@@ -1625,7 +1637,8 @@ mbox_status(struct istore *st, struct imbox *m, struct store_mailbox *o)
 	o->guid = m->guid;
 	o->uidvalidity = m->uidvalidity;
 	o->uidnext = m->uidnext;
-	o->modseq = m->modseq;
+	/* 0 stays 0: no CONDSTORE, never "unchanged". */
+	o->modseq = m->modseq != 0 ? m->modseq + m->fixgen : 0;
 	o->count = m->count;
 	for (size_t i = 0; i < m->nc; i++)
 		o->bytes += m->c[i].size;
@@ -2400,6 +2413,8 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 			    "size of another message but not its content: "
 			    "taken as a message of its own from the next run",
 			    log_esc(m->name, 200), uid);
+			m->fixgen++;
+			m->dirty = 1;
 			(void)cache_save(st, m);
 			close(im->fd);
 			unlink(im->path);

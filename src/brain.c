@@ -94,6 +94,8 @@ struct delta_in {
  */
 struct fp_in {
 	char		*name;		/* owned; the mailbox, in views[B] */
+	size_t		 vi;		/* its index there (views[B] does not
+					   change until my build_view) */
 	struct fprint_ent *v;		/* owned; sorted by uid */
 	size_t		 n;
 	size_t		 cap;
@@ -946,15 +948,14 @@ give_hints(struct brain *b, const char *name)
 	size_t			 i, n = 0;
 	int			 r;
 
-	for (i = 0; i < b->nfpin; i++)
+	for (i = 0; i < b->nfpin && f == NULL; i++)
 		if (b->fpin[i].name != NULL &&
 		    strcmp(b->fpin[i].name, name) == 0)
 			f = &b->fpin[i];
-	for (i = 0; i < pv->n; i++)
-		if (strcmp(pv->mb[i].name, name) == 0)
-			ml = &pv->mb[i].msgs;
-	if (f == NULL || ml == NULL || f->n == 0)
+	if (f == NULL || f->n == 0 || f->vi >= pv->n ||
+	    strcmp(pv->mb[f->vi].name, name) != 0)
 		return 0;
+	ml = &pv->mb[f->vi].msgs;
 	if ((h = calloc(f->n, sizeof(*h))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	for (i = 0; i < f->n; i++) {
@@ -1368,6 +1369,7 @@ recv_fprints(struct brain *b, const struct view_mbox *vm,
 		memset(f, 0, sizeof(*f));
 		if ((f->name = strdup(vm->name)) == NULL)
 			return MSYNC_ERR_NOMEM;
+		f->vi = (size_t)(vm - b->views[b->peer].mb);
 		b->nfpin++;
 	}
 	n0 = f->n;

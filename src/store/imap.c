@@ -2385,6 +2385,7 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 
 		e = cache_find(m, uid);
 		fp = e != NULL && e->byfp;
+		memset(&was, 0, sizeof(was));
 		if (fp)
 			was = e->guid;
 		while (((r = select_mbox(st, m, 0)) != 0 ||

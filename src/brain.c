@@ -3149,9 +3149,12 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	 * An IMAP store of mine can recognise, on a first sync, the
 	 * messages the server already holds by their header fingerprint
 	 * if B tells its own (protocol 4; docs/IMAP.md).  B's IMAP store
-	 * could not tell them without downloading.
+	 * could not tell them without downloading.  Only when the pair has
+	 * no sync state: asking costs the overlap of the two listings (I
+	 * wait for B's view), which later runs keep.
 	 */
-	if (version >= 4 && !o->list && o->layout[SIDE_A] == LAYOUT_IMAP &&
+	if (version >= 4 && !o->list && first_sync &&
+	    o->layout[SIDE_A] == LAYOUT_IMAP &&
 	    o->layout[SIDE_B] != LAYOUT_IMAP &&
 	    getenv("MSYNC_NO_FPRINT") == NULL)
 		h.opts |= HELLO_FPRINT;

@@ -896,34 +896,23 @@ proto_dec_fprints(const uint8_t *p, size_t len, struct fprint_ent **v,
     size_t *np, size_t *capp)
 {
 	struct mbuf		 b;
-	struct fprint_ent	*e, *nv;
-	size_t			 n0 = *np, i, ncap;
-	uint32_t		 n, prev;
+	struct fprint_ent	*e;
+	void			*vp;
+	size_t			 n0 = *np, i;
+	uint32_t		 n = 0, prev;
 	int			 r;
 
 	mbuf_view(&b, p, len);
 	/* Read: [fprints-count]. */
-	if ((r = mbuf_get_u32(&b, &n)) != 0)
+	vp = *v;
+	r = dec_list_head(&b, n0, FPRINT_LEN, &vp, capp, sizeof(*e), &n);
+	*v = vp;
+	if (r != 0)
 		goto out;
-	if (n > PROTO_LIST_CHUNK || n > MSYNC_MSGS_MAX - n0) {
-		r = MSYNC_ERR_TOOBIG;
-		goto out;
-	}
+	/* Fixed-size entries: exactly count of them. */
 	if (n != mbuf_len(&b) / FPRINT_LEN) {
 		r = MSYNC_ERR_PROTO;
 		goto out;
-	}
-	if (n0 + n > *capp) {
-		ncap = *capp > MSYNC_MSGS_MAX / 2 ? MSYNC_MSGS_MAX :
-		    *capp + *capp / 4;
-		if (ncap < n0 + n)
-			ncap = n0 + n;
-		if ((nv = reallocarray(*v, ncap, sizeof(*nv))) == NULL) {
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		*v = nv;
-		*capp = ncap;
 	}
 	prev = n0 > 0 ? (*v)[n0 - 1].uid : 0;
 	for (i = 0; i < n; i++) {

@@ -88,6 +88,19 @@ struct delta_in {
 	size_t		 cap;
 };
 
+/*
+ * A: the header fingerprints B sent for one of its mailboxes (FPRINTS,
+ * protocol 4), handed to my store as hints before I list that mailbox.
+ */
+struct fp_in {
+	char		*name;		/* owned; the mailbox, in views[B] */
+	size_t		 vi;		/* its index there (views[B] does not
+					   change until my build_view) */
+	struct fprint_ent *v;		/* owned; sorted by uid */
+	size_t		 n;
+	size_t		 cap;
+};
+
 struct brain {
 	enum side	 self;
 	enum side	 peer;
@@ -95,6 +108,8 @@ struct brain {
 	unsigned	 version;	/* the protocol version spoken */
 	struct delta_in	*din;		/* owned; B: see struct delta_in */
 	size_t		 ndin;
+	struct fp_in	*fpin;		/* owned; A: see struct fp_in */
+	size_t		 nfpin;
 	struct store	*store;		/* owned */
 	enum sync_mode	 mode;
 	enum side	 src;
@@ -163,6 +178,11 @@ brain_free(struct brain *b)
 	for (size_t i = 0; i < b->ndin; i++)
 		msg_changes_free(b->din[i].v, b->din[i].n);
 	free(b->din);
+	for (size_t i = 0; i < b->nfpin; i++) {
+		free(b->fpin[i].name);
+		free(b->fpin[i].v);
+	}
+	free(b->fpin);
 	for (size_t i = 0; i < b->nbu; i++)
 		free(b->bu[i].v);
 	free(b->bu);
@@ -893,6 +913,114 @@ mark_unreadable(struct brain *b, struct view_mbox *vm, int r)
 	b->action_error = 1;	/* the run is not complete: exit 1 */
 }
 
+static int
+msg_uid_find_cmp(const void *k, const void *e)
+{
+	uint32_t		 uid = *(const uint32_t *)k;
+	const struct msg	*m = e;
+
+	return uid < m->uid ? -1 : uid > m->uid;
+}
+
+/* The message uid of a listing sorted by uid, or NULL. */
+static const struct msg *
+msglist_find(const struct msglist *l, uint32_t uid)
+{
+	if (l->n == 0)
+		return NULL;
+	return bsearch(&uid, l->v, l->n, sizeof(*l->v), msg_uid_find_cmp);
+}
+
+/*
+ * A, protocol 4: hands my store what B sent for mailbox name (FPRINTS):
+ * each fingerprint with the GUID and size B listed for that uid, so a
+ * first listing can recognise the messages already here without reading
+ * them (docs/IMAP.md).  The fingerprints are used once.
+ */
+static int
+give_hints(struct brain *b, const char *name)
+{
+	const struct view	*pv = &b->views[b->peer];
+	struct store_hint	*h;
+	struct fp_in		*f = NULL;
+	const struct msglist	*ml = NULL;
+	const struct msg	*m;
+	size_t			 i, n = 0;
+	int			 r;
+
+	for (i = 0; i < b->nfpin && f == NULL; i++)
+		if (b->fpin[i].name != NULL &&
+		    strcmp(b->fpin[i].name, name) == 0)
+			f = &b->fpin[i];
+	if (f == NULL || f->n == 0 || f->vi >= pv->n ||
+	    strcmp(pv->mb[f->vi].name, name) != 0)
+		return 0;
+	ml = &pv->mb[f->vi].msgs;
+	if ((h = calloc(f->n, sizeof(*h))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < f->n; i++) {
+		if ((m = msglist_find(ml, f->v[i].uid)) == NULL)
+			continue;	/* checked in recv_view */
+		h[n].fp = f->v[i].fp;
+		h[n].guid = m->guid;
+		h[n++].size = m->size;
+	}
+	r = store_hints(b->store, name, h, n);
+	free(h);
+	free(f->name);
+	free(f->v);
+	memset(f, 0, sizeof(*f));
+	return r;
+}
+
+/*
+ * B, protocol 4, when A asked (HELLO_FPRINT): the header fingerprints of
+ * the messages of vm, a mailbox with no base (a first sync), read
+ * through my store (the header, and the size with CRLF line ends).  A
+ * message without a Message-ID, or one that cannot be read now, gets
+ * none: A then reads its own copy as before.  Not for an IMAP store of
+ * mine (reading its messages would download them).
+ */
+static int
+send_fprints(struct brain *b, const struct view_mbox *vm)
+{
+	struct fprint_ent	 v[PROTO_LIST_CHUNK];
+	uint8_t			*p;
+	size_t			 n = 0, len;
+	int			 r;
+
+	if (b->self != SIDE_B || b->version < 4 ||
+	    !(b->hopts & HELLO_FPRINT) || vm->unreadable || vm->unchanged ||
+	    vm->msgs.n == 0 || strcmp(store_kind(b->store), "imap") == 0)
+		return 0;
+	for (size_t i = 0; i < b->base.n; i++)
+		if (guid_cmp(&b->base.mb[i].guid, &vm->guid) == 0 ||
+		    strcmp(b->base.mb[i].name, vm->name) == 0)
+			return 0;	/* not a first sync */
+	for (size_t i = 0; i <= vm->msgs.n; i++) {
+		if (i < vm->msgs.n) {
+			r = store_fingerprint(b->store, vm->name,
+			    vm->msgs.v[i].uid, &v[n].fp);
+			if (r == MSYNC_ERR_NOMEM)
+				return r;
+			if (r != 0)
+				continue;
+			v[n++].uid = vm->msgs.v[i].uid;
+		}
+		if (n == PROTO_LIST_CHUNK || (i == vm->msgs.n && n > 0)) {
+			p = NULL;
+			r = proto_enc_fprints(v, n, &p, &len);
+			if ((r = put(b, REC_FPRINTS, r, p, len)) != 0)
+				return r;
+			n = 0;
+			if (chan_pending(b->ch) > OUT_HIGH_WATER &&
+			    (r = chan_flush(b->ch)) != 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /*
  * Builds views[self] from the listing list_store made.  A mailbox whose
  * uidvalidity and modseq equal the base's is "unchanged": only its status
@@ -925,6 +1053,8 @@ build_view(struct brain *b, int full)
 			vm->unchanged = 1;
 			continue;
 		}
+		if ((r = give_hints(b, vm->name)) != 0)
+			goto out;
 		if ((r = store_list_messages(b->store, vm->name,
 		    &vm->msgs)) != 0) {
 			/*
@@ -1097,6 +1227,8 @@ send_view(struct brain *b)
 			    (r = chan_flush(b->ch)) != 0)
 				return r;
 		}
+		if (rm.unchanged == 0 && (r = send_fprints(b, vm)) != 0)
+			return r;
 	}
 	return chan_put(b->ch, REC_LIST_END, NULL, 0);
 }
@@ -1209,6 +1341,47 @@ delta_add(struct brain *b, const struct guid *guid, struct delta_in **out)
 }
 
 /*
+ * A: a FPRINTS record (protocol 4), only when I asked for it
+ * (HELLO_FPRINT), after all the MSGS of the mailbox vm, each uid one
+ * that vm lists, increasing across the mailbox's records.
+ */
+static int
+recv_fprints(struct brain *b, const struct view_mbox *vm,
+    const struct delta_in *d, uint32_t want, const uint8_t *p, size_t len)
+{
+	struct fp_in	*f, *nv;
+	size_t		 n0;
+	int		 r;
+
+	if (b->self != SIDE_A || b->version < 4 ||
+	    !(b->hopts & HELLO_FPRINT) || vm == NULL || d != NULL ||
+	    vm->unchanged || vm->unreadable || vm->msgs.n != want)
+		return MSYNC_ERR_PROTO;
+	f = b->nfpin > 0 ? &b->fpin[b->nfpin - 1] : NULL;
+	if (f == NULL || f->name == NULL || strcmp(f->name, vm->name) != 0) {
+		if (b->nfpin >= MSYNC_MBOX_MAX)
+			return MSYNC_ERR_TOOBIG;
+		if ((nv = reallocarray(b->fpin, b->nfpin + 1,
+		    sizeof(*nv))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		b->fpin = nv;
+		f = &nv[b->nfpin];
+		memset(f, 0, sizeof(*f));
+		if ((f->name = strdup(vm->name)) == NULL)
+			return MSYNC_ERR_NOMEM;
+		f->vi = (size_t)(vm - b->views[b->peer].mb);
+		b->nfpin++;
+	}
+	n0 = f->n;
+	if ((r = proto_dec_fprints(p, len, &f->v, &f->n, &f->cap)) != 0)
+		return r;
+	for (size_t i = n0; i < f->n; i++)
+		if (msglist_find(&vm->msgs, f->v[i].uid) == NULL)
+			return MSYNC_ERR_PROTO;
+	return 0;
+}
+
+/*
  * Receives the peer's view into views[peer].  An "unchanged" mailbox
  * must have a base entry that agrees, or the two planners would build
  * different lists.
@@ -1275,6 +1448,9 @@ recv_view(struct brain *b)
 				return r;
 			if (vm->msgs.n > want)
 				return MSYNC_ERR_PROTO;
+		} else if (type == REC_FPRINTS) {
+			if ((r = recv_fprints(b, vm, d, want, p, len)) != 0)
+				return r;
 		} else if (type == REC_MSGS_DELTA) {
 			if (d == NULL)
 				return MSYNC_ERR_PROTO;
@@ -2969,6 +3145,19 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	h.ninclude = (uint32_t)o->ninclude;
 	h.exclude = o->exclude;
 	h.nexclude = (uint32_t)o->nexclude;
+	/*
+	 * An IMAP store of mine can recognise, on a first sync, the
+	 * messages the server already holds by their header fingerprint
+	 * if B tells its own (protocol 4; docs/IMAP.md).  B's IMAP store
+	 * could not tell them without downloading.  Only when the pair has
+	 * no sync state: asking costs the overlap of the two listings (I
+	 * wait for B's view), which later runs keep.
+	 */
+	if (version >= 4 && !o->list && first_sync &&
+	    o->layout[SIDE_A] == LAYOUT_IMAP &&
+	    o->layout[SIDE_B] != LAYOUT_IMAP &&
+	    getenv("MSYNC_NO_FPRINT") == NULL)
+		h.opts |= HELLO_FPRINT;
 	b.hopts = h.opts;
 	r = proto_enc_hello(&h, &q, &len);
 	if ((r = put(&b, REC_HELLO, r, q, len)) != 0)
@@ -3019,8 +3208,16 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	if ((r = split_base(&b)) != 0 || (r = send_base(&b, 1)) != 0 ||
 	    (r = chan_flush(b.ch)) != 0)
 		goto out;
+	/*
+	 * With fingerprints, B's view (and its FPRINTS) comes first: my
+	 * IMAP store needs them before it lists, so the two listings do
+	 * not overlap.  B sends its view without waiting for mine.
+	 */
+	if ((b.hopts & HELLO_FPRINT) && (r = recv_view(&b)) != 0)
+		goto out;
 	if ((r = build_view(&b, o->full)) != 0 || (r = send_view(&b)) != 0 ||
-	    (r = chan_flush(b.ch)) != 0 || (r = recv_view(&b)) != 0 ||
+	    (r = chan_flush(b.ch)) != 0 ||
+	    (!(b.hopts & HELLO_FPRINT) && (r = recv_view(&b)) != 0) ||
 	    (r = split_dormant(&b)) != 0 || (r = send_base(&b, 0)) != 0 ||
 	    (r = chan_flush(b.ch)) != 0)
 		goto out;
@@ -3141,6 +3338,11 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	b.mode = h.mode == MODE_LIST ? MODE_TWOWAY : (enum sync_mode)h.mode;
 	b.src = (enum side)h.src;
 	b.hopts = h.opts;
+	/* Fingerprints are protocol 4's. */
+	if ((h.opts & HELLO_FPRINT) && b.version < 4) {
+		r = MSYNC_ERR_PROTO;
+		goto out;
+	}
 	b.include = h.include;
 	b.ninclude = h.ninclude;
 	b.exclude = h.exclude;

@@ -23,7 +23,7 @@
 #define PROTO_STATUS_MIN	(-255)	/* lowest status / error code */
 #define PROTO_LOGLEVEL_MAX	4	/* LOG levels 0 .. 4 */
 #define HELLO_ALL	(HELLO_DRY_RUN | HELLO_FORCE_DELETES | HELLO_FULL | \
-			    HELLO_READ_ONLY | HELLO_CREATE)
+			    HELLO_READ_ONLY | HELLO_CREATE | HELLO_FPRINT)
 #define LAYOUT_MAX	4		/* enum store_layout: maildir++, fs,
 				   mbox, mbox thunderbird, imap */
 
@@ -40,6 +40,7 @@
 #define REF_LEN_MIN	1		/* tag NEXT|SAME alone */
 #define REF_LEN_MAX	(1 + BMSG_LEN_MAX)	/* tag FULL and a base-msg */
 #define RESULT_LEN	(4 + 4 + 4)
+#define FPRINT_LEN	(4 + 16)	/* uid and fingerprint */
 #define DONE_MBOX_LEN	(4 + 4 + 8)
 
 /* What a string field may hold; see str_check(). */
@@ -73,6 +74,7 @@ static const size_t rec_max[REC_TYPE_MAX + 1] = {
 	[REC_KEEPALIVE] = 0,
 	[REC_MSGS_DELTA] = 4 + (size_t)PROTO_LIST_CHUNK * CHG_LEN_MAX,
 	[REC_BASE_REFS] = 4 + (size_t)PROTO_LIST_CHUNK * REF_LEN_MAX,
+	[REC_FPRINTS] = 4 + (size_t)PROTO_LIST_CHUNK * FPRINT_LEN,
 };
 
 static const char *const rec_names[REC_TYPE_MAX + 1] = {
@@ -96,6 +98,7 @@ static const char *const rec_names[REC_TYPE_MAX + 1] = {
 	[REC_KEEPALIVE] = "KEEPALIVE",
 	[REC_MSGS_DELTA] = "MSGS_DELTA",
 	[REC_BASE_REFS] = "BASE_REFS",
+	[REC_FPRINTS] = "FPRINTS",
 };
 
 /*
@@ -838,6 +841,94 @@ proto_dec_msgs_delta(const uint8_t *p, size_t len, struct msg_change **v,
 	if ((r = dec_finish(REC_MSGS_DELTA, &b, r)) != 0) {
 		while (i > 0)
 			free((*v)[n0 + --i].m.kw);
+		if (n0 == 0) {
+			free(*v);
+			*v = NULL;
+			*capp = 0;
+		}
+	} else
+		*np = n0 + n;
+	return r;
+}
+
+/*
+ * FPRINTS (version 4): up to PROTO_LIST_CHUNK header fingerprints of one
+ * mailbox's messages, uids strictly increasing.
+ * Returns 0 on success, negative MSYNC_ERR_* on failure.
+ */
+int
+proto_enc_fprints(const struct fprint_ent *v, size_t n, uint8_t **out,
+    size_t *len)
+{
+	struct mbuf	*b = NULL;
+	size_t		 i;
+	int		 r;
+
+	if ((r = enc_start(REC_FPRINTS, &b, out, len)) != 0)
+		return r;
+	if (n > PROTO_LIST_CHUNK) {
+		r = MSYNC_ERR_TOOBIG;
+		goto out;
+	}
+	if ((r = mbuf_put_u32(b, (uint32_t)n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (v[i].uid == 0 || (i > 0 && v[i].uid <= v[i - 1].uid)) {
+			r = MSYNC_ERR_PROTO;
+			goto out;
+		}
+		if ((r = mbuf_put_u32(b, v[i].uid)) != 0 ||
+		    (r = mbuf_put_guid(b, &v[i].fp)) != 0)
+			goto out;
+	}
+ out:
+	return enc_finish(REC_FPRINTS, b, r, out, len);
+}
+
+/*
+ * Decodes a FPRINTS record and appends its entries to *v (*n used, *cap
+ * allocated).  The first must have a higher uid than the last one
+ * there.  On failure *v holds what it held.
+ * Returns 0 on success, negative MSYNC_ERR_* on failure.
+ */
+int
+proto_dec_fprints(const uint8_t *p, size_t len, struct fprint_ent **v,
+    size_t *np, size_t *capp)
+{
+	struct mbuf		 b;
+	struct fprint_ent	*e;
+	void			*vp;
+	size_t			 n0 = *np, i;
+	uint32_t		 n = 0, prev;
+	int			 r;
+
+	mbuf_view(&b, p, len);
+	/* Read: [fprints-count]. */
+	vp = *v;
+	r = dec_list_head(&b, n0, FPRINT_LEN, &vp, capp, sizeof(*e), &n);
+	*v = vp;
+	if (r != 0)
+		goto out;
+	/* Fixed-size entries: exactly count of them. */
+	if (n != mbuf_len(&b) / FPRINT_LEN) {
+		r = MSYNC_ERR_PROTO;
+		goto out;
+	}
+	prev = n0 > 0 ? (*v)[n0 - 1].uid : 0;
+	for (i = 0; i < n; i++) {
+		e = &(*v)[n0 + i];
+		/* Read: [fprint-uid], [fprint-fp]. */
+		if ((r = mbuf_get_u32(&b, &e->uid)) != 0 ||
+		    (r = mbuf_get_guid(&b, &e->fp)) != 0)
+			goto out;
+		if (e->uid == 0 || e->uid <= prev) {
+			r = MSYNC_ERR_PROTO;
+			goto out;
+		}
+		prev = e->uid;
+	}
+ out:
+	if ((r = dec_finish(REC_FPRINTS, &b, r)) != 0) {
 		if (n0 == 0) {
 			free(*v);
 			*v = NULL;

@@ -23,7 +23,8 @@
 #include "state.h"
 
 #define PROTO_VERSION_MIN	2
-#define PROTO_VERSION_MAX	3	/* 3: no MSG_DATA pcheck; MSGS_DELTA, BASE_REFS */
+#define PROTO_VERSION_MAX	4	/* 3: no MSG_DATA pcheck; MSGS_DELTA, BASE_REFS;
+				   4: HELLO_FPRINT, FPRINTS */
 #define PROTO_HANDSHAKE_MAX	256	/* bytes in the handshake line */
 #define PROTO_DATA_MAX		(256 * 1024) /* payload of one MSG_DATA */
 #define PROTO_LIST_CHUNK	1024	/* entries per MSGS / BASE_MSGS record */
@@ -51,7 +52,9 @@ enum rec_type {
 	REC_MSGS_DELTA = 19,	/* A -> B, version 3: changes against the base */
 	REC_BASE_REFS = 20,	/* A -> B, version 3: base messages, B's side
 				   left to B's own listing */
-	REC_TYPE_MAX = 20
+	REC_FPRINTS = 21,	/* B -> A, version 4: header fingerprints of
+				   the MSGS before it, when A asked */
+	REC_TYPE_MAX = 21
 };
 
 /* Maximum payload of a record of the given type; 0 for unknown types. */
@@ -63,6 +66,8 @@ const char *proto_rec_name(uint8_t type);
 #define HELLO_FULL		0x04
 #define HELLO_READ_ONLY		0x08	/* B must not write its store */
 #define HELLO_CREATE		0x10	/* B may create its store root */
+#define HELLO_FPRINT		0x20	/* version 4: B sends FPRINTS for its
+					   mailboxes without a base */
 
 struct rec_hello {
 	uint8_t		 mode;		/* enum sync_mode; LIST for --list */
@@ -177,6 +182,20 @@ int	 proto_enc_base_msgs(const struct state_msg *, size_t n,
 	    uint8_t **out, size_t *len);
 int	 proto_dec_base_msgs(const uint8_t *, size_t, struct state_mbox *mb);
 
+/*
+ * One entry of a FPRINTS record (version 4): the header fingerprint
+ * (src/fprint.h) of the sender's message uid in the mailbox of the MBOX
+ * before it.
+ */
+struct fprint_ent {
+	uint32_t	 uid;
+	struct guid	 fp;
+};
+int	 proto_enc_fprints(const struct fprint_ent *, size_t n, uint8_t **out,
+	    size_t *len);
+/* Appends to *v (*n used, *cap allocated); uids increase across calls. */
+int	 proto_dec_fprints(const uint8_t *, size_t, struct fprint_ent **v,
+	    size_t *n, size_t *cap);
 int	 proto_enc_digest(uint64_t digest, uint32_t nact, uint8_t **out,
 	    size_t *len);
 int	 proto_dec_digest(const uint8_t *, size_t, uint64_t *digest,

@@ -218,6 +218,29 @@ int	 store_set_mailbox_guid(struct store *, const char *name,
 int	 store_flush(struct store *);
 
 /*
+ * The header fingerprint (src/fprint.h) of message uid of mailbox name,
+ * read through msg_open/msg_read: its header and its size with CRLF line
+ * ends.  MSYNC_ERR_NOTFOUND when it has no Message-ID (or is gone).
+ */
+int	 store_fingerprint(struct store *, const char *name, uint32_t uid,
+	    struct guid *fp);
+
+/*
+ * The peer's messages of mailbox name that a store may recognise by
+ * their header fingerprint on a first sync (docs/IMAP.md): fp, and the
+ * GUID and size the peer listed.  Kept until the next listing of name,
+ * which uses them for messages whose GUID it does not know; a driver
+ * without the method ignores them.
+ */
+struct store_hint {
+	struct guid	 fp;
+	struct guid	 guid;
+	uint64_t	 size;
+};
+int	 store_hints(struct store *, const char *name,
+	    const struct store_hint *, size_t n);
+
+/*
  * The driver table.  Each method is the store_* function of the same
  * name, with the same contract; the dispatch checks nothing a driver
  * must check itself (names, lengths), it only routes.  open allocates
@@ -257,6 +280,8 @@ struct store_driver {
 	int	(*set_mailbox_guid)(struct store *, const char *,
 		    const struct guid *);
 	int	(*flush)(struct store *);
+	int	(*hints)(struct store *, const char *,
+		    const struct store_hint *, size_t);	/* or NULL */
 };
 
 /* The drivers (src/store/<name>.c). */

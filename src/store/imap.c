@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fprint.h"
 #include "guid.h"
 #include "log.h"
 #include "msync.h"
@@ -80,7 +81,18 @@ struct centry {
 	int64_t		 date;		/* INTERNALDATE */
 	uint8_t		 fknown;	/* flags and kw below are known */
 	uint8_t		 flags;		/* FLAG_* bits */
+	uint8_t		 byfp;		/* GUID taken from the peer's message
+					   of the same header fingerprint,
+					   not from the body (docs/IMAP.md) */
 	char		*kw;		/* owned; NULL or sorted keywords */
+};
+
+/* A message's header fingerprint, as a FETCH told it. */
+struct fpseen {
+	uint32_t	 uid;
+	int		 ok;		/* fp is set (it has a Message-ID) */
+	struct guid	 fp;
+	int64_t		 date;		/* INTERNALDATE */
 };
 
 /* One server mailbox. */
@@ -110,6 +122,16 @@ struct imbox {
 	size_t		 nspooled, capspooled;
 	struct msglist	 last;		/* owned; the last listing this run */
 	uint64_t	 last_modseq;	/* HIGHESTMODSEQ it was made at; 0: none */
+	struct store_hint *hints;	/* owned; the peer's, for the next
+					   listing (store_hints) */
+	size_t		 nhints;
+	/*
+	 * Fingerprint matches found wrong when the body was read (kept in
+	 * the cache's first line).  Added to the modseq the brain sees, so
+	 * a mailbox whose cached GUIDs were corrected is listed again even
+	 * though nothing changed on the server.
+	 */
+	uint64_t	 fixgen;
 };
 
 struct istore {
@@ -127,6 +149,8 @@ struct istore {
 	/* Filled by the untagged handler for the command running. */
 	struct msglist	*fl;		/* FETCH listing target, or NULL */
 	struct imbox	*fb;		/* FETCH bodies target, or NULL */
+	struct fpseen	*fps;		/* FETCH fingerprints target, or NULL */
+	size_t		 nfps, capfps;
 	/* The body being streamed. */
 	int		 sk_fd;
 	char		 sk_path[MSYNC_PATH_MAX];
@@ -532,6 +556,7 @@ mbox_clear(struct imbox *m)
 	free(m->c);
 	free(m->spooled);
 	msglist_free(&m->last);
+	free(m->hints);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -701,7 +726,7 @@ cache_load(struct istore *st, struct imbox *m)
 	char		 fl[8];
 	struct centry	 e;
 	unsigned long	 uid, uv;
-	unsigned long long size, ms = 0;
+	unsigned long long size, ms = 0, fg = 0;
 	long long	 date;
 	int		 v2, n, nf;
 	FILE		*f;
@@ -716,9 +741,11 @@ cache_load(struct istore *st, struct imbox *m)
 		goto out;
 	v2 = strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) == 0;
 	if ((!v2 && strncmp(line, CACHE_MAGIC1 " ", sizeof(CACHE_MAGIC1)) !=
-	    0) || sscanf(line + sizeof(CACHE_MAGIC), "%lu %39s %llu", &uv,
-	    hex, &ms) != 2 + v2 || uv > UINT32_MAX)
+	    0) || (n = sscanf(line + sizeof(CACHE_MAGIC), "%lu %39s %llu %llu",
+	    &uv, hex, &ms, &fg)) < 2 + v2 || uv > UINT32_MAX)
 		goto out;
+	/* An optional fifth field: fixgen (older msync ignores it). */
+	m->fixgen = v2 && n == 4 && fg < UINT32_MAX ? fg : 0;
 	m->cache_uidvalidity = (uint32_t)uv;
 	m->cache_modseq = v2 ? ms : 0;
 	if (strcmp(hex, "-") != 0 && guid_from_hex(hex, &m->guid) == 0)
@@ -732,7 +759,9 @@ cache_load(struct istore *st, struct imbox *m)
 			continue;
 		memset(&e, 0, sizeof(e));
 		e.uid = (uint32_t)uid;
-		if (guid_from_hex(hex, &e.guid) != 0)
+		/* "~": matched by fingerprint (an older msync skips it). */
+		e.byfp = hex[0] == '~';
+		if (guid_from_hex(hex + e.byfp, &e.guid) != 0)
 			continue;
 		e.size = size;
 		e.date = date;
@@ -768,19 +797,24 @@ cache_save(struct istore *st, struct imbox *m)
 	}
 	if (m->guid_adopted)
 		guid_hex(&m->guid, hex);
-	fprintf(f, "%s %u %s %llu\n", CACHE_MAGIC, m->cache_uidvalidity,
+	fprintf(f, "%s %u %s %llu", CACHE_MAGIC, m->cache_uidvalidity,
 	    m->guid_adopted ? hex : "-",
 	    (unsigned long long)m->cache_modseq);
+	if (m->fixgen > 0)
+		fprintf(f, " %llu", (unsigned long long)m->fixgen);
+	fputc('\n', f);
 	for (i = 0; i < m->nc; i++) {
 		guid_hex(&m->c[i].guid, hex);
 		if (m->c[i].fknown)
-			fprintf(f, "%u %s %llu %lld %u%s%s\n", m->c[i].uid,
-			    hex, (unsigned long long)m->c[i].size,
+			fprintf(f, "%u %s%s %llu %lld %u%s%s\n", m->c[i].uid,
+			    m->c[i].byfp ? "~" : "", hex,
+			    (unsigned long long)m->c[i].size,
 			    (long long)m->c[i].date, m->c[i].flags,
 			    m->c[i].kw != NULL ? " " : "",
 			    m->c[i].kw != NULL ? m->c[i].kw : "");
 		else
-			fprintf(f, "%u %s %llu %lld -\n", m->c[i].uid, hex,
+			fprintf(f, "%u %s%s %llu %lld -\n", m->c[i].uid,
+			    m->c[i].byfp ? "~" : "", hex,
 			    (unsigned long long)m->c[i].size,
 			    (long long)m->c[i].date);
 	}
@@ -1117,6 +1151,30 @@ sink_finish(struct istore *st, struct imbox *m, uint32_t uid, int64_t date)
 
 /* ---- untagged responses -------------------------------------------- */
 
+/*
+ * A FETCH of (UID RFC822.SIZE INTERNALDATE BODY[HEADER.FIELDS ...])
+ * arrived while matching by fingerprint: remembered for match_fprints.
+ */
+static int
+fp_seen(struct istore *st, uint32_t uid, const struct imap_val *hdr,
+    uint64_t size, int64_t date)
+{
+	struct fpseen	*f;
+
+	if (st->nfps >= MSYNC_MSGS_MAX)
+		return MSYNC_ERR_TOOBIG;	/* more than any mailbox */
+	if (msync_grow(&st->fps, &st->capfps, st->nfps, sizeof(*st->fps)) !=
+	    0)
+		return MSYNC_ERR_NOMEM;
+	f = &st->fps[st->nfps++];
+	memset(f, 0, sizeof(*f));
+	f->uid = uid;
+	f->date = date;
+	f->ok = hdr != NULL && fprint_of(hdr->s, hdr->len, size,
+	    &f->fp) == 0;
+	return 0;
+}
+
 /* Reads one FETCH response's items. */
 static int
 on_fetch(struct istore *st, const struct imap_resp *r)
@@ -1125,7 +1183,8 @@ on_fetch(struct istore *st, const struct imap_resp *r)
 	size_t		 l = imap_kid(r, 0, 0), k, v;
 	uint64_t	 n;
 	int		 have_uid = 0, have_flags = 0, body = 0, rc = 0;
-	const struct imap_val *bodystr = NULL;
+	int		 have_size = 0;
+	const struct imap_val *bodystr = NULL, *hdr = NULL;
 	struct centry	*e;
 
 	memset(&msg, 0, sizeof(msg));
@@ -1151,12 +1210,18 @@ on_fetch(struct istore *st, const struct imap_resp *r)
 				goto out;
 			}
 			msg.size = n;
+			have_size = 1;
 		} else if (imap_is(r, k, "INTERNALDATE")) {
 			if (r->v[v].type != IV_STRING ||
 			    date_parse(r->v[v].s, &msg.date) != 0) {
 				rc = MSYNC_ERR_PROTO;
 				goto out;
 			}
+		} else if (r->v[k].type == IV_ATOM &&
+		    strncasecmp(r->v[k].s, "BODY[HEADER.FIELDS", 18) == 0) {
+			/* NIL or a string: no such fields is no fp. */
+			if (r->v[v].type == IV_STRING)
+				hdr = &r->v[v];
 		} else if (r->v[k].type == IV_ATOM &&
 		    strncasecmp(r->v[k].s, "BODY[]", 6) == 0) {
 			body = 1;
@@ -1183,6 +1248,10 @@ on_fetch(struct istore *st, const struct imap_resp *r)
 		e = cache_find(st->fb, msg.uid);
 		rc = sink_finish(st, st->fb, msg.uid, e != NULL ? e->date :
 		    msg.date);
+		goto out;
+	}
+	if (st->fps != NULL && have_uid && have_size) {
+		rc = fp_seen(st, msg.uid, hdr, msg.size, msg.date);
 		goto out;
 	}
 	/* msglist_add copies msg (kw included). */
@@ -1571,7 +1640,8 @@ mbox_status(struct istore *st, struct imbox *m, struct store_mailbox *o)
 	o->guid = m->guid;
 	o->uidvalidity = m->uidvalidity;
 	o->uidnext = m->uidnext;
-	o->modseq = m->modseq;
+	/* 0 stays 0: no CONDSTORE, never "unchanged". */
+	o->modseq = m->modseq != 0 ? m->modseq + m->fixgen : 0;
 	o->count = m->count;
 	for (size_t i = 0; i < m->nc; i++)
 		o->bytes += m->c[i].size;
@@ -1899,6 +1969,150 @@ missing_uids(struct imbox *m, const struct msglist *l, int skip_van,
 	return 0;
 }
 
+/* Orders hints by fingerprint, then by the peer's order (their index). */
+struct hint_ref {
+	const struct store_hint	*h;
+	size_t			 ord;
+	int			 used;
+};
+
+static int
+hint_ref_cmp(const void *a, const void *b)
+{
+	const struct hint_ref	*x = a, *y = b;
+	int			 c;
+
+	if ((c = memcmp(&x->h->fp, &y->h->fp, sizeof(x->h->fp))) != 0)
+		return c;
+	return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static int
+fpseen_cmp(const void *a, const void *b)
+{
+	const struct fpseen	*x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/*
+ * A first listing of m where the peer told its messages' header
+ * fingerprints (store_hints): the UIDs in miss[0..*nmiss) (sorted) whose
+ * GUID the cache does not know are asked for their fingerprint only,
+ * (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID
+ * DATE)]), and each one equal to a peer's message's is taken as that
+ * message: its GUID and size go into the cache, marked byfp, and it is
+ * taken out of miss so its body is not read.  One to one, both sides in
+ * UID order: the n-th message of a fingerprint here pairs with the n-th
+ * of the peer's.  Messages without a Message-ID, and those left over,
+ * stay in miss (read as before).  The hints are used once.
+ */
+static int
+match_fprints(struct istore *st, struct imbox *m, uint32_t *miss,
+    size_t *nmiss)
+{
+	struct hint_ref	*hr = NULL;
+	uint32_t	*tags = NULL;
+	char		*set = NULL;
+	size_t		 i, j, k, ntag = 0, o, nmatch = 0, lo, hi, mid;
+	int		 r = 0;
+
+	if (m->nhints == 0 || *nmiss == 0)
+		goto out;
+	if ((tags = calloc(*nmiss / FETCH_CHUNK + 1, sizeof(*tags))) == NULL ||
+	    (set = malloc(FETCH_CHUNK * 11 + 1)) == NULL ||
+	    (hr = calloc(m->nhints, sizeof(*hr))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	/* Collected by on_fetch only while st->fps is set. */
+	st->nfps = 0;
+	if ((st->fps = calloc(1, sizeof(*st->fps))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	st->capfps = 1;
+	for (i = 0; i < *nmiss; i += FETCH_CHUNK) {
+		o = 0;
+		for (j = i; j < *nmiss && j < i + FETCH_CHUNK; j++)
+			o += (size_t)sprintf(set + o, "%s%u", o ? "," : "",
+			    miss[j]);
+		if ((r = imap_send(st->c, &tags[ntag++], "UID FETCH %s (UID "
+		    "RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS "
+		    "(MESSAGE-ID DATE)])", set)) != 0)
+			goto out;
+	}
+	for (i = 0; i < ntag; i++)
+		if ((r = imap_wait(st->c, tags[i], NULL)) != 0)
+			goto out;
+	msync_sort(st->fps, st->nfps, sizeof(*st->fps), fpseen_cmp);
+	for (i = 0; i < m->nhints; i++) {
+		hr[i].h = &m->hints[i];
+		hr[i].ord = i;
+	}
+	msync_sort(hr, m->nhints, sizeof(*hr), hint_ref_cmp);
+	for (i = 0; i < st->nfps; i++) {
+		struct fpseen	*f = &st->fps[i];
+		struct centry	 e;
+
+		/* A UID answered twice, or not asked for, counts not. */
+		if (!f->ok || (i > 0 && st->fps[i - 1].uid == f->uid) ||
+		    bsearch(&f->uid, miss, *nmiss, sizeof(*miss),
+		    u32_cmp) == NULL)
+			continue;
+		/* The first unused hint of this fingerprint. */
+		lo = 0;
+		hi = m->nhints;
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (memcmp(&hr[mid].h->fp, &f->fp, sizeof(f->fp)) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		while (lo < m->nhints && hr[lo].used &&
+		    memcmp(&hr[lo].h->fp, &f->fp, sizeof(f->fp)) == 0)
+			lo++;
+		if (lo >= m->nhints ||
+		    memcmp(&hr[lo].h->fp, &f->fp, sizeof(f->fp)) != 0)
+			continue;
+		hr[lo].used = 1;
+		memset(&e, 0, sizeof(e));
+		e.uid = f->uid;
+		e.guid = hr[lo].h->guid;
+		e.size = hr[lo].h->size;
+		e.date = f->date;
+		e.byfp = 1;
+		if ((r = cache_put(m, &e)) != 0)
+			goto out;
+		nmatch++;
+	}
+	/* What is left is read as before. */
+	for (i = 0, k = 0; i < *nmiss; i++) {
+		struct centry	*e = cache_find(m, miss[i]);
+
+		if (e == NULL || !e->byfp)
+			miss[k++] = miss[i];
+	}
+	LOG2("imap: '%s': %zu of %zu new message(s) matched by header "
+	    "fingerprint, not read", log_esc(m->name, 200), nmatch, *nmiss);
+	*nmiss = k;
+out:
+	free(st->fps);
+	st->fps = NULL;
+	st->nfps = st->capfps = 0;
+	free(hr);
+	free(tags);
+	free(set);
+	/* Used once: a later listing reads what it does not know. */
+	if (r == 0) {
+		free(m->hints);
+		m->hints = NULL;
+		m->nhints = 0;
+	}
+	return r;
+}
+
 /*
  * Lists m by its changes since the cache's modseq (CONDSTORE, QRESYNC):
  * *done is 1 when the cache now equals the server's mailbox; 0 when the
@@ -1958,6 +2172,10 @@ list_changes(struct istore *st, struct imbox *m, struct msglist *l,
 	LOG2("imap: '%s': %zu change(s), %zu expunged range(s) since modseq "
 	    "%llu (%s)", log_esc(m->name, 200), l->n, st->nvan,
 	    (unsigned long long)ms, qr ? "QRESYNC" : "CONDSTORE");
+	if ((r = match_fprints(st, m, miss, &nmiss)) != 0) {
+		free(miss);
+		return r;
+	}
 	if (nmiss > 0) {
 		LOG2("imap: '%s': reading %zu new message(s)",
 		    log_esc(m->name, 200), nmiss);
@@ -1997,7 +2215,8 @@ list_full(struct istore *st, struct imbox *m, struct msglist *l)
 	for (i = 0; i < l->n; i++)
 		all[i] = l->v[i].uid;
 	msync_sort(all, l->n, sizeof(*all), u32_cmp);
-	if ((r = missing_uids(m, l, 0, st, &miss, &nmiss)) != 0)
+	if ((r = missing_uids(m, l, 0, st, &miss, &nmiss)) != 0 ||
+	    (r = match_fprints(st, m, miss, &nmiss)) != 0)
 		goto out;
 	if (nmiss > 0) {
 		LOG2("imap: '%s': reading %zu new message(s)",
@@ -2153,7 +2372,7 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 	struct imsg	*im;
 	struct centry	*e;
 	struct stat	 sb;
-	int		 r;
+	int		 r, fp;
 
 	*out = NULL;
 	if ((m = mbox_find(st, name)) == NULL)
@@ -2165,7 +2384,13 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 	spool_path(st, m, uid, im->path, sizeof(im->path));
 	if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
 		int	 attempt = 0;
+		struct guid was;
 
+		e = cache_find(m, uid);
+		fp = e != NULL && e->byfp;
+		memset(&was, 0, sizeof(was));
+		if (fp)
+			was = e->guid;
 		while (((r = select_mbox(st, m, 0)) != 0 ||
 		    (r = fetch_bodies(st, m, &uid, 1)) != 0) &&
 		    recover(st, r, &attempt) == 0)
@@ -2178,6 +2403,27 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 		if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
 			free(im);
 			return MSYNC_ERR_NOTFOUND;	/* expunged */
+		}
+		/*
+		 * Matched by its header fingerprint, and now read: the cache
+		 * has its real GUID (sink_finish).  If that is not the
+		 * peer's, the match was wrong; the plan was made with the
+		 * wrong GUID, so stop here (exit 2) and let the next run
+		 * plan with the right one.
+		 */
+		e = cache_find(m, uid);
+		if (fp && e != NULL && guid_cmp(&e->guid, &was) != 0) {
+			WARNX("imap: '%s' UID %u has the Message-ID, Date and "
+			    "size of another message but not its content: "
+			    "taken as a message of its own from the next run",
+			    log_esc(m->name, 200), uid);
+			m->fixgen++;
+			m->dirty = 1;
+			(void)cache_save(st, m);
+			close(im->fd);
+			unlink(im->path);
+			free(im);
+			return MSYNC_ERR_STORE_CHANGED;
 		}
 	}
 	if (fstat(im->fd, &sb) != 0) {
@@ -2814,6 +3060,33 @@ imap_flush(struct store *s)
 	return 0;
 }
 
+/*
+ * The peer's fingerprints for the first listing of name (see
+ * match_fprints).  Kept sorted by nothing: match_fprints orders them.
+ */
+static int
+imap_hints(struct store *s, const char *name, const struct store_hint *v,
+    size_t n)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return 0;	/* not on the server: nothing to match */
+	free(m->hints);
+	m->hints = NULL;
+	m->nhints = 0;
+	if (n == 0)
+		return 0;
+	if (n > MSYNC_MSGS_MAX)
+		return MSYNC_ERR_TOOBIG;
+	if ((m->hints = calloc(n, sizeof(*v))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	memcpy(m->hints, v, n * sizeof(*v));
+	m->nhints = n;
+	return 0;
+}
+
 const struct store_driver store_imap_driver = {
 	.name = "imap",
 	.open = imap_open,
@@ -2837,4 +3110,5 @@ const struct store_driver store_imap_driver = {
 	.delete_mailbox = imap_delete_mailbox,
 	.set_mailbox_guid = imap_set_mailbox_guid,
 	.flush = imap_flush,
+	.hints = imap_hints,
 };

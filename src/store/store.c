@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "msync.h"
+#include "fprint.h"
 #include "store.h"
 
 /* The driver for a layout, or NULL. */
@@ -289,4 +290,39 @@ int
 store_flush(struct store *st)
 {
 	return st->drv->flush(st);
+}
+
+int
+store_fingerprint(struct store *st, const char *name, uint32_t uid,
+    struct guid *fp)
+{
+	struct store_msg	*m = NULL;
+	struct fprint_ctx	*c;
+	char			 buf[16384];
+	size_t			 got;
+	int			 r;
+
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	fprint_init(c);
+	if ((r = store_msg_open(st, name, uid, &m, NULL, NULL)) != 0)
+		goto out;
+	while ((r = store_msg_read(m, buf, sizeof(buf), &got)) == 0 &&
+	    got > 0)
+		fprint_update(c, buf, got);
+	if (r == 0)
+		r = fprint_final(c, fp);
+out:
+	store_msg_close(m);
+	free(c);
+	return r;
+}
+
+int
+store_hints(struct store *st, const char *name, const struct store_hint *v,
+    size_t n)
+{
+	if (st->drv->hints == NULL)
+		return 0;
+	return st->drv->hints(st, name, v, n);
 }

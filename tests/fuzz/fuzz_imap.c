@@ -11,7 +11,8 @@
  *
  * Checks beyond the sanitizers: a frame never ends past the buffer; a
  * parsed tree's indices stay inside it and lists end; a VANISHED set's
- * ranges are ordered and non-zero.
+ * ranges are ordered and non-zero.  Every string also goes through
+ * fprint_of (src/fprint.c), which reads HEADER.FIELDS sections.
  *
  *   make -C tests/fuzz fuzz_imap && tests/fuzz/run.sh 60 imap
  */
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "msync.h"
+#include "fprint.h"
 #include "imap/parse.h"
 
 /* Walks the tree: every index in range, every list finite. */
@@ -34,6 +36,12 @@ walk(const struct imap_resp *r)
 	for (i = 0; i < r->nv; i++) {
 		if (r->v[i].next >= r->nv || r->v[i].kid >= r->nv)
 			abort();
+		/* A header section, as the fingerprint reads it. */
+		if (r->v[i].type == IV_STRING) {
+			struct guid	 g;
+
+			(void)fprint_of(r->v[i].s, r->v[i].len, 1234, &g);
+		}
 		if (r->v[i].type != IV_LIST)
 			continue;
 		steps = 0;

@@ -1317,7 +1317,9 @@ def c_name_hello(ctx, args):
             ("mode 4", enc_hello(4)), ("mode 255", enc_hello(255)),
             ("src 2", enc_hello(MODE_LIST, 2)),
             ("opts 0x80000000", enc_hello(MODE_LIST, 0, 0x80000000)),
-            ("opts 0x20", enc_hello(MODE_LIST, 0, 0x20)),
+            # FPRINT (0x20) is protocol 4's; this harness speaks 2.
+            ("opts 0x20 below protocol 4", enc_hello(MODE_LIST, 0, 0x20)),
+            ("opts 0x40", enc_hello(MODE_LIST, 0, 0x40)),
             ("layout 255", enc_hello(MODE_LIST, 0, O_READ_ONLY, b"", 255)),
             ("trailing byte", enc_hello() + b"\x00"),
             ("short", enc_hello()[:-3]),
@@ -2202,8 +2204,8 @@ def c_hs_garbage(ctx, args):
 @case("handshake-version", "a handshake with no common version is refused "
       "with a message naming both ranges")
 def c_hs_version(ctx, args):
-    for line in (b"msync 4 5 lz4\n", b"msync 65535 65535\n",
-                 b"msync 4 65535 lz4 compress\n",
+    for line in (b"msync 5 6 lz4\n", b"msync 65535 65535\n",
+                 b"msync 5 65535 lz4 compress\n",
                  b"msync 1 1 lz4\n"):     # protocol 1: no checksums
 
         res = run_hostile(ctx, "handshake %s" % esc(line),

@@ -263,10 +263,10 @@ test_expect_success 'a failure to connect is reported in one line' '
 
 # --- protocol versions (the MSYNC_TEST_PROTO_VERSIONS hook, src/chan.c) --
 
-test_expect_success 'setup: a remote msync that speaks protocol 4..5 only' '
+test_expect_success 'setup: a remote msync that speaks protocol 5..6 only' '
 	cat >msync-v45 <<-EOF &&
 	#!/bin/sh
-	MSYNC_TEST_PROTO_VERSIONS="4 5"
+	MSYNC_TEST_PROTO_VERSIONS="5 6"
 	export MSYNC_TEST_PROTO_VERSIONS
 	exec "$MSYNC" "\$@"
 	EOF
@@ -290,23 +290,23 @@ for t in ssh libssh; do
 		test_expect_code 76 "$MSYNC" "${X[@]}" --remote-msync "$TRASH/msync-v45" \
 		    src msynctest:"$TRASH/vers-$t" 2>err &&
 		msync_lines err >lines &&
-		grep "this side speaks 2\.\.3, the peer 4\.\.5" lines &&
+		grep "this side speaks 2\.\.4, the peer 5\.\.6" lines &&
 		test_path_is_missing "vers-$t" &&
 		maildir_digest --names src >now && test_cmp src.digest now
 	'
 
 	test_expect_success "$t: the other way round (a newer client): 76" '
-		MSYNC_TEST_PROTO_VERSIONS="4 5" test_expect_code 76 "$MSYNC" \
+		MSYNC_TEST_PROTO_VERSIONS="5 6" test_expect_code 76 "$MSYNC" \
 		    "${X[@]}" src msynctest:"$TRASH/vers-$t" 2>err &&
 		msync_lines err >lines &&
-		grep "this side speaks 4\.\.5, the peer 2\.\.3" lines &&
+		grep "this side speaks 5\.\.6, the peer 2\.\.4" lines &&
 		test_path_is_missing "vers-$t"
 	'
 
 	test_expect_success "$t: overlapping ranges agree on the common version" '
 		"$MSYNC" "${X[@]}" -vv --remote-msync "$TRASH/msync-v15" \
 		    src msynctest:"$TRASH/vers-$t" 2>err &&
-		grep "protocol version 3" err &&
+		grep "protocol version 4" err &&
 		test_cmp_trees src "vers-$t"
 	'
 done

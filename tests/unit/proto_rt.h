@@ -36,6 +36,8 @@ proto_rt(uint8_t type, const uint8_t *p, size_t len, uint8_t **re,
 	size_t			 nchg = 0, capchg = 0;
 	struct base_ref		*refs = NULL;
 	size_t			 nrefs = 0, caprefs = 0;
+	struct fprint_ent	*fps = NULL;
+	size_t			 nfps = 0, capfps = 0;
 	uint64_t		 dig;
 	uint32_t		 u32;
 	int32_t			 i32;
@@ -76,6 +78,12 @@ proto_rt(uint8_t type, const uint8_t *p, size_t len, uint8_t **re,
 		    &caprefs)) == 0)
 			r = proto_enc_base_refs(refs, nrefs, NULL, &x, &xlen);
 		base_refs_free(refs, nrefs);
+		break;
+	case REC_FPRINTS:
+		if ((r = proto_dec_fprints(p, len, &fps, &nfps,
+		    &capfps)) == 0)
+			r = proto_enc_fprints(fps, nfps, &x, &xlen);
+		free(fps);
 		break;
 	case REC_BASE_MSGS:
 		memset(&sm, 0, sizeof(sm));

@@ -128,6 +128,17 @@ enc_msgs_delta(uint8_t **out, size_t *len)
 }
 
 static int
+enc_fprints(uint8_t **out, size_t *len)
+{
+	struct fprint_ent v[] = { { .uid = 3 }, { .uid = 4 }, { .uid = 70 } };
+
+	v[0].fp = mkguid(21);
+	v[1].fp = mkguid(22);
+	v[2].fp = mkguid(21);	/* two messages, one fingerprint */
+	return proto_enc_fprints(v, LEN(v), out, len);
+}
+
+static int
 enc_base_refs(uint8_t **out, size_t *len)
 {
 	struct base_ref v[] = {
@@ -254,6 +265,7 @@ static const struct rcase {
 	{ "msgs", REC_MSGS, enc_msgs },
 	{ "msgs-empty", REC_MSGS, enc_msgs_empty },
 	{ "msgs-delta", REC_MSGS_DELTA, enc_msgs_delta },
+	{ "fprints", REC_FPRINTS, enc_fprints },
 	{ "list-end", REC_LIST_END, enc_empty },
 	{ "digest", REC_DIGEST, enc_digest },
 	{ "msg-begin", REC_MSG_BEGIN, enc_msg_begin },
@@ -626,13 +638,13 @@ test_bad_enums(void **state)
 		int		 r;
 	} hellos[] = {
 		{ MODE_TWOWAY, SIDE_A, 0, 0, 0 },
-		{ MODE_LIST, SIDE_B, 1, 0x1f, 0 },
+		{ MODE_LIST, SIDE_B, 1, 0x3f, 0 },	/* 0x20: FPRINT */
 		{ MODE_LIST + 1, SIDE_A, 0, 0, MSYNC_ERR_PROTO },
 		{ 0xff, SIDE_A, 0, 0, MSYNC_ERR_PROTO },
 		{ MODE_TWOWAY, 2, 0, 0, MSYNC_ERR_PROTO },
 		{ MODE_TWOWAY, SIDE_A, 4, 0, 0 },	/* imap */
 		{ MODE_TWOWAY, SIDE_A, 5, 0, MSYNC_ERR_PROTO },
-		{ MODE_TWOWAY, SIDE_A, 0, 0x20, MSYNC_ERR_PROTO },
+		{ MODE_TWOWAY, SIDE_A, 0, 0x40, MSYNC_ERR_PROTO },
 		{ MODE_TWOWAY, SIDE_A, 0, 0x80000000, MSYNC_ERR_PROTO },
 	};
 	struct rec_hello h;

@@ -796,7 +796,9 @@ s2s_finish(struct transport *t, int say)
 	int	 child = 0, r;
 
 	r = transport_finish(t, 10000, &child, &why);
-	if (say && r != 0 && why != NULL)
+	/* Only a failure to connect or log in: a loss is said elsewhere. */
+	if (say && (r == MSYNC_ERR_AUTH || r == MSYNC_ERR_UNREACHABLE) &&
+	    why != NULL)
 		ERRX("%s", why);
 	free(why);
 	return r;
@@ -843,7 +845,11 @@ s2s_client(struct transport_opts *to, const struct loc loc[2],
 	st = s2s_relay(t[0].rfd, t[1].rfd, r->timeout > 0 ? r->timeout +
 	    60 : 0);
 	r0 = s2s_finish(&t[0], st < 0);
-	r1 = s2s_finish(&t[1], st == EXIT_UNREACH || st == EXIT_TEMPFAIL);
+	/*
+	 * Daemon 2's helper speaks when side A never reached it; a
+	 * connection lost later side A has reported already.
+	 */
+	r1 = s2s_finish(&t[1], st == EXIT_UNREACH);
 	if (st == -2) {
 		ERRX("%s broke the relay's framing", loc[0].host);
 		return EXIT_PROTOCOL;

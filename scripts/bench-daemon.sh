@@ -11,7 +11,12 @@
 #             are trusted)
 # Transports: ssh (OpenSSH client to a private sshd on a free port),
 # libssh (--ssh=libssh to the same sshd), msyncs (a private
-# `msync --daemon` with a throwaway CA, secret login, 127.0.0.1 only).
+# `msync --daemon` with a throwaway CA, secret login, 127.0.0.1 only),
+# and s2s: server to server, the same messages from a module of that
+# daemon to a module of a second daemon (msync msyncs://d1 msyncs://d2:
+# this msync only relays), next to the ssh row, which is the same pair
+# run from the source's machine over ssh.  For s2s the TCP bytes are
+# both connections' (the relayed bytes cross this machine twice).
 # Every run is reported (wall seconds from /usr/bin/time), then the median
 # per transport and the ratio to ssh; with, for the first run, the bytes
 # msync --stats counts (its protocol, the same for every transport), the
@@ -224,6 +229,21 @@ wait_port "$dport"
 relay msyncs "$dport"
 rdport=$RELAY_PORT
 
+# A second daemon, the other end of server to server; its module is
+# bench2.  The source is a copy of the messages in the first's module.
+mkdir -p "$dd/srv2" "$dd/cache2"
+cp -a "$w/src" "$dd/srv/s2s-src"
+dport2=$(free_port)
+sed -e "s/^port = .*/port = $dport2/" -e "s|^cache dir = .*|cache dir = $dd/cache2|" \
+    -e 's/^\[bench\]/[bench2]/' -e "s|^path = .*|path = $dd/srv2|" \
+    "$dd/msyncd.conf" >"$dd/msyncd2.conf"
+[ "$(id -u)" = 0 ] && chown -R nobody "$dd/srv" "$dd/srv2" "$dd/cache2"
+"$msync" --daemon --config "$dd/msyncd2.conf" 2>"$dd/log2" &
+pids+=("$!")
+wait_port "$dport2"
+relay msyncs2 "$dport2"
+rdport2=$RELAY_PORT
+
 # --- runs ------------------------------------------------------------------
 count() {
 	python3 - "$1" <<'EOF'
@@ -244,9 +264,14 @@ run() {
 	     cmd=(env HOME="$lh" "$msync" --stats --backup --ssh=libssh "$w/src" "$dst") ;;
 	msyncs) dst="msyncs://bench@127.0.0.1:$rdport/bench/dst-$i;secret-file=$dd/client.secret"
 	     cmd=(env SSL_CERT_FILE="$dd/ca.pem" "$msync" --stats --backup "$w/src" "$dst") ;;
+	s2s) dst="msyncs://bench@127.0.0.1:$rdport2/bench2/dst-$i;secret-file=$dd/client.secret"
+	     cmd=(env SSL_CERT_FILE="$dd/ca.pem" "$msync" --stats --backup
+	         "msyncs://bench@127.0.0.1:$rdport/bench/s2s-src;secret-file=$dd/client.secret" "$dst") ;;
 	esac
 	sync
 	: >"$w/relay-${tr/libssh/ssh}.log"
+	: >"$w/relay-msyncs.log"
+	: >"$w/relay-msyncs2.log"
 	/usr/bin/time -f '%e' -o "$log.time" "${cmd[@]}" >"$log" 2>&1 || {
 		echo "bench-daemon.sh: $tr $kind $i failed; see $log" >&2
 		return 1
@@ -256,19 +281,26 @@ run() {
 	bytes=$((${bytes:-0}))
 	# what the TCP connection carried, both ways (the relay's count)
 	sleep 0.3
-	tcp=$(awk '{ s += $1 + $2 } END { print s + 0 }' "$w/relay-${tr/libssh/ssh}.log")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes" "$tcp"
+	if [ "$tr" = s2s ]; then
+		tcp=$(cat "$w/relay-msyncs.log" "$w/relay-msyncs2.log" |
+		    awk '{ s += $1 + $2 } END { print s + 0 }')
+	else
+		tcp=$(awk '{ s += $1 + $2 } END { print s + 0 }' "$w/relay-${tr/libssh/ssh}.log")
+	fi
+	load=$(cut -d" " -f1 /proc/loadavg)
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes" "$tcp" "$load"
 }
 
 tsv=$out/results.tsv
-printf 'transport\trun\ti\tseconds\twire_bytes\ttcp_bytes\n' >"$tsv"
+printf 'transport\trun\ti\tseconds\twire_bytes\ttcp_bytes\tload\n' >"$tsv"
 for i in $(seq 1 "$runs"); do
-	for tr in ssh libssh msyncs; do
+	for tr in ssh libssh msyncs s2s; do
 		run "$tr" initial "$i" >>"$tsv"
 		case $tr in
 		ssh) got=$(count "$w/dst-ssh-$i") ;;
 		libssh) got=$(count "$w/dst-libssh-$i") ;;
 		msyncs) got=$(count "$dd/srv/dst-$i") ;;
+		s2s) got=$(count "$dd/srv2/dst-$i") ;;
 		esac
 		[ "$got" = "$n" ] || {
 			echo "bench-daemon.sh: $tr run $i copied $got of $n" >&2
@@ -283,24 +315,25 @@ python3 - "$tsv" "$n" "$runs" <<'EOF' | tee "$out/results.md"
 import csv, os, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 n, runs = sys.argv[2], sys.argv[3]
-print("# msync over ssh, libssh and its daemon (msyncs://)\n")
+print("# msync over ssh, libssh, its daemon (msyncs://) and daemon to daemon (s2s)\n")
 print("%s messages, %s runs each; machine: %d cores, load average %s "
       "(shared with other users: figures are noisy)\n"
       % (n, runs, os.cpu_count(), " ".join("%.2f" % x for x in os.getloadavg())))
-print("| transport | run | seconds (every run) | median | vs ssh | msync bytes | TCP bytes | overhead |")
-print("|---|---|---|---|---|---|---|---|")
+print("| transport | run | seconds (every run) | median | vs ssh | msync bytes | TCP bytes | overhead | load (1 min) at each run |")
+print("|---|---|---|---|---|---|---|---|---|")
 med = {}
 for kind in ("initial", "nochange"):
-    for tr in ("ssh", "libssh", "msyncs"):
+    for tr in ("ssh", "libssh", "msyncs", "s2s"):
         r = [x for x in rows if x["transport"] == tr and x["run"] == kind]
         s = [float(x["seconds"]) for x in r]
         med[(tr, kind)] = statistics.median(s)
-    for tr in ("ssh", "libssh", "msyncs"):
+    for tr in ("ssh", "libssh", "msyncs", "s2s"):
         r = [x for x in rows if x["transport"] == tr and x["run"] == kind]
         m = med[(tr, kind)]
         base = med[("ssh", kind)]
         wb, tb = int(r[0]["wire_bytes"]), int(r[0]["tcp_bytes"])
-        print("| %s | %s | %s | %.2f | %s | %d | %d | %d |" % (
+        print("| %s | %s | %s | %.2f | %s | %d | %d | %d | %s |" % (
             tr, kind, " ".join(x["seconds"] for x in r), m,
-            "%.2f" % (m / base) if base > 0 else "-", wb, tb, tb - wb))
+            "%.2f" % (m / base) if base > 0 else "-", wb, tb, tb - wb,
+            " ".join(x["load"] for x in r)))
 EOF

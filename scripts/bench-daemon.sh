@@ -16,7 +16,8 @@
 # daemon to a module of a second daemon (msync msyncs://d1 msyncs://d2:
 # this msync only relays), next to the ssh row, which is the same pair
 # run from the source's machine over ssh.  For s2s the TCP bytes are
-# both connections' (the relayed bytes cross this machine twice).
+# both connections' (the relayed bytes cross this machine twice), and
+# the overhead is what they carried beyond twice msync's bytes.
 # Every run is reported (wall seconds from /usr/bin/time), then the median
 # per transport and the ratio to ssh; with, for the first run, the bytes
 # msync --stats counts (its protocol, the same for every transport), the
@@ -332,8 +333,11 @@ for kind in ("initial", "nochange"):
         m = med[(tr, kind)]
         base = med[("ssh", kind)]
         wb, tb = int(r[0]["wire_bytes"]), int(r[0]["tcp_bytes"])
+        # s2s: msync's bytes cross this machine twice (in from one
+        # daemon, out to the other); the overhead is what is beyond that.
+        ob = tb - (2 * wb if tr == "s2s" else wb)
         print("| %s | %s | %s | %.2f | %s | %d | %d | %d | %s |" % (
             tr, kind, " ".join(x["seconds"] for x in r), m,
-            "%.2f" % (m / base) if base > 0 else "-", wb, tb, tb - wb,
+            "%.2f" % (m / base) if base > 0 else "-", wb, tb, ob,
             " ".join(x["load"] for x in r)))
 EOF

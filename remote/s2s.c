@@ -536,6 +536,7 @@ s2s_serve(const struct s2s_run *r, const struct s2s_login *lg, int up)
 	int			 sv[2] = { -1, -1 }, ep[2] = { -1, -1 };
 	int			 a_eof = 0, e_eof = 0, up_eof = 0, a_shut = 0;
 	int			 ws, st = EXIT_ERROR, k, progress, sent = 0;
+	int			 room;
 	pid_t			 pid;
 	ssize_t			 n;
 
@@ -613,13 +614,22 @@ s2s_serve(const struct s2s_run *r, const struct s2s_login *lg, int up)
 		pf[0].fd = up;
 		pf[0].events = (short)((!up_eof && s2s_room(&in) > 0 ?
 		    POLLIN : 0) | (out.len > 0 ? POLLOUT : 0));
+		/*
+		 * Side A is read only while a frame fits: when the client is
+		 * slow, side A blocks on its socket, and we do not spin.
+		 */
+		room = s2s_room(&out) >= S2S_HDR + 512;
 		pf[1].fd = sv[0];
-		pf[1].events = (short)((!a_eof ? POLLIN : 0) |
+		pf[1].events = (short)((!a_eof && room ? POLLIN : 0) |
 		    (in.len > 0 ? POLLOUT : 0));
-		pf[2].fd = e_eof ? -1 : ep[0];
+		pf[2].fd = e_eof || !room ? -1 : ep[0];
 		pf[2].events = POLLIN;
 		if (a_eof)
 			pf[1].fd = in.len > 0 ? sv[0] : -1;
+		/* A hung-up fd we wait nothing from must not wake us. */
+		for (k = 0; k < 3; k++)
+			if (pf[k].events == 0)
+				pf[k].fd = -1;
 		if (poll(pf, 3, 1000) == -1 && errno != EINTR)
 			goto gone;
 	}
@@ -778,6 +788,9 @@ s2s_relay(int d1, int d2, int idle_s)
 		pf[1].fd = d2;
 		pf[1].events = (short)((!d2_eof && s2s_room(&to1) > 0 ?
 		    POLLIN : 0) | (!d2_shut && to2.len > 0 ? POLLOUT : 0));
+		for (k = 0; k < 2; k++)
+			if (pf[k].events == 0)
+				pf[k].fd = -1;
 		if (idle_s > 0 && msync_now_ms() - last > idle_s * 1000LL)
 			return -3;
 		if (poll(pf, 2, 1000) == -1 && errno != EINTR)

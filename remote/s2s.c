@@ -668,12 +668,7 @@ s2s_write_all(int fd, const unsigned char *b, size_t n)
 	}
 }
 
-/*
- * The relay between d1 (framed) and d2 (plain).  Returns side A's exit
- * status; -1 when daemon 1's connection ended without one; -2 when it
- * broke the framing; -3 when both were silent over idle_s seconds.
- */
-static int
+int
 s2s_relay(int d1, int d2, int idle_s)
 {
 	static unsigned char	 b1[S2S_HDR + S2S_FRAME_MAX];

@@ -97,6 +97,15 @@ int	 s2s_serve(const struct s2s_run *r, const struct s2s_login *lg,
 	    int up);
 
 /*
+ * The client's relay between d1 (daemon 1: frames in, plain out) and d2
+ * (daemon 2: plain both ways), bounded each way (s2s.c).  Returns side
+ * A's exit status; -1 when daemon 1's connection ended without one; -2
+ * when it broke the framing; -3 when both were silent over idle_s
+ * seconds (0 = no limit).
+ */
+int	 s2s_relay(int d1, int d2, int idle_s);
+
+/*
  * The client: connects to both daemons (loc[0] runs side A) and relays.
  * r holds the run's options (path, layout and other are filled here
  * from loc).  Returns an exit status (EXIT_*).

@@ -18,7 +18,8 @@
 # run from the source's machine over ssh.  For s2s the TCP bytes are
 # both connections' (the relayed bytes cross this machine twice), and
 # the overhead is what they carried beyond twice msync's bytes.
-# Every run is reported (wall seconds from /usr/bin/time), then the median
+# Every run is reported (wall seconds from /usr/bin/time; CPU seconds of
+# the client and of the servers' reaped connections), then the median
 # per transport and the ratio to ssh; with, for the first run, the bytes
 # msync --stats counts (its protocol, the same for every transport), the
 # bytes the TCP connection carried both ways (a counting relay on
@@ -226,6 +227,7 @@ dport=$(free_port)
 [ "$(id -u)" = 0 ] && chown -R nobody "$dd/srv" "$dd/cache"
 "$msync" --daemon --config "$dd/msyncd.conf" 2>"$dd/log" &
 pids+=("$!")
+dpid1=$!
 wait_port "$dport"
 relay msyncs "$dport"
 rdport=$RELAY_PORT
@@ -241,6 +243,7 @@ sed -e "s/^port = .*/port = $dport2/" -e "s|^cache dir = .*|cache dir = $dd/cach
 [ "$(id -u)" = 0 ] && chown -R nobody "$dd/srv" "$dd/srv2" "$dd/cache2"
 "$msync" --daemon --config "$dd/msyncd2.conf" 2>"$dd/log2" &
 pids+=("$!")
+dpid2=$!
 wait_port "$dport2"
 relay msyncs2 "$dport2"
 rdport2=$RELAY_PORT
@@ -253,6 +256,22 @@ md = mailbox.Maildir(sys.argv[1], factory=None, create=False)
 print(len(md) + sum(len(md.get_folder(f)) for f in md.list_folders()))
 EOF
 }
+
+# The CPU time (ticks) a server has spent with its reaped connections:
+# its own utime+stime and its waited-for children's (fields 14-17 of
+# /proc/PID/stat).  The sshd and daemon listeners reap every connection
+# (and a connection its brain), so the difference over a run is the
+# server side's CPU time: with the client's, a figure that the load of
+# a shared machine moves far less than wall time.
+ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+hz=$(getconf CLK_TCK)
+sshd_pid=$(cat "$sd/pid")
 
 # run TRANSPORT KIND I: one timed run; prints a TSV row.
 run() {
@@ -273,15 +292,25 @@ run() {
 	: >"$w/relay-${tr/libssh/ssh}.log"
 	: >"$w/relay-msyncs.log"
 	: >"$w/relay-msyncs2.log"
-	/usr/bin/time -f '%e' -o "$log.time" "${cmd[@]}" >"$log" 2>&1 || {
+	case $tr in
+	ssh|libssh) servers=("$sshd_pid") ;;
+	msyncs) servers=("$dpid1") ;;
+	s2s) servers=("$dpid1" "$dpid2") ;;
+	esac
+	t0=$(ticks "${servers[@]}")
+	/usr/bin/time -f '%U %S %e' -o "$log.time" "${cmd[@]}" >"$log" 2>&1 || {
 		echo "bench-daemon.sh: $tr $kind $i failed; see $log" >&2
 		return 1
 	}
-	secs=$(tail -1 "$log.time")
+	secs=$(tail -1 "$log.time" | cut -d" " -f3)
+	ccpu=$(tail -1 "$log.time" | awk '{ print $1 + $2 }')
 	bytes=$(sed -n 's/.*wire: sent \([0-9]*\) bytes.*received \([0-9]*\) bytes.*/\1+\2/p' "$log" | head -1)
 	bytes=$((${bytes:-0}))
 	# what the TCP connection carried, both ways (the relay's count)
-	sleep 0.3
+	# (the daemons reap within a second)
+	sleep 1.5
+	scpu=$(awk -v a="$t0" -v b="$(ticks "${servers[@]}")" -v hz="$hz" \
+	    'BEGIN { printf "%.2f", (b - a) / hz }')
 	if [ "$tr" = s2s ]; then
 		tcp=$(cat "$w/relay-msyncs.log" "$w/relay-msyncs2.log" |
 		    awk '{ s += $1 + $2 } END { print s + 0 }')
@@ -289,11 +318,11 @@ run() {
 		tcp=$(awk '{ s += $1 + $2 } END { print s + 0 }' "$w/relay-${tr/libssh/ssh}.log")
 	fi
 	load=$(cut -d" " -f1 /proc/loadavg)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes" "$tcp" "$load"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes" "$tcp" "$load" "$ccpu" "$scpu"
 }
 
 tsv=$out/results.tsv
-printf 'transport\trun\ti\tseconds\twire_bytes\ttcp_bytes\tload\n' >"$tsv"
+printf 'transport\trun\ti\tseconds\twire_bytes\ttcp_bytes\tload\tclient_cpu\tserver_cpu\n' >"$tsv"
 for i in $(seq 1 "$runs"); do
 	for tr in ssh libssh msyncs s2s; do
 		run "$tr" initial "$i" >>"$tsv"
@@ -320,8 +349,8 @@ print("# msync over ssh, libssh, its daemon (msyncs://) and daemon to daemon (s2
 print("%s messages, %s runs each; machine: %d cores, load average %s "
       "(shared with other users: figures are noisy)\n"
       % (n, runs, os.cpu_count(), " ".join("%.2f" % x for x in os.getloadavg())))
-print("| transport | run | seconds (every run) | median | vs ssh | msync bytes | TCP bytes | overhead | load (1 min) at each run |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| transport | run | seconds (every run) | median | vs ssh | CPU s, client + servers (every run) | msync bytes | TCP bytes | overhead | load (1 min) at each run |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 med = {}
 for kind in ("initial", "nochange"):
     for tr in ("ssh", "libssh", "msyncs", "s2s"):
@@ -336,8 +365,10 @@ for kind in ("initial", "nochange"):
         # s2s: msync's bytes cross this machine twice (in from one
         # daemon, out to the other); the overhead is what is beyond that.
         ob = tb - (2 * wb if tr == "s2s" else wb)
-        print("| %s | %s | %s | %.2f | %s | %d | %d | %d | %s |" % (
+        print("| %s | %s | %s | %.2f | %s | %s | %d | %d | %d | %s |" % (
             tr, kind, " ".join(x["seconds"] for x in r), m,
-            "%.2f" % (m / base) if base > 0 else "-", wb, tb, ob,
+            "%.2f" % (m / base) if base > 0 else "-",
+            " ".join("%.2f+%s" % (float(x["client_cpu"]), x["server_cpu"]) for x in r),
+            wb, tb, ob,
             " ".join(x["load"] for x in r)))
 EOF

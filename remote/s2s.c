@@ -366,11 +366,42 @@ s2s_check(const struct s2s_run *r, const struct s2s_login *lg, char *why,
 	return 0;
 }
 
-/* Side A, in the grandchild: its stderr (and stdout) is errfd. */
+/* The result's numbers, in the order of the R frame's text. */
+static void
+s2s_res_fields(struct brain_result *res, uint64_t *f[S2S_RES_FIELDS])
+{
+	int	 i = 0, s;
+
+	for (s = 0; s < 2; s++) {
+		f[i++] = &res->st.copied[s];
+		f[i++] = &res->st.copied_bytes[s];
+		f[i++] = &res->st.local[s];
+		f[i++] = &res->st.flags[s];
+		f[i++] = &res->st.expunged[s];
+		f[i++] = &res->st.mb_created[s];
+		f[i++] = &res->st.mb_renamed[s];
+		f[i++] = &res->st.mb_deleted[s];
+	}
+	f[i++] = &res->wire_out;
+	f[i++] = &res->raw_out;
+	f[i++] = &res->wire_in;
+	f[i] = &res->raw_in;
+}
+
+/*
+ * Side A, in the grandchild: its stderr (and stdout) is errfd; what the
+ * run did (for the client's --json) goes to resfd as one line of
+ * numbers: ran, compressed, then s2s_res_fields.
+ */
 static int
 s2s_side_a(const struct s2s_run *r, const struct s2s_login *lg, int sock,
-    int errfd)
+    int errfd, int resfd)
 {
+	struct brain_result	 res;
+	uint64_t		*f[S2S_RES_FIELDS];
+	char			 line[S2S_RES_MAX + 1];
+	size_t			 n;
+	int			 i;
 	struct brain_opts	 bo;
 	char			*root = NULL, *key = NULL, *state = NULL;
 	int			 layout, e, fd;
@@ -430,7 +461,17 @@ s2s_side_a(const struct s2s_run *r, const struct s2s_login *lg, int sock,
 	bo.layout[SIDE_A] = layout;
 	bo.layout[SIDE_B] = r->layout_b;
 	bo.state_path = state;
+	memset(&res, 0, sizeof(res));
+	bo.result = &res;
 	e = brain_client(&bo, sock, sock);
+	s2s_res_fields(&res, f);
+	n = (size_t)snprintf(line, sizeof(line), "%d %d", res.ran != 0,
+	    res.compressed != 0);
+	for (i = 0; i < S2S_RES_FIELDS && n < sizeof(line); i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " %llu",
+		    (unsigned long long)*f[i]);
+	if (n < sizeof(line))
+		(void)write(resfd, line, n);
 	free(key);
 	free(state);
 	free(root);
@@ -534,6 +575,9 @@ s2s_serve(const struct s2s_run *r, const struct s2s_login *lg, int up)
 	struct s2s_q		 in = { ib, sizeof(ib), 0, 0 };
 	struct pollfd		 pf[3];
 	int			 sv[2] = { -1, -1 }, ep[2] = { -1, -1 };
+	int			 rp[2] = { -1, -1 };
+	char			 res[S2S_RES_MAX];
+	size_t			 rn;
 	int			 a_eof = 0, e_eof = 0, up_eof = 0, a_shut = 0;
 	int			 ws, st = EXIT_ERROR, k, progress, sent = 0;
 	int			 room;
@@ -541,7 +585,8 @@ s2s_serve(const struct s2s_run *r, const struct s2s_login *lg, int up)
 	ssize_t			 n;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
-	    pipe2(ep, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
+	    pipe2(ep, O_CLOEXEC) == -1 || pipe2(rp, O_CLOEXEC) == -1 ||
+	    (pid = fork()) == -1) {
 		ERR("%s user %s module %s: cannot start side A", lg->addr,
 		    lg->user, lg->module);
 		return EXIT_ERROR;
@@ -550,10 +595,12 @@ s2s_serve(const struct s2s_run *r, const struct s2s_login *lg, int up)
 		close(up);
 		close(sv[0]);
 		close(ep[0]);
-		_exit(s2s_side_a(r, lg, sv[1], ep[1]));
+		close(rp[0]);
+		_exit(s2s_side_a(r, lg, sv[1], ep[1], rp[1]));
 	}
 	close(sv[1]);
 	close(ep[1]);
+	close(rp[1]);
 	s2s_nonblock(sv[0]);
 	s2s_nonblock(ep[0]);
 	s2s_nonblock(up);
@@ -590,12 +637,25 @@ s2s_serve(const struct s2s_run *r, const struct s2s_login *lg, int up)
 				progress |= k != 0;
 			}
 			if (a_eof && e_eof && !sent &&
-			    s2s_room(&out) >= S2S_HDR + 4) {
+			    s2s_room(&out) >= 2 * S2S_HDR + 4 + S2S_RES_MAX) {
 				while (waitpid(pid, &ws, 0) == -1 &&
 				    errno == EINTR)
 					;
 				st = WIFEXITED(ws) ? WEXITSTATUS(ws) :
 				    EXIT_TEMPFAIL;
+				/* Side A is gone: its result line is whole. */
+				for (rn = 0; rn < sizeof(res); rn += (size_t)n)
+					if ((n = read(rp[0], res + rn,
+					    sizeof(res) - rn)) <= 0)
+						break;
+				if (rn > 0 && rn < sizeof(res)) {
+					(void)s2s_room(&out);
+					s2s_hdr(out.b + out.off + out.len,
+					    S2S_F_RESULT, rn);
+					memcpy(out.b + out.off + out.len +
+					    S2S_HDR, res, rn);
+					out.len += S2S_HDR + rn;
+				}
 				(void)s2s_room(&out);
 				s2s_hdr(out.b + out.off + out.len, S2S_F_EXIT, 4);
 				out.b[out.off + out.len + 5] = 0;
@@ -635,11 +695,13 @@ s2s_serve(const struct s2s_run *r, const struct s2s_login *lg, int up)
 	}
 	close(sv[0]);
 	close(ep[0]);
+	close(rp[0]);
 	return st;
 gone:
 	/* The client is gone: side A sees its end close and stops. */
 	close(sv[0]);
 	close(ep[0]);
+	close(rp[0]);
 	if (!sent) {
 		kill(pid, SIGTERM);
 		while (waitpid(pid, &ws, 0) == -1 && errno == EINTR)
@@ -668,8 +730,51 @@ s2s_write_all(int fd, const unsigned char *b, size_t n)
 	}
 }
 
+/*
+ * Parses an R frame's text into res: exactly 2 + S2S_RES_FIELDS decimal
+ * numbers.  Returns 0 or -1.
+ */
+static int
+s2s_res_parse(const unsigned char *p, size_t len, struct brain_result *res)
+{
+	struct brain_result	 r;
+	uint64_t		*f[S2S_RES_FIELDS];
+	char			 text[S2S_RES_MAX + 1], *s, *end;
+	unsigned long long	 v;
+	int			 i;
+
+	if (len == 0 || len > S2S_RES_MAX)
+		return -1;
+	memcpy(text, p, len);
+	text[len] = '\0';
+	memset(&r, 0, sizeof(r));
+	s2s_res_fields(&r, f);
+	s = text;
+	for (i = -2; i < S2S_RES_FIELDS; i++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno != 0 || end - s > 20 || (*end != ' ' &&
+		    *end != '\0') || (*end == '\0') != (i == S2S_RES_FIELDS - 1))
+			return -1;
+		if (i < 0 && v > 1)
+			return -1;
+		if (i == -2)
+			r.ran = (int)v;
+		else if (i == -1)
+			r.compressed = (int)v;
+		else
+			*f[i] = v;
+		s = *end == ' ' ? end + 1 : end;
+	}
+	if (res != NULL)
+		*res = r;
+	return 0;
+}
+
 int
-s2s_relay(int d1, int d2, int idle_s)
+s2s_relay(int d1, int d2, int idle_s, struct brain_result *res)
 {
 	static unsigned char	 b1[S2S_HDR + S2S_FRAME_MAX];
 	static unsigned char	 b2[S2S_FRAME_MAX], b3[S2S_BUF];
@@ -706,8 +811,10 @@ s2s_relay(int d1, int d2, int idle_s)
 				len = (size_t)h[1] << 24 | (size_t)h[2] << 16 |
 				    (size_t)h[3] << 8 | h[4];
 				if (len > S2S_FRAME_MAX || (type != S2S_F_DATA &&
-				    type != S2S_F_TEXT && type != S2S_F_EXIT) ||
-				    (type == S2S_F_EXIT && len != 4))
+				    type != S2S_F_TEXT && type != S2S_F_EXIT &&
+				    type != S2S_F_RESULT) ||
+				    (type == S2S_F_EXIT && len != 4) ||
+				    (type == S2S_F_RESULT && len > S2S_RES_MAX))
 					return -2;
 				if (fin.len < S2S_HDR + len)
 					break;
@@ -724,6 +831,11 @@ s2s_relay(int d1, int d2, int idle_s)
 				} else if (type == S2S_F_TEXT)
 					s2s_write_all(STDERR_FILENO,
 					    h + S2S_HDR, len);
+				else if (type == S2S_F_RESULT) {
+					if (s2s_res_parse(h + S2S_HDR, len,
+					    res) != 0)
+						return -2;
+				}
 				else if (h[5] != 0 || h[6] != 0 || h[7] != 0)
 					return -2;
 				else
@@ -814,7 +926,7 @@ s2s_finish(struct transport *t, int say)
 
 int
 s2s_client(struct transport_opts *to, const struct loc loc[2],
-    struct s2s_run *r)
+    struct s2s_run *r, struct brain_result *res)
 {
 	struct transport	 t[2];
 	char			*line = NULL, *why = NULL;
@@ -851,7 +963,7 @@ s2s_client(struct transport_opts *to, const struct loc loc[2],
 	to->daemon_run = NULL;
 	free(line);
 	st = s2s_relay(t[0].rfd, t[1].rfd, r->timeout > 0 ? r->timeout +
-	    60 : 0);
+	    60 : 0, res);
 	r0 = s2s_finish(&t[0], st < 0);
 	/*
 	 * Daemon 2's helper speaks when side A never reached it; a

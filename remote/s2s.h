@@ -36,6 +36,12 @@
 #define S2S_F_DATA	'D'	/* side A's protocol bytes for daemon 2 */
 #define S2S_F_TEXT	'E'	/* side A's messages (its stderr) */
 #define S2S_F_EXIT	'X'	/* side A's exit status, 4 bytes; last */
+#define S2S_F_RESULT	'R'	/* what side A's run did (--json), text */
+
+#define S2S_RES_FIELDS	20	/* numbers in an R frame after ran, compressed */
+#define S2S_RES_MAX	512	/* bytes of an R frame */
+
+struct brain_result;
 
 /* The options a client may give daemon 1's side A: no more. */
 struct s2s_run {
@@ -98,19 +104,21 @@ int	 s2s_serve(const struct s2s_run *r, const struct s2s_login *lg,
 
 /*
  * The client's relay between d1 (daemon 1: frames in, plain out) and d2
- * (daemon 2: plain both ways), bounded each way (s2s.c).  Returns side
+ * (daemon 2: plain both ways), bounded each way (s2s.c).  What side A's
+ * run did goes into *res (if not NULL) when daemon 1 says.  Returns side
  * A's exit status; -1 when daemon 1's connection ended without one; -2
  * when it broke the framing; -3 when both were silent over idle_s
  * seconds (0 = no limit).
  */
-int	 s2s_relay(int d1, int d2, int idle_s);
+int	 s2s_relay(int d1, int d2, int idle_s, struct brain_result *res);
 
 /*
  * The client: connects to both daemons (loc[0] runs side A) and relays.
  * r holds the run's options (path, layout and other are filled here
- * from loc).  Returns an exit status (EXIT_*).
+ * from loc); res (or NULL) gets what side A's run did, for --json.
+ * Returns an exit status (EXIT_*).
  */
 int	 s2s_client(struct transport_opts *to, const struct loc loc[2],
-	    struct s2s_run *r);
+	    struct s2s_run *r, struct brain_result *res);
 
 #endif /* S2S_H */

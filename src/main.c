@@ -571,7 +571,9 @@ main(int argc, char **argv)
 		run.nexclude = nexclude;
 		if (bo.progress)
 			WARNX("--progress is not shown between two daemons");
-		status = s2s_client(&to, loc, &run);
+		status = s2s_client(&to, loc, &run, bo.result);
+		/* The report at out: gets daemon 1's counts. */
+		ri.result = bo.result;
 		goto out;
 	} else if (loc[0].host != NULL && loc[1].host != NULL) {
 		ERRX("both locations are remote; one must be on this machine, "

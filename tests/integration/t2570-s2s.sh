@@ -128,6 +128,21 @@ test_expect_success '-m limits the run to a mailbox' '
 	! test -d "$(folder_path d2/srv/alice/sel Other)"
 '
 
+test_expect_success '--json: the counts are daemon 1 side A run (the new message and folder Other)' '
+	sleep 1 && deliver d1/srv/alice/sel "" >/dev/null && msyncd_own d1/srv &&
+	"$MSYNC" --json --backup "$(U d1 alice mail/sel)" "$(U d2 alice mail/sel)" >report.json &&
+	python3 - report.json <<-\EOF
+	import json, sys
+	r = json.load(open(sys.argv[1]))
+	print(r["status"], r["mode"], r["changes"]["b"]["copied"], r["wire"]["sent"])
+	assert r["status"] == 0 and r["mode"] == "backup"
+	assert r["changes"]["b"]["copied"] == 2, r
+	assert r["changes"]["b"]["mailboxes_created"] == 1, r
+	assert r["changes"]["a"]["copied"] == 0, r
+	assert r["wire"]["sent"] > 0, r
+	EOF
+'
+
 test_expect_success '--list of either daemon' '
 	"$MSYNC" --list "$(U d1 alice archive/INBOX)" >l1 &&
 	grep "^INBOX	5	" l1 && grep "^Old	1	" l1 &&

@@ -5,7 +5,8 @@
  * nothing stay within its buffers and the sockets' own), everything
  * arrives in order once daemon 2 reads again, the exit status frame ends
  * the relay; a frame of an unknown type, an over-long frame and a
- * connection lost in mid-frame are told apart.
+ * connection lost in mid-frame are told apart; a result frame fills the
+ * caller's brain_result, a malformed one is refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "brain.h"
 #include "msync.h"
 #include "s2s.h"
 
@@ -54,7 +56,7 @@ start_relay(int *d1, int *d2)
 
 		close(a[1]);
 		close(b[1]);
-		st = s2s_relay(a[0], b[0], 0);
+		st = s2s_relay(a[0], b[0], 0, NULL);
 		_exit(st < 0 ? 200 - st : st);
 	}
 	close(a[0]);
@@ -196,6 +198,48 @@ test_relay_bad(void **state)
 	assert_int_equal(relay_of("D\0\0\0\3abc", 8), 201);	/* no X */
 	assert_int_equal(relay_of("E\0\0\0\3ab\nX\0\0\0\4\0\0\0\x4b",
 	    17), 75);
+	/* R: exactly 22 numbers, ran and compressed 0 or 1. */
+	assert_int_equal(relay_of("R\0\0\0\0052 0 1X\0\0\0\4\0\0\0\0",
+	    19), 202);
+}
+
+/* An R frame's numbers reach the caller's brain_result. */
+static void
+test_relay_result(void **state)
+{
+	const char	*text = "1 1 3 300 0 0 0 0 0 0 5 500 0 0 0 0 0 0 "
+			    "11 12 13 14";
+	unsigned char	 buf[256], sink[64];
+	struct brain_result res;
+	size_t		 n = strlen(text);
+	int		 a[2], b[2], st;
+
+	(void)state;
+	buf[0] = S2S_F_RESULT;
+	buf[1] = buf[2] = buf[3] = 0;
+	buf[4] = (unsigned char)n;
+	memcpy(buf + 5, text, n);
+	memcpy(buf + 5 + n, "X\0\0\0\4\0\0\0\0", 9);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	assert_int_equal(write(a[1], buf, 5 + n + 9), (ssize_t)(5 + n + 9));
+	memset(&res, 0, sizeof(res));
+	st = s2s_relay(a[0], b[0], 0, &res);
+	assert_int_equal(st, 0);
+	assert_int_equal(res.ran, 1);
+	assert_int_equal(res.compressed, 1);
+	assert_int_equal(res.st.copied[0], 3);
+	assert_int_equal(res.st.copied_bytes[0], 300);
+	assert_int_equal(res.st.copied[1], 5);
+	assert_int_equal(res.st.copied_bytes[1], 500);
+	assert_int_equal(res.wire_out, 11);
+	assert_int_equal(res.raw_in, 14);
+	close(b[0]);
+	while (read(b[1], sink, sizeof(sink)) > 0)
+		;
+	close(a[0]);
+	close(a[1]);
+	close(b[1]);
 }
 
 int
@@ -204,6 +248,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_relay_bounded),
 		cmocka_unit_test(test_relay_bad),
+		cmocka_unit_test(test_relay_result),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

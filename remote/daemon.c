@@ -52,6 +52,7 @@
 #include "dpath.h"
 #include "log.h"
 #include "msync.h"
+#include "s2s.h"
 #include "tlspump.h"
 
 #define ADDR_MAX	64	/* text of a peer address */
@@ -367,13 +368,17 @@ daemon_conn(struct daemon *d, int fd)
 	char			 addr[ADDR_MAX], l1[DCONF_HELLO_MAX + 1];
 	char			 l2[DCONF_HELLO_MAX + 1], *root = NULL;
 	char			*root0 = NULL;
-	char			 msg[128];
+	char			 msg[300], why[256];
+	char			*l3 = NULL, *state_dir = NULL;
+	struct s2s_run		 run;
+	struct s2s_login	 lg;
 	const char		*what = NULL;
 	long long		 deadline;
 	int			 sv[2] = { -1, -1 }, to, r, ws, idle;
 	int			 status = EXIT_ERROR;
 	pid_t			 pid;
 
+	memset(&run, 0, sizeof(run));
 	daemon_peer(fd, addr);
 	if (daemon_confine(d) != 0)
 		goto out;
@@ -395,7 +400,21 @@ daemon_conn(struct daemon *d, int fd)
 		    "malformed greeting");
 		goto out;
 	}
-	if ((r = dhello_parse(l1, l2, &h)) != 0) {
+	/* Server to server: the run's options on a third line. */
+	if ((r = dhello_parse(l1, l2, &h)) == 0 && h.run &&
+	    ((l3 = malloc(S2S_LINE_MAX + 1)) == NULL ||
+	    (r = tlspump_getline(ssl, l3, S2S_LINE_MAX, deadline, &to)) != 0 ||
+	    (r = s2s_parse(l3, &run)) != 0)) {
+		ERRX("%s: %s", addr, to ? "no greeting in time" :
+		    "malformed server-to-server greeting");
+		explicit_bzero(l2, sizeof(l2));
+		explicit_bzero(h.secret, sizeof(h.secret));
+		(void)tlspump_write(ssl, "ERR malformed greeting\n", 23,
+		    deadline);
+		status = DAEMON_EXIT_AUTH;
+		goto out;
+	}
+	if (r != 0) {
 		ERRX("%s: malformed greeting '%s'", addr, log_esc(l1, 64));
 		(void)tlspump_write(ssl, "ERR malformed greeting\n", 23,
 		    deadline);
@@ -427,16 +446,43 @@ daemon_conn(struct daemon *d, int fd)
 		    deadline);
 		goto out;
 	}
+	if (h.run) {
+		memset(&lg, 0, sizeof(lg));
+		lg.addr = addr;
+		lg.user = h.user;
+		lg.module = h.module;
+		lg.root = root;
+		lg.read_only = m->read_only;
+		if (asprintf(&state_dir, "%s/s2s", getenv("XDG_CACHE_HOME") !=
+		    NULL ? getenv("XDG_CACHE_HOME") : "/var/cache/msync") < 0) {
+			state_dir = NULL;
+			goto out;
+		}
+		lg.state_dir = state_dir;
+		if ((r = s2s_check(&run, &lg, why, sizeof(why))) != 0) {
+			ERRX("%s user %s module %s: server to server refused: "
+			    "%s", addr, h.user, h.module, why);
+			snprintf(msg, sizeof(msg), "ERR %s\n", why);
+			(void)tlspump_write(ssl, msg, strlen(msg), deadline);
+			goto out;
+		}
+	}
 	if ((r = tlspump_write(ssl, "OK\n", 3, deadline)) != 0)
 		goto out;
-	LOG1("%s user %s module %s: logged in%s", addr, h.user, h.module,
-	    m->read_only ? " (read-only)" : "");
+	LOG1("%s user %s module %s: logged in%s%s", addr, h.user, h.module,
+	    m->read_only ? " (read-only)" : "", h.run ?
+	    ", server to server: side A" : "");
 
 	r = -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
 	    (pid = fork()) == -1) {
 		ERR("%s: cannot start the server brain", addr);
 		goto out;
+	}
+	if (pid == 0 && h.run) {
+		close(sv[0]);
+		close(fd);
+		_exit(s2s_serve(&run, &lg, sv[1]));
 	}
 	if (pid == 0) {
 		close(sv[0]);
@@ -474,6 +520,9 @@ out:
 		SSL_free(ssl);
 	free(root);
 	free(root0);
+	free(l3);
+	free(state_dir);
+	s2s_free(&run);
 	close(fd);
 	return status;
 }

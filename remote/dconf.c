@@ -742,7 +742,14 @@ dhello_parse(const char *line1, const char *line2, struct dhello *h)
 		return MSYNC_ERR_PROTO;
 	p += 9;
 	if (dhello_word(&p, h->module, DCONF_NAME_MAX) != 0 ||
-	    dhello_word(&p, h->user, DCONF_NAME_MAX) != 0 || *p != '\0')
+	    dhello_word(&p, h->user, DCONF_NAME_MAX) != 0)
+		return MSYNC_ERR_PROTO;
+	/* Server to server (s2s.h): a third line with the run follows. */
+	if (strcmp(p, "RUN") == 0) {
+		h->run = 1;
+		p += 3;
+	}
+	if (*p != '\0')
 		return MSYNC_ERR_PROTO;
 	if (!dconf_name_ok(h->module) || !dconf_name_ok(h->user))
 		return MSYNC_ERR_BADNAME;

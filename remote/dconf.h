@@ -101,7 +101,8 @@ int	 dconf_module_root(const struct dmodule *m, const char *user,
 
 /*
  * The greeting, the first bytes a client sends inside TLS:
- *   "MSYNCD/1 MODULE USER\n" then "SECRET TEXT\n" or "CERT\n"
+ *   "MSYNCD/1 MODULE USER[ RUN]\n" then "SECRET TEXT\n" or "CERT\n"
+ * and with RUN a third line, the run's options (s2s.h).
  * The server answers "OK\n" or "ERR TEXT\n"; then the brains' protocol
  * runs.  dhello_parse takes the two lines (without their '\n', NUL'd)
  * and fills the fields with pointers into them.
@@ -111,6 +112,7 @@ struct dhello {
 	char	user[DCONF_NAME_MAX + 1];
 	char	secret[DCONF_SECRET_MAX + 1];	/* "" for CERT */
 	int	cert;				/* CERT was sent */
+	int	run;				/* "RUN": server to server */
 };
 int	 dhello_parse(const char *line1, const char *line2, struct dhello *h);
 

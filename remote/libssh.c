@@ -454,56 +454,35 @@ out:
  * Returns 0 on success, negative MSYNC_ERR_* on failure.  Connection
  * failures show up later, at transport_finish.
  */
+/* The helper process's body (transport_helper). */
+static int
+libssh_helper(void *arg, int sock, int whyfd)
+{
+	struct lsh	*h = arg;
+
+	h->sock = sock;
+	h->whyfd = whyfd;
+	(void)fcntl(h->sock, F_SETFL, O_NONBLOCK);
+	return lsh_run(h);
+}
+
 int
 libssh_start(const struct transport_opts *o, const struct loc *l,
     struct transport *t, char **why)
 {
 	struct lsh	 h;
 	char		*cmd = NULL;
-	int		 sv[2] = { -1, -1 }, wp[2] = { -1, -1 }, r, e;
-	pid_t		 pid;
+	int		 r;
 
+	(void)why;
 	if ((r = transport_cmdline(o, &cmd)) != 0)
-		goto out;
-	r = MSYNC_ERR_NOMEM;
-	if ((t->host = strdup(l->host)) == NULL ||
-	    (t->prog = strdup("libssh")) == NULL)
-		goto out;
-	r = MSYNC_ERR_IO;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
-	    pipe2(wp, O_CLOEXEC) == -1)
-		goto out;
-	fflush(stderr);
-	if ((pid = fork()) == -1)
-		goto out;
-	if (pid == 0) {
-		transport_child_signals();
-		signal(SIGPIPE, SIG_IGN);
-		transport_close_except(sv[1], wp[1], -1);
-		transport_null_stdio(sv[1]);
-		memset(&h, 0, sizeof(h));
-		h.o = o;
-		h.l = l;
-		h.cmd = cmd;
-		h.sock = sv[1];
-		h.whyfd = wp[1];
-		(void)fcntl(h.sock, F_SETFL, O_NONBLOCK);
-		_exit(lsh_run(&h));
-	}
-	t->rfd = t->wfd = sv[0];
-	t->pid = pid;
-	t->err_pid = -1;
-	t->why_fd = wp[0];
-	t->kind = TRANSPORT_LIBSSH;
-	sv[0] = wp[0] = -1;	/* transferred */
-	r = 0;
-out:
-	e = errno;
-	if (r != 0)
-		transport_abandon(t);
-	transport_close_pair(sv);
-	transport_close_pair(wp);
+		return r;
+	memset(&h, 0, sizeof(h));
+	h.o = o;
+	h.l = l;
+	h.cmd = cmd;
+	r = transport_helper(t, TRANSPORT_LIBSSH, l->host, "libssh",
+	    libssh_helper, &h);
 	free(cmd);
-	errno = e;
 	return r;
 }

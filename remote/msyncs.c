@@ -207,6 +207,7 @@ struct mhelp {
 	const struct loc	*l;	/* borrowed */
 	int			 sock;	/* our end of the socketpair */
 	int			 whyfd;	/* write end of the why pipe */
+	const char		*run_line;	/* borrowed; s2s.c's RUN line */
 	char			 where[320];	/* "host:port", for messages */
 };
 
@@ -316,9 +317,15 @@ msyncs_run(struct mhelp *h)
 	ssl = tls_ssl(t);
 	if (d->cert == NULL && msyncs_secret(h, sec, sizeof(sec)) != 0)
 		goto out;
-	if (asprintf(&greet, "MSYNCD/1 %s %s\n%s%s\n", d->module,
-	    msyncs_user(h->l), d->cert != NULL ? "CERT" : "SECRET ",
-	    d->cert != NULL ? "" : sec) < 0) {
+	/*
+	 * A server-to-server run (s2s.c) says so in the first line and
+	 * sends its options as a third line.
+	 */
+	if (asprintf(&greet, "MSYNCD/1 %s %s%s\n%s%s\n%s%s",
+	    d->module, msyncs_user(h->l), h->run_line != NULL ? " RUN" : "",
+	    d->cert != NULL ? "CERT" : "SECRET ",
+	    d->cert != NULL ? "" : sec, h->run_line != NULL ? h->run_line : "",
+	    h->run_line != NULL ? "\n" : "") < 0) {
 		greet = NULL;
 		goto out;
 	}
@@ -352,53 +359,29 @@ out:
 	return st;
 }
 
+/* The helper process's body (transport_helper). */
+static int
+msyncs_helper(void *arg, int sock, int whyfd)
+{
+	struct mhelp	*h = arg;
+
+	h->sock = sock;
+	h->whyfd = whyfd;
+	return msyncs_run(h);
+}
+
 int
 msyncs_start(const struct transport_opts *o, const struct loc *l,
     struct transport *t, char **why)
 {
 	struct mhelp	 h;
-	int		 sv[2] = { -1, -1 }, wp[2] = { -1, -1 }, r, e;
-	pid_t		 pid;
 
-	(void)o;
 	(void)why;
-	r = MSYNC_ERR_NOMEM;
-	if ((t->host = strdup(l->host)) == NULL ||
-	    (t->prog = strdup("msyncs")) == NULL)
-		goto out;
-	r = MSYNC_ERR_IO;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
-	    pipe2(wp, O_CLOEXEC) == -1)
-		goto out;
-	fflush(stderr);
-	if ((pid = fork()) == -1)
-		goto out;
-	if (pid == 0) {
-		transport_child_signals();
-		signal(SIGPIPE, SIG_IGN);
-		transport_close_except(sv[1], wp[1], -1);
-		transport_null_stdio(sv[1]);
-		memset(&h, 0, sizeof(h));
-		h.l = l;
-		h.sock = sv[1];
-		h.whyfd = wp[1];
-		snprintf(h.where, sizeof(h.where), "%s port %d", l->host,
-		    l->port != 0 ? l->port : DCONF_PORT);
-		_exit(msyncs_run(&h));
-	}
-	t->rfd = t->wfd = sv[0];
-	t->pid = pid;
-	t->err_pid = -1;
-	t->why_fd = wp[0];
-	t->kind = TRANSPORT_MSYNCS;
-	sv[0] = wp[0] = -1;	/* transferred */
-	r = 0;
-out:
-	e = errno;
-	if (r != 0)
-		transport_abandon(t);
-	transport_close_pair(sv);
-	transport_close_pair(wp);
-	errno = e;
-	return r;
+	memset(&h, 0, sizeof(h));
+	h.l = l;
+	h.run_line = o->daemon_run;
+	snprintf(h.where, sizeof(h.where), "%s port %d", l->host,
+	    l->port != 0 ? l->port : DCONF_PORT);
+	return transport_helper(t, TRANSPORT_MSYNCS, l->host, "msyncs",
+	    msyncs_helper, &h);
 }

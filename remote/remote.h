@@ -86,6 +86,8 @@ void	 transport_close_except(int, int, int);
 void	 transport_child_signals(void);
 void	 transport_null_stdio(int);
 void	 transport_why_line(int, int, const char *);
+int	 transport_helper(struct transport *, int, const char *,
+	    const char *, int (*)(void *, int, int), void *);
 int	 transport_asprintf(char **, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 

@@ -9,6 +9,7 @@
  * protocol.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -426,6 +427,60 @@ transport_null_stdio(int keep)
 		(void)dup2(fd, STDOUT_FILENO);
 	if (fd > STDERR_FILENO)
 		close(fd);
+}
+
+/*
+ * Starts a helper process (the libssh and msyncs:// transports): a
+ * socketpair whose one end becomes the brain's fd, and a close-on-exec
+ * why pipe for the helper's one-line reason when it fails.  A pipe and
+ * not the socketpair, because the socketpair carries the brain's bytes
+ * and a reason must not be mistaken for them.  The child has fresh
+ * signal dispositions, SIGPIPE ignored (it writes to sockets), only the
+ * two ends open, /dev/null as stdin and stdout, and exits with
+ * run(arg, sock, whyfd).  host and prog are copied for messages.
+ * Returns 0 with t filled, or MSYNC_ERR_NOMEM / MSYNC_ERR_IO (t then
+ * abandoned).
+ */
+int
+transport_helper(struct transport *t, int kind, const char *host,
+    const char *prog, int (*run)(void *, int, int), void *arg)
+{
+	int	 sv[2] = { -1, -1 }, wp[2] = { -1, -1 }, r, e;
+	pid_t	 pid;
+
+	r = MSYNC_ERR_NOMEM;
+	if ((t->host = strdup(host)) == NULL ||
+	    (t->prog = strdup(prog)) == NULL)
+		goto out;
+	r = MSYNC_ERR_IO;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    pipe2(wp, O_CLOEXEC) == -1)
+		goto out;
+	fflush(stderr);
+	if ((pid = fork()) == -1)
+		goto out;
+	if (pid == 0) {
+		transport_child_signals();
+		signal(SIGPIPE, SIG_IGN);
+		transport_close_except(sv[1], wp[1], -1);
+		transport_null_stdio(sv[1]);
+		_exit(run(arg, sv[1], wp[1]));
+	}
+	t->rfd = t->wfd = sv[0];
+	t->pid = pid;
+	t->err_pid = -1;
+	t->why_fd = wp[0];
+	t->kind = kind;
+	sv[0] = wp[0] = -1;	/* transferred */
+	r = 0;
+out:
+	e = errno;
+	if (r != 0)
+		transport_abandon(t);
+	transport_close_pair(sv);
+	transport_close_pair(wp);
+	errno = e;
+	return r;
 }
 
 /*

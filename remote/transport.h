@@ -53,6 +53,8 @@ struct transport_opts {
 	int		 accept_new_host_key;
 	int		 verbose;	/* passed on as -v to the server */
 	const char	*server_args;	/* borrowed; extra fixed args, e.g. "-T..." */
+	const char	*daemon_run;	/* borrowed; msyncs://: a server-to-
+					   server RUN line (s2s.h), or NULL */
 };
 
 struct transport {

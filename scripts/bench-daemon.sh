@@ -11,8 +11,15 @@
 #             are trusted)
 # Transports: ssh (OpenSSH client to a private sshd on a free port),
 # libssh (--ssh=libssh to the same sshd), msyncs (a private
-# `msync --daemon` with a throwaway CA, secret login, 127.0.0.1 only).
-# Every run is reported (wall seconds from /usr/bin/time), then the median
+# `msync --daemon` with a throwaway CA, secret login, 127.0.0.1 only),
+# and s2s: server to server, the same messages from a module of that
+# daemon to a module of a second daemon (msync msyncs://d1 msyncs://d2:
+# this msync only relays), next to the ssh row, which is the same pair
+# run from the source's machine over ssh.  For s2s the TCP bytes are
+# both connections' (the relayed bytes cross this machine twice), and
+# the overhead is what they carried beyond twice msync's bytes.
+# Every run is reported (wall seconds from /usr/bin/time; CPU seconds of
+# the client and of the servers' reaped connections), then the median
 # per transport and the ratio to ssh; with, for the first run, the bytes
 # msync --stats counts (its protocol, the same for every transport), the
 # bytes the TCP connection carried both ways (a counting relay on
@@ -220,9 +227,26 @@ dport=$(free_port)
 [ "$(id -u)" = 0 ] && chown -R nobody "$dd/srv" "$dd/cache"
 "$msync" --daemon --config "$dd/msyncd.conf" 2>"$dd/log" &
 pids+=("$!")
+dpid1=$!
 wait_port "$dport"
 relay msyncs "$dport"
 rdport=$RELAY_PORT
+
+# A second daemon, the other end of server to server; its module is
+# bench2.  The source is a copy of the messages in the first's module.
+mkdir -p "$dd/srv2" "$dd/cache2"
+cp -a "$w/src" "$dd/srv/s2s-src"
+dport2=$(free_port)
+sed -e "s/^port = .*/port = $dport2/" -e "s|^cache dir = .*|cache dir = $dd/cache2|" \
+    -e 's/^\[bench\]/[bench2]/' -e "s|^path = .*|path = $dd/srv2|" \
+    "$dd/msyncd.conf" >"$dd/msyncd2.conf"
+[ "$(id -u)" = 0 ] && chown -R nobody "$dd/srv" "$dd/srv2" "$dd/cache2"
+"$msync" --daemon --config "$dd/msyncd2.conf" 2>"$dd/log2" &
+pids+=("$!")
+dpid2=$!
+wait_port "$dport2"
+relay msyncs2 "$dport2"
+rdport2=$RELAY_PORT
 
 # --- runs ------------------------------------------------------------------
 count() {
@@ -232,6 +256,22 @@ md = mailbox.Maildir(sys.argv[1], factory=None, create=False)
 print(len(md) + sum(len(md.get_folder(f)) for f in md.list_folders()))
 EOF
 }
+
+# The CPU time (ticks) a server has spent with its reaped connections:
+# its own utime+stime and its waited-for children's (fields 14-17 of
+# /proc/PID/stat).  The sshd and daemon listeners reap every connection
+# (and a connection its brain), so the difference over a run is the
+# server side's CPU time: with the client's, a figure that the load of
+# a shared machine moves far less than wall time.
+ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+hz=$(getconf CLK_TCK)
+sshd_pid=$(cat "$sd/pid")
 
 # run TRANSPORT KIND I: one timed run; prints a TSV row.
 run() {
@@ -244,31 +284,53 @@ run() {
 	     cmd=(env HOME="$lh" "$msync" --stats --backup --ssh=libssh "$w/src" "$dst") ;;
 	msyncs) dst="msyncs://bench@127.0.0.1:$rdport/bench/dst-$i;secret-file=$dd/client.secret"
 	     cmd=(env SSL_CERT_FILE="$dd/ca.pem" "$msync" --stats --backup "$w/src" "$dst") ;;
+	s2s) dst="msyncs://bench@127.0.0.1:$rdport2/bench2/dst-$i;secret-file=$dd/client.secret"
+	     cmd=(env SSL_CERT_FILE="$dd/ca.pem" "$msync" --stats --backup
+	         "msyncs://bench@127.0.0.1:$rdport/bench/s2s-src;secret-file=$dd/client.secret" "$dst") ;;
 	esac
 	sync
 	: >"$w/relay-${tr/libssh/ssh}.log"
-	/usr/bin/time -f '%e' -o "$log.time" "${cmd[@]}" >"$log" 2>&1 || {
+	: >"$w/relay-msyncs.log"
+	: >"$w/relay-msyncs2.log"
+	case $tr in
+	ssh|libssh) servers=("$sshd_pid") ;;
+	msyncs) servers=("$dpid1") ;;
+	s2s) servers=("$dpid1" "$dpid2") ;;
+	esac
+	t0=$(ticks "${servers[@]}")
+	/usr/bin/time -f '%U %S %e' -o "$log.time" "${cmd[@]}" >"$log" 2>&1 || {
 		echo "bench-daemon.sh: $tr $kind $i failed; see $log" >&2
 		return 1
 	}
-	secs=$(tail -1 "$log.time")
+	secs=$(tail -1 "$log.time" | cut -d" " -f3)
+	ccpu=$(tail -1 "$log.time" | awk '{ print $1 + $2 }')
 	bytes=$(sed -n 's/.*wire: sent \([0-9]*\) bytes.*received \([0-9]*\) bytes.*/\1+\2/p' "$log" | head -1)
 	bytes=$((${bytes:-0}))
 	# what the TCP connection carried, both ways (the relay's count)
-	sleep 0.3
-	tcp=$(awk '{ s += $1 + $2 } END { print s + 0 }' "$w/relay-${tr/libssh/ssh}.log")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes" "$tcp"
+	# (the daemons reap within a second)
+	sleep 1.5
+	scpu=$(awk -v a="$t0" -v b="$(ticks "${servers[@]}")" -v hz="$hz" \
+	    'BEGIN { printf "%.2f", (b - a) / hz }')
+	if [ "$tr" = s2s ]; then
+		tcp=$(cat "$w/relay-msyncs.log" "$w/relay-msyncs2.log" |
+		    awk '{ s += $1 + $2 } END { print s + 0 }')
+	else
+		tcp=$(awk '{ s += $1 + $2 } END { print s + 0 }' "$w/relay-${tr/libssh/ssh}.log")
+	fi
+	load=$(cut -d" " -f1 /proc/loadavg)
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tr" "$kind" "$i" "$secs" "$bytes" "$tcp" "$load" "$ccpu" "$scpu"
 }
 
 tsv=$out/results.tsv
-printf 'transport\trun\ti\tseconds\twire_bytes\ttcp_bytes\n' >"$tsv"
+printf 'transport\trun\ti\tseconds\twire_bytes\ttcp_bytes\tload\tclient_cpu\tserver_cpu\n' >"$tsv"
 for i in $(seq 1 "$runs"); do
-	for tr in ssh libssh msyncs; do
+	for tr in ssh libssh msyncs s2s; do
 		run "$tr" initial "$i" >>"$tsv"
 		case $tr in
 		ssh) got=$(count "$w/dst-ssh-$i") ;;
 		libssh) got=$(count "$w/dst-libssh-$i") ;;
 		msyncs) got=$(count "$dd/srv/dst-$i") ;;
+		s2s) got=$(count "$dd/srv2/dst-$i") ;;
 		esac
 		[ "$got" = "$n" ] || {
 			echo "bench-daemon.sh: $tr run $i copied $got of $n" >&2
@@ -283,24 +345,30 @@ python3 - "$tsv" "$n" "$runs" <<'EOF' | tee "$out/results.md"
 import csv, os, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 n, runs = sys.argv[2], sys.argv[3]
-print("# msync over ssh, libssh and its daemon (msyncs://)\n")
+print("# msync over ssh, libssh, its daemon (msyncs://) and daemon to daemon (s2s)\n")
 print("%s messages, %s runs each; machine: %d cores, load average %s "
       "(shared with other users: figures are noisy)\n"
       % (n, runs, os.cpu_count(), " ".join("%.2f" % x for x in os.getloadavg())))
-print("| transport | run | seconds (every run) | median | vs ssh | msync bytes | TCP bytes | overhead |")
-print("|---|---|---|---|---|---|---|---|")
+print("| transport | run | seconds (every run) | median | vs ssh | CPU s, client + servers (every run) | msync bytes | TCP bytes | overhead | load (1 min) at each run |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 med = {}
 for kind in ("initial", "nochange"):
-    for tr in ("ssh", "libssh", "msyncs"):
+    for tr in ("ssh", "libssh", "msyncs", "s2s"):
         r = [x for x in rows if x["transport"] == tr and x["run"] == kind]
         s = [float(x["seconds"]) for x in r]
         med[(tr, kind)] = statistics.median(s)
-    for tr in ("ssh", "libssh", "msyncs"):
+    for tr in ("ssh", "libssh", "msyncs", "s2s"):
         r = [x for x in rows if x["transport"] == tr and x["run"] == kind]
         m = med[(tr, kind)]
         base = med[("ssh", kind)]
         wb, tb = int(r[0]["wire_bytes"]), int(r[0]["tcp_bytes"])
-        print("| %s | %s | %s | %.2f | %s | %d | %d | %d |" % (
+        # s2s: msync's bytes cross this machine twice (in from one
+        # daemon, out to the other); the overhead is what is beyond that.
+        ob = tb - (2 * wb if tr == "s2s" else wb)
+        print("| %s | %s | %s | %.2f | %s | %s | %d | %d | %d | %s |" % (
             tr, kind, " ".join(x["seconds"] for x in r), m,
-            "%.2f" % (m / base) if base > 0 else "-", wb, tb, tb - wb))
+            "%.2f" % (m / base) if base > 0 else "-",
+            " ".join("%.2f+%s" % (float(x["client_cpu"]), x["server_cpu"]) for x in r),
+            wb, tb, ob,
+            " ".join(x["load"] for x in r)))
 EOF

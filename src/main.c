@@ -26,6 +26,7 @@
 #include "pairs.h"
 #include "proto.h"
 #include "report.h"
+#include "s2s.h"
 #include "server.h"
 #include "state.h"
 #include "store.h"
@@ -544,8 +545,39 @@ main(int argc, char **argv)
 		loc[1] = loc[0];
 		memset(&loc[0], 0, sizeof(loc[0]));
 		a_is = 1;
+	} else if (loc[0].daemon != NULL && loc[1].daemon != NULL) {
+		/*
+		 * Server to server: the first daemon runs side A, we only
+		 * relay (remote/s2s.c).  No local store, no local state.
+		 */
+		struct s2s_run	 run;
+
+		memset(&run, 0, sizeof(run));
+		run.mode = backup ? MODE_BACKUP : oneway ? MODE_ONEWAY :
+		    MODE_TWOWAY;
+		run.dry_run = bo.dry_run;
+		run.force_deletes = bo.force_deletes;
+		run.full = bo.full;
+		run.stats = bo.stats;
+		run.verbose = verbose;
+		run.compress = bo.compress != 0;
+		run.timeout = bo.timeout;
+		run.lock_wait = bo.lock_wait < 0 ? 0 : bo.lock_wait > 600 ?
+		    600 : bo.lock_wait;
+		run.bwlimit = bo.bwlimit;
+		run.include = include;
+		run.ninclude = ninclude;
+		run.exclude = exclude;
+		run.nexclude = nexclude;
+		if (bo.progress)
+			WARNX("--progress is not shown between two daemons");
+		status = s2s_client(&to, loc, &run, bo.result);
+		/* The report at out: gets daemon 1's counts. */
+		ri.result = bo.result;
+		goto out;
 	} else if (loc[0].host != NULL && loc[1].host != NULL) {
-		ERRX("both locations are remote; one must be on this machine");
+		ERRX("both locations are remote; one must be on this machine, "
+		    "or both msync daemons (msyncs://)");
 		status = EXIT_USAGE;
 		goto out;
 	} else if (loc[0].host != NULL || (loc[1].inbox != NULL &&

@@ -6,12 +6,14 @@
  * the root does not exist, so no lstat succeeds).
  *
  * The first byte picks the parser: 'G' greeting (two lines split at the
- * first '\n'), 'C' config, 'S' secrets, 'P' a store path; anything else
- * goes to all of them.  Seeds: tests/fuzz/seeds/fuzz_daemon/.
+ * first '\n'), 'C' config, 'S' secrets, 'P' a store path, 'R' the
+ * server-to-server RUN line (s2s_parse); anything else goes to all of
+ * them.  Seeds: tests/fuzz/seeds/fuzz_daemon/.
  *
  * Checks beyond the sanitizers: a parsed config has at least one module
  * and each module a path and users; a greeting that parses has names
- * that dconf_name_ok accepts; a resolved path has no ".." component.
+ * that dconf_name_ok accepts; a resolved path has no ".." component; a
+ * RUN line that parses encodes again and parses to the same options.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "dconf.h"
 #include "dpath.h"
 #include "msync.h"
+#include "s2s.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -83,6 +86,31 @@ fuzz_path(const char *s)
 	}
 }
 
+static void
+fuzz_run(const char *s)
+{
+	struct s2s_run	 r, again;
+	char		*line = NULL;
+
+	if (s2s_parse(s, &r) != 0)
+		return;
+	if (r.mode < 0 || r.mode > 2 || r.verbose > 2 ||
+	    r.ninclude > S2S_PATTERNS_MAX || r.nexclude > S2S_PATTERNS_MAX)
+		abort();
+	/* A long line of short escapes may not fit again: that is fine. */
+	if (s2s_encode(&r, &line) == 0) {
+		if (s2s_parse(line, &again) != 0 ||
+		    strcmp(again.path_a, r.path_a) != 0 ||
+		    strcmp(again.other, r.other) != 0 ||
+		    again.ninclude != r.ninclude || again.mode != r.mode ||
+		    again.bwlimit != r.bwlimit)
+			abort();
+		s2s_free(&again);
+		free(line);
+	}
+	s2s_free(&r);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -107,11 +135,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 'P':
 		fuzz_path(s);
 		break;
+	case 'R':
+		fuzz_run(s);
+		break;
 	default:
 		fuzz_greeting(s);
 		fuzz_config(s, size - 1);
 		fuzz_secrets(s, size - 1);
 		fuzz_path(s);
+		fuzz_run(s);
 	}
 	free(s);
 	return 0;

@@ -18,6 +18,7 @@
 #include "msync.h"
 #include "dconf.h"
 #include "dpath.h"
+#include "s2s.h"
 
 static const char good[] =
     "# global\n"
@@ -166,6 +167,105 @@ test_hello(void **state)
 }
 
 static void
+test_hello_run(void **state)
+{
+	struct dhello	 h;
+
+	(void)state;
+	assert_int_equal(dhello_parse("MSYNCD/1 mail alice RUN", "CERT", &h),
+	    0);
+	assert_true(h.run);
+	assert_string_equal(h.user, "alice");
+	assert_int_equal(dhello_parse("MSYNCD/1 mail alice", "CERT", &h), 0);
+	assert_false(h.run);
+	assert_int_not_equal(dhello_parse("MSYNCD/1 mail alice RUN x",
+	    "CERT", &h), 0);
+	assert_int_not_equal(dhello_parse("MSYNCD/1 mail alice run",
+	    "CERT", &h), 0);
+}
+
+/* The RUN line: what is encoded comes back; what is not allowed fails. */
+static void
+test_s2s_run(void **state)
+{
+	struct s2s_run	 r, back;
+	char		*inc[] = { "Lists/*", "a b%c" }, *exc[] = { "Junk" };
+	char		*line = NULL, big[S2S_VALUE_MAX + 2];
+	const char	*tail = " dry=0 force=0 full=0 stats=0 v=1 z=1 "
+			    "timeout=300 lockwait=10 bwlimit=0 a=x la=0 b=y lb=0 "
+			    "other=z";
+	char		 buf[1024];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.mode = MODE_ONEWAY;
+	r.dry_run = r.full = r.compress = 1;
+	r.verbose = 2;
+	r.timeout = 60;
+	r.lock_wait = 5;
+	r.bwlimit = 123456;
+	r.path_a = "Mail dir/sub";
+	r.layout_a = 1;
+	r.path_b = "%u/x";
+	r.other = "msyncs://bob@h:1/m;layout=fs";
+	r.include = inc;
+	r.ninclude = 2;
+	r.exclude = exc;
+	r.nexclude = 1;
+	assert_int_equal(s2s_encode(&r, &line), 0);
+	assert_null(strchr(line, '\n'));
+	assert_int_equal(s2s_parse(line, &back), 0);
+	assert_int_equal(back.mode, MODE_ONEWAY);
+	assert_int_equal(back.dry_run, 1);
+	assert_int_equal(back.force_deletes, 0);
+	assert_int_equal(back.verbose, 2);
+	assert_int_equal(back.timeout, 60);
+	assert_int_equal(back.bwlimit, 123456);
+	assert_string_equal(back.path_a, "Mail dir/sub");
+	assert_int_equal(back.layout_a, 1);
+	assert_string_equal(back.path_b, "%u/x");
+	assert_string_equal(back.other, r.other);
+	assert_int_equal(back.ninclude, 2);
+	assert_string_equal(back.include[1], "a b%c");
+	assert_string_equal(back.exclude[0], "Junk");
+	s2s_free(&back);
+	free(line);
+
+	/* The minimal line parses; each damage to it does not. */
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s", tail);
+	assert_int_equal(s2s_parse(buf, &back), 0);
+	s2s_free(&back);
+	assert_int_not_equal(s2s_parse("RUN mode=backup", &back), 0);
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s x=", tail);
+	assert_int_not_equal(s2s_parse(buf, &back), 0);	/* empty pattern */
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s dry=1", tail);
+	assert_int_not_equal(s2s_parse(buf, &back), 0);	/* repeated */
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s state=%%2F", tail);
+	assert_int_not_equal(s2s_parse(buf, &back), 0);	/* unknown */
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s m=a%%0Ab", tail);
+	assert_int_not_equal(s2s_parse(buf, &back), 0);	/* control */
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s m=a%%4", tail);
+	assert_int_not_equal(s2s_parse(buf, &back), 0);	/* cut escape */
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s m=a%%zz", tail);
+	assert_int_not_equal(s2s_parse(buf, &back), 0);
+	snprintf(buf, sizeof(buf), "RUN mode=backup %s", tail);
+	assert_int_not_equal(s2s_parse(buf, &back), 0);	/* two spaces */
+	snprintf(buf, sizeof(buf), "RUN mode=backup%s", tail);
+	buf[strlen(buf) - 1] = '\0';
+	strcat(buf, "z timeout=99999999999999999999999");
+	assert_int_not_equal(s2s_parse(buf, &back), 0);
+	/* Too many patterns, a value over its limit. */
+	memset(&r, 0, sizeof(r));
+	r.path_a = r.path_b = r.other = "x";
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	r.path_a = big;
+	assert_int_equal(s2s_encode(&r, &line), 0);
+	assert_int_not_equal(s2s_parse(line, &back), 0);
+	free(line);
+}
+
+static void
 test_dpath(void **state)
 {
 	char	 dir[] = "/tmp/msync-test-dpath.XXXXXX", sub[256], *out;
@@ -207,6 +307,8 @@ main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_secrets),
 		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_hello_run),
+		cmocka_unit_test(test_s2s_run),
 		cmocka_unit_test(test_dpath),
 	};
 

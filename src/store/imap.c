@@ -2874,7 +2874,7 @@ copyuid_take(struct copymap *cu, const char *code)
 	if (r == MSYNC_ERR_NOMEM)
 		goto out;
 	r = 0;
-	if (sr == NULL || dr == NULL ||
+	if (sr == NULL || dr == NULL || ns == 0 || nd == 0 ||
 	    (cnt = imap_set_count(sr, ns)) > cu->n ||
 	    cnt != imap_set_count(dr, nd))
 		goto out;

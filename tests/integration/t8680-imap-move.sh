@@ -15,27 +15,11 @@ test_expect_success 'start imapd' 'start_imapd'
 DROP_RELAY_PORT=$(imapd_free_port_)
 export DROP_RELAY_PORT
 
-# The relay (drop_relay.py) sees every command msync sends, in clear.
-start_relay() {
-	local i=0
-	rm -f relay.port relay.log
-	python3 "$TEST_DIR/drop_relay.py" "$IMAPD_PORT" "$1" relay.log \
-	    >relay.port 2>relay.err </dev/null &
-	RELAY_PID=$!
-	test_atexit stop_relay
-	while [ ! -s relay.port ] && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	RELAY_PORT=$(head -n 1 relay.port)
-	[ -n "$RELAY_PORT" ]
-}
-stop_relay() {
-	kill "$RELAY_PID" 2>/dev/null
-	wait "$RELAY_PID" 2>/dev/null
-	return 0
-}
-url() { echo "imap://alice@127.0.0.1:$RELAY_PORT;tls=none"; }
+# The relay (lib-imapd.sh's start_relay, drop_relay.py) sees every
+# command msync sends, in clear; DROP_RELAY_PORT keeps its port (msync's
+# state and cache are per host:port) when it is started again.
+test_atexit stop_relay
+url() { relay_url alice; }
 sync2() { msync -vv --passcmd "$PASSCMD" md "$(url)" 2>"$1"; }
 
 # same: the account equals the Maildir, byte for byte with flags, and

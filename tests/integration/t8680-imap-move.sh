@@ -158,6 +158,22 @@ test_expect_success 'the connection cut after UID COPY was sent (no MOVE): no du
 	sync2 log9 && same && test_cmp md.want md.now
 '
 
+# (The source folder changes too: the planner looks for local sources
+# only in the folders it plans, not in those unchanged on both sides.)
+test_expect_success 'a message copied to another folder in the Maildir: UID COPY on the server, the source kept' '
+	stop_relay && start_relay pass &&
+	f=$(ls "$(folder_path md Old)"/cur/* | head -n 1) &&
+	cp "$f" "$(folder_path md Archive)/cur/$(date +%s).copy1.bench:2,S" &&
+	set_flags "$(ls "$(folder_path md Old)"/cur/* | tail -n 1)" RS &&
+	: >relay.log &&
+	sync2 log10 &&
+	imap_digest alice >dove.now && md_digest md >md.now &&
+	test_cmp md.now dove.now &&
+	cut -f1,2 dove.now | sort | uniq -d >dups && test ! -s dups &&
+	grep " UID COPY$" relay.log &&
+	! grep -E " (APPEND|UID MOVE|UID EXPUNGE)" relay.log
+'
+
 test_expect_success 'stop the relay' 'stop_relay'
 
 test_done

@@ -143,6 +143,23 @@ test_expect_success 'the connection cut after UID MOVE was sent: found in the ta
 	! grep " APPEND" relay.log
 '
 
+test_expect_success 'kill -9 while UID MOVE is in flight, then run again: every message once' '
+	stop_relay &&
+	start_relay "cut:UID MOVE" "kill -9 \$(cat \"$TRASH/msync.pid\")" &&
+	mdmove INBOX Archive 2 &&
+	md_digest md >md.want &&
+	{
+		"$MSYNC" --passcmd "$PASSCMD" md "$(url)" 2>log11 &
+		echo $! >"$TRASH/msync.pid"
+		wait $!
+		test $? = 137
+	} &&
+	grep "cut" relay.log &&
+	stop_relay && start_relay pass &&
+	sync2 log12 && same && test_cmp md.want md.now &&
+	! grep " APPEND" relay.log
+'
+
 test_expect_success 'the connection cut after UID COPY was sent (no MOVE): no duplicate' '
 	stop_relay &&
 	sed -i "s/^imap_capability = .*/imap_capability = $CAPS UIDPLUS/" \

@@ -105,9 +105,8 @@ for fs in $fslist; do
 	disk) base=$out/disk && mkdir -p "$base" || exit 1 ;;
 	*) echo "bench-imap-move.sh: --fs tmpfs|disk" >&2; exit 64 ;;
 	esac
-	TRASH=$base
-	IMAPD_EXTRA_CONF=
-	[ -n "$caps" ] && IMAPD_EXTRA_CONF="imap_capability = $caps"
+	# shellcheck disable=SC2034  # both read by lib-imapd.sh
+	TRASH=$base IMAPD_EXTRA_CONF=${caps:+"imap_capability = $caps"}
 	# shellcheck source=../tests/integration/lib-imapd.sh
 	. "$top/tests/integration/lib-imapd.sh"
 	[ "$(id -u)" = 0 ] && chmod 755 "$base"

@@ -2840,9 +2840,9 @@ struct copymap {
  * Reads "COPYUID uidvalidity source-set destination-set" (RFC 4315
  * section 3): the n-th source UID became the n-th destination UID.  A
  * COPYUID that does not parse, names more UIDs than were asked for, or
- * whose two sets differ in size is ignored (those copies only get their
- * UIDs at the next listing).  Nothing is expanded before the sizes are
- * checked against cu->n.
+ * whose two sets differ in size is ignored (copy_cmd then counts the
+ * copies it should have named as not made).  Nothing is expanded before
+ * the sizes are checked against cu->n.
  */
 static int
 copyuid_take(struct copymap *cu, const char *code)

@@ -287,6 +287,9 @@ struct store_driver {
 	int	(*expunge)(struct store *, const char *, uint32_t);
 	int	(*expunge_guid)(struct store *, const char *, uint32_t,
 		    const struct guid *);
+	/* Optional (NULL: the caller reads and saves). */
+	int	(*copy)(struct store *, const char *, const char *, int,
+		    struct store_copy *, size_t);
 	int	(*create_mailbox)(struct store *, const char *,
 		    const struct guid *);
 	int	(*rename_mailbox)(struct store *, const char *, const char *);
@@ -294,9 +297,6 @@ struct store_driver {
 	int	(*set_mailbox_guid)(struct store *, const char *,
 		    const struct guid *);
 	int	(*flush)(struct store *);
-	/* Optional (NULL: the caller reads and saves). */
-	int	(*copy)(struct store *, const char *, const char *, int,
-		    struct store_copy *, size_t);
 };
 
 /* The drivers (src/store/<name>.c). */

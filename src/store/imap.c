@@ -2667,157 +2667,6 @@ imap_expunge_guid(struct store *s, const char *name, uint32_t uid,
 	return imap_expunge(s, name, uid);
 }
 
-/* CREATE, then (unless refused) the new mailbox's STATUS. */
-static int
-create_once(struct istore *st, struct imbox *m, struct imap_done *d)
-{
-	int	 r;
-
-	if ((r = imap_cmd(st->c, d, "CREATE %s", m->wire)) != 0)
-		return r;
-	if (d->status != IMAP_OK &&
-	    strncasecmp(d->code, "ALREADYEXISTS", 13) != 0)
-		return 0;
-	return imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
-	    status_items(st));
-}
-
-static int
-imap_create_mailbox(struct store *s, const char *name,
-    const struct guid *guid)
-{
-	struct istore	*st = is(s);
-	struct imbox	*m;
-	struct imap_done d;
-	int		 r, attempt = 0;
-
-	if (st->readonly)
-		return MSYNC_ERR_READONLY;
-	if (!names_valid(name, strlen(name)))
-		return MSYNC_ERR_BADNAME;
-	if (mbox_find(st, name) != NULL)
-		return MSYNC_ERR_EXISTS;
-	if ((r = mbox_add(st, name, &m)) != 0)
-		return r;
-	/* A CREATE repeated after a drop finds the mailbox: ALREADYEXISTS. */
-	while ((r = create_once(st, m, &d)) != 0 &&
-	    recover(st, r, &attempt) == 0)
-		;
-	if (r != 0)
-		return fail(st, r);
-	if (d.status != IMAP_OK &&
-	    strncasecmp(d.code, "ALREADYEXISTS", 13) != 0) {
-		ERRX("imap: cannot create '%s': %s", log_esc(name, 200),
-		    log_esc(d.text, 200));
-		return MSYNC_ERR_IO;
-	}
-	cache_load(st, m);
-	cache_check_uidvalidity(m, m->uidvalidity);
-	if (guid != NULL) {
-		m->guid = *guid;
-		m->guid_adopted = 1;
-		m->dirty = 1;
-	}
-	return cache_save(st, m);
-}
-
-static int
-imap_rename_mailbox(struct store *s, const char *from, const char *to)
-{
-	struct istore	*st = is(s);
-	struct imbox	*m;
-	char		*raw = NULL, *wire = NULL, *nn = NULL;
-	char		 op[MSYNC_PATH_MAX], np[MSYNC_PATH_MAX];
-	int		 r;
-
-	if (st->readonly)
-		return MSYNC_ERR_READONLY;
-	if ((m = mbox_find(st, from)) == NULL)
-		return MSYNC_ERR_NOTFOUND;
-	if ((r = name_to_raw(st, to, &raw)) != 0 ||
-	    (r = imap_quote(raw, &wire)) != 0 ||
-	    (nn = strdup(to)) == NULL) {
-		r = r != 0 ? r : MSYNC_ERR_NOMEM;
-		goto out;
-	}
-	if ((r = imap_cmd(st->c, NULL, "RENAME %s %s", m->wire, wire)) != 0) {
-		r = fail(st, r);
-		goto out;
-	}
-	cache_load(st, m);
-	cache_path(st, m, op, sizeof(op));
-	free(m->name);
-	free(m->raw);
-	free(m->wire);
-	m->name = nn;
-	m->raw = raw;
-	m->wire = wire;
-	nn = raw = wire = NULL;	/* transferred */
-	cache_path(st, m, np, sizeof(np));
-	(void)rename(op, np);
-	st->sel = -1;
-out:
-	free(raw);
-	free(wire);
-	free(nn);
-	return r;
-}
-
-static int
-imap_delete_mailbox(struct store *s, const char *name)
-{
-	struct istore	*st = is(s);
-	struct imbox	*m;
-	char		 p[MSYNC_PATH_MAX];
-	int		 r;
-
-	if (st->readonly)
-		return MSYNC_ERR_READONLY;
-	if ((m = mbox_find(st, name)) == NULL)
-		return 0;
-	if (st->sel == m - st->mb) {
-		/* A selected mailbox cannot always be deleted. */
-		(void)imap_cmd(st->c, NULL, "CLOSE");
-		st->sel = -1;
-	}
-	if ((r = imap_cmd(st->c, NULL, "DELETE %s", m->wire)) != 0)
-		return fail(st, r);
-	cache_path(st, m, p, sizeof(p));
-	(void)unlink(p);
-	cache_clear(m);
-	m->cache_modseq = 0;
-	m->dirty = 0;
-	return 0;
-}
-
-static int
-imap_set_mailbox_guid(struct store *s, const char *name,
-    const struct guid *guid)
-{
-	struct istore	*st = is(s);
-	struct imbox	*m;
-
-	if ((m = mbox_find(st, name)) == NULL)
-		return MSYNC_ERR_NOTFOUND;
-	cache_load(st, m);
-	m->guid = *guid;
-	m->guid_adopted = 1;
-	m->dirty = 1;
-	return cache_save(st, m);
-}
-
-static int
-imap_flush(struct store *s)
-{
-	struct istore	*st = is(s);
-	int		 r;
-
-	for (size_t i = 0; i < st->nmb; i++)
-		if ((r = cache_save(st, &st->mb[i])) != 0)
-			return r;
-	return 0;
-}
-
 /* ---- copies within the account (UID COPY, UID MOVE) ---------------- */
 
 /*
@@ -3269,6 +3118,157 @@ out:
 	return r;
 }
 
+/* CREATE, then (unless refused) the new mailbox's STATUS. */
+static int
+create_once(struct istore *st, struct imbox *m, struct imap_done *d)
+{
+	int	 r;
+
+	if ((r = imap_cmd(st->c, d, "CREATE %s", m->wire)) != 0)
+		return r;
+	if (d->status != IMAP_OK &&
+	    strncasecmp(d->code, "ALREADYEXISTS", 13) != 0)
+		return 0;
+	return imap_cmd(st->c, NULL, "STATUS %s %s", m->wire,
+	    status_items(st));
+}
+
+static int
+imap_create_mailbox(struct store *s, const char *name,
+    const struct guid *guid)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	struct imap_done d;
+	int		 r, attempt = 0;
+
+	if (st->readonly)
+		return MSYNC_ERR_READONLY;
+	if (!names_valid(name, strlen(name)))
+		return MSYNC_ERR_BADNAME;
+	if (mbox_find(st, name) != NULL)
+		return MSYNC_ERR_EXISTS;
+	if ((r = mbox_add(st, name, &m)) != 0)
+		return r;
+	/* A CREATE repeated after a drop finds the mailbox: ALREADYEXISTS. */
+	while ((r = create_once(st, m, &d)) != 0 &&
+	    recover(st, r, &attempt) == 0)
+		;
+	if (r != 0)
+		return fail(st, r);
+	if (d.status != IMAP_OK &&
+	    strncasecmp(d.code, "ALREADYEXISTS", 13) != 0) {
+		ERRX("imap: cannot create '%s': %s", log_esc(name, 200),
+		    log_esc(d.text, 200));
+		return MSYNC_ERR_IO;
+	}
+	cache_load(st, m);
+	cache_check_uidvalidity(m, m->uidvalidity);
+	if (guid != NULL) {
+		m->guid = *guid;
+		m->guid_adopted = 1;
+		m->dirty = 1;
+	}
+	return cache_save(st, m);
+}
+
+static int
+imap_rename_mailbox(struct store *s, const char *from, const char *to)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	char		*raw = NULL, *wire = NULL, *nn = NULL;
+	char		 op[MSYNC_PATH_MAX], np[MSYNC_PATH_MAX];
+	int		 r;
+
+	if (st->readonly)
+		return MSYNC_ERR_READONLY;
+	if ((m = mbox_find(st, from)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	if ((r = name_to_raw(st, to, &raw)) != 0 ||
+	    (r = imap_quote(raw, &wire)) != 0 ||
+	    (nn = strdup(to)) == NULL) {
+		r = r != 0 ? r : MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = imap_cmd(st->c, NULL, "RENAME %s %s", m->wire, wire)) != 0) {
+		r = fail(st, r);
+		goto out;
+	}
+	cache_load(st, m);
+	cache_path(st, m, op, sizeof(op));
+	free(m->name);
+	free(m->raw);
+	free(m->wire);
+	m->name = nn;
+	m->raw = raw;
+	m->wire = wire;
+	nn = raw = wire = NULL;	/* transferred */
+	cache_path(st, m, np, sizeof(np));
+	(void)rename(op, np);
+	st->sel = -1;
+out:
+	free(raw);
+	free(wire);
+	free(nn);
+	return r;
+}
+
+static int
+imap_delete_mailbox(struct store *s, const char *name)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	char		 p[MSYNC_PATH_MAX];
+	int		 r;
+
+	if (st->readonly)
+		return MSYNC_ERR_READONLY;
+	if ((m = mbox_find(st, name)) == NULL)
+		return 0;
+	if (st->sel == m - st->mb) {
+		/* A selected mailbox cannot always be deleted. */
+		(void)imap_cmd(st->c, NULL, "CLOSE");
+		st->sel = -1;
+	}
+	if ((r = imap_cmd(st->c, NULL, "DELETE %s", m->wire)) != 0)
+		return fail(st, r);
+	cache_path(st, m, p, sizeof(p));
+	(void)unlink(p);
+	cache_clear(m);
+	m->cache_modseq = 0;
+	m->dirty = 0;
+	return 0;
+}
+
+static int
+imap_set_mailbox_guid(struct store *s, const char *name,
+    const struct guid *guid)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	cache_load(st, m);
+	m->guid = *guid;
+	m->guid_adopted = 1;
+	m->dirty = 1;
+	return cache_save(st, m);
+}
+
+static int
+imap_flush(struct store *s)
+{
+	struct istore	*st = is(s);
+	int		 r;
+
+	for (size_t i = 0; i < st->nmb; i++)
+		if ((r = cache_save(st, &st->mb[i])) != 0)
+			return r;
+	return 0;
+}
+
 const struct store_driver store_imap_driver = {
 	.name = "imap",
 	.open = imap_open,
@@ -3287,10 +3287,10 @@ const struct store_driver store_imap_driver = {
 	.update_flags = imap_update_flags,
 	.expunge = imap_expunge,
 	.expunge_guid = imap_expunge_guid,
+	.copy = imap_copy,
 	.create_mailbox = imap_create_mailbox,
 	.rename_mailbox = imap_rename_mailbox,
 	.delete_mailbox = imap_delete_mailbox,
 	.set_mailbox_guid = imap_set_mailbox_guid,
 	.flush = imap_flush,
-	.copy = imap_copy,
 };

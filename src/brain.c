@@ -154,6 +154,8 @@ struct brain {
 	size_t		 nfailed;	/* mailboxes marked in mb_failed */
 	uint8_t		*mb_skip;	/* owned; per plan mailbox: it changed
 					   under us, no more actions on it */
+	uint8_t		*srv_done;	/* owned; per action: the store did it
+					   (apply_store_copies), or NULL */
 	struct rec_done	 peer_done;
 	int		 got_peer_done;
 	int		 got_peer_results;
@@ -195,6 +197,7 @@ brain_free(struct brain *b)
 	free(b->cur_name);
 	free(b->mb_failed);
 	free(b->mb_skip);
+	free(b->srv_done);
 	free(b->est);
 	free(b->out_acts);
 	free(b->in_seen);
@@ -2339,6 +2342,248 @@ listed_flags(struct brain *b, uint32_t i, uint32_t uid, uint8_t *flags,
 	return 0;
 }
 
+/* A local copy the store may make itself (apply_store_copies). */
+struct scopy {
+	uint32_t	 act;		/* its COPY action */
+	uint32_t	 exp;		/* the EXPUNGE of its source, or NONE */
+	uint32_t	 src_mbox, mbox, src_uid;
+	int		 move;		/* copy and expunge as one */
+};
+#define SCOPY_NONE	UINT32_MAX
+
+/* By source (mailbox, uid), then plan order. */
+static int
+scopy_src_cmp(const void *x, const void *y)
+{
+	const struct scopy *a = x, *b = y;
+
+	if (a->src_mbox != b->src_mbox)
+		return a->src_mbox < b->src_mbox ? -1 : 1;
+	if (a->src_uid != b->src_uid)
+		return a->src_uid < b->src_uid ? -1 : 1;
+	return a->act < b->act ? -1 : a->act > b->act;
+}
+
+/* By kind (copies first), source mailbox, target mailbox, source uid. */
+static int
+scopy_batch_cmp(const void *x, const void *y)
+{
+	const struct scopy *a = x, *b = y;
+
+	if (a->move != b->move)
+		return a->move - b->move;
+	if (a->src_mbox != b->src_mbox)
+		return a->src_mbox < b->src_mbox ? -1 : 1;
+	if (a->mbox != b->mbox)
+		return a->mbox < b->mbox ? -1 : 1;
+	if (a->src_uid != b->src_uid)
+		return a->src_uid < b->src_uid ? -1 : 1;
+	return a->act < b->act ? -1 : a->act > b->act;
+}
+
+/* One expunge of mine, to find a copy's source among them. */
+struct sexp {
+	uint32_t	 mbox, uid, act;
+};
+
+static int
+sexp_cmp(const void *x, const void *y)
+{
+	const struct sexp *a = x, *b = y;
+
+	if (a->mbox != b->mbox)
+		return a->mbox < b->mbox ? -1 : 1;
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/*
+ * Hands the batch sc[0..n) (one kind, one source and one target mailbox)
+ * to the store and records what it did: the copies it made as done (and
+ * the expunges its moves made), the rest is left to apply_local.
+ */
+static int
+store_copy_batch(struct brain *b, struct scopy *sc, size_t n)
+{
+	struct store_copy	*v;
+	const struct action	*a0 = &b->plan.act[sc[0].act];
+	size_t			 i, nmoved = 0, ndone = 0;
+	int			 r;
+
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < n; i++) {
+		const struct action *a = &b->plan.act[sc[i].act];
+
+		v[i].uid = a->src_uid;
+		v[i].flags = a->flags;
+		v[i].kw = a->kw;
+		v[i].guid = a->guid;
+		v[i].src_known = listed_flags(b, a->src_mbox, a->src_uid,
+		    &v[i].src_flags, &v[i].src_kw) == 0;
+	}
+	r = store_copy(b->store, b->cur_name[a0->src_mbox],
+	    b->cur_name[a0->mbox], sc[0].move, v, n);
+	for (i = 0; i < n; i++) {
+		const struct action *a = &b->plan.act[sc[i].act];
+		int	 st = v[i].status;
+
+		if (!v[i].done) {
+			if (r == 0)
+				continue;	/* apply_local copies it */
+			st = r;
+		}
+		b->srv_done[sc[i].act] = 1;
+		note_copy(b, a, v[i].new_uid, st);
+		if (b->self == SIDE_B && add_result(b, sc[i].act,
+		    v[i].new_uid, st) != 0) {
+			free(v);
+			return MSYNC_ERR_NOMEM;
+		}
+		if (st == 0) {
+			ndone++;
+			if (v[i].moved && sc[i].exp != SCOPY_NONE) {
+				b->srv_done[sc[i].exp] = 1;
+				nmoved++;
+			}
+			continue;
+		}
+		if (changed_under_us(st)) {
+			WARNX("copy in '%s': the message changed since it was "
+			    "listed", log_esc(b->cur_name[a->mbox], 200));
+			b->changed = 1;
+		} else {
+			ERRC(st, "copy in '%s' failed",
+			    log_esc(b->cur_name[a->mbox], 200));
+			b->action_error = 1;
+		}
+	}
+	if (ndone > 0) {
+		LOG2("%s %zu message(s) from '%s' to '%s' within %s%s",
+		    sc[0].move ? "moved" : "copied", ndone,
+		    log_esc(b->cur_name[a0->src_mbox], 100),
+		    log_esc(b->cur_name[a0->mbox], 100),
+		    store_kind(b->store),
+		    sc[0].move && nmoved < ndone ? " (some sources are "
+		    "expunged as planned)" : "");
+		durable(b);
+	}
+	free(v);
+	return 0;
+}
+
+/*
+ * My local copies, made by the store itself where it can (an IMAP
+ * server's UID COPY and UID MOVE: no body crosses the network).  A copy
+ * whose source the plan expunges after all copies is a move: the last
+ * copy of that source becomes one UID MOVE (or COPY then EXPUNGE of the
+ * copied UIDs), provided every other copy of the same source was made
+ * already.  The plan's order "copies, flags, expunges" exists so that an
+ * interrupted run never loses the only copy of a message; a move keeps
+ * it, because the server never leaves a moved message in neither mailbox
+ * (RFC 6851 section 3.3) and the next run matches what it finds by GUID
+ * (docs/IMAP.md "Moves on the server").  Copies the store does not make
+ * are left to apply_local, as for stores without the method.
+ */
+static int
+apply_store_copies(struct brain *b)
+{
+	struct scopy	*sc = NULL;
+	struct sexp	*ex = NULL, key, *hit;
+	size_t		 nsc = 0, nex = 0, i, j;
+	int		 r = 0;
+
+	if (!store_has_copy(b->store) || b->plan.nact == 0)
+		return 0;
+	if ((b->srv_done = calloc(b->plan.nact, 1)) == NULL ||
+	    (sc = calloc(b->plan.nact, sizeof(*sc))) == NULL ||
+	    (ex = calloc(b->plan.nact, sizeof(*ex))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < b->plan.nact; i++) {
+		const struct action *a = &b->plan.act[i];
+
+		if (a->side != b->self)
+			continue;
+		if (a->type == ACT_EXPUNGE) {
+			ex[nex].mbox = a->mbox;
+			ex[nex].uid = a->uid;
+			ex[nex++].act = (uint32_t)i;
+		}
+		if (a->type != ACT_COPY || a->src_side != b->self ||
+		    b->mb_skip[a->mbox] || b->mb_skip[a->src_mbox] ||
+		    b->cur_name[a->mbox] == NULL ||
+		    b->cur_name[a->src_mbox] == NULL)
+			continue;
+		sc[nsc].act = (uint32_t)i;
+		sc[nsc].src_mbox = a->src_mbox;
+		sc[nsc].mbox = a->mbox;
+		sc[nsc].src_uid = a->src_uid;
+		sc[nsc++].exp = SCOPY_NONE;
+	}
+	if (nsc == 0)
+		goto out;
+	msync_sort(ex, nex, sizeof(*ex), sexp_cmp);
+	msync_sort(sc, nsc, sizeof(*sc), scopy_src_cmp);
+	/* The last copy of a source the plan expunges becomes the move. */
+	for (i = 0; i < nsc; i++) {
+		const struct action *a = &b->plan.act[sc[i].act];
+
+		if (i + 1 < nsc && sc[i + 1].src_mbox == sc[i].src_mbox &&
+		    sc[i + 1].src_uid == sc[i].src_uid)
+			continue;
+		key.mbox = sc[i].src_mbox;
+		key.uid = sc[i].src_uid;
+		if (nex > 0 && (hit = bsearch(&key, ex, nex, sizeof(*ex),
+		    sexp_cmp)) != NULL &&
+		    guid_cmp(&b->plan.act[hit->act].guid, &a->guid) == 0) {
+			sc[i].exp = hit->act;
+			sc[i].move = 1;
+		}
+	}
+	/* Plain copies first: a move takes its source away. */
+	msync_sort(sc, nsc, sizeof(*sc), scopy_batch_cmp);
+	for (i = 0; i < nsc && !sc[i].move; i = j) {
+		for (j = i + 1; j < nsc && !sc[j].move &&
+		    sc[j].src_mbox == sc[i].src_mbox &&
+		    sc[j].mbox == sc[i].mbox; j++)
+			;
+		if ((r = store_copy_batch(b, sc + i, j - i)) != 0)
+			goto out;
+	}
+	/*
+	 * A move whose source is still needed by a copy left to
+	 * apply_local (which reads the source) stays a copy; its expunge
+	 * then runs as planned.
+	 */
+	msync_sort(sc, nsc, sizeof(*sc), scopy_src_cmp);
+	for (i = 0; i < nsc; i++) {
+		if (!sc[i].move)
+			continue;
+		for (j = i; j > 0 && sc[j - 1].src_mbox == sc[i].src_mbox &&
+		    sc[j - 1].src_uid == sc[i].src_uid; j--)
+			if (!b->srv_done[sc[j - 1].act])
+				sc[i].move = 0;
+		if (!sc[i].move)
+			sc[i].exp = SCOPY_NONE;
+	}
+	msync_sort(sc, nsc, sizeof(*sc), scopy_batch_cmp);
+	for (i = 0; i < nsc; i = j) {
+		for (j = i + 1; j < nsc && sc[j].move == sc[i].move &&
+		    sc[j].src_mbox == sc[i].src_mbox &&
+		    sc[j].mbox == sc[i].mbox; j++)
+			;
+		if (b->srv_done[sc[i].act])
+			continue;	/* the plain copies done above */
+		if ((r = store_copy_batch(b, sc + i, j - i)) != 0)
+			goto out;
+	}
+out:
+	free(sc);
+	free(ex);
+	return r;
+}
+
 /*
  * Applies my local actions in plan order: local copies, flag changes,
  * expunges, mailbox deletes.  A failure is reported and remembered, and
@@ -2349,6 +2594,8 @@ apply_local(struct brain *b)
 {
 	int	fr;
 
+	if ((fr = apply_store_copies(b)) != 0)
+		return fr;
 	for (size_t i = 0; i < b->plan.nact; i++) {
 		const struct action	*a = &b->plan.act[i];
 		const char		*mbn = b->cur_name[a->mbox];
@@ -2357,6 +2604,8 @@ apply_local(struct brain *b)
 
 		if (a->side != b->self)
 			continue;
+		if (b->srv_done != NULL && b->srv_done[i])
+			continue;	/* made by the store itself */
 		if (b->mb_skip[a->mbox]) {
 			/* It changed under us: nothing more in it. */
 			if (b->self == SIDE_B && add_result(b, (uint32_t)i, 0,

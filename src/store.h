@@ -193,6 +193,43 @@ int	 store_expunge_guid(struct store *, const char *name, uint32_t uid,
 	    const struct guid *expect);
 
 /*
+ * A copy within one store, made by the store itself (an IMAP server's
+ * UID COPY or UID MOVE): no byte of the message passes through msync.
+ * Optional: a driver without it (Maildir, mbox) leaves every item's done
+ * at 0, and the caller copies by reading and saving as before.
+ *
+ * The items of one call all go from mailbox from to mailbox to.  With
+ * move, the source message is to be removed too, and the store may do
+ * both at once (UID MOVE, RFC 6851): then moved says so, and the caller
+ * drops its own expunge of the source.  A move is only asked for when
+ * the caller would expunge the source after its copies anyway; the store
+ * never leaves a message in neither mailbox.
+ */
+struct store_copy {
+	uint32_t	 uid;		/* in: the message in from */
+	uint8_t		 flags;		/* in: the flags the copy must have */
+	const char	*kw;		/* in: borrowed; its keywords or NULL */
+	int		 src_known;	/* in: src_flags/src_kw are known */
+	uint8_t		 src_flags;	/* in: uid's flags as listed */
+	const char	*src_kw;	/* in: borrowed; as listed, or NULL */
+	struct guid	 guid;		/* in: the message's GUID */
+	int		 done;		/* out: 1 if the store handled it */
+	int		 status;	/* out: done: 0 or an MSYNC_ERR_* */
+	uint32_t	 new_uid;	/* out: its UID in to; 0 = not known
+					   (learned on the next listing) */
+	int		 moved;		/* out: the source is gone as well */
+};
+/* 1 if the store can copy within itself (store_copy does something). */
+int	 store_has_copy(const struct store *);
+/*
+ * Copies v[0..n) from mailbox from to mailbox to (see struct
+ * store_copy).  Returns 0, or an MSYNC_ERR_* when nothing more can be
+ * done in this store (the items not done are then failed by the caller).
+ */
+int	 store_copy(struct store *, const char *from, const char *to,
+	    int move, struct store_copy *v, size_t n);
+
+/*
  * Creates a mailbox (and its parents) with the given mailbox GUID
  * (random if NULL).  MSYNC_ERR_EXISTS if it exists.
  */
@@ -273,6 +310,9 @@ struct store_driver {
 	int	(*expunge)(struct store *, const char *, uint32_t);
 	int	(*expunge_guid)(struct store *, const char *, uint32_t,
 		    const struct guid *);
+	/* Optional (NULL: the caller reads and saves). */
+	int	(*copy)(struct store *, const char *, const char *, int,
+		    struct store_copy *, size_t);
 	int	(*create_mailbox)(struct store *, const char *,
 		    const struct guid *);
 	int	(*rename_mailbox)(struct store *, const char *, const char *);

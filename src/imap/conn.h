@@ -91,7 +91,8 @@ struct imap_sink {
 /* How a tagged command ended. */
 struct imap_done {
 	int	 status;	/* IMAP_OK, IMAP_NO, IMAP_BAD */
-	char	 code[256];	/* the [code] (truncated), "" if none */
+	/* Room for a COPYUID of 128 UIDs (src/store/imap.c COPY_CHUNK). */
+	char	 code[4096];	/* the [code] (truncated), "" if none */
 	char	 text[256];	/* the text (truncated, escaped later) */
 };
 #define IMAP_OK		0

@@ -180,6 +180,8 @@ struct istore {
 	size_t		 nvan, capvan;
 	int		 van_over;	/* too many or unreadable: list all */
 	int		 qresync_off;	/* the server refused SELECT (QRESYNC) */
+	/* COPYUID answers for the UID COPY/MOVE running, or NULL. */
+	struct copymap	*cu;
 };
 
 struct imsg {
@@ -226,6 +228,8 @@ fail(struct istore *st, int r)
 /* ---- reconnecting -------------------------------------------------- */
 
 static int	on_untagged(void *, const struct imap_resp *);
+struct copymap;
+static int	copyuid_take(struct copymap *, const char *);
 
 /* Sleeps ms milliseconds (poll(2), so a signal ends it early). */
 static void
@@ -1422,6 +1426,9 @@ on_untagged(void *arg, const struct imap_resp *r)
 
 	if (strcmp(r->kind, "FETCH") == 0)
 		return on_fetch(st, r);
+	if (strcmp(r->kind, "OK") == 0 && st->cu != NULL &&
+	    imap_code_is(r, "COPYUID"))
+		return copyuid_take(st->cu, r->code);
 	if (strcmp(r->kind, "EXISTS") == 0 && r->has_num)
 		st->sel_exists = r->num;
 	if (strcmp(r->kind, "EXPUNGE") == 0 && r->has_num &&
@@ -2909,6 +2916,457 @@ imap_expunge_guid(struct store *s, const char *name, uint32_t uid,
 	return imap_expunge(s, name, uid);
 }
 
+/* ---- copies within the account (UID COPY, UID MOVE) ---------------- */
+
+/*
+ * UIDs in one UID COPY or UID MOVE: its COPYUID answer (RFC 4315), two
+ * sets of at most 128 UIDs, fits struct imap_done's code even when the
+ * server numbers the copies with gaps.
+ */
+#define COPY_CHUNK	128
+
+/* The COPYUID answers collected for the command running (st->cu). */
+struct copymap {
+	uint32_t	 uv;		/* the destination's UIDVALIDITY, 0 any */
+	const uint32_t	*src;		/* borrowed; sorted source UIDs */
+	uint32_t	*dst;		/* borrowed; their new UIDs, 0 unknown */
+	size_t		 n;
+	int		 other_uv;	/* a COPYUID named another UIDVALIDITY */
+};
+
+/*
+ * Reads "COPYUID uidvalidity source-set destination-set" (RFC 4315
+ * section 3): the n-th source UID became the n-th destination UID.  A
+ * COPYUID that does not parse, names more UIDs than were asked for, or
+ * whose two sets differ in size is ignored (copy_cmd then counts the
+ * copies it should have named as not made).  Nothing is expanded before
+ * the sizes are checked against cu->n.
+ */
+static int
+copyuid_take(struct copymap *cu, const char *code)
+{
+	struct imap_range *sr = NULL, *dr = NULL;
+	size_t		 ns = 0, nd = 0, i, j;
+	const char	*p, *s1, *s2;
+	unsigned long	 uv;
+	uint64_t	 cnt;
+	uint32_t	 su, du;
+	int		 r;
+
+	if (strncasecmp(code, "COPYUID ", 8) != 0)
+		return 0;
+	p = code + 8;
+	if (sscanf(p, "%lu", &uv) != 1 || uv == 0 || uv > UINT32_MAX)
+		return 0;
+	if (cu->uv != 0 && uv != cu->uv) {
+		cu->other_uv = 1;
+		return 0;
+	}
+	if ((s1 = strchr(p, ' ')) == NULL || (s2 = strchr(++s1, ' ')) ==
+	    NULL)
+		return 0;
+	s2++;
+	r = imap_set_parse(s1, (size_t)(s2 - 1 - s1), 0, &sr, &ns);
+	if (r == 0)
+		r = imap_set_parse(s2, strcspn(s2, " "), 0, &dr, &nd);
+	if (r == MSYNC_ERR_NOMEM)
+		goto out;
+	r = 0;
+	if (sr == NULL || dr == NULL || ns == 0 || nd == 0 ||
+	    (cnt = imap_set_count(sr, ns)) > cu->n ||
+	    cnt != imap_set_count(dr, nd))
+		goto out;
+	/* Walk both sets in step; the counts are equal and small. */
+	su = sr[0].lo;
+	du = dr[0].lo;
+	for (i = j = 0; i < ns && j < nd;) {
+		size_t	 lo = 0, hi = cu->n, mid;
+
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (cu->src[mid] < su)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < cu->n && cu->src[lo] == su)
+			cu->dst[lo] = du;
+		if (su == sr[i].hi) {
+			if (++i < ns)
+				su = sr[i].lo;
+		} else
+			su++;
+		if (du == dr[j].hi) {
+			if (++j < nd)
+				du = dr[j].lo;
+		} else
+			du++;
+	}
+out:
+	free(sr);
+	free(dr);
+	return r;
+}
+
+/* Writes the sorted uids[0..n) as a sequence set with ranges. */
+static void
+uid_set(const uint32_t *uids, size_t n, char *out, size_t cap)
+{
+	size_t	 i, j, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && uids[j] == uids[j - 1] + 1; j++)
+			;
+		if (j - 1 == i)
+			o += (size_t)snprintf(out + o, cap - o, "%s%u",
+			    o ? "," : "", uids[i]);
+		else
+			o += (size_t)snprintf(out + o, cap - o, "%s%u:%u",
+			    o ? "," : "", uids[i], uids[j - 1]);
+		if (o >= cap) {
+			out[cap - 1] = '\0';
+			return;
+		}
+	}
+}
+
+/* 1 if keyword strings a and b (sorted, space-separated) are equal. */
+static int
+kw_same(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/*
+ * After a connection was lost with a UID COPY or UID MOVE sent but not
+ * answered: which of the messages (GUIDs g[0..n)) are in m now?  As for
+ * a lost APPEND (find_appended), only messages from m->append_floor on
+ * that the cache does not know are candidates; they are read once to
+ * learn their GUIDs.  found[i] gets the UID of g[i], or stays 0.
+ */
+static int
+find_copied(struct istore *st, struct imbox *m, const struct guid *g,
+    size_t n, uint32_t *found)
+{
+	struct msglist	 l;
+	struct centry	*e;
+	uint32_t	*cand = NULL;
+	size_t		 nc = 0, i, k;
+	int		 r;
+
+	memset(&l, 0, sizeof(l));
+	if ((r = select_mbox(st, m, 1)) != 0)
+		return r;
+	cache_load(st, m);
+	st->fl = &l;
+	r = imap_cmd(st->c, NULL, "UID FETCH %u:* (UID FLAGS RFC822.SIZE)",
+	    m->append_floor);
+	st->fl = NULL;
+	if (r != 0)
+		goto out;
+	if ((cand = calloc(l.n + 1, sizeof(*cand))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < l.n; i++)
+		if (l.v[i].uid >= m->append_floor &&
+		    cache_find(m, l.v[i].uid) == NULL)
+			cand[nc++] = l.v[i].uid;
+	if (nc > 0 && (r = fetch_bodies(st, m, cand, nc)) != 0)
+		goto out;
+	for (i = 0; i < nc; i++) {
+		if ((e = cache_find(m, cand[i])) == NULL)
+			continue;
+		for (k = 0; k < n; k++)
+			if (found[k] == 0 && guid_cmp(&e->guid, &g[k]) == 0) {
+				found[k] = cand[i];
+				break;
+			}
+	}
+out:
+	free(cand);
+	msglist_free(&l);
+	return r;
+}
+
+/*
+ * One UID COPY or UID MOVE of items[0..n) (indexes into v, sorted by
+ * source UID) from mf to mt, answered or not: the copies it made get
+ * done and new_uid.  Returns 0 once the server answered (a NO leaves the
+ * items not done: the caller copies them by content), or the connection
+ * error.  *lost is set when the command was sent and its answer lost.
+ */
+static int
+copy_cmd(struct istore *st, struct imbox *mf, struct imbox *mt,
+    int use_move, struct store_copy *v, const size_t *items, size_t n,
+    int *lost)
+{
+	struct copymap	 cu;
+	struct imap_done d;
+	uint32_t	 src[COPY_CHUNK], dst[COPY_CHUNK];
+	char		 set[COPY_CHUNK * 22 + 1];
+	size_t		 i;
+	int		 r;
+
+	*lost = 0;
+	for (i = 0; i < n; i++) {
+		src[i] = v[items[i]].uid;
+		dst[i] = 0;
+	}
+	uid_set(src, n, set, sizeof(set));
+	if ((r = select_mbox(st, mf, use_move)) != 0)
+		return r;
+	mf->last_modseq = mt->last_modseq = 0;	/* our change: list afresh */
+	memset(&cu, 0, sizeof(cu));
+	cu.uv = mt->uidvalidity;
+	cu.src = src;
+	cu.dst = dst;
+	cu.n = n;
+	st->cu = &cu;	/* MOVE's COPYUID comes untagged (RFC 6851 4.3) */
+	r = imap_cmd(st->c, &d, "UID %s %s %s", use_move ? "MOVE" : "COPY",
+	    set, mt->wire);
+	st->cu = NULL;
+	if (r != 0) {
+		if (r == MSYNC_ERR_PEER_EOF && !imap_throttled(st->c, NULL))
+			*lost = 1;
+		return r;
+	}
+	if (d.status != IMAP_OK) {
+		/*
+		 * A refused COPY changed nothing (RFC 3501 6.4.7); a
+		 * refused MOVE leaves each message moved or not (RFC 6851
+		 * 3.3): those its COPYUID named are done, the others are
+		 * copied by content.
+		 */
+		LOG1("imap: %s refused UID %s into '%s': %s%s%s%s", st->u.host,
+		    use_move ? "MOVE" : "COPY", log_esc(mt->name, 200),
+		    d.code[0] ? "[" : "", log_esc(d.code, 100),
+		    d.code[0] ? "] " : "", log_esc(d.text, 200));
+		if (!use_move)
+			return 0;
+	} else if ((r = copyuid_take(&cu, d.code)) != 0)
+		return r;
+	if (cu.other_uv) {
+		ERRX("imap: '%s': UIDVALIDITY changed during the run: "
+		    "nothing more is done in this folder in this run",
+		    log_esc(mt->name, 200));
+		mt->uv_changed = 1;
+	}
+	for (i = 0; i < n; i++) {
+		struct store_copy *c = &v[items[i]];
+
+		if (d.status != IMAP_OK && dst[i] == 0)
+			continue;
+		c->done = 1;
+		c->new_uid = dst[i];
+		c->moved = use_move;
+		if (dst[i] == 0 && (imap_conn_caps(st->c) & IMAP_CAP_UIDPLUS) &&
+		    !cu.other_uv)
+			/* UIDPLUS names every copy made: this one was not. */
+			c->status = MSYNC_ERR_NOTFOUND;
+	}
+	return 0;
+}
+
+/*
+ * Copies (or moves) messages between two mailboxes of the account on the
+ * server: UID MOVE (RFC 6851) when offered and asked for, else UID COPY
+ * followed, for a move with UIDPLUS, by \Deleted and UID EXPUNGE of
+ * exactly the copied UIDs.  COPYUID gives the new UIDs; the cache learns
+ * them with the source's GUID, size and date, so nothing is downloaded.
+ *
+ * A message is left to the caller (done 0: read and APPENDed as before)
+ * when the cache does not know it as the GUID asked for, or when its
+ * flags must change and the server has no UIDPLUS (the copy's UID would
+ * not be known for the STORE).
+ *
+ * A lost connection: the command is not simply repeated (a COPY that
+ * arrived would be made twice).  After connecting again, the messages
+ * from the destination's append floor on that the cache does not know
+ * are read and matched by GUID (find_copied); what is found is done
+ * (moved 0: the caller's own expunge of the source follows, harmless if
+ * a MOVE removed it already), the rest is sent again.
+ */
+static int
+imap_copy(struct store *s, const char *from, const char *to, int move,
+    struct store_copy *v, size_t n)
+{
+	struct istore	*st = is(s);
+	struct imbox	*mf, *mt;
+	struct centry	*e, ne;
+	size_t		*items = NULL, ni = 0, i, k, base;
+	struct guid	*gs = NULL;
+	uint32_t	*found = NULL, caps, done_uids[COPY_CHUNK];
+	char		 set[COPY_CHUNK * 22 + 1], fl[MSYNC_KWSTR_MAX + 128];
+	int		 r = 0, attempt, lost, use_move, emulate, nd;
+
+	if (st->readonly || st->dead || st->c == NULL ||
+	    (mf = mbox_find(st, from)) == NULL ||
+	    (mt = mbox_find(st, to)) == NULL || mf->uv_changed ||
+	    mt->uv_changed)
+		return 0;
+	caps = imap_conn_caps(st->c);
+	use_move = move && (caps & IMAP_CAP_MOVE);
+	emulate = move && !use_move && (caps & IMAP_CAP_UIDPLUS);
+	if (move && !use_move)
+		LOG2("imap: %s has no MOVE: UID COPY, then %s", st->u.host,
+		    emulate ? "\\Deleted and UID EXPUNGE" :
+		    "the expunges as planned");
+	cache_load(st, mf);
+	if ((items = calloc(n + 1, sizeof(*items))) == NULL ||
+	    (gs = calloc(COPY_CHUNK, sizeof(*gs))) == NULL ||
+	    (found = calloc(COPY_CHUNK, sizeof(*found))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		int	 same = v[i].src_known && v[i].src_flags == v[i].flags &&
+		    kw_same(v[i].src_kw, v[i].kw);
+
+		if ((e = cache_find(mf, v[i].uid)) == NULL ||
+		    guid_cmp(&e->guid, &v[i].guid) != 0)
+			continue;
+		if (!same && !(caps & IMAP_CAP_UIDPLUS))
+			continue;
+		items[ni++] = i;
+	}
+	/* The caller's order is by UID; keep the sets' ranges long. */
+	for (i = 1; i < ni; i++)
+		for (k = i; k > 0 && v[items[k - 1]].uid > v[items[k]].uid; k--) {
+			size_t t = items[k];
+
+			items[k] = items[k - 1];
+			items[k - 1] = t;
+		}
+	if (mt->append_floor == 0)
+		mt->append_floor = mt->uidnext != 0 ? mt->uidnext : 1;
+	for (base = 0; base < ni; base += COPY_CHUNK) {
+		size_t	 cn = ni - base < COPY_CHUNK ? ni - base : COPY_CHUNK;
+		size_t	 left[COPY_CHUNK], nl = cn;
+
+		for (i = 0; i < cn; i++)
+			left[i] = items[base + i];
+		attempt = 0;
+		for (;;) {
+			r = copy_cmd(st, mf, mt, use_move, v, left, nl, &lost);
+			if (r == 0)
+				break;
+			if (recover(st, r, &attempt) != 0) {
+				r = fail(st, r);
+				goto out;
+			}
+			if (!lost)
+				continue;
+			/* Did it arrive?  Never copy a message twice. */
+			for (i = 0; i < nl; i++) {
+				gs[i] = v[left[i]].guid;
+				found[i] = 0;
+			}
+			if ((r = find_copied(st, mt, gs, nl, found)) != 0) {
+				if (recover(st, r, &attempt) != 0) {
+					r = fail(st, r);
+					goto out;
+				}
+				continue;
+			}
+			for (i = k = 0; i < nl; i++) {
+				if (found[i] == 0) {
+					left[k++] = left[i];
+					continue;
+				}
+				LOG1("imap: '%s': the copy made before the "
+				    "connection was lost had arrived (UID %u)",
+				    log_esc(mt->name, 200), found[i]);
+				v[left[i]].done = 1;
+				v[left[i]].new_uid = found[i];
+			}
+			if ((nl = k) == 0)
+				break;
+		}
+		/* What the copies need: the cache entry, their flags. */
+		nd = 0;
+		cache_load(st, mt);
+		for (i = 0; i < cn; i++) {
+			struct store_copy *c = &v[items[base + i]];
+
+			if (!c->done || c->status != 0)
+				continue;
+			if (c->new_uid == 0)
+				continue;
+			if (c->new_uid >= mt->append_floor &&
+			    c->new_uid < UINT32_MAX)
+				mt->append_floor = c->new_uid + 1;
+			if ((e = cache_find(mf, c->uid)) != NULL &&
+			    cache_find(mt, c->new_uid) == NULL) {
+				memset(&ne, 0, sizeof(ne));
+				ne.uid = c->new_uid;
+				ne.guid = e->guid;
+				ne.size = e->size;
+				ne.date = e->date;
+				if ((r = cache_put(mt, &ne)) != 0)
+					goto out;
+			}
+			if (c->moved)
+				cache_del(mf, c->uid);
+			else if (emulate)
+				done_uids[nd++] = c->uid;
+			if (c->src_known && c->src_flags == c->flags &&
+			    kw_same(c->src_kw, c->kw))
+				continue;
+			/* The copy has the source's flags: set the plan's. */
+			attempt = 0;
+			if ((r = flags_to_text(c->flags, c->kw, fl,
+			    sizeof(fl))) == 0)
+				while ((r = store_cmd(st, mt, c->new_uid,
+				    "FLAGS.SILENT", fl)) != 0 &&
+				    recover(st, r, &attempt) == 0)
+					;
+			if (r != 0) {
+				c->status = fail(st, r);
+				r = 0;
+			}
+		}
+		if (nd == 0)
+			continue;
+		/*
+		 * No MOVE: the copies are made (the server said OK), so
+		 * the sources go, exactly these UIDs (RFC 6851 section 3.3's
+		 * way).  A failure here only leaves them to the caller's
+		 * expunges, which repeat it message by message.
+		 */
+		for (i = 1; i < (size_t)nd; i++)
+			for (k = i; k > 0 && done_uids[k - 1] > done_uids[k];
+			    k--) {
+				uint32_t t = done_uids[k];
+
+				done_uids[k] = done_uids[k - 1];
+				done_uids[k - 1] = t;
+			}
+		uid_set(done_uids, (size_t)nd, set, sizeof(set));
+		if (select_mbox(st, mf, 1) != 0 ||
+		    imap_cmd(st->c, NULL, "UID STORE %s +FLAGS.SILENT "
+		    "(\\Deleted)", set) != 0 ||
+		    imap_cmd(st->c, NULL, "UID EXPUNGE %s", set) != 0)
+			continue;
+		for (i = 0; i < cn; i++) {
+			struct store_copy *c = &v[items[base + i]];
+
+			if (c->done && c->status == 0 && c->new_uid != 0 &&
+			    !c->moved) {
+				c->moved = 1;
+				cache_del(mf, c->uid);
+			}
+		}
+	}
+	r = 0;
+out:
+	free(items);
+	free(gs);
+	free(found);
+	return r;
+}
+
 /* CREATE, then (unless refused) the new mailbox's STATUS. */
 static int
 create_once(struct istore *st, struct imbox *m, struct imap_done *d)
@@ -3105,6 +3563,7 @@ const struct store_driver store_imap_driver = {
 	.update_flags = imap_update_flags,
 	.expunge = imap_expunge,
 	.expunge_guid = imap_expunge_guid,
+	.copy = imap_copy,
 	.create_mailbox = imap_create_mailbox,
 	.rename_mailbox = imap_rename_mailbox,
 	.delete_mailbox = imap_delete_mailbox,

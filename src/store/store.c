@@ -261,6 +261,26 @@ store_expunge_guid(struct store *st, const char *name, uint32_t uid,
 }
 
 int
+store_has_copy(const struct store *st)
+{
+	return st->drv->copy != NULL;
+}
+
+int
+store_copy(struct store *st, const char *from, const char *to, int move,
+    struct store_copy *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		v[i].done = v[i].moved = 0;
+		v[i].status = 0;
+		v[i].new_uid = 0;
+	}
+	if (st->drv->copy == NULL || n == 0)
+		return 0;
+	return st->drv->copy(st, from, to, move, v, n);
+}
+
+int
 store_create_mailbox(struct store *st, const char *name,
     const struct guid *guid)
 {

@@ -8,7 +8,7 @@ connection.  Python 3 standard library only.
 
     drop_relay.py UPSTREAM_PORT PLAN LOG [HOOK]
 
-Prints its own port on the first line of stdout, then serves connections
+Prints its own port (DROP_RELAY_PORT if set) on the first line of stdout, then serves connections
 until killed.  PLAN is a comma-separated list, one item per connection in
 the order they arrive; connections past the list are passed through:
 
@@ -24,8 +24,9 @@ the order they arrive; connections past the list are passed through:
     slow:N   forward command N, then pass what the server sends one byte
              every 50 ms (a server that throttles by bandwidth)
 
-N may also be a command's name (cut:APPEND, no:APPEND): the first
-command of that name on the connection, however many came before it.
+N may also be a command's name (cut:APPEND, no:APPEND), or its first two
+words ("cut:UID MOVE"): the first command of that name on the
+connection, however many came before it.
 
 HOOK, if given, is a shell command run (and waited for) at each cut, bye
 or no, before the relay goes on: t8660 changes a UIDVALIDITY there.
@@ -34,6 +35,7 @@ LOG gets one line per command: "CONN N VERB" (VERB: the command's first
 two words, e.g. "UID FETCH", "APPEND INBOX"), and "CONN N
 cut|bye|no|slow".
 """
+import os
 import socket
 import subprocess
 import sys
@@ -113,7 +115,8 @@ def serve(conn_no, c, action):
                               b" ".join(words[1:3]).decode("latin-1")))
             hit = kind != "pass" and (n == at or (
                 at_verb is not None and len(words) > 1 and
-                words[1].upper() == at_verb))
+                b" ".join(words[1:1 + len(at_verb.split(b" "))]).upper()
+                == at_verb))
             if hit:
                 at_verb = None          # only the first of that name
             synced = False
@@ -180,7 +183,9 @@ def serve(conn_no, c, action):
 def main():
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
+    # DROP_RELAY_PORT: the same port for every relay of a test, so that
+    # msync sees one location (its state and cache are per host:port).
+    srv.bind(("127.0.0.1", int(os.environ.get("DROP_RELAY_PORT", "0"))))
     srv.listen(8)
     print(srv.getsockname()[1], flush=True)
     k = 0

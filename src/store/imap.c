@@ -3195,7 +3195,7 @@ imap_copy(struct store *s, const char *from, const char *to, int move,
 	struct istore	*st = is(s);
 	struct imbox	*mf, *mt;
 	struct centry	*e, ne;
-	size_t		*items = NULL, ni = 0, i, k, base;
+	size_t		*items = NULL, *round = NULL, ni = 0, i, k, base;
 	struct guid	*gs = NULL;
 	uint32_t	*found = NULL, caps, done_uids[COPY_CHUNK];
 	char		 set[COPY_CHUNK * 22 + 1], fl[MSYNC_KWSTR_MAX + 128];
@@ -3215,6 +3215,7 @@ imap_copy(struct store *s, const char *from, const char *to, int move,
 		    "the expunges as planned");
 	cache_load(st, mf);
 	if ((items = calloc(n + 1, sizeof(*items))) == NULL ||
+	    (round = calloc(n + 1, sizeof(*round))) == NULL ||
 	    (gs = calloc(COPY_CHUNK, sizeof(*gs))) == NULL ||
 	    (found = calloc(COPY_CHUNK, sizeof(*found))) == NULL) {
 		r = MSYNC_ERR_NOMEM;
@@ -3239,11 +3240,33 @@ imap_copy(struct store *s, const char *from, const char *to, int move,
 			items[k] = items[k - 1];
 			items[k - 1] = t;
 		}
+	/*
+	 * Two copies of one message into one mailbox (a message the other
+	 * side holds twice) cannot share a command: the server copies a
+	 * UID named twice once, and COPYUID names it once.  The n-th copy
+	 * of each UID goes in round n; a command never spans two rounds.
+	 */
+	for (i = 0; i < ni; i++)
+		round[items[i]] = i > 0 && v[items[i - 1]].uid ==
+		    v[items[i]].uid ? round[items[i - 1]] + 1 : 0;
+	for (i = 1; i < ni; i++)
+		for (k = i; k > 0 && round[items[k - 1]] > round[items[k]];
+		    k--) {
+			size_t t = items[k];
+
+			items[k] = items[k - 1];
+			items[k - 1] = t;
+		}
 	if (mt->append_floor == 0)
 		mt->append_floor = mt->uidnext != 0 ? mt->uidnext : 1;
 	for (base = 0; base < ni; base += COPY_CHUNK) {
 		size_t	 cn = ni - base < COPY_CHUNK ? ni - base : COPY_CHUNK;
-		size_t	 left[COPY_CHUNK], nl = cn;
+		size_t	 left[COPY_CHUNK], nl;
+
+		for (i = 1; i < cn; i++)
+			if (round[items[base + i]] != round[items[base]])
+				cn = i;
+		nl = cn;
 
 		for (i = 0; i < cn; i++)
 			left[i] = items[base + i];
@@ -3362,6 +3385,7 @@ imap_copy(struct store *s, const char *from, const char *to, int move,
 	r = 0;
 out:
 	free(items);
+	free(round);
 	free(gs);
 	free(found);
 	return r;

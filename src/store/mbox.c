@@ -100,6 +100,7 @@ struct mfolder {
 	struct mboxfmt_out wbuf;
 	uint64_t	 wend;		/* file size once wbuf is written */
 	int		 jfd;		/* the append journal, -1 none */
+	int		 format;	/* MBOXFMT_MBOXRD or _MBOXO: how read */
 };
 
 struct mbox {
@@ -207,6 +208,14 @@ cache_dir(const struct store_opts *o, char **out)
 	}
 	return msync_mkdirs(*out);
 }
+
+/*
+ * The index's suffix: a file read as mboxo has its own index, since the
+ * content (and so the GUID) of a message with a ">From " line depends
+ * on how the file is read.
+ */
+#define IX_SUFFIX(st)	((st)->o.mbox_format == MBOXFMT_MBOXO ? \
+			    ".mboxo-index" : ".index")
 
 /* The cache file for key: "<cache>/<XXH3-64 of key><suffix>". */
 static void
@@ -391,7 +400,7 @@ index_load(struct mbox *st, struct mfolder *f)
 	int		 ok = 0;
 
 	f->loaded = 1;
-	cache_file(st, f->path, ".index", path, sizeof(path));
+	cache_file(st, f->path, IX_SUFFIX(st), path, sizeof(path));
 	if ((fp = fopen(path, "re")) == NULL)
 		goto fresh;
 	if (fgets(line, sizeof(line), fp) == NULL ||
@@ -482,7 +491,7 @@ folder_save_index(struct mbox *st, struct mfolder *f)
 
 	if (!f->ixdirty)
 		return 0;
-	cache_file(st, f->path, ".index", path, sizeof(path));
+	cache_file(st, f->path, IX_SUFFIX(st), path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1 || (fp = fdopen(fd, "w")) == NULL) {
@@ -559,7 +568,7 @@ parse_from(struct mfolder *f, int fd, uint64_t from,
 	struct stat		 sb;
 	int			 r;
 
-	if ((r = mboxfmt_new(&src, MBOXFMT_MBOXRD, from, limit, &p)) != 0)
+	if ((r = mboxfmt_new(&src, f->format, from, limit, &p)) != 0)
 		return r;
 	if ((gc = guid_ctx_new()) == NULL) {
 		mboxfmt_free(p);
@@ -915,6 +924,7 @@ folder_get(struct mbox *st, const char *name, struct mfolder **out)
 		return MSYNC_ERR_NOMEM;
 	f->wfd = -1;
 	f->jfd = -1;
+	f->format = st->o.mbox_format;
 	if ((f->name = strdup(name)) == NULL ||
 	    (f->path = name_path(st, name, &r)) == NULL) {
 		if (f->name == NULL)
@@ -2072,7 +2082,7 @@ mbox_msg_open(struct store *s, const char *name, uint32_t uid,
 	}
 	m->src.pread = fd_pread;
 	m->src.arg = &m->fd;
-	if ((r = mboxfmt_new(&m->src, MBOXFMT_MBOXRD, e->off,
+	if ((r = mboxfmt_new(&m->src, f->format, e->off,
 	    e->off + e->raw, &m->fmt)) != 0 ||
 	    (r = mboxfmt_begin(m->fmt, &m->m)) != 0) {
 		if (r == 1 || r == MSYNC_ERR_BADDATA)
@@ -2239,6 +2249,36 @@ spool_body(struct msave *sv)
 	return -1;
 }
 
+/*
+ * 1 if the spooled message has a line that starts with "From " (for an
+ * mboxo file: such a message gets a Content-Length instead of a quoting
+ * that an mboxo reader would not take off), 0 if not, -1 on a read error.
+ */
+static int
+spool_has_from(struct msave *sv)
+{
+	static const char from[] = "From ";
+	uint8_t		 b[65536];
+	uint64_t	 off = 0;
+	size_t		 got;
+	int		 k = 0;		/* "From " bytes matched; -1 none */
+
+	while (off < sv->size) {
+		if (fd_pread(&sv->fd, b, sizeof(b), off, &got) != 0 ||
+		    got == 0)
+			return -1;
+		for (size_t i = 0; i < got; i++) {
+			if (k >= 0 && b[i] == (uint8_t)from[k]) {
+				if (++k == 5)
+					return 1;
+			} else
+				k = b[i] == '\n' ? 0 : -1;
+		}
+		off += got;
+	}
+	return 0;
+}
+
 static int
 mbox_save_commit(struct store_save *s, uint8_t flags, const char *kw,
     int64_t date, const struct guid *expect, uint32_t *uid_out)
@@ -2283,12 +2323,27 @@ mbox_save_commit(struct store_save *s, uint8_t flags, const char *kw,
 		/* Not even an empty line: all of it is the body. */
 		clen = (int64_t)sv->size;
 		headerless = 1;
+	} else if (clen < 0 && f->format == MBOXFMT_MBOXO) {
+		/*
+		 * mboxo: a "From " line would have to become ">From ",
+		 * which no mboxo reader takes back; a Content-Length keeps
+		 * it as it is (as mutt and Dovecot write it).
+		 */
+		if ((r = spool_has_from(sv)) < 0) {
+			r = MSYNC_ERR_IO;
+			goto fail;
+		}
+		if (r == 1 && (clen = spool_body(sv)) < 0) {
+			clen = (int64_t)sv->size;
+			headerless = 1;
+		}
 	}
 	{
 		size_t	before = f->wbuf.len;
 
 		mboxfmt_write_begin(&w, &f->wbuf, sender, date, flags, kw,
 		    clen, headerless);
+		w.mboxo = f->format == MBOXFMT_MBOXO;
 		while (off < sv->size) {
 			if ((r = fd_pread(&sv->fd, b, sizeof(b), off,
 			    &got)) != 0)
@@ -2779,8 +2834,8 @@ mbox_rename_mailbox(struct store *s, const char *from, const char *to)
 		snprintf(ns, sizeof(ns), "%s.sbd", np);
 		(void)rename(os, ns);
 	}
-	cache_file(st, f->path, ".index", oi, sizeof(oi));
-	cache_file(st, np, ".index", ni, sizeof(ni));
+	cache_file(st, f->path, IX_SUFFIX(st), oi, sizeof(oi));
+	cache_file(st, np, IX_SUFFIX(st), ni, sizeof(ni));
 	(void)rename(oi, ni);
 	free(f->path);
 	f->path = np;
@@ -2814,7 +2869,7 @@ mbox_delete_mailbox(struct store *s, const char *name)
 		return MSYNC_ERR_BADNAME;	/* the store itself */
 	if (unlink(f->path) != 0 && errno != ENOENT)
 		return MSYNC_ERR_IO;
-	cache_file(st, f->path, ".index", ix, sizeof(ix));
+	cache_file(st, f->path, IX_SUFFIX(st), ix, sizeof(ix));
 	(void)unlink(ix);
 	for (size_t i = 0; i < f->n; i++)
 		ent_free(&f->v[i]);

@@ -749,8 +749,8 @@ w_flush(struct mboxfmt_writer *w, struct mboxfmt_out *o)
 	}
 	else if (!w->body && meta_kind(w->hold, w->nhold) != 0)
 		mboxfmt_put(o, KEPT, KEPT_LEN);
-	else if ((w->quote || !w->body) &&
-	    quoted_from(w->hold, w->nhold, &gt))
+	else if (w->mboxo ? w->quote && is_from(w->hold, w->nhold) :
+	    (w->quote || !w->body) && quoted_from(w->hold, w->nhold, &gt))
 		mboxfmt_put(o, ">", 1);
 	mboxfmt_put(o, w->hold, w->nhold);
 	w->nhold = 0;

@@ -101,6 +101,16 @@ struct mfolder {
 	uint64_t	 wend;		/* file size once wbuf is written */
 	int		 jfd;		/* the append journal, -1 none */
 	int		 format;	/* MBOXFMT_MBOXRD or _MBOXO: how read */
+	/*
+	 * The file open for reading messages, kept from one message to the
+	 * next (a conversion reads every message of a file in turn: an
+	 * open and a close each were a third of its system calls), and the
+	 * file it is; used only while that is still the file of the index
+	 * (dev, ino): a rewrite renames a new one in.
+	 */
+	int		 rfd;		/* -1 none */
+	uint64_t	 rdev, rino;
+	int		 rusers;	/* messages open on rfd */
 };
 
 struct mbox {
@@ -114,11 +124,13 @@ struct mbox {
 	struct mfolder	**f;		/* owned */
 	size_t		 nf;
 	size_t		 capf;
+	struct mfolder	*rf;		/* the one folder with its rfd open */
 };
 
 struct mmsg {				/* a message being read */
 	struct store_msg base;
 	int		 fd;
+	struct mfolder	*f;		/* fd is f->rfd; NULL: fd is its own */
 	struct mboxfmt	*fmt;
 	struct mboxfmt_src src;
 	struct mboxfmt_msg m;
@@ -369,6 +381,8 @@ folder_free(struct mfolder *f)
 		close(f->wfd);
 	if (f->jfd >= 0)
 		close(f->jfd);
+	if (f->rfd >= 0)
+		close(f->rfd);
 	free(f->name);
 	free(f->path);
 	free(f);
@@ -924,6 +938,7 @@ folder_get(struct mbox *st, const char *name, struct mfolder **out)
 		return MSYNC_ERR_NOMEM;
 	f->wfd = -1;
 	f->jfd = -1;
+	f->rfd = -1;
 	f->format = st->o.mbox_format;
 	if ((f->name = strdup(name)) == NULL ||
 	    (f->path = name_path(st, name, &r)) == NULL) {
@@ -2076,9 +2091,46 @@ mbox_msg_open(struct store *s, const char *name, uint32_t uid,
 		return MSYNC_ERR_NOMEM;
 	m->base.st = s;
 	m->size = e->size;
-	if ((m->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		free(m);
-		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+	if (f->rusers > 0) {
+		/* Another message reads f->rfd: this one gets its own. */
+		if ((m->fd = open(f->path, O_RDONLY | O_CLOEXEC |
+		    O_NOFOLLOW)) == -1) {
+			r = errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+			free(m);
+			return r;
+		}
+	} else {
+		if (st->rf != NULL && st->rf != f && st->rf->rfd >= 0 &&
+		    st->rf->rusers == 0) {
+			/* One file open, whatever the number of folders. */
+			close(st->rf->rfd);
+			st->rf->rfd = -1;
+		}
+		st->rf = f;
+		if (f->rfd >= 0 && (f->rdev != f->dev || f->rino != f->ino)) {
+			close(f->rfd);
+			f->rfd = -1;
+		}
+		if (f->rfd < 0) {
+			struct stat	sb;
+			int		fd;
+
+			if ((fd = open(f->path, O_RDONLY | O_CLOEXEC |
+			    O_NOFOLLOW)) == -1 || fstat(fd, &sb) == -1) {
+				r = errno == ENOENT ? MSYNC_ERR_NOTFOUND :
+				    MSYNC_ERR_IO;
+				if (fd != -1)
+					close(fd);
+				free(m);
+				return r;
+			}
+			f->rfd = fd;
+			f->rdev = (uint64_t)sb.st_dev;
+			f->rino = (uint64_t)sb.st_ino;
+		}
+		m->fd = f->rfd;		/* borrowed from the folder */
+		m->f = f;
+		f->rusers++;
 	}
 	m->src.pread = fd_pread;
 	m->src.arg = &m->fd;
@@ -2088,7 +2140,10 @@ mbox_msg_open(struct store *s, const char *name, uint32_t uid,
 		if (r == 1 || r == MSYNC_ERR_BADDATA)
 			r = MSYNC_ERR_STORE_CHANGED;
 		mboxfmt_free(m->fmt);
-		close(m->fd);
+		if (m->f != NULL)
+			m->f->rusers--;
+		else
+			close(m->fd);
 		free(m);
 		return r;
 	}
@@ -2150,7 +2205,10 @@ mbox_msg_close(struct store_msg *sm)
 		return;
 	mboxfmt_free(m->fmt);
 	free(m->out.p);
-	close(m->fd);
+	if (m->f != NULL)
+		m->f->rusers--;
+	else
+		close(m->fd);
 	free(m);
 }
 

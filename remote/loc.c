@@ -16,7 +16,8 @@
  * Any of them may end in options, each ";key=value": "layout=fs",
  * "layout=maildir++", "layout=mbox", "layout=thunderbird" (an mbox
  * directory as Thunderbird keeps it) and, for a local mbox,
- * "inbox=PATH" (INBOX from another file, e.g. the spool).  The
+ * "inbox=PATH" (INBOX from another file, e.g. the spool) and
+ * "format=mboxo" or "format=mboxrd" (how ">From " lines read).  The
  * prefixes take a local path only; "maildir:host:PATH" is refused,
  * "host:PATH;layout=fs" or "host:PATH;layout=mbox" is fine.  A bare
  * remote path is looked at by the server.  Every location gets a
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mboxfmt.h"
 #include "msync.h"
 #include "msyncs.h"
 #include "store.h"
@@ -450,18 +452,19 @@ out:
  * MSYNC_ERR_NOMEM or MSYNC_ERR_IO.
  */
 /*
- * Takes the trailing ";key=value" options off s (in place) into *l and
- * *inbox (borrowed from s).  Only the last of a repeated key is an
+ * Takes the trailing ";key=value" options off s (in place) into *l,
+ * *inbox (borrowed from s) and *fmt (set if ";format=" was given).  Only the last of a repeated key is an
  * option; the others are part of the path, as is any other ";...".
  * Returns 0, or MSYNC_ERR_USAGE for an unknown key or value.
  */
 static int
-loc_options(char *s, struct loc *l, const char **inbox)
+loc_options(char *s, struct loc *l, const char **inbox, int *fmt)
 {
 	char	*semi;
 	int	 lay = 0;
 
 	*inbox = NULL;
+	*fmt = 0;
 	/* Bounded: each round takes one ';' off the end of s. */
 	while ((semi = strrchr(s, ';')) != NULL) {
 		if (strncmp(semi + 1, "layout=", 7) == 0 && !lay) {
@@ -483,6 +486,14 @@ loc_options(char *s, struct loc *l, const char **inbox)
 			if (semi[7] == '\0')
 				return MSYNC_ERR_USAGE;
 			*inbox = semi + 7;
+		} else if (strncmp(semi + 1, "format=", 7) == 0 && !*fmt) {
+			if (strcmp(semi + 8, "mboxo") == 0)
+				l->format = MBOXFMT_MBOXO;
+			else if (strcmp(semi + 8, "mboxrd") == 0)
+				l->format = MBOXFMT_MBOXRD;
+			else
+				return MSYNC_ERR_USAGE;
+			*fmt = 1;
 		} else
 			break;	/* a ';' that is part of the path */
 		*semi = '\0';
@@ -525,6 +536,7 @@ loc_parse(const char *arg, struct loc *out)
 	char		*s = NULL, *body, *abs = NULL;
 	const char	*slash, *colon, *inbox = NULL;
 	int		 r = MSYNC_ERR_USAGE, v6 = 0, prefixed = 0, mbox = 0;
+	int		 fmt = 0;
 
 	memset(&l, 0, sizeof(l));
 	memset(out, 0, sizeof(*out));
@@ -539,7 +551,7 @@ loc_parse(const char *arg, struct loc *out)
 		goto out;
 	}
 
-	if ((r = loc_options(s, &l, &inbox)) != 0)
+	if ((r = loc_options(s, &l, &inbox, &fmt)) != 0)
 		goto out;
 	r = MSYNC_ERR_USAGE;
 
@@ -602,6 +614,12 @@ loc_parse(const char *arg, struct loc *out)
 		}
 	}
 	if (l.host != NULL && inbox != NULL) {
+		r = MSYNC_ERR_USAGE;
+		goto out;
+	}
+	/* How to read a local mbox: not for a Maildir, not to a server. */
+	if (fmt && (l.host != NULL || l.daemon != NULL ||
+	    !LAYOUT_IS_MBOX(l.layout))) {
 		r = MSYNC_ERR_USAGE;
 		goto out;
 	}

@@ -28,13 +28,15 @@ struct loc {
 	char	*path;		/* owned; the store root */
 	int	 layout;	/* enum store_layout */
 	char	*inbox;		/* owned; mbox ";inbox=PATH", or NULL */
+	int	 format;	/* mbox ";format=": MBOXFMT_MBOXRD (0), _MBOXO */
 	char	*text;		/* owned; canonical form, for the state key */
 	struct dloc *daemon;	/* owned; msyncs:// only (msyncs.h) */
 };
 
 /*
  * Parses a location given on the command line:
- *   PATH | maildir:PATH | maildir:PATH;layout=fs | mbox:PATH[;inbox=P]
+ *   PATH | maildir:PATH | maildir:PATH;layout=fs
+ *   mbox:PATH[;inbox=P][;format=mboxo|mboxrd]
  *   [user@]host:PATH            (rsync's rule: a ':' before the first '/')
  *   ssh://[user@]host[:port]/PATH   (a leading "/~/" means the home dir)
  *   imap://... imaps://...          an IMAP account (src/imap/url.h): kept

@@ -3136,7 +3136,8 @@ out:
 /* Opens the store of side self.  Returns 0 or MSYNC_ERR_*. */
 static int
 open_store(struct brain *b, const char *path, int layout,
-    const char *inbox, int readonly, int create, int full, int lock_wait)
+    const char *inbox, int mbox_format, int readonly, int create, int full,
+    int lock_wait)
 {
 	struct store_opts	 so;
 	char			*holder = NULL;
@@ -3150,6 +3151,7 @@ open_store(struct brain *b, const char *path, int layout,
 	so.create = create;
 	so.lock_wait = lock_wait;
 	so.inbox = inbox;
+	so.mbox_format = mbox_format;
 	r = store_open(&so, &b->store, &holder);
 	if (r == MSYNC_ERR_LOCKED)
 		ERRX("store '%s' is locked by %s", log_esc(path, 300),
@@ -3181,7 +3183,7 @@ print_listing(const char *name, uint32_t count, uint64_t bytes,
 
 int
 brain_list_local(const char *path, int layout, const char *inbox,
-    int verbose, int lock_wait)
+    int mbox_format, int verbose, int lock_wait)
 {
 	struct brain		 b;
 	struct store_mailbox	*mbs = NULL;
@@ -3189,7 +3191,8 @@ brain_list_local(const char *path, int layout, const char *inbox,
 	int			 r;
 
 	memset(&b, 0, sizeof(b));
-	if ((r = open_store(&b, path, layout, inbox, 1, 0, 0, lock_wait)) != 0)
+	if ((r = open_store(&b, path, layout, inbox, mbox_format, 1, 0, 0,
+	    lock_wait)) != 0)
 		goto out;
 	if ((r = store_list_mailboxes(b.store, &mbs, &n)) != 0) {
 		ERRC(r, "cannot list '%s'", log_esc(path, 300));
@@ -3428,7 +3431,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	if ((r = chan_flush(b.ch)) != 0)
 		goto out;
 	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A], o->inbox,
-	    o->mode != MODE_TWOWAY && o->src == SIDE_A, first_sync, o->full,
+	    o->mbox_format, o->mode != MODE_TWOWAY && o->src == SIDE_A, first_sync, o->full,
 	    o->lock_wait)) != 0) {
 		if (r == MSYNC_ERR_NOTFOUND && !first_sync)
 			ERRX("'%s' does not exist, but this pair was synced "
@@ -3617,7 +3620,7 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	layout = h.layout;
 	if (layout == LAYOUT_MAILDIRPP)
 		(void)store_detect(root, &layout);
-	if ((r = open_store(&b, root, layout, NULL, !writes,
+	if ((r = open_store(&b, root, layout, NULL, 0, !writes,
 	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
 	    so->lock_wait)) != 0) {
 		(void)put_text(&b, REC_ERROR, r,

@@ -63,6 +63,7 @@ struct brain_opts {
 	const char	*path[2];	/* store root per side */
 	int		 layout[2];	/* enum store_layout per side */
 	const char	*inbox;		/* side A's mbox INBOX file, or NULL */
+	int		 mbox_format;	/* side A's mbox ";format=" */
 	const char	*state_path;	/* the pair's state file */
 	int		 crash_after;	/* test: exit 100 after N durable writes */
 	struct brain_result *result;	/* out (--json); NULL = not wanted */
@@ -98,6 +99,6 @@ int	 brain_server(const struct server_opts *, int rfd, int wfd);
  * verbose one line per message.  Returns an exit status.
  */
 int	 brain_list_local(const char *path, int layout, const char *inbox,
-	    int verbose, int lock_wait);
+	    int mbox_format, int verbose, int lock_wait);
 
 #endif /* BRAIN_H */

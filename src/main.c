@@ -22,6 +22,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "mboxfmt.h"
 #include "msync.h"
 #include "pairs.h"
 #include "proto.h"
@@ -92,7 +93,7 @@ usage(FILE *f)
 "       msync --daemon [--config FILE]    serve msyncd.conf's modules\n"
 "\n"
 "A location is PATH, maildir:PATH, maildir:PATH;layout=fs, mbox:PATH,\n"
-"mbox:PATH;inbox=FILE, [user@]host:PATH[;layout=mbox]\n"
+"mbox:PATH;inbox=FILE, mbox:PATH;format=mboxo, [user@]host:PATH[;layout=mbox]\n"
 "ssh://[user@]host[:port]/PATH, or an IMAP account:\n"
 "imaps://[user@]host[:port][/ROOT][;fingerprint=sha256:..][;auth=xoauth2]\n"
 "or imap://... (STARTTLS; ;tls=none for none),\n"
@@ -537,7 +538,7 @@ main(int argc, char **argv)
 	}
 	if (list && loc[0].host == NULL) {
 		status = brain_list_local(loc[0].path, loc[0].layout,
-		    loc[0].inbox, verbose > 1, bo.lock_wait);
+		    loc[0].inbox, loc[0].format, verbose > 1, bo.lock_wait);
 		goto out;
 	}
 	if (list) {
@@ -580,14 +581,17 @@ main(int argc, char **argv)
 		    "or both msync daemons (msyncs://)");
 		status = EXIT_USAGE;
 		goto out;
-	} else if (loc[0].host != NULL || (loc[1].inbox != NULL &&
-	    loc[1].host == NULL)) {
+	} else if (loc[0].host != NULL || ((loc[1].inbox != NULL ||
+	    loc[1].format != MBOXFMT_MBOXRD) && loc[1].host == NULL)) {
 		/*
 		 * The local store is always side A (the initiator's); so is
-		 * an mbox with ";inbox=", which does not travel to side B.
+		 * an mbox with ";inbox=" or ";format=mboxo", which do not
+		 * travel to side B.
 		 */
-		if (loc[0].inbox != NULL) {
-			ERRX("only one location may have ;inbox=");
+		if (loc[0].inbox != NULL ||
+		    loc[0].format != MBOXFMT_MBOXRD) {
+			ERRX("only one location may have ;inbox= or "
+			    ";format=mboxo");
 			status = EXIT_USAGE;
 			goto out;
 		}
@@ -624,6 +628,7 @@ main(int argc, char **argv)
 	bo.layout[SIDE_A] = loc[0].layout;
 	bo.layout[SIDE_B] = loc[1].layout;
 	bo.inbox = loc[0].inbox;
+	bo.mbox_format = loc[0].format;
 	if (bo.compress < 0)
 		bo.compress = loc[1].host != NULL;
 	if (!list) {

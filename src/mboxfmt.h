@@ -140,6 +140,14 @@ struct mboxfmt_writer {
 	uint8_t		 hold[128];	/* a line start not yet decided */
 	size_t		 nhold;
 	int		 last_nl;	/* the content so far ends in '\n' */
+	/*
+	 * Set after begin: mboxo, for a file read as mboxo.  Only "From "
+	 * lines get a '>' (">From " is left alone: an mboxo reader takes
+	 * no '>' off); with clen >= 0 nothing is quoted, not even in the
+	 * header block.  The caller gives a message with a "From " line a
+	 * Content-Length, so that it comes back byte for byte.
+	 */
+	int		 mboxo;
 };
 void	 mboxfmt_write_begin(struct mboxfmt_writer *, struct mboxfmt_out *,
 	    const char *sender, int64_t date, uint8_t flags, const char *kw,

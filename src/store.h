@@ -56,6 +56,7 @@ struct store_opts {
 	int		 lock_wait;	/* seconds to wait for the lock; 0 = none */
 	const char	*cachedir;	/* borrowed; NULL = $XDG_CACHE_HOME/msync */
 	const char	*inbox;		/* borrowed; mbox: INBOX's file, or NULL */
+	int		 mbox_format;	/* mbox: MBOXFMT_MBOXRD (0) or _MBOXO */
 };
 
 /* Status of one mailbox, as store_list_mailboxes reports it. */

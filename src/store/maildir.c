@@ -87,6 +87,12 @@ struct maildir {
 	int			 cachefd;	/* cache index dir; -1 none */
 	char			 host[160];	/* escaped, for file names */
 	unsigned int		 counter;	/* file name uniqueness */
+	/*
+	 * getpid() once, when the store is opened, not once per file name
+	 * (a system call each: glibc does not cache it).  A store is used
+	 * by the process that opened it.
+	 */
+	long			 pid;
 	struct folder		**f;		/* owned; sorted by name */
 	size_t			 nf;
 	size_t			 capf;
@@ -1120,6 +1126,7 @@ maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 	st->rootfd = st->lockfd = st->cachefd = -1;
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 	host_escaped(st->host);
+	st->pid = (long)getpid();
 	if (o->create && !o->readonly && (r = msync_mkdirs(o->path)) != 0) {
 		WARN("cannot create '%s'", o->path);
 		goto out;
@@ -1976,7 +1983,7 @@ maildir_save_begin(struct maildir *st, const char *name,
 		gettimeofday(&tv, NULL);
 		snprintf(s->tmpname, sizeof(s->tmpname),
 		    "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec,
-		    (long)tv.tv_usec, (long)getpid(), ++st->counter, st->host);
+		    (long)tv.tv_usec, st->pid, ++st->counter, st->host);
 		s->fd = openat(s->tmpdirfd, s->tmpname, O_WRONLY | O_CREAT |
 		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (s->fd != -1 || errno != EEXIST)
@@ -2037,7 +2044,7 @@ pending_flush(struct maildir *st)
 				n = snprintf(base, sizeof(base),
 				    "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
 				    (long long)tv.tv_sec, (long)tv.tv_usec,
-				    (long)getpid(), ++st->counter, st->host,
+				    st->pid, ++st->counter, st->host,
 				    pd->size);
 			}
 			if (n < 0 || (size_t)n >= sizeof(base) ||

@@ -100,6 +100,17 @@ struct mfolder {
 	struct mboxfmt_out wbuf;
 	uint64_t	 wend;		/* file size once wbuf is written */
 	int		 jfd;		/* the append journal, -1 none */
+	int		 format;	/* MBOXFMT_MBOXRD or _MBOXO: how read */
+	/*
+	 * The file open for reading messages, kept from one message to the
+	 * next (a conversion reads every message of a file in turn: an
+	 * open and a close each were a third of its system calls), and the
+	 * file it is; used only while that is still the file of the index
+	 * (dev, ino): a rewrite renames a new one in.
+	 */
+	int		 rfd;		/* -1 none */
+	uint64_t	 rdev, rino;
+	int		 rusers;	/* messages open on rfd */
 };
 
 struct mbox {
@@ -113,11 +124,13 @@ struct mbox {
 	struct mfolder	**f;		/* owned */
 	size_t		 nf;
 	size_t		 capf;
+	struct mfolder	*rf;		/* the one folder with its rfd open */
 };
 
 struct mmsg {				/* a message being read */
 	struct store_msg base;
 	int		 fd;
+	struct mfolder	*f;		/* fd is f->rfd; NULL: fd is its own */
 	struct mboxfmt	*fmt;
 	struct mboxfmt_src src;
 	struct mboxfmt_msg m;
@@ -207,6 +220,14 @@ cache_dir(const struct store_opts *o, char **out)
 	}
 	return msync_mkdirs(*out);
 }
+
+/*
+ * The index's suffix: a file read as mboxo has its own index, since the
+ * content (and so the GUID) of a message with a ">From " line depends
+ * on how the file is read.
+ */
+#define IX_SUFFIX(st)	((st)->o.mbox_format == MBOXFMT_MBOXO ? \
+			    ".mboxo-index" : ".index")
 
 /* The cache file for key: "<cache>/<XXH3-64 of key><suffix>". */
 static void
@@ -360,6 +381,8 @@ folder_free(struct mfolder *f)
 		close(f->wfd);
 	if (f->jfd >= 0)
 		close(f->jfd);
+	if (f->rfd >= 0)
+		close(f->rfd);
 	free(f->name);
 	free(f->path);
 	free(f);
@@ -391,7 +414,7 @@ index_load(struct mbox *st, struct mfolder *f)
 	int		 ok = 0;
 
 	f->loaded = 1;
-	cache_file(st, f->path, ".index", path, sizeof(path));
+	cache_file(st, f->path, IX_SUFFIX(st), path, sizeof(path));
 	if ((fp = fopen(path, "re")) == NULL)
 		goto fresh;
 	if (fgets(line, sizeof(line), fp) == NULL ||
@@ -482,7 +505,7 @@ folder_save_index(struct mbox *st, struct mfolder *f)
 
 	if (!f->ixdirty)
 		return 0;
-	cache_file(st, f->path, ".index", path, sizeof(path));
+	cache_file(st, f->path, IX_SUFFIX(st), path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1 || (fp = fdopen(fd, "w")) == NULL) {
@@ -521,11 +544,40 @@ folder_save_index(struct mbox *st, struct mfolder *f)
 
 /* Scanning. */
 
-/* The GUID sink of a scan. */
+/*
+ * The GUID sink of a scan.  The parser hands on a line at a time; the
+ * hash gets them in blocks (one XXH3 update and one scan for '\r' per
+ * line were a sixth of a conversion's instructions).  Hashing is
+ * streaming, so the GUID is the same.
+ */
+struct gsink {
+	struct guid_ctx	*gc;
+	size_t		 n;
+	uint8_t		 b[16384];
+};
+
+static void
+gsink_flush(struct gsink *g)
+{
+	if (g->n > 0)
+		guid_update(g->gc, g->b, g->n);
+	g->n = 0;
+}
+
 static void
 sink_guid(void *arg, const void *p, size_t n)
 {
-	guid_update(arg, p, n);
+	struct gsink	*g = arg;
+
+	if (n > sizeof(g->b) - g->n) {
+		gsink_flush(g);
+		if (n >= sizeof(g->b)) {
+			guid_update(g->gc, p, n);
+			return;
+		}
+	}
+	memcpy(g->b + g->n, p, n);
+	g->n += n;
 }
 
 /* Order of entries by GUID, then offset, for matching. */
@@ -555,13 +607,16 @@ parse_from(struct mfolder *f, int fd, uint64_t from,
 	struct mboxfmt		*p = NULL;
 	struct mboxfmt_msg	 m;
 	struct guid_ctx		*gc = NULL;
+	struct gsink		*gs;
 	struct ment		 e;
 	struct stat		 sb;
 	int			 r;
 
-	if ((r = mboxfmt_new(&src, MBOXFMT_MBOXRD, from, limit, &p)) != 0)
+	if ((r = mboxfmt_new(&src, f->format, from, limit, &p)) != 0)
 		return r;
-	if ((gc = guid_ctx_new()) == NULL) {
+	if ((gc = guid_ctx_new()) == NULL ||
+	    (gs = calloc(1, sizeof(*gs))) == NULL) {
+		guid_ctx_free(gc);
 		mboxfmt_free(p);
 		return MSYNC_ERR_NOMEM;
 	}
@@ -575,10 +630,13 @@ parse_from(struct mfolder *f, int fd, uint64_t from,
 				    log_esc(f->path, 300), m.off);
 			break;
 		}
-		while ((r = mboxfmt_step(p, &m, sink_guid, gc)) == 0)
+		gs->gc = gc;
+		gs->n = 0;
+		while ((r = mboxfmt_step(p, &m, sink_guid, gs)) == 0)
 			;
 		if (r < 0)
 			break;
+		gsink_flush(gs);
 		memset(&e, 0, sizeof(e));
 		guid_final(gc, &e.guid);
 		guid_ctx_free(gc);
@@ -624,6 +682,7 @@ parse_from(struct mfolder *f, int fd, uint64_t from,
 		}
 		(*nv)[(*nn)++] = e;
 	}
+	free(gs);
 	guid_ctx_free(gc);
 	mboxfmt_free(p);
 	f->quiet = 1;	/* once per run is enough */
@@ -915,6 +974,8 @@ folder_get(struct mbox *st, const char *name, struct mfolder **out)
 		return MSYNC_ERR_NOMEM;
 	f->wfd = -1;
 	f->jfd = -1;
+	f->rfd = -1;
+	f->format = st->o.mbox_format;
 	if ((f->name = strdup(name)) == NULL ||
 	    (f->path = name_path(st, name, &r)) == NULL) {
 		if (f->name == NULL)
@@ -950,27 +1011,39 @@ folder_open(struct mbox *st, const char *name, struct mfolder **out)
 /*
  * The append journal: while msync appends to an mbox file, a small file
  * in the cache says where its appends began (the file's size before
- * them), the file's inode and where they will end once the buffer being
- * written is in.  It is made durable before the first byte is appended
- * and removed once the appends are fsynced, so a journal found by a
- * later run means a run died in the middle of appending: append_repair
- * takes what it wrote off again (those messages were never counted: the
- * sync state was not saved, they still are on the other side and come
- * again).  The end is updated without an fsync before every write(2): it
- * tells the run's own bytes from a delivery made after the crash.
+ * them), the file's inode, where the write(2) being made begins ("at")
+ * and ends ("end"), the XXH3-64 of that write's bytes ("sum"), and, after
+ * this header, a copy of those bytes.  It is made durable before the
+ * first byte is appended and removed once the appends are fsynced, so a
+ * journal found by a later run means a run died in the middle of
+ * appending: append_repair takes what it wrote off again (those
+ * messages were never counted: the sync state was not saved, they still
+ * are on the other side and come again).  The copy and then the header
+ * are updated, without an fsync, before every write(2): together they
+ * tell the run's own bytes from a delivery made after the crash, even
+ * when the write was cut short and the delivery begins inside it.  A
+ * copy written but not yet described by the header fails the sum and is
+ * not used (then the file holds the previous write whole, which is what
+ * the header describes).  Version 1 journals (no at, sum or copy) are
+ * still read.
  */
-#define JOURNAL_MAGIC	"msync-mbox-append 1\n"
-#define JOURNAL_END_AT	(sizeof(JOURNAL_MAGIC) - 1 + 2 * 27)
-#define JOURNAL_LEN	(JOURNAL_END_AT + 27)
+#define JOURNAL_MAGIC1	"msync-mbox-append 1\n"
+#define JOURNAL_MAGIC	"msync-mbox-append 2\n"
+#define JOURNAL_LINE	27
+#define JOURNAL_AT	(sizeof(JOURNAL_MAGIC) - 1 + 2 * JOURNAL_LINE)
+#define JOURNAL_LEN	(sizeof(JOURNAL_MAGIC) - 1 + 5 * JOURNAL_LINE)
+#define JOURNAL_LEN1	(sizeof(JOURNAL_MAGIC1) - 1 + 3 * JOURNAL_LINE)
+#define JOURNAL_COPY_MAX (64 << 20)	/* a larger copy is not believed */
 
-/* Formats the journal: three fixed-width lines after the magic. */
+/* Formats the journal header: five fixed-width lines after the magic. */
 static void
 journal_fmt(char out[JOURNAL_LEN + 1], uint64_t ino, uint64_t start,
-    uint64_t end)
+    uint64_t at, uint64_t end, uint64_t sum)
 {
 	snprintf(out, JOURNAL_LEN + 1, "%sino   %020" PRIu64 "\n"
-	    "start %020" PRIu64 "\nend   %020" PRIu64 "\n", JOURNAL_MAGIC,
-	    ino, start, end);
+	    "start %020" PRIu64 "\nat    %020" PRIu64 "\n"
+	    "end   %020" PRIu64 "\nsum   %020" PRIu64 "\n", JOURNAL_MAGIC,
+	    ino, start, at, end, sum);
 }
 
 /*
@@ -1006,10 +1079,13 @@ wbuf_write(struct mfolder *f)
 	if (f->wbuf.len == 0)
 		return 0;
 	if (f->jfd >= 0) {
-		journal_fmt(j, f->ino, f->fsize, f->wend);
-		if (pwrite(f->jfd, j + JOURNAL_END_AT, JOURNAL_LEN -
-		    JOURNAL_END_AT, (off_t)JOURNAL_END_AT) !=
-		    (ssize_t)(JOURNAL_LEN - JOURNAL_END_AT))
+		/* The copy first, then the header that describes it. */
+		journal_fmt(j, f->ino, f->fsize, f->wend - f->wbuf.len,
+		    f->wend, (uint64_t)XXH3_64bits(f->wbuf.p, f->wbuf.len));
+		if (pwrite(f->jfd, f->wbuf.p, f->wbuf.len, (off_t)JOURNAL_LEN)
+		    != (ssize_t)f->wbuf.len ||
+		    pwrite(f->jfd, j + JOURNAL_AT, JOURNAL_LEN - JOURNAL_AT,
+		    (off_t)JOURNAL_AT) != (ssize_t)(JOURNAL_LEN - JOURNAL_AT))
 			return MSYNC_ERR_IO;
 	}
 	test_kill(f->wfd, f->wbuf.p, f->wbuf.len);
@@ -1032,7 +1108,8 @@ journal_begin(struct mbox *st, struct mfolder *f)
 	if ((f->jfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1)
 		return MSYNC_ERR_IO;
-	journal_fmt(j, f->ino, f->fsize, f->fsize);
+	journal_fmt(j, f->ino, f->fsize, f->fsize, f->fsize,
+	    (uint64_t)XXH3_64bits(NULL, 0));
 	if (write_all(f->jfd, j, JOURNAL_LEN) != 0 || fsync(f->jfd) != 0)
 		r = MSYNC_ERR_IO;
 	if (r == 0 && (dfd = open(st->cache, O_RDONLY | O_DIRECTORY |
@@ -1097,60 +1174,202 @@ copy_range(int fd, uint64_t from, uint64_t to, const char *out)
 	return r;
 }
 
+/* Reads up to n bytes of fd at off into buf; *got short only at the end. */
+static int
+pread_full(int fd, uint8_t *buf, size_t n, uint64_t off, size_t *got)
+{
+	size_t	 g;
+	int	 r;
+
+	*got = 0;
+	while (*got < n) {
+		if ((r = fd_pread(&fd, buf + *got, n - *got, off + *got,
+		    &g)) != 0)
+			return r;
+		if (g == 0)
+			break;
+		*got += g;
+	}
+	return 0;
+}
+
+/*
+ * Reads f's append journal at path.  Returns 1 with *ino, *start, *at,
+ * *end filled and *copy (malloc'd, end - at bytes, or NULL when the
+ * journal has no copy that its sum vouches for), 0 if the journal is not
+ * one that was made durable (nothing was appended after it), or a
+ * negative MSYNC_ERR_*.
+ */
+static int
+journal_read(const char *path, uint64_t *ino, uint64_t *start,
+    uint64_t *at, uint64_t *end, uint8_t **copy)
+{
+	char		 j[JOURNAL_LEN + 1];
+	unsigned long long a, b, c, d, e;
+	size_t		 got;
+	int		 jfd, r, v2;
+
+	*copy = NULL;
+	if ((jfd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : MSYNC_ERR_IO;
+	if ((r = pread_full(jfd, (uint8_t *)j, JOURNAL_LEN, 0, &got)) != 0) {
+		close(jfd);
+		return r;
+	}
+	j[got] = '\0';
+	v2 = got == JOURNAL_LEN &&
+	    strncmp(j, JOURNAL_MAGIC, sizeof(JOURNAL_MAGIC) - 1) == 0 &&
+	    sscanf(j + sizeof(JOURNAL_MAGIC) - 1, "ino %llu start %llu "
+	    "at %llu end %llu sum %llu", &a, &b, &c, &d, &e) == 5 &&
+	    b <= c && c <= d;
+	if (!v2 && (got < JOURNAL_LEN1 ||
+	    strncmp(j, JOURNAL_MAGIC1, sizeof(JOURNAL_MAGIC1) - 1) != 0 ||
+	    sscanf(j + sizeof(JOURNAL_MAGIC1) - 1, "ino %llu start %llu "
+	    "end %llu", &a, &b, &d) != 3 || d < b)) {
+		close(jfd);
+		return 0;
+	}
+	*ino = a;
+	*start = b;
+	*end = d;
+	*at = v2 ? c : d;
+	if (v2 && d - c <= JOURNAL_COPY_MAX &&
+	    (*copy = malloc(d - c + 1)) != NULL) {
+		if (pread_full(jfd, *copy, d - c, JOURNAL_LEN, &got) != 0 ||
+		    got != d - c ||
+		    (uint64_t)XXH3_64bits(*copy, got) != (uint64_t)e) {
+			free(*copy);
+			*copy = NULL;
+		}
+	}
+	close(jfd);
+	return 1;
+}
+
+/*
+ * Where a delivery made after the crash begins in f's file (fd, size
+ * bytes), given the journal's last write [at, end) and its copy: the
+ * file is compared with the copy from at; where they part (m), or where
+ * the file ends first, the run's bytes have ended at the latest.  The
+ * delivery began at or before m, with a "From " line, perhaps after
+ * newlines of its own (an agent that ends the line it found cut): the
+ * last such start at or before m, if the file matches the copy past it
+ * only inside that "From " line.  Sets *tail to its "From " line, or to
+ * size if the file holds nothing but the run's bytes.  Returns 0, 2 if
+ * the write was whole (the caller looks right after it), 1 if no
+ * delivery could be found where one must be, or a negative MSYNC_ERR_*.
+ */
+#define DELIVERY_NL_MAX	4096	/* newlines believed before a "From " */
+static int
+delivery_find(int fd, uint64_t size, uint64_t at, uint64_t end,
+    const uint8_t *copy, uint64_t *tail)
+{
+	uint8_t		*b;
+	uint64_t	 lim = size < end ? size : end, m, top;
+	size_t		 n, got, i, nn;
+	int		 r;
+
+	*tail = size;
+	if (at >= size)
+		return 0;
+	top = lim + 5 + DELIVERY_NL_MAX;
+	n = (size_t)((size < top ? size : top) - at);
+	if ((b = malloc(n + 1)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	if ((r = pread_full(fd, b, n, at, &got)) != 0 || got != n) {
+		free(b);
+		return r != 0 ? r : MSYNC_ERR_IO;
+	}
+	for (i = 0; at + i < lim && b[i] == copy[i]; i++)
+		;
+	m = at + i;
+	if (m == size) {		/* all of it is the run's */
+		free(b);
+		return 0;
+	}
+	if (m == end) {			/* the write was whole: after it */
+		free(b);
+		*tail = end;
+		return 2;
+	}
+	/* nn: the first byte at or after i that is not a newline. */
+	r = 1;
+	for (nn = n, i = n; i-- > 0; ) {
+		if (b[i] != '\n')
+			nn = i;
+		if (at + i > m)
+			continue;
+		if (nn + 5 > n || memcmp(b + nn, "From ", 5) != 0)
+			continue;
+		/*
+		 * A delivery's bytes can match the run's only inside its
+		 * "From " line (the same "From " and perhaps the sender):
+		 * a match across a newline is the run's own message, and
+		 * what follows it no delivery.
+		 */
+		if (at + nn < m && memchr(b + nn, '\n', (size_t)(m - at -
+		    nn)) != NULL)
+			break;
+		*tail = at + nn;
+		r = 0;
+		break;
+	}
+	free(b);
+	return r;
+}
+
 /*
  * Repairs what a run that died appending to f left (see the journal
  * above); fd is f's file, open for reading, or f->wfd.  Called with the
  * file changed since the index.  The unfinished appends (from the
  * journal's start) are first copied to "<cache>/<hash>.unfinished-TIME"
  * (nothing is lost whatever follows), then cut off the file; a delivery
- * made after the crash (bytes after the journal's end that start with a
- * "From " line) is put back after the cut.  Where the run's bytes cannot
- * be told from a delivery's, the file is left as it is, with a warning.
- * A read-only store is not repaired: the mailbox is an error until a run
- * that may write it.  Returns 0 or a negative MSYNC_ERR_*.
+ * made after the crash is put back after the cut.  It begins where the
+ * run's bytes end: where the file stops matching the journal's copy of
+ * the last write, or right after that write if it was whole.  Where no
+ * delivery's "From " line is found there, the file is left as it is,
+ * with a warning.  A read-only store is not repaired: the mailbox is an
+ * error until a run that may write it.  Returns 0 or a negative
+ * MSYNC_ERR_*.
  */
 static int
 append_repair(struct mbox *st, struct mfolder *f, int fd)
 {
 	char		 path[MSYNC_PATH_MAX + 64], q[MSYNC_PATH_MAX + 96];
-	char		 j[JOURNAL_LEN + 1];
-	unsigned long long ino, start, end;
+	uint64_t	 ino, start, at, end;
 	struct stat	 sb;
-	uint8_t		 head[8];
+	uint8_t		 head[8], *copy = NULL;
 	uint64_t	 tail = 0, size;
 	size_t		 got;
-	ssize_t		 n;
-	int		 jfd, wfd = fd, dot = 0, locked = 0, r = 0, ok;
+	int		 wfd = fd, dot = 0, locked = 0, r = 0, ok;
 	int		 putback = 0;
 
 	cache_file(st, f->path, ".append", path, sizeof(path));
-	if ((jfd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return errno == ENOENT ? 0 : MSYNC_ERR_IO;
-	n = read(jfd, j, JOURNAL_LEN);
-	close(jfd);
-	j[n > 0 ? n : 0] = '\0';
-	if (n != (ssize_t)JOURNAL_LEN ||
-	    strncmp(j, JOURNAL_MAGIC, sizeof(JOURNAL_MAGIC) - 1) != 0 ||
-	    sscanf(j + sizeof(JOURNAL_MAGIC) - 1, "ino %llu start %llu "
-	    "end %llu", &ino, &start, &end) != 3 || end < start) {
+	if ((r = journal_read(path, &ino, &start, &at, &end, &copy)) <= 0) {
 		/* Never made durable: nothing was appended after it. */
-		if (unlink(path) != 0)
+		if (r == 0 && unlink(path) != 0 && errno != ENOENT)
 			return MSYNC_ERR_IO;
-		return 0;
+		return r;
 	}
+	r = 0;
 	if (st->o.readonly) {
 		WARNX("'%s' ends in appends of an msync run that did not "
 		    "finish (from byte %llu); a run that may write it "
-		    "repairs it", log_esc(f->path, 300), start);
+		    "repairs it", log_esc(f->path, 300),
+		    (unsigned long long)start);
+		free(copy);
 		return MSYNC_ERR_BADDATA;
 	}
 	if (fd != f->wfd) {
 		if ((wfd = open(f->path, O_RDWR | O_APPEND | O_CLOEXEC |
-		    O_NOFOLLOW | O_NONBLOCK)) == -1)
+		    O_NOFOLLOW | O_NONBLOCK)) == -1) {
+			free(copy);
 			return errno == ENOENT ? MSYNC_ERR_NOTFOUND :
 			    MSYNC_ERR_IO;
+		}
 		if ((r = lock_file(st, f->path, wfd, F_WRLCK, &dot)) != 0) {
 			close(wfd);
+			free(copy);
 			return r;
 		}
 		locked = 1;
@@ -1175,9 +1394,17 @@ append_repair(struct mbox *st, struct mfolder *f, int fd)
 		    log_esc(f->path, 300), log_esc(q, 300));
 		goto out;
 	}
-	ok = size <= end;
-	if (!ok) {
-		/* A delivery after the crash: does it start where we ended? */
+	if (copy != NULL) {
+		/* Where do the run's bytes end? */
+		if ((r = delivery_find(wfd, size, at, end, copy, &tail)) < 0)
+			goto out;
+		ok = r != 1;
+		putback = r == 0 && tail < size;
+		r = r == 2 ? 2 : 0;
+	} else
+		r = (ok = size <= end) ? 0 : 2;
+	if (r == 2) {
+		/* A delivery after the whole write: does it start there? */
 		tail = end;
 		if ((r = fd_pread(&wfd, head, sizeof(head), tail, &got)) != 0)
 			goto out;
@@ -1191,8 +1418,9 @@ append_repair(struct mbox *st, struct mfolder *f, int fd)
 	}
 	if (!ok) {
 		WARNX("'%s': an msync run died appending to it and more was "
-		    "appended after; left as it is (its end from byte %llu "
-		    "is copied to '%s')", log_esc(f->path, 300), start,
+		    "appended after, not starting with a \"From \" line; left "
+		    "as it is (its end from byte %llu is copied to '%s')",
+		    log_esc(f->path, 300), (unsigned long long)start,
 		    log_esc(q, 300));
 		goto done;
 	}
@@ -1238,12 +1466,13 @@ append_repair(struct mbox *st, struct mfolder *f, int fd)
 	    "part (%llu bytes from byte %llu) is cut off%s (a copy is in "
 	    "'%s'); those messages are copied again", log_esc(f->path, 300),
 	    (unsigned long long)((putback ? tail : size) - start),
-	    start, putback ? " and what was delivered after it is kept" :
-	    "", log_esc(q, 300));
+	    (unsigned long long)start, putback ? " and what was delivered "
+	    "after it is kept" : "", log_esc(q, 300));
 done:
 	if (unlink(path) != 0 && errno != ENOENT)
 		r = MSYNC_ERR_IO;
 out:
+	free(copy);
 	if (locked)
 		unlock_file(f->path, wfd, dot);
 	if (wfd != fd)
@@ -1898,19 +2127,59 @@ mbox_msg_open(struct store *s, const char *name, uint32_t uid,
 		return MSYNC_ERR_NOMEM;
 	m->base.st = s;
 	m->size = e->size;
-	if ((m->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		free(m);
-		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+	if (f->rusers > 0) {
+		/* Another message reads f->rfd: this one gets its own. */
+		if ((m->fd = open(f->path, O_RDONLY | O_CLOEXEC |
+		    O_NOFOLLOW)) == -1) {
+			r = errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+			free(m);
+			return r;
+		}
+	} else {
+		if (st->rf != NULL && st->rf != f && st->rf->rfd >= 0 &&
+		    st->rf->rusers == 0) {
+			/* One file open, whatever the number of folders. */
+			close(st->rf->rfd);
+			st->rf->rfd = -1;
+		}
+		st->rf = f;
+		if (f->rfd >= 0 && (f->rdev != f->dev || f->rino != f->ino)) {
+			close(f->rfd);
+			f->rfd = -1;
+		}
+		if (f->rfd < 0) {
+			struct stat	sb;
+			int		fd;
+
+			if ((fd = open(f->path, O_RDONLY | O_CLOEXEC |
+			    O_NOFOLLOW)) == -1 || fstat(fd, &sb) == -1) {
+				r = errno == ENOENT ? MSYNC_ERR_NOTFOUND :
+				    MSYNC_ERR_IO;
+				if (fd != -1)
+					close(fd);
+				free(m);
+				return r;
+			}
+			f->rfd = fd;
+			f->rdev = (uint64_t)sb.st_dev;
+			f->rino = (uint64_t)sb.st_ino;
+		}
+		m->fd = f->rfd;		/* borrowed from the folder */
+		m->f = f;
+		f->rusers++;
 	}
 	m->src.pread = fd_pread;
 	m->src.arg = &m->fd;
-	if ((r = mboxfmt_new(&m->src, MBOXFMT_MBOXRD, e->off,
+	if ((r = mboxfmt_new(&m->src, f->format, e->off,
 	    e->off + e->raw, &m->fmt)) != 0 ||
 	    (r = mboxfmt_begin(m->fmt, &m->m)) != 0) {
 		if (r == 1 || r == MSYNC_ERR_BADDATA)
 			r = MSYNC_ERR_STORE_CHANGED;
 		mboxfmt_free(m->fmt);
-		close(m->fd);
+		if (m->f != NULL)
+			m->f->rusers--;
+		else
+			close(m->fd);
 		free(m);
 		return r;
 	}
@@ -1972,7 +2241,10 @@ mbox_msg_close(struct store_msg *sm)
 		return;
 	mboxfmt_free(m->fmt);
 	free(m->out.p);
-	close(m->fd);
+	if (m->f != NULL)
+		m->f->rusers--;
+	else
+		close(m->fd);
 	free(m);
 }
 
@@ -2071,6 +2343,36 @@ spool_body(struct msave *sv)
 	return -1;
 }
 
+/*
+ * 1 if the spooled message has a line that starts with "From " (for an
+ * mboxo file: such a message gets a Content-Length instead of a quoting
+ * that an mboxo reader would not take off), 0 if not, -1 on a read error.
+ */
+static int
+spool_has_from(struct msave *sv)
+{
+	static const char from[] = "From ";
+	uint8_t		 b[65536];
+	uint64_t	 off = 0;
+	size_t		 got;
+	int		 k = 0;		/* "From " bytes matched; -1 none */
+
+	while (off < sv->size) {
+		if (fd_pread(&sv->fd, b, sizeof(b), off, &got) != 0 ||
+		    got == 0)
+			return -1;
+		for (size_t i = 0; i < got; i++) {
+			if (k >= 0 && b[i] == (uint8_t)from[k]) {
+				if (++k == 5)
+					return 1;
+			} else
+				k = b[i] == '\n' ? 0 : -1;
+		}
+		off += got;
+	}
+	return 0;
+}
+
 static int
 mbox_save_commit(struct store_save *s, uint8_t flags, const char *kw,
     int64_t date, const struct guid *expect, uint32_t *uid_out)
@@ -2115,12 +2417,27 @@ mbox_save_commit(struct store_save *s, uint8_t flags, const char *kw,
 		/* Not even an empty line: all of it is the body. */
 		clen = (int64_t)sv->size;
 		headerless = 1;
+	} else if (clen < 0 && f->format == MBOXFMT_MBOXO) {
+		/*
+		 * mboxo: a "From " line would have to become ">From ",
+		 * which no mboxo reader takes back; a Content-Length keeps
+		 * it as it is (as mutt and Dovecot write it).
+		 */
+		if ((r = spool_has_from(sv)) < 0) {
+			r = MSYNC_ERR_IO;
+			goto fail;
+		}
+		if (r == 1 && (clen = spool_body(sv)) < 0) {
+			clen = (int64_t)sv->size;
+			headerless = 1;
+		}
 	}
 	{
 		size_t	before = f->wbuf.len;
 
 		mboxfmt_write_begin(&w, &f->wbuf, sender, date, flags, kw,
 		    clen, headerless);
+		w.mboxo = f->format == MBOXFMT_MBOXO;
 		while (off < sv->size) {
 			if ((r = fd_pread(&sv->fd, b, sizeof(b), off,
 			    &got)) != 0)
@@ -2611,8 +2928,8 @@ mbox_rename_mailbox(struct store *s, const char *from, const char *to)
 		snprintf(ns, sizeof(ns), "%s.sbd", np);
 		(void)rename(os, ns);
 	}
-	cache_file(st, f->path, ".index", oi, sizeof(oi));
-	cache_file(st, np, ".index", ni, sizeof(ni));
+	cache_file(st, f->path, IX_SUFFIX(st), oi, sizeof(oi));
+	cache_file(st, np, IX_SUFFIX(st), ni, sizeof(ni));
 	(void)rename(oi, ni);
 	free(f->path);
 	f->path = np;
@@ -2646,7 +2963,7 @@ mbox_delete_mailbox(struct store *s, const char *name)
 		return MSYNC_ERR_BADNAME;	/* the store itself */
 	if (unlink(f->path) != 0 && errno != ENOENT)
 		return MSYNC_ERR_IO;
-	cache_file(st, f->path, ".index", ix, sizeof(ix));
+	cache_file(st, f->path, IX_SUFFIX(st), ix, sizeof(ix));
 	(void)unlink(ix);
 	for (size_t i = 0; i < f->n; i++)
 		ent_free(&f->v[i]);

@@ -44,7 +44,7 @@ sink(void *arg, const void *p, size_t n)
 
 /* Reads the messages of src from start; whole[] gets each content. */
 static size_t
-read_all(struct mem *m, uint64_t start, uint64_t limit,
+read_fmt(struct mem *m, int format, uint64_t start, uint64_t limit,
     struct mboxfmt_out *whole, struct mboxfmt_msg *info, size_t max)
 {
 	struct mboxfmt_src	 src = { mem_pread, m };
@@ -52,7 +52,7 @@ read_all(struct mem *m, uint64_t start, uint64_t limit,
 	size_t			 n = 0;
 	int			 r;
 
-	if (mboxfmt_new(&src, MBOXFMT_MBOXRD, start, limit, &f) != 0)
+	if (mboxfmt_new(&src, format, start, limit, &f) != 0)
 		return 0;
 	while (n < max && mboxfmt_begin(f, &info[n]) == 0) {
 		while ((r = mboxfmt_step(f, &info[n], sink, &whole[n])) == 0)
@@ -65,6 +65,75 @@ read_all(struct mem *m, uint64_t start, uint64_t limit,
 	}
 	mboxfmt_free(f);
 	return n;
+}
+
+static size_t
+read_all(struct mem *m, uint64_t start, uint64_t limit,
+    struct mboxfmt_out *whole, struct mboxfmt_msg *info, size_t max)
+{
+	return read_fmt(m, MBOXFMT_MBOXRD, start, limit, whole, info, max);
+}
+
+/* Where the body after the first empty line begins, or -1 (no such). */
+static int64_t
+body_len(const uint8_t *c, size_t len)
+{
+	for (size_t j = 0, bol = 1, crbol = 0; j < len; j++) {
+		if (c[j] == '\n' && (bol || crbol))
+			return (int64_t)(len - j - 1);
+		crbol = bol && c[j] == '\r';
+		bol = c[j] == '\n';
+	}
+	return -1;
+}
+
+/* 1 if a line of c starts with "From " (mbox.c's spool_has_from). */
+static int
+has_from(const uint8_t *c, size_t len)
+{
+	for (size_t j = 0; j + 5 <= len; j++)
+		if ((j == 0 || c[j - 1] == '\n') &&
+		    memcmp(c + j, "From ", 5) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Written the mboxo way (;format=mboxo, as src/store/mbox.c decides the
+ * Content-Length), the message c reads back as mboxo with the same
+ * bytes and flags.
+ */
+static void
+mboxo_round_trip(const uint8_t *c, size_t len, const struct mboxfmt_msg *in)
+{
+	struct mboxfmt_out	 w = { 0 }, one[1];
+	struct mboxfmt_msg	 i2[1];
+	struct mboxfmt_writer	 wr;
+	struct mem		 wm;
+	int64_t			 clen = -1;
+	int			 headerless = 0;
+
+	if ((c[len - 1] != '\n' || has_from(c, len)) &&
+	    (clen = body_len(c, len)) < 0) {
+		clen = (int64_t)len;
+		headerless = 1;
+	}
+	mboxfmt_write_begin(&wr, &w, "a@b", 0, in->flags, in->kw, clen,
+	    headerless);
+	wr.mboxo = 1;
+	mboxfmt_write(&wr, &w, c, len);
+	mboxfmt_write_end(&wr, &w);
+	if (!w.failed) {
+		wm.p = w.p;
+		wm.n = w.len;
+		memset(one, 0, sizeof(one));
+		if (read_fmt(&wm, MBOXFMT_MBOXO, 0, UINT64_MAX, one, i2, 1) !=
+		    1 || one[0].len != len || memcmp(one[0].p, c, len) != 0 ||
+		    i2[0].flags != in->flags || strcmp(i2[0].kw, in->kw) != 0)
+			abort();
+		free(one[0].p);
+	}
+	free(w.p);
 }
 
 int
@@ -103,6 +172,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 */
 		if (len == 0)
 			continue;
+		mboxo_round_trip(c, len, &info[i]);
 		clen = -1;
 		headerless = 0;
 		if (c[len - 1] != '\n') {

@@ -1264,6 +1264,32 @@ head_tail(int fd, const char *buf, size_t n, struct index_head *h)
 	return 0;
 }
 
+/*
+ * A version 3 file whose last line is no sound end line (an append cut
+ * short, or one still being written by another process): the whole
+ * file says what its header is, once the load has dropped the torn
+ * batch.  Rare, so the cost of a whole load does not matter here.
+ */
+static int
+head_full(int dirfd, const char *fname, struct index_head *h)
+{
+	struct index	*ix = NULL;
+	int		 r;
+
+	if ((r = index_load(dirfd, fname, &ix)) != 0)
+		return r;
+	h->uidvalidity = ix->uidvalidity;
+	h->uidnext = ix->uidnext;
+	h->guid = ix->guid;
+	h->modseq = ix->modseq;
+	h->token = ix->token;
+	h->count = ix->live;
+	h->bytes = ix->bytes;
+	h->journal = 1;
+	index_free(ix);
+	return 0;
+}
+
 /* Reads the header of an index file (see index.h). */
 int
 index_load_head(int dirfd, const char *fname, struct index_head *out)
@@ -1293,6 +1319,8 @@ index_load_head(int dirfd, const char *fname, struct index_head *out)
 	saved = errno;
 	close(fd);
 	errno = saved;
+	if (r == MSYNC_ERR_STATE_CORRUPT && out->version >= 3)
+		r = head_full(dirfd, fname, out);
 	return r;
 }
 

@@ -132,6 +132,9 @@ int	 index_load(int dirfd, const char *fname, struct index **out);
  * hundred bytes), checked by its own checksum.  For a folder whose change
  * token did not move, that is all a listing needs; the messages are read
  * (and the whole file checked) by index_load when something needs them.
+ * A version 3 file's changing fields come from its last line, the end
+ * line of its newest journal batch, if it has one; a file whose last
+ * line is neither (a torn append) is loaded whole to answer.
  * Returns 0, MSYNC_ERR_NOTFOUND, MSYNC_ERR_STATE_CORRUPT (also for a
  * version 1 file, which has no checked header: load it whole) or
  * MSYNC_ERR_IO.

@@ -712,6 +712,17 @@ test_journal_torn(void **state)
 	}
 	/* Torn on disk: the load drops it, the next save rewrites. */
 	assert_int_equal(index_write_atomic(dfd, INDEX_FILE, b1, l1 - 7), 0);
+	{
+		struct index_head	h;
+
+		/* The header too: what the whole file says. */
+		assert_int_equal(index_load_head(dfd, INDEX_FILE, &h), 0);
+		assert_int_equal(h.uidnext, before->uidnext);
+		assert_int_equal(h.modseq, before->modseq);
+		assert_int_equal(h.count, before->live);
+		assert_memory_equal(&h.token, &before->token,
+		    sizeof(h.token));
+	}
 	assert_int_equal(index_load(dfd, INDEX_FILE, &back), 0);
 	same_index(before, back);
 	assert_true(back->dirty);

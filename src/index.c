@@ -4,7 +4,7 @@
  * The file, "msync.index" in the folder (or in the cache directory for a
  * read-only store), is text:
  *
- *	msync-index 2
+ *	msync-index 3
  *	uidvalidity <u32>
  *	uidnext <u32>
  *	guid <32 lowercase hex>
@@ -19,6 +19,31 @@
  *	head <16 lowercase hex: XXH3-64 of every byte above>
  *	<uid> <guid hex> <size> <date> <cur/NAME:2,INFO | new/NAME>	(n lines)
  *	checksum <16 lowercase hex: XXH3-64 of every byte above>
+ *	[journal: batches of records, see below]
+ *
+ * The journal (version 3): a run that changed a few messages appends
+ * what changed instead of writing the whole file again, one batch per
+ * save:
+ *
+ *	+ <uid> <guid hex> <size> <date> <name>		(a message added)
+ *	- <uid>						(removed)
+ *	r <uid> <name>					(renamed)
+ *	end <uidnext> <modseq> <count> <bytes> <token> <body> <line>
+ *
+ * where <token> is written as on the token line ("-" or the stamps),
+ * <body> is the XXH3-64 of the batch's records seeded with the previous
+ * batch's <line> (the first batch's with the base's checksum), so a batch
+ * belongs to this file and this place in it, and <line> the XXH3-64 of
+ * the end line up to the space before it, so that index_load_head can
+ * take the header of the newest batch from the file's last line alone.
+ * A batch is made durable (fsync) before the save returns.  A last
+ * batch without a sound end line (a crash during the append: a file
+ * cut short) is dropped and the file is rewritten, which loses nothing
+ * the sync state knows (it is written after the save).  Records that do
+ * not check before a sound end line are damage, not a torn append: the
+ * file is refused, as any other damage.
+ * When the journal passes a quarter of the base the file is rewritten
+ * whole without it.
  *
  * Everything is checked on load (the checksum first, then every field,
  * UIDs increasing and below uidnext, counts and sizes bounded, names
@@ -49,8 +74,11 @@
 #include "log.h"
 #include "mdname.h"
 
-#define INDEX_MAGIC	"msync-index 2"
+#define INDEX_MAGIC	"msync-index 3"
+#define INDEX_MAGIC_V2	"msync-index 2"
 #define INDEX_MAGIC_V1	"msync-index 1"
+#define INDEX_TAIL_MAX	512	/* bytes the last line fits in */
+#define INDEX_END_MAX	256	/* bytes of an end line */
 #define INDEX_HEAD_MAX	1024		/* bytes the header fits in */
 #define INDEX_FILE_MAX	((size_t)2 << 30)	/* bytes in an index file */
 #define INDEX_KWFILE_MAX (64 * 1024)		/* bytes in dovecot-keywords */
@@ -140,6 +168,7 @@ index_free(struct index *ix)
 		return;
 	free(ix->v);
 	free(ix->arena);
+	free(ix->jbuf);
 	free(ix);
 }
 
@@ -195,6 +224,88 @@ modseq_bump(struct index *ix)
 	ix->modseq = us > ix->modseq ? us : ix->modseq + 1;
 }
 
+static size_t	put_dec(char *, uint64_t);
+
+/* Stops recording: the next save rewrites the whole file. */
+static void
+jrec_stop(struct index *ix)
+{
+	free(ix->jbuf);
+	ix->jbuf = NULL;
+	ix->jlen = ix->jcap = 0;
+	ix->jrec = 0;
+}
+
+/*
+ * Room for len more bytes of journal records, or 0 (recording stops):
+ * records that would take more than a quarter of the file are not kept,
+ * since that save rewrites the file anyway, so a large change (the first
+ * copy into a folder) does not hold a second copy of its names.
+ */
+static char *
+jrec_room(struct index *ix, size_t len)
+{
+	size_t	 ncap;
+	char	*b;
+
+	if (!ix->jrec)
+		return NULL;
+	if (ix->jlen + len + (ix->fsize - ix->fbase) > ix->fbase / 4) {
+		jrec_stop(ix);
+		return NULL;
+	}
+	if (len > ix->jcap - ix->jlen) {
+		ncap = ix->jcap ? ix->jcap : 1024;
+		while (ncap - ix->jlen < len)
+			ncap *= 2;
+		if ((b = realloc(ix->jbuf, ncap)) == NULL) {
+			jrec_stop(ix);
+			return NULL;
+		}
+		ix->jbuf = b;
+		ix->jcap = ncap;
+	}
+	return ix->jbuf + ix->jlen;
+}
+
+/*
+ * Records a change for the journal: type '+' (e added), '-' (e removed)
+ * or 'r' (e renamed to name).
+ */
+static void
+jrec_add(struct index *ix, char type, const struct index_ent *e,
+    const char *name)
+{
+	size_t	 nlen = name != NULL ? strlen(name) : 0, o = 0;
+	char	*b;
+
+	if ((b = jrec_room(ix, 2 + 11 + 33 + 21 + 22 + nlen + 1)) == NULL)
+		return;
+	b[o++] = type;
+	b[o++] = ' ';
+	o += put_dec(b + o, e->uid);
+	if (type == '+') {
+		b[o++] = ' ';
+		guid_hex(&e->guid, b + o);
+		o += 32;
+		b[o++] = ' ';
+		o += put_dec(b + o, e->size);
+		b[o++] = ' ';
+		if (e->date < 0) {
+			b[o++] = '-';
+			o += put_dec(b + o, (uint64_t)0 - (uint64_t)e->date);
+		} else
+			o += put_dec(b + o, (uint64_t)e->date);
+	}
+	if (name != NULL) {
+		b[o++] = ' ';
+		memcpy(b + o, name, nlen);
+		o += nlen;
+	}
+	b[o++] = '\n';
+	ix->jlen += o;
+}
+
 /* Appends an entry (uid above all others); no modseq change. */
 static int
 ent_append(struct index *ix, uint32_t uid, const struct guid *g,
@@ -224,6 +335,8 @@ ent_append(struct index *ix, uint32_t uid, const struct guid *g,
 	e->name = off;
 	ix->live++;
 	ix->bytes += size;
+	if (ix->jrec)
+		jrec_add(ix, '+', e, name);
 	return 0;
 }
 
@@ -297,6 +410,8 @@ index_set_name(struct index *ix, struct index_ent *e, const char *name)
 		return r;
 	e->name = off;
 	ix->garbage += old;
+	if (ix->jrec)
+		jrec_add(ix, 'r', e, name);
 	modseq_bump(ix);
 	ix->dirty = 1;
 	return 0;
@@ -332,6 +447,8 @@ ent_remove(struct index *ix, struct index_ent *e)
 	ix->live--;
 	ix->bytes -= e->size;
 	ix->dirty = 1;
+	if (ix->jrec)
+		jrec_add(ix, '-', e, NULL);
 }
 
 /* Removes e; modseq bumps. */
@@ -364,11 +481,43 @@ put_dec(char *p, uint64_t v)
 }
 
 /*
- * Serialises ix into *buf (owned by the caller, *len bytes).  Returns 0
- * or MSYNC_ERR_NOMEM.
+ * The token as the token line and an end line write it, at b (cap
+ * bytes, at least 80); returns its length.  A racy token ("~") is never
+ * trusted as unchanged, but its stamps still tell a cur/ put back from
+ * an older copy.
+ */
+static size_t
+put_token(char *b, size_t cap, const struct index_token *t)
+{
+	int	n;
+
+	if (t->cur_ino != 0)
+		n = snprintf(b, cap, "%s%" PRId64 ".%09ld %" PRIu64 " %"
+		    PRId64 ".%09ld %" PRIu64, t->valid ? "" : "~",
+		    t->cur_sec, t->cur_nsec, t->cur_ino,
+		    t->new_sec, t->new_nsec, t->new_ino);
+	else
+		n = snprintf(b, cap, "-");
+	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+static int	encode(const struct index *, char **, size_t *, uint64_t *);
+
+/*
+ * Serialises ix into *buf (owned by the caller, *len bytes), without a
+ * journal.  Returns 0 or MSYNC_ERR_NOMEM.
  */
 int
 index_encode(const struct index *ix, char **buf, size_t *len)
+{
+	uint64_t	sum;
+
+	return encode(ix, buf, len, &sum);
+}
+
+/* index_encode; *sum gets the value of the checksum line. */
+static int
+encode(const struct index *ix, char **buf, size_t *len, uint64_t *sum)
 {
 	struct index_ent	*e;
 	const char		*name;
@@ -387,19 +536,10 @@ index_encode(const struct index *ix, char **buf, size_t *len)
 	    "\nuidnext %" PRIu32 "\nguid %s\nmodseq %" PRIu64 "\n",
 	    ix->uidvalidity, ix->uidnext, hex, ix->modseq);
 	o += (size_t)n;
-	/*
-	 * A racy token ("~") is never trusted as unchanged, but its
-	 * stamps still tell a cur/ put back from an older copy.
-	 */
-	if (ix->token.cur_ino != 0)
-		n = snprintf(b + o, cap - o, "token %s%" PRId64 ".%09ld %"
-		    PRIu64 " %" PRId64 ".%09ld %" PRIu64 "\n",
-		    ix->token.valid ? "" : "~",
-		    ix->token.cur_sec, ix->token.cur_nsec, ix->token.cur_ino,
-		    ix->token.new_sec, ix->token.new_nsec, ix->token.new_ino);
-	else
-		n = snprintf(b + o, cap - o, "token -\n");
-	o += (size_t)n;
+	memcpy(b + o, "token ", 6);
+	o += 6;
+	o += put_token(b + o, cap - o, &ix->token);
+	b[o++] = '\n';
 	o += (size_t)snprintf(b + o, cap - o, "count %zu\nbytes %" PRIu64
 	    "\n", ix->live, ix->bytes);
 	o += (size_t)snprintf(b + o, cap - o, "head %016" PRIx64 "\n",
@@ -432,8 +572,8 @@ index_encode(const struct index *ix, char **buf, size_t *len)
 		o += nlen;
 		b[o++] = '\n';
 	}
-	n = snprintf(b + o, cap - o, "checksum %016" PRIx64 "\n",
-	    (uint64_t)XXH3_64bits(b, o));
+	*sum = (uint64_t)XXH3_64bits(b, o);
+	n = snprintf(b + o, cap - o, "checksum %016" PRIx64 "\n", *sum);
 	o += (size_t)n;
 	*buf = b;
 	*len = o;
@@ -573,6 +713,37 @@ get_stamp(struct cur *c, int64_t *sec, long *nsec, uint64_t *ino)
 	return get_lit(c, " ") && get_u64(c, ino);
 }
 
+/* Consumes a token as put_token writes it. */
+static int
+get_token(struct cur *c, struct index_token *t)
+{
+	int	racy_tok;
+
+	memset(t, 0, sizeof(*t));
+	if (get_lit(c, "-"))
+		return 1;
+	racy_tok = get_lit(c, "~");
+	if (!get_stamp(c, &t->cur_sec, &t->cur_nsec, &t->cur_ino) ||
+	    !get_lit(c, " ") ||
+	    !get_stamp(c, &t->new_sec, &t->new_nsec, &t->new_ino))
+		return 0;
+	t->valid = !racy_tok;
+	return 1;
+}
+
+/* Consumes 16 lowercase hex digits equal to v. */
+static int
+get_hash(struct cur *c, uint64_t v)
+{
+	char	hex[17];
+
+	snprintf(hex, sizeof(hex), "%016" PRIx64, v);
+	if (c->end - c->p < 16 || memcmp(c->p, hex, 16) != 0)
+		return 0;
+	c->p += 16;
+	return 1;
+}
+
 /*
  * Parses the header of an index file from the len bytes at buf (the
  * file's start; more may follow): every field is checked, and in a
@@ -601,6 +772,8 @@ parse_head(const char *buf, size_t len, struct index_head *h,
 } while (0)
 	LINE();
 	if (get_lit(&c, INDEX_MAGIC) && c.p == c.end)
+		h->version = 3;
+	else if (get_lit(&c, INDEX_MAGIC_V2) && c.p == c.end)
 		h->version = 2;
 	else if (get_lit(&c, INDEX_MAGIC_V1) && c.p == c.end)
 		h->version = 1;
@@ -618,19 +791,8 @@ parse_head(const char *buf, size_t len, struct index_head *h,
 	WANT(get_lit(&c, "modseq ") && get_u64(&c, &h->modseq) &&
 	    c.p == c.end);
 	LINE();
-	WANT(get_lit(&c, "token "));
-	if (get_lit(&c, "-"))
-		h->token.valid = 0;
-	else {
-		int	 racy_tok = get_lit(&c, "~");
-
-		WANT(get_stamp(&c, &h->token.cur_sec, &h->token.cur_nsec,
-		    &h->token.cur_ino) && get_lit(&c, " ") &&
-		    get_stamp(&c, &h->token.new_sec, &h->token.new_nsec,
-		    &h->token.new_ino));
-		h->token.valid = !racy_tok;
-	}
-	WANT(c.p == c.end);
+	WANT(get_lit(&c, "token ") && get_token(&c, &h->token) &&
+	    c.p == c.end);
 	LINE();
 	WANT(get_lit(&c, "count ") && get_u64(&c, &h->count) &&
 	    c.p == c.end && h->count <= MSYNC_MSGS_MAX &&
@@ -654,6 +816,213 @@ parse_head(const char *buf, size_t len, struct index_head *h,
 }
 
 /*
+ * Consumes an entry's file name ("cur/..." or "new/...", a Maildir name)
+ * up to the end of the line into name (4 + MDNAME_MAX + 1 bytes).
+ */
+static int
+get_name(struct cur *c, char *name)
+{
+	struct mdname	 md;
+	size_t		 nlen = (size_t)(c->end - c->p);
+
+	if (nlen < 5 || nlen >= 4 + MDNAME_MAX + 1 ||
+	    (memcmp(c->p, "cur/", 4) != 0 && memcmp(c->p, "new/", 4) != 0))
+		return 0;
+	memcpy(name, c->p, nlen);
+	name[nlen] = '\0';
+	if (memchr(name, '\0', nlen) != NULL || mdname_parse(name + 4, &md) != 0)
+		return 0;
+	c->p = c->end;
+	return 1;
+}
+
+/* What an end line says. */
+struct jend {
+	uint32_t		 uidnext;
+	uint64_t		 modseq;
+	uint64_t		 count;
+	uint64_t		 bytes;
+	struct index_token	 token;
+	uint64_t		 body;		/* hash of the batch's records */
+	uint64_t		 line;		/* hash of this line */
+};
+
+/*
+ * Parses the end line at c (without its '\n'), checking its own hash.
+ * Returns 1 if it is sound.
+ */
+static int
+get_end(struct cur *c, struct jend *e)
+{
+	const char	*start = c->p;
+	unsigned	 v, bad = 0;
+	size_t		 i;
+
+	if (!get_lit(c, "end ") || !get_u32(c, &e->uidnext) ||
+	    !get_lit(c, " ") || !get_u64(c, &e->modseq) ||
+	    !get_lit(c, " ") || !get_u64(c, &e->count) ||
+	    !get_lit(c, " ") || !get_u64(c, &e->bytes) ||
+	    !get_lit(c, " ") || !get_token(c, &e->token) ||
+	    !get_lit(c, " ") || c->end - c->p != 16 + 1 + 16)
+		return 0;
+	e->body = 0;
+	for (i = 0; i < 16; i++) {
+		v = hexval[(unsigned char)c->p[i]];
+		bad |= v;
+		e->body = e->body << 4 | (v & 0xf);
+	}
+	if (bad & 0xf0)
+		return 0;
+	c->p += 16;
+	if (!get_lit(c, " "))
+		return 0;
+	e->line = (uint64_t)XXH3_64bits(start, (size_t)(c->p - start));
+	if (!get_hash(c, e->line) || c->p != c->end)
+		return 0;
+	return e->uidnext != 0 && e->count <= MSYNC_MSGS_MAX &&
+	    e->count < e->uidnext;
+}
+
+/* 1 if a sound end line starts somewhere in [p, end). */
+static int
+any_end(const char *p, const char *end)
+{
+	const char	*nl;
+	struct cur	 c;
+	struct jend	 e;
+
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			return 0;
+		c.p = p;
+		c.end = nl;
+		if (nl - p > 4 && memcmp(p, "end ", 4) == 0 && get_end(&c, &e))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Applies the records of one batch, [p, end) (checked by its hash
+ * already), to ix.  Returns 0 or MSYNC_ERR_STATE_CORRUPT/NOMEM.
+ */
+static int
+replay(struct index *ix, const char *p, const char *end)
+{
+	struct index_ent	*e;
+	struct cur		 c;
+	struct guid		 g;
+	const char		*nl;
+	char			 name[4 + MDNAME_MAX + 1];
+	uint64_t		 size;
+	int64_t			 date;
+	uint32_t		 uid;
+	int			 r;
+
+	for (; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL || nl - p < 3 || p[1] != ' ')
+			return MSYNC_ERR_STATE_CORRUPT;
+		c.p = p + 2;
+		c.end = nl;
+		if (!get_u32(&c, &uid))
+			return MSYNC_ERR_STATE_CORRUPT;
+		switch (p[0]) {
+		case '+':
+			if ((ix->n > 0 && uid <= ix->v[ix->n - 1].uid) ||
+			    !get_lit(&c, " ") || !get_guid(&c, &g) ||
+			    !get_lit(&c, " ") || !get_u64(&c, &size) ||
+			    size > MSYNC_MSG_SIZE_MAX || !get_lit(&c, " ") ||
+			    !get_i64(&c, &date) || !get_lit(&c, " ") ||
+			    !get_name(&c, name))
+				return MSYNC_ERR_STATE_CORRUPT;
+			if ((r = ent_append(ix, uid, &g, size, date,
+			    name)) != 0)
+				return r == MSYNC_ERR_NOMEM ? r :
+				    MSYNC_ERR_STATE_CORRUPT;
+			break;
+		case '-':
+			if (c.p != c.end || (e = index_find(ix, uid)) == NULL)
+				return MSYNC_ERR_STATE_CORRUPT;
+			ent_remove(ix, e);
+			break;
+		case 'r':
+			if (!get_lit(&c, " ") || !get_name(&c, name) ||
+			    (e = index_find(ix, uid)) == NULL)
+				return MSYNC_ERR_STATE_CORRUPT;
+			if ((r = index_set_name(ix, e, name)) != 0)
+				return r == MSYNC_ERR_NOMEM ? r :
+				    MSYNC_ERR_STATE_CORRUPT;
+			break;
+		default:
+			return MSYNC_ERR_STATE_CORRUPT;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Reads the journal [p, end) into ix, whose base ended with checksum
+ * sum.  A last batch that does not check is dropped (a torn append) and
+ * the index marked for a rewrite.  Returns 0 or MSYNC_ERR_*.
+ */
+static int
+journal_read(struct index *ix, const char *p, const char *end, uint64_t sum,
+    int *torn)
+{
+	const char	*b, *nl;
+	struct cur	 c;
+	struct jend	 e;
+	uint64_t	 ms;
+	int		 r;
+
+	ix->jprev = sum;
+	*torn = 0;
+	while (p < end) {
+		b = p;
+		/* Records start "+ ", "- ", "r ": only an end line has "end ". */
+		for (nl = NULL; p < end; p = nl + 1) {
+			if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+				break;
+			if (nl - p > 4 && memcmp(p, "end ", 4) == 0)
+				break;
+		}
+		c.p = p;
+		c.end = nl;
+		if (nl == NULL || p >= end || !get_end(&c, &e) ||
+		    e.body != (uint64_t)XXH3_64bits_withSeed(b,
+		    (size_t)(p - b), ix->jprev)) {
+			/*
+			 * Torn (an append cut short by a crash) only if no
+			 * sound end line is left from here on: a sound one
+			 * after records that do not check is damage.
+			 */
+			if (any_end(b, end))
+				return MSYNC_ERR_STATE_CORRUPT;
+			LOG2("index: dropping a torn journal batch (%zu bytes)",
+			    (size_t)(end - b));
+			*torn = 1;
+			return 0;
+		}
+		/* A rename in the replay moves modseq: the end line says. */
+		ms = ix->modseq;
+		if ((r = replay(ix, b, p)) != 0)
+			return r;
+		if (e.uidnext < ix->uidnext ||
+		    (ix->n > 0 && e.uidnext <= ix->v[ix->n - 1].uid) ||
+		    e.modseq < ms || e.count != ix->live ||
+		    e.bytes != ix->bytes)
+			return MSYNC_ERR_STATE_CORRUPT;
+		ix->uidnext = e.uidnext;
+		ix->modseq = e.modseq;
+		ix->token = e.token;
+		ix->jprev = e.line;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/*
  * Parses the bytes of an index file, validating everything (see the top
  * of this file).  Returns 0, MSYNC_ERR_STATE_CORRUPT or MSYNC_ERR_NOMEM.
  */
@@ -662,36 +1031,39 @@ index_decode(const char *buf, size_t len, struct index **out)
 {
 	struct index	*ix = NULL;
 	struct cur	 c;
-	const char	*p = buf, *end, *sum, *nl;
-	char		 name[4 + MDNAME_MAX + 1], hex[17];
-	struct mdname	 md;
+	const char	*p = buf, *end, *sum = NULL, *nl;
+	char		 name[4 + MDNAME_MAX + 1];
 	struct guid	 g;
 	struct index_head h;
-	uint64_t	 count, i, size;
+	uint64_t	 count, i, size, sumv = 0;
 	int64_t		 date;
 	uint32_t	 uid, prev = 0;
-	size_t		 nlen;
-	int		 r = MSYNC_ERR_STATE_CORRUPT;
+	int		 r = MSYNC_ERR_STATE_CORRUPT, torn = 0;
 
 	*out = NULL;
-	/* The checksum line: the last one, over every byte before it. */
-	if (len < 27 || buf[len - 1] != '\n')
+	if (len < 27)
 		goto out;
-	sum = buf + len - 26;
-	if (sum[-1] != '\n' || memcmp(sum, "checksum ", 9) != 0)
+	end = buf + len;
+	if (parse_head(buf, len, &h, &p) != 0)
 		goto out;
-	snprintf(hex, sizeof(hex), "%016" PRIx64,
-	    (uint64_t)XXH3_64bits(buf, (size_t)(sum - buf)));
-	if (memcmp(sum + 9, hex, 16) != 0)
-		goto out;
-	end = sum;
-
+	if (h.version < 3) {
+		if (buf[len - 1] != '\n')
+			goto out;
+		/* The checksum line: the last one, over every byte before. */
+		sum = buf + len - 26;
+		if (sum[-1] != '\n' || memcmp(sum, "checksum ", 9) != 0)
+			goto out;
+		c.p = sum + 9;
+		c.end = buf + len - 1;
+		if (!get_hash(&c, (uint64_t)XXH3_64bits(buf,
+		    (size_t)(sum - buf))))
+			goto out;
+		end = sum;
+	}
 	if ((ix = calloc(1, sizeof(*ix))) == NULL) {
 		r = MSYNC_ERR_NOMEM;
 		goto out;
 	}
-	if (parse_head(buf, (size_t)(end - buf), &h, &p) != 0)
-		goto out;
 	ix->uidvalidity = h.uidvalidity;
 	ix->uidnext = h.uidnext;
 	ix->guid = h.guid;
@@ -724,19 +1096,10 @@ index_decode(const char *buf, size_t len, struct index **out)
 		    !get_lit(&c, " ") || !get_guid(&c, &g) ||
 		    !get_lit(&c, " ") || !get_u64(&c, &size) ||
 		    size > MSYNC_MSG_SIZE_MAX || !get_lit(&c, " ") ||
-		    !get_i64(&c, &date) || !get_lit(&c, " "))
+		    !get_i64(&c, &date) || !get_lit(&c, " ") ||
+		    !get_name(&c, name))
 			goto out;
 		prev = uid;
-		nlen = (size_t)(c.end - c.p);
-		if (nlen < 5 || nlen >= sizeof(name) ||
-		    (memcmp(c.p, "cur/", 4) != 0 &&
-		    memcmp(c.p, "new/", 4) != 0))
-			goto out;
-		memcpy(name, c.p, nlen);
-		name[nlen] = '\0';
-		if (memchr(name, '\0', nlen) != NULL ||
-		    mdname_parse(name + 4, &md) != 0)
-			goto out;
 		if ((r = ent_append(ix, uid, &g, size, date, name)) != 0) {
 			if (r != MSYNC_ERR_NOMEM)
 				r = MSYNC_ERR_STATE_CORRUPT;
@@ -744,13 +1107,32 @@ index_decode(const char *buf, size_t len, struct index **out)
 		}
 		r = MSYNC_ERR_STATE_CORRUPT;
 	}
-#undef LINE
-	if (p != end)
-		goto out;	/* trailing lines */
 	if (h.version >= 2 && h.bytes != ix->bytes)
 		goto out;
-	if (h.version < 2)
+	if (h.version < 3) {
+		if (p != end)
+			goto out;	/* trailing lines */
 		ix->dirty = 1;	/* written back in the current format */
+	} else {
+		/* The base's checksum line, over every byte before it. */
+		sum = p;
+		LINE();
+		sumv = (uint64_t)XXH3_64bits(buf, (size_t)(sum - buf));
+		if (!get_lit(&c, "checksum ") || !get_hash(&c, sumv) ||
+		    c.p != c.end)
+			goto out;
+		ix->fbase = (uint64_t)(p - buf);
+		ix->fsize = len;
+		ix->fuidvalidity = ix->uidvalidity;
+		ix->fguid = ix->guid;
+		if ((r = journal_read(ix, p, buf + len, sumv, &torn)) != 0)
+			goto out;
+		r = MSYNC_ERR_STATE_CORRUPT;
+		/* Recording from here on; a torn file is rewritten whole. */
+		ix->dirty = torn;
+		ix->jrec = !torn;
+	}
+#undef LINE
 	if (ix->alen > 0 && ix->alen < ix->acap) {
 		char	*a;
 
@@ -809,6 +1191,14 @@ index_load(int dirfd, const char *fname, struct index **out)
 		off += (size_t)n;
 	}
 	r = index_decode(buf, off, out);
+	if (r == 0) {
+		/* index_save appends only to this very file. */
+		(*out)->fdev = (uint64_t)st.st_dev;
+		(*out)->fino = (uint64_t)st.st_ino;
+		(*out)->fmtime = st.st_mtim;
+		if (off != (size_t)st.st_size)
+			(*out)->jrec = 0;
+	}
 out:
 	saved = errno;
 	free(buf);
@@ -817,13 +1207,96 @@ out:
 	return r;
 }
 
+/*
+ * A version 3 file's header may be newer at its end: its last line is
+ * the base's checksum line (no journal: h stays) or the end line of the
+ * newest journal batch, which carries every field that changes
+ * (checked by its own hash).  Anything else is a torn append, which
+ * index_load sorts out.  Returns 0 or MSYNC_ERR_*.
+ */
+static int
+head_tail(int fd, const char *buf, size_t n, struct index_head *h)
+{
+	struct stat	 st;
+	char		 tail[INDEX_TAIL_MAX];
+	const char	*t = buf, *ln, *nl;
+	struct cur	 c;
+	struct jend	 e;
+	ssize_t		 got;
+	size_t		 tn = n;
+
+	if (fstat(fd, &st) == -1)
+		return MSYNC_ERR_IO;
+	if (st.st_size <= 0 || (uint64_t)st.st_size > INDEX_FILE_MAX)
+		return MSYNC_ERR_STATE_CORRUPT;
+	if ((uint64_t)st.st_size > n) {
+		tn = (uint64_t)st.st_size < sizeof(tail) ?
+		    (size_t)st.st_size : sizeof(tail);
+		do
+			got = pread(fd, tail, tn, st.st_size - (off_t)tn);
+		while (got == -1 && errno == EINTR);
+		if (got == -1)
+			return MSYNC_ERR_IO;
+		if ((size_t)got != tn)
+			return MSYNC_ERR_STATE_CORRUPT;
+		t = tail;
+	}
+	if (tn < 2 || t[tn - 1] != '\n')
+		return MSYNC_ERR_STATE_CORRUPT;
+	nl = t + tn - 1;
+	for (ln = nl; ln > t && ln[-1] != '\n'; ln--)
+		;
+	if (ln == t && t != buf)
+		return MSYNC_ERR_STATE_CORRUPT;	/* longer than a line */
+	c.p = ln;
+	c.end = nl;
+	if (get_lit(&c, "checksum "))
+		return 0;
+	c.p = ln;
+	if (!get_end(&c, &e) || e.uidnext < h->uidnext)
+		return MSYNC_ERR_STATE_CORRUPT;
+	h->uidnext = e.uidnext;
+	h->modseq = e.modseq;
+	h->token = e.token;
+	h->count = e.count;
+	h->bytes = e.bytes;
+	h->journal = 1;
+	return 0;
+}
+
+/*
+ * A version 3 file whose last line is no sound end line (an append cut
+ * short, or one still being written by another process): the whole
+ * file says what its header is, once the load has dropped the torn
+ * batch.  Rare, so the cost of a whole load does not matter here.
+ */
+static int
+head_full(int dirfd, const char *fname, struct index_head *h)
+{
+	struct index	*ix = NULL;
+	int		 r;
+
+	if ((r = index_load(dirfd, fname, &ix)) != 0)
+		return r;
+	h->uidvalidity = ix->uidvalidity;
+	h->uidnext = ix->uidnext;
+	h->guid = ix->guid;
+	h->modseq = ix->modseq;
+	h->token = ix->token;
+	h->count = ix->live;
+	h->bytes = ix->bytes;
+	h->journal = 1;
+	index_free(ix);
+	return 0;
+}
+
 /* Reads the header of an index file (see index.h). */
 int
 index_load_head(int dirfd, const char *fname, struct index_head *out)
 {
 	char	 buf[INDEX_HEAD_MAX];
 	ssize_t	 n;
-	int	 fd, saved;
+	int	 fd, saved, r;
 
 	memset(out, 0, sizeof(*out));
 	fd = openat(dirfd, fname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
@@ -834,14 +1307,21 @@ index_load_head(int dirfd, const char *fname, struct index_head *out)
 	do
 		n = pread(fd, buf, sizeof(buf), 0);
 	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		r = MSYNC_ERR_IO;
+	else if (parse_head(buf, (size_t)n, out, NULL) != 0 ||
+	    out->version < 2)
+		r = MSYNC_ERR_STATE_CORRUPT;
+	else if (out->version >= 3)
+		r = head_tail(fd, buf, (size_t)n, out);
+	else
+		r = 0;
 	saved = errno;
 	close(fd);
 	errno = saved;
-	if (n == -1)
-		return MSYNC_ERR_IO;
-	if (parse_head(buf, (size_t)n, out, NULL) != 0 || out->version < 2)
-		return MSYNC_ERR_STATE_CORRUPT;
-	return 0;
+	if (r == MSYNC_ERR_STATE_CORRUPT && out->version >= 3)
+		r = head_full(dirfd, fname, out);
+	return r;
 }
 
 /*
@@ -870,6 +1350,7 @@ index_old_uidvalidity(int dirfd, const char *fname)
 	c.p = buf;
 	c.end = buf + n;
 	if ((!get_lit(&c, INDEX_MAGIC "\n") &&
+	    !get_lit(&c, INDEX_MAGIC_V2 "\n") &&
 	    !get_lit(&c, INDEX_MAGIC_V1 "\n")) ||
 	    !get_lit(&c, "uidvalidity ") ||
 	    (nl = memchr(c.p, '\n', (size_t)(c.end - c.p))) == NULL)
@@ -884,9 +1365,20 @@ index_old_uidvalidity(int dirfd, const char *fname)
  * Replaces fname in dirfd atomically (see index.h).  Returns 0,
  * MSYNC_ERR_IO (errno set) or MSYNC_ERR_NOMEM.
  */
+static int	write_atomic(int, const char *, const void *, size_t,
+		    struct stat *);
+
 int
 index_write_atomic(int dirfd, const char *fname, const void *buf,
     size_t len)
+{
+	return write_atomic(dirfd, fname, buf, len, NULL);
+}
+
+/* index_write_atomic; *sb (if not NULL) gets the new file's stat. */
+static int
+write_atomic(int dirfd, const char *fname, const void *buf, size_t len,
+    struct stat *sb)
 {
 	char		 tmp[MSYNC_PATH_MAX];
 	const char	*p = buf;
@@ -914,6 +1406,8 @@ index_write_atomic(int dirfd, const char *fname, const void *buf,
 	}
 	if (fault() || fsync(fd) == -1)
 		goto out;
+	if (sb != NULL && fstat(fd, sb) == -1)
+		goto out;
 	if (close(fd) == -1) {
 		fd = -1;
 		goto out;
@@ -935,21 +1429,130 @@ out:
 	return r;
 }
 
-/* Writes ix to fname in dirfd atomically and clears dirty. */
+/*
+ * Appends ix's records since the file was read or written, and an end
+ * line, to fname in dirfd, which must still be the file ix came from
+ * (same identity, same size), and makes them durable.  Returns 0, or
+ * MSYNC_ERR_NOTFOUND when the file cannot take them (rewrite it), or
+ * MSYNC_ERR_IO (errno set).
+ */
+static int
+journal_append(struct index *ix, int dirfd, const char *fname)
+{
+	struct stat	 st;
+	uint64_t	 body, line;
+	size_t		 o, len, off = 0;
+	ssize_t		 n;
+	char		*b, hex[17];
+	int		 fd, r = MSYNC_ERR_IO, saved;
+
+	if (ix->uidvalidity != ix->fuidvalidity ||
+	    guid_cmp(&ix->guid, &ix->fguid) != 0)
+		return MSYNC_ERR_NOTFOUND;
+	body = (uint64_t)XXH3_64bits_withSeed(ix->jbuf, ix->jlen, ix->jprev);
+	if ((b = jrec_room(ix, INDEX_END_MAX)) == NULL)
+		return MSYNC_ERR_NOTFOUND;
+	o = (size_t)snprintf(b, INDEX_END_MAX, "end %" PRIu32 " %" PRIu64
+	    " %zu %" PRIu64 " ", ix->uidnext, ix->modseq, ix->live,
+	    ix->bytes);
+	o += put_token(b + o, INDEX_END_MAX - 40 - o, &ix->token);
+	o += (size_t)snprintf(b + o, INDEX_END_MAX - o, " %016" PRIx64 " ",
+	    body);
+	line = (uint64_t)XXH3_64bits(b, o);
+	snprintf(hex, sizeof(hex), "%016" PRIx64, line);
+	memcpy(b + o, hex, 16);
+	o += 16;
+	b[o++] = '\n';
+	len = ix->jlen + o;
+
+	fd = openat(dirfd, fname, O_WRONLY | O_APPEND | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? MSYNC_ERR_NOTFOUND : MSYNC_ERR_IO;
+	if (fstat(fd, &st) == -1)
+		goto out;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_dev != ix->fdev ||
+	    (uint64_t)st.st_ino != ix->fino ||
+	    (uint64_t)st.st_size != ix->fsize ||
+	    st.st_mtim.tv_sec != ix->fmtime.tv_sec ||
+	    st.st_mtim.tv_nsec != ix->fmtime.tv_nsec) {
+		r = MSYNC_ERR_NOTFOUND;
+		goto out;
+	}
+	while (off < len) {
+		if (fault())
+			goto fail;
+		n = write(fd, ix->jbuf + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (fault() || fsync(fd) == -1 || fstat(fd, &st) == -1)
+		goto fail;
+	ix->fmtime = st.st_mtim;
+	ix->fsize += len;
+	ix->jprev = line;
+	ix->jlen = 0;
+	r = 0;
+	goto out;
+fail:
+	/* Take the torn batch back; if that fails, a load drops it. */
+	saved = errno;
+	(void)ftruncate(fd, (off_t)ix->fsize);
+	errno = saved;
+out:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+/*
+ * Writes ix to fname in dirfd and clears dirty: as a journal batch
+ * appended to the file when it can take one, else the whole file
+ * atomically.
+ */
 int
 index_save(struct index *ix, int dirfd, const char *fname)
 {
-	char	*buf = NULL;
-	size_t	 len;
-	int	 r;
+	struct stat	 st;
+	uint64_t	 sum;
+	char		*buf = NULL;
+	size_t		 len;
+	int		 r;
 
+	if (ix->jrec && ix->fsize > 0) {
+		r = journal_append(ix, dirfd, fname);
+		if (r == 0) {
+			ix->dirty = 0;
+			return 0;
+		}
+		LOG3("index: rewriting '%s' (%s)", fname, r ==
+		    MSYNC_ERR_NOTFOUND ? "journal full or file replaced" :
+		    "append failed");
+	}
 	if (ix->garbage > ix->alen / 2 || ix->n - ix->live > ix->n / 2)
 		if ((r = index_compact(ix)) != 0)
 			return r;
-	if ((r = index_encode(ix, &buf, &len)) != 0)
+	if ((r = encode(ix, &buf, &len, &sum)) != 0)
 		return r;
-	if ((r = index_write_atomic(dirfd, fname, buf, len)) == 0)
+	if ((r = write_atomic(dirfd, fname, buf, len, &st)) == 0) {
 		ix->dirty = 0;
+		/* Later changes go to the journal of this file. */
+		free(ix->jbuf);
+		ix->jbuf = NULL;
+		ix->jlen = ix->jcap = 0;
+		ix->jrec = 1;
+		ix->fsize = ix->fbase = len;
+		ix->fdev = (uint64_t)st.st_dev;
+		ix->fino = (uint64_t)st.st_ino;
+		ix->fmtime = st.st_mtim;
+		ix->jprev = sum;
+		ix->fuidvalidity = ix->uidvalidity;
+		ix->fguid = ix->guid;
+	}
 	free(buf);
 	return r;
 }

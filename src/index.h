@@ -73,6 +73,25 @@ struct index {
 	 * even after changes, and its first sync is a union (not stored).
 	 */
 	int			 moved;
+	/*
+	 * The journal (index format 3, index.c): what changed since the
+	 * file was read or written, as records index_save appends to it
+	 * instead of rewriting the whole file.  jrec is 0 when the file
+	 * cannot take an append (none yet, an older format, a torn tail,
+	 * records past a quarter of it): the next save rewrites it.
+	 */
+	char			*jbuf;		/* owned; records not written */
+	size_t			 jlen;
+	size_t			 jcap;
+	int			 jrec;
+	uint64_t		 fsize;		/* bytes of the file */
+	uint64_t		 fbase;		/* of which before the journal */
+	uint64_t		 fdev;		/* the file's identity */
+	uint64_t		 fino;
+	struct timespec		 fmtime;	/* its mtime: any other write */
+	uint64_t		 jprev;		/* chains the next batch */
+	uint32_t		 fuidvalidity;	/* as in the file */
+	struct guid		 fguid;
 };
 
 /* The header of an index file: what a listing needs (index_load_head). */
@@ -85,6 +104,7 @@ struct index_head {
 	struct index_token	 token;
 	uint64_t		 count;		/* messages */
 	uint64_t		 bytes;		/* their sizes; version 2 */
+	int			 journal;	/* header from a journal's end */
 };
 
 /* Keyword names of one folder: dovecot-keywords, letter 'a' + n. */
@@ -112,6 +132,9 @@ int	 index_load(int dirfd, const char *fname, struct index **out);
  * hundred bytes), checked by its own checksum.  For a folder whose change
  * token did not move, that is all a listing needs; the messages are read
  * (and the whole file checked) by index_load when something needs them.
+ * A version 3 file's changing fields come from its last line, the end
+ * line of its newest journal batch, if it has one; a file whose last
+ * line is neither (a torn append) is loaded whole to answer.
  * Returns 0, MSYNC_ERR_NOTFOUND, MSYNC_ERR_STATE_CORRUPT (also for a
  * version 1 file, which has no checked header: load it whole) or
  * MSYNC_ERR_IO.

@@ -5,6 +5,8 @@
  * The input is an index file without its checksum line: the harness
  * puts the right XXH3 in its head line and appends the checksum line, so
  * that the fuzzer reaches the fields (the input as is is decoded too).
+ * After a line "==", the rest is a journal whose end lines get their
+ * hashes from the harness too (see seal).
  * Beyond the sanitizers it checks: a file
  * that decodes encodes again to bytes that decode to the same entries,
  * and every entry's name parses, with mdname_info (the listing's
@@ -43,27 +45,66 @@ check_name(const char *name)
 		abort();
 }
 
-/* data with a correct head hash and a checksum line, in *out (owned). */
+/*
+ * data with a correct head hash and a checksum line, in *out (owned).
+ * A line "==" ends the base: what follows is a journal (format 3),
+ * whose "end ..." lines get their two hashes appended (the batch's
+ * records seeded with the previous hash, then the line itself), so that
+ * the fuzzer reaches the replay of the records.
+ */
 static size_t
 seal(const uint8_t *data, size_t size, char **out)
 {
-	char	*b, *h, hex[17];
-	size_t	 o;
+	char		*b, *h, hex[17];
+	const char	*j, *nl, *end = (const char *)data + size;
+	size_t		 o, bsize = size, ends = 0, batch, ll;
+	unsigned long long prev, line;
 
-	if ((b = malloc(size + 27)) == NULL)
+	if ((j = memmem(data, size, "\n==\n", 4)) != NULL) {
+		bsize = (size_t)(j - (const char *)data) + 1;
+		j += 4;
+		for (nl = j; nl < end && (nl = memmem(nl, (size_t)(end - nl),
+		    "end ", 4)) != NULL; nl += 4)
+			ends++;
+	}
+	if ((b = malloc(size + 27 + 34 * ends + 1)) == NULL)
 		abort();
-	memcpy(b, data, size);
-	o = size;
-	if ((h = memmem(b, size, "\nhead ", 6)) != NULL &&
-	    (size_t)(h - b) + 6 + 16 <= size) {
+	memcpy(b, data, bsize);
+	o = bsize;
+	if ((h = memmem(b, bsize, "\nhead ", 6)) != NULL &&
+	    (size_t)(h - b) + 6 + 16 <= bsize) {
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)
 		    XXH3_64bits(b, (size_t)(h - b) + 1));
 		memcpy(h + 6, hex, 16);
 	}
-	snprintf(b + o, 27, "checksum %016llx\n",
-	    (unsigned long long)XXH3_64bits(b, o));
+	prev = (unsigned long long)XXH3_64bits(b, o);
+	snprintf(b + o, 27, "checksum %016llx\n", prev);
+	o += 26;
+	batch = o;
+	for (; j != NULL && j < end; j = nl + 1) {
+		if ((nl = memchr(j, '\n', (size_t)(end - j))) == NULL) {
+			/* A torn last line: as it is. */
+			memcpy(b + o, j, (size_t)(end - j));
+			o += (size_t)(end - j);
+			break;
+		}
+		ll = (size_t)(nl - j);
+		memcpy(b + o, j, ll);
+		if (ll >= 4 && memcmp(j, "end ", 4) == 0) {
+			snprintf(b + o + ll, 19, " %016llx ",
+			    (unsigned long long)XXH3_64bits_withSeed(b + batch,
+			    o - batch, prev));
+			line = (unsigned long long)XXH3_64bits(b + o, ll + 18);
+			snprintf(b + o + ll + 18, 17, "%016llx", line);
+			ll += 34;
+			prev = line;
+			batch = o + ll + 1;
+		}
+		o += ll;
+		b[o++] = '\n';
+	}
 	*out = b;
-	return o + 26;
+	return o;
 }
 
 int

@@ -432,7 +432,7 @@ test_head(void **state)
 	ix = sample_index();
 	assert_int_equal(index_save(ix, dfd, "ix"), 0);
 	assert_int_equal(index_load_head(dfd, "ix", &h), 0);
-	assert_int_equal(h.version, 2);
+	assert_int_equal(h.version, 3);
 	assert_int_equal(h.uidvalidity, ix->uidvalidity);
 	assert_int_equal(h.uidnext, ix->uidnext);
 	assert_int_equal(h.modseq, ix->modseq);
@@ -470,6 +470,281 @@ test_head(void **state)
 	assert_int_equal(back->bytes, 5);
 	assert_true(back->dirty);
 	index_free(back);
+	index_free(ix);
+	close(dfd);
+	rm_rf(dir);
+}
+
+/* An index of n messages, as sample_index. */
+static struct index *
+big_index(int n)
+{
+	struct index	*ix;
+	struct guid	 g;
+	int		 i;
+	char		 name[64];
+
+	assert_int_equal(index_new(NULL, 0, &ix), 0);
+	for (i = 0; i < n; i++) {
+		memset(&g, 0, sizeof(g));
+		memcpy(&g, &i, sizeof(i));
+		g.b[15] = 0x5a;
+		snprintf(name, sizeof(name), "cur/%d.M%dP1Q1.h,S=%d:2,%s",
+		    1700000000 + i, i, 100 + i, i % 3 ? "S" : "");
+		assert_int_equal(index_add(ix, &g, 100 + (uint64_t)i,
+		    1700000000 + i, name, NULL), 0);
+	}
+	ix->token.valid = 1;
+	ix->token.cur_sec = 1700000000;
+	ix->token.cur_nsec = 5;
+	ix->token.cur_ino = 1234;
+	return ix;
+}
+
+/* a and b hold the same messages under the same header. */
+static void
+same_index(const struct index *a, const struct index *b)
+{
+	size_t	i, j;
+
+	assert_int_equal(a->uidvalidity, b->uidvalidity);
+	assert_int_equal(a->uidnext, b->uidnext);
+	assert_int_equal(a->modseq, b->modseq);
+	assert_int_equal(a->live, b->live);
+	assert_int_equal(a->bytes, b->bytes);
+	assert_memory_equal(&a->guid, &b->guid, sizeof(a->guid));
+	assert_memory_equal(&a->token, &b->token, sizeof(a->token));
+	for (i = j = 0; i < a->n; i++) {
+		if (a->v[i].name == INDEX_NAME_DEAD)
+			continue;
+		while (j < b->n && b->v[j].name == INDEX_NAME_DEAD)
+			j++;
+		assert_true(j < b->n);
+		assert_int_equal(a->v[i].uid, b->v[j].uid);
+		assert_memory_equal(&a->v[i].guid, &b->v[j].guid, 16);
+		assert_int_equal(a->v[i].size, b->v[j].size);
+		assert_int_equal(a->v[i].date, b->v[j].date);
+		assert_string_equal(index_name(a, &a->v[i]),
+		    index_name(b, &b->v[j]));
+		j++;
+	}
+}
+
+/* The bytes of dfd's file name, in *len. */
+static char *
+slurp(int dfd, const char *name, size_t *len)
+{
+	struct stat	 st;
+	char		*b;
+	int		 fd;
+
+	assert_int_not_equal(fd = openat(dfd, name, O_RDONLY), -1);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_non_null(b = malloc((size_t)st.st_size + 1));
+	assert_int_equal(read(fd, b, (size_t)st.st_size), st.st_size);
+	b[st.st_size] = '\0';
+	close(fd);
+	*len = (size_t)st.st_size;
+	return b;
+}
+
+/* A few changes: one added, one removed, one renamed, a new token. */
+static void
+change_some(struct index *ix, int k)
+{
+	struct guid	 g;
+	char		 name[64];
+
+	memset(&g, 0xc0 + k, sizeof(g));
+	snprintf(name, sizeof(name), "new/%d.N%dP2Q2.h", 1800000000 + k, k);
+	assert_int_equal(index_add(ix, &g, 5000 + (uint64_t)k, 1800000000,
+	    name, NULL), 0);
+	index_remove(ix, &ix->v[3 * k + 1]);
+	snprintf(name, sizeof(name), "cur/%d.M%dP1Q1.h,S=%d:2,FS",
+	    1700000000 + 3 * k + 2, 3 * k + 2, 100 + 3 * k + 2);
+	assert_int_equal(index_set_name(ix, &ix->v[3 * k + 2], name), 0);
+	ix->token.cur_sec += 10;
+	ix->token.valid = k % 2;
+}
+
+/*
+ * The journal (format 3): a save after a few changes appends a batch
+ * (the file's old bytes stay as they were), a load replays it, and the
+ * header comes from the last line; a journal past a quarter of the base
+ * is folded into a rewrite; a file replaced under the index is rewritten,
+ * not appended to.
+ */
+static void
+test_journal(void **state)
+{
+	struct index		*ix, *back;
+	struct index_head	 h;
+	char			 dir[64], *b0, *b1;
+	size_t			 l0, l1;
+	int			 dfd, k;
+
+	(void)state;
+	dfd = mkfolder(dir, sizeof(dir));
+	ix = big_index(200);
+	assert_int_equal(index_save(ix, dfd, INDEX_FILE), 0);
+	b0 = slurp(dfd, INDEX_FILE, &l0);
+	change_some(ix, 0);
+	assert_int_equal(index_save(ix, dfd, INDEX_FILE), 0);
+	assert_false(ix->dirty);
+	b1 = slurp(dfd, INDEX_FILE, &l1);
+	assert_true(l1 > l0 && l1 < l0 + 600);
+	assert_memory_equal(b0, b1, l0);
+	assert_non_null(strstr(b1 + l0, "\nend "));
+	free(b0);
+	free(b1);
+	assert_int_equal(index_load(dfd, INDEX_FILE, &back), 0);
+	same_index(ix, back);
+	assert_false(back->dirty);
+	assert_int_equal(index_load_head(dfd, INDEX_FILE, &h), 0);
+	assert_true(h.journal);
+	assert_int_equal(h.uidnext, ix->uidnext);
+	assert_int_equal(h.modseq, ix->modseq);
+	assert_int_equal(h.count, ix->live);
+	assert_int_equal(h.bytes, ix->bytes);
+	assert_memory_equal(&h.token, &ix->token, sizeof(h.token));
+
+	/* The loaded copy appends to the same file, batch after batch. */
+	for (k = 1; k < 4; k++) {
+		change_some(back, k);
+		assert_int_equal(index_save(back, dfd, INDEX_FILE), 0);
+		index_free(ix);
+		assert_int_equal(index_load(dfd, INDEX_FILE, &ix), 0);
+		same_index(back, ix);
+	}
+	/* A token alone: an end line. */
+	back->token.cur_nsec++;
+	back->dirty = 1;
+	b0 = slurp(dfd, INDEX_FILE, &l0);
+	assert_int_equal(index_save(back, dfd, INDEX_FILE), 0);
+	b1 = slurp(dfd, INDEX_FILE, &l1);
+	assert_true(l1 > l0 && l1 < l0 + 256);
+	assert_memory_equal(b0, b1, l0);
+	assert_int_equal(strncmp(b1 + l0, "end ", 4), 0);
+	free(b0);
+	free(b1);
+	index_free(ix);
+	assert_int_equal(index_load(dfd, INDEX_FILE, &ix), 0);
+	same_index(back, ix);
+	index_free(ix);
+
+	/* Many changes: folded into one rewrite, no journal left. */
+	for (k = 4; k < 60; k++)
+		change_some(back, k);
+	assert_int_equal(index_save(back, dfd, INDEX_FILE), 0);
+	b1 = slurp(dfd, INDEX_FILE, &l1);
+	assert_null(strstr(b1, "\nend "));
+	free(b1);
+	assert_int_equal(index_load(dfd, INDEX_FILE, &ix), 0);
+	same_index(back, ix);
+	index_free(ix);
+
+	/* Replaced under it (another file): rewritten, not appended. */
+	b0 = slurp(dfd, INDEX_FILE, &l0);
+	assert_int_equal(index_write_atomic(dfd, INDEX_FILE, b0, l0), 0);
+	free(b0);
+	change_some(back, 60);
+	assert_int_equal(index_save(back, dfd, INDEX_FILE), 0);
+	b1 = slurp(dfd, INDEX_FILE, &l1);
+	assert_null(strstr(b1, "\nend "));
+	free(b1);
+	assert_int_equal(index_load(dfd, INDEX_FILE, &ix), 0);
+	same_index(back, ix);
+	index_free(ix);
+	index_free(back);
+	close(dfd);
+	rm_rf(dir);
+}
+
+/*
+ * A crash during an append: every prefix of the last batch, and any
+ * byte of it damaged, loads as the index before that batch, marked to
+ * be rewritten, and the rewrite is sound.  Damage in a batch that a
+ * sound one follows is refused (as any damage), never skipped.
+ */
+static void
+test_journal_torn(void **state)
+{
+	struct index	*ix, *before, *back;
+	char		 dir[64], *b0, *b1, *b2;
+	size_t		 l0, l1, l2, cut, endl;
+	int		 dfd, r;
+
+	(void)state;
+	dfd = mkfolder(dir, sizeof(dir));
+	ix = big_index(200);
+	assert_int_equal(index_save(ix, dfd, INDEX_FILE), 0);
+	change_some(ix, 0);
+	assert_int_equal(index_save(ix, dfd, INDEX_FILE), 0);
+	assert_int_equal(index_load(dfd, INDEX_FILE, &before), 0);
+	b0 = slurp(dfd, INDEX_FILE, &l0);
+	change_some(ix, 1);
+	assert_int_equal(index_save(ix, dfd, INDEX_FILE), 0);
+	b1 = slurp(dfd, INDEX_FILE, &l1);
+	assert_true(l1 > l0);
+	for (cut = l0; cut < l1; cut++) {
+		assert_int_equal(index_decode(b1, cut, &back), 0);
+		same_index(before, back);
+		assert_int_equal(back->dirty, cut != l0);
+		index_free(back);
+	}
+	/*
+	 * A damaged end line: as if torn.  A damaged record before a sound
+	 * end line: damage, refused.
+	 */
+	endl = (size_t)(strstr(b1 + l0, "\nend ") - b1);
+	for (cut = l0; cut < l1; cut++) {
+		b1[cut] ^= 0x04;
+		r = index_decode(b1, l1, &back);
+		if (cut >= endl) {
+			assert_int_equal(r, 0);
+			same_index(before, back);
+			assert_true(back->dirty);
+			index_free(back);
+		} else {
+			assert_int_equal(r, MSYNC_ERR_STATE_CORRUPT);
+		}
+		b1[cut] ^= 0x04;
+	}
+	/* Torn on disk: the load drops it, the next save rewrites. */
+	assert_int_equal(index_write_atomic(dfd, INDEX_FILE, b1, l1 - 7), 0);
+	{
+		struct index_head	h;
+
+		/* The header too: what the whole file says. */
+		assert_int_equal(index_load_head(dfd, INDEX_FILE, &h), 0);
+		assert_int_equal(h.uidnext, before->uidnext);
+		assert_int_equal(h.modseq, before->modseq);
+		assert_int_equal(h.count, before->live);
+		assert_memory_equal(&h.token, &before->token,
+		    sizeof(h.token));
+	}
+	assert_int_equal(index_load(dfd, INDEX_FILE, &back), 0);
+	same_index(before, back);
+	assert_true(back->dirty);
+	assert_int_equal(index_save(back, dfd, INDEX_FILE), 0);
+	b2 = slurp(dfd, INDEX_FILE, &l2);
+	assert_null(strstr(b2, "\nend "));
+	free(b2);
+	index_free(back);
+	assert_int_equal(index_load(dfd, INDEX_FILE, &back), 0);
+	same_index(before, back);
+	index_free(back);
+	/* Damage in the first of two batches: refused. */
+	for (cut = (size_t)(strstr(b0, "\nchecksum ") - b0) + 27; cut < l0;
+	    cut++) {
+		b1[cut] ^= 0x04;
+		assert_int_equal(index_decode(b1, l1, &back),
+		    MSYNC_ERR_STATE_CORRUPT);
+		b1[cut] ^= 0x04;
+	}
+	free(b0);
+	free(b1);
+	index_free(before);
 	index_free(ix);
 	close(dfd);
 	rm_rf(dir);
@@ -719,6 +994,8 @@ main(void)
 		cmocka_unit_test(test_corrupt_every_byte),
 		cmocka_unit_test(test_bad_bodies),
 		cmocka_unit_test(test_head),
+		cmocka_unit_test(test_journal),
+		cmocka_unit_test(test_journal_torn),
 		cmocka_unit_test(test_rescan),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_keywords),

@@ -2994,6 +2994,18 @@ final_state(struct brain *b, struct state *out)
 	struct state_mbox	*nm;
 	int			 r;
 
+	/*
+	 * The mailboxes not planned go in as they are (moved, not copied),
+	 * first, while plan->next is still whole to look them up in.
+	 */
+	for (size_t i = 0; i < b->keep.n; i++) {
+		struct state_mbox *m = &b->keep.mb[i];
+
+		if (state_find(&b->plan.next, &m->guid) != NULL)
+			continue;
+		if ((r = state_take_mbox(out, m)) != 0)
+			return r;
+	}
 	for (size_t i = 0; i < b->plan.nmb; i++) {
 		const struct state_mbox *m;
 
@@ -3008,32 +3020,29 @@ final_state(struct brain *b, struct state *out)
 			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
 				return r;
 	}
+	/*
+	 * plan->next is not needed after this: its mailboxes move into out
+	 * (dead entries dropped in place) instead of being copied, so the
+	 * commit does not hold the next base twice.  The state_find above
+	 * is done with it; guid_failed reads plan->mb only.
+	 */
 	for (size_t i = 0; i < b->plan.next.n; i++) {
-		const struct state_mbox *m = &b->plan.next.mb[i];
+		struct state_mbox *m = &b->plan.next.mb[i];
+		size_t		  w = 0;
 
 		if (guid_failed(b, &m->guid))
 			continue;
-		if ((r = state_add_mbox(out, &m->guid, m->name, &nm)) != 0)
-			return r;
-		memcpy(nm->uidvalidity, m->uidvalidity, sizeof(nm->uidvalidity));
-		memcpy(nm->modseq, m->modseq, sizeof(nm->modseq));
 		for (size_t j = 0; j < m->nmsgs; j++) {
 			if (m->msgs[j].uid[0] == 0 && m->msgs[j].uid[1] == 0) {
 				/* A failed copy: no longer trusted as synced. */
-				nm->modseq[0] = nm->modseq[1] = 0;
+				m->modseq[0] = m->modseq[1] = 0;
+				free(m->msgs[j].kw[0]);
+				free(m->msgs[j].kw[1]);
 				continue;
 			}
-			if ((r = state_add_msg(nm, &m->msgs[j])) != 0)
-				return r;
+			m->msgs[w++] = m->msgs[j];
 		}
-	}
-	state_sort(out);
-	/* The mailboxes not planned go in as they are (moved, not copied). */
-	for (size_t i = 0; i < b->keep.n; i++) {
-		struct state_mbox *m = &b->keep.mb[i];
-
-		if (state_find(&b->plan.next, &m->guid) != NULL)
-			continue;
+		m->nmsgs = w;
 		if ((r = state_take_mbox(out, m)) != 0)
 			return r;
 	}
@@ -3131,6 +3140,35 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 out:
 	rec_done_free(&mine);
 	return r;
+}
+
+/*
+ * Test hook (t1450): with MSYNC_TEST_HWM set to a file name, each brain
+ * appends "A|B <VmHWM in kB>" to it when it ends, so a test can bound
+ * the peak resident memory of both processes of a local run (the forked
+ * server brain is not the process /usr/bin/time watches).
+ */
+static void
+report_hwm(enum side self)
+{
+	const char	*path;
+	char		 line[256];
+	FILE		*in, *out;
+
+	if ((path = getenv("MSYNC_TEST_HWM")) == NULL ||
+	    (in = fopen("/proc/self/status", "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (strncmp(line, "VmHWM:", 6) != 0)
+			continue;
+		if ((out = fopen(path, "a")) != NULL) {
+			fprintf(out, "%s %lld\n", side_name(self),
+			    strtoll(line + 6, NULL, 10));
+			fclose(out);
+		}
+		break;
+	}
+	fclose(in);
 }
 
 /* Opens the store of side self.  Returns 0 or MSYNC_ERR_*. */
@@ -3510,8 +3548,15 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		    "the sync state is not updated; run again");
 		goto committed;
 	}
-	if ((r = final_state(&b, &commit)) != 0 ||
-	    (r = state_save(o->state_path, &commit)) != 0) {
+	/*
+	 * The views and the old base are done with once the commit is
+	 * built: free them before the state file's bytes are made.
+	 */
+	view_free(&b.views[SIDE_A]);
+	view_free(&b.views[SIDE_B]);
+	if ((r = final_state(&b, &commit)) == 0)
+		state_clear(&b.base);
+	if (r != 0 || (r = state_save(o->state_path, &commit)) != 0) {
 		ERRC(r, "cannot write sync state '%s'",
 		    log_esc(o->state_path, 300));
 		goto out;
@@ -3549,6 +3594,7 @@ out:
 	if (r != 0)
 		status = finish(&b, r);
 	brain_free(&b);
+	report_hwm(SIDE_A);
 	return status;
 }
 
@@ -3698,5 +3744,6 @@ out:
 	free(root);
 	free(why);
 	brain_free(&b);
+	report_hwm(SIDE_B);
 	return r == MSYNC_ERR_GUARD ? EXIT_ERROR : msync_exit_status(r);
 }

@@ -30,6 +30,7 @@
 #include "plan.h"
 
 #define NONE		((size_t)-1)
+#define NONE32		UINT32_MAX	/* struct pact's ent: no entry */
 #define GUARD_MIN	20	/* the share rule applies from this many */
 
 /* One message of one side's current list of one mailbox. */
@@ -37,10 +38,11 @@ struct lmsg {
 	uint32_t	 uid;
 	struct guid	 guid;
 	uint8_t		 flags;
+	/* Bytes, not ints: 32 bytes a message instead of 48. */
+	uint8_t		 matched;	/* claimed by a base entry or a pair */
+	uint8_t		 gone;		/* expunged, or its mailbox deleted */
+	uint8_t		 used;		/* the source of a local copy */
 	char		*kw;		/* owned; canonical keywords or NULL */
-	int		 matched;	/* claimed by a base entry or a pair */
-	int		 gone;		/* expunged, or its mailbox deleted */
-	int		 used;		/* the source of a local copy */
 };
 
 /* One message entry of plan->next under construction. */
@@ -80,10 +82,10 @@ struct pair {
 
 /* One action under construction. */
 struct pact {
-	struct action	 a;		/* kw owned */
+	struct action	 a;		/* kw owned; first: see plan_fill */
 	uint32_t	 key;		/* sort key within (type, mbox, side) */
-	size_t		 seq;		/* creation order, the last tie-break */
-	size_t		 ent;		/* COPY: entry in its pair, else NONE */
+	uint32_t	 seq;		/* creation order, the last tie-break */
+	uint32_t	 ent;		/* COPY: entry in its pair, else NONE32 */
 };
 
 struct ctx {
@@ -324,8 +326,12 @@ act_add(struct ctx *c, enum act_type t, int side, size_t pidx, uint32_t uid,
 
 	if (xstrdup(kw, &k) != 0)
 		return MSYNC_ERR_NOMEM;
+	/* seq and ent are 32 bits (and so is every index into a plan). */
+	if (c->na >= UINT32_MAX - 1)
+		return MSYNC_ERR_TOOBIG;
 	if (c->na == c->capa) {
-		size_t	 ncap = c->capa ? c->capa * 2 : 64;
+		/* A quarter more, not double: one action per copy. */
+		size_t	 ncap = c->capa + c->capa / 4 + 64;
 		void	*p;
 
 		if ((p = reallocarray(c->a, ncap, sizeof(*c->a))) == NULL) {
@@ -337,18 +343,18 @@ act_add(struct ctx *c, enum act_type t, int side, size_t pidx, uint32_t uid,
 	}
 	a = &c->a[c->na];
 	memset(a, 0, sizeof(*a));
-	a->a.type = t;
-	a->a.side = (enum side)side;
+	a->a.type = (uint8_t)t;
+	a->a.side = (uint8_t)side;
 	a->a.mbox = (uint32_t)pidx;
 	a->a.uid = uid;
 	if (g != NULL)
 		a->a.guid = *g;
 	a->a.flags = flags;
 	a->a.kw = k;
-	a->a.src_side = (enum side)side;
+	a->a.src_side = (uint8_t)side;
 	a->key = key;
-	a->seq = c->na;
-	a->ent = NONE;
+	a->seq = (uint32_t)c->na;
+	a->ent = NONE32;
 	if (out != NULL)
 		*out = c->na;
 	c->na++;
@@ -455,10 +461,12 @@ emit_copy(struct ctx *c, struct pair *p, size_t pidx, int s,
 	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, &m->guid, m->flags,
 	    m->kw, m->uid, &ai)) != 0)
 		return r;
-	c->a[ai].a.src_side = (enum side)s;
+	c->a[ai].a.src_side = (uint8_t)s;
 	c->a[ai].a.src_mbox = (uint32_t)pidx;
 	c->a[ai].a.src_uid = m->uid;
-	c->a[ai].ent = ei;
+	if (ei >= NONE32)
+		return MSYNC_ERR_TOOBIG;
+	c->a[ai].ent = (uint32_t)ei;
 	return 0;
 }
 
@@ -1597,7 +1605,7 @@ local_copies(struct ctx *c)
 				break;
 			}
 		cv[pick].m->used = 1;
-		a->src_side = (enum side)s;
+		a->src_side = (uint8_t)s;
 		a->src_mbox = cv[pick].pidx;
 		a->src_uid = cv[pick].m->uid;
 	}
@@ -1665,9 +1673,28 @@ static int
 next_build(struct ctx *c, struct plan *out)
 {
 	struct state_mbox	*mb;
+	struct state_msg	*msgs;
 	size_t			 i, j;
 	int			 s, r;
 
+	/*
+	 * Every pass that reads the current lists is done: free them now,
+	 * before the next base is built, so that a run never holds the
+	 * lists, the entries and the next base of every mailbox at once.
+	 */
+	for (i = 0; i < c->np; i++) {
+		struct pair *p = &c->p[i];
+
+		for (s = 0; s < 2; s++) {
+			for (j = 0; j < p->n[s]; j++)
+				free(p->l[s][j].kw);
+			free(p->l[s]);
+			free(p->cur[s]);
+			p->l[s] = NULL;
+			p->cur[s] = NULL;
+			p->n[s] = 0;
+		}
+	}
 	for (i = 0; i < c->np; i++) {
 		struct pair *p = &c->p[i];
 
@@ -1686,15 +1713,25 @@ next_build(struct ctx *c, struct plan *out)
 		if (p->ne == 0)
 			continue;
 		msync_sort(p->e, p->ne, sizeof(*p->e), nent_cmp);
-		if ((p->emap = calloc(p->ne, sizeof(*p->emap))) == NULL ||
-		    (mb->msgs = calloc(p->ne, sizeof(*mb->msgs))) == NULL)
+		if ((p->emap = calloc(p->ne, sizeof(*p->emap))) == NULL)
 			return MSYNC_ERR_NOMEM;
+		/*
+		 * The entries become the next base's messages where they
+		 * are (m is nent's first member, and entry j moves down to
+		 * j * sizeof(*msgs), never past entry j + 1's start), and
+		 * the array shrinks to fit: no second copy of the base.
+		 */
+		msgs = (struct state_msg *)(void *)p->e;
 		for (j = 0; j < p->ne; j++) {
 			p->emap[p->e[j].orig] = j;
-			mb->msgs[j] = p->e[j].m;	/* transferred */
-			memset(&p->e[j].m, 0, sizeof(p->e[j].m));
+			memmove(&msgs[j], &p->e[j].m, sizeof(*msgs));
 		}
+		mb->msgs = msgs;		/* transferred */
 		mb->nmsgs = mb->capmsgs = p->ne;
+		p->e = NULL;
+		p->cape = 0;
+		if ((msgs = realloc(mb->msgs, p->ne * sizeof(*msgs))) != NULL)
+			mb->msgs = msgs;
 	}
 	for (i = 0; i < c->na; i++) {
 		struct pact	*a = &c->a[i];
@@ -1869,7 +1906,7 @@ ctx_free(struct ctx *c)
 			free(p->l[s]);
 			free(p->cur[s]);
 		}
-		for (j = 0; j < p->ne; j++) {
+		for (j = 0; p->e != NULL && j < p->ne; j++) {
 			free(p->e[j].m.kw[0]);
 			free(p->e[j].m.kw[1]);
 		}
@@ -1914,14 +1951,23 @@ plan_fill(struct ctx *c, struct plan *out)
 		if (xstrdup(p->final, &m->final_name) != 0)
 			return MSYNC_ERR_NOMEM;
 	}
-	if (c->na > 0 &&
-	    (out->act = calloc(c->na, sizeof(*out->act))) == NULL)
-		return MSYNC_ERR_NOMEM;
-	for (i = 0; i < c->na; i++) {
-		out->act[i] = c->a[i].a;	/* kw transferred */
-		c->a[i].a.kw = NULL;
+	/*
+	 * The actions move down in place (a is pact's first member; action
+	 * i lands below pact i + 1) and the array shrinks to fit: a second
+	 * array of every action was the largest thing an initial copy held.
+	 */
+	if (c->na > 0) {
+		struct action	*act = (struct action *)(void *)c->a, *q;
+
+		for (i = 0; i < c->na; i++)	/* kw transferred */
+			memmove(&act[i], &c->a[i].a, sizeof(*act));
+		out->act = act;
+		out->nact = out->capact = c->na;
+		c->a = NULL;
+		c->na = c->capa = 0;
+		if ((q = realloc(act, out->nact * sizeof(*act))) != NULL)
+			out->act = q;
 	}
-	out->nact = out->capact = c->na;
 	out->notes = c->notes;		/* transferred */
 	out->nnotes = c->nn;
 	c->notes = NULL;

@@ -58,20 +58,22 @@ enum act_type {
  * an interrupted run never loses the only copy of a message.
  */
 struct action {
-	enum act_type	 type;
-	enum side	 side;		/* the side that changes */
+	/*
+	 * The small fields first and as bytes: a run holds one action per
+	 * message it copies (56 bytes here, was 72; docs/PERFORMANCE.md).
+	 */
+	uint8_t		 type;		/* enum act_type */
+	uint8_t		 side;		/* enum side: the side that changes */
+	uint8_t		 flags;		/* COPY, FLAGS: the final flags */
+	/*
+	 * COPY: where the content comes from (enum side).  src_side == side
+	 * means a local copy (a move, or a message the side already has
+	 * elsewhere): no content crosses the wire.
+	 */
+	uint8_t		 src_side;
 	uint32_t	 mbox;		/* index into plan->mb */
 	uint32_t	 uid;		/* FLAGS, EXPUNGE: the uid on side */
-	struct guid	 guid;		/* COPY, FLAGS, EXPUNGE: message GUID */
-	uint8_t		 flags;		/* COPY, FLAGS: the final flags */
-	char		*kw;		/* owned; COPY, FLAGS: final keywords */
-	/*
-	 * COPY: where the content comes from.  src_side == side means a
-	 * local copy (a move, or a message the side already has elsewhere):
-	 * no content crosses the wire.
-	 */
-	enum side	 src_side;
-	uint32_t	 src_mbox;	/* index into plan->mb */
+	uint32_t	 src_mbox;	/* COPY: index into plan->mb */
 	uint32_t	 src_uid;
 	/*
 	 * COPY: the entry of plan->next that gets the new uid:
@@ -79,6 +81,8 @@ struct action {
 	 */
 	uint32_t	 next_mbox;
 	uint32_t	 next_msg;
+	struct guid	 guid;		/* COPY, FLAGS, EXPUNGE: message GUID */
+	char		*kw;		/* owned; COPY, FLAGS: final keywords */
 };
 
 /* One mailbox pair of the plan. */

@@ -1269,6 +1269,22 @@ expand_deltas(struct brain *b)
 		    vm->msgs.n != 0)
 			return MSYNC_ERR_PROTO;
 		ml = &vm->msgs;
+		/*
+		 * The listing has at most the base's A side plus the new
+		 * messages: allocated once, not doubled on the way (a list
+		 * doubling from 0 ends up to twice its size).
+		 */
+		{
+			size_t	 want = 0;
+
+			for (size_t x = 0; x < bm->nmsgs; x++)
+				want += bm->msgs[x].uid[SIDE_A] != 0;
+			for (size_t x = 0; x < d->n; x++)
+				want += d->v[x].op == CHANGE_NEW;
+			if (want > 0 && msync_grow(&ml->v, &ml->cap, want - 1,
+			    sizeof(*ml->v)) != 0)
+				return MSYNC_ERR_NOMEM;
+		}
 		for (;;) {
 			const struct state_msg	*sm;
 			const struct msg_change	*c;

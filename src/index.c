@@ -185,10 +185,14 @@ arena_add(struct index *ix, const char *name, uint32_t *off)
 	if (len > UINT32_MAX - 1 - ix->alen)
 		return MSYNC_ERR_TOOBIG;
 	if (len > ix->acap - ix->alen) {
-		/* Grow by a quarter: big indexes stay close to their size. */
-		ncap = ix->acap ? ix->acap : 4096;
+		/*
+		 * Grow by a quarter: big indexes stay close to their size;
+		 * small steps, as a store of 2,000 folders of 100 messages
+		 * holds every folder's index at once (docs/PERFORMANCE.md).
+		 */
+		ncap = ix->acap ? ix->acap : 1024;
 		while (ncap - ix->alen < len)
-			ncap += ncap / 4 + 4096;
+			ncap += ncap / 4 + 1024;
 		if ((a = realloc(ix->arena, ncap)) == NULL)
 			return MSYNC_ERR_NOMEM;
 		ix->arena = a;
@@ -319,7 +323,7 @@ ent_append(struct index *ix, uint32_t uid, const struct guid *g,
 	if (ix->n >= MSYNC_MSGS_MAX)
 		return MSYNC_ERR_TOOBIG;
 	if (ix->n == ix->cap) {
-		ncap = ix->cap + ix->cap / 4 + 256;
+		ncap = ix->cap + ix->cap / 4 + 16;
 		if ((v = reallocarray(ix->v, ncap, sizeof(*v))) == NULL)
 			return MSYNC_ERR_NOMEM;
 		ix->v = v;

@@ -380,9 +380,18 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 		}
 	if (p->ne == p->cape) {
 		/* A quarter more, not double: this is the largest thing a
-		 * run holds per message (docs/PERFORMANCE.md). */
+		 * run holds per message (docs/PERFORMANCE.md).  The first
+		 * size is the longest list, which the entries nearly always
+		 * reach: no growth through many small steps. */
 		size_t	 ncap = p->cape + p->cape / 4 + 16;
 		void	*q;
+
+		if (p->cape == 0) {
+			ncap = p->n[0] > p->n[1] ? p->n[0] : p->n[1];
+			if (p->base != NULL && p->base->nmsgs > ncap)
+				ncap = p->base->nmsgs;
+			ncap += 16;
+		}
 
 		if ((q = reallocarray(p->e, ncap, sizeof(*p->e))) == NULL) {
 			free(k[0]);
@@ -1559,15 +1568,20 @@ local_copies(struct ctx *c)
 
 	if ((r = guidset_build(c, &set)) != 0 || set.mask == 0)
 		goto out;	/* no copies, nothing to look for */
+	/*
+	 * Only messages some copy may take: a few, usually.  Counted first,
+	 * so the candidates take their number, not one per listed message.
+	 */
 	for (i = 0; i < c->np; i++)
 		for (s = 0; s < 2; s++)
-			tot[s] += c->p[i].n[s];
+			for (j = 0; j < c->p[i].n[s]; j++)
+				tot[s] += guidset_has(&set,
+				    &c->p[i].l[s][j].guid);
 	for (s = 0; s < 2; s++) {
 		if ((v[s] = calloc(tot[s] + 1, sizeof(*v[s]))) == NULL) {
 			r = MSYNC_ERR_NOMEM;
 			goto out;
 		}
-		/* Only messages some copy may take: a few, usually. */
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++) {
 				if (!guidset_has(&set, &c->p[i].l[s][j].guid))

@@ -2298,7 +2298,12 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 	ix->token = tok;
 	if (changed != NULL)
 		*changed = sc.changed;
-	if (ix->garbage > ix->alen / 2 || ix->n - ix->live > ix->n / 2)
+	/*
+	 * A first scan leaves half the arena garbage (every name is kept
+	 * once while pending, once in its entry), and a run holds every
+	 * folder's index: compact from a quarter (docs/PERFORMANCE.md).
+	 */
+	if (ix->garbage > ix->alen / 4 || ix->n - ix->live > ix->n / 2)
 		r = index_compact(ix);
 	else
 		r = 0;

@@ -3,18 +3,19 @@ test_description='peak memory per message (issue 10.3): both processes of a loca
 . "$(dirname "$0")/lib.sh"
 
 # Each brain appends "A|B <VmHWM kB>" to $MSYNC_TEST_HWM when it ends
-# (src/brain.c report_hwm): the client and the forked server brain of a
-# local run, which /usr/bin/time alone does not tell apart.  What a run
-# costs beyond a run of a near-empty pair (the program, its libraries,
-# the fixed buffers of the channel) is divided by the number of messages
-# and bounded.  The shape is that of issue 10's 200,000 messages in 2,000
-# folders: 100 messages per folder.  A memory bound, not a time limit.
+# (src/brain.c report_hwm): the client and the server brain of a local
+# run, which /usr/bin/time alone does not tell apart.  Every run is made
+# on a store and on its half: the difference of the peaks, per message
+# of the difference, leaves out what does not grow with the store.  The
+# shape is that of issue 10's 200,000 messages in 2,000 folders: 100
+# messages per folder.  A memory bound, not a time limit.
 n=${MSYNC_TEST_MEM_N:-10000}
 nf=$(( n / 100 ))
-# Bytes per message above the near-empty run.  Measured at 10,000: see
-# docs/PERFORMANCE.md "Memory"; the bound leaves room for malloc's
-# arenas and the noise of a page here and there.
-bound=${MSYNC_TEST_MEM_BOUND:-300}
+# Bytes per message of the runs' peaks, both processes.  The aim of
+# issue 10.3 is 200; what a run holds today is 330-400 for the client
+# (docs/PERFORMANCE.md "Memory"), so this bound guards against a return
+# to the 600-700 of before, and is to come down with the aim.
+bound=${MSYNC_TEST_MEM_BOUND:-480}
 changes_pl=$SRCDIR/scripts/bench-changes.pl
 
 if ! test_have_prereq CORPUS; then
@@ -82,67 +83,75 @@ run_hwm() {
 	test -s "$what.A" && test -s "$what.B"
 }
 
-# per_msg WHAT: checks that WHAT's peak of each side is at most $bound
-# bytes per message above the near-empty run's, and says what it was.
+# per_msg RUN: the same run on the half and the whole store: what the
+# second messages cost per message, for each side, is at most $bound
+# bytes.  The difference leaves out what does not grow with the store
+# (the program, its libraries, the channel's buffers, which a large run
+# fills and a tiny one does not).
 per_msg() {
 	for s in A B; do
-		per=$(( ($(cat "$1.$s") - $(cat "empty.$s")) * 1024 / n ))
-		echo "# $1: $s peak $(cat "$1.$s") kB, $per bytes/message" \
-		    "above a near-empty run ($(cat "empty.$s") kB)" >&7
-		if test "$per" -gt "$bound"; then
-			echo "# $1: $s uses $per bytes/message (bound $bound)" >&7
-			return 1
-		fi
+		lo=$(cat "half.$1.$s") hi=$(cat "whole.$1.$s")
+		per=$(( (hi - lo) * 1024 / (n - n / 2) ))
+		echo "# $1: $s peak $lo kB at $((n / 2)) messages, $hi kB at" \
+		    "$n: $per bytes/message (bound $bound)" >&7
+		test "$per" -le "$bound" || return 1
 	done
 }
 
-test_expect_success 'setup: corpus in folders of 100 messages, a 1% change set' '
-	make_corpus --no-mbox corpus "$n" >corpus.log 2>&1 &&
-	perl "$changes_pl" untrash corpus/maildir >/dev/null &&
-	split_folders corpus/maildir "$nf" &&
-	test "$(find corpus/maildir -path "*/cur/*" -o -path "*/new/*" -type f |
-	    wc -l)" = "$n" &&
-	test -d corpus/maildir/.F0001/cur &&
-	perl "$changes_pl" gen corpus/maildir 42 1 >changes &&
-	make_corpus --no-mbox tiny 5 >tiny.log 2>&1 &&
-	run_hwm empty --backup tiny/maildir tiny/dst &&
-	test "$(cat empty.A)" -gt 0 && test "$(cat empty.B)" -gt 0
-'
-
-test_expect_success 'the hook reports both processes' '
-	run_hwm hook --backup tiny/maildir tiny/dst &&
-	test "$(wc -l <hwm)" = 2
-'
-
-for mode in backup twoway; do
-	case $mode in
+# sync3 STORE MODE: initial, no-change and 1% runs of MODE on STORE
+# (half or whole), peaks in STORE.MODE-RUN.[AB].
+sync3() {
+	case $2 in
 	backup) opt=--backup ;;
 	twoway) opt= ;;
 	esac
+	rm -rf "$1.$2" && mkdir "$1.$2" && cp -a "$1/maildir" "$1.$2/src" &&
+	run_hwm "$1.$2-initial" $opt "$1.$2/src" "$1.$2/dst" &&
+	run_hwm "$1.$2-nochange" $opt "$1.$2/src" "$1.$2/dst" &&
+	perl "$changes_pl" apply "$1.changes" "$1/maildir" "$1.$2/src" \
+	    >"$1.$2/applied" &&
+	run_hwm "$1.$2-onepct" $opt "$1.$2/src" "$1.$2/dst" &&
+	# every change made: the same files on both sides, by name
+	(cd "$1.$2/src" && find . -path "*/cur/*" -o -path "*/new/*" |
+	    sed "s,/new/,/cur/,; s/:2,.*//" | sort) >"$1.$2/src.names" &&
+	(cd "$1.$2/dst" && find . -path "*/cur/*" -o -path "*/new/*" |
+	    sed "s,/new/,/cur/,; s/:2,.*//" | sort) >"$1.$2/dst.names" &&
+	test "$(wc -l <"$1.$2/src.names")" = "$(wc -l <"$1.$2/dst.names")"
+}
 
-	test_expect_success "$mode: initial copy, peak bytes per message bounded" '
-		rm -rf $mode && mkdir $mode && cp -a corpus/maildir $mode/src &&
-		run_hwm $mode.initial $opt $mode/src $mode/dst &&
-		per_msg $mode.initial
-	'
+test_expect_success 'setup: corpus in folders of 100 messages, half of it, 1% change sets' '
+	make_corpus --no-mbox whole "$n" >corpus.log 2>&1 &&
+	perl "$changes_pl" untrash whole/maildir >/dev/null &&
+	split_folders whole/maildir "$nf" &&
+	test "$(find whole/maildir -path "*/cur/*" -o -path "*/new/*" |
+	    wc -l)" = "$n" &&
+	test -d whole/maildir/.F0001/cur &&
+	mkdir half && cp -a whole/maildir half/maildir &&
+	for i in $(seq $((nf / 2)) $((nf - 1))); do
+		rm -r "half/maildir/.F$(printf %04d "$i")" || return 1
+	done &&
+	test "$(find half/maildir -path "*/cur/*" -o -path "*/new/*" |
+	    wc -l)" = "$((n / 2))" &&
+	perl "$changes_pl" gen whole/maildir 42 1 >whole.changes &&
+	perl "$changes_pl" gen half/maildir 42 1 >half.changes
+'
 
-	test_expect_success "$mode: no-change run, bounded" '
-		run_hwm $mode.nochange $opt $mode/src $mode/dst &&
-		per_msg $mode.nochange
-	'
+test_expect_success 'the hook reports both processes' '
+	make_corpus --no-mbox tiny 5 >tiny.log 2>&1 &&
+	run_hwm hook --backup tiny/maildir tiny/dst &&
+	test "$(wc -l <hwm)" = 2 &&
+	test "$(cat hook.A)" -gt 1000 && test "$(cat hook.B)" -gt 1000
+'
 
-	test_expect_success "$mode: 1% run, bounded, and every change made" '
-		perl "$changes_pl" apply changes corpus/maildir $mode/src \
-		    >$mode/applied &&
-		run_hwm $mode.onepct $opt $mode/src $mode/dst &&
-		per_msg $mode.onepct &&
-		"$MSYNC" $opt --list $mode/dst >/dev/null &&
-		(cd $mode/src && find . -path "*/cur/*" -o -path "*/new/*" |
-		    sed "s/:2,.*//" | sort) >$mode/src.names &&
-		test "$(wc -l <$mode/src.names)" = \
-		    "$(find $mode/dst -path "*/cur/*" -o -path "*/new/*" |
-		    grep -vc "msync.index")"
+for mode in backup twoway; do
+	test_expect_success "$mode: the runs on the half and the whole store" '
+		sync3 half $mode && sync3 whole $mode
 	'
+	for run in initial nochange onepct; do
+		test_expect_success "$mode: $run run, peak bytes per message bounded" "
+			per_msg $mode-$run
+		"
+	done
 done
 
 test_done

@@ -137,6 +137,11 @@ struct maildir {
 	 */
 	struct syncer		*sy;		/* owned; NULL = none running */
 	size_t			 insync;
+	/* For -vv: syncfs() calls made, of them in the thread, and how
+	   long saves waited for them (the transfer stopped meanwhile). */
+	unsigned		 nsync;
+	unsigned		 nsync_bg;
+	long long		 wait_ms;
 	/*
 	 * Folders skipped this run because they have an index but no cur/
 	 * directory (issue 11): MSYNC_ERR_STORE_CHANGED when one looked
@@ -188,6 +193,7 @@ struct maildir_save {
 static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct maildir *);
+static void	 sync_here(struct maildir *);
 static int	 move_noreplace(int, const char *, int, const char *);
 static int	 maildir_set_mailbox_guid(struct maildir *, const char *,
 		    const struct guid *);
@@ -1287,6 +1293,10 @@ maildir_close(struct maildir *st)
 	if (st->rootfd != -1 && st->lockfd != -1)
 		r = maildir_flush(st);
 	hot_drop(st);
+	if (st->nsync > 0)
+		LOG2("'%s': %u syncfs() for saved messages, %u of them in the "
+		    "durability thread; saving waited %lld ms for them",
+		    st->root, st->nsync, st->nsync_bg, st->wait_ms);
 	free(st->pend);
 	for (i = 0; i < st->nf; i++)
 		folder_free(st->f[i]);
@@ -2128,6 +2138,20 @@ syncer_run(void *arg)
 	return NULL;
 }
 
+/* A syncfs() of the hot folder's file system in this thread. */
+static void
+sync_here(struct maildir *st)
+{
+	long long	 t0 = msync_now_ms();
+
+	st->nsync++;
+	if (syncfs(st->hot_fd) == -1) {
+		WARN("cannot flush '%s' to disk", st->hot->where);
+		st->pend_failed = 1;
+	}
+	st->wait_ms += msync_now_ms() - t0;
+}
+
 /*
  * Starts a syncfs() of the hot folder's file system in the durability
  * thread, for every save pending now (their bytes are all written).
@@ -2146,16 +2170,15 @@ sync_start(struct maildir *st)
 		    pthread_create(&sy->th, NULL, syncer_run, sy) == 0) {
 			st->sy = sy;
 			st->insync = st->npend;
+			st->nsync++;
+			st->nsync_bg++;
 			return;
 		}
 		if (sy->fd != -1)
 			close(sy->fd);
 		free(sy);
 	}
-	if (syncfs(st->hot_fd) == -1) {
-		WARN("cannot flush '%s' to disk", st->hot->where);
-		st->pend_failed = 1;
-	}
+	sync_here(st);
 	pending_move(st, st->npend);
 }
 
@@ -2168,9 +2191,13 @@ sync_reap(struct maildir *st, int wait)
 {
 	struct syncer	*sy = st->sy;
 
+	long long	 t0;
+
 	if (sy == NULL || (!wait && !atomic_load(&sy->done)))
 		return;
+	t0 = msync_now_ms();
 	(void)pthread_join(sy->th, NULL);
+	st->wait_ms += msync_now_ms() - t0;
 	if (sy->err != 0) {
 		errno = sy->err;
 		WARN("cannot flush '%s' to disk", st->hot->where);
@@ -2194,10 +2221,7 @@ pending_flush(struct maildir *st)
 {
 	sync_reap(st, 1);
 	if (st->npend > 0 && st->hot != NULL) {
-		if (syncfs(st->hot_fd) == -1) {
-			WARN("cannot flush '%s' to disk", st->hot->where);
-			st->pend_failed = 1;
-		}
+		sync_here(st);
 		pending_move(st, st->npend);
 	}
 	return st->pend_failed ? MSYNC_ERR_IO : 0;

@@ -5,6 +5,7 @@ its syncfs() ended; a receiver killed with -9 while one is in flight loses
 nothing and duplicates nothing on the next run (checked with Python'"'"'s
 mailbox module)'
 . "$(dirname "$0")/lib.sh"
+. "$TEST_DIR/lib-sshd.sh"
 
 test_lazy_prereq PYTHON3 'python3 -c "import mailbox, hashlib"'
 test_require_prereq PYTHON3
@@ -156,6 +157,33 @@ test_expect_success 'kill -9 of both sides at once while the syncfs is in flight
 	test_cmp state.before state.killed3 &&
 	"$MSYNC" --backup a b &&
 	py_check a b 1600
+'
+
+# Over ssh the receiver is the remote msync: a wrapper holds its syncfs()
+# and says its pid.
+test_expect_success SSHD 'over ssh: kill -9 of the remote receiver while its syncfs is in flight, then a re-run' '
+	start_sshd &&
+	cat >held-msync <<-EOF &&
+	#!/bin/sh
+	echo \$\$ >"$TRASH/remote.pid"
+	MSYNC_TEST_SYNC_HOLD="$TRASH/release" exec msync "\$@"
+	EOF
+	chmod +x held-msync &&
+	rm -f release remote.pid &&
+	add_msgs sa base 1 100 &&
+	"$MSYNC" --backup -e "$SSH_CMD" sa msynctest:"$TRASH/sb" &&
+	add_msgs sa new 1 1500 &&
+	state_sum >state.ssh &&
+	{ "$MSYNC" --backup -e "$SSH_CMD" --remote-msync "$TRASH/held-msync" \
+	    sa msynctest:"$TRASH/sb" >out 2>&1 & pid=$!; } &&
+	wait_files sb/tmp 600 &&
+	test "$(nfiles sb/cur)" = 100 &&
+	kill -9 "$(cat remote.pid)" &&
+	{ wait "$pid"; test $? != 0; } &&
+	state_sum >state.ssh.killed &&
+	test_cmp state.ssh state.ssh.killed &&
+	"$MSYNC" --backup -e "$SSH_CMD" sa msynctest:"$TRASH/sb" &&
+	py_check sa sb 1600
 '
 
 test_done

@@ -55,8 +55,7 @@ nfiles() { find "$1" -maxdepth 1 -type f | wc -l; }
 
 # wait_files DIR N: until DIR holds at least N files (bounded: 3000 naps).
 wait_files() {
-	local i
-	for i in $(seq 1 3000); do
+	for _ in $(seq 1 3000); do
 		[ "$(nfiles "$1")" -ge "$2" ] && return 0
 		sleep 0.02
 	done

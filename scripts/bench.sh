@@ -5,7 +5,7 @@
 #   scripts/bench.sh [--sizes "20000 100000"] [--out DIR] [--ssh]
 #                    [--no-local] [--tools LIST] [--timeout SECS]
 #                    [--seed N] [--keep] [--fs "disk tmpfs"]
-#                    [--ssh-runs K]
+#                    [--ssh-runs K] [--report-only]
 #
 # For each corpus size (scripts/mkcorpus.sh, built once into
 # OUT/corpus-N and reused) and each tool, on a fresh copy of the corpus:
@@ -64,6 +64,10 @@
 # 2-core VM; 100,000 takes several times that):
 #   scripts/bench.sh --sizes "20000 100000" --fs "tmpfs disk" --ssh
 #
+# --report-only measures nothing: it writes the report again from
+# OUT/results.tsv, e.g. of a run that was stopped before its end (give
+# the same --out and --sizes).
+#
 # --tools picks a subset by name (the names in the report's first column,
 # comma or space separated), e.g. --tools "msync-backup,rsync".
 #
@@ -91,6 +95,7 @@ seed=42
 keep=0
 fs_list=disk
 ssh_runs=3
+report_only=0
 
 usage() {
 	sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
@@ -115,6 +120,7 @@ while [ $# -gt 0 ]; do
 	--fs=*) fs_list=${1#--fs=}; shift ;;
 	--ssh-runs) ssh_runs=${2:?--ssh-runs needs a number}; shift 2 ;;
 	--ssh-runs=*) ssh_runs=${1#--ssh-runs=}; shift ;;
+	--report-only) report_only=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 64 ;;
 	esac
@@ -180,7 +186,10 @@ out=$(cd "$out" && pwd) || exit 1
 mkdir -p "$out/logs" "$out/run" "$out/bin" || exit 1
 # Measure a snapshot of the binary: a rebuild during the run changes
 # nothing.
-if [ "$have_msync" = 1 ]; then
+# (--report-only: the report names the build that was measured.)
+if [ "$report_only" = 1 ] && [ -x "$out/bin/msync" ]; then
+	msync=$out/bin/msync
+elif [ "$have_msync" = 1 ]; then
 	cp "$msync" "$out/bin/msync.new" && mv -f "$out/bin/msync.new" "$out/bin/msync" ||
 	    die "cannot copy $msync to $out/bin"
 	msync=$out/bin/msync
@@ -215,6 +224,7 @@ fi
 
 # --- results ---------------------------------------------------------------
 tsv=$out/results.tsv
+[ "$report_only" = 1 ] ||
 printf 'size\ttransport\ttool\tscenario\trc\twall_s\tuser_s\tsys_s\tmaxrss_kib\twire_c2s\twire_s2c\tremote_cpu_s\tsrc_msgs\tdst_msgs\tcheck\tload1\n' >"$tsv"
 
 selected() {	# selected TOOL: is it in --tools (or no --tools given)?
@@ -595,11 +605,19 @@ local_tools="msync-backup msync-sync dove-backup dove-sync mbsync rsync rsync-fs
 ssh_tools="ssh-true msync-backup msync-backup-nz msync-backup-libssh msync-sync rsync rsync-z dove-backup dove-sync"
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
+if [ "$report_only" = 1 ]; then
+	[ -s "$tsv" ] || die "no $tsv to report"
+	started=$(date -u -r "$out/logs" '+%Y-%m-%d %H:%M UTC')
+	finished=$(date -u -r "$tsv" '+%Y-%m-%d %H:%M UTC')
+	do_ssh=0 do_local=0 sizes_run=
+else
+	sizes_run=$sizes
+fi
 note "results in $out (started $started)"
 if [ "$do_ssh" = 1 ]; then
 	start_relay || die "cannot start the private sshd (see $ssh_dir)"
 fi
-for n in $sizes; do
+for n in $sizes_run; do
 	make_corpus "$n" || die "cannot build the $n-message corpus"
 	for fs in $fs_list; do
 		if [ "$fs" = tmpfs ]; then
@@ -623,7 +641,7 @@ for n in $sizes; do
 done
 stop_relay
 [ -n "$tmpfs_root" ] && rm -rf "$tmpfs_root"
-finished=$(date -u '+%Y-%m-%d %H:%M UTC')
+[ "$report_only" = 1 ] || finished=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 # --- the report ------------------------------------------------------------------
 report() {

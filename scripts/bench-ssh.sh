@@ -3,7 +3,8 @@
 # every run shown (issue 10.4 and the ssh figures of 10.3).
 #
 #   scripts/bench-ssh.sh [--size N] [--runs K] [--fs "tmpfs disk"]
-#                        [--out DIR] [--callgrind]
+#                        [--out DIR] [--callgrind] [--base MSYNC]
+#                        [--only "initial nochange change1"]
 #
 # Starts a private sshd on 127.0.0.1 (a free port, keys of its own, the
 # msync under test first on the remote PATH), makes an N-message corpus
@@ -25,6 +26,13 @@
 # valgrind (client, and server through a wrapper) for instruction counts,
 # which do not depend on the load.  Stores settle (sleep 1.2 s) after
 # every change before a timed run.  Traffic stays on 127.0.0.1.
+#
+# --base MSYNC adds, to the initial copy, a run of another msync build
+# over OpenSSH (both ends: it is the remote msync too), in the same
+# rotation, so a change is measured against the build before it under
+# the same load.  --only runs the scenarios named.  The initial copy
+# also prints, per run, the pressure the disk was under (PSI "some"
+# avg10 of /proc/pressure/io), as other programs' writes slow a syncfs.
 
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 {
@@ -38,6 +46,8 @@ runs=5
 fs_list="tmpfs disk"
 out=$top/bench-ssh-out
 cg=0
+basebin=
+only="initial nochange change1"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) size=${2:?}; shift 2 ;;
@@ -45,6 +55,8 @@ while [ $# -gt 0 ]; do
 	--fs) fs_list=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
 	--callgrind) cg=1; shift ;;
+	--base) basebin=${2:?}; shift 2 ;;
+	--only) only=${2:?}; shift 2 ;;
 	-h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "bench-ssh: unknown argument '$1'" >&2; exit 64 ;;
 	esac
@@ -54,6 +66,11 @@ for t in ssh ssh-keygen /usr/sbin/sshd rsync perl python3; do
 	command -v "$t" >/dev/null || { echo "bench-ssh: needs $t" >&2; exit 1; }
 done
 [ -x "$msync" ] || { echo "bench-ssh: build msync first" >&2; exit 1; }
+if [ -n "$basebin" ]; then
+	[ -x "$basebin" ] || { echo "bench-ssh: --base: not executable" >&2; exit 1; }
+	basebin=$(cd "$(dirname "$basebin")" && pwd)/$(basename "$basebin")
+fi
+want() { case " $only " in *" $1 "*) return 0 ;; esac; return 1; }
 
 mkdir -p "$out" || exit 1
 out=$(cd "$out" && pwd)
@@ -63,6 +80,7 @@ trap '[ -f "$D/pid" ] && kill "$(cat "$D/pid")" 2>/dev/null; rm -rf "$shm"' EXIT
 trap 'exit 130' INT TERM
 
 load() { cut -d' ' -f1 /proc/loadavg; }
+iopsi() { sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/io 2>/dev/null; }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc | sed 's/^\./0./'; }
 
@@ -71,6 +89,7 @@ rm -rf "$D" && mkdir -p "$D/bin" "$D/rh" "$D/home/.ssh" && chmod 700 "$D" "$D/ho
 ssh-keygen -q -t ed25519 -N '' -f "$D/host" -C bench-host &&
 ssh-keygen -q -t ed25519 -N '' -f "$D/id" -C bench-user &&
 cp "$D/id.pub" "$D/ak" && ln -sf "$msync" "$D/bin/msync" || exit 1
+[ -z "$basebin" ] || ln -sf "$basebin" "$D/bin/msync-base" || exit 1
 port=$(python3 -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') || exit 1
 user=$(id -un)
@@ -139,18 +158,19 @@ export XDG_STATE_HOME=$shm/cstate XDG_CACHE_HOME=$shm/ccache
 m_ssh() { "$msync" --backup -e "$SSH" "$@"; }
 m_lib() { HOME=$D/home "$msync" --backup --ssh=libssh "$@"; }
 r_ssh() { rsync -a --delete -e "$SSH" "$@"; }
+b_ssh() { "$basebin" --backup -e "$SSH" --remote-msync=msync-base "$@"; }
 
 # reset BASE: empty destinations and states.
 reset() {
-	rm -rf "$1"/m-dst "$1"/l-dst "$1"/r-dst "$shm/cstate" "$shm/ccache" "$D"/rh/*
+	rm -rf "$1"/m-dst "$1"/l-dst "$1"/r-dst "$1"/b-dst "$shm/cstate" "$shm/ccache" "$D"/rh/*
 	sync
 }
 # timed LABEL CMD...: one run, its wall time and load.
 timed() {
 	local label=$1 s e; shift
 	s=$(now); "$@" >"$shm/last.out" 2>&1; local rc=$?; e=$(now)
-	printf '%-22s %7.3f s  load %s%s\n' "$label" "$(secs "$s" "$e")" "$(load)" \
-	    "$([ $rc = 0 ] || echo "  FAILED rc=$rc")"
+	printf '%-22s %7.3f s  load %s%s%s\n' "$label" "$(secs "$s" "$e")" "$(load)" \
+	    "${PSI:+  io-psi $(iopsi)}" "$([ $rc = 0 ] || echo "  FAILED rc=$rc")"
 }
 
 echo "bench-ssh: $("$msync" --version | head -n 1), $(rsync --version | head -n 1), $(ssh -V 2>&1)"
@@ -164,18 +184,26 @@ for fs in $fs_list; do
 	esac
 	mkdir -p "$base" && src=$base/src && rm -rf "$src" && cp -a "$corpus/maildir" "$src" || exit 1
 	echo
+	if want initial; then
 	echo "== $fs: initial copy into an empty destination, $runs runs each"
 	for i in $(seq 1 "$runs"); do
 		reset "$base"; sleep 1
-		timed "msync-ssh #$i" m_ssh "$src" "b:$base/m-dst"
+		PSI=1 timed "msync-ssh #$i" m_ssh "$src" "b:$base/m-dst"
 		reset "$base"; sleep 1
-		timed "msync-libssh #$i" m_lib "$src" "b:$base/l-dst"
-		sleep 1
-		timed "rsync-ssh #$i" r_ssh "$src/" "b:$base/r-dst/"
+		PSI=1 timed "msync-libssh #$i" m_lib "$src" "b:$base/l-dst"
+		if [ -n "$basebin" ]; then
+			reset "$base"; sleep 1
+			PSI=1 timed "msync-base-ssh #$i" b_ssh "$src" "b:$base/b-dst"
+		fi
+		reset "$base"; sleep 1
+		PSI=1 timed "rsync-ssh #$i" r_ssh "$src/" "b:$base/r-dst/"
 	done
+	fi
+	if want nochange; then
 	echo "== $fs: nothing changed, $runs runs each"
 	m_ssh "$src" "b:$base/m-dst" >/dev/null 2>&1
 	m_lib "$src" "b:$base/l-dst" >/dev/null 2>&1
+	r_ssh "$src/" "b:$base/r-dst/" >/dev/null 2>&1
 	sleep 1.2
 	for i in $(seq 1 "$runs"); do
 		timed "ssh-true #$i" ssh -F "$D/cfg" b true
@@ -188,6 +216,8 @@ for fs in $fs_list; do
 		    "$msync" --backup -e "$SSH" --remote-msync=msync-cg "$src" "b:$base/m-dst" >/dev/null 2>&1
 		echo "callgrind nochange: client $(sed -n 's/^summary: //p' "$out/cg.client") Ir, server $(sed -n 's/^summary: //p' "$out/cg.server") Ir"
 	fi
+	fi
+	if want change1; then
 	echo "== $fs: 1% new, 1% flag changes, 1% expunges; $runs runs each"
 	for i in $(seq 1 "$runs"); do
 		rm -rf "$src" && cp -a "$corpus/maildir" "$src" || exit 1
@@ -208,6 +238,7 @@ for fs in $fs_list; do
 		valgrind -q --tool=callgrind --callgrind-out-file="$out/cg.client" \
 		    "$msync" --backup -e "$SSH" --remote-msync=msync-cg "$src" "b:$base/m-dst" >/dev/null 2>&1
 		echo "callgrind change1: client $(sed -n 's/^summary: //p' "$out/cg.client") Ir, server $(sed -n 's/^summary: //p' "$out/cg.server") Ir"
+	fi
 	fi
 	rm -rf "$base"
 done

@@ -30,6 +30,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,13 @@
 #define LOCK_POLL_NS	100000000L	/* 100 ms between lock attempts */
 #define SAVE_TRIES	100		/* names tried before giving up */
 #define PENDING_MAX	256		/* saves per syncfs() */
+/*
+ * Saves that may wait in tmp/ for their syncfs(): while one syncfs() runs
+ * in the durability thread, the next saves keep arriving (PENDING_MAX
+ * for it, the rest for the one after), and only when this many wait does
+ * a save block until the running syncfs() ends.
+ */
+#define PENDING_CAP	(PENDING_MAX * 8)
 
 /* How much folder_refresh checks. */
 #define REFRESH_LAZY	0	/* scanned once this session is enough */
@@ -109,12 +118,30 @@ struct maildir {
 	/*
 	 * Saved messages of the hot folder still in tmp/, waiting for one
 	 * syncfs() to make their contents durable before they are moved
-	 * into cur/ (pending_flush): one flush per PENDING_MAX messages
-	 * instead of one fsync per message.  They already have their UIDs.
+	 * into cur/ (sync_reap, pending_flush): one syncfs() per
+	 * PENDING_MAX messages or more, instead of one fsync per message.
+	 * They already have their UIDs.
 	 */
-	struct pending		*pend;		/* owned */
+	struct pending		*pend;		/* owned; PENDING_CAP of them */
 	size_t			 npend;
 	int			 pend_failed;	/* sticky: a flush failed */
+	/*
+	 * The durability thread (issue 10.4): a syncfs() of the hot
+	 * folder's file system runs in a thread of its own while the next
+	 * messages are received and written, so the receiving side does
+	 * not stop reading for it.  It covers pend[0 .. insync), every
+	 * byte of which was written before the thread started; those move
+	 * into cur/ only after it ended (sync_reap), so cur/, the index and
+	 * the sync state still never name a message before its content is
+	 * on disk.  At most one runs, and none outlives pending_flush.
+	 */
+	struct syncer		*sy;		/* owned; NULL = none running */
+	size_t			 insync;
+	/* For -vv: syncfs() calls made, of them in the thread, and how
+	   long saves waited for them (the transfer stopped meanwhile). */
+	unsigned		 nsync;
+	unsigned		 nsync_bg;
+	long long		 wait_ms;
 	/*
 	 * Folders skipped this run because they have an index but no cur/
 	 * directory (issue 11): MSYNC_ERR_STORE_CHANGED when one looked
@@ -130,6 +157,15 @@ struct maildir {
 	 */
 	char			**skip;		/* owned */
 	size_t			 nskip;
+};
+
+/* One syncfs() in the durability thread; see struct maildir. */
+struct syncer {
+	pthread_t		 th;
+	int			 fd;		/* owned; a dup of the hot folder */
+	int			 err;		/* its errno; 0 = synced */
+	atomic_int		 done;		/* set last by the thread */
+	const char		*hold;		/* test hook; see syncer_run */
 };
 
 struct pending {
@@ -157,6 +193,7 @@ struct maildir_save {
 static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct maildir *);
+static void	 sync_here(struct maildir *);
 static int	 move_noreplace(int, const char *, int, const char *);
 static int	 maildir_set_mailbox_guid(struct maildir *, const char *,
 		    const struct guid *);
@@ -1256,6 +1293,10 @@ maildir_close(struct maildir *st)
 	if (st->rootfd != -1 && st->lockfd != -1)
 		r = maildir_flush(st);
 	hot_drop(st);
+	if (st->nsync > 0)
+		LOG2("'%s': %u syncfs() for saved messages, %u of them in the "
+		    "durability thread; saving waited %lld ms for them",
+		    st->root, st->nsync, st->nsync_bg, st->wait_ms);
 	free(st->pend);
 	for (i = 0; i < st->nf; i++)
 		folder_free(st->f[i]);
@@ -2003,31 +2044,26 @@ out:
 }
 
 /*
- * Moves the pending saves of the hot folder from tmp/ into cur/, after
- * one syncfs() made their contents durable, so a crash never leaves a
- * partial message in cur/.  A name taken meanwhile gets another name
- * (never replacing a file).  A message that cannot be moved stays in
- * tmp/, leaves the index, and makes every later store_flush fail, so the
- * brain never commits a sync state that counts it as saved.
- * Returns 0 or MSYNC_ERR_IO.
+ * Moves the first n pending saves of the hot folder from tmp/ into cur/;
+ * the caller made their contents durable (one syncfs()), so a crash never
+ * leaves a partial message in cur/.  A name taken meanwhile gets another
+ * name (never replacing a file).  A message that cannot be moved (or
+ * whose syncfs() failed: pend_failed) stays in tmp/, leaves the index,
+ * and makes every later store_flush fail, so the brain never commits a
+ * sync state that counts it as saved.  The saves after the first n stay
+ * pending, moved to the front.
  */
-static int
-pending_flush(struct maildir *st)
+static void
+pending_move(struct maildir *st, size_t n)
 {
 	struct folder		*f = st->hot;
 	struct index_ent	*e;
 	char			 base[MDNAME_MAX + 1], dest[MDNAME_MAX + 1];
 	char			 rel[4 + MDNAME_MAX + 1];
 	size_t			 k;
-	int			 i, n, ok;
+	int			 i, m, ok;
 
-	if (st->npend == 0 || f == NULL)
-		return st->pend_failed ? MSYNC_ERR_IO : 0;
-	if (syncfs(st->hot_fd) == -1) {
-		WARN("cannot flush '%s' to disk", f->where);
-		st->pend_failed = 1;
-	}
-	for (k = 0; k < st->npend; k++) {
+	for (k = 0; k < n; k++) {
 		struct pending	*pd = &st->pend[k];
 
 		e = index_find(f->ix, pd->uid);
@@ -2035,19 +2071,19 @@ pending_flush(struct maildir *st)
 		for (i = 0; i < SAVE_TRIES && !st->pend_failed && e != NULL;
 		    i++) {
 			if (i == 0)
-				n = snprintf(base, sizeof(base), "%s,S=%" PRIu64,
+				m = snprintf(base, sizeof(base), "%s,S=%" PRIu64,
 				    pd->tmp, pd->size);
 			else {
 				struct timeval	tv;
 
 				gettimeofday(&tv, NULL);
-				n = snprintf(base, sizeof(base),
+				m = snprintf(base, sizeof(base),
 				    "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
 				    (long long)tv.tv_sec, (long)tv.tv_usec,
 				    st->pid, ++st->counter, st->host,
 				    pd->size);
 			}
-			if (n < 0 || (size_t)n >= sizeof(base) ||
+			if (m < 0 || (size_t)m >= sizeof(base) ||
 			    mdname_build(base, pd->flags, pd->bits, dest,
 			    sizeof(dest)) != 0)
 				break;
@@ -2073,8 +2109,121 @@ pending_flush(struct maildir *st)
 				index_remove(f->ix, e);
 		}
 	}
-	st->npend = 0;
-	f->synced = 1;
+	if (n > 0)
+		f->synced = 1;
+	if (n < st->npend)
+		memmove(st->pend, st->pend + n,
+		    (st->npend - n) * sizeof(*st->pend));
+	st->npend -= n;
+}
+
+/*
+ * The durability thread: one syncfs(), then says it is done.  Test hook
+ * (MSYNC_TEST_SYNC_HOLD=FILE): the syncfs() waits until FILE exists (at
+ * most about a minute), so a test can kill a run whose durability sync
+ * is in flight and watch the transfer go on meanwhile (t2610).
+ */
+static void *
+syncer_run(void *arg)
+{
+	struct syncer	*sy = arg;
+	struct timespec	 nap = { 0, 10000000L };	/* 10 ms */
+	int		 i;
+
+	for (i = 0; sy->hold != NULL && i < 6000 &&
+	    access(sy->hold, F_OK) == -1; i++)
+		nanosleep(&nap, NULL);
+	sy->err = syncfs(sy->fd) == -1 ? errno : 0;
+	atomic_store(&sy->done, 1);
+	return NULL;
+}
+
+/* A syncfs() of the hot folder's file system in this thread. */
+static void
+sync_here(struct maildir *st)
+{
+	long long	 t0 = msync_now_ms();
+
+	st->nsync++;
+	if (syncfs(st->hot_fd) == -1) {
+		WARN("cannot flush '%s' to disk", st->hot->where);
+		st->pend_failed = 1;
+	}
+	st->wait_ms += msync_now_ms() - t0;
+}
+
+/*
+ * Starts a syncfs() of the hot folder's file system in the durability
+ * thread, for every save pending now (their bytes are all written).
+ * Where no thread can be had, syncs here and moves them at once.
+ */
+static void
+sync_start(struct maildir *st)
+{
+	struct syncer	*sy;
+
+	if ((sy = calloc(1, sizeof(*sy))) != NULL) {
+		atomic_init(&sy->done, 0);
+		sy->hold = getenv("MSYNC_TEST_SYNC_HOLD");
+		sy->fd = fcntl(st->hot_fd, F_DUPFD_CLOEXEC, 0);
+		if (sy->fd != -1 &&
+		    pthread_create(&sy->th, NULL, syncer_run, sy) == 0) {
+			st->sy = sy;
+			st->insync = st->npend;
+			st->nsync++;
+			st->nsync_bg++;
+			return;
+		}
+		if (sy->fd != -1)
+			close(sy->fd);
+		free(sy);
+	}
+	sync_here(st);
+	pending_move(st, st->npend);
+}
+
+/*
+ * Ends the running syncfs() if it is done, or with wait set, once it is,
+ * and moves the saves it covered into cur/.
+ */
+static void
+sync_reap(struct maildir *st, int wait)
+{
+	struct syncer	*sy = st->sy;
+
+	long long	 t0;
+
+	if (sy == NULL || (!wait && !atomic_load(&sy->done)))
+		return;
+	t0 = msync_now_ms();
+	(void)pthread_join(sy->th, NULL);
+	st->wait_ms += msync_now_ms() - t0;
+	if (sy->err != 0) {
+		errno = sy->err;
+		WARN("cannot flush '%s' to disk", st->hot->where);
+		st->pend_failed = 1;
+	}
+	close(sy->fd);
+	free(sy);
+	st->sy = NULL;
+	pending_move(st, st->insync);
+	st->insync = 0;
+}
+
+/*
+ * Makes every pending save of the hot folder durable and moves it into
+ * cur/ (waiting for the durability thread first), so that what looks at
+ * the folder, and the index and the state written after, see it there.
+ * Returns 0 or MSYNC_ERR_IO (this or an earlier save failed).
+ */
+static int
+pending_flush(struct maildir *st)
+{
+	sync_reap(st, 1);
+	if (st->npend > 0 && st->hot != NULL) {
+		sync_here(st);
+		pending_move(st, st->npend);
+	}
 	return st->pend_failed ? MSYNC_ERR_IO : 0;
 }
 
@@ -2196,7 +2345,7 @@ maildir_save_commit(struct maildir_save *s, uint8_t flags, const char *kw,
 		r = MSYNC_ERR_TOOBIG;
 		goto out;
 	}
-	if (st->pend == NULL && (st->pend = calloc(PENDING_MAX,
+	if (st->pend == NULL && (st->pend = calloc(PENDING_CAP,
 	    sizeof(*st->pend))) == NULL) {
 		r = MSYNC_ERR_NOMEM;
 		goto out;
@@ -2211,9 +2360,15 @@ maildir_save_commit(struct maildir_save *s, uint8_t flags, const char *kw,
 	pd->size = s->size;
 	memcpy(pd->tmp, s->tmpname, sizeof(pd->tmp));
 	s->tmpname[0] = '\0';	/* pending_flush moves it, or keeps it */
-	r = 0;
-	if (st->npend == PENDING_MAX)
-		r = pending_flush(st);
+	/*
+	 * Durability without stopping the transfer: a finished syncfs()
+	 * lets its saves into cur/; PENDING_MAX written ones start the
+	 * next; only a full queue waits for the running one.
+	 */
+	sync_reap(st, st->npend == PENDING_CAP);
+	if (st->sy == NULL && st->npend >= PENDING_MAX)
+		sync_start(st);
+	r = st->pend_failed ? MSYNC_ERR_IO : 0;
 out:
 	maildir_save_abort(s);
 	return r;

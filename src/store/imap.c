@@ -2550,25 +2550,25 @@ imap_save_abort(struct store_save *ss)
 }
 
 /*
- * After a connection was lost with an APPEND sent but not answered: is
- * the message (size bytes as sent, GUID g) in m now?  Looks at the
- * messages from m->append_floor on (the UIDs it could have got) that
- * this run does not know yet and have its size, and reads those (in
- * practice one or none) to compare their GUIDs.  *uid gets the match,
- * or 0.  A known UID is never taken: an identical message that was
- * there before stays a second copy, as the plan wants.
+ * After a connection was lost with an APPEND, UID COPY or UID MOVE sent
+ * but not answered: which of the messages (GUIDs g[0..n)) are in m now?
+ * Looks at the messages from m->append_floor on (the UIDs they could
+ * have got) that this run does not know yet and, when size is not
+ * UINT64_MAX, have that size; reads those (in practice few or none) to
+ * learn their GUIDs.  found[i] gets the UID of g[i], or stays 0.  A
+ * known UID is never taken: an identical message that was there before
+ * stays a second copy, as the plan wants.
  */
 static int
-find_appended(struct istore *st, struct imbox *m, uint64_t size,
-    const struct guid *g, uint32_t *uid)
+find_arrived(struct istore *st, struct imbox *m, const struct guid *g,
+    size_t n, uint64_t size, uint32_t *found)
 {
 	struct msglist	 l;
 	struct centry	*e;
 	uint32_t	*cand = NULL;
-	size_t		 n = 0, i;
+	size_t		 nc = 0, i, k;
 	int		 r;
 
-	*uid = 0;
 	memset(&l, 0, sizeof(l));
 	if ((r = select_mbox(st, m, 1)) != 0)
 		return r;
@@ -2584,21 +2584,34 @@ find_appended(struct istore *st, struct imbox *m, uint64_t size,
 		goto out;
 	}
 	for (i = 0; i < l.n; i++)
-		if (l.v[i].uid >= m->append_floor && l.v[i].size == size &&
+		if (l.v[i].uid >= m->append_floor &&
+		    (size == UINT64_MAX || l.v[i].size == size) &&
 		    cache_find(m, l.v[i].uid) == NULL)
-			cand[n++] = l.v[i].uid;
-	if (n > 0 && (r = fetch_bodies(st, m, cand, n)) != 0)
+			cand[nc++] = l.v[i].uid;
+	if (nc > 0 && (r = fetch_bodies(st, m, cand, nc)) != 0)
 		goto out;
-	for (i = 0; i < n; i++)
-		if ((e = cache_find(m, cand[i])) != NULL &&
-		    guid_cmp(&e->guid, g) == 0) {
-			*uid = cand[i];
-			break;
-		}
+	for (i = 0; i < nc; i++) {
+		if ((e = cache_find(m, cand[i])) == NULL)
+			continue;
+		for (k = 0; k < n; k++)
+			if (found[k] == 0 && guid_cmp(&e->guid, &g[k]) == 0) {
+				found[k] = cand[i];
+				break;
+			}
+	}
 out:
 	free(cand);
 	msglist_free(&l);
 	return r;
+}
+
+/* find_arrived for one APPENDed message of size bytes: *uid or 0. */
+static int
+find_appended(struct istore *st, struct imbox *m, uint64_t size,
+    const struct guid *g, uint32_t *uid)
+{
+	*uid = 0;
+	return find_arrived(st, m, g, 1, size, uid);
 }
 
 static int
@@ -3039,58 +3052,6 @@ kw_same(const char *a, const char *b)
 }
 
 /*
- * After a connection was lost with a UID COPY or UID MOVE sent but not
- * answered: which of the messages (GUIDs g[0..n)) are in m now?  As for
- * a lost APPEND (find_appended), only messages from m->append_floor on
- * that the cache does not know are candidates; they are read once to
- * learn their GUIDs.  found[i] gets the UID of g[i], or stays 0.
- */
-static int
-find_copied(struct istore *st, struct imbox *m, const struct guid *g,
-    size_t n, uint32_t *found)
-{
-	struct msglist	 l;
-	struct centry	*e;
-	uint32_t	*cand = NULL;
-	size_t		 nc = 0, i, k;
-	int		 r;
-
-	memset(&l, 0, sizeof(l));
-	if ((r = select_mbox(st, m, 1)) != 0)
-		return r;
-	cache_load(st, m);
-	st->fl = &l;
-	r = imap_cmd(st->c, NULL, "UID FETCH %u:* (UID FLAGS RFC822.SIZE)",
-	    m->append_floor);
-	st->fl = NULL;
-	if (r != 0)
-		goto out;
-	if ((cand = calloc(l.n + 1, sizeof(*cand))) == NULL) {
-		r = MSYNC_ERR_NOMEM;
-		goto out;
-	}
-	for (i = 0; i < l.n; i++)
-		if (l.v[i].uid >= m->append_floor &&
-		    cache_find(m, l.v[i].uid) == NULL)
-			cand[nc++] = l.v[i].uid;
-	if (nc > 0 && (r = fetch_bodies(st, m, cand, nc)) != 0)
-		goto out;
-	for (i = 0; i < nc; i++) {
-		if ((e = cache_find(m, cand[i])) == NULL)
-			continue;
-		for (k = 0; k < n; k++)
-			if (found[k] == 0 && guid_cmp(&e->guid, &g[k]) == 0) {
-				found[k] = cand[i];
-				break;
-			}
-	}
-out:
-	free(cand);
-	msglist_free(&l);
-	return r;
-}
-
-/*
  * One UID COPY or UID MOVE of items[0..n) (indexes into v, sorted by
  * source UID) from mf to mt, answered or not: the copies it made get
  * done and new_uid.  Returns 0 once the server answered (a NO leaves the
@@ -3184,7 +3145,7 @@ copy_cmd(struct istore *st, struct imbox *mf, struct imbox *mt,
  * A lost connection: the command is not simply repeated (a COPY that
  * arrived would be made twice).  After connecting again, the messages
  * from the destination's append floor on that the cache does not know
- * are read and matched by GUID (find_copied); what is found is done
+ * are read and matched by GUID (find_arrived); what is found is done
  * (moved 0: the caller's own expunge of the source follows, harmless if
  * a MOVE removed it already), the rest is sent again.
  */
@@ -3286,7 +3247,8 @@ imap_copy(struct store *s, const char *from, const char *to, int move,
 				gs[i] = v[left[i]].guid;
 				found[i] = 0;
 			}
-			if ((r = find_copied(st, mt, gs, nl, found)) != 0) {
+			if ((r = find_arrived(st, mt, gs, nl, UINT64_MAX,
+			    found)) != 0) {
 				if (recover(st, r, &attempt) != 0) {
 					r = fail(st, r);
 					goto out;

@@ -169,3 +169,37 @@ for f in md.list_folders():
 print(n)
 EOF
 }
+
+# msyncd_gen DIR N TAG: N distinct messages of about 4 KB in a new
+# Maildir DIR (random text, so that lz4 cannot shrink what --bwlimit
+# paces), Message-IDs <i@TAG>, the same for the same TAG.
+msyncd_gen() {
+	python3 - "$1" "$2" "$3" <<'EOF'
+import base64, os, random, sys, zlib
+root, n, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+random.seed(zlib.crc32(tag.encode()))
+for d in ("cur", "new", "tmp"):
+    os.makedirs(os.path.join(root, d), exist_ok=True)
+for i in range(n):
+    raw = bytes(random.getrandbits(8) for _ in range(3000))
+    body = base64.encodebytes(raw).decode()
+    name = "%d.%s.%d:2,S" % (1700000000 + i, tag, i)
+    with open(os.path.join(root, "cur", name), "w") as f:
+        f.write("From: a@example.org\nTo: b@example.org\n"
+                "Subject: message %d\nMessage-ID: <%d@%s>\n\n%s"
+                % (i, i, tag, body))
+EOF
+}
+
+# py_check DIR N: exactly N messages in the Maildir DIR, read by Python's
+# mailbox module, each with a Message-ID, none twice.
+py_check() {
+	python3 - "$1" "$2" <<'EOF'
+import mailbox, sys
+md = mailbox.Maildir(sys.argv[1], factory=None, create=False)
+ids = [m["Message-ID"] for m in md]
+dups = len(ids) - len(set(ids))
+print("messages %d, duplicates %d" % (len(ids), dups))
+sys.exit(0 if len(ids) == int(sys.argv[2]) and dups == 0 and None not in ids else 1)
+EOF
+}

@@ -16,36 +16,6 @@ U() {
 	    "$TRASH/$2.secret"
 }
 
-# gen DIR N: N distinct messages of about 4 KB in a new Maildir.
-gen() {
-	python3 - "$1" "$2" <<'EOF'
-import base64, os, random, sys
-random.seed(2580)
-root, n = sys.argv[1], int(sys.argv[2])
-for d in ("cur", "new", "tmp"):
-    os.makedirs(os.path.join(root, d), exist_ok=True)
-for i in range(n):
-    # Random text: lz4 must not shrink it below what --bwlimit paces.
-    raw = bytes(random.getrandbits(8) for _ in range(3000))
-    body = base64.encodebytes(raw).decode()
-    with open(os.path.join(root, "cur", "%d.t2580.%d:2,S" % (1700000000 + i, i)), "w") as f:
-        f.write("From: a@example.org\nTo: b@example.org\n"
-                "Subject: message %d\nMessage-ID: <%d@t2580>\n\n%s" % (i, i, body))
-EOF
-}
-
-# py_check DIR N: exactly N messages, each Message-ID once, each readable.
-py_check() {
-	python3 - "$1" "$2" <<'EOF'
-import mailbox, sys
-md = mailbox.Maildir(sys.argv[1], factory=None, create=False)
-ids = [m["Message-ID"] for m in md]
-dups = len(ids) - len(set(ids))
-print("messages %d, duplicates %d" % (len(ids), dups))
-sys.exit(0 if len(ids) == int(sys.argv[2]) and dups == 0 and None not in ids else 1)
-EOF
-}
-
 # kill_daemon NAME: SIGKILL to the listener and its connection processes.
 kill_daemon() {
 	local pid
@@ -79,7 +49,7 @@ test_expect_success 'two daemons, 800 messages on d1' '
 		read only = no
 		EOF
 	done &&
-	gen d1/srv/alice/big $N && msyncd_own d1/srv &&
+	msyncd_gen d1/srv/alice/big $N t2580 && msyncd_own d1/srv &&
 	msyncd_start d1 && msyncd_start d2
 '
 
@@ -109,7 +79,7 @@ test_expect_success 'the re-run completes: every message once' '
 '
 
 test_expect_success 'daemon 1 killed during a two-way run: exit 75, stores intact' '
-	gen d1/srv/alice/tw $N && msyncd_own d1/srv &&
+	msyncd_gen d1/srv/alice/tw $N t2580 && msyncd_own d1/srv &&
 	make_maildir d2/srv/alice/tw && deliver d2/srv/alice/tw "" >/dev/null &&
 	msyncd_own d2/srv &&
 	{ "$MSYNC" --bwlimit 400K "$(U d1 alice mail/tw)" \

@@ -17,32 +17,6 @@ UP() {
 	    "$TRASH/$2.secret"
 }
 
-gen() {
-	python3 - "$1" "$2" <<'EOF'
-import base64, os, random, sys
-random.seed(2590)
-root, n = sys.argv[1], int(sys.argv[2])
-for d in ("cur", "new", "tmp"):
-    os.makedirs(os.path.join(root, d), exist_ok=True)
-for i in range(n):
-    raw = bytes(random.getrandbits(8) for _ in range(3000))
-    with open(os.path.join(root, "cur", "%d.t2590.%d:2,S" % (1700000000 + i, i)), "w") as f:
-        f.write("From: a@example.org\nSubject: message %d\nMessage-ID: <%d@t2590>\n\n%s"
-                % (i, i, base64.encodebytes(raw).decode()))
-EOF
-}
-
-py_check() {
-	python3 - "$1" "$2" <<'EOF'
-import mailbox, sys
-md = mailbox.Maildir(sys.argv[1], factory=None, create=False)
-ids = [m["Message-ID"] for m in md]
-dups = len(ids) - len(set(ids))
-print("messages %d, duplicates %d" % (len(ids), dups))
-sys.exit(0 if len(ids) == int(sys.argv[2]) and dups == 0 and None not in ids else 1)
-EOF
-}
-
 # relay NAME UPSTREAM CUT: a cut_relay.py in front of UPSTREAM; its port
 # in $RELAY_PORT_NAME.
 relay() {
@@ -85,7 +59,7 @@ test_expect_success 'two daemons, relays that cut after 300 KB' '
 		EOF
 	done &&
 	mkdir -p outside && echo keep >outside/file &&
-	gen d1/srv/alice/big $N && msyncd_own d1/srv &&
+	msyncd_gen d1/srv/alice/big $N t2590 && msyncd_own d1/srv &&
 	msyncd_start d1 && msyncd_start d2 &&
 	relay c1 $MSYNCD_PORT_d1 300000 && relay c2 $MSYNCD_PORT_d2 300000
 '

@@ -16,6 +16,7 @@ fi
 . "$(dirname "$0")/lib.sh"
 test_lazy_prereq PYTHON3 'command -v python3'
 test_require_prereq PYTHON3
+. "$TEST_DIR/lib-mbox-partial.sh"
 
 if test_have_prereq ROOT; then
 	DOVE_UID=65534 DOVE_GID=65534
@@ -23,35 +24,6 @@ else
 	DOVE_UID=$(id -u) DOVE_GID=$(id -g)
 fi
 DOVE_CONF=$TRASH/dovecot.conf
-
-# mbox_append FILE MSG: a delivery as an MTA makes it: a "From " line
-# written right where the file ends (after a cut write, in the middle of
-# a line), the message quoted, an empty line.
-mbox_append() {
-	{ printf "From late@example.org Mon Jan  1 10:00:00 2024\n" &&
-	  sed "s/^\(>*From \)/>\1/" "$2" && printf "\n"; } >>"$1"
-}
-
-# The same starting point each time (as t8130): ./a (Maildir) and ./b
-# (mbox directory) synced; then 40 new messages in a's INBOX and 4 in
-# Work, which the next run appends to b/INBOX and b/Work.
-setup_pair() {
-	rm -rf a b home/.local/state home/.cache &&
-	make_maildir a && make_folder a Work &&
-	for i in $(seq 1 6); do deliver a "$SRCMSG/m$i" S >/dev/null; done &&
-	deliver a/.Work "$SRCMSG/m7" >/dev/null &&
-	"$MSYNC" a mbox:b >/dev/null 2>&1 &&
-	for i in $(seq 8 47); do deliver a "$SRCMSG/m$i" F >/dev/null; done &&
-	for i in $(seq 48 51); do deliver a/.Work "$SRCMSG/m$i" >/dev/null; done
-}
-
-# digest_b: the mbox store as msync reads it (into a scratch Maildir).
-digest_b() {
-	rm -rf bmd "$TRASH/scratch" &&
-	    XDG_STATE_HOME=$TRASH/scratch XDG_CACHE_HOME=$TRASH/scratch \
-	    "$MSYNC" --backup mbox:b bmd >/dev/null 2>&1 &&
-	maildir_digest --names bmd
-}
 
 # check_msgs SOURCE: every message of b (read by Python's mailbox, or,
 # with SOURCE=dovecot, from Dovecot's JSON on stdin) is one of msgs/ or

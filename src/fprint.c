@@ -17,14 +17,9 @@
 
 #define FPRINT_TAG	"msync-fp1"
 
-/*
- * Copies the value of the first field called name in hdr[0..n) into
- * out (FPRINT_FIELD_MAX + 1 bytes), normalised as fprint.h says.
- * Returns its length, or -1 when the field is absent.  The header ends
- * at an empty line or at n.
- */
-static ssize_t
-field(const char *hdr, size_t n, const char *name, char *out)
+ssize_t
+fprint_field(const char *hdr, size_t n, const char *name, char *out,
+    size_t max)
 {
 	size_t	 nl = strlen(name), i = 0, o = 0;
 	int	 sp = 0;
@@ -50,12 +45,12 @@ field(const char *hdr, size_t n, const char *name, char *out)
 			sp = o > 0;
 			continue;
 		}
-		if (o >= FPRINT_FIELD_MAX)
+		if (o >= max)
 			break;
 		if (sp) {
 			out[o++] = ' ';
 			sp = 0;
-			if (o >= FPRINT_FIELD_MAX)
+			if (o >= max)
 				break;
 		}
 		out[o++] = hdr[i];
@@ -75,9 +70,10 @@ fprint_of(const char *hdr, size_t n, uint64_t crlf_size, struct guid *out)
 	int		 sl;
 
 	memset(out, 0, sizeof(*out));
-	if ((il = field(hdr, n, "Message-ID", id)) <= 0)
+	if ((il = fprint_field(hdr, n, "Message-ID", id,
+	    FPRINT_FIELD_MAX)) <= 0)
 		return MSYNC_ERR_NOTFOUND;
-	if ((dl = field(hdr, n, "Date", date)) < 0)
+	if ((dl = fprint_field(hdr, n, "Date", date, FPRINT_FIELD_MAX)) < 0)
 		dl = 0;
 	sl = snprintf(sz, sizeof(sz), "%llu", (unsigned long long)crlf_size);
 	if ((st = XXH3_createState()) == NULL)

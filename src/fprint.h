@@ -22,6 +22,8 @@
 #ifndef FPRINT_H
 #define FPRINT_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +40,16 @@
  */
 int	 fprint_of(const char *hdr, size_t n, uint64_t crlf_size,
 	    struct guid *out);
+
+/*
+ * Copies the value of the first field called name (case-insensitive)
+ * of the header hdr[0..n) into out (max + 1 bytes), normalised as
+ * above, cut at max bytes.  Returns its length, or -1 when the field is
+ * absent.  The header ends at an empty line or at n.  (The IMAP store
+ * also shows a refused message's Message-ID and Subject with it.)
+ */
+ssize_t	 fprint_field(const char *hdr, size_t n, const char *name,
+	    char *out, size_t max);
 
 /*
  * Streaming over a message's content (any line ends): keeps the first

@@ -323,41 +323,14 @@ recover(struct istore *st, int r, int *attempt)
 static char *
 hdr_field(const char *hdr, size_t n, const char *name)
 {
-	size_t	 nl = strlen(name), i = 0, o;
 	char	*v;
-	int	 sp;
 
-	while (i < n) {
-		/* i is at the start of a line. */
-		if (hdr[i] == '\r' || hdr[i] == '\n')
-			return NULL;	/* the blank line: end of header */
-		if (n - i > nl && strncasecmp(hdr + i, name, nl) == 0 &&
-		    hdr[i + nl] == ':')
-			break;
-		while (i < n && hdr[i] != '\n')
-			i++;
-		i++;
-	}
-	if (i >= n)
-		return NULL;
-	i += nl + 1;
 	if ((v = malloc(201)) == NULL)
 		return NULL;
-	for (o = 0, sp = 0; i < n && o < 200; i++) {
-		if (hdr[i] == '\n' && (i + 1 >= n ||
-		    (hdr[i + 1] != ' ' && hdr[i + 1] != '\t')))
-			break;	/* the field ends (no continuation) */
-		if (hdr[i] == ' ' || hdr[i] == '\t' || hdr[i] == '\r' ||
-		    hdr[i] == '\n') {
-			sp = o > 0;
-			continue;
-		}
-		if (sp && o < 199)
-			v[o++] = ' ';
-		sp = 0;
-		v[o++] = hdr[i];
+	if (fprint_field(hdr, n, name, v, 200) < 0) {
+		free(v);
+		return NULL;
 	}
-	v[o] = '\0';
 	return v;
 }
 

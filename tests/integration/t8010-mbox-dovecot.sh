@@ -1,18 +1,8 @@
 #!/usr/bin/env bash
 test_description='mbox interop with Dovecot: Dovecot (mail_location=mbox:) reads what msync wrote, msync reads what Dovecot wrote'
 
-# doveadm runs as nobody when the tests run as root (as in t7000), so the
-# trash must be reachable by nobody.
-if [ "$(id -u)" = 0 ] && [ -z "${MSYNC_TEST_TRASH_ROOT:-}" ] &&
-    command -v setpriv >/dev/null 2>&1; then
-	t8010_dir=$(cd "$(dirname "$0")" && pwd)
-	if ! setpriv --reuid=65534 --regid=65534 --clear-groups \
-	    test -x "$t8010_dir" 2>/dev/null; then
-		MSYNC_TEST_TRASH_ROOT=$(mktemp -d /tmp/msync-t8010.XXXXXX) &&
-		    chmod 755 "$MSYNC_TEST_TRASH_ROOT"
-		export MSYNC_TEST_TRASH_ROOT
-	fi
-fi
+# doveadm runs as nobody when the tests run as root: lib.sh puts the
+# trash where nobody can reach it.
 . "$(dirname "$0")/lib.sh"
 test_lazy_prereq PYTHON3 'command -v python3'
 

@@ -1,18 +1,8 @@
 #!/usr/bin/env bash
 test_description='mbox: a run killed in the middle of a write, then a delivery appended right behind the cut (so the run'"'"'s bytes end before the end its journal names): the next run cuts the partial message off and keeps the delivery whole; the file is checked with Python'"'"'s mailbox and Dovecot'
 
-# doveadm runs as nobody when the tests run as root (as in t8010), so the
-# trash must be reachable by nobody.
-if [ "$(id -u)" = 0 ] && [ -z "${MSYNC_TEST_TRASH_ROOT:-}" ] &&
-    command -v setpriv >/dev/null 2>&1; then
-	t8140_dir=$(cd "$(dirname "$0")" && pwd)
-	if ! setpriv --reuid=65534 --regid=65534 --clear-groups \
-	    test -x "$t8140_dir" 2>/dev/null; then
-		MSYNC_TEST_TRASH_ROOT=$(mktemp -d /tmp/msync-t8140.XXXXXX) &&
-		    chmod 755 "$MSYNC_TEST_TRASH_ROOT"
-		export MSYNC_TEST_TRASH_ROOT
-	fi
-fi
+# doveadm runs as nobody when the tests run as root: lib.sh puts the
+# trash where nobody can reach it.
 . "$(dirname "$0")/lib.sh"
 test_lazy_prereq PYTHON3 'command -v python3'
 test_require_prereq PYTHON3

@@ -1,17 +1,8 @@
 #!/usr/bin/env bash
 test_description='mbox ;format=mboxo: a file read as mboxo leaves ">From " lines as they are; msync writes such a file the mboxo way (a message with a "From " line gets a Content-Length instead of a quoting no mboxo reader takes back); Maildir -> mboxo -> Maildir byte for byte, Dovecot and Python'"'"'s mailbox agree'
 
-# doveadm runs as nobody when the tests run as root (as in t8010).
-if [ "$(id -u)" = 0 ] && [ -z "${MSYNC_TEST_TRASH_ROOT:-}" ] &&
-    command -v setpriv >/dev/null 2>&1; then
-	t8150_dir=$(cd "$(dirname "$0")" && pwd)
-	if ! setpriv --reuid=65534 --regid=65534 --clear-groups \
-	    test -x "$t8150_dir" 2>/dev/null; then
-		MSYNC_TEST_TRASH_ROOT=$(mktemp -d /tmp/msync-t8150.XXXXXX) &&
-		    chmod 755 "$MSYNC_TEST_TRASH_ROOT"
-		export MSYNC_TEST_TRASH_ROOT
-	fi
-fi
+# doveadm runs as nobody when the tests run as root: lib.sh puts the
+# trash where nobody can reach it.
 . "$(dirname "$0")/lib.sh"
 test_lazy_prereq PYTHON3 'command -v python3'
 

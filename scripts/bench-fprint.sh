@@ -59,42 +59,13 @@ case $n$runs in ''|*[!0-9]*) echo "bench-fprint.sh: -n and -r want numbers" >&2;
 rm -rf "$out" && mkdir -p "$out/logs" || exit 1
 out=$(cd "$out" && pwd) || exit 1
 
-# lib-imapd.sh expects a few things of the test library.
-atexit_cmds=
-test_lazy_prereq() { :; }
-test_prereq_env() { :; }
-test_have_prereq() { [ "$1" = ROOT ] && [ "$(id -u)" = 0 ]; }
-test_atexit() { :; }
-trap 'eval "$atexit_cmds"' EXIT
+# shellcheck source=lib-bench-imap.sh
+. "$top/scripts/lib-bench-imap.sh"
 TRASH=$out/run
 # shellcheck source=../tests/integration/lib-imapd.sh
 . "$top/tests/integration/lib-imapd.sh"
+# shellcheck disable=SC2034  # read by lib-imapd.sh
 IMAPD_EXTRA_CONF='imap_logout_format = in=%i out=%o fbc=%{fetch_body_count} fbb=%{fetch_body_bytes} fhc=%{fetch_hdr_count}'
-
-# gen DIR COUNT: COUNT messages into DIR/cur (2-6 KB, distinct).
-gen() {
-	python3 - "$1" "$2" <<'PY'
-import os, random, sys, time
-d, count = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(1)
-words = ("mail sync server folder message header body text note plan "
-         "meeting report draft update invoice travel project").split()
-for sub in ("cur", "new", "tmp"):
-    os.makedirs(os.path.join(d, sub), exist_ok=True)
-now = int(time.time())
-for i in range(count):
-    body = "\n".join(" ".join(rnd.choice(words) for _ in range(12))
-                     for _ in range(rnd.randint(25, 90)))
-    msg = ("From: Sender %d <s%d@example.org>\nTo: me@example.org\n"
-           "Subject: message %d\nDate: Mon, 1 Jan 2024 10:%02d:%02d +0000\n"
-           "Message-ID: <%d.fp.bench@example.org>\n\n%s\n"
-           % (i % 97, i % 97, i, (i // 60) % 60, i % 60, i, body))
-    name = "%d.B%d.bench:2,%s" % (now - count + i, i,
-                                  "S" if rnd.random() < 0.7 else "")
-    with open(os.path.join(d, "cur", name), "w") as f:
-        f.write(msg)
-PY
-}
 
 owner() { [ "$(id -u)" != 0 ] || chown -R 65534:65534 "$@"; }
 
@@ -185,9 +156,10 @@ for fs in $fslist; do
 	mkdir -p "$HOME"
 	[ "$(id -u)" = 0 ] && chmod 755 "$TRASH"
 	start_imapd || { echo "bench-fprint: Dovecot did not start" >&2; exit 1; }
+	# shellcheck disable=SC2034  # run by lib-bench-imap.sh's trap
 	atexit_cmds="stop_imapd; rm -rf /dev/shm/msync-bench-fprint.$$"
 	src=$TRASH/src
-	gen "$src" "$n" || exit 1
+	bench_gen "$src" "$n" 1 fp || exit 1
 	fill carol 1
 	for i in $(seq 1 "$runs"); do
 		for cs in into from; do

@@ -61,37 +61,8 @@ builds="after"
 rm -rf "$out" && mkdir -p "$out/logs" || exit 1
 out=$(cd "$out" && pwd) || exit 1
 
-test_lazy_prereq() { :; }
-test_prereq_env() { :; }
-test_have_prereq() { [ "$1" = ROOT ] && [ "$(id -u)" = 0 ]; }
-test_atexit() { :; }
-atexit_cmds=
-trap 'eval "$atexit_cmds"' EXIT
-
-# gen DIR COUNT: COUNT distinct messages into DIR/cur (2-6 KB).
-gen() {
-	python3 - "$1" "$2" <<'PY'
-import os, random, sys, time
-d, count = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(7)
-words = ("mail sync server folder message header body text note plan "
-         "meeting report draft update invoice travel project").split()
-for sub in ("cur", "new", "tmp"):
-    os.makedirs(os.path.join(d, sub), exist_ok=True)
-now = int(time.time())
-for i in range(count):
-    body = "\n".join(" ".join(rnd.choice(words) for _ in range(12))
-                     for _ in range(rnd.randint(25, 90)))
-    msg = ("From: Sender %d <s%d@example.org>\nTo: me@example.org\n"
-           "Subject: message %d\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n"
-           "Message-ID: <%d.move.bench@example.org>\n\n%s\n"
-           % (i % 97, i % 97, i, i, body))
-    name = "%d.M%d.bench:2,%s" % (now - count + i, i,
-                                  "S" if rnd.random() < 0.7 else "")
-    with open(os.path.join(d, "cur", name), "w") as f:
-        f.write(msg)
-PY
-}
+# shellcheck source=lib-bench-imap.sh
+. "$top/scripts/lib-bench-imap.sh"
 
 bin_of() { if [ "$1" = before ]; then echo "$before"; else echo "$after"; fi; }
 
@@ -126,7 +97,7 @@ for fs in $fslist; do
 		rm -rf "$base/state" "$base/cache" "$base/md"
 		doveadm -c "$IMAPD_CONF" expunge -u alice mailbox '*' all 2>/dev/null
 		doveadm -c "$IMAPD_CONF" mailbox delete -u alice Moved 2>/dev/null
-		gen "$base/md" "$n" && mkdir -p "$base/md/.Moved/cur" \
+		bench_gen "$base/md" "$n" 7 move && mkdir -p "$base/md/.Moved/cur" \
 		    "$base/md/.Moved/new" "$base/md/.Moved/tmp" || exit 1
 		"$exe" --passcmd "echo $IMAPD_PASS" "$base/md" "$url" \
 		    >"$out/logs/$fs-$b-$r.setup" 2>&1 ||

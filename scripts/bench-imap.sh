@@ -67,41 +67,11 @@ case $n in ''|*[!0-9]*) echo "bench-imap.sh: -n wants a number" >&2; exit 64 ;; 
 rm -rf "$out" && mkdir -p "$out/logs" || exit 1
 out=$(cd "$out" && pwd) || exit 1
 
-# lib-imapd.sh expects a few things of the test library.
-atexit_cmds=
-test_lazy_prereq() { :; }
-test_prereq_env() { :; }
-test_have_prereq() { [ "$1" = ROOT ] && [ "$(id -u)" = 0 ]; }
-test_atexit() { :; }
-trap 'eval "$atexit_cmds"' EXIT
+# shellcheck source=lib-bench-imap.sh
+. "$top/scripts/lib-bench-imap.sh"
 TRASH=$out/run
 # shellcheck source=../tests/integration/lib-imapd.sh
 . "$top/tests/integration/lib-imapd.sh"
-
-# gen DIR COUNT SEED: COUNT messages into DIR/cur (2-6 KB, distinct).
-gen() {
-	python3 - "$1" "$2" "$3" <<'PY'
-import os, random, sys, time
-d, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rnd = random.Random(seed)
-words = ("mail sync server folder message header body text note plan "
-         "meeting report draft update invoice travel project").split()
-for sub in ("cur", "new", "tmp"):
-    os.makedirs(os.path.join(d, sub), exist_ok=True)
-now = int(time.time())
-for i in range(count):
-    body = "\n".join(" ".join(rnd.choice(words) for _ in range(12))
-                     for _ in range(rnd.randint(25, 90)))
-    msg = ("From: Sender %d <s%d@example.org>\nTo: me@example.org\n"
-           "Subject: message %d of seed %d\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n"
-           "Message-ID: <%d.%d.bench@example.org>\n\n%s\n"
-           % (i % 97, i % 97, i, seed, seed, i, body))
-    name = "%d.S%dR%d.bench:2,%s" % (now - count + i, seed, i,
-                                     "S" if rnd.random() < 0.7 else "")
-    with open(os.path.join(d, "cur", name), "w") as f:
-        f.write(msg)
-PY
-}
 
 # The mail user: as root, Dovecot's users are nobody (lib-imapd.sh), and
 # doveadm's mail access must be theirs too (a command prefix, for time).
@@ -113,7 +83,7 @@ mailuser=(env)
 change() {
 	local k=$(( n / 100 )) seed=$1
 	[ "$k" -ge 1 ] || k=1
-	gen "$TRASH/new$seed" "$k" "$seed" &&
+	bench_gen "$TRASH/new$seed" "$k" "$seed" imap &&
 	mv "$TRASH/new$seed/cur/"* "$maildir/cur/" &&
 	{ [ "$(id -u)" != 0 ] || chown -R 65534:65534 "$maildir"; } &&
 	doveadm -c "$IMAPD_CONF" flags add -u alice '\Flagged' mailbox INBOX \
@@ -169,10 +139,11 @@ for fs in $fslist; do
 	fi
 	echo "bench-imap: $fs: starting Dovecot in $TRASH" >&2
 	start_imapd || { echo "bench-imap: Dovecot did not start" >&2; exit 1; }
+	# shellcheck disable=SC2034  # run by lib-bench-imap.sh's trap
 	atexit_cmds="stop_imapd; rm -rf /dev/shm/msync-bench-imap.$$"
 	maildir=$IMAPD_DIR/home/alice/Maildir
 	echo "bench-imap: $fs: writing $n messages" >&2
-	gen "$maildir" "$n" 1 || exit 1
+	bench_gen "$maildir" "$n" 1 imap || exit 1
 	[ "$(id -u)" = 0 ] && chown -R 65534:65534 "$IMAPD_DIR/home"
 	doveadm -c "$IMAPD_CONF" force-resync -u alice INBOX >/dev/null 2>&1
 	doveadm -c "$IMAPD_CONF" mailbox status -u alice all INBOX \

@@ -107,6 +107,19 @@ test_expect_success MUTT 'msync reads the mbox mutt wrote (mutt: Content-Length,
 test_expect_success MUTT 'two-way: what mutt changes in an mbox msync wrote (a flag set, a message deleted) reaches the Maildir' '
 	rm -rf tw twm && cp -r md tw && rm -f tw/msync.index &&
 	"$MSYNC" tw mbox:twm &&
+	# Which messages come first in the mbox follows the Maildir names,
+	# whose pid part (deliver) sorts differently from run to run: read
+	# the first two from the file, and the flags of the first with F
+	# toggled (what F in mutt makes of them).
+	awk "/^From /{n++} n==1 && /^Subject: /{print; exit}" twm/INBOX >s1 &&
+	awk "/^From /{n++} n==2 && /^Subject: /{print; exit}" twm/INBOX >s2 &&
+	test -s s1 && test -s s2 && ! test_cmp s1 s2 >/dev/null &&
+	f0=$(grep -lxF -f s1 tw/cur/* tw/new/* 2>/dev/null) &&
+	case $f0 in *:2,*) f0=${f0##*:2,} ;; *) f0= ;; esac &&
+	case $f0 in
+	*F*) want=$(printf %s "$f0" | tr -d F) ;;
+	*) want=$(printf "F%s" "$f0" | fold -w1 | sort | tr -d "\n") ;;
+	esac &&
 	sed "s/^set delete=.*/set delete=yes/" rc.write >rc.tw &&
 	# mutt: flag the first message, delete the second, write the
 	# folder (sync-mailbox, purging), quit.  (No $ in a push string:
@@ -118,9 +131,9 @@ test_expect_success MUTT 'two-way: what mutt changes in an mbox msync wrote (a f
 	test "$(count_msgs tw)" = 15 &&
 	"$MSYNC" --backup mbox:twm twback &&
 	digest tw >a.d && digest twback >b.d && test_cmp a.d b.d &&
-	m1=$(grep -l "^Subject: msg message 1\$" tw/cur/*) &&
-	case $m1 in *:2,FS) ;; *) false ;; esac &&
-	! grep -l "^Subject: msg message 2\$" tw/cur/* tw/new/*
+	m1=$(grep -lxF -f s1 tw/cur/*) && test -n "$m1" &&
+	case $m1 in *:2,"$want") ;; *) echo "$m1: want $want"; false ;; esac &&
+	! grep -lxF -f s2 tw/cur/* tw/new/*
 '
 
 test_done

@@ -229,6 +229,7 @@ modseq_bump(struct index *ix)
 }
 
 static size_t	put_dec(char *, uint64_t);
+static size_t	put_ent(char *, const struct index_ent *);
 
 /* Stops recording: the next save rewrites the whole file. */
 static void
@@ -287,20 +288,10 @@ jrec_add(struct index *ix, char type, const struct index_ent *e,
 		return;
 	b[o++] = type;
 	b[o++] = ' ';
-	o += put_dec(b + o, e->uid);
-	if (type == '+') {
-		b[o++] = ' ';
-		guid_hex(&e->guid, b + o);
-		o += 32;
-		b[o++] = ' ';
-		o += put_dec(b + o, e->size);
-		b[o++] = ' ';
-		if (e->date < 0) {
-			b[o++] = '-';
-			o += put_dec(b + o, (uint64_t)0 - (uint64_t)e->date);
-		} else
-			o += put_dec(b + o, (uint64_t)e->date);
-	}
+	if (type == '+')
+		o += put_ent(b + o, e);
+	else
+		o += put_dec(b + o, e->uid);
 	if (name != NULL) {
 		b[o++] = ' ';
 		memcpy(b + o, name, nlen);
@@ -485,6 +476,31 @@ put_dec(char *p, uint64_t v)
 }
 
 /*
+ * Writes "uid guid size date" of e at p (an entry line without its name,
+ * as the index and the journal's "+" record have it); returns its length,
+ * at most 10 + 1 + 32 + 1 + 20 + 1 + 20 bytes.
+ */
+static size_t
+put_ent(char *p, const struct index_ent *e)
+{
+	size_t	o;
+
+	o = put_dec(p, e->uid);
+	p[o++] = ' ';
+	guid_hex(&e->guid, p + o);
+	o += 32;
+	p[o++] = ' ';
+	o += put_dec(p + o, e->size);
+	p[o++] = ' ';
+	if (e->date < 0) {
+		p[o++] = '-';
+		o += put_dec(p + o, (uint64_t)0 - (uint64_t)e->date);
+	} else
+		o += put_dec(p + o, (uint64_t)e->date);
+	return o;
+}
+
+/*
  * The token as the token line and an end line write it, at b (cap
  * bytes, at least 80); returns its length.  A racy token ("~") is never
  * trusted as unchanged, but its stamps still tell a cur/ put back from
@@ -559,18 +575,7 @@ encode(const struct index *ix, char **buf, size_t *len, uint64_t *sum)
 			free(b);
 			return MSYNC_ERR_INTERNAL;
 		}
-		o += put_dec(b + o, e->uid);
-		b[o++] = ' ';
-		guid_hex(&e->guid, b + o);
-		o += 32;
-		b[o++] = ' ';
-		o += put_dec(b + o, e->size);
-		b[o++] = ' ';
-		if (e->date < 0) {
-			b[o++] = '-';
-			o += put_dec(b + o, (uint64_t)0 - (uint64_t)e->date);
-		} else
-			o += put_dec(b + o, (uint64_t)e->date);
+		o += put_ent(b + o, e);
 		b[o++] = ' ';
 		memcpy(b + o, name, nlen);
 		o += nlen;

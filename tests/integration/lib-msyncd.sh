@@ -203,3 +203,19 @@ print("messages %d, duplicates %d" % (len(ids), dups))
 sys.exit(0 if len(ids) == int(sys.argv[2]) and dups == 0 and None not in ids else 1)
 EOF
 }
+
+# msyncd_s2s_conf: the configurations of daemons d1 and d2 for a server-
+# to-server pair (after msyncd_pki): a writable module "mail" with a
+# root per user under $TRASH/dN/srv, for alice.
+msyncd_s2s_conf() {
+	local n
+	for n in d1 d2; do
+		msyncd_conf $n &&
+		cat >>"$n/msyncd.conf" <<-EOF || return 1
+		[mail]
+		path = $TRASH/$n/srv/%u
+		users = alice
+		read only = no
+		EOF
+	done
+}

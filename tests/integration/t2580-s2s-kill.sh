@@ -39,16 +39,7 @@ wait_some() {
 N=800
 
 test_expect_success 'two daemons, 800 messages on d1' '
-	msyncd_pki &&
-	for n in d1 d2; do
-		msyncd_conf $n &&
-		cat >>$n/msyncd.conf <<-EOF || return 1
-		[mail]
-		path = $TRASH/$n/srv/%u
-		users = alice
-		read only = no
-		EOF
-	done &&
+	msyncd_pki && msyncd_s2s_conf &&
 	msyncd_gen d1/srv/alice/big $N t2580 && msyncd_own d1/srv &&
 	msyncd_start d1 && msyncd_start d2
 '

@@ -48,16 +48,7 @@ settled() {
 N=400
 
 test_expect_success 'two daemons, relays that cut after 300 KB' '
-	msyncd_pki &&
-	for n in d1 d2; do
-		msyncd_conf $n &&
-		cat >>$n/msyncd.conf <<-EOF || return 1
-		[mail]
-		path = $TRASH/$n/srv/%u
-		users = alice
-		read only = no
-		EOF
-	done &&
+	msyncd_pki && msyncd_s2s_conf &&
 	mkdir -p outside && echo keep >outside/file &&
 	msyncd_gen d1/srv/alice/big $N t2590 && msyncd_own d1/srv &&
 	msyncd_start d1 && msyncd_start d2 &&

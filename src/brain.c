@@ -895,7 +895,7 @@ list_store(struct brain *b)
 
 /*
  * A mailbox of mine exists but could not be read: it is an error for
- * that mailbox (exit 1), never an empty one.  It travels as "unreadable"
+ * that mailbox (exit 1; 2 if renumbered), never an empty one.  It travels as "unreadable"
  * so both brains leave it, and whatever might be it, out of the run
  * (split_unreadable).
  */
@@ -913,7 +913,14 @@ mark_unreadable(struct brain *b, struct view_mbox *vm, int r)
 	vm->unchanged = 0;
 	vm->unreadable = 1;
 	b->unreadable = 1;
-	b->action_error = 1;	/* the run is not complete: exit 1 */
+	/*
+	 * The run is not complete: exit 1, or 2 for a mailbox renumbered
+	 * under us (the next run reads it under its new UIDVALIDITY).
+	 */
+	if (r == MSYNC_ERR_RENUMBERED)
+		b->changed = 1;
+	else
+		b->action_error = 1;
 }
 
 static int
@@ -1066,7 +1073,9 @@ build_view(struct brain *b, int full)
 			 * exit 2, run again.  So does a store whose
 			 * connection is gone or talks nonsense (an IMAP
 			 * server: every other mailbox would fail the same
-			 * way): exit 75 or 76.
+			 * way): exit 75 or 76.  A mailbox renumbered since
+			 * it was listed (MSYNC_ERR_RENUMBERED) is left out
+			 * alone, as an unreadable one.
 			 */
 			if (r == MSYNC_ERR_NOMEM || r == MSYNC_ERR_STORE_CHANGED ||
 			    r == MSYNC_ERR_PEER_EOF || r == MSYNC_ERR_PROTO) {

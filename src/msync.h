@@ -56,7 +56,8 @@ enum sync_mode {
 #define MSYNC_ERR_TIMEOUT	(-20)	/* the peer went quiet (--timeout) */
 #define MSYNC_ERR_AUTH		(-21)	/* credentials refused: needs a person */
 #define MSYNC_ERR_THROTTLED	(-22)	/* the server said "come back later" */
-#define MSYNC_ERR_LAST		MSYNC_ERR_THROTTLED	/* the lowest code */
+#define MSYNC_ERR_RENUMBERED	(-23)	/* one mailbox's UIDVALIDITY moved */
+#define MSYNC_ERR_LAST		MSYNC_ERR_RENUMBERED	/* the lowest code */
 
 /* Exit statuses (DESIGN.md), matching <sysexits.h> where they overlap. */
 #define EXIT_INSYNC	0

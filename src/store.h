@@ -132,7 +132,9 @@ void	 store_mailboxes_free(struct store_mailbox *, size_t n);
 
 /*
  * Fills *out (appended to; the caller frees with msglist_free) with the
- * messages of mailbox name, sorted by UID.
+ * messages of mailbox name, sorted by UID.  MSYNC_ERR_RENUMBERED: the
+ * mailbox was numbered afresh since store_list_mailboxes (an IMAP
+ * server's new UIDVALIDITY); only this mailbox is affected.
  */
 int	 store_list_messages(struct store *, const char *name,
 	    struct msglist *out);

@@ -46,6 +46,8 @@ msync_strerror(int r)
 	case MSYNC_ERR_TIMEOUT:		return "the peer went quiet";
 	case MSYNC_ERR_AUTH:		return "login refused";
 	case MSYNC_ERR_THROTTLED:	return "server busy: try again later";
+	case MSYNC_ERR_RENUMBERED:
+		return "mailbox renumbered (new UIDVALIDITY) during the run";
 	default:			return "unknown error";
 	}
 }
@@ -60,6 +62,7 @@ msync_exit_status(int r)
 	case MSYNC_OK:
 		return EXIT_INSYNC;
 	case MSYNC_ERR_STORE_CHANGED:
+	case MSYNC_ERR_RENUMBERED:
 		return EXIT_CHANGED;
 	case MSYNC_ERR_USAGE:
 		return EXIT_USAGE;

@@ -2308,6 +2308,7 @@ static int
 imap_list_messages(struct store *s, const char *name, struct msglist *out)
 {
 	struct istore	*st = is(s);
+	struct imbox	*m;
 	size_t		 first = out->n;
 	int		 r, attempt = 0;
 
@@ -2318,6 +2319,13 @@ imap_list_messages(struct store *s, const char *name, struct msglist *out)
 		if (recover(st, r, &attempt) != 0)
 			break;
 	}
+	/*
+	 * Renumbered since the STATUS of list_mailboxes (said once, where
+	 * it was seen): only this mailbox is left out of the run.
+	 */
+	if (r == MSYNC_ERR_STORE_CHANGED && (m = mbox_find(st, name)) != NULL &&
+	    m->uv_changed)
+		return MSYNC_ERR_RENUMBERED;
 	return r != 0 ? fail(st, r) : 0;
 }
 

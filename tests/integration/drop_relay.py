@@ -23,17 +23,20 @@ the order they arrive; connections past the list are passed through:
              (a command with a synchronising literal is forwarded)
     slow:N   forward command N, then pass what the server sends one byte
              every 50 ms (a server that throttles by bandwidth)
+    hook:N   run HOOK before forwarding command N, then go on as pass
+             (something changes on the server between two commands)
 
 N may also be a command's name (cut:APPEND, no:APPEND), or its first two
 words ("cut:UID MOVE"): the first command of that name on the
 connection, however many came before it.
 
-HOOK, if given, is a shell command run (and waited for) at each cut, bye
-or no, before the relay goes on: t8660 changes a UIDVALIDITY there.
+HOOK, if given, is a shell command run (and waited for) at each cut, bye,
+no or hook, before the relay goes on: t8660 and t8720 change a
+UIDVALIDITY there.
 
 LOG gets one line per command: "CONN N VERB" (VERB: the command's first
 two words, e.g. "UID FETCH", "APPEND INBOX"), and "CONN N
-cut|bye|no|slow".
+cut|bye|no|slow|hook".
 """
 import os
 import socket
@@ -156,6 +159,10 @@ def serve(conn_no, c, action):
                 c.sendall(b"* BYE [UNAVAILABLE] Request is throttled. "
                           b"Suggested Backoff Time: 20 milliseconds\r\n")
                 break
+            if hit and kind == "hook":
+                log("%d %d hook" % (conn_no, n))
+                if HOOK:
+                    subprocess.run(HOOK, shell=True)
             if hit and kind == "slow":
                 with slock:
                     state["slow"] = True

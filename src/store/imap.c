@@ -182,6 +182,20 @@ struct istore {
 	int		 qresync_off;	/* the server refused SELECT (QRESYNC) */
 	/* COPYUID answers for the UID COPY/MOVE running, or NULL. */
 	struct copymap	*cu;
+	/*
+	 * Where the caches place each GUID (one place per GUID), made when
+	 * the first message is saved: see copy_instead.
+	 */
+	struct gloc	*gl;		/* owned; open addressing */
+	size_t		 glmask, ngl;
+	int		 gl_built;
+};
+
+/* A GUID the server holds: mailbox st->mb[mbox], UID uid. */
+struct gloc {
+	struct guid	 guid;
+	uint32_t	 mbox;
+	uint32_t	 uid;		/* 0: a free slot */
 };
 
 struct imsg {
@@ -1585,6 +1599,7 @@ imap_close_store(struct store *s)
 	}
 	free(st->mb);
 	free(st->van);
+	free(st->gl);
 	if (st->sk_fd >= 0) {
 		close(st->sk_fd);
 		unlink(st->sk_path);
@@ -2595,6 +2610,139 @@ find_appended(struct istore *st, struct imbox *m, uint64_t size,
 	return find_arrived(st, m, g, 1, size, uid);
 }
 
+/* ---- a save the server can make by copying ------------------------ */
+
+static int	imap_copy(struct store *, const char *, const char *, int,
+		    struct store_copy *, size_t);
+
+/* The slot of g in st->gl: where it is, or the free slot it would take. */
+static struct gloc *
+gloc_slot(struct istore *st, const struct guid *g)
+{
+	uint64_t	 h;
+	size_t		 i;
+
+	memcpy(&h, g->b, sizeof(h));	/* a GUID is a hash already */
+	for (i = (size_t)h & st->glmask;; i = (i + 1) & st->glmask)
+		if (st->gl[i].uid == 0 ||
+		    guid_cmp(&st->gl[i].guid, g) == 0)
+			return &st->gl[i];
+}
+
+/*
+ * Records that message uid of st->mb[mbox] has GUID g.  The first place
+ * found is kept, unless copy_instead found it gone (mbox UINT32_MAX).
+ */
+static int
+gloc_add(struct istore *st, size_t mbox, uint32_t uid, const struct guid *g)
+{
+	struct gloc	*l, *old = st->gl;
+	size_t		 i, oldn = old != NULL ? st->glmask + 1 : 0, n;
+
+	if (uid == 0)
+		return 0;
+	if ((st->ngl + 1) * 2 > oldn) {
+		/* At most half full: the probes stay short. */
+		for (n = 64; n < (st->ngl + 1) * 4; n *= 2)
+			;
+		if ((st->gl = calloc(n, sizeof(*st->gl))) == NULL) {
+			st->gl = old;
+			return MSYNC_ERR_NOMEM;
+		}
+		st->glmask = n - 1;
+		for (i = 0; i < oldn; i++)
+			if (old[i].uid != 0)
+				*gloc_slot(st, &old[i].guid) = old[i];
+		free(old);
+	}
+	if ((l = gloc_slot(st, g))->uid != 0 && l->mbox != UINT32_MAX)
+		return 0;
+	if (l->uid == 0)
+		st->ngl++;
+	l->guid = *g;
+	l->mbox = (uint32_t)mbox;
+	l->uid = uid;
+	return 0;
+}
+
+/* Fills st->gl from the caches of every mailbox whose UIDs are current. */
+static int
+gloc_build(struct istore *st)
+{
+	size_t	 i, k;
+	int	 r;
+
+	st->gl_built = 1;
+	for (i = 0; i < st->nmb; i++) {
+		struct imbox *m = &st->mb[i];
+
+		if (!m->loaded || m->uv_changed || m->uidvalidity == 0 ||
+		    m->cache_uidvalidity != m->uidvalidity)
+			continue;
+		for (k = 0; k < m->nc; k++)
+			if ((r = gloc_add(st, i, m->c[k].uid,
+			    &m->c[k].guid)) != 0)
+				return r;
+	}
+	return 0;
+}
+
+/*
+ * A message to save into m that the server holds already (the caches
+ * know its GUID g in some mailbox) is copied there with UID COPY instead
+ * of uploaded.  The brain plans a copy within this store only from the
+ * folders it plans, and it leaves out those unchanged on both sides: a
+ * copy made on the other side out of such a folder comes as a save
+ * (docs/IMAP.md "Moves and copies on the server").  imap_copy checks the
+ * cache's GUID again, sets the flags asked for, and finds a copy whose
+ * answer a lost connection took.  Returns 0 with *done 1 and *uid the
+ * copy's UID, 0 with *done 0 (not copied: upload it), or an MSYNC_ERR_*
+ * once the copy may exist (never uploaded then: no second copy).
+ */
+static int
+copy_instead(struct istore *st, struct imbox *m, const struct guid *g,
+    uint8_t flags, const char *kw, int *done, uint32_t *uid)
+{
+	struct store_copy v;
+	struct imbox	*mf;
+	struct gloc	*l;
+	int		 r;
+
+	*done = 0;
+	*uid = 0;
+	/* Without UIDPLUS the copy's UID, and so its flags, are unknown. */
+	if (st->c == NULL || !(imap_conn_caps(st->c) & IMAP_CAP_UIDPLUS))
+		return 0;
+	if (!st->gl_built && gloc_build(st) != 0)
+		return 0;	/* no memory for the map: upload */
+	if (st->gl == NULL || (l = gloc_slot(st, g))->uid == 0 ||
+	    l->mbox >= st->nmb)
+		return 0;
+	mf = &st->mb[l->mbox];
+	memset(&v, 0, sizeof(v));
+	v.uid = l->uid;
+	v.flags = flags;
+	v.kw = kw;
+	v.guid = *g;
+	if ((r = imap_copy(&st->base, mf->name, m->name, 0, &v, 1)) != 0)
+		return r;
+	if (!v.done || v.status == MSYNC_ERR_NOTFOUND) {
+		/* Expunged since its cache entry was made: upload. */
+		LOG2("imap: '%s' UID %u is no longer there to copy: uploaded",
+		    log_esc(mf->name, 200), l->uid);
+		l->mbox = UINT32_MAX;
+		return 0;
+	}
+	*done = 1;
+	if (v.status != 0)
+		return v.status;
+	LOG2("imap: '%s': a copy of '%s' UID %u made on the server (UID %u), "
+	    "not uploaded", log_esc(m->name, 200), log_esc(mf->name, 200),
+	    l->uid, v.new_uid);
+	*uid = v.new_uid;
+	return 0;
+}
+
 static int
 imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
     int64_t date, const struct guid *expect, uint32_t *uid_out)
@@ -2609,7 +2757,7 @@ imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
 	char		 ds[64], why[600];
 	uint32_t	 uv = 0, uid = 0;
 	uint64_t	 lim;
-	int		 r, attempt = 0, maybe_stored = 0, throttled;
+	int		 r, attempt = 0, maybe_stored = 0, throttled, copied;
 
 	*uid_out = 0;
 	memset(&e, 0, sizeof(e));
@@ -2630,6 +2778,12 @@ imap_save_commit(struct store_save *ss, uint8_t flags, const char *kw,
 	m->last_modseq = 0;	/* our change: list afresh */
 	if (m->uv_changed) {
 		r = MSYNC_ERR_STORE_CHANGED;
+		goto out;
+	}
+	/* On the server already (also one over APPENDLIMIT): UID COPY. */
+	if ((r = copy_instead(st, m, &e.guid, flags, kw, &copied, &uid)) != 0 ||
+	    copied) {
+		*uid_out = uid;
 		goto out;
 	}
 	lim = imap_conn_appendlimit(st->c);
@@ -2734,6 +2888,9 @@ refused:
 		e.date = date;
 		if ((r = cache_put(m, &e)) != 0)
 			goto out;
+		/* A later save of the same message copies this one. */
+		if (st->gl_built)
+			(void)gloc_add(st, (size_t)(m - st->mb), uid, &e.guid);
 	} else
 		LOG2("imap: no APPENDUID from %s: the saved message gets its "
 		    "UID on the next run", st->u.host);

@@ -13,7 +13,8 @@
 #   callgrind  valgrind --tool=callgrind --trace-children=yes: the
 #              instructions of every msync process (the Maildir side runs
 #              in a child msync), per process, files kept in OUT
-#   strace     strace -f -c: system calls of all processes
+#   strace     strace -f -c: system calls of all processes; and one
+#              timeline (strace -f -ttt -T) kept as OUT/trace.NAME
 # With --mbsync the same for mbsync (IMAPStore -> MaildirStore, Sync
 # Pull), its state and Maildir restored the same way.  Several --msync
 # give several builds, each measured on the same change (before/after).
@@ -171,6 +172,10 @@ measure() {
 	row "| $name | syscalls | $(tail -n 1 "$dir/strace" |
 	    awk '{print $(NF-2) " calls, " $(NF-1) " errors"}') | |"
 	cp "$dir/strace" "$(dirname "$report")/strace.$name"
+	# A timeline (every call with its time and duration): where it waits.
+	restore
+	strace -f -ttt -T -o "$(dirname "$report")/trace.$name" "$@" \
+	    >"$dir/log" 2>&1
 }
 
 b=0

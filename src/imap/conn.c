@@ -56,7 +56,8 @@ struct imap_conn {
 	z_stream	 zin, zout;
 	char		*zraw;		/* owned; compressed input not inflated */
 	size_t		 zrawlen;
-	char		*rbuf;		/* owned; decoded input */
+	char		*rmem;		/* owned; RBUF_CAP bytes */
+	char		*rbuf;		/* in rmem; decoded input not handled */
 	size_t		 rlen;
 	char		*wbuf;		/* owned; commands not yet sent */
 	size_t		 wlen, woff;
@@ -247,10 +248,21 @@ flush_some(struct imap_conn *c)
 static ssize_t
 fill(struct imap_conn *c)
 {
-	size_t	 room = RBUF_CAP - c->rlen, got;
+	size_t	 room, got;
 	ssize_t	 r;
 	int	 zr;
 
+	/*
+	 * A handled response only moves rbuf on (no memmove of what follows
+	 * it, up to a whole read, for each one); what is left goes back to
+	 * the start of rmem when the room after it gets short.
+	 */
+	if (c->rbuf != c->rmem && (c->rlen == 0 ||
+	    RBUF_CAP - (size_t)(c->rbuf - c->rmem) - c->rlen < IO_CHUNK)) {
+		memmove(c->rmem, c->rbuf, c->rlen);
+		c->rbuf = c->rmem;
+	}
+	room = RBUF_CAP - (size_t)(c->rbuf - c->rmem) - c->rlen;
 	if (room == 0)
 		return MSYNC_ERR_TOOBIG;
 	if (room > IO_CHUNK)
@@ -455,7 +467,7 @@ handle_response(struct imap_conn *c)
 	}
 out:
 	imap_resp_free(&r);
-	memmove(c->rbuf, c->rbuf + c->fr.end, c->rlen - c->fr.end);
+	c->rbuf += c->fr.end;
 	c->rlen -= c->fr.end;
 	memset(&c->fr, 0, sizeof(c->fr));
 	return rc;
@@ -651,6 +663,12 @@ static int
 done_flushed(struct imap_conn *c, void *arg)
 {
 	return c->wlen == 0;
+}
+
+int
+imap_push(struct imap_conn *c)
+{
+	return run_until(c, done_flushed, NULL);
 }
 
 /* Queues one command line with a new tag; secret: not logged. */
@@ -1183,7 +1201,7 @@ imap_connect(const struct imap_conn_opts *o, struct imap_conn **out,
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : TIMEOUT_DEFAULT;
 	c->trickle_ms = o->trickle_ms != 0 ? o->trickle_ms : TRICKLE_DEFAULT;
 	if ((c->host = strdup(o->host)) == NULL ||
-	    (c->rbuf = malloc(RBUF_CAP)) == NULL ||
+	    (c->rbuf = c->rmem = malloc(RBUF_CAP)) == NULL ||
 	    (c->wbuf = malloc(WBUF_CAP)) == NULL) {
 		r = MSYNC_ERR_NOMEM;
 		goto out;
@@ -1448,7 +1466,7 @@ imap_close(struct imap_conn *c)
 		deflateEnd(&c->zout);
 	}
 	free(c->zraw);
-	free(c->rbuf);
+	free(c->rmem);
 	free(c->wbuf);
 	free(c->pend);
 	free(c->host);

@@ -124,10 +124,15 @@ void	 imap_set_sink(struct imap_conn *, const struct imap_sink *);
 /*
  * Queues a command (printf-style; the tag and CRLF are added; %s
  * arguments must already be quoted with imap_quote).  *tag identifies it
- * for imap_wait.  Nothing is sent until imap_wait (or imap_flush) runs.
+ * for imap_wait.  Nothing is sent until imap_wait (or imap_push) runs.
  */
 int	 imap_send(struct imap_conn *, uint32_t *tag, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
+/*
+ * Sends what is queued (handling what arrives meanwhile), so that the
+ * caller can work while the server answers.
+ */
+int	 imap_push(struct imap_conn *);
 /*
  * Sends and reads until command tag has completed; fills *d.  A NO or
  * BAD is not an error here (the caller decides); a lost connection,

@@ -717,14 +717,17 @@ cache_num(const char **pp, uint64_t max, uint64_t *v)
 {
 	const char	*p = *pp;
 	uint64_t	 n = 0;
+	size_t		 k;
 
-	if (*p < '0' || *p > '9')
+	for (k = 0; p[k] >= '0' && p[k] <= '9'; k++)
+		;
+	/* 19 digits cannot overflow 64 bits; max is checked after. */
+	if (k == 0 || k > 19)
 		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (n > (max - (uint64_t)(*p - '0')) / 10)
-			return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
 		n = n * 10 + (uint64_t)(*p - '0');
-	}
+	if (n > max)
+		return -1;
 	if (*p == ' ')
 		p++;
 	else if (*p != '\n' && *p != '\0')
@@ -803,6 +806,7 @@ cache_load(struct istore *st, struct imbox *m)
 	cache_path(st, m, path, sizeof(path));
 	if ((f = fopen(path, "re")) == NULL)
 		return;
+	(void)setvbuf(f, NULL, _IOFBF, 64 * 1024);	/* not 4 KB reads */
 	if (fgets(line, sizeof(line), f) == NULL)
 		goto out;
 	v2 = strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) == 0;
@@ -1818,6 +1822,14 @@ list_mailboxes_once(struct istore *st, struct store_mailbox **out,
 		if ((r = imap_send(st->c, &tags[i], "STATUS %s %s",
 		    st->mb[i].wire, status_items(st))) != 0)
 			goto out;
+	/*
+	 * The caches are read while the server works on the STATUS
+	 * commands (mbox_status needs them; a large one is 10 ms or more).
+	 */
+	if ((r = imap_push(st->c)) != 0)
+		goto out;
+	for (i = 0; i < st->nmb; i++)
+		cache_load(st, &st->mb[i]);
 	for (i = 0; i < st->nmb; i++) {
 		struct imap_done d;
 

@@ -988,8 +988,9 @@ give_hints(struct brain *b, const char *name)
  * the messages of vm, a mailbox with no base (a first sync), read
  * through my store (the header, and the size with CRLF line ends).  A
  * message without a Message-ID, or one that cannot be read now, gets
- * none: A then reads its own copy as before.  Not for an IMAP store of
- * mine (reading its messages would download them).
+ * none: A then reads its own copy as before.  An IMAP store of mine
+ * gives them only for the messages its listing downloaded anyway
+ * (store_fingerprint never downloads one for this).
  */
 static int
 send_fprints(struct brain *b, const struct view_mbox *vm)
@@ -1001,7 +1002,7 @@ send_fprints(struct brain *b, const struct view_mbox *vm)
 
 	if (b->self != SIDE_B || b->version < 4 ||
 	    !(b->hopts & HELLO_FPRINT) || vm->unreadable || vm->unchanged ||
-	    vm->msgs.n == 0 || strcmp(store_kind(b->store), "imap") == 0)
+	    vm->msgs.n == 0)
 		return 0;
 	for (size_t i = 0; i < b->base.n; i++)
 		if (guid_cmp(&b->base.mb[i].guid, &vm->guid) == 0 ||
@@ -3463,14 +3464,14 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	/*
 	 * An IMAP store of mine can recognise, on a first sync, the
 	 * messages the server already holds by their header fingerprint
-	 * if B tells its own (protocol 4; docs/IMAP.md).  B's IMAP store
-	 * could not tell them without downloading.  Only when the pair has
+	 * if B tells its own (protocol 4; docs/IMAP.md).  A B whose store
+	 * is IMAP too tells those its listing downloaded (on a first sync,
+	 * every message it did not know), no others.  Only when the pair has
 	 * no sync state: asking costs the overlap of the two listings (I
 	 * wait for B's view), which later runs keep.
 	 */
 	if (version >= 4 && !o->list && first_sync &&
 	    o->layout[SIDE_A] == LAYOUT_IMAP &&
-	    o->layout[SIDE_B] != LAYOUT_IMAP &&
 	    getenv("MSYNC_NO_FPRINT") == NULL)
 		h.opts |= HELLO_FPRINT;
 	b.hopts = h.opts;

@@ -325,6 +325,11 @@ struct store_driver {
 	int	(*flush)(struct store *);
 	int	(*hints)(struct store *, const char *,
 		    const struct store_hint *, size_t);	/* or NULL */
+	/*
+	 * Optional: 0 if reading message uid would cost more than a local
+	 * read (an IMAP message not in the spool: a download).
+	 */
+	int	(*msg_local)(struct store *, const char *, uint32_t);
 };
 
 /* The drivers (src/store/<name>.c). */

@@ -3813,6 +3813,24 @@ imap_hints(struct store *s, const char *name, const struct store_hint *v,
 	return 0;
 }
 
+/*
+ * 1 if message uid of name is in the spool (read this run, typically by
+ * the listing, to learn its GUID): a header fingerprint of it costs no
+ * download (an IMAP side B's FPRINTS, docs/IMAP.md).
+ */
+static int
+imap_msg_local(struct store *s, const char *name, uint32_t uid)
+{
+	struct istore	*st = is(s);
+	struct imbox	*m;
+	char		 path[MSYNC_PATH_MAX];
+
+	if ((m = mbox_find(st, name)) == NULL)
+		return 0;
+	spool_path(st, m, uid, path, sizeof(path));
+	return access(path, R_OK) == 0;
+}
+
 const struct store_driver store_imap_driver = {
 	.name = "imap",
 	.open = imap_open,
@@ -3838,4 +3856,5 @@ const struct store_driver store_imap_driver = {
 	.set_mailbox_guid = imap_set_mailbox_guid,
 	.flush = imap_flush,
 	.hints = imap_hints,
+	.msg_local = imap_msg_local,
 };

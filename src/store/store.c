@@ -322,6 +322,9 @@ store_fingerprint(struct store *st, const char *name, uint32_t uid,
 	size_t			 got;
 	int			 r;
 
+	/* A fingerprint is worth less than the download it would cost. */
+	if (st->drv->msg_local != NULL && !st->drv->msg_local(st, name, uid))
+		return MSYNC_ERR_NOTFOUND;
 	if ((c = malloc(sizeof(*c))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	fprint_init(c);

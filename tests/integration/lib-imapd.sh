@@ -280,6 +280,31 @@ for l in sorted(out):
 PY
 }
 
+# Dovecot's per-session counters of what it sent, logged as each session
+# ends: a test that counts msync's downloads sets
+# IMAPD_EXTRA_CONF=$IMAPD_COUNTERS before start_imapd.
+IMAPD_COUNTERS='imap_logout_format = in=%i out=%o fbc=%{fetch_body_count} fbb=%{fetch_body_bytes} fhc=%{fetch_hdr_count}'
+# imapd_sent fbc|fhc USER: the bodies (fbc; BODY[] fetches) or headers
+# (fhc; HEADER.FIELDS counts as one) Dovecot sent USER's sessions since
+# its log was last cleared.
+imapd_sent() {
+	grep "imap($2)" "$IMAPD_DIR/log" | grep -o "$1=[0-9]*" |
+	    sed "s/$1=//" | awk '{ s += $1 } END { print s + 0 }'
+}
+# imapd_settle USER: waits (bounded) for the counters of a session of
+# USER: Dovecot writes them as the session ends, after msync exits.
+imapd_settle() {
+	local i=0
+	while [ $i -lt 50 ] && ! grep -q "imap($1).*fbc=" "$IMAPD_DIR/log"; do
+		sleep 0.1; i=$((i + 1))
+	done
+}
+# imapd_dups USER: the Message-IDs found more than once in USER's INBOX.
+imapd_dups() {
+	doveadm_u -f tab "$1" fetch 'hdr.message-id' mailbox INBOX |
+	    sed 1d | grep . | sort | uniq -d
+}
+
 # start_relay PLAN [ARG]: tests/integration/drop_relay.py in front of
 # Dovecot's plaintext port (see its header for PLAN); sets RELAY_PORT and
 # RELAY_PID; the relay's log of commands is relay.log.  relay_url USER is

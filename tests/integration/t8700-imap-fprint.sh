@@ -6,33 +6,8 @@ test_require_prereq IMAPD
 
 # Dovecot counts, per session, the bodies and headers it sent: the
 # independent count of what msync downloaded.
-IMAPD_EXTRA_CONF='imap_logout_format = in=%i out=%o fbc=%{fetch_body_count} fbb=%{fetch_body_bytes} fhc=%{fetch_hdr_count}'
+IMAPD_EXTRA_CONF=$IMAPD_COUNTERS
 PASSCMD="echo $IMAPD_PASS"
-
-# bodies USER: the bodies Dovecot sent USER's sessions since the log was
-# last cleared (BODY[] fetches; HEADER.FIELDS counts as a header fetch).
-bodies() {
-	grep "imap($1)" "$IMAPD_DIR/log" | grep -o 'fbc=[0-9]*' |
-	    sed 's/fbc=//' | awk '{ s += $1 } END { print s + 0 }'
-}
-hdrs() {
-	grep "imap($1)" "$IMAPD_DIR/log" | grep -o 'fhc=[0-9]*' |
-	    sed 's/fhc=//' | awk '{ s += $1 } END { print s + 0 }'
-}
-# Dovecot writes the logout line as the session ends: wait for it.
-settle() {
-	local i=0
-	while [ $i -lt 50 ] && pgrep -f "imap-login|dovecot/imap " >/dev/null &&
-	    [ "$(grep -c 'Logged out\|Disconnected' "$IMAPD_DIR/log")" -lt "$1" ]; do
-		sleep 0.1; i=$((i + 1))
-	done
-	return 0
-}
-# dups USER: Message-IDs that occur more than once on the server.
-dups() {
-	doveadm_u -f tab "$1" fetch 'hdr.message-id' mailbox INBOX |
-	    sed 1d | grep . | sort | uniq -d
-}
 
 test_expect_success 'start imapd' 'start_imapd'
 
@@ -60,10 +35,10 @@ test_expect_success 'Maildir -> IMAP backup, no state or cache: 6 recognised by 
 	: >"$IMAPD_DIR/log" &&
 	msync -vv --backup --passcmd "$PASSCMD" src "$(imaps_url bob)" 2>err &&
 	grep "6 of 7 new message(s) matched by header fingerprint" err &&
-	settle 1 &&
-	test "$(bodies bob)" = 1 && test "$(hdrs bob)" -ge 7 &&
+	imapd_settle bob &&
+	test "$(imapd_sent fbc bob)" = 1 && test "$(imapd_sent fhc bob)" -ge 7 &&
 	imap_digest bob >got && test_cmp src.digest got &&
-	dups bob >d && ! test -s d &&
+	imapd_dups bob >d && ! test -s d &&
 	doveadm_u -f tab bob fetch uid mailbox INBOX >uids &&
 	test_line_count = 15 uids
 '
@@ -73,7 +48,7 @@ test_expect_success 'the cache marks the matched ones (~), and a re-run reads no
 	test "$(cat n)" = 6 &&
 	: >"$IMAPD_DIR/log" &&
 	msync --backup --passcmd "$PASSCMD" src "$(imaps_url bob)" &&
-	settle 1 && test "$(bodies bob)" = 0 &&
+	imapd_settle bob && test "$(imapd_sent fbc bob)" = 0 &&
 	imap_digest bob >got && test_cmp src.digest got
 '
 
@@ -84,7 +59,7 @@ test_expect_success 'IMAP -> a Maildir holding 6 of them, no state: only the 8 m
 	: >"$IMAPD_DIR/log" &&
 	msync -vv --one-way --passcmd "$PASSCMD" "$(imaps_url bob)" half 2>err &&
 	grep "6 of 14 new message(s) matched by header fingerprint" err &&
-	settle 1 && test "$(bodies bob)" = 8 &&
+	imapd_settle bob && test "$(imapd_sent fbc bob)" = 8 &&
 	test "$(count_all half)" = 14 &&
 	md_digest half | cut -f1,2 >got && cut -f1,2 src.digest >want &&
 	test_cmp want got
@@ -98,7 +73,7 @@ test_expect_success 'an older peer (protocol 3): no fingerprints, every unknown 
 	MSYNC_TEST_PROTO_VERSIONS="2 3" msync -vv --one-way \
 	    --passcmd "$PASSCMD" "$(imaps_url bob)" old 2>err &&
 	! grep "matched by header fingerprint" err &&
-	settle 1 && test "$(bodies bob)" = 14 &&
+	imapd_settle bob && test "$(imapd_sent fbc bob)" = 14 &&
 	test "$(count_all old)" = 14
 '
 

@@ -5,24 +5,8 @@ test_description='IMAP header fingerprints with the Maildir over ssh: a protocol
 . "$TEST_DIR/lib-imapd.sh"
 test_require_prereq SSHD IMAPD
 
-IMAPD_EXTRA_CONF='imap_logout_format = in=%i out=%o fbc=%{fetch_body_count} fbb=%{fetch_body_bytes} fhc=%{fetch_hdr_count}'
+IMAPD_EXTRA_CONF=$IMAPD_COUNTERS
 PASSCMD="echo $IMAPD_PASS"
-
-bodies() {
-	grep "imap($1)" "$IMAPD_DIR/log" | grep -o 'fbc=[0-9]*' |
-	    sed 's/fbc=//' | awk '{ s += $1 } END { print s + 0 }'
-}
-# Dovecot logs the counters when the session ends, after msync exits.
-settle() {
-	local i=0
-	while [ $i -lt 50 ] && ! grep -q "imap($1).*fbc=" "$IMAPD_DIR/log"; do
-		sleep 0.1; i=$((i + 1))
-	done
-}
-dups() {
-	doveadm_u -f tab "$1" fetch 'hdr.message-id' mailbox INBOX |
-	    sed 1d | grep . | sort | uniq -d
-}
 
 test_expect_success 'start sshd and imapd; a Maildir of 10; bob and carol hold 5 of them (APPEND, other flags)' '
 	start_sshd && start_imapd &&
@@ -53,9 +37,9 @@ test_expect_success 'Maildir over ssh -> IMAP, protocol 4: 5 matched, no body re
 	    msynctest:"$TRASH/md" "$(imaps_url bob)" 2>err &&
 	grep "protocol version 4" err &&
 	grep "5 of 5 new message(s) matched by header fingerprint" err &&
-	settle bob && test "$(bodies bob)" = 0 &&
+	imapd_settle bob && test "$(imapd_sent fbc bob)" = 0 &&
 	imap_digest bob >got && test_cmp md.digest got &&
-	dups bob >d && ! test -s d
+	imapd_dups bob >d && ! test -s d
 '
 
 test_expect_success 'the same with a protocol 3 server: served, the 5 bodies read once, none twice' '
@@ -65,9 +49,9 @@ test_expect_success 'the same with a protocol 3 server: served, the 5 bodies rea
 	    --passcmd "$PASSCMD" msynctest:"$TRASH/md" "$(imaps_url carol)" 2>err &&
 	grep "protocol version 3" err &&
 	! grep "matched by header fingerprint" err &&
-	settle carol && test "$(bodies carol)" = 5 &&
+	imapd_settle carol && test "$(imapd_sent fbc carol)" = 5 &&
 	imap_digest carol >got && test_cmp md.digest got &&
-	dups carol >d && ! test -s d
+	imapd_dups carol >d && ! test -s d
 '
 
 test_expect_success 'a first two-way sync, IMAP half-filled (alice): matched, the rest copied both ways, flags merged, no duplicate' '
@@ -82,10 +66,10 @@ test_expect_success 'a first two-way sync, IMAP half-filled (alice): matched, th
 	msync -vv -e "$SSH_CMD" --passcmd "$PASSCMD" "$(imaps_url alice)" \
 	    msynctest:"$TRASH/tw" 2>err &&
 	grep "5 of 6 new message(s) matched by header fingerprint" err &&
-	settle alice && test "$(bodies alice)" = 1 &&
+	imapd_settle alice && test "$(imapd_sent fbc alice)" = 1 &&
 	imap_digest alice >a && md_digest tw >b && test_cmp a b &&
 	test_line_count = 11 a &&
-	dups alice >d && ! test -s d &&
+	imapd_dups alice >d && ! test -s d &&
 	grep -c "	FS$" a >nf && test "$(cat nf)" = 5
 '
 

@@ -160,32 +160,7 @@ for fs in $fslist; do
 			    "$(imaps_url alice)" "$dst" ;;
 		mbsync)
 			mkdir -p "$dst"
-			cat >"$TRASH/mbsyncrc" <<EOF
-IMAPAccount bench
-Host localhost
-Port $IMAPS_PORT
-User alice
-Pass $IMAPD_PASS
-SSLType IMAPS
-CertificateFile $IMAPD_DIR/cert.pem
-PipelineDepth 50
-
-IMAPStore far
-Account bench
-
-MaildirStore near
-Inbox $dst/
-SubFolders Maildir++
-
-Channel bench
-Far :far:
-Near :near:
-Patterns *
-Create Near
-Sync Pull
-Expunge Near
-SyncState *
-EOF
+			bench_mbsyncrc "$TRASH/mbsyncrc" "$dst"
 			set -- mbsync -c "$TRASH/mbsyncrc" -a -q ;;
 		offlineimap)
 			mkdir -p "$dst" "$TRASH/oimeta"

@@ -41,3 +41,36 @@ for i in range(count):
         f.write(msg)
 PY
 }
+
+# bench_mbsyncrc FILE DST: an mbsync configuration that mirrors alice's
+# account on the benchmark's Dovecot (lib-imapd.sh: imaps, its
+# certificate) into the Maildir DST: Sync Pull, Create Near, Expunge
+# Near, PipelineDepth 50.
+bench_mbsyncrc() {
+	cat >"$1" <<EOF
+IMAPAccount bench
+Host localhost
+Port $IMAPS_PORT
+User alice
+Pass $IMAPD_PASS
+SSLType IMAPS
+CertificateFile $IMAPD_DIR/cert.pem
+PipelineDepth 50
+
+IMAPStore far
+Account bench
+
+MaildirStore near
+Inbox $2/
+SubFolders Maildir++
+
+Channel bench
+Far :far:
+Near :near:
+Patterns *
+Create Near
+Sync Pull
+Expunge Near
+SyncState *
+EOF
+}

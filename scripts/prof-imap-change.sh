@@ -74,32 +74,7 @@ doveadm -c "$IMAPD_CONF" force-resync -u alice INBOX >/dev/null 2>&1
 
 url=$(imaps_url alice)
 ms=("${builds[0]}" --backup --passcmd "echo $IMAPD_PASS" "$url" "$dir/md")
-cat >"$dir/mbsyncrc" <<EOF
-IMAPAccount bench
-Host localhost
-Port $IMAPS_PORT
-User alice
-Pass $IMAPD_PASS
-SSLType IMAPS
-CertificateFile $IMAPD_DIR/cert.pem
-PipelineDepth 50
-
-IMAPStore far
-Account bench
-
-MaildirStore near
-Inbox $dir/mb/
-SubFolders Maildir++
-
-Channel bench
-Far :far:
-Near :near:
-Patterns *
-Create Near
-Sync Pull
-Expunge Near
-SyncState *
-EOF
+bench_mbsyncrc "$dir/mbsyncrc" "$dir/mb"
 echo "prof: initial copies" >&2
 "${ms[@]}" || exit 1
 if [ $with_mbsync = 1 ]; then

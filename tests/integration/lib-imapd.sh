@@ -305,6 +305,21 @@ imapd_dups() {
 	    sed 1d | grep . | sort | uniq -d
 }
 
+# fprint_maildir DIR TAG: a Maildir DIR of 12 messages with Message-IDs
+# (gen_message 1..12 TAG) and 2 without, all \Seen: what the header
+# fingerprint tests (t8700, t8740) fill the accounts from.
+fprint_maildir() {
+	local i
+	make_maildir "$1" &&
+	for i in $(seq 1 12); do
+		gen_message $i "$2" | deliver "$1" - S >/dev/null || return 1
+	done &&
+	for i in 13 14; do
+		gen_message $i noid | grep -v "^Message-ID:" |
+		    deliver "$1" - S >/dev/null || return 1
+	done
+}
+
 # start_relay PLAN [ARG]: tests/integration/drop_relay.py in front of
 # Dovecot's plaintext port (see its header for PLAN); sets RELAY_PORT and
 # RELAY_PID; the relay's log of commands is relay.log.  relay_url USER is

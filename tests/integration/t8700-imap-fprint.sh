@@ -12,14 +12,7 @@ PASSCMD="echo $IMAPD_PASS"
 test_expect_success 'start imapd' 'start_imapd'
 
 test_expect_success 'setup: a Maildir of 12 messages and 2 without Message-ID; another tool APPENDed 6 + 1 of them to bob with other flags' '
-	make_maildir src &&
-	for i in $(seq 1 12); do
-		gen_message $i fp | deliver src - S >/dev/null || return 1
-	done &&
-	for i in 13 14; do
-		gen_message $i noid | grep -v "^Message-ID:" |
-		    deliver src - S >/dev/null || return 1
-	done &&
+	fprint_maildir src fp &&
 	md_digest src >src.digest && test_line_count = 14 src.digest &&
 	ls src/cur/* >all &&
 	grep -l "^Message-ID: <fp\.[1-6]\." $(cat all) >pre.files &&

@@ -24,14 +24,7 @@ fresh() {
 test_expect_success 'start imapd' 'start_imapd'
 
 test_expect_success 'setup: alice holds 12 messages and 2 without Message-ID; bob and carol hold 6 + 1 of them, with other flags' '
-	make_maildir src &&
-	for i in $(seq 1 12); do
-		gen_message $i ii | deliver src - S >/dev/null || return 1
-	done &&
-	for i in 13 14; do
-		gen_message $i noid | grep -v "^Message-ID:" |
-		    deliver src - S >/dev/null || return 1
-	done &&
+	fprint_maildir src ii &&
 	ls src/cur/* >all && test_line_count = 14 all &&
 	append alice "(\\Seen)" $(cat all) &&
 	grep -l "^Message-ID: <ii\.[1-6]\." $(cat all) >pre.files &&

@@ -191,9 +191,13 @@ struct istore {
 	int		 gl_built;
 };
 
-/* A GUID the server holds: mailbox st->mb[mbox], UID uid. */
+/*
+ * A GUID the server holds, by its first 64 bits (a GUID is a hash
+ * already; imap_copy checks the whole GUID against the cache before it
+ * copies): mailbox st->mb[mbox], UID uid.  16 bytes a message.
+ */
 struct gloc {
-	struct guid	 guid;
+	uint64_t	 h;
 	uint32_t	 mbox;
 	uint32_t	 uid;		/* 0: a free slot */
 };
@@ -2759,17 +2763,24 @@ find_appended(struct istore *st, struct imbox *m, uint64_t size,
 static int	imap_copy(struct store *, const char *, const char *, int,
 		    struct store_copy *, size_t);
 
-/* The slot of g in st->gl: where it is, or the free slot it would take. */
-static struct gloc *
-gloc_slot(struct istore *st, const struct guid *g)
+/* The key of g in st->gl. */
+static uint64_t
+gloc_key(const struct guid *g)
 {
 	uint64_t	 h;
-	size_t		 i;
 
-	memcpy(&h, g->b, sizeof(h));	/* a GUID is a hash already */
+	memcpy(&h, g->b, sizeof(h));
+	return h;
+}
+
+/* The slot of key h in st->gl: where it is, or the free slot it would take. */
+static struct gloc *
+gloc_slot(struct istore *st, uint64_t h)
+{
+	size_t	 i;
+
 	for (i = (size_t)h & st->glmask;; i = (i + 1) & st->glmask)
-		if (st->gl[i].uid == 0 ||
-		    guid_cmp(&st->gl[i].guid, g) == 0)
+		if (st->gl[i].uid == 0 || st->gl[i].h == h)
 			return &st->gl[i];
 }
 
@@ -2796,14 +2807,15 @@ gloc_add(struct istore *st, size_t mbox, uint32_t uid, const struct guid *g)
 		st->glmask = n - 1;
 		for (i = 0; i < oldn; i++)
 			if (old[i].uid != 0)
-				*gloc_slot(st, &old[i].guid) = old[i];
+				*gloc_slot(st, old[i].h) = old[i];
 		free(old);
 	}
-	if ((l = gloc_slot(st, g))->uid != 0 && l->mbox != UINT32_MAX)
+	if ((l = gloc_slot(st, gloc_key(g)))->uid != 0 &&
+	    l->mbox != UINT32_MAX)
 		return 0;
 	if (l->uid == 0)
 		st->ngl++;
-	l->guid = *g;
+	l->h = gloc_key(g);
 	l->mbox = (uint32_t)mbox;
 	l->uid = uid;
 	return 0;
@@ -2859,7 +2871,7 @@ copy_instead(struct istore *st, struct imbox *m, const struct guid *g,
 		return 0;
 	if (!st->gl_built && gloc_build(st) != 0)
 		return 0;	/* no memory for the map: upload */
-	if (st->gl == NULL || (l = gloc_slot(st, g))->uid == 0 ||
+	if (st->gl == NULL || (l = gloc_slot(st, gloc_key(g)))->uid == 0 ||
 	    l->mbox >= st->nmb)
 		return 0;
 	mf = &st->mb[l->mbox];

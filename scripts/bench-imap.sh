@@ -141,11 +141,8 @@ for fs in $fslist; do
 	start_imapd || { echo "bench-imap: Dovecot did not start" >&2; exit 1; }
 	# shellcheck disable=SC2034  # run by lib-bench-imap.sh's trap
 	atexit_cmds="stop_imapd; rm -rf /dev/shm/msync-bench-imap.$$"
-	maildir=$IMAPD_DIR/home/alice/Maildir
 	echo "bench-imap: $fs: writing $n messages" >&2
-	bench_gen "$maildir" "$n" 1 imap || exit 1
-	[ "$(id -u)" = 0 ] && chown -R 65534:65534 "$IMAPD_DIR/home"
-	doveadm -c "$IMAPD_CONF" force-resync -u alice INBOX >/dev/null 2>&1
+	bench_account "$n" || exit 1
 	doveadm -c "$IMAPD_CONF" mailbox status -u alice all INBOX \
 	    >"$out/logs/$fs-status" 2>&1
 

@@ -74,3 +74,15 @@ Expunge Near
 SyncState *
 EOF
 }
+
+# bench_account N: N messages (bench_gen, seed 1) into alice's INBOX on
+# the running Dovecot (lib-imapd.sh), indexed once before any timing;
+# sets maildir to that Maildir.
+bench_account() {
+	maildir=$IMAPD_DIR/home/alice/Maildir
+	bench_gen "$maildir" "$1" 1 imap || return 1
+	if [ "$(id -u)" = 0 ]; then
+		chown -R 65534:65534 "$IMAPD_DIR/home" || return 1
+	fi
+	doveadm -c "$IMAPD_CONF" force-resync -u alice INBOX >/dev/null 2>&1
+}

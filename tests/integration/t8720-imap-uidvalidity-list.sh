@@ -132,10 +132,16 @@ test_expect_success 'Maildir -> IMAP: alice'\''s Work renumbered before its SELE
 	imap_digest alice >al.before &&
 	run_hooked SELECT alice Work 7003 2 -- -v --backup \
 	    --passcmd "$PASSCMD" src "$(relay_url alice)" &&
-	grep "cannot read mailbox .Work. (mailbox renumbered" err &&
+	# Dovecot may still answer this SELECT with the old UIDVALIDITY
+	# (the session had the mailbox open for STATUS) and drop the
+	# session at the next command ("IMAP session state is
+	# inconsistent"): msync then sees the change after reconnecting,
+	# the mid-run way of t8660.  Either way Work gets no message.
+	grep -E "cannot read mailbox .Work. \(mailbox renumbered|mailbox .Work. changed during the run" err &&
 	md_digest src >src.1 && imap_digest alice >al.1 &&
 	but Work <src.1 >want && but Work <al.1 >got && test_cmp want got &&
-	only Work <al.before >want.work && only Work <al.1 >got.work &&
+	only Work <al.before | cut -f1,2 >want.work &&
+	only Work <al.1 | cut -f1,2 >got.work &&
 	test_cmp want.work got.work
 '
 

@@ -66,11 +66,8 @@ mkdir -p "$HOME"
 start_imapd || { echo "prof: Dovecot did not start" >&2; exit 1; }
 # shellcheck disable=SC2034  # run by lib-bench-imap.sh's trap
 atexit_cmds="stop_imapd; rm -rf '$dir'"
-maildir=$IMAPD_DIR/home/alice/Maildir
 echo "prof: writing $n messages" >&2
-bench_gen "$maildir" "$n" 1 imap || exit 1
-[ "$(id -u)" = 0 ] && chown -R 65534:65534 "$IMAPD_DIR/home"
-doveadm -c "$IMAPD_CONF" force-resync -u alice INBOX >/dev/null 2>&1
+bench_account "$n" || exit 1
 
 url=$(imaps_url alice)
 ms=("${builds[0]}" --backup --passcmd "echo $IMAPD_PASS" "$url" "$dir/md")

@@ -238,17 +238,16 @@ guid_hex(const struct guid *g, char out[33])
 	out[32] = '\0';
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+/*
+ * Each hex digit's value plus one (0: not a digit): the state and the
+ * IMAP cache turn a GUID per message back from hex on every run.
+ */
+static const uint8_t hexval1[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
+	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
 
 /*
  * Parses exactly 32 hex digits.
@@ -258,12 +257,12 @@ int
 guid_from_hex(const char *s, struct guid *out)
 {
 	for (size_t i = 0; i < sizeof(out->b); i++) {
-		int hi, lo;
+		unsigned hi = hexval1[(unsigned char)s[2 * i]], lo;
 
-		if ((hi = hexval(s[2 * i])) < 0 ||
-		    (lo = hexval(s[2 * i + 1])) < 0)
+		/* A NUL is not a digit: nothing past the end is read. */
+		if (hi == 0 || (lo = hexval1[(unsigned char)s[2 * i + 1]]) == 0)
 			return MSYNC_ERR_PROTO;
-		out->b[i] = (uint8_t)(hi << 4 | lo);
+		out->b[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
 	}
 	if (s[32] != '\0')
 		return MSYNC_ERR_PROTO;

@@ -723,15 +723,12 @@ cache_num(const char **pp, uint64_t max, uint64_t *v)
 	uint64_t	 n = 0;
 	size_t		 k;
 
-	for (k = 0; p[k] >= '0' && p[k] <= '9'; k++)
-		;
 	/* 19 digits cannot overflow 64 bits; max is checked after. */
-	if (k == 0 || k > 19)
+	for (k = 0; k < 19 && p[k] >= '0' && p[k] <= '9'; k++)
+		n = n * 10 + (uint64_t)(p[k] - '0');
+	if (k == 0 || (p[k] >= '0' && p[k] <= '9') || n > max)
 		return -1;
-	for (; *p >= '0' && *p <= '9'; p++)
-		n = n * 10 + (uint64_t)(*p - '0');
-	if (n > max)
-		return -1;
+	p += k;
 	if (*p == ' ')
 		p++;
 	else if (*p != '\n' && *p != '\0')

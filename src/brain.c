@@ -895,9 +895,9 @@ list_store(struct brain *b)
 
 /*
  * A mailbox of mine exists but could not be read: it is an error for
- * that mailbox (exit 1; 2 if renumbered), never an empty one.  It travels as "unreadable"
- * so both brains leave it, and whatever might be it, out of the run
- * (split_unreadable).
+ * that mailbox (exit 1; 2 if renumbered), never an empty one.  It
+ * travels as "unreadable" so both brains leave it, and whatever might
+ * be it, out of the run (split_unreadable).
  */
 static void
 mark_unreadable(struct brain *b, struct view_mbox *vm, int r)

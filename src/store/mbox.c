@@ -2100,10 +2100,31 @@ found:
 
 /* Reading. */
 
+/*
+ * The sink of a message being read: content goes straight into the
+ * caller's buffer, and only what does not fit waits in rest for the next
+ * call (a copy into rest and another out of it for every byte were a
+ * tenth of a conversion's instructions on the mbox side).
+ */
+struct rsink {
+	uint8_t			*buf;
+	size_t			 cap;
+	size_t			 n;
+	struct mboxfmt_out	*rest;
+};
+
 static void
-sink_out(void *arg, const void *p, size_t n)
+sink_read(void *arg, const void *p, size_t n)
 {
-	mboxfmt_put(arg, p, n);
+	struct rsink	*k = arg;
+	size_t		 take = 0;
+
+	if (k->rest->len == 0) {
+		take = k->cap - k->n < n ? k->cap - k->n : n;
+		memcpy(k->buf + k->n, p, take);
+		k->n += take;
+	}
+	mboxfmt_put(k->rest, (const uint8_t *)p + take, n - take);
 }
 
 static int
@@ -2193,24 +2214,28 @@ static int
 mbox_msg_read(struct store_msg *sm, void *buf, size_t cap, size_t *got)
 {
 	struct mmsg	*m = (struct mmsg *)sm;
-	size_t		 n;
+	struct rsink	 k = { buf, cap, 0, &m->out };
 	int		 r;
 
 	*got = 0;
-	/*
-	 * A step hands on one line; collect lines until cap bytes are
-	 * there, so that the caller (and the store the message goes to)
-	 * gets pieces of its size, not a record and a write(2) per line.
-	 */
-	if (m->outpos > 0) {
-		/* Keep only what is still to hand on: bounded by cap. */
-		memmove(m->out.p, m->out.p + m->outpos,
-		    m->out.len - m->outpos);
-		m->out.len -= m->outpos;
-		m->outpos = 0;
+	/* What the last call could not take comes first. */
+	if (m->outpos < m->out.len) {
+		k.n = m->out.len - m->outpos;
+		if (k.n > cap)
+			k.n = cap;
+		memcpy(buf, m->out.p + m->outpos, k.n);
+		m->outpos += k.n;
 	}
-	while (m->out.len - m->outpos < cap && !m->done) {
-		r = mboxfmt_step(m->fmt, &m->m, sink_out, &m->out);
+	if (m->outpos == m->out.len)
+		m->out.len = m->outpos = 0;
+	/*
+	 * A step hands on a line or a run of them: steps until cap bytes
+	 * are there, so that the caller (and the store the message goes
+	 * to) gets pieces of its size, not a record and a write(2) per
+	 * line.  What overflows is kept: at most one step's worth.
+	 */
+	while (k.n < cap && m->out.len == 0 && !m->done) {
+		r = mboxfmt_step(m->fmt, &m->m, sink_read, &k);
 		if (r < 0)
 			return r;
 		if (m->out.failed)
@@ -2218,17 +2243,11 @@ mbox_msg_read(struct store_msg *sm, void *buf, size_t cap, size_t *got)
 		if (r == 1)
 			m->done = 1;
 	}
-	n = m->out.len - m->outpos;
-	if (n > cap)
-		n = cap;
-	if (m->sent + n > m->size ||
-	    (m->done && m->outpos + n == m->out.len &&
-	    m->sent + n != m->size))
+	if (m->sent + k.n > m->size ||
+	    (m->done && m->outpos == m->out.len && m->sent + k.n != m->size))
 		return MSYNC_ERR_STORE_CHANGED;	/* not what was listed */
-	memcpy(buf, m->out.p + m->outpos, n);
-	m->outpos += n;
-	m->sent += n;
-	*got = n;
+	m->sent += k.n;
+	*got = k.n;
 	return 0;
 }
 

@@ -26,10 +26,19 @@
 #define PSEUDO_SUBJECT	"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA"
 #define KEPT_LEN	13
 
-/* The bookkeeping headers (mboxfmt.h), lower case. */
-static const char *const meta_names[] = {
-	"status", "x-status", "x-keywords", "x-uid", "x-imap", "x-imapbase",
-	"content-length", "x-msync-headerless"
+/*
+ * The bookkeeping headers (mboxfmt.h), lower case, with their lengths:
+ * every header line is looked up, and a strlen per name was a tenth of
+ * a scan's instructions.
+ */
+#define META(s)		{ s, sizeof(s) - 1 }
+static const struct {
+	const char	*name;
+	size_t		 len;
+} meta_names[] = {
+	META("status"), META("x-status"), META("x-keywords"), META("x-uid"),
+	META("x-imap"), META("x-imapbase"), META("content-length"),
+	META("x-msync-headerless")
 };
 
 /* Reader states. */
@@ -186,15 +195,15 @@ meta_kind(const uint8_t *p, size_t n)
 	if ((colon = memchr(p, ':', n)) == NULL)
 		return 0;
 	len = (size_t)(colon - p);
-	while (len - off > KEPT_LEN && strncasecmp((const char *)p + off,
-	    KEPT, KEPT_LEN) == 0) {
+	while (len - off > KEPT_LEN && (p[off] == 'X' || p[off] == 'x') &&
+	    strncasecmp((const char *)p + off, KEPT, KEPT_LEN) == 0) {
 		off += KEPT_LEN;
 		kept = 1;
 	}
 	for (size_t i = 0; i < sizeof(meta_names) / sizeof(meta_names[0]);
 	    i++)
-		if (strlen(meta_names[i]) == len - off &&
-		    strncasecmp((const char *)p + off, meta_names[i],
+		if (meta_names[i].len == len - off &&
+		    strncasecmp((const char *)p + off, meta_names[i].name,
 		    len - off) == 0)
 			return kept ? 2 : 1;
 	return 0;
@@ -330,10 +339,40 @@ month_of(const char *s)
 {
 	static const char	 months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
 
+	if (s[0] == '\0' || s[1] == '\0' || s[2] == '\0' || s[3] != '\0')
+		return -1;
 	for (int i = 0; i < 12; i++)
-		if (strncmp(s, months + 3 * i, 3) == 0 && s[3] == '\0')
+		if (memcmp(s, months + 3 * i, 3) == 0)
 			return i;
 	return -1;
+}
+
+/*
+ * Seconds since the epoch of a UTC date, y >= 1970, mon 0-11, d 1-31,
+ * hh:mm:ss as read (ss may be 60): what timegm gives, overflowing days
+ * and seconds carried over as it does, without its time zone machinery
+ * (timegm and strtok_r were two thirds of reading a "From " line).
+ */
+static int64_t
+utc_seconds(int y, int mon, int d, int hh, int mm, int ss)
+{
+	int64_t	 days;
+	int	 m = mon + 1;
+
+	/* Days from 1970-01-01 to y-m-01, counting years from March. */
+	if (m <= 2)
+		y--;
+	days = (int64_t)365 * y + y / 4 - y / 100 + y / 400 +
+	    (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 - 719468;
+	days += d - 1;
+	return ((days * 24 + hh) * 60 + mm) * 60 + ss;
+}
+
+/* 1 if c separates the words of a "From " line. */
+static int
+from_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 /*
@@ -375,17 +414,25 @@ dec_token(const char *s, int *v)
 static int64_t
 from_date(const uint8_t *p, size_t n)
 {
-	char	 line[256], *tok[16], *save, *s;
+	char	 line[256], *tok[16], *s;
 	size_t	 nt = 0;
-	struct tm tm;
 
 	if (n > sizeof(line) - 1)
 		n = sizeof(line) - 1;
 	memcpy(line, p, n);
 	line[n] = '\0';
-	for (s = strtok_r(line, " \t\r\n", &save); s != NULL && nt < 16;
-	    s = strtok_r(NULL, " \t\r\n", &save))
+	/* The words, as strtok_r splits them: up to a NUL byte. */
+	for (s = line; nt < 16; ) {
+		while (from_space(*s))
+			s++;
+		if (*s == '\0')
+			break;
 		tok[nt++] = s;
+		while (*s != '\0' && !from_space(*s))
+			s++;
+		if (*s != '\0')
+			*s++ = '\0';
+	}
 	for (size_t i = 2; i + 2 < nt; i++) {
 		int		 mon = month_of(tok[i]), d, hh, mm, ss = 0, y;
 		const char	*t = tok[i + 2];
@@ -407,14 +454,7 @@ from_date(const uint8_t *p, size_t n)
 		for (size_t j = i + 3; j < nt && j <= i + 4; j++) {
 			if (!dec_token(tok[j], &y) || y < 1970 || y > 9999)
 				continue;
-			memset(&tm, 0, sizeof(tm));
-			tm.tm_year = y - 1900;
-			tm.tm_mon = mon;
-			tm.tm_mday = d;
-			tm.tm_hour = hh;
-			tm.tm_min = mm;
-			tm.tm_sec = ss;
-			return (int64_t)timegm(&tm);
+			return utc_seconds(y, mon, d, hh, mm, ss);
 		}
 	}
 	return -1;
@@ -554,6 +594,104 @@ cl_end(struct mboxfmt *f, struct mboxfmt_msg *m)
 	return done(f, m, here(f));
 }
 
+/*
+ * The fast way through a body (ST_BODY, at a line start, no empty line
+ * held): the whole lines read ahead that need nothing done to them are
+ * handed on in one piece.  It stops before a line that may matter: an
+ * empty line whose next line starts with "From " or is not read yet (the
+ * separator, or content: the line-at-a-time way decides), in mboxrd a
+ * line ">+From " (one '>' comes off), and a line whose end is not read
+ * yet.  A line at a time was one piece(), emit() and sink call per line:
+ * half of a conversion's instructions on the mbox side.  Returns 1 if it
+ * handed on anything, 0 if the line-at-a-time way must take the next
+ * line, or MSYNC_ERR_IO.
+ */
+static int
+body_run(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
+    void *arg)
+{
+	const uint8_t	*b, *e, *s, *nl, *nx;
+	size_t		 gt;
+	int		 r;
+
+	if ((r = fill(f, SEG_MAX)) != 0)
+		return r;
+	b = f->buf + f->pos;
+	e = f->buf + f->len;
+	for (s = b; s < e; s = nl + 1) {
+		if (*s == '\n' || (*s == '\r' && e - s >= 2 && s[1] == '\n')) {
+			/* An empty line is content if no "From " follows. */
+			nx = s + (*s == '\n' ? 1 : 2);
+			if (e - nx < 5 || memcmp(nx, "From ", 5) == 0)
+				break;
+			nl = nx - 1;
+			continue;
+		}
+		if ((nl = memchr(s, '\n', (size_t)(e - s))) == NULL)
+			break;
+		if (*s == '>' && f->format == MBOXFMT_MBOXRD &&
+		    quoted_from(s, (size_t)(nl - s) + 1, &gt) && gt > 0)
+			break;
+	}
+	if (s == b)
+		return 0;
+	emit(m, sink, arg, b, (size_t)(s - b));
+	f->pos += (size_t)(s - b);
+	f->linestart = 1;
+	return 1;
+}
+
+/*
+ * The same for a header block (ST_HEAD, at a line start): the whole
+ * header lines read ahead that are content as they stand go on in one
+ * piece.  It stops before the empty line that ends the block, a
+ * bookkeeping header or one with the X-Msync-Kept- prefix, the
+ * continuation of a bookkeeping header (dropped), in mboxrd a line
+ * ">+From ", the folder-data subject in a first message, and a line
+ * whose end is not read yet: the line-at-a-time way does those.
+ * Returns as body_run.
+ */
+static int
+head_run(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
+    void *arg)
+{
+	const uint8_t	*b, *e, *s, *nl;
+	size_t		 gt, len;
+	int		 r;
+
+	if ((r = fill(f, SEG_MAX)) != 0)
+		return r;
+	b = f->buf + f->pos;
+	e = f->buf + f->len;
+	for (s = b; s < e; s = nl + 1) {
+		if ((nl = memchr(s, '\n', (size_t)(e - s))) == NULL)
+			break;
+		len = (size_t)(nl - s) + 1;
+		if (blank(s, len))
+			break;
+		if (*s == ' ' || *s == '\t') {
+			if (f->strip)
+				break;
+			continue;
+		}
+		if (meta_kind(s, len) != 0)
+			break;
+		if (*s == '>' && f->format == MBOXFMT_MBOXRD &&
+		    quoted_from(s, len, &gt) && gt > 0)
+			break;
+		if (f->first && len >= sizeof(PSEUDO_SUBJECT) - 1 &&
+		    memcmp(s, PSEUDO_SUBJECT, sizeof(PSEUDO_SUBJECT) - 1) == 0)
+			break;
+		f->strip = 0;
+	}
+	if (s == b)
+		return 0;
+	emit(m, sink, arg, b, (size_t)(s - b));
+	f->pos += (size_t)(s - b);
+	f->linestart = 1;
+	return 1;
+}
+
 int
 mboxfmt_step(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
     void *arg)
@@ -566,16 +704,27 @@ mboxfmt_step(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
 	if (f->state == ST_CLBODY) {
 		if (f->left == 0)
 			return cl_end(f, m);
-		r = piece(f, f->left > SIZE_MAX ? SIZE_MAX : (size_t)f->left,
-		    &p, &n, &start);
-		if (r < 0)
+		/* Taken as it is: what is read ahead, not a line at a time. */
+		if ((r = fill(f, SEG_MAX)) != 0)
 			return r;
-		if (r == 1)	/* cannot happen: cl_lands checked */
+		n = f->len - f->pos;
+		if (n == 0)	/* cannot happen: cl_lands checked */
 			return done(f, m, here(f));
+		if (n > f->left)
+			n = (size_t)f->left;
+		p = f->buf + f->pos;
+		f->pos += n;
+		f->linestart = p[n - 1] == '\n';
 		f->left -= n;
 		emit(m, sink, arg, p, n);
 		return 0;
 	}
+	if (f->state == ST_BODY && f->npend == 0 && f->linestart &&
+	    (r = body_run(f, m, sink, arg)) != 0)
+		return r < 0 ? r : 0;
+	if (f->state == ST_HEAD && f->linestart &&
+	    (r = head_run(f, m, sink, arg)) != 0)
+		return r < 0 ? r : 0;
 	if (f->state != ST_HEAD && f->state != ST_HEADEND &&
 	    f->state != ST_BODY)
 		return MSYNC_ERR_INTERNAL;

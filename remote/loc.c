@@ -15,8 +15,8 @@
  *
  * Any of them may end in options, each ";key=value": "layout=fs",
  * "layout=maildir++", "layout=mbox", "layout=thunderbird" (an mbox
- * directory as Thunderbird keeps it) and, for a local mbox,
- * "inbox=PATH" (INBOX from another file, e.g. the spool) and
+ * directory as Thunderbird keeps it), for a local mbox "inbox=PATH"
+ * (INBOX from another file, e.g. the spool), and for a local or ssh mbox
  * "format=mboxo" or "format=mboxrd" (how ">From " lines read).  The
  * prefixes take a local path only; "maildir:host:PATH" is refused,
  * "host:PATH;layout=fs" or "host:PATH;layout=mbox" is fine.  A bare
@@ -617,9 +617,14 @@ loc_parse(const char *arg, struct loc *out)
 		r = MSYNC_ERR_USAGE;
 		goto out;
 	}
-	/* How to read a local mbox: not for a Maildir, not to a server. */
-	if (fmt && (l.host != NULL || l.daemon != NULL ||
-	    !LAYOUT_IS_MBOX(l.layout))) {
+	/*
+	 * How to read an mbox: not for a Maildir, not to a daemon.  A
+	 * remote bare path may be an mbox file (the server looks), and the
+	 * server refuses the option for a Maildir.
+	 */
+	if (fmt && (l.daemon != NULL || (l.host == NULL ?
+	    !LAYOUT_IS_MBOX(l.layout) : l.layout == LAYOUT_FS ||
+	    l.layout == LAYOUT_IMAP))) {
 		r = MSYNC_ERR_USAGE;
 		goto out;
 	}

@@ -30,6 +30,7 @@
 #include "brain.h"
 #include "chan.h"
 #include "log.h"
+#include "mboxfmt.h"
 #include "msync.h"
 #include "names.h"
 #include "plan.h"
@@ -3474,6 +3475,20 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	    o->layout[SIDE_A] == LAYOUT_IMAP &&
 	    getenv("MSYNC_NO_FPRINT") == NULL)
 		h.opts |= HELLO_FPRINT;
+	/*
+	 * B's ";format=mboxo" (an mbox whose ">From " lines are content)
+	 * travels as a HELLO option, protocol 5: an older B would read
+	 * its file as mboxrd and change such messages, so it is refused.
+	 */
+	if (o->mbox_format_b == MBOXFMT_MBOXO) {
+		if (version < 5) {
+			ERRX("the other side's msync speaks protocol %u; "
+			    ";format=mboxo on its store needs 5", version);
+			r = MSYNC_ERR_PROTO;
+			goto out;
+		}
+		h.opts |= HELLO_MBOXO;
+	}
 	b.hopts = h.opts;
 	r = proto_enc_hello(&h, &q, &len);
 	if ((r = put(&b, REC_HELLO, r, q, len)) != 0)
@@ -3662,8 +3677,9 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	b.mode = h.mode == MODE_LIST ? MODE_TWOWAY : (enum sync_mode)h.mode;
 	b.src = (enum side)h.src;
 	b.hopts = h.opts;
-	/* Fingerprints are protocol 4's. */
-	if ((h.opts & HELLO_FPRINT) && b.version < 4) {
+	/* Fingerprints are protocol 4's, the mbox format 5's. */
+	if (((h.opts & HELLO_FPRINT) && b.version < 4) ||
+	    ((h.opts & HELLO_MBOXO) && b.version < 5)) {
 		r = MSYNC_ERR_PROTO;
 		goto out;
 	}
@@ -3692,7 +3708,14 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	layout = h.layout;
 	if (layout == LAYOUT_MAILDIRPP)
 		(void)store_detect(root, &layout);
-	if ((r = open_store(&b, root, layout, NULL, 0, !writes,
+	if ((h.opts & HELLO_MBOXO) && !LAYOUT_IS_MBOX(layout)) {
+		r = MSYNC_ERR_USAGE;
+		(void)put_text(&b, REC_ERROR, r, ";format=mboxo is for an "
+		    "mbox store, and this one is not");
+		goto out;
+	}
+	if ((r = open_store(&b, root, layout, NULL, (h.opts & HELLO_MBOXO) ?
+	    MBOXFMT_MBOXO : MBOXFMT_MBOXRD, !writes,
 	    (h.opts & HELLO_CREATE) != 0, (h.opts & HELLO_FULL) != 0,
 	    so->lock_wait)) != 0) {
 		(void)put_text(&b, REC_ERROR, r,

@@ -64,6 +64,7 @@ struct brain_opts {
 	int		 layout[2];	/* enum store_layout per side */
 	const char	*inbox;		/* side A's mbox INBOX file, or NULL */
 	int		 mbox_format;	/* side A's mbox ";format=" */
+	int		 mbox_format_b;	/* side B's, sent in HELLO */
 	const char	*state_path;	/* the pair's state file */
 	int		 crash_after;	/* test: exit 100 after N durable writes */
 	struct brain_result *result;	/* out (--json); NULL = not wanted */

@@ -582,17 +582,15 @@ main(int argc, char **argv)
 		    "or both msync daemons (msyncs://)");
 		status = EXIT_USAGE;
 		goto out;
-	} else if (loc[0].host != NULL || ((loc[1].inbox != NULL ||
-	    loc[1].format != MBOXFMT_MBOXRD) && loc[1].host == NULL)) {
+	} else if (loc[0].host != NULL || (loc[1].inbox != NULL &&
+	    loc[1].host == NULL)) {
 		/*
 		 * The local store is always side A (the initiator's); so is
-		 * an mbox with ";inbox=" or ";format=mboxo", which do not
-		 * travel to side B.
+		 * an mbox with ";inbox=", which does not travel to side B.
+		 * (";format=" does: HELLO_MBOXO.)
 		 */
-		if (loc[0].inbox != NULL ||
-		    loc[0].format != MBOXFMT_MBOXRD) {
-			ERRX("only one location may have ;inbox= or "
-			    ";format=mboxo");
+		if (loc[0].inbox != NULL) {
+			ERRX("only one location may have ;inbox=");
 			status = EXIT_USAGE;
 			goto out;
 		}
@@ -630,6 +628,7 @@ main(int argc, char **argv)
 	bo.layout[SIDE_B] = loc[1].layout;
 	bo.inbox = loc[0].inbox;
 	bo.mbox_format = loc[0].format;
+	bo.mbox_format_b = loc[1].format;
 	if (bo.compress < 0)
 		bo.compress = loc[1].host != NULL;
 	if (!list) {

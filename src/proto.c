@@ -23,7 +23,8 @@
 #define PROTO_STATUS_MIN	(-255)	/* lowest status / error code */
 #define PROTO_LOGLEVEL_MAX	4	/* LOG levels 0 .. 4 */
 #define HELLO_ALL	(HELLO_DRY_RUN | HELLO_FORCE_DELETES | HELLO_FULL | \
-			    HELLO_READ_ONLY | HELLO_CREATE | HELLO_FPRINT)
+			    HELLO_READ_ONLY | HELLO_CREATE | HELLO_FPRINT | \
+			    HELLO_MBOXO)
 #define LAYOUT_MAX	4		/* enum store_layout: maildir++, fs,
 				   mbox, mbox thunderbird, imap */
 

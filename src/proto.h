@@ -23,8 +23,9 @@
 #include "state.h"
 
 #define PROTO_VERSION_MIN	2
-#define PROTO_VERSION_MAX	4	/* 3: no MSG_DATA pcheck; MSGS_DELTA, BASE_REFS;
-				   4: HELLO_FPRINT, FPRINTS */
+#define PROTO_VERSION_MAX	5	/* 3: no MSG_DATA pcheck; MSGS_DELTA, BASE_REFS;
+				   4: HELLO_FPRINT, FPRINTS;
+				   5: HELLO_MBOXO */
 #define PROTO_HANDSHAKE_MAX	256	/* bytes in the handshake line */
 #define PROTO_DATA_MAX		(256 * 1024) /* payload of one MSG_DATA */
 #define PROTO_LIST_CHUNK	1024	/* entries per MSGS / BASE_MSGS record */
@@ -68,6 +69,8 @@ const char *proto_rec_name(uint8_t type);
 #define HELLO_CREATE		0x10	/* B may create its store root */
 #define HELLO_FPRINT		0x20	/* version 4: B sends FPRINTS for its
 					   mailboxes without a base */
+#define HELLO_MBOXO		0x40	/* version 5: B's mbox store is read
+					   and written as mboxo (";format=") */
 
 struct rec_hello {
 	uint8_t		 mode;		/* enum sync_mode; LIST for --list */

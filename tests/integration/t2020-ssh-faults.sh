@@ -263,21 +263,21 @@ test_expect_success 'a failure to connect is reported in one line' '
 
 # --- protocol versions (the MSYNC_TEST_PROTO_VERSIONS hook, src/chan.c) --
 
-test_expect_success 'setup: a remote msync that speaks protocol 5..6 only' '
-	cat >msync-v45 <<-EOF &&
+test_expect_success 'setup: a remote msync that speaks protocol 6..7 only' '
+	cat >msync-v67 <<-EOF &&
 	#!/bin/sh
-	MSYNC_TEST_PROTO_VERSIONS="5 6"
+	MSYNC_TEST_PROTO_VERSIONS="6 7"
 	export MSYNC_TEST_PROTO_VERSIONS
 	exec "$MSYNC" "\$@"
 	EOF
-	chmod +x msync-v45 &&
-	cat >msync-v15 <<-EOF &&
+	chmod +x msync-v67 &&
+	cat >msync-v16 <<-EOF &&
 	#!/bin/sh
-	MSYNC_TEST_PROTO_VERSIONS="1 5"
+	MSYNC_TEST_PROTO_VERSIONS="1 6"
 	export MSYNC_TEST_PROTO_VERSIONS
 	exec "$MSYNC" "\$@"
 	EOF
-	chmod +x msync-v15
+	chmod +x msync-v16
 '
 
 for t in ssh libssh; do
@@ -287,26 +287,26 @@ for t in ssh libssh; do
 	esac
 
 	test_expect_success "$t: no common protocol version: 76, both ranges named" '
-		test_expect_code 76 "$MSYNC" "${X[@]}" --remote-msync "$TRASH/msync-v45" \
+		test_expect_code 76 "$MSYNC" "${X[@]}" --remote-msync "$TRASH/msync-v67" \
 		    src msynctest:"$TRASH/vers-$t" 2>err &&
 		msync_lines err >lines &&
-		grep "this side speaks 2\.\.4, the peer 5\.\.6" lines &&
+		grep "this side speaks 2\.\.5, the peer 6\.\.7" lines &&
 		test_path_is_missing "vers-$t" &&
 		maildir_digest --names src >now && test_cmp src.digest now
 	'
 
 	test_expect_success "$t: the other way round (a newer client): 76" '
-		MSYNC_TEST_PROTO_VERSIONS="5 6" test_expect_code 76 "$MSYNC" \
+		MSYNC_TEST_PROTO_VERSIONS="6 7" test_expect_code 76 "$MSYNC" \
 		    "${X[@]}" src msynctest:"$TRASH/vers-$t" 2>err &&
 		msync_lines err >lines &&
-		grep "this side speaks 5\.\.6, the peer 2\.\.4" lines &&
+		grep "this side speaks 6\.\.7, the peer 2\.\.5" lines &&
 		test_path_is_missing "vers-$t"
 	'
 
 	test_expect_success "$t: overlapping ranges agree on the common version" '
-		"$MSYNC" "${X[@]}" -vv --remote-msync "$TRASH/msync-v15" \
+		"$MSYNC" "${X[@]}" -vv --remote-msync "$TRASH/msync-v16" \
 		    src msynctest:"$TRASH/vers-$t" 2>err &&
-		grep "protocol version 4" err &&
+		grep "protocol version 5" err &&
 		test_cmp_trees src "vers-$t"
 	'
 done

@@ -35,7 +35,7 @@ test_expect_success 'Maildir over ssh -> IMAP, protocol 4: 5 matched, no body re
 	: >"$IMAPD_DIR/log" &&
 	msync -vv --backup -e "$SSH_CMD" --passcmd "$PASSCMD" \
 	    msynctest:"$TRASH/md" "$(imaps_url bob)" 2>err &&
-	grep "protocol version 4" err &&
+	grep "protocol version 5" err &&
 	grep "5 of 5 new message(s) matched by header fingerprint" err &&
 	imapd_settle bob && test "$(imapd_sent fbc bob)" = 0 &&
 	imap_digest bob >got && test_cmp md.digest got &&

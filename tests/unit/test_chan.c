@@ -174,8 +174,8 @@ test_handshake_lines(void **state)
 		{ "msync 2 2\n", 0, 1, 0, 0, NULL },
 		{ "msync 1 9 lz4 compress x-future_2\n", 0, 0, 0, 1, NULL },
 		{ "msync 65535 65535\n", 0, 0, MSYNC_ERR_VERSION, 0,
-		    "2..4, the peer 65535..65535" },
-		{ "msync 5 6 lz4\n", 0, 0, MSYNC_ERR_VERSION, 0, "5..6" },
+		    "2..5, the peer 65535..65535" },
+		{ "msync 6 7 lz4\n", 0, 0, MSYNC_ERR_VERSION, 0, "6..7" },
 		{ "msync 3 4 lz4\n", 0, 0, 0, 0, NULL },
 		{ "msync 4 5 lz4\n", 0, 0, 0, 0, NULL },
 		{ "msync 1 1 lz4\n", 0, 0, MSYNC_ERR_VERSION, 0, "1..1" },
@@ -229,8 +229,8 @@ test_handshake_lines(void **state)
 		n = read(fds[1], mine, sizeof(mine) - 1);
 		assert_true(n > 0);
 		mine[n] = '\0';
-		exp = t[i].want ? "msync 2 4 lz4 compress\n" :
-		    "msync 2 4 lz4\n";
+		exp = t[i].want ? "msync 2 5 lz4 compress\n" :
+		    "msync 2 5 lz4\n";
 		assert_true((size_t)n >= strlen(exp));
 		assert_memory_equal(mine, exp, strlen(exp));
 		if (r == MSYNC_ERR_PROTO || r == MSYNC_ERR_VERSION) {

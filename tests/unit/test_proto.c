@@ -639,12 +639,13 @@ test_bad_enums(void **state)
 	} hellos[] = {
 		{ MODE_TWOWAY, SIDE_A, 0, 0, 0 },
 		{ MODE_LIST, SIDE_B, 1, 0x3f, 0 },	/* 0x20: FPRINT */
+		{ MODE_TWOWAY, SIDE_B, 2, 0x7f, 0 },	/* 0x40: MBOXO */
 		{ MODE_LIST + 1, SIDE_A, 0, 0, MSYNC_ERR_PROTO },
 		{ 0xff, SIDE_A, 0, 0, MSYNC_ERR_PROTO },
 		{ MODE_TWOWAY, 2, 0, 0, MSYNC_ERR_PROTO },
 		{ MODE_TWOWAY, SIDE_A, 4, 0, 0 },	/* imap */
 		{ MODE_TWOWAY, SIDE_A, 5, 0, MSYNC_ERR_PROTO },
-		{ MODE_TWOWAY, SIDE_A, 0, 0x40, MSYNC_ERR_PROTO },
+		{ MODE_TWOWAY, SIDE_A, 0, 0x80, MSYNC_ERR_PROTO },
 		{ MODE_TWOWAY, SIDE_A, 0, 0x80000000, MSYNC_ERR_PROTO },
 	};
 	struct rec_hello h;

@@ -1,17 +1,9 @@
 #!/usr/bin/env bash
 test_description='mbox interop with Dovecot: Dovecot (mail_location=mbox:) reads what msync wrote, msync reads what Dovecot wrote'
 
-# doveadm runs as nobody when the tests run as root: lib.sh puts the
-# trash where nobody can reach it.
 . "$(dirname "$0")/lib.sh"
 test_lazy_prereq PYTHON3 'command -v python3'
-
-if test_have_prereq ROOT; then
-	DOVE_UID=65534 DOVE_GID=65534
-else
-	DOVE_UID=$(id -u) DOVE_GID=$(id -g)
-fi
-DOVE_CONF=$TRASH/dovecot.conf
+. "$TEST_DIR/lib-dovecot-mbox.sh"
 
 # dove LOCATION ARGS...: doveadm on a mail_location ("mbox:DIR:INBOX=F"
 # or "maildir:DIR"); the tree is handed to Dovecot's user first.  Its
@@ -21,60 +13,22 @@ dove() {
 	shift
 	dir=${loc#*:}
 	dir=${dir%%:*}
-	if test_have_prereq ROOT; then
-		chown -R "$DOVE_UID:$DOVE_GID" "$dir" || return 1
-	fi
-	USER=msynctest doveadm -c "$DOVE_CONF" -o "mail_location=$loc" "$@" \
-	    2>"$TRASH/doveadm.last"
+	dove_own "$dir" || return 1
+	dove_adm "$loc" "$@" 2>"$TRASH/doveadm.last"
 	rc=$?
 	cat "$TRASH/doveadm.last" >&2
 	cat "$TRASH/doveadm.last" >>"$TRASH/doveadm.err"
 	return $rc
 }
 
-# digest LOCATION: MAILBOX <tab> MD5 <tab> FLAGS per message, as Dovecot
-# sees it (flags: Maildir letters, then keywords; CRLF folded to LF).
-# With SKIPFROM=1, messages with a ">*From " line are left out: Dovecot
-# shows msync's mboxrd quoting as it is (it does not unquote).
+# digest LOCATION: dove_digest_json of every message Dovecot sees there.
 digest() {
 	dove "$1" -f json fetch 'mailbox flags text' ALL >"$TRASH/dove.json" &&
-	SKIPFROM=${SKIPFROM:-0} python3 -c '
-import hashlib, json, os, re, sys
-sysf = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F",
-        "\\Deleted": "T", "\\Draft": "D"}
-data = sys.stdin.read()
-out = []
-for m in json.loads(data) if data.strip() else []:
-    t = m["text"].replace("\r\n", "\n").encode()
-    if os.environ["SKIPFROM"] == "1" and re.search(rb"(^|\n)>*From ", t):
-        continue
-    fl = [f for f in m["flags"].split() if f != "\\Recent"]
-    l = "".join(sorted(sysf[f] for f in fl if f in sysf))
-    k = " ".join(sorted(f for f in fl if f not in sysf))
-    s = " ".join(x for x in (l, k) if x) or "-"
-    out.append("%s\t%s\t%s" % (m["mailbox"], hashlib.md5(t).hexdigest(), s))
-print("\n".join(sorted(out)))
-' <"$TRASH/dove.json"
+	dove_digest_json <"$TRASH/dove.json"
 }
 
 test_expect_success DOVECOT,PYTHON3 'setup: a Dovecot configuration, no daemon' '
-	mkdir -p dovecot/run dovecot/state dovecot/home &&
-	cat >"$DOVE_CONF" <<-EOF &&
-	base_dir = $TRASH/dovecot/run
-	state_dir = $TRASH/dovecot/state
-	ssl = no
-	first_valid_uid = 1
-	first_valid_gid = 1
-	mail_uid = $DOVE_UID
-	mail_gid = $DOVE_GID
-	mail_home = $TRASH/dovecot/home
-	mail_location = maildir:$TRASH/dovecot/none
-	mbox_write_locks = fcntl dotlock
-	namespace inbox {
-	  inbox = yes
-	  separator = /
-	}
-	EOF
+	dove_conf "mbox_write_locks = fcntl dotlock" &&
 	make_maildir md && make_folder md Work &&
 	for i in 1 2 3 4 5 6; do
 		gen_message $i w | sed "s/^From the line/The line/" >w$i.eml ||

@@ -1,19 +1,11 @@
 #!/usr/bin/env bash
 test_description='mbox: a run killed in the middle of a write, then a delivery appended right behind the cut (so the run'"'"'s bytes end before the end its journal names): the next run cuts the partial message off and keeps the delivery whole; the file is checked with Python'"'"'s mailbox and Dovecot'
 
-# doveadm runs as nobody when the tests run as root: lib.sh puts the
-# trash where nobody can reach it.
 . "$(dirname "$0")/lib.sh"
 test_lazy_prereq PYTHON3 'command -v python3'
 test_require_prereq PYTHON3
 . "$TEST_DIR/lib-mbox-partial.sh"
-
-if test_have_prereq ROOT; then
-	DOVE_UID=65534 DOVE_GID=65534
-else
-	DOVE_UID=$(id -u) DOVE_GID=$(id -g)
-fi
-DOVE_CONF=$TRASH/dovecot.conf
+. "$TEST_DIR/lib-dovecot-mbox.sh"
 
 # check_msgs SOURCE: every message of b (read by Python's mailbox, or,
 # with SOURCE=dovecot, from Dovecot's JSON on stdin) is one of msgs/ or
@@ -62,12 +54,8 @@ sys.exit(bad)
 # in memory and must not change the file under test); its stderr is kept
 # in $TRASH/doveadm.err, which must stay empty.
 dove_b() {
-	rm -rf dv && cp -r b dv &&
-	if test_have_prereq ROOT; then
-		chown -R "$DOVE_UID:$DOVE_GID" dv || return 1
-	fi &&
-	USER=msynctest doveadm -c "$DOVE_CONF" -o \
-	    "mail_location=mbox:$TRASH/dv:INBOX=$TRASH/dv/INBOX:INDEX=MEMORY" \
+	rm -rf dv && cp -r b dv && dove_own dv &&
+	dove_adm "mbox:$TRASH/dv:INBOX=$TRASH/dv/INBOX:INDEX=MEMORY" \
 	    -f json fetch 'mailbox text' ALL 2>"$TRASH/doveadm.last" &&
 	! test -s "$TRASH/doveadm.last"
 }
@@ -110,22 +98,7 @@ test_expect_success 'setup: messages, Dovecot configuration' '
 		    >msgs/m$i || return 1
 	done &&
 	gen_message 1 late | sed "s/^From the line/The line/" >late &&
-	mkdir -p dovecot/run dovecot/state dovecot/home &&
-	cat >"$DOVE_CONF" <<-EOF
-	base_dir = $TRASH/dovecot/run
-	state_dir = $TRASH/dovecot/state
-	ssl = no
-	first_valid_uid = 1
-	first_valid_gid = 1
-	mail_uid = $DOVE_UID
-	mail_gid = $DOVE_GID
-	mail_home = $TRASH/dovecot/home
-	mail_location = maildir:$TRASH/dovecot/none
-	namespace inbox {
-	  inbox = yes
-	  separator = /
-	}
-	EOF
+	dove_conf
 '
 SRCMSG=$TRASH/msgs
 

@@ -595,95 +595,89 @@ cl_end(struct mboxfmt *f, struct mboxfmt_msg *m)
 }
 
 /*
- * The fast way through a body (ST_BODY, at a line start, no empty line
- * held): the whole lines read ahead that need nothing done to them are
- * handed on in one piece.  It stops before a line that may matter: an
- * empty line whose next line starts with "From " or is not read yet (the
- * separator, or content: the line-at-a-time way decides), in mboxrd a
- * line ">+From " (one '>' comes off), and a line whose end is not read
- * yet.  A line at a time was one piece(), emit() and sink call per line:
- * half of a conversion's instructions on the mbox side.  Returns 1 if it
- * handed on anything, 0 if the line-at-a-time way must take the next
- * line, or MSYNC_ERR_IO.
+ * The length of the body line at s (e the end of what is read ahead) if
+ * it needs nothing done to it, else 0: an empty line whose next line
+ * starts with "From " or is not read yet (the separator, or content: the
+ * line-at-a-time way decides), in mboxrd a line ">+From " (one '>' comes
+ * off), and a line whose end is not read yet.
  */
-static int
-body_run(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
-    void *arg)
+static size_t
+body_plain(const struct mboxfmt *f, const uint8_t *s, const uint8_t *e)
 {
-	const uint8_t	*b, *e, *s, *nl, *nx;
-	size_t		 gt;
-	int		 r;
+	const uint8_t	*nl;
+	size_t		 gt, n;
 
-	if ((r = fill(f, SEG_MAX)) != 0)
-		return r;
-	b = f->buf + f->pos;
-	e = f->buf + f->len;
-	for (s = b; s < e; s = nl + 1) {
-		if (*s == '\n' || (*s == '\r' && e - s >= 2 && s[1] == '\n')) {
-			/* An empty line is content if no "From " follows. */
-			nx = s + (*s == '\n' ? 1 : 2);
-			if (e - nx < 5 || memcmp(nx, "From ", 5) == 0)
-				break;
-			nl = nx - 1;
-			continue;
-		}
-		if ((nl = memchr(s, '\n', (size_t)(e - s))) == NULL)
-			break;
-		if (*s == '>' && f->format == MBOXFMT_MBOXRD &&
-		    quoted_from(s, (size_t)(nl - s) + 1, &gt) && gt > 0)
-			break;
+	if (*s == '\n' || (*s == '\r' && e - s >= 2 && s[1] == '\n')) {
+		/* An empty line is content if no "From " follows. */
+		n = *s == '\n' ? 1 : 2;
+		return e - s - n < 5 || memcmp(s + n, "From ", 5) == 0 ? 0 : n;
 	}
-	if (s == b)
+	if ((nl = memchr(s, '\n', (size_t)(e - s))) == NULL)
 		return 0;
-	emit(m, sink, arg, b, (size_t)(s - b));
-	f->pos += (size_t)(s - b);
-	f->linestart = 1;
-	return 1;
+	n = (size_t)(nl - s) + 1;
+	if (*s == '>' && f->format == MBOXFMT_MBOXRD && quoted_from(s, n, &gt) &&
+	    gt > 0)
+		return 0;
+	return n;
 }
 
 /*
- * The same for a header block (ST_HEAD, at a line start): the whole
- * header lines read ahead that are content as they stand go on in one
- * piece.  It stops before the empty line that ends the block, a
- * bookkeeping header or one with the X-Msync-Kept- prefix, the
+ * The same for a header line: 0 for the empty line that ends the block,
+ * a bookkeeping header or one with the X-Msync-Kept- prefix, the
  * continuation of a bookkeeping header (dropped), in mboxrd a line
  * ">+From ", the folder-data subject in a first message, and a line
- * whose end is not read yet: the line-at-a-time way does those.
- * Returns as body_run.
+ * whose end is not read yet.  A header line that passes ends the
+ * bookkeeping header before it (strip).
+ */
+static size_t
+head_plain(struct mboxfmt *f, const uint8_t *s, const uint8_t *e)
+{
+	const uint8_t	*nl;
+	size_t		 gt, n;
+
+	if ((nl = memchr(s, '\n', (size_t)(e - s))) == NULL)
+		return 0;
+	n = (size_t)(nl - s) + 1;
+	if (blank(s, n))
+		return 0;
+	if (*s == ' ' || *s == '\t')
+		return f->strip ? 0 : n;
+	if (meta_kind(s, n) != 0 ||
+	    (*s == '>' && f->format == MBOXFMT_MBOXRD &&
+	    quoted_from(s, n, &gt) && gt > 0) ||
+	    (f->first && n >= sizeof(PSEUDO_SUBJECT) - 1 &&
+	    memcmp(s, PSEUDO_SUBJECT, sizeof(PSEUDO_SUBJECT) - 1) == 0))
+		return 0;
+	f->strip = 0;
+	return n;
+}
+
+/*
+ * The fast way through a header block or a body (ST_HEAD or ST_BODY, at
+ * a line start, no empty line held): the whole lines read ahead that
+ * need nothing done to them (head_plain, body_plain) are handed on in
+ * one piece; the line-at-a-time way takes the others.  A line at a time
+ * was one piece(), emit() and sink call per line: half of a
+ * conversion's instructions on the mbox side.  Returns 1 if it handed
+ * on anything, 0 if the line-at-a-time way must take the next line, or
+ * MSYNC_ERR_IO.
  */
 static int
-head_run(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
+plain_run(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
     void *arg)
 {
-	const uint8_t	*b, *e, *s, *nl;
-	size_t		 gt, len;
+	const uint8_t	*b, *e, *s;
+	size_t		 n;
 	int		 r;
 
 	if ((r = fill(f, SEG_MAX)) != 0)
 		return r;
 	b = f->buf + f->pos;
 	e = f->buf + f->len;
-	for (s = b; s < e; s = nl + 1) {
-		if ((nl = memchr(s, '\n', (size_t)(e - s))) == NULL)
+	for (s = b; s < e; s += n)
+		if ((n = f->state == ST_HEAD ? head_plain(f, s, e) :
+		    body_plain(f, s, e)) == 0)
 			break;
-		len = (size_t)(nl - s) + 1;
-		if (blank(s, len))
-			break;
-		if (*s == ' ' || *s == '\t') {
-			if (f->strip)
-				break;
-			continue;
-		}
-		if (meta_kind(s, len) != 0)
-			break;
-		if (*s == '>' && f->format == MBOXFMT_MBOXRD &&
-		    quoted_from(s, len, &gt) && gt > 0)
-			break;
-		if (f->first && len >= sizeof(PSEUDO_SUBJECT) - 1 &&
-		    memcmp(s, PSEUDO_SUBJECT, sizeof(PSEUDO_SUBJECT) - 1) == 0)
-			break;
-		f->strip = 0;
-	}
 	if (s == b)
 		return 0;
 	emit(m, sink, arg, b, (size_t)(s - b));
@@ -719,11 +713,8 @@ mboxfmt_step(struct mboxfmt *f, struct mboxfmt_msg *m, mboxfmt_sink sink,
 		emit(m, sink, arg, p, n);
 		return 0;
 	}
-	if (f->state == ST_BODY && f->npend == 0 && f->linestart &&
-	    (r = body_run(f, m, sink, arg)) != 0)
-		return r < 0 ? r : 0;
-	if (f->state == ST_HEAD && f->linestart &&
-	    (r = head_run(f, m, sink, arg)) != 0)
+	if ((f->state == ST_HEAD || (f->state == ST_BODY && f->npend == 0)) &&
+	    f->linestart && (r = plain_run(f, m, sink, arg)) != 0)
 		return r < 0 ? r : 0;
 	if (f->state != ST_HEAD && f->state != ST_HEADEND &&
 	    f->state != ST_BODY)

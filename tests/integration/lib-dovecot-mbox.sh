@@ -1,7 +1,7 @@
 # lib-dovecot-mbox.sh -- Dovecot's doveadm as an independent reader and
-# writer of the stores of the mbox tests (t8010, t8140, t8150, t8160),
-# without a Dovecot daemon.  Source it after lib.sh; a test that uses
-# doveadm still names the DOVECOT prereq itself.
+# writer of the stores of the mbox tests (t8010, t8140, t8150, t8160)
+# and of t7000's Maildirs, without a Dovecot daemon.  Source it after
+# lib.sh; a test that uses doveadm still names the DOVECOT prereq itself.
 #
 # doveadm runs as nobody when the tests run as root (Dovecot refuses
 # root as a mail user): lib.sh puts the trash where nobody can reach it,
@@ -13,6 +13,9 @@
 #   dove_own DIR            DIR (recursively) to Dovecot's user, when root
 #   dove_adm LOCATION ARGS  doveadm ARGS with mail_location=LOCATION as
 #                           the user msynctest
+#   dove_logged LOCATION ARGS  the same, its stderr shown and also kept
+#                           in $TRASH/doveadm.err (which a test checks
+#                           stays empty)
 #   dove_digest_json        Dovecot's `-f json fetch 'mailbox flags text'`
 #                           on stdin -> one line per message, sorted:
 #                           MAILBOX <tab> MD5 of the text (CRLF folded to
@@ -65,6 +68,15 @@ dove_adm() {
 	local loc=$1
 	shift
 	USER=msynctest doveadm -c "$DOVE_CONF" -o "mail_location=$loc" "$@"
+}
+
+dove_logged() {
+	local rc
+	dove_adm "$@" 2>"$TRASH/doveadm.last"
+	rc=$?
+	cat "$TRASH/doveadm.last" >&2
+	cat "$TRASH/doveadm.last" >>"$TRASH/doveadm.err"
+	return $rc
 }
 
 dove_digest_json() {

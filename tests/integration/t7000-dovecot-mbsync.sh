@@ -4,6 +4,7 @@ test_description='interop with real peers: Dovecot (doveadm) and mbsync on the s
 # As root, doveadm runs as nobody, which must be able to reach the trash
 # directory: lib.sh sees to that.
 . "$(dirname "$0")/lib.sh"
+. "$TEST_DIR/lib-dovecot-mbox.sh"
 
 # Everything is local: no daemon is started.  doveadm opens a Maildir
 # directly (mail_location given per call with -o), and mbsync syncs two
@@ -18,28 +19,13 @@ test_description='interop with real peers: Dovecot (doveadm) and mbsync on the s
 # Written against Dovecot 2.3 (mail_location, first_valid_uid) and
 # isync 1.4 (Far/Near, SubFolders Maildir++).
 
-if test_have_prereq ROOT; then
-	DOVE_UID=65534 DOVE_GID=65534
-else
-	DOVE_UID=$(id -u) DOVE_GID=$(id -g)
-fi
-DOVE_CONF=$TRASH/dovecot.conf
-
 # dove DIR ARGS...: doveadm on the Maildir++ tree DIR.  Its stderr is
 # shown and also kept in $TRASH/doveadm.err (checked at the end).
 dove() {
-	local dir=$1 rc
+	local dir=$1
 	shift
 	case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-	if test_have_prereq ROOT; then
-		chown -R "$DOVE_UID:$DOVE_GID" "$dir" || return 1
-	fi
-	USER=msynctest doveadm -c "$DOVE_CONF" \
-	    -o "mail_location=maildir:$dir" "$@" 2>"$TRASH/doveadm.last"
-	rc=$?
-	cat "$TRASH/doveadm.last" >&2
-	cat "$TRASH/doveadm.last" >>"$TRASH/doveadm.err"
-	return $rc
+	dove_own "$dir" && dove_logged "maildir:$dir" "$@"
 }
 
 # The canonical listing used throughout: one line per message,
@@ -246,26 +232,7 @@ ENTW=$(printf 'Entw\303\274rfe')	# "Entwürfe" in UTF-8
 # --- 1. a minimal Dovecot configuration -------------------------------
 
 test_expect_success DOVECOT,PERL 'setup: a minimal dovecot.conf for doveadm' '
-	mkdir -p dovecot/run dovecot/state dovecot/home &&
-	if test_have_prereq ROOT; then
-		chown "$DOVE_UID:$DOVE_GID" dovecot/home
-	fi &&
-	cat >"$DOVE_CONF" <<-EOF &&
-	# No daemon: doveadm opens the Maildir given with -o mail_location.
-	base_dir = $TRASH/dovecot/run
-	state_dir = $TRASH/dovecot/state
-	ssl = no
-	first_valid_uid = 1
-	first_valid_gid = 1
-	mail_uid = $DOVE_UID
-	mail_gid = $DOVE_GID
-	mail_home = $TRASH/dovecot/home
-	mail_location = maildir:$TRASH/dovecot/none
-	namespace inbox {
-	  inbox = yes
-	  separator = /
-	}
-	EOF
+	dove_conf && dove_own dovecot/home &&
 	mkdir probe && dove "$TRASH/probe" mailbox create Probe &&
 	dove "$TRASH/probe" mailbox list >out &&
 	printf "INBOX\nProbe\n" >expect &&

@@ -9,16 +9,8 @@ test_lazy_prereq PYTHON3 'command -v python3'
 # or "maildir:DIR"); the tree is handed to Dovecot's user first.  Its
 # stderr is kept in $TRASH/doveadm.err (it must stay empty).
 dove() {
-	local loc=$1 dir rc
-	shift
-	dir=${loc#*:}
-	dir=${dir%%:*}
-	dove_own "$dir" || return 1
-	dove_adm "$loc" "$@" 2>"$TRASH/doveadm.last"
-	rc=$?
-	cat "$TRASH/doveadm.last" >&2
-	cat "$TRASH/doveadm.last" >>"$TRASH/doveadm.err"
-	return $rc
+	local dir=${1#*:}
+	dove_own "${dir%%:*}" && dove_logged "$@"
 }
 
 # digest LOCATION: dove_digest_json of every message Dovecot sees there.

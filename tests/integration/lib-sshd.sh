@@ -35,6 +35,9 @@
 #   SSHD_DIR             $TRASH/sshd
 # test_ssh ARGS... runs ssh with that config.  stop_sshd kills the daemon
 # by its pid; start_sshd registers it with test_atexit.
+# msync_speaking FILE MIN MAX writes FILE, an msync that speaks only
+# protocol versions MIN..MAX (the MSYNC_TEST_PROTO_VERSIONS hook of
+# src/chan.c), for --remote-msync.
 #
 # The remote session's environment (SetEnv): PATH starts with
 # $SSHD_DIR/bin; XDG_*_HOME point into $TRASH/remote-home; the sanitizer
@@ -55,6 +58,16 @@ export SSHD_DIR SSH_CMD
 sshd_log() {
 	[ -f "$SSHD_DIR/log" ] && sed 's/^/sshd: /' "$SSHD_DIR/log" >&2
 	return 0
+}
+
+msync_speaking() {
+	cat >"$1" <<-EOF &&
+	#!/bin/sh
+	MSYNC_TEST_PROTO_VERSIONS="$2 $3"
+	export MSYNC_TEST_PROTO_VERSIONS
+	exec "$MSYNC" "\$@"
+	EOF
+	chmod +x "$1"
 }
 
 # test_ssh ARGS...: ssh to msynctest and friends with the test config.

@@ -264,20 +264,7 @@ test_expect_success 'a failure to connect is reported in one line' '
 # --- protocol versions (the MSYNC_TEST_PROTO_VERSIONS hook, src/chan.c) --
 
 test_expect_success 'setup: a remote msync that speaks protocol 6..7 only' '
-	cat >msync-v67 <<-EOF &&
-	#!/bin/sh
-	MSYNC_TEST_PROTO_VERSIONS="6 7"
-	export MSYNC_TEST_PROTO_VERSIONS
-	exec "$MSYNC" "\$@"
-	EOF
-	chmod +x msync-v67 &&
-	cat >msync-v16 <<-EOF &&
-	#!/bin/sh
-	MSYNC_TEST_PROTO_VERSIONS="1 6"
-	export MSYNC_TEST_PROTO_VERSIONS
-	exec "$MSYNC" "\$@"
-	EOF
-	chmod +x msync-v16
+	msync_speaking msync-v67 6 7 && msync_speaking msync-v16 1 6
 '
 
 for t in ssh libssh; do

@@ -110,13 +110,7 @@ test_expect_success 'two-way with a remote mboxo file: a re-run finds nothing to
 '
 
 test_expect_success 'a server of protocol 4 is refused before anything is written (76), and says why' '
-	cat >msync-v24 <<-EOF &&
-	#!/bin/sh
-	MSYNC_TEST_PROTO_VERSIONS="2 4"
-	export MSYNC_TEST_PROTO_VERSIONS
-	exec "$MSYNC" "\$@"
-	EOF
-	chmod +x msync-v24 &&
+	msync_speaking msync-v24 2 4 &&
 	cp py.mbox py.before &&
 	test_expect_code 76 "$MSYNC" -e "$SSH_CMD" \
 	    --remote-msync "$TRASH/msync-v24" q \

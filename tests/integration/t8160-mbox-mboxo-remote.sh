@@ -99,6 +99,13 @@ test_expect_success 'Python'"'"'s mboxo file read over ssh with ;format=mboxo: e
 	py_same py.mbox prd >out && echo "3 3 False" >exp && test_cmp exp out
 '
 
+test_expect_success '--list of a remote mbox reads with the format given' '
+	"$MSYNC" -e "$SSH_CMD" --list -v "msynctest:$TRASH/py.mbox;format=mboxo" >l.o &&
+	"$MSYNC" -e "$SSH_CMD" --list -v "msynctest:$TRASH/py.mbox" >l.rd &&
+	"$MSYNC" --list -v "mbox:$TRASH/py.mbox;format=mboxo" >l.local &&
+	grep "^INBOX	3	" l.o && test_cmp l.local l.o && ! test_cmp l.o l.rd
+'
+
 test_expect_success 'two-way with a remote mboxo file: a re-run finds nothing to do' '
 	cp -r q tw &&
 	"$MSYNC" -e "$SSH_CMD" tw "msynctest:$TRASH/tw.mbox;layout=mbox;format=mboxo" &&

@@ -151,19 +151,45 @@ guid_cmp(const struct guid *a, const struct guid *b)
  * qsort, after a linear check that spares it when v is in order already:
  * lists read from an index or the sync state usually are, and a 100,000
  * element merge sort costs more than the rest of a no-change plan.
+ * A list that is in order but for a short tail (a plan's next base: the
+ * base's entries in order, then the few new messages of a 1% run) has
+ * only the tail sorted and merged in, from the back, with the tail in a
+ * temporary buffer: O(n) instead of O(n log n).  Equal elements keep
+ * their order (the prefix's first), as in a merge sort of the whole.
  */
 void
 msync_sort(void *v, size_t n, size_t size,
     int (*cmp)(const void *, const void *))
 {
-	const char	*p = v;
-	size_t		 i;
+	char		*p = v, *t;
+	size_t		 i, k;
 
 	for (i = 1; i < n; i++)
 		if (cmp(p + (i - 1) * size, p + i * size) > 0)
 			break;
-	if (i < n)
+	if (i >= n)
+		return;
+	/* A tail of more than a quarter: the plain sort is as good. */
+	if (n - i > n / 4 || (t = malloc((n - i) * size)) == NULL) {
 		qsort(v, n, size, cmp);
+		return;
+	}
+	k = n - i;
+	qsort(p + i * size, k, size, cmp);
+	memcpy(t, p + i * size, k * size);
+	/* Merge from the back: w is where the next largest goes. */
+	while (k > 0) {
+		size_t	 w = i + k - 1;
+
+		if (i > 0 && cmp(p + (i - 1) * size, t + (k - 1) * size) > 0) {
+			memcpy(p + w * size, p + (i - 1) * size, size);
+			i--;
+		} else {
+			memcpy(p + w * size, t + (k - 1) * size, size);
+			k--;
+		}
+	}
+	free(t);
 }
 
 /* Milliseconds on the monotonic clock, for deadlines and rates. */

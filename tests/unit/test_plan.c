@@ -1834,6 +1834,78 @@ test_random(void **unused)
 	}
 }
 
+/* msync_sort: an element, compared by key only (seq shows the order). */
+struct skey {
+	uint32_t	 key;
+	uint32_t	 seq;
+};
+
+static int
+skey_cmp(const void *pa, const void *pb)
+{
+	const struct skey	*a = pa, *b = pb;
+
+	return a->key < b->key ? -1 : a->key > b->key;
+}
+
+/*
+ * msync_sort of a list in order but for a tail (the next base of a 1%
+ * run), of one with the tail in front, and of a random one: in key
+ * order, and equal keys in their input order (what a stable sort of the
+ * whole gives; the plan's digest depends on the order).  Keys are
+ * unique (a random number * 300 + the index) but on every third
+ * iteration.
+ */
+static void
+test_sort_tail(void **unused)
+{
+	struct skey	 v[300], want[300], t;
+	size_t		 n, tail, i, j;
+	int		 iter;
+
+	(void)unused;
+	srandom(7);
+	for (iter = 0; iter < 2000; iter++) {
+		n = (size_t)(random() % 300);
+		tail = n > 0 ? (size_t)random() % (n / 3 + 1) : 0;
+		for (i = 0; i < n; i++) {
+			/* Every third iteration, few distinct keys. */
+			v[i].key = iter % 3 ? (uint32_t)(random() % 1000) *
+			    300 + (uint32_t)i : (uint32_t)(random() % 20);
+			v[i].seq = (uint32_t)i;
+		}
+		/* The first n - tail in order (a stable insertion sort). */
+		for (i = 1; i < n - tail; i++)
+			for (j = i; j > 0 && v[j - 1].key > v[j].key; j--) {
+				t = v[j];
+				v[j] = v[j - 1];
+				v[j - 1] = t;
+			}
+		for (i = 0; i < n; i++)
+			v[i].seq = (uint32_t)i;
+		if (iter % 5 == 4 && n > 1)	/* a small key at the end */
+			v[n - 1].key = 0;
+		memcpy(want, v, n * sizeof(*v));
+		for (i = 1; i < n; i++)
+			for (j = i; j > 0 && want[j - 1].key > want[j].key;
+			    j--) {
+				t = want[j];
+				want[j] = want[j - 1];
+				want[j - 1] = t;
+			}
+		msync_sort(v, n, sizeof(*v), skey_cmp);
+		/*
+		 * With ties only the keys are compared: qsort need not be
+		 * stable (glibc's is a merge sort, others are not).
+		 */
+		for (i = 0; i < n; i++)
+			if (v[i].key != want[i].key ||
+			    (iter % 3 != 0 && v[i].seq != want[i].seq))
+				fail_msg("iteration %d: element %zu of %zu "
+				    "(tail %zu) differs", iter, i, n, tail);
+	}
+}
+
 int
 main(void)
 {
@@ -1846,6 +1918,7 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_next_roundtrip),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_sort_tail),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -611,20 +611,27 @@ get_lit(struct cur *c, const char *s)
 static int
 get_u64(struct cur *c, uint64_t *v)
 {
-	uint64_t	n = 0, d;
-	const char	*s = c->p;
+	const unsigned char	*p = (const unsigned char *)c->p;
+	size_t			 avail = (size_t)(c->end - c->p), max, i;
+	uint64_t		 n = 0, d;
 
-	/* 19 digits cannot overflow: only a 20th needs the check. */
-	while (c->p < c->end && (d = (uint64_t)(unsigned char)*c->p -
-	    '0') < 10) {
-		if (c->p - s >= 19 && (c->p - s >= 20 ||
-		    n > (UINT64_MAX - d) / 10))
+	/*
+	 * 19 digits cannot overflow: only a 20th needs the check, out of
+	 * the loop (three numbers a line of every index load).
+	 */
+	max = avail < 19 ? avail : 19;
+	for (i = 0; i < max && (d = (uint64_t)p[i] - '0') < 10; i++)
+		n = n * 10 + d;
+	if (i == 19 && i < avail && (d = (uint64_t)p[i] - '0') < 10) {
+		if (n > (UINT64_MAX - d) / 10)
 			return 0;
 		n = n * 10 + d;
-		c->p++;
+		if (++i < avail && (uint64_t)p[i] - '0' < 10)
+			return 0;	/* a 21st digit */
 	}
-	if (c->p == s)
+	if (i == 0)
 		return 0;
+	c->p += i;
 	*v = n;
 	return 1;
 }
@@ -831,16 +838,15 @@ parse_head(const char *buf, size_t len, struct index_head *h,
 static int
 get_name(struct cur *c, char *name)
 {
-	struct mdname	 md;
 	size_t		 nlen = (size_t)(c->end - c->p);
 
 	if (nlen < 5 || nlen >= 4 + MDNAME_MAX + 1 ||
 	    (memcmp(c->p, "cur/", 4) != 0 && memcmp(c->p, "new/", 4) != 0))
 		return 0;
+	if (mdname_check(c->p + 4, nlen - 4) != 0)
+		return 0;
 	memcpy(name, c->p, nlen);
 	name[nlen] = '\0';
-	if (memchr(name, '\0', nlen) != NULL || mdname_parse(name + 4, &md) != 0)
-		return 0;
 	c->p = c->end;
 	return 1;
 }
@@ -1727,7 +1733,8 @@ id_name(const struct scan *sc, uint32_t id)
 static size_t
 base_len(const char *s)
 {
-	return strcspn(s, ":");
+	/* strchrnul: strcspn's set handling cost more than the search. */
+	return (size_t)(strchrnul(s, ':') - s);
 }
 
 /* The slot value of id, whose base name hashes to hv. */
@@ -1737,11 +1744,12 @@ ht_val(uint64_t hv, uint32_t id)
 	return (hv & 0xffffffff00000000u) | ((uint64_t)id + 1);
 }
 
-/* The table id whose base is base (blen bytes), or -1. */
+/* The table id whose base is base (blen bytes, hashing to hv), or -1. */
 static int64_t
-ht_find(const struct scan *sc, const char *base, size_t blen)
+ht_find_hv(const struct scan *sc, const char *base, size_t blen,
+    uint64_t hv)
 {
-	uint64_t	 hv = XXH3_64bits(base, blen), tag, v;
+	uint64_t	 tag, v;
 	size_t		 h;
 	const char	*n;
 	uint32_t	 id;
@@ -1759,11 +1767,21 @@ ht_find(const struct scan *sc, const char *base, size_t blen)
 	return -1;
 }
 
-/* Inserts id (its base not yet present), growing the table. */
-static int
-ht_insert(struct scan *sc, uint32_t id)
+/* The table id whose base is base (blen bytes), or -1. */
+static int64_t
+ht_find(const struct scan *sc, const char *base, size_t blen)
 {
-	uint64_t	*old = sc->slot, *ns, hv;
+	return ht_find_hv(sc, base, blen, XXH3_64bits(base, blen));
+}
+
+/*
+ * Inserts id (its base not yet present, hashing to hv), growing the
+ * table.
+ */
+static int
+ht_insert(struct scan *sc, uint32_t id, uint64_t hv)
+{
+	uint64_t	*old = sc->slot, *ns;
 	size_t		 oldsz = sc->mask + 1, nsz, i, h;
 	const char	*n;
 
@@ -1787,8 +1805,6 @@ ht_insert(struct scan *sc, uint32_t id)
 			}
 		free(old);
 	}
-	n = id_name(sc, id) + 4;
-	hv = XXH3_64bits(n, base_len(n));
 	h = (size_t)hv & sc->mask;
 	while (sc->slot[h] != 0)
 		h = (h + 1) & sc->mask;
@@ -1935,7 +1951,8 @@ scan_new_file(struct scan *sc, int dfd, const char *dname, const char *rel,
 	p->date = (int64_t)st.st_mtim.tv_sec;
 	if ((r = arena_add(sc->ix, rel, &p->name)) != 0)
 		goto out;
-	if ((r = ht_insert(sc, (uint32_t)sc->npend | HT_PEND)) != 0)
+	if ((r = ht_insert(sc, (uint32_t)sc->npend | HT_PEND,
+	    XXH3_64bits(rel + 4, blen))) != 0)
 		goto out;
 	sc->npend++;
 	(void)retry_has(sc, rel + 4, blen, 1);
@@ -2209,7 +2226,8 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 	struct index_token	 tok;
 	struct timespec		 now;
 	const char		*n;
-	size_t			 i, sz;
+	size_t			 i, sz, blen;
+	uint64_t		 hv;
 	uint32_t		 uid;
 	int			 r, pass;
 
@@ -2237,14 +2255,17 @@ index_rescan(struct index *ix, int folderfd, const char *where,
 	for (i = 0; i < ix->n; i++) {
 		if (ix->v[i].name == INDEX_NAME_DEAD)
 			continue;
+		/* One hash of the name for the look-up and the insert. */
 		n = ix->arena + ix->v[i].name + 4;
-		if (ht_find(&sc, n, base_len(n)) >= 0) {
+		blen = base_len(n);
+		hv = XXH3_64bits(n, blen);
+		if (ht_find_hv(&sc, n, blen, hv) >= 0) {
 			/* Two entries, one file: keep the first. */
 			ent_remove(ix, &ix->v[i]);
 			sc.changed = 1;
 			continue;
 		}
-		if ((r = ht_insert(&sc, (uint32_t)i)) != 0)
+		if ((r = ht_insert(&sc, (uint32_t)i, hv)) != 0)
 			goto out;
 		if (strncmp(ix->arena + ix->v[i].name, "new/", 4) == 0)
 			sc.nin_new++;

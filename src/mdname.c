@@ -69,39 +69,60 @@ field_num(const char *s, size_t len, uint64_t *v)
 	return 1;
 }
 
+/*
+ * Checks the bytes of name, up to a NUL or its len-th byte, whichever
+ * comes first: *outlen gets the length, *colon the first ':' or NULL.
+ * One pass checks the bytes, measures and finds the first ':' (every
+ * name of every scan, load and listing comes through here): a table
+ * sends every byte but the common ones out of the loop.
+ * Returns 0 or MSYNC_ERR_BADNAME.
+ */
+static int
+name_bytes(const char *name, size_t len, size_t *outlen, const char **colon)
+{
+	size_t	 i;
+
+	*colon = NULL;
+	for (i = 0;; i++) {
+		while (i < len && !name_stop[(unsigned char)name[i]])
+			i++;
+		if (i == len || name[i] == '\0')
+			break;
+		if (name[i] != ':' || i >= MDNAME_MAX)
+			return MSYNC_ERR_BADNAME;
+		if (*colon == NULL)
+			*colon = name + i;
+	}
+	if (i > MDNAME_MAX || i == 0 || name[0] == '.' || *colon == name)
+		return MSYNC_ERR_BADNAME;
+	*outlen = i;
+	return 0;
+}
+
+/* Checks a name of len bytes as mdname_parse does; see mdname.h. */
+int
+mdname_check(const char *name, size_t len)
+{
+	const char	*colon;
+	size_t		 n;
+
+	if (name_bytes(name, len, &n, &colon) != 0 || n != len)
+		return MSYNC_ERR_BADNAME;	/* n < len: a NUL */
+	return 0;
+}
+
 /* Parses a Maildir file name; see mdname.h. */
 int
 mdname_parse(const char *name, struct mdname *out)
 {
 	const char	*colon, *p;
-	size_t		 len, i;
+	size_t		 len;
 	uint8_t		 f;
 
 	memset(out, 0, sizeof(*out));
-	/*
-	 * One pass checks the bytes, measures and finds the first ':'
-	 * (every name of every scan, load and listing comes through here):
-	 * a table sends every byte but the common ones out of the loop.
-	 */
-	colon = NULL;
-	for (i = 0;; i++) {
-		while (!name_stop[(unsigned char)name[i]])
-			i++;
-		if (name[i] == '\0')
-			break;
-		if (name[i] != ':' || i >= MDNAME_MAX)
-			return MSYNC_ERR_BADNAME;
-		if (colon == NULL)
-			colon = name + i;
-	}
-	if (i > MDNAME_MAX)
-		return MSYNC_ERR_BADNAME;
-	len = i;
-	if (len == 0 || name[0] == '.')
+	if (name_bytes(name, SIZE_MAX, &len, &colon) != 0)
 		return MSYNC_ERR_BADNAME;
 	out->base_len = colon != NULL ? (size_t)(colon - name) : len;
-	if (out->base_len == 0)
-		return MSYNC_ERR_BADNAME;
 	for (p = name; (p = memchr(p, ',', out->base_len - (p - name))) != NULL;
 	    p++) {
 		size_t	rest = out->base_len - (size_t)(p - name);

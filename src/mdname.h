@@ -37,6 +37,14 @@ struct mdname {
 int	 mdname_parse(const char *name, struct mdname *out);
 
 /*
+ * Checks name[0..len) (no NUL needed) as mdname_parse would, without
+ * parsing its fields: for names read from an index, whose fields are
+ * not needed then.  A NUL in the name is refused.
+ * Returns 0 or MSYNC_ERR_BADNAME.
+ */
+int	 mdname_check(const char *name, size_t len);
+
+/*
  * The flags and keyword letters of a name mdname_parse accepted before
  * (an index entry's): the same *flags and *kwbits it gives, without
  * checking the name again.

@@ -109,6 +109,18 @@ test_mdname_parse(void **state)
 	assert_int_equal(mdname_parse(long_name, &md), MSYNC_ERR_BADNAME);
 	long_name[255] = '\0';
 	assert_int_equal(mdname_parse(long_name, &md), 0);
+	/* The index's check of a name (no NUL at its end) agrees. */
+	for (i = 0; i < LEN(parse_cases); i++)
+		if ((mdname_check(parse_cases[i].name,
+		    strlen(parse_cases[i].name)) == 0) != parse_cases[i].ok)
+			fail_msg("mdname_check differs on '%s'",
+			    parse_cases[i].name);
+	assert_int_equal(mdname_check(long_name, 255), 0);
+	long_name[255] = 'a';		/* 256 bytes: too long */
+	assert_int_equal(mdname_check(long_name, 256), MSYNC_ERR_BADNAME);
+	assert_int_equal(mdname_check("ab\0c", 4), MSYNC_ERR_BADNAME);
+	assert_int_equal(mdname_check("a:2,S/", 6), MSYNC_ERR_BADNAME);
+	assert_int_equal(mdname_check("a:2,S/", 5), 0);
 }
 
 static const struct {
@@ -327,6 +339,23 @@ static const char *const bad_bodies[] = {
 	"msync-index 1\nuidvalidity 1\nuidnext 9\nguid "
 	    "00000000000000000000000000000001\nmodseq 1\ntoken -\ncount 1\n"
 	    "3 00000000000000000000000000000001 5 0 new/.x\n",
+	/* a name with an empty base */
+	"msync-index 1\nuidvalidity 1\nuidnext 9\nguid "
+	    "00000000000000000000000000000001\nmodseq 1\ntoken -\ncount 1\n"
+	    "3 00000000000000000000000000000001 5 0 cur/:2,S\n",
+	/* modseq one above UINT64_MAX (the 20th digit overflows) */
+	"msync-index 1\nuidvalidity 1\nuidnext 9\nguid "
+	    "00000000000000000000000000000001\nmodseq 18446744073709551616\n"
+	    "token -\ncount 0\n",
+	/* a 21-digit number */
+	"msync-index 1\nuidvalidity 1\nuidnext 9\nguid "
+	    "00000000000000000000000000000001\nmodseq 100000000000000000000\n"
+	    "token -\ncount 0\n",
+	/* a date below INT64_MIN */
+	"msync-index 1\nuidvalidity 1\nuidnext 9\nguid "
+	    "00000000000000000000000000000001\nmodseq 1\ntoken -\ncount 1\n"
+	    "3 00000000000000000000000000000001 5 -9223372036854775809 "
+	    "cur/a\n",
 };
 
 /* body + a correct checksum line; owned by the caller. */
@@ -359,6 +388,17 @@ test_bad_bodies(void **state)
 	assert_int_equal(index_find(ix, 3)->date, -7);
 	assert_int_equal(ix->token.valid, 1);
 	assert_int_equal(ix->token.cur_nsec, 5);
+	index_free(ix);
+	free(b);
+	/* The largest numbers are not refused. */
+	b = with_sum("msync-index 1\nuidvalidity 1\nuidnext 9\nguid "
+	    "00000000000000000000000000000001\nmodseq 18446744073709551615\n"
+	    "token -\ncount 1\n"
+	    "3 00000000000000000000000000000001 5 9223372036854775807 "
+	    "cur/a:2,S\n", &len);
+	assert_int_equal(index_decode(b, len, &ix), 0);
+	assert_true(ix->modseq == UINT64_MAX);
+	assert_true(index_find(ix, 3)->date == INT64_MAX);
 	index_free(ix);
 	free(b);
 	for (i = 0; i < LEN(bad_bodies); i++) {

@@ -69,21 +69,52 @@ field_num(const char *s, size_t len, uint64_t *v)
 	return 1;
 }
 
+#define ONES	0x0101010101010101ull
+#define HIGHS	0x8080808080808080ull
+
+/*
+ * Non-zero if one of the 8 bytes of x is a name_stop byte: below 0x20
+ * (NUL and control characters), '/', ':', or 0x7f and above.  Each test
+ * is exact about whether such a byte exists (it may also flag a byte
+ * next to one, which only sends the word to the byte loop):
+ * (x - n) & ~x & HIGHS finds a byte below n (n <= 0x80), with n = 1 a
+ * zero byte of x ^ c (a byte equal to c), and (x + 1) | x with HIGHS a
+ * byte of 0x7f and above.
+ */
+static uint64_t
+word_stops(uint64_t x)
+{
+	uint64_t	 sl = x ^ (ONES * '/'), co = x ^ (ONES * ':');
+
+	return (((x - ONES * 0x20) & ~x) | ((sl - ONES) & ~sl) |
+	    ((co - ONES) & ~co) | (x + ONES) | x) & HIGHS;
+}
+
 /*
  * Checks the bytes of name, up to a NUL or its len-th byte, whichever
  * comes first: *outlen gets the length, *colon the first ':' or NULL.
  * One pass checks the bytes, measures and finds the first ':' (every
  * name of every scan, load and listing comes through here): a table
- * sends every byte but the common ones out of the loop.
+ * sends every byte but the common ones out of the loop, and with a
+ * known length (len != SIZE_MAX) 8 bytes at a time are checked first
+ * (an index load checks every name of a changed folder).
  * Returns 0 or MSYNC_ERR_BADNAME.
  */
 static int
 name_bytes(const char *name, size_t len, size_t *outlen, const char **colon)
 {
-	size_t	 i;
+	size_t		 i, wlen = len == SIZE_MAX ? 0 : len;
+	uint64_t	 w;
 
 	*colon = NULL;
 	for (i = 0;; i++) {
+		/* Never past len: without one, NUL ends the name. */
+		while (i + 8 <= wlen) {
+			memcpy(&w, name + i, 8);
+			if (word_stops(w))
+				break;
+			i += 8;
+		}
 		while (i < len && !name_stop[(unsigned char)name[i]])
 			i++;
 		if (i == len || name[i] == '\0')

@@ -121,6 +121,22 @@ test_mdname_parse(void **state)
 	assert_int_equal(mdname_check("ab\0c", 4), MSYNC_ERR_BADNAME);
 	assert_int_equal(mdname_check("a:2,S/", 6), MSYNC_ERR_BADNAME);
 	assert_int_equal(mdname_check("a:2,S/", 5), 0);
+	/*
+	 * Every byte value at every place of a 19-byte name (the check
+	 * reads 8 bytes at a time, then bytes): as mdname_parse decides.
+	 */
+	for (i = 0; i < 19 * 256; i++) {
+		char	nm[20];
+		int	 want;
+
+		memset(nm, 'a', 19);
+		nm[19] = '\0';
+		nm[i / 256] = (char)(i % 256);
+		want = i % 256 == 0 ? MSYNC_ERR_BADNAME : mdname_parse(nm, &md);
+		if (mdname_check(nm, 19) != want)
+			fail_msg("mdname_check: byte 0x%02zx at %zu", i % 256,
+			    i / 256);
+	}
 }
 
 static const struct {

@@ -690,25 +690,63 @@ static const uint8_t hexval[256] = {
 };
 #undef X
 
-/* Consumes 32 lowercase hex digits. */
+#define ONES	0x0101010101010101ull
+#define HIGHS	0x8080808080808080ull
+
+/*
+ * The 8 bytes at p as a little-endian number (a single load where the
+ * CPU is little-endian; the first byte is the lowest).
+ */
+static uint64_t
+le64_at(const unsigned char *p)
+{
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+	    (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 |
+	    (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+	    (uint64_t)p[7] << 56;
+}
+
+/*
+ * Decodes the 8 lowercase hex digits x (le64_at) into 4 bytes at out.
+ * Returns 0 if one of them is no such digit.  Each byte b below 0x80
+ * plus 0x80 - n has its high bit set iff b >= n, and no sum carries
+ * into the next byte, so "in ['0', '9'] or in ['a', 'f']" is four
+ * additions for all 8 bytes; a digit's value is its low nibble, plus 9
+ * for a letter (bit 6 set).
+ */
+static int
+hex8(uint64_t x, uint8_t *out)
+{
+	uint64_t	 ok, v;
+
+	if (x & HIGHS)
+		return 0;
+	ok = ((x + ONES * (0x80 - '0')) & ~(x + ONES * (0x80 - '9' - 1))) |
+	    ((x + ONES * (0x80 - 'a')) & ~(x + ONES * (0x80 - 'f' - 1)));
+	if ((ok & HIGHS) != HIGHS)
+		return 0;
+	v = (x & ONES * 0x0f) + 9 * ((x >> 6) & ONES);
+	/* Byte 2k is the high nibble of output byte k, 2k + 1 the low. */
+	v = ((v & 0x000f000f000f000full) << 4) | ((v >> 8) & 0x000f000f000f000full);
+	out[0] = (uint8_t)v;
+	out[1] = (uint8_t)(v >> 16);
+	out[2] = (uint8_t)(v >> 32);
+	out[3] = (uint8_t)(v >> 48);
+	return 1;
+}
+
+/* Consumes 32 lowercase hex digits, 8 at a time (one per message). */
 static int
 get_guid(struct cur *c, struct guid *g)
 {
 	const unsigned char	*p = (const unsigned char *)c->p;
-	unsigned		 bad = 0, hi, lo;
 	int			 i;
 
 	if (c->end - c->p < 32)
 		return 0;
-	/* One test at the end: any byte that is no digit sets 0xf0. */
-	for (i = 0; i < 16; i++) {
-		hi = hexval[p[2 * i]];
-		lo = hexval[p[2 * i + 1]];
-		bad |= hi | lo;
-		g->b[i] = (uint8_t)(hi << 4 | (lo & 0xf));
-	}
-	if (bad & 0xf0)
-		return 0;
+	for (i = 0; i < 4; i++)
+		if (!hex8(le64_at(p + 8 * i), g->b + 4 * i))
+			return 0;
 	c->p += 32;
 	return 1;
 }

@@ -98,6 +98,35 @@ struct guid {
 	uint8_t	 b[16];
 };
 
+/* Bytes 8k..8k+7 of g as a big-endian number (one load on most CPUs). */
+static inline uint64_t
+guid_half(const struct guid *g, int k)
+{
+	const uint8_t	*p = g->b + 8 * k;
+
+	return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 |
+	    (uint64_t)p[2] << 40 | (uint64_t)p[3] << 32 |
+	    (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+	    (uint64_t)p[6] << 8 | (uint64_t)p[7];
+}
+
+/*
+ * memcmp's order of two GUIDs (-1, 0, 1), inline: planning compares
+ * GUIDs a few times per message of every changed folder, and a call
+ * to memcmp for 16 bytes cost more than the comparison.
+ */
+static inline int
+guid_cmp(const struct guid *a, const struct guid *b)
+{
+	uint64_t	 x = guid_half(a, 0), y = guid_half(b, 0);
+
+	if (x == y) {
+		x = guid_half(a, 1);
+		y = guid_half(b, 1);
+	}
+	return x < y ? -1 : x > y;
+}
+
 /*
  * One message as a store lists it and as the wire carries it.
  * Keywords are names (never Maildir letters), sorted, separated by one
@@ -125,7 +154,6 @@ const char	*msync_strerror(int);
 int		 msync_exit_status(int);
 int		 msglist_add(struct msglist *, const struct msg *);
 void		 msglist_free(struct msglist *);
-int		 guid_cmp(const struct guid *, const struct guid *);
 int		 msync_u32_cmp(const void *, const void *);
 long long	 msync_now_ms(void);
 void		 msync_sort(void *, size_t n, size_t size,

@@ -243,6 +243,12 @@ kw_combine(enum kwrule how, const char *k[4], char **out)
 	int		 m;
 
 	*out = NULL;
+	/* Most messages have no keywords on either side, nor had. */
+	for (i = 0; i < 4; i++)
+		if (k[i] != NULL && k[i][0] != '\0')
+			break;
+	if (i == 4)
+		return 0;
 	for (i = 0; i < 4; i++)
 		n += kw_split(k[i], 0, NULL);
 	if (n == 0)

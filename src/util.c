@@ -141,12 +141,6 @@ msglist_free(struct msglist *l)
 	l->n = l->cap = 0;
 }
 
-int
-guid_cmp(const struct guid *a, const struct guid *b)
-{
-	return memcmp(a->b, b->b, sizeof(a->b));
-}
-
 /*
  * qsort, after a linear check that spares it when v is in order already:
  * lists read from an index or the sync state usually are, and a 100,000

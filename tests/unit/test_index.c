@@ -389,6 +389,50 @@ with_sum(const char *body, size_t *len)
 	return b;
 }
 
+/*
+ * Every byte value (but NUL) at every place of an entry's GUID (read 8
+ * digits at a time): taken iff it is a lowercase hex digit, and then
+ * with the digit's value.
+ */
+static void
+guid_bytes(void)
+{
+	static const char hex[] = "0123456789abcdef";
+	char		 body[512], g[33];
+	struct index	*ix;
+	char		*b;
+	size_t		 len, pos;
+	int		 c, v, r;
+
+	for (pos = 0; pos < 32; pos++)
+		for (c = 1; c < 256; c++) {
+			memcpy(g, "0123456789abcdeffedcba9876543210", 33);
+			g[pos] = (char)c;
+			snprintf(body, sizeof(body), "msync-index 1\n"
+			    "uidvalidity 1\nuidnext 9\nguid "
+			    "00000000000000000000000000000001\nmodseq 1\n"
+			    "token -\ncount 1\n3 %s 5 0 cur/a:2,S\n", g);
+			b = with_sum(body, &len);
+			r = index_decode(b, len, &ix);
+			free(b);
+			v = strchr(hex, c) != NULL ? (int)(strchr(hex, c) - hex)
+			    : -1;
+			if (v < 0 || c == '\0') {
+				if (r != MSYNC_ERR_STATE_CORRUPT)
+					fail_msg("GUID byte 0x%02x at %zu taken",
+					    c, pos);
+				continue;
+			}
+			if (r != 0)
+				fail_msg("GUID byte 0x%02x at %zu refused", c,
+				    pos);
+			assert_int_equal(pos % 2 ? index_find(ix, 3)->guid.b[pos
+			    / 2] & 0xf : index_find(ix, 3)->guid.b[pos / 2] >> 4,
+			    v);
+			index_free(ix);
+		}
+}
+
 static void
 test_bad_bodies(void **state)
 {
@@ -417,6 +461,7 @@ test_bad_bodies(void **state)
 	assert_true(index_find(ix, 3)->date == INT64_MAX);
 	index_free(ix);
 	free(b);
+	guid_bytes();
 	for (i = 0; i < LEN(bad_bodies); i++) {
 		b = with_sum(bad_bodies[i], &len);
 		if (index_decode(b, len, &ix) != MSYNC_ERR_STATE_CORRUPT)

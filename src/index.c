@@ -1799,7 +1799,13 @@ ht_find_hv(const struct scan *sc, const char *base, size_t blen,
 			continue;
 		id = (uint32_t)(v & 0xffffffffu) - 1;
 		n = id_name(sc, id) + 4;
-		if (base_len(n) == blen && memcmp(n, base, blen) == 0)
+		/*
+		 * n's base is base if its first blen bytes are base's (base
+		 * holds no NUL: strncmp stops at n's end) and ':' or its end
+		 * follows.
+		 */
+		if (strncmp(n, base, blen) == 0 && (n[blen] == ':' ||
+		    n[blen] == '\0'))
 			return id;
 	}
 	return -1;
@@ -2104,6 +2110,7 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 	DIR		*d = NULL;
 	char		 rel[4 + MDNAME_MAX + 1];
 	const char	*old;
+	size_t		 blen;
 	int64_t		 id;
 	uint32_t	 off;
 	int		 fd, r = 0;
@@ -2161,11 +2168,14 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 		 */
 		if (!only_retry && (de->d_type == DT_REG ||
 		    de->d_type == DT_UNKNOWN) &&
-		    (id = ht_find(sc, de->d_name, base_len(de->d_name))) >= 0 &&
+		    (id = ht_find(sc, de->d_name,
+		    (blen = base_len(de->d_name)))) >= 0 &&
 		    !(id & HT_PEND) && !sc->seen[id]) {
+			/* ht_find matched the base: compare the rest. */
 			old = ix->arena + ix->v[id].name;
-			if (strncmp(old, sub, 3) == 0 && old[3] == '/' &&
-			    strcmp(old + 4, de->d_name) == 0) {
+			blen = base_len(de->d_name);
+			if (memcmp(old, sub, 3) == 0 && old[3] == '/' &&
+			    strcmp(old + 4 + blen, de->d_name + blen) == 0) {
 				sc->seen[id] = 1;
 				continue;
 			}

@@ -119,6 +119,8 @@ static const char sidech[2] = { 'A', 'B' };
 static int
 kw_eq(const char *a, const char *b)
 {
+	if (a == b)
+		return 1;	/* both NULL: most messages have no keywords */
 	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
 }
 

@@ -2751,7 +2751,9 @@ struct seenlist {
 static int
 seen_add(struct seenlist *l, uint32_t uid, uint8_t flags, const char *kw)
 {
-	if (msync_grow(&l->v, &l->cap, l->n, sizeof(*l->v)) != 0)
+	/* The call only when full: this runs per message of the check. */
+	if (l->n == l->cap &&
+	    msync_grow(&l->v, &l->cap, l->n, sizeof(*l->v)) != 0)
 		return MSYNC_ERR_NOMEM;
 	l->v[l->n].uid = uid;
 	l->v[l->n].flags = flags;

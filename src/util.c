@@ -118,7 +118,9 @@ msync_grow(void *vecp, size_t *cap, size_t n, size_t elem)
 int
 msglist_add(struct msglist *l, const struct msg *m)
 {
-	if (msync_grow(&l->v, &l->cap, l->n, sizeof(*l->v)) != 0)
+	/* The call only when full: a listing adds every message. */
+	if (l->n == l->cap &&
+	    msync_grow(&l->v, &l->cap, l->n, sizeof(*l->v)) != 0)
 		return MSYNC_ERR_NOMEM;
 	l->v[l->n] = *m;
 	l->v[l->n].kw = NULL;

@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
 done
 die() { echo "bench-1pct: $*" >&2; exit 1; }
 chg=$top/scripts/bench-changes.pl
+. "$top/scripts/lib-mbsyncrc.sh"
 base=${BENCH_1PCT_DIR:-/tmp/msync-bench-1pct}
 corpus=$base/corpus-$n
 [ -x "$msync" ] || die "no msync binary at $msync (make first)"
@@ -69,25 +70,7 @@ cmd_of() {
 	msync-backup) cmd=("$msync" --backup "$w/src" "$w/dst") ;;
 	msync-sync) cmd=("$msync" "$w/src" "$w/dst") ;;
 	mbsync)
-		cat >"$w/mbsyncrc" <<EOF
-MaildirStore src
-Inbox $w/src
-SubFolders Maildir++
-
-MaildirStore dst
-Inbox $w/dst
-SubFolders Maildir++
-
-Channel bench
-Far :src:
-Near :dst:
-Patterns *
-Sync All
-Create Both
-Remove Both
-Expunge Both
-SyncState *
-EOF
+		bench_mbsyncrc "$w/src" "$w/dst" >"$w/mbsyncrc"
 		cmd=(mbsync -c "$w/mbsyncrc" -a -q) ;;
 	*) die "unknown tool $1" ;;
 	esac

@@ -198,6 +198,7 @@ fi
 export MSYNC_CORPUS_CACHE=${MSYNC_CORPUS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/msync-corpus}
 unset SSH_AUTH_SOCK
 changes_pl=$top/scripts/bench-changes.pl
+. "$top/scripts/lib-mbsyncrc.sh"
 relay_pl=$top/scripts/bench-relay.pl
 
 # --- Dovecot: a minimal config; as root, run it as nobody. ---------------
@@ -445,26 +446,7 @@ tool_cmd() {
 		cmd=("${dove_as[@]}" doveadm -c "$dove_conf"
 		    -o "mail_location=maildir:$src" sync "maildir:$dst") ;;
 	local-mbsync)
-		cat >"$w/mbsyncrc" <<EOF
-# msync benchmark: two Maildir++ stores, one channel, everything synced.
-MaildirStore src
-Inbox $src
-SubFolders Maildir++
-
-MaildirStore dst
-Inbox $dst
-SubFolders Maildir++
-
-Channel bench
-Far :src:
-Near :dst:
-Patterns *
-Sync All
-Create Both
-Remove Both
-Expunge Both
-SyncState *
-EOF
+		bench_mbsyncrc "$src" "$dst" >"$w/mbsyncrc"
 		cmd=(mbsync -c "$w/mbsyncrc" -a -q) ;;
 	local-rsync) cmd=(rsync -a --delete "$src/" "$dst/") ;;
 	local-rsync-fsync) cmd=(rsync -a --delete --fsync "$src/" "$dst/") ;;

@@ -55,37 +55,7 @@ for folder in ("", ".Work"):
 PY
 }
 
-# check_same A B: every folder holds the same messages (bytes, flags);
-# prints the count.  A message held twice in a folder shows as a
-# difference too (the lists are compared with their repeats).
-check_same() {
-	python3 - "$1" "$2" <<'PY'
-import hashlib, mailbox, sys
-def load(root):
-    out = {}
-    top = mailbox.Maildir(root, factory=None, create=False)
-    boxes = [("INBOX", top)] + [(n, top.get_folder(n)) for n in top.list_folders()]
-    for name, box in boxes:
-        got = []
-        for key in box.iterkeys():
-            m = box.get_message(key)
-            flags = "".join(sorted(set(m.get_flags()) & set("DFPRST")))
-            got.append((hashlib.sha1(box.get_bytes(key)).hexdigest(), flags))
-        out[name] = sorted(got)
-        if len(set(h for h, _ in got)) != len(got):
-            print("duplicates in %s of %s" % (name, root), file=sys.stderr)
-            sys.exit(1)
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-if a != b:
-    for k in sorted(set(a) | set(b)):
-        if a.get(k) != b.get(k):
-            sa, sb = set(a.get(k, [])), set(b.get(k, []))
-            print("folder %s: only in A %d, only in B %d" % (k, len(sa - sb), len(sb - sa)), file=sys.stderr)
-    sys.exit(1)
-print(sum(len(v) for v in a.values()))
-PY
-}
+. "$TEST_DIR/lib-stores.sh"
 
 # batches FILE: journal batches in an index file.
 batches() {

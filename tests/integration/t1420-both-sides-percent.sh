@@ -8,41 +8,8 @@ test_description='1% changes on both sides at once (issue 10.3): a two-way run m
 # only (t1400).  Changes on both sides also put the other side's new
 # messages first in the next base (their uid on A is 0 until copied) and
 # make both sides look base entries up out of order.
-n=${MSYNC_TEST_CORPUS_N:-2000}
-changes_pl=$SRCDIR/scripts/bench-changes.pl
-
-if ! test_have_prereq CORPUS; then
-	skip_all="no SpamAssassin corpus in $MSYNC_CORPUS_CACHE"
-	test_done
-fi
-
-# check_same A B: every folder of A and B (Python's mailbox, Maildir++)
-# holds the same messages (bytes) with the same flags; prints how many.
-check_same() {
-	python3 - "$1" "$2" <<'PY'
-import hashlib, mailbox, sys
-def load(root):
-    out = {}
-    top = mailbox.Maildir(root, factory=None, create=False)
-    boxes = [("INBOX", top)] + [(n, top.get_folder(n)) for n in top.list_folders()]
-    for name, box in boxes:
-        got = []
-        for key in box.iterkeys():
-            m = box.get_message(key)
-            flags = "".join(sorted(set(m.get_flags()) & set("DFPRST")))
-            got.append((hashlib.sha1(box.get_bytes(key)).hexdigest(), flags))
-        out[name] = sorted(got)
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-if a != b:
-    for k in sorted(set(a) | set(b)):
-        if a.get(k) != b.get(k):
-            sa, sb = set(a.get(k, [])), set(b.get(k, []))
-            print("folder %s: only in A %d, only in B %d" % (k, len(sa - sb), len(sb - sa)), file=sys.stderr)
-    sys.exit(1)
-print(sum(len(v) for v in a.values()))
-PY
-}
+. "$TEST_DIR/lib-stores.sh"
+need_corpus
 
 # dst_changes DIR: about 1% flag changes (F toggled) and 1% expunges in
 # every folder of the Maildir++ DIR, by file name order, for a side whose
@@ -95,12 +62,7 @@ for mode in twoway backup; do
 	esac
 
 	test_expect_success "$mode: a synced pair, then changes on both sides" '
-		rm -rf $mode && mkdir $mode &&
-		cp -a corpus/maildir $mode/src &&
-		"$MSYNC" $opt $mode/src $mode/dst 2>$mode/err1 &&
-		"$MSYNC" $opt $mode/src $mode/dst &&
-		check_same $mode/src $mode/dst >$mode/count0 &&
-		test "$(cat $mode/count0)" = "$n" &&
+		synced_pair $mode $opt &&
 		perl "$changes_pl" apply changes.a corpus/maildir $mode/src \
 		    >$mode/applied.a &&
 		perl "$changes_pl" apply changes.b corpus/maildir $mode/dst \

@@ -19,7 +19,9 @@
 # The corpus (scripts/mkcorpus.sh, 5 folders) is built once on disk in
 # ${BENCH_1PCT_DIR:-/tmp/msync-bench-1pct}/corpus-N and reused; the runs
 # use ${BENCH_TMPFS:-/dev/shm}/msync-1pct.XXXXXX, removed at the end
-# (one tool's pair, about 2 x 110 MB at 20,000 messages, at a time).
+# (one tool's pair, about 2 x 110 MB at 20,000 messages, at a time);
+# BENCH_TMPFS=/some/dir/on/disk measures on a disk instead (the header
+# line names the file system).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 n=20000 runs=3 msync=$top/msync tools="msync-backup msync-sync mbsync"
@@ -99,7 +101,7 @@ check() {
 	[ "$a" = "$b" ] && echo ok || echo "DIFFERENT (src $a, dst $b)"
 }
 
-echo "# bench-1pct: $n messages, tmpfs ($w), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "# bench-1pct: $n messages, $(stat -f -c %T "$w") ($w), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# msync $(git -C "$top" describe --always --dirty 2>/dev/null), $(mbsync --version 2>/dev/null)"
 for t in $tools; do
 	if [ "$do_cg" = 1 ]; then

@@ -39,44 +39,10 @@ if ! test -r /proc/self/status; then
 	test_done
 fi
 
-# split DIR N: moves every message of the Maildir++ DIR into N folders,
-# INBOX and .F0001 ... (round robin over the sorted names).
+# split DIR N: moves every message of the Maildir++ DIR into N folders
+# (scripts/split-folders.pl).
 split_folders() {
-	perl - "$1" "$2" <<'PL'
-use strict; use warnings;
-my ($src, $n) = @ARGV;
-$src .= "/" unless $src =~ m{/$};
-opendir(my $d, $src) or die "$src: $!";
-my @dirs = ("", grep { /^\.[^.]/ && -d "$src/$_/cur" } readdir $d);
-closedir $d;
-my @files;
-for my $f (@dirs) {
-	for my $s ("cur", "new") {
-		opendir(my $h, "$src$f/$s") or next;
-		push @files, map { [$f, $s, $_] } grep { !/^\./ } readdir $h;
-		closedir $h;
-	}
-}
-@files = sort { "$a->[0]/$a->[1]/$a->[2]" cmp "$b->[0]/$b->[1]/$b->[2]" } @files;
-for my $i (1 .. $n - 1) {
-	my $fd = sprintf("%s.F%04d", $src, $i);
-	mkdir $fd or die "$fd: $!";
-	mkdir "$fd/$_" or die "$fd/$_: $!" for ("cur", "new", "tmp");
-}
-my $k = 0;
-for my $e (@files) {
-	my ($f, $s, $name) = @$e;
-	my $i = $k++ % $n;
-	my $to = $i == 0 ? "$src$s/$name" :
-	    sprintf("%s.F%04d/%s/%s", $src, $i, $s, $name);
-	rename("$src$f/$s/$name", $to) or die "$f/$s/$name: $!";
-}
-for my $f (@dirs) {
-	next if $f eq "";
-	rmdir "$src$f/$_" for ("cur", "new", "tmp");
-	rmdir "$src$f" or die "$src$f: $!";
-}
-PL
+	perl "$SRCDIR/scripts/split-folders.pl" "$1" "$2"
 }
 
 # hwm SIDE: the VmHWM (kB) SIDE's brain reported in ./hwm.

@@ -390,7 +390,9 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 			ncap = p->n[0] > p->n[1] ? p->n[0] : p->n[1];
 			if (p->base != NULL && p->base->nmsgs > ncap)
 				ncap = p->base->nmsgs;
-			ncap += 16;
+			/* Room for a few new messages: a fixed 16 was a
+			 * sixth more for folders of 100. */
+			ncap += ncap / 32 + 4;
 		}
 
 		if ((q = reallocarray(p->e, ncap, sizeof(*p->e))) == NULL) {

@@ -64,6 +64,8 @@
 #define REFRESH_FORCE	2	/* rescan */
 #define REFRESH_HEAD	3	/* listing: as TOKEN, but an unmoved token
 				   needs only the index file's header */
+#define REFRESH_READ	4	/* reading a message: as LAZY, and a pass
+				   that may unload indexes (ix_trim) */
 
 /* One folder the store has seen. */
 struct folder {
@@ -96,10 +98,11 @@ struct folder {
 
 /*
  * Index entries kept loaded across folders (issue 10.3: memory).  Past
- * this, the indexes of the folders opened longest ago are written (if
- * changed) and freed, and loaded again if a folder is opened again: a
- * run's index memory is bounded by this and by its largest folder, not
- * by the store.  About 100 bytes an entry (the entry and its name).
+ * this, the indexes of the folders a pass over the store is done with
+ * are written (if changed) and freed, and loaded again if a folder is
+ * opened again (ix_trim): a run's index memory at its planning is
+ * bounded by this and by its largest folder, not by the store.  About
+ * 100 bytes an entry (the entry and its name).
  */
 #define IX_KEEP		32768
 
@@ -184,6 +187,13 @@ struct maildir {
 	size_t			 ix_next;
 	uint64_t		 clock;
 	struct folder		*last;		/* borrowed; last opened */
+	/*
+	 * st->clock when the current run of opens that may trim began:
+	 * only folders opened since are unloaded, as the pass is done with
+	 * them, while it comes to the others next.
+	 */
+	uint64_t		 pass_start;
+	int			 trimming;	/* in such a pass */
 };
 
 /* One syncfs() in the durability thread; see struct maildir. */
@@ -1008,7 +1018,7 @@ folder_open(struct maildir *st, const char *name, int mode,
 	struct folder	*f = NULL, **nv;
 	char		*dir = NULL;
 	size_t		 pos, ncap;
-	int		 fd = -1, r;
+	int		 fd = -1, r, trim;
 
 	*out = NULL;
 	*folderfd = -1;
@@ -1016,6 +1026,22 @@ folder_open(struct maildir *st, const char *name, int mode,
 		return MSYNC_ERR_BADNAME;
 	if (skip_has(st, name))
 		return MSYNC_ERR_STORE_CHANGED;
+	/*
+	 * Only passes that visit each folder once may unload indexes: the
+	 * last of the listing (list_messages, after list_mailboxes loaded
+	 * every changed folder's index; the planning that follows is a
+	 * run's peak), the reading of the messages to send, and the
+	 * end-of-run rescan.  Saves, flag changes and expunges come in one
+	 * pass per kind of action over the same folders: a bound there
+	 * would load a folder's index once per pass.
+	 */
+	trim = mode == REFRESH_TOKEN || mode == REFRESH_FORCE ||
+	    mode == REFRESH_READ;
+	if (mode == REFRESH_READ)
+		mode = REFRESH_LAZY;
+	if (trim && !st->trimming)
+		st->pass_start = st->clock;
+	st->trimming = trim;
 	f = folder_find(st, name, &pos);
 	/* Whatever looks at the hot folder sees its pending saves in cur/. */
 	if (f != NULL && f == st->hot && st->npend > 0 &&
@@ -1083,7 +1109,7 @@ folder_open(struct maildir *st, const char *name, int mode,
 			st->ix_est += st->last->ix->n;
 		st->last = f;
 		st->ix_est += f->ix->n;
-		if (st->ix_est > st->ix_next)
+		if (trim && st->ix_est > st->ix_next)
 			ix_trim(st, f);
 	}
 	*out = f;
@@ -1340,21 +1366,23 @@ folder_settle(struct maildir *st, struct folder *f)
 	return ret;
 }
 
+/* Most recently opened first. */
 static int
 used_cmp(const void *x, const void *y)
 {
 	const struct folder	*a = *(struct folder *const *)x;
 	const struct folder	*b = *(struct folder *const *)y;
 
-	return a->used < b->used ? -1 : a->used > b->used;
+	return a->used > b->used ? -1 : a->used < b->used;
 }
 
 /*
- * Keeps the loaded indexes at most st->ix_keep entries (issue 10.3): a
- * run lists every folder, then works on them one after the other, so
- * an index not used for a while is written (folder_settle, what
- * store_flush would do) and freed, the least recently opened first,
- * down to half the bound.  Never keep's (just opened: its caller uses
+ * Keeps the loaded indexes at most st->ix_keep entries (issue 10.3): an
+ * index is written (folder_settle, what store_flush would do) and freed,
+ * down to half the bound.  The passes that trim (see folder_open) visit
+ * every folder once: only the folders this pass opened already are
+ * unloaded, as it comes to the others next (so a pass over more than
+ * the bound may hold more until it is done with some).  Never keep's (just opened: its caller uses
  * it), the hot folder's (its saves wait in tmp/ and name its entries)
  * or a read-only run's in-memory use of a folder's own index (its new
  * UIDs are in memory only).  Best effort: what cannot be written stays
@@ -1373,7 +1401,8 @@ ix_trim(struct maildir *st, struct folder *keep)
 	    (c = reallocarray(NULL, st->nf, sizeof(*c))) != NULL) {
 		for (i = 0; i < st->nf; i++)
 			if (st->f[i]->ix != NULL && st->f[i] != keep &&
-			    st->f[i] != st->hot && !st->f[i]->ownix)
+			    st->f[i] != st->hot && !st->f[i]->ownix &&
+			    st->f[i]->used > st->pass_start)
 				c[nc++] = st->f[i];
 		qsort(c, nc, sizeof(*c), used_cmp);
 		for (i = 0; i < nc && sum > st->ix_keep / 2; i++) {
@@ -2015,7 +2044,7 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 	int			 folderfd, fd = -1, r;
 
 	*fdp = -1;
-	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &folderfd)) != 0)
+	if ((r = folder_open(st, name, REFRESH_READ, &f, &folderfd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;

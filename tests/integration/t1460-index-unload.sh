@@ -2,13 +2,14 @@
 test_description='indexes unloaded and loaded again during a run (issue 10.3: memory): with the bound at one entry, --backup and two-way initial, 1% and no-change runs still make equal stores, and leave sound indexes'
 . "$(dirname "$0")/lib.sh"
 
-# A store keeps at most IX_KEEP (32,768) index entries loaded; past it
-# the indexes opened longest ago are written and freed, and loaded again
+# A store keeps at most IX_KEEP (32,768) index entries loaded; past it,
+# the passes that visit each folder once (the listing's list_messages,
+# the reading of messages to send, the end-of-run rescan) write and free
+# the indexes of the folders they are done with, which are loaded again
 # when their folder is opened again (src/store/maildir.c ix_trim).  The
-# test hook MSYNC_TEST_INDEX_KEEP=1 makes every folder switch unload the
-# others, on both sides: the listing's indexes before the transfer, the
-# destination's folders as the transfer moves on, a read-only source's
-# cache indexes.  The stores are compared by an independent reader
+# test hook MSYNC_TEST_INDEX_KEEP=1 makes every such pass unload every
+# folder behind it, on both sides: a read-only source's cache indexes,
+# a writable source's and the destination's own, dirty or not.  The stores are compared by an independent reader
 # (lib.sh maildir_digest: each folder's message bytes and flags).
 n=${MSYNC_TEST_CORPUS_N:-1000}
 changes_pl=$SRCDIR/scripts/bench-changes.pl

@@ -3095,6 +3095,15 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 	memset(&mine, 0, sizeof(mine));
 	if ((r = plan_and_agree(b, force_deletes)) != 0)
 		return r;
+	/*
+	 * Past planning, B looks up only its own listing (listed_flags,
+	 * expected_msgs); A's, as large as B's, would be held through the
+	 * whole transfer for nothing (issue 10.3: memory).  A keeps B's for
+	 * its --progress and dry-run figures.
+	 */
+	if (b->self == SIDE_B && !b->progress)
+		for (size_t i = 0; i < b->views[b->peer].n; i++)
+			msglist_free(&b->views[b->peer].mb[i].msgs);
 	if ((b->mb_failed = calloc(b->plan.nmb + 1, 1)) == NULL ||
 	    (b->mb_skip = calloc(b->plan.nmb + 1, 1)) == NULL)
 		return MSYNC_ERR_NOMEM;

@@ -403,7 +403,9 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 			ncap = p->n[0] > p->n[1] ? p->n[0] : p->n[1];
 			if (p->base != NULL && p->base->nmsgs > ncap)
 				ncap = p->base->nmsgs;
-			ncap += 16;
+			/* Room for a few new messages: a fixed 16 was a
+			 * sixth more for folders of 100. */
+			ncap += ncap / 32 + 4;
 		}
 
 		if ((q = reallocarray(p->e, ncap, sizeof(*p->e))) == NULL) {
@@ -1555,14 +1557,23 @@ guidset_has(const struct guidset *set, const struct guid *g)
 	return set->slot[guidset_pos(set, g)] != NULL;
 }
 
-/* Fills set with the GUIDs of c's COPY actions (mask 0 if none). */
+/*
+ * Fills set with the GUIDs of c's COPY actions to side s (mask 0 if
+ * none).  A side that lists no message at all (the destination of an
+ * initial copy) has nothing a copy could take: no set, instead of one
+ * slot pair per message of the store.
+ */
 static int
-guidset_build(const struct ctx *c, struct guidset *set)
+guidset_build(const struct ctx *c, int s, struct guidset *set)
 {
-	size_t	 i, n = 0, sz;
+	size_t	 i, n = 0, sz, listed = 0;
 
+	for (i = 0; i < c->np && listed == 0; i++)
+		listed += c->p[i].n[s];
+	if (listed == 0)
+		return 0;
 	for (i = 0; i < c->na; i++)
-		if (c->a[i].a.type == ACT_COPY)
+		if (c->a[i].a.type == ACT_COPY && c->a[i].a.side == s)
 			n++;
 	if (n == 0)
 		return 0;
@@ -1572,7 +1583,7 @@ guidset_build(const struct ctx *c, struct guidset *set)
 		return MSYNC_ERR_NOMEM;
 	set->mask = sz - 1;
 	for (i = 0; i < c->na; i++)
-		if (c->a[i].a.type == ACT_COPY)
+		if (c->a[i].a.type == ACT_COPY && c->a[i].a.side == s)
 			set->slot[guidset_pos(set, &c->a[i].a.guid)] =
 			    &c->a[i].a.guid;
 	return 0;
@@ -1586,30 +1597,44 @@ guidset_build(const struct ctx *c, struct guidset *set)
 static int
 local_copies(struct ctx *c)
 {
-	struct guidset	 set = { NULL, 0 };
+	struct guidset	 set[2] = { { NULL, 0 }, { NULL, 0 } };
 	struct cand	*v[2] = { NULL, NULL };
 	size_t		 n[2] = { 0, 0 }, tot[2] = { 0, 0 }, i, j, k;
 	int		 s, r = 0;
 
-	if ((r = guidset_build(c, &set)) != 0 || set.mask == 0)
-		goto out;	/* no copies, nothing to look for */
+	/*
+	 * A copy to side s takes a message of side s: one set per side, so
+	 * the source's messages (whose GUIDs every copy has) are not all
+	 * taken for candidates.
+	 */
+	for (s = 0; s < 2; s++)
+		if ((r = guidset_build(c, s, &set[s])) != 0)
+			goto out;
+	if (set[0].mask == 0 && set[1].mask == 0)
+		goto out;	/* nothing to look for */
 	/*
 	 * Only messages some copy may take: a few, usually.  Counted first,
 	 * so the candidates take their number, not one per listed message.
 	 */
-	for (i = 0; i < c->np; i++)
-		for (s = 0; s < 2; s++)
+	for (s = 0; s < 2; s++) {
+		if (set[s].mask == 0)
+			continue;
+		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++)
-				tot[s] += guidset_has(&set,
+				tot[s] += guidset_has(&set[s],
 				    &c->p[i].l[s][j].guid);
+	}
 	for (s = 0; s < 2; s++) {
 		if ((v[s] = calloc(tot[s] + 1, sizeof(*v[s]))) == NULL) {
 			r = MSYNC_ERR_NOMEM;
 			goto out;
 		}
+		if (set[s].mask == 0)
+			continue;
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++) {
-				if (!guidset_has(&set, &c->p[i].l[s][j].guid))
+				if (!guidset_has(&set[s],
+				    &c->p[i].l[s][j].guid))
 					continue;
 				v[s][n[s]].m = &c->p[i].l[s][j];
 				v[s][n[s]++].pidx = (uint32_t)i;
@@ -1649,7 +1674,8 @@ local_copies(struct ctx *c)
 		a->src_uid = cv[pick].m->uid;
 	}
  out:
-	free(set.slot);
+	free(set[0].slot);
+	free(set[1].slot);
 	free(v[0]);
 	free(v[1]);
 	return r;

@@ -64,6 +64,8 @@
 #define REFRESH_FORCE	2	/* rescan */
 #define REFRESH_HEAD	3	/* listing: as TOKEN, but an unmoved token
 				   needs only the index file's header */
+#define REFRESH_READ	4	/* reading a message: as LAZY, and a pass
+				   that may unload indexes (ix_trim) */
 
 /* One folder the store has seen. */
 struct folder {
@@ -85,7 +87,24 @@ struct folder {
 	struct index_head	 head;
 	int			 swept;		/* tmp/ cleaned this session */
 	int			 synced;	/* cur/ needs an fsync: 0 */
+	/*
+	 * Read-only store: the first load found no usable msync.index in
+	 * the folder and took the cache's, so a reload after ix_trim takes
+	 * the cache's again (one index, one UID space, for the whole run).
+	 */
+	int			 cacheix;
+	uint64_t		 used;		/* st->clock when last opened */
 };
+
+/*
+ * Index entries kept loaded across folders (issue 10.3: memory).  Past
+ * this, the indexes of the folders a pass over the store is done with
+ * are written (if changed) and freed, and loaded again if a folder is
+ * opened again (ix_trim): a run's index memory at its planning is
+ * bounded by this and by its largest folder, not by the store.  About
+ * 100 bytes an entry (the entry and its name).
+ */
+#define IX_KEEP		32768
 
 struct maildir {
 	struct store		 base;		/* first: the driver's handle */
@@ -157,6 +176,24 @@ struct maildir {
 	 */
 	char			**skip;		/* owned */
 	size_t			 nskip;
+	/*
+	 * Loaded indexes (ix_trim): at most ix_keep entries, the test hook
+	 * MSYNC_TEST_INDEX_KEEP aside.  ix_est counts the entries of every
+	 * folder opened since the last count, an upper bound of what is
+	 * loaded, so the folders are walked only when it passes ix_next.
+	 */
+	size_t			 ix_keep;
+	size_t			 ix_est;
+	size_t			 ix_next;
+	uint64_t		 clock;
+	struct folder		*last;		/* borrowed; last opened */
+	/*
+	 * st->clock when the current run of opens that may trim began:
+	 * only folders opened since are unloaded, as the pass is done with
+	 * them, while it comes to the others next.
+	 */
+	uint64_t		 pass_start;
+	int			 trimming;	/* in such a pass */
 };
 
 /* One syncfs() in the durability thread; see struct maildir. */
@@ -194,6 +231,7 @@ static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct maildir *);
 static void	 sync_here(struct maildir *);
+static void	 ix_trim(struct maildir *, struct folder *);
 static int	 move_noreplace(int, const char *, int, const char *);
 static int	 maildir_set_mailbox_guid(struct maildir *, const char *,
 		    const struct guid *);
@@ -462,6 +500,8 @@ folder_find(struct maildir *st, const char *name, size_t *pos)
 static void
 folder_drop(struct maildir *st, size_t pos)
 {
+	if (st->last == st->f[pos])
+		st->last = NULL;
 	folder_free(st->f[pos]);
 	memmove(&st->f[pos], &st->f[pos + 1],
 	    (st->nf - pos - 1) * sizeof(st->f[0]));
@@ -791,9 +831,11 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	index_place(st, f, folderfd, &dfd, name);
 	if (f->ix == NULL) {
 		f->ownix = 0;
-		if (st->o.readonly &&
+		if (st->o.readonly && !f->cacheix &&
 		    (r = own_index_load(f, folderfd)) != 0)
 			return r;
+		if (st->o.readonly && f->ix == NULL)
+			f->cacheix = 1;
 	}
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);
@@ -976,7 +1018,7 @@ folder_open(struct maildir *st, const char *name, int mode,
 	struct folder	*f = NULL, **nv;
 	char		*dir = NULL;
 	size_t		 pos, ncap;
-	int		 fd = -1, r;
+	int		 fd = -1, r, trim;
 
 	*out = NULL;
 	*folderfd = -1;
@@ -984,6 +1026,22 @@ folder_open(struct maildir *st, const char *name, int mode,
 		return MSYNC_ERR_BADNAME;
 	if (skip_has(st, name))
 		return MSYNC_ERR_STORE_CHANGED;
+	/*
+	 * Only passes that visit each folder once may unload indexes: the
+	 * last of the listing (list_messages, after list_mailboxes loaded
+	 * every changed folder's index; the planning that follows is a
+	 * run's peak), the reading of the messages to send, and the
+	 * end-of-run rescan.  Saves, flag changes and expunges come in one
+	 * pass per kind of action over the same folders: a bound there
+	 * would load a folder's index once per pass.
+	 */
+	trim = mode == REFRESH_TOKEN || mode == REFRESH_FORCE ||
+	    mode == REFRESH_READ;
+	if (mode == REFRESH_READ)
+		mode = REFRESH_LAZY;
+	if (trim && !st->trimming)
+		st->pass_start = st->clock;
+	st->trimming = trim;
 	f = folder_find(st, name, &pos);
 	/* Whatever looks at the hot folder sees its pending saves in cur/. */
 	if (f != NULL && f == st->hot && st->npend > 0 &&
@@ -1044,6 +1102,16 @@ folder_open(struct maildir *st, const char *name, int mode,
 	}
 	if ((r = folder_refresh(st, f, fd, mode)) != 0)
 		goto out;
+	f->used = ++st->clock;
+	if (f->ix != NULL && f != st->last) {
+		/* The one left behind may have grown since (saves). */
+		if (st->last != NULL && st->last->ix != NULL)
+			st->ix_est += st->last->ix->n;
+		st->last = f;
+		st->ix_est += f->ix->n;
+		if (trim && st->ix_est > st->ix_next)
+			ix_trim(st, f);
+	}
 	*out = f;
 	*folderfd = fd;
 	fd = -1;	/* transferred */
@@ -1144,6 +1212,26 @@ host_escaped(char out[160])
 }
 
 /* Opens the store; see store.h. */
+/*
+ * IX_KEEP, or the test hook MSYNC_TEST_INDEX_KEEP (a number of entries,
+ * at least 1), which lets small test stores exercise ix_trim.
+ */
+static size_t
+ix_keep_bound(void)
+{
+	const char	*e = getenv("MSYNC_TEST_INDEX_KEEP");
+	char		*end;
+	unsigned long	 v;
+
+	if (e == NULL || *e == '\0')
+		return IX_KEEP;
+	errno = 0;
+	v = strtoul(e, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > SIZE_MAX / 4)
+		return IX_KEEP;
+	return (size_t)v;
+}
+
 static int
 maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 {
@@ -1164,6 +1252,8 @@ maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 	host_escaped(st->host);
 	st->pid = (long)getpid();
+	st->ix_keep = ix_keep_bound();
+	st->ix_next = st->ix_keep;
 	if (o->create && !o->readonly && (r = msync_mkdirs(o->path)) != 0) {
 		WARN("cannot create '%s'", o->path);
 		goto out;
@@ -1239,45 +1329,115 @@ own_writes_token(struct maildir *st, struct folder *f, int folderfd)
 	f->ix->token = tok;
 }
 
+/*
+ * Makes what this run did to folder f durable: fsyncs its cur/ after
+ * moves into it, and writes its index if it changed.  Returns 0,
+ * MSYNC_ERR_NOTFOUND when the folder is gone (nothing to write it to),
+ * or the first error (every step is tried).
+ */
+static int
+folder_settle(struct maildir *st, struct folder *f)
+{
+	int	 fd, cfd, r, ret = 0;
+
+	if ((f->ix == NULL || !f->ix->dirty) && f->synced == 0)
+		return 0;
+	if ((fd = open_beneath(st->rootfd, f->dir)) == -1) {
+		/* Gone under us: nothing to write it to. */
+		if (errno_gone())
+			return MSYNC_ERR_NOTFOUND;
+		WARN("cannot open '%s'", f->where);
+		return MSYNC_ERR_IO;
+	}
+	if (f->synced) {
+		if ((cfd = openat(fd, "cur", O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) != -1) {
+			if (fsync(cfd) == -1)
+				ret = MSYNC_ERR_IO;
+			close(cfd);
+		} else if (!errno_gone())
+			ret = MSYNC_ERR_IO;
+		f->synced = 0;
+	}
+	own_writes_token(st, f, fd);
+	if ((r = folder_save(st, f, fd)) != 0 && ret == 0)
+		ret = r;
+	close(fd);
+	return ret;
+}
+
+/* Most recently opened first. */
+static int
+used_cmp(const void *x, const void *y)
+{
+	const struct folder	*a = *(struct folder *const *)x;
+	const struct folder	*b = *(struct folder *const *)y;
+
+	return a->used > b->used ? -1 : a->used < b->used;
+}
+
+/*
+ * Keeps the loaded indexes at most st->ix_keep entries (issue 10.3): an
+ * index is written (folder_settle, what store_flush would do) and freed,
+ * down to half the bound.  The passes that trim (see folder_open) visit
+ * every folder once: only the folders this pass opened already are
+ * unloaded, as it comes to the others next (so a pass over more than
+ * the bound may hold more until it is done with some).  Never keep's (just opened: its caller uses
+ * it), the hot folder's (its saves wait in tmp/ and name its entries)
+ * or a read-only run's in-memory use of a folder's own index (its new
+ * UIDs are in memory only).  Best effort: what cannot be written stays
+ * loaded, and store_flush reports it.
+ */
+static void
+ix_trim(struct maildir *st, struct folder *keep)
+{
+	struct folder	**c;
+	size_t		  sum = 0, nc = 0, i;
+
+	for (i = 0; i < st->nf; i++)
+		if (st->f[i]->ix != NULL)
+			sum += st->f[i]->ix->n;
+	if (sum > st->ix_keep &&
+	    (c = reallocarray(NULL, st->nf, sizeof(*c))) != NULL) {
+		for (i = 0; i < st->nf; i++)
+			if (st->f[i]->ix != NULL && st->f[i] != keep &&
+			    st->f[i] != st->hot && !st->f[i]->ownix &&
+			    st->f[i]->used > st->pass_start)
+				c[nc++] = st->f[i];
+		qsort(c, nc, sizeof(*c), used_cmp);
+		for (i = 0; i < nc && sum > st->ix_keep / 2; i++) {
+			if (folder_settle(st, c[i]) != 0)
+				continue;
+			LOG4("'%s': index unloaded (%zu entries loaded)",
+			    c[i]->where, sum);
+			sum -= c[i]->ix->n;
+			index_free(c[i]->ix);
+			c[i]->ix = NULL;
+			c[i]->scanned = 0;
+			if (st->last == c[i])
+				st->last = NULL;
+		}
+		free(c);
+	}
+	st->ix_est = sum;
+	st->ix_next = (sum > st->ix_keep ? sum : st->ix_keep) +
+	    st->ix_keep / 2;
+}
+
 static int
 maildir_flush(struct maildir *st)
 {
-	struct folder	*f;
 	size_t		 i;
-	int		 fd, cfd, r, ret;
+	int		 r, ret;
 
 	/* A save that never reached cur/ must fail the run. */
 	ret = pending_flush(st);
 	if (ret == 0)
 		ret = st->incomplete;
-	for (i = 0; i < st->nf; i++) {
-		f = st->f[i];
-		if ((f->ix == NULL || !f->ix->dirty) && f->synced == 0)
-			continue;
-		if ((fd = open_beneath(st->rootfd, f->dir)) == -1) {
-			/* Gone under us: nothing to write it to. */
-			if (errno_gone())
-				continue;
-			WARN("cannot open '%s'", f->where);
-			if (ret == 0)
-				ret = MSYNC_ERR_IO;
-			continue;
-		}
-		if (f->synced) {
-			if ((cfd = openat(fd, "cur", O_RDONLY | O_DIRECTORY |
-			    O_NOFOLLOW | O_CLOEXEC)) != -1) {
-				if (fsync(cfd) == -1 && ret == 0)
-					ret = MSYNC_ERR_IO;
-				close(cfd);
-			} else if (!errno_gone() && ret == 0)
-				ret = MSYNC_ERR_IO;
-			f->synced = 0;
-		}
-		own_writes_token(st, f, fd);
-		if ((r = folder_save(st, f, fd)) != 0 && ret == 0)
+	for (i = 0; i < st->nf; i++)
+		if ((r = folder_settle(st, st->f[i])) != 0 &&
+		    r != MSYNC_ERR_NOTFOUND && ret == 0)
 			ret = r;
-		close(fd);
-	}
 	return ret;
 }
 
@@ -1884,7 +2044,7 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 	int			 folderfd, fd = -1, r;
 
 	*fdp = -1;
-	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &folderfd)) != 0)
+	if ((r = folder_open(st, name, REFRESH_READ, &f, &folderfd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;

@@ -83,6 +83,7 @@ mailuser=(env)
 change() {
 	local k=$(( n / 100 )) seed=$1
 	[ "$k" -ge 1 ] || k=1
+	# shellcheck disable=SC2154  # maildir: set by bench_account
 	bench_gen "$TRASH/new$seed" "$k" "$seed" imap &&
 	mv "$TRASH/new$seed/cur/"* "$maildir/cur/" &&
 	{ [ "$(id -u)" != 0 ] || chown -R 65534:65534 "$maildir"; } &&

@@ -55,6 +55,7 @@ mkdir -p "$(dirname "$report")" || exit 1
 . "$top/scripts/lib-bench-imap.sh"
 rm -rf "$dir" && mkdir -p "$dir" || exit 1
 dir=$(cd "$dir" && pwd)
+# shellcheck disable=SC2034  # read by lib-imapd.sh
 TRASH=$dir
 # shellcheck source=../tests/integration/lib-imapd.sh
 . "$top/tests/integration/lib-imapd.sh"
@@ -99,6 +100,7 @@ restore() {
 	sleep 1.5	# stores settled (mtime granularity)
 }
 snap || exit 1
+# shellcheck disable=SC2154  # maildir: set by bench_account
 bench_gen "$dir/new" "$k" 2 imap && mv "$dir/new/cur/"* "$maildir/cur/" &&
 doveadm -c "$IMAPD_CONF" flags add -u alice '\Flagged' mailbox INBOX \
     "14:$((14 + k - 1))" || exit 1

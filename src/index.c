@@ -2173,7 +2173,6 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 		    !(id & HT_PEND) && !sc->seen[id]) {
 			/* ht_find matched the base: compare the rest. */
 			old = ix->arena + ix->v[id].name;
-			blen = base_len(de->d_name);
 			if (memcmp(old, sub, 3) == 0 && old[3] == '/' &&
 			    strcmp(old + 4 + blen, de->d_name + blen) == 0) {
 				sc->seen[id] = 1;

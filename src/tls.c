@@ -27,12 +27,15 @@
 #include "tls.h"
 
 #define TLS_TIMEOUT_DEFAULT	30000	/* ms, when the caller says <= 0 */
+#define TLS_READ_AHEAD		(64 * 1024)	/* bytes read at once */
 
 struct tls {
 	SSL_CTX		*ctx;		/* owned */
 	SSL		*ssl;		/* owned */
 	int		 fd;		/* borrowed */
 	int		 want;		/* POLLIN/POLLOUT of the last retry */
+	int		 read_ahead;	/* tls_opts.read_ahead */
+	int		 starved;	/* the last tls_read wanted the socket */
 	char		 desc[128];	/* protocol and cipher */
 };
 
@@ -308,6 +311,12 @@ tls_start(int fd, const struct tls_opts *o, struct tls **out, char **why)
 	}
 	SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (o->read_ahead) {
+		/* Set before the handshake allocates the buffer. */
+		SSL_set_default_read_buffer_len(t->ssl, TLS_READ_AHEAD);
+		SSL_set_read_ahead(t->ssl, 1);
+		t->read_ahead = 1;
+	}
 	vp = SSL_get0_param(t->ssl);
 	if (is_address(o->host)) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(vp, o->host) != 1) {
@@ -407,9 +416,13 @@ tls_read(struct tls *t, void *p, size_t n)
 	ERR_clear_error();
 	errno = 0;
 	r = SSL_read(t->ssl, p, (int)n);
-	if (r > 0)
+	if (r > 0) {
+		t->starved = 0;
 		return r;
-	return io_result(t, r);
+	}
+	r = (int)io_result(t, r);
+	t->starved = r == MSYNC_ERR_INCOMPLETE;
+	return r;
 }
 
 ssize_t
@@ -438,7 +451,14 @@ tls_want(const struct tls *t)
 int
 tls_pending(const struct tls *t)
 {
-	return SSL_pending(t->ssl) > 0;
+	if (SSL_pending(t->ssl) > 0)
+		return 1;
+	/*
+	 * Read ahead, OpenSSL may hold whole records not yet decrypted; or
+	 * only part of one, which a read completes only after poll(2): so
+	 * not once a read found the socket empty (no busy loop).
+	 */
+	return t->read_ahead && !t->starved && SSL_has_pending(t->ssl);
 }
 
 const char *

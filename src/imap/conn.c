@@ -592,6 +592,13 @@ run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
 			return r;
 		if ((r = flush_some(c)) != 0)
 			return r;
+		/*
+		 * Asked again: imap_push is done once the queue is out, and
+		 * must not sit in poll() until the first answer (its caller
+		 * works meanwhile: docs/IMAP.md "Speed: session 9").
+		 */
+		if (done(c, arg))
+			return 0;
 		if (c->eof) {
 			conn_why(c, "%s closed the connection%s%s", c->host,
 			    c->eof == 2 ? ": " : "",
@@ -1061,6 +1068,7 @@ starttls(struct imap_conn *c, const struct imap_conn_opts *o, char **why)
 	to.host = o->host;
 	to.fingerprint = o->fingerprint;
 	to.timeout_ms = c->timeout_ms;
+	to.read_ahead = 1;	/* run_until asks tls_pending */
 	if ((r = tls_start(c->fd, &to, &c->tls, why)) != 0)
 		return r;
 	c->caps = 0;
@@ -1247,6 +1255,7 @@ imap_connect(const struct imap_conn_opts *o, struct imap_conn **out,
 		to.host = o->host;
 		to.fingerprint = o->fingerprint;
 		to.timeout_ms = c->timeout_ms;
+		to.read_ahead = 1;	/* run_until asks tls_pending */
 		if ((r = tls_start(c->fd, &to, &c->tls, why)) != 0)
 			goto out;
 	}

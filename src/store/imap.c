@@ -56,6 +56,7 @@
 #define CACHE_MAGIC1	"msync-imap-cache 1"
 #define CACHE_MAGIC	"msync-imap-cache 2"
 #define CACHE_LINE_MAX	(MSYNC_KWSTR_MAX + 256)
+#define CACHE_RBUF	(64 * 1024)	/* bytes of the cache read at once */
 #define FETCH_CHUNK	256	/* UIDs in one UID FETCH of bodies */
 #define RETRIES		5	/* reconnects for one operation */
 #define RECONNECTS_MAX	50	/* reconnects in one run */
@@ -174,6 +175,14 @@ struct istore {
 	char		*sp_buf;	/* owned; SPOOL_BUF bytes after
 					   sp_flushed */
 	size_t		 sp_blen;
+	/*
+	 * Spool bytes [sp_roff, sp_roff + sp_rlen) read ahead: the sync
+	 * reads the bodies in about the order they were spooled, so one
+	 * pread serves many small messages.
+	 */
+	char		*sp_rbuf;	/* owned; SPOOL_BUF bytes */
+	uint64_t	 sp_roff;
+	size_t		 sp_rlen;
 	/* The body being streamed, from sk_off on. */
 	int		 sk_on;		/* begun, not finished */
 	uint64_t	 sk_off;
@@ -227,7 +236,7 @@ struct gloc {
 
 struct imsg {
 	struct store_msg base;
-	int		 fd;		/* borrowed; the spool's */
+	struct istore	*st;		/* borrowed; its spool */
 	uint64_t	 off, left;	/* the rest of the body in the spool */
 };
 
@@ -690,6 +699,8 @@ spool_flush(struct istore *st)
 	}
 	st->sp_flushed += st->sp_blen;
 	st->sp_blen = 0;
+	/* What was read ahead may have been written over (sink_begin). */
+	st->sp_rlen = 0;
 	return 0;
 }
 
@@ -903,6 +914,7 @@ cache_load(struct istore *st, struct imbox *m)
 	unsigned long long ms = 0, fg = 0;
 	int		 v2, n;
 	FILE		*f;
+	char		*vb;
 
 	if (m->loaded)
 		return;
@@ -910,7 +922,12 @@ cache_load(struct istore *st, struct imbox *m)
 	cache_path(st, m, path, sizeof(path));
 	if ((f = fopen(path, "re")) == NULL)
 		return;
-	(void)setvbuf(f, NULL, _IOFBF, 64 * 1024);	/* not 4 KB reads */
+	/*
+	 * Not 4 KB reads: glibc ignores the size given without a buffer,
+	 * so the buffer is ours (freed after fclose).
+	 */
+	if ((vb = malloc(CACHE_RBUF)) != NULL)
+		(void)setvbuf(f, vb, _IOFBF, CACHE_RBUF);
 	if (fgets(line, sizeof(line), f) == NULL)
 		goto out;
 	v2 = strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) == 0;
@@ -943,6 +960,7 @@ cache_load(struct istore *st, struct imbox *m)
 	m->dirty = 0;
 out:
 	fclose(f);
+	free(vb);
 }
 
 /* Writes v in decimal at p; returns the number of digits. */
@@ -1847,6 +1865,7 @@ imap_close_store(struct store *s)
 	if (st->sp_fd >= 0)
 		close(st->sp_fd);
 	free(st->sp_buf);
+	free(st->sp_rbuf);
 	guid_ctx_free(st->sk_g);
 	refused_report(st);
 	imap_close(st->c);
@@ -2674,7 +2693,7 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 	if ((im = calloc(1, sizeof(*im))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	im->base.st = s;
-	im->fd = st->sp_fd;
+	im->st = st;
 	im->off = sp->off;
 	im->left = sp->len;
 	e = cache_find(m, uid);
@@ -2688,18 +2707,37 @@ static int
 imap_msg_read(struct store_msg *sm, void *buf, size_t cap, size_t *got)
 {
 	struct imsg	*im = (struct imsg *)sm;
+	struct istore	*st = im->st;
 	ssize_t		 n;
+	size_t		 want;
 
 	*got = 0;
 	if (cap > im->left)
 		cap = (size_t)im->left;
 	if (cap == 0)
 		return 0;
-	do
-		n = pread(im->fd, buf, cap, (off_t)im->off);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return MSYNC_ERR_IO;
+	/* Not in the window read ahead: the next SPOOL_BUF bytes are. */
+	if (im->off < st->sp_roff || im->off >= st->sp_roff + st->sp_rlen) {
+		if (st->sp_rbuf == NULL &&
+		    (st->sp_rbuf = malloc(SPOOL_BUF)) == NULL)
+			return MSYNC_ERR_NOMEM;
+		/* Only what is written and whole (msg_open flushed it). */
+		want = st->sp_flushed - im->off < SPOOL_BUF ?
+		    (size_t)(st->sp_flushed - im->off) : SPOOL_BUF;
+		st->sp_rlen = 0;
+		do
+			n = pread(st->sp_fd, st->sp_rbuf, want,
+			    (off_t)im->off);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return n < 0 ? MSYNC_ERR_IO : 0;
+		st->sp_roff = im->off;
+		st->sp_rlen = (size_t)n;
+	}
+	n = (ssize_t)(st->sp_roff + st->sp_rlen - im->off);
+	if ((size_t)n > cap)
+		n = (ssize_t)cap;
+	memcpy(buf, st->sp_rbuf + (im->off - st->sp_roff), (size_t)n);
 	im->off += (uint64_t)n;
 	im->left -= (uint64_t)n;
 	*got = (size_t)n;

@@ -27,7 +27,6 @@
 #include "tls.h"
 
 #define TLS_TIMEOUT_DEFAULT	30000	/* ms, when the caller says <= 0 */
-#define TLS_READ_AHEAD		(64 * 1024)	/* bytes read at once */
 
 struct tls {
 	SSL_CTX		*ctx;		/* owned */
@@ -311,9 +310,12 @@ tls_start(int fd, const struct tls_opts *o, struct tls **out, char **why)
 	}
 	SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/*
+	 * OpenSSL's own buffer (one record and a bit): a 64 KB one saved
+	 * fewer reads than it cost in moving what is left of it after each
+	 * record (memmove: 92M more instructions for 12.6 MB of bodies).
+	 */
 	if (o->read_ahead) {
-		/* Set before the handshake allocates the buffer. */
-		SSL_set_default_read_buffer_len(t->ssl, TLS_READ_AHEAD);
 		SSL_set_read_ahead(t->ssl, 1);
 		t->read_ahead = 1;
 	}

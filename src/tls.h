@@ -50,8 +50,9 @@ struct tls_opts {
 	const char	*key;		/* borrowed; its key, NULL = in cert */
 	int		 tls13;		/* nonzero: TLS 1.3 only (msyncs://) */
 	/*
-	 * Nonzero: OpenSSL reads what the socket has (up to 64 KB) rather
-	 * than a record header and then its body, two reads a record; the
+	 * Nonzero: OpenSSL reads what the socket has (up to its buffer, a
+	 * record and a bit) rather than a record header and then its body,
+	 * two reads a record; the
 	 * caller must then ask tls_pending() before every poll(2).  Only
 	 * for callers that do (src/imap/conn.c), not remote/tlspump.c.
 	 */

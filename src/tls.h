@@ -49,6 +49,14 @@ struct tls_opts {
 					   (PEM file) or NULL: msyncs:// */
 	const char	*key;		/* borrowed; its key, NULL = in cert */
 	int		 tls13;		/* nonzero: TLS 1.3 only (msyncs://) */
+	/*
+	 * Nonzero: OpenSSL reads what the socket has (up to its buffer, a
+	 * record and a bit) rather than a record header and then its body,
+	 * two reads a record; the
+	 * caller must then ask tls_pending() before every poll(2).  Only
+	 * for callers that do (src/imap/conn.c), not remote/tlspump.c.
+	 */
+	int		 read_ahead;
 };
 
 struct tls;	/* opaque */
@@ -82,7 +90,11 @@ ssize_t	 tls_read(struct tls *, void *, size_t n);
 ssize_t	 tls_write(struct tls *, const void *, size_t n);
 /* POLLIN or POLLOUT: what the last INCOMPLETE call waits for. */
 int	 tls_want(const struct tls *);
-/* Nonzero if decrypted bytes wait inside OpenSSL (no poll needed). */
+/*
+ * Nonzero if bytes wait inside OpenSSL (no poll needed): decrypted ones,
+ * or with read_ahead, read ones that may hold a whole record (never
+ * after a read that found the socket empty).
+ */
 int	 tls_pending(const struct tls *);
 /* The negotiated protocol and cipher, for -v ("TLSv1.3 TLS_AES_..."). */
 const char *tls_describe(const struct tls *);

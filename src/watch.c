@@ -680,6 +680,7 @@ idler_main(const char *url, const char *folder, const char *passcmd, int fd)
 	if ((x = getenv("MSYNC_IMAP_TIMEOUT")) != NULL && atoi(x) > 0)
 		co.timeout_ms = atoi(x) * 1000;
 	co.no_compress = getenv("MSYNC_IMAP_NO_COMPRESS") != NULL;
+	co.loopback_compress = getenv("MSYNC_IMAP_COMPRESS") != NULL;
 	r = imap_connect(&co, &c, &why);
 	secret_free(secret);
 	secret = NULL;

@@ -6,7 +6,11 @@
  * socket.  rbuf is capped (IMAP_RESP_MAX plus one read), so a server can
  * make us hold at most one response; bodies bypass it into the sink.
  */
+#include <sys/socket.h>
 #include <sys/types.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -588,6 +592,13 @@ run_until(struct imap_conn *c, int (*done)(struct imap_conn *, void *),
 			return r;
 		if ((r = flush_some(c)) != 0)
 			return r;
+		/*
+		 * Asked again: imap_push is done once the queue is out, and
+		 * must not sit in poll() until the first answer (its caller
+		 * works meanwhile: docs/IMAP.md "Speed: session 9").
+		 */
+		if (done(c, arg))
+			return 0;
 		if (c->eof) {
 			conn_why(c, "%s closed the connection%s%s", c->host,
 			    c->eof == 2 ? ": " : "",
@@ -1057,10 +1068,38 @@ starttls(struct imap_conn *c, const struct imap_conn_opts *o, char **why)
 	to.host = o->host;
 	to.fingerprint = o->fingerprint;
 	to.timeout_ms = c->timeout_ms;
+	to.read_ahead = 1;	/* run_until asks tls_pending */
 	if ((r = tls_start(c->fd, &to, &c->tls, why)) != 0)
 		return r;
 	c->caps = 0;
 	return imap_cmd(c, NULL, "CAPABILITY");
+}
+
+/*
+ * 1 if the socket's peer is a loopback address (127.0.0.0/8, ::1, or
+ * 127.x as an IPv4-mapped IPv6 address): the server runs on this
+ * machine.
+ */
+static int
+peer_loopback(int fd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	const struct sockaddr_in6 *s6;
+	const uint8_t		*a;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&ss)->sin_addr.
+		    s_addr) >> 24) == 127;
+	if (ss.ss_family != AF_INET6)
+		return 0;
+	s6 = (const struct sockaddr_in6 *)&ss;
+	if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return 1;
+	a = s6->sin6_addr.s6_addr;
+	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
 }
 
 /* COMPRESS DEFLATE (RFC 4978): raw deflate both ways from here on. */
@@ -1216,6 +1255,7 @@ imap_connect(const struct imap_conn_opts *o, struct imap_conn **out,
 		to.host = o->host;
 		to.fingerprint = o->fingerprint;
 		to.timeout_ms = c->timeout_ms;
+		to.read_ahead = 1;	/* run_until asks tls_pending */
 		if ((r = tls_start(c->fd, &to, &c->tls, why)) != 0)
 			goto out;
 	}
@@ -1245,9 +1285,13 @@ imap_connect(const struct imap_conn_opts *o, struct imap_conn **out,
 		LOG2("imap: %s has no QRESYNC: expunges cost a full listing "
 		    "of the mailbox's UIDs", c->host);
 	/* COMPRESS first: what follows is sent compressed. */
-	if ((c->caps & IMAP_CAP_COMPRESS) && !o->no_compress &&
-	    (r = compress_on(c)) != 0)
-		goto fail;
+	if ((c->caps & IMAP_CAP_COMPRESS) && !o->no_compress) {
+		if (!o->loopback_compress && peer_loopback(c->fd))
+			LOG2("imap: %s: a loopback address: COMPRESS=DEFLATE "
+			    "not asked for", c->host);
+		else if ((r = compress_on(c)) != 0)
+			goto fail;
+	}
 	/*
 	 * ENABLE, ID, NAMESPACE (or LIST "" "" for the separator) in one
 	 * round trip.  Their NO or BAD is not fatal: msync then works

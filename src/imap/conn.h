@@ -66,6 +66,13 @@ struct imap_conn_opts {
 	 */
 	int		 trickle_ms;
 	int		 no_compress;	/* never COMPRESS=DEFLATE */
+	/*
+	 * COMPRESS=DEFLATE also to a server on a loopback address, where
+	 * by default it is not asked for: there is no bandwidth to save,
+	 * and the server's deflate costs more time than the bytes it
+	 * saves (docs/IMAP.md "Speed: session 9").
+	 */
+	int		 loopback_compress;
 };
 
 struct imap_conn;	/* opaque */

@@ -56,6 +56,7 @@
 #define CACHE_MAGIC1	"msync-imap-cache 1"
 #define CACHE_MAGIC	"msync-imap-cache 2"
 #define CACHE_LINE_MAX	(MSYNC_KWSTR_MAX + 256)
+#define CACHE_RBUF	(64 * 1024)	/* bytes of the cache read at once */
 #define FETCH_CHUNK	256	/* UIDs in one UID FETCH of bodies */
 #define RETRIES		5	/* reconnects for one operation */
 #define RECONNECTS_MAX	50	/* reconnects in one run */
@@ -63,6 +64,7 @@
 #define BACKOFF_MAX_MS	60000	/* our own waits stop growing here */
 #define REFUSED_MAX	10000	/* refused messages remembered for the list */
 #define HDR_MAX		65536	/* header bytes read for the refused list */
+#define SPOOL_BUF	(256 * 1024)	/* spool bytes gathered per write */
 
 /* A message the server would not take, for the list at the end. */
 struct refused {
@@ -85,6 +87,13 @@ struct centry {
 					   of the same header fingerprint,
 					   not from the body (docs/IMAP.md) */
 	char		*kw;		/* owned; NULL or sorted keywords */
+};
+
+/* A body in the spool file: bytes [off, off + len), CRLF folded. */
+struct spent {
+	uint32_t	 uv;		/* UIDVALIDITY it was read under */
+	uint32_t	 uid;
+	uint64_t	 off, len;
 };
 
 /* A message's header fingerprint, as a FETCH told it. */
@@ -118,8 +127,9 @@ struct imbox {
 	uint64_t	 cache_modseq;
 	struct centry	*c;		/* owned; sorted by uid */
 	size_t		 nc, capc;
-	uint32_t	*spooled;	/* owned; UIDs spooled this run */
-	size_t		 nspooled, capspooled;
+	struct spent	*sp;		/* owned; bodies spooled this run,
+					   sorted by (uv, uid) */
+	size_t		 nsp, capsp;
 	struct msglist	 last;		/* owned; the last listing this run */
 	uint64_t	 last_modseq;	/* HIGHESTMODSEQ it was made at; 0: none */
 	struct store_hint *hints;	/* owned; the peer's, for the next
@@ -151,9 +161,31 @@ struct istore {
 	struct imbox	*fb;		/* FETCH bodies target, or NULL */
 	struct fpseen	*fps;		/* FETCH fingerprints target, or NULL */
 	size_t		 nfps, capfps;
-	/* The body being streamed. */
-	int		 sk_fd;
-	char		 sk_path[MSYNC_PATH_MAX];
+	/*
+	 * The spool: one file for the run, unlinked as soon as it is made
+	 * (nothing is left behind, whatever ends the run), written in
+	 * SPOOL_BUF pieces at its end; each mailbox's sp says where its
+	 * bodies are.  One file instead of one per body saves a creation,
+	 * a rename, an open and an unlink per message read (docs/IMAP.md
+	 * "Speed: session 9").
+	 */
+	int		 sp_fd;		/* -1 until the first body */
+	uint64_t	 sp_flushed;	/* bytes written to sp_fd */
+	uint64_t	 sp_commit;	/* end of the last whole body */
+	char		*sp_buf;	/* owned; SPOOL_BUF bytes after
+					   sp_flushed */
+	size_t		 sp_blen;
+	/*
+	 * Spool bytes [sp_roff, sp_roff + sp_rlen) read ahead: the sync
+	 * reads the bodies in about the order they were spooled, so one
+	 * pread serves many small messages.
+	 */
+	char		*sp_rbuf;	/* owned; SPOOL_BUF bytes */
+	uint64_t	 sp_roff;
+	size_t		 sp_rlen;
+	/* The body being streamed, from sk_off on. */
+	int		 sk_on;		/* begun, not finished */
+	uint64_t	 sk_off;
 	struct guid_ctx	*sk_g;
 	uint64_t	 sk_size;	/* LF bytes written */
 	int		 sk_cr;		/* a CR is pending */
@@ -204,8 +236,8 @@ struct gloc {
 
 struct imsg {
 	struct store_msg base;
-	int		 fd;
-	char		 path[MSYNC_PATH_MAX];
+	struct istore	*st;		/* borrowed; its spool */
+	uint64_t	 off, left;	/* the rest of the body in the spool */
 };
 
 struct isave {
@@ -549,7 +581,7 @@ mbox_clear(struct imbox *m)
 	free(m->wire);
 	cache_clear(m);
 	free(m->c);
-	free(m->spooled);
+	free(m->sp);
 	msglist_free(&m->last);
 	free(m->hints);
 	memset(m, 0, sizeof(*m));
@@ -600,16 +632,98 @@ cache_path(struct istore *st, const struct imbox *m, char *out, size_t n)
 	snprintf(out, n, "%s/%s", st->dir, hex);
 }
 
-/* The spool file of (m, uid). */
-static void
-spool_path(struct istore *st, const struct imbox *m, uint32_t uid,
-    char *out, size_t n)
+static int
+spent_cmp(uint32_t uv, uint32_t uid, const struct spent *e)
 {
-	char	 p[MSYNC_PATH_MAX];
+	if (uv != e->uv)
+		return uv < e->uv ? -1 : 1;
+	if (uid != e->uid)
+		return uid < e->uid ? -1 : 1;
+	return 0;
+}
 
-	cache_path(st, m, p, sizeof(p));
-	if (snprintf(out, n, "%s.%u.%u", p, m->uidvalidity, uid) >= (int)n)
-		out[0] = '\0';	/* not reached: dir is far shorter */
+/*
+ * Where (m's UIDVALIDITY, uid) is or would go in m->sp: *found set when
+ * it is there.
+ */
+static size_t
+spool_pos(const struct imbox *m, uint32_t uid, int *found)
+{
+	size_t	 lo = 0, hi = m->nsp, mid;
+	int	 c;
+
+	*found = 0;
+	/* Bodies mostly arrive in UID order: the end first. */
+	if (hi > 0 && spent_cmp(m->uidvalidity, uid, &m->sp[hi - 1]) > 0)
+		return hi;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = spent_cmp(m->uidvalidity, uid, &m->sp[mid])) == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* The spooled body of (m, uid) under m's UIDVALIDITY, or NULL. */
+static struct spent *
+spool_find(struct imbox *m, uint32_t uid)
+{
+	size_t	 i;
+	int	 found;
+
+	i = spool_pos(m, uid, &found);
+	return found ? &m->sp[i] : NULL;
+}
+
+/* Writes the gathered spool bytes to the file. */
+static int
+spool_flush(struct istore *st)
+{
+	ssize_t	 w;
+	size_t	 o = 0;
+
+	while (o < st->sp_blen) {
+		w = pwrite(st->sp_fd, st->sp_buf + o, st->sp_blen - o,
+		    (off_t)(st->sp_flushed + o));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return MSYNC_ERR_IO;
+		o += (size_t)w;
+	}
+	st->sp_flushed += st->sp_blen;
+	st->sp_blen = 0;
+	/* What was read ahead may have been written over (sink_begin). */
+	st->sp_rlen = 0;
+	return 0;
+}
+
+/* Appends n bytes of the body being streamed to the spool. */
+static int
+spool_put(struct istore *st, const char *p, size_t n)
+{
+	size_t	 k;
+	int	 r;
+
+	while (n > 0) {
+		if (st->sp_blen == SPOOL_BUF && (r = spool_flush(st)) != 0)
+			return r;
+		k = SPOOL_BUF - st->sp_blen;
+		if (k > n)
+			k = n;
+		memcpy(st->sp_buf + st->sp_blen, p, k);
+		st->sp_blen += k;
+		st->sk_size += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
 }
 
 static struct centry *
@@ -800,6 +914,7 @@ cache_load(struct istore *st, struct imbox *m)
 	unsigned long long ms = 0, fg = 0;
 	int		 v2, n;
 	FILE		*f;
+	char		*vb;
 
 	if (m->loaded)
 		return;
@@ -807,7 +922,12 @@ cache_load(struct istore *st, struct imbox *m)
 	cache_path(st, m, path, sizeof(path));
 	if ((f = fopen(path, "re")) == NULL)
 		return;
-	(void)setvbuf(f, NULL, _IOFBF, 64 * 1024);	/* not 4 KB reads */
+	/*
+	 * Not 4 KB reads: glibc ignores the size given without a buffer,
+	 * so the buffer is ours (freed after fclose).
+	 */
+	if ((vb = malloc(CACHE_RBUF)) != NULL)
+		(void)setvbuf(f, vb, _IOFBF, CACHE_RBUF);
 	if (fgets(line, sizeof(line), f) == NULL)
 		goto out;
 	v2 = strncmp(line, CACHE_MAGIC " ", sizeof(CACHE_MAGIC)) == 0;
@@ -840,6 +960,7 @@ cache_load(struct istore *st, struct imbox *m)
 	m->dirty = 0;
 out:
 	fclose(f);
+	free(vb);
 }
 
 /* Writes v in decimal at p; returns the number of digits. */
@@ -1158,53 +1279,68 @@ date_format(int64_t t, char *out, size_t n)
 
 /* ---- bodies into the spool ----------------------------------------- */
 
+/*
+ * A body begins: it goes to the spool's end, after the last whole body
+ * (a body cut off by a lost connection is overwritten).  The spool file
+ * is made with the first body, and unlinked at once: only its fd is
+ * needed, and a run that dies leaves nothing behind.
+ */
 static int
 sink_begin(void *arg, uint64_t size)
 {
 	struct istore	*st = arg;
+	char		 path[MSYNC_PATH_MAX];
 
-	if (st->sk_fd >= 0) {
-		close(st->sk_fd);
-		unlink(st->sk_path);
-	}
-	snprintf(st->sk_path, sizeof(st->sk_path), "%s/spool.XXXXXX",
-	    st->dir);
+	(void)size;
+	st->sk_on = 0;
 	st->sk_err = 0;
 	st->sk_size = 0;
 	st->sk_cr = 0;
-	if ((st->sk_fd = mkostemp(st->sk_path, O_CLOEXEC)) < 0) {
-		st->sk_err = MSYNC_ERR_IO;
-		return MSYNC_ERR_IO;
+	if (st->sp_fd < 0) {
+		if (st->sp_buf == NULL &&
+		    (st->sp_buf = malloc(SPOOL_BUF)) == NULL) {
+			st->sk_err = MSYNC_ERR_NOMEM;
+			return MSYNC_ERR_NOMEM;
+		}
+		snprintf(path, sizeof(path), "%s/spool.XXXXXX", st->dir);
+		if ((st->sp_fd = mkostemp(path, O_CLOEXEC)) < 0) {
+			st->sk_err = MSYNC_ERR_IO;
+			return MSYNC_ERR_IO;
+		}
+		(void)unlink(path);
+		st->sp_flushed = st->sp_commit = 0;
+		st->sp_blen = 0;
 	}
+	if (st->sp_commit < st->sp_flushed) {
+		st->sp_flushed = st->sp_commit;
+		st->sp_blen = 0;
+	} else
+		st->sp_blen = (size_t)(st->sp_commit - st->sp_flushed);
+	st->sk_off = st->sp_commit;
 	guid_ctx_free(st->sk_g);
 	if ((st->sk_g = guid_ctx_new()) == NULL)
 		return MSYNC_ERR_NOMEM;
+	st->sk_on = 1;
 	return 0;
 }
 
-/* Writes n bytes to the spool file, folding CRLF to LF across pieces. */
+/* Spools n bytes of the body, folding CRLF to LF across pieces. */
 static int
 sink_write(void *arg, const void *p, size_t n)
 {
 	struct istore	*st = arg;
 	const char	*s = p, *cr;
-	char		 out[16384];
-	size_t		 i, o = 0, run;
+	size_t		 i, run;
+	int		 r;
 
-	if (st->sk_fd < 0)
+	if (!st->sk_on)
 		return 0;
 	guid_update(st->sk_g, p, n);
 	for (i = 0; i < n;) {
-		if (o + 2 > sizeof(out)) {
-			if (write(st->sk_fd, out, o) != (ssize_t)o)
-				return MSYNC_ERR_IO;
-			st->sk_size += o;
-			o = 0;
-		}
 		if (st->sk_cr) {
 			st->sk_cr = 0;
-			if (s[i] != '\n')
-				out[o++] = '\r';
+			if (s[i] != '\n' && (r = spool_put(st, "\r", 1)) != 0)
+				return r;
 		}
 		if (s[i] == '\r') {
 			st->sk_cr = 1;
@@ -1214,35 +1350,31 @@ sink_write(void *arg, const void *p, size_t n)
 		/* The bytes up to the next CR go as they are. */
 		cr = memchr(s + i, '\r', n - i);
 		run = cr != NULL ? (size_t)(cr - (s + i)) : n - i;
-		if (run > sizeof(out) - o)
-			run = sizeof(out) - o;
-		memcpy(out + o, s + i, run);
-		o += run;
+		if ((r = spool_put(st, s + i, run)) != 0)
+			return r;
 		i += run;
 	}
-	if (o > 0 && write(st->sk_fd, out, o) != (ssize_t)o)
-		return MSYNC_ERR_IO;
-	st->sk_size += o;
 	return 0;
 }
 
 /*
- * The FETCH that carried the streamed body arrived: the spool file
- * becomes (m, uid)'s, and the cache learns its GUID.
+ * The FETCH that carried the streamed body arrived: the body becomes
+ * (m, uid)'s, and the cache learns its GUID.
  */
 static int
 sink_finish(struct istore *st, struct imbox *m, uint32_t uid, int64_t date)
 {
 	struct centry	 e, *old;
-	char		 path[MSYNC_PATH_MAX];
-	int		 r;
+	struct spent	*sp;
+	size_t		 i;
+	int		 r, found;
 
 	if (st->sk_cr) {
 		st->sk_cr = 0;
-		if (write(st->sk_fd, "\r", 1) != 1)
-			return MSYNC_ERR_IO;
-		st->sk_size++;
+		if ((r = spool_put(st, "\r", 1)) != 0)
+			return r;
 	}
+	st->sk_on = 0;
 	memset(&e, 0, sizeof(e));
 	e.uid = uid;
 	guid_final(st->sk_g, &e.guid);
@@ -1256,22 +1388,24 @@ sink_finish(struct istore *st, struct imbox *m, uint32_t uid, int64_t date)
 		if (old->kw != NULL && (e.kw = strdup(old->kw)) == NULL)
 			e.fknown = 0;
 	}
-	close(st->sk_fd);
-	st->sk_fd = -1;
-	spool_path(st, m, uid, path, sizeof(path));
-	if (rename(st->sk_path, path) != 0) {
-		unlink(st->sk_path);
-		free(e.kw);
-		return MSYNC_ERR_IO;
+	/* Remembered, so that msg_open reads it from the spool. */
+	i = spool_pos(m, uid, &found);
+	if (!found) {
+		if (msync_grow(&m->sp, &m->capsp, m->nsp, sizeof(*m->sp)) !=
+		    0) {
+			free(e.kw);
+			return MSYNC_ERR_NOMEM;
+		}
+		memmove(m->sp + i + 1, m->sp + i, (m->nsp - i) *
+		    sizeof(*m->sp));
+		m->nsp++;
 	}
-	/* Remembered, so that close removes what the sync did not read. */
-	if (msync_grow(&m->spooled, &m->capspooled, m->nspooled,
-	    sizeof(*m->spooled)) != 0) {
-		unlink(path);
-		free(e.kw);
-		return MSYNC_ERR_NOMEM;
-	}
-	m->spooled[m->nspooled++] = uid;
+	sp = &m->sp[i];
+	sp->uv = m->uidvalidity;
+	sp->uid = uid;
+	sp->off = st->sk_off;
+	sp->len = st->sk_size;
+	st->sp_commit = st->sk_off + st->sk_size;
 	if ((r = cache_put(m, &e)) != 0)
 		return r;
 	return 0;
@@ -1369,7 +1503,7 @@ on_fetch(struct istore *st, const struct imap_resp *r)
 			    bodystr->len)) != 0)
 				goto out;
 		}
-		if (st->sk_fd < 0) {
+		if (!st->sk_on) {
 			rc = st->sk_err != 0 ? st->sk_err : MSYNC_ERR_PROTO;
 			goto out;
 		}
@@ -1614,7 +1748,7 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 		return MSYNC_ERR_NOMEM;
 	st->base.drv = &store_imap_driver;
 	st->sel = -1;
-	st->sk_fd = -1;
+	st->sp_fd = -1;
 	st->readonly = o->readonly;
 	if ((r = imap_url_parse(o->path, &st->u, &why)) != 0)
 		goto out;
@@ -1670,6 +1804,7 @@ imap_open(const struct store_opts *o, struct store **out, char **holder)
 	if ((x = getenv("MSYNC_IMAP_TRICKLE_MS")) != NULL && *x != '\0')
 		co.trickle_ms = atoi(x) > 0 ? atoi(x) : -1;
 	co.no_compress = getenv("MSYNC_IMAP_NO_COMPRESS") != NULL;
+	co.loopback_compress = getenv("MSYNC_IMAP_COMPRESS") != NULL;
 	/*
 	 * A connection lost while logging in is tried again as later ones
 	 * are; a refused connection or login is the user's to fix.
@@ -1719,28 +1854,18 @@ imap_close_store(struct store *s)
 	if (st == NULL)
 		return 0;
 	for (size_t i = 0; i < st->nmb; i++) {
-		char	 p[MSYNC_PATH_MAX];
-
 		if ((r2 = cache_save(st, &st->mb[i])) != 0 && r == 0)
 			r = r2;
-		/*
-		 * Bodies read only to learn their GUID (the other side had
-		 * them) are not needed again: the cache has the GUID.
-		 */
-		for (size_t k = 0; k < st->mb[i].nspooled; k++) {
-			spool_path(st, &st->mb[i], st->mb[i].spooled[k], p,
-			    sizeof(p));
-			(void)unlink(p);
-		}
 		mbox_clear(&st->mb[i]);
 	}
 	free(st->mb);
 	free(st->van);
 	free(st->gl);
-	if (st->sk_fd >= 0) {
-		close(st->sk_fd);
-		unlink(st->sk_path);
-	}
+	/* The spool (unlinked already) goes with its fd. */
+	if (st->sp_fd >= 0)
+		close(st->sp_fd);
+	free(st->sp_buf);
+	free(st->sp_rbuf);
 	guid_ctx_free(st->sk_g);
 	refused_report(st);
 	imap_close(st->c);
@@ -2519,18 +2644,14 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 	struct imbox	*m;
 	struct imsg	*im;
 	struct centry	*e;
-	struct stat	 sb;
+	struct spent	*sp;
 	int		 r, fp;
 
 	*out = NULL;
 	if ((m = mbox_find(st, name)) == NULL)
 		return MSYNC_ERR_NOTFOUND;
-	if ((im = calloc(1, sizeof(*im))) == NULL)
-		return MSYNC_ERR_NOMEM;
-	im->base.st = s;
 	cache_load(st, m);
-	spool_path(st, m, uid, im->path, sizeof(im->path));
-	if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
+	if ((sp = spool_find(m, uid)) == NULL) {
 		int	 attempt = 0;
 		struct guid was;
 
@@ -2543,15 +2664,10 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 		    (r = fetch_bodies(st, m, &uid, 1)) != 0) &&
 		    recover(st, r, &attempt) == 0)
 			;
-		if (r != 0) {
-			free(im);
+		if (r != 0)
 			return fail(st, r);
-		}
-		spool_path(st, m, uid, im->path, sizeof(im->path));
-		if ((im->fd = open(im->path, O_RDONLY | O_CLOEXEC)) < 0) {
-			free(im);
+		if ((sp = spool_find(m, uid)) == NULL)
 			return MSYNC_ERR_NOTFOUND;	/* expunged */
-		}
 		/*
 		 * Matched by its header fingerprint, and now read: the cache
 		 * has its real GUID (sink_finish).  If that is not the
@@ -2568,19 +2684,20 @@ imap_msg_open(struct store *s, const char *name, uint32_t uid,
 			m->fixgen++;
 			m->dirty = 1;
 			(void)cache_save(st, m);
-			close(im->fd);
-			unlink(im->path);
-			free(im);
 			return MSYNC_ERR_STORE_CHANGED;
 		}
 	}
-	if (fstat(im->fd, &sb) != 0) {
-		close(im->fd);
-		free(im);
-		return MSYNC_ERR_IO;
-	}
+	/* Read with pread: what is still gathered goes to the file first. */
+	if (sp->off + sp->len > st->sp_flushed && (r = spool_flush(st)) != 0)
+		return r;
+	if ((im = calloc(1, sizeof(*im))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	im->base.st = s;
+	im->st = st;
+	im->off = sp->off;
+	im->left = sp->len;
 	e = cache_find(m, uid);
-	*size = (uint64_t)sb.st_size;
+	*size = sp->len;
 	*date = e != NULL ? e->date : 0;
 	*out = &im->base;
 	return 0;
@@ -2590,28 +2707,51 @@ static int
 imap_msg_read(struct store_msg *sm, void *buf, size_t cap, size_t *got)
 {
 	struct imsg	*im = (struct imsg *)sm;
+	struct istore	*st = im->st;
 	ssize_t		 n;
+	size_t		 want;
 
-	do
-		n = read(im->fd, buf, cap);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return MSYNC_ERR_IO;
+	*got = 0;
+	if (cap > im->left)
+		cap = (size_t)im->left;
+	if (cap == 0)
+		return 0;
+	/* Not in the window read ahead: the next SPOOL_BUF bytes are. */
+	if (im->off < st->sp_roff || im->off >= st->sp_roff + st->sp_rlen) {
+		if (st->sp_rbuf == NULL &&
+		    (st->sp_rbuf = malloc(SPOOL_BUF)) == NULL)
+			return MSYNC_ERR_NOMEM;
+		/* Only what is written and whole (msg_open flushed it). */
+		want = st->sp_flushed - im->off < SPOOL_BUF ?
+		    (size_t)(st->sp_flushed - im->off) : SPOOL_BUF;
+		st->sp_rlen = 0;
+		do
+			n = pread(st->sp_fd, st->sp_rbuf, want,
+			    (off_t)im->off);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return n < 0 ? MSYNC_ERR_IO : 0;
+		st->sp_roff = im->off;
+		st->sp_rlen = (size_t)n;
+	}
+	n = (ssize_t)(st->sp_roff + st->sp_rlen - im->off);
+	if ((size_t)n > cap)
+		n = (ssize_t)cap;
+	memcpy(buf, st->sp_rbuf + (im->off - st->sp_roff), (size_t)n);
+	im->off += (uint64_t)n;
+	im->left -= (uint64_t)n;
 	*got = (size_t)n;
 	return 0;
 }
 
-/* The spool copy has served its purpose: the cache keeps the GUID. */
+/*
+ * The body stays in the spool (it goes with the run); a second read of
+ * it costs no download.
+ */
 static void
 imap_msg_close(struct store_msg *sm)
 {
-	struct imsg	*im = (struct imsg *)sm;
-
-	if (im == NULL)
-		return;
-	close(im->fd);
-	unlink(im->path);
-	free(im);
+	free(sm);
 }
 
 /* ---- saving -------------------------------------------------------- */
@@ -3832,12 +3972,10 @@ imap_msg_local(struct store *s, const char *name, uint32_t uid)
 {
 	struct istore	*st = is(s);
 	struct imbox	*m;
-	char		 path[MSYNC_PATH_MAX];
 
 	if ((m = mbox_find(st, name)) == NULL)
 		return 0;
-	spool_path(st, m, uid, path, sizeof(path));
-	return access(path, R_OK) == 0;
+	return spool_find(m, uid) != NULL;
 }
 
 const struct store_driver store_imap_driver = {

@@ -19,7 +19,8 @@
 #   dovecot.conf       imap (STARTTLS, plaintext login refused before it)
 #                      and imaps on two free ports of 127.0.0.1; with
 #                      imap_zlib, so COMPRESS=DEFLATE is offered (msync
-#                      uses it unless MSYNC_IMAP_NO_COMPRESS is set);
+#                      uses it on 127.0.0.1 only with MSYNC_IMAP_COMPRESS
+#                      set, and never with MSYNC_IMAP_NO_COMPRESS);
 #                      a folder AllMail, when created, is SPECIAL-USE \All
 #                      (as Gmail's "[Gmail]/All Mail")
 #   log                Dovecot's log; imapd_log prints it

@@ -92,11 +92,11 @@ test_expect_success 'a SPECIAL-USE \All folder (Gmail All Mail) is left out, wit
 	doveadm_u alice "mailbox delete" AllMail
 '
 
-test_expect_success 'COMPRESS=DEFLATE is used when offered, and can be turned off' '
-	msync -vv --backup --passcmd "$PASSCMD" "$(imaps_url alice)" md3 2>log &&
+test_expect_success 'COMPRESS=DEFLATE is used when offered (asked for on loopback), and can be turned off' '
+	MSYNC_IMAP_COMPRESS=1 msync -vv --backup --passcmd "$PASSCMD" "$(imaps_url alice)" md3 2>log &&
 	grep "COMPRESS=DEFLATE on" log &&
 	md_digest md3 >md3.now && test_cmp dove.now md3.now &&
-	MSYNC_IMAP_NO_COMPRESS=1 msync -vv --backup --passcmd "$PASSCMD" \
+	MSYNC_IMAP_COMPRESS=1 MSYNC_IMAP_NO_COMPRESS=1 msync -vv --backup --passcmd "$PASSCMD" \
 	    "$(imaps_url alice)" md4 2>log &&
 	! grep "COMPRESS=DEFLATE on" log &&
 	md_digest md4 >md4.now && test_cmp dove.now md4.now

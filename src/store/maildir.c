@@ -58,6 +58,9 @@
  */
 #define PENDING_CAP	(PENDING_MAX * 8)
 
+/* A directory descriptor not opened yet (struct subdirs, op_sub). */
+#define SUB_UNOPENED	(-2)
+
 /* How much folder_refresh checks. */
 #define REFRESH_LAZY	0	/* scanned once this session is enough */
 #define REFRESH_TOKEN	1	/* rescan if the change token moved */
@@ -134,6 +137,29 @@ struct maildir {
 	int			 hot_fd;	/* owned, like the two below */
 	int			 hot_tmpfd;
 	int			 hot_curfd;
+	/*
+	 * The folder of the last message read, flag change or expunge, with
+	 * its directory open and its cur/ and new/ once used (issue 10.3):
+	 * those come folder by folder too, and opening and closing the
+	 * folder and cur/ or new/ per message cost five system calls of the
+	 * six or nine each took.  Before each operation, one fstatat of
+	 * "DIR/cur" (and of "DIR/new" if that is open too) from the root
+	 * checks that the path still leads to the directory held open
+	 * (op_dev, op_ino): a folder moved, replaced or with cur/ or new/
+	 * swapped since is opened afresh through folder_open, as without
+	 * the cache.  Dropped by op_drop() wherever hot_drop() is called.
+	 */
+	struct folder		*opf;		/* borrowed; NULL = none */
+	int			 op_fd;		/* owned, like op_sub */
+	int			 op_sub[2];	/* cur/, new/; SUB_UNOPENED */
+	dev_t			 op_dev[2];
+	ino_t			 op_ino[2];
+	char			*op_path;	/* owned; "DIR/cur" */
+	size_t			 op_dlen;	/* where "cur" starts in it */
+	/* Test hook (MSYNC_TEST_OP_HOOK=N:command): run before the Nth. */
+	unsigned long		 op_n;
+	unsigned long		 op_hook_at;
+	const char		*op_hook;	/* borrowed from environ */
 	/*
 	 * Saved messages of the hot folder still in tmp/, waiting for one
 	 * syncfs() to make their contents durable before they are moved
@@ -257,6 +283,25 @@ hot_drop(struct maildir *st)
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 }
 
+/* Forgets the folder of the last message operation (st->opf). */
+static void
+op_drop(struct maildir *st)
+{
+	int	i;
+
+	if (st->op_fd != -1)
+		close(st->op_fd);
+	for (i = 0; i < 2; i++) {
+		if (st->op_sub[i] >= 0)
+			close(st->op_sub[i]);
+		st->op_sub[i] = SUB_UNOPENED;
+	}
+	free(st->op_path);
+	st->op_path = NULL;
+	st->opf = NULL;
+	st->op_fd = -1;
+}
+
 /*
  * Opens directory rel (relative, already validated; "" is the root
  * itself) beneath rootfd, never following a symlink and never leaving
@@ -346,12 +391,14 @@ errno_gone(void)
  * 10: 2,197 openat calls for a 1% run of 20,000 messages).  -1 if it is
  * missing or not a real directory, SUB_UNOPENED until asked for.
  */
-#define SUB_UNOPENED	(-2)
 struct subdirs {
-	int	folderfd;	/* borrowed */
-	int	cur;
-	int	new;
+	int		 folderfd;	/* borrowed */
+	int		 cur;
+	int		 new;
+	struct maildir	*held;		/* borrowed: op_open's, or NULL */
 };
+
+static int	op_sub_get(struct maildir *, int);
 
 static int
 sub_open(int folderfd, const char *sub)
@@ -365,15 +412,31 @@ subdirs_open(int folderfd, struct subdirs *d)
 {
 	d->folderfd = folderfd;
 	d->cur = d->new = SUB_UNOPENED;
+	d->held = NULL;
+}
+
+/*
+ * subdirs_open for the folder op_open gave (folderfd is st->op_fd):
+ * cur/ and new/ are those st holds (opened there when first asked for)
+ * and stay open after subdirs_close.
+ */
+static void
+subdirs_held(struct maildir *st, int folderfd, struct subdirs *d)
+{
+	subdirs_open(folderfd, d);
+	if (st != NULL && st->opf != NULL && folderfd == st->op_fd)
+		d->held = st;
 }
 
 static void
 subdirs_close(struct subdirs *d)
 {
-	if (d->cur >= 0)
-		close(d->cur);
-	if (d->new >= 0)
-		close(d->new);
+	if (d->held == NULL) {
+		if (d->cur >= 0)
+			close(d->cur);
+		if (d->new >= 0)
+			close(d->new);
+	}
 	d->cur = d->new = SUB_UNOPENED;
 }
 
@@ -390,22 +453,27 @@ sub_at(struct subdirs *d, const char *rel, const char **base)
 
 	*base = rel + 4;
 	fdp = strncmp(rel, "new/", 4) == 0 ? &d->new : &d->cur;
-	if (*fdp == SUB_UNOPENED)
+	if (*fdp == SUB_UNOPENED && d->held != NULL)
+		*fdp = op_sub_get(d->held, fdp == &d->new);
+	else if (*fdp == SUB_UNOPENED)
 		*fdp = sub_open(d->folderfd, fdp == &d->new ? "new" : "cur");
 	if (*fdp == -1)
 		errno = ENOENT;
 	return *fdp;
 }
 
-/* unlinkat of the message file rel ("cur/BASE") of the folder on fd. */
+/*
+ * unlinkat of the message file rel ("cur/BASE") of the folder on fd
+ * (st's op_open folder: its cur/ and new/ as held there; st may be NULL).
+ */
 static int
-unlink_ent(int folderfd, const char *rel)
+unlink_ent(struct maildir *st, int folderfd, const char *rel)
 {
 	struct subdirs	 d;
 	const char	*base;
 	int		 dfd, r = -1, e = ENOENT;
 
-	subdirs_open(folderfd, &d);
+	subdirs_held(st, folderfd, &d);
 	if ((dfd = sub_at(&d, rel, &base)) != -1) {
 		r = unlinkat(dfd, base, 0);
 		e = errno;
@@ -502,6 +570,8 @@ folder_drop(struct maildir *st, size_t pos)
 {
 	if (st->last == st->f[pos])
 		st->last = NULL;
+	if (st->opf == st->f[pos])
+		op_drop(st);
 	folder_free(st->f[pos]);
 	memmove(&st->f[pos], &st->f[pos + 1],
 	    (st->nf - pos - 1) * sizeof(st->f[0]));
@@ -1126,6 +1196,110 @@ out:
 }
 
 /*
+ * 1 if the path of st->opf's cur/ (i 0) or new/ (i 1) still leads, from
+ * the root, to the directory st->op_sub[i] holds open: the folder was
+ * neither moved nor replaced, nor that directory swapped, since it was
+ * opened.  The path's last component is not followed; a symlink put in
+ * for a directory above it that leads back to the same directory passes
+ * (the descriptors then still reach the messages the index names, and
+ * the end-of-run rescan and folder_settle open the folder again with
+ * open_beneath, which refuses the symlink).
+ */
+static int
+op_still(struct maildir *st, int i)
+{
+	struct stat	sb;
+
+	memcpy(st->op_path + st->op_dlen, i ? "new" : "cur", 3);
+	return fstatat(st->rootfd, st->op_path, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(sb.st_mode) && sb.st_dev == st->op_dev[i] &&
+	    sb.st_ino == st->op_ino[i];
+}
+
+/*
+ * cur/ (i 0) or new/ (i 1) of st->opf, opened on st->op_fd the first
+ * time it is asked for and held (borrowed by the caller).  -1 if it
+ * cannot be opened (not held: the next operation tries again).
+ */
+static int
+op_sub_get(struct maildir *st, int i)
+{
+	struct stat	sb;
+	int		fd;
+
+	if (st->op_sub[i] != SUB_UNOPENED)
+		return st->op_sub[i];
+	if ((fd = sub_open(st->op_fd, i ? "new" : "cur")) == -1)
+		return -1;
+	if (fstat(fd, &sb) == -1) {
+		close(fd);
+		return -1;
+	}
+	st->op_sub[i] = fd;
+	st->op_dev[i] = sb.st_dev;
+	st->op_ino[i] = sb.st_ino;
+	return fd;
+}
+
+/*
+ * folder_open(mode) for reading a message (REFRESH_READ), changing its
+ * flags or expunging it (REFRESH_LAZY), through the cache st->opf: *f
+ * the folder and *folderfd its directory, borrowed from st until the
+ * next op_open or op_drop; subdirs_held then reaches its cur/ and new/.
+ * The cache is used only where folder_open would neither refresh the
+ * folder nor count or unload indexes (the folder is the last one it
+ * opened), so the two paths differ only in the system calls made.
+ * Returns 0 or what folder_open returns.
+ */
+static int
+op_open(struct maildir *st, const char *name, int mode, struct folder **f,
+    int *folderfd)
+{
+	int	 fd, i, held = 0, r;
+
+	*f = NULL;
+	*folderfd = -1;
+	if (st->op_hook != NULL && ++st->op_n == st->op_hook_at &&
+	    system(st->op_hook) != 0)
+		WARNX("MSYNC_TEST_OP_HOOK failed");
+	if (st->opf != NULL && st->opf == st->last &&
+	    strcmp(st->opf->name, name) == 0 && !skip_has(st, name) &&
+	    st->opf->ix != NULL && st->opf->scanned) {
+		for (i = 0; i < 2; i++)
+			if (st->op_sub[i] >= 0 && (held++, !op_still(st, i)))
+				break;
+		if (held > 0 && i == 2) {
+			/* As folder_open does for a folder it need not
+			   refresh. */
+			if (st->opf == st->hot && st->npend > 0 &&
+			    (r = pending_flush(st)) != 0)
+				return r;
+			if (mode == REFRESH_READ && !st->trimming)
+				st->pass_start = st->clock;
+			st->trimming = mode == REFRESH_READ;
+			st->opf->used = ++st->clock;
+			*f = st->opf;
+			*folderfd = st->op_fd;
+			return 0;
+		}
+	}
+	op_drop(st);
+	if ((r = folder_open(st, name, mode, f, &fd)) != 0)
+		return r;
+	if (asprintf(&st->op_path, "%s%scur", (*f)->dir,
+	    *(*f)->dir ? "/" : "") == -1) {
+		st->op_path = NULL;
+		close(fd);
+		*f = NULL;
+		return MSYNC_ERR_NOMEM;
+	}
+	st->op_dlen = strlen(st->op_path) - 3;
+	st->opf = *f;
+	st->op_fd = *folderfd = fd;
+	return 0;
+}
+
+/*
  * Takes the lock file: msync.lock in the root, or <hash>.lock in the
  * cache directory for a read-only store.  Waits up to o.lock_wait
  * seconds.  Returns 0 or MSYNC_ERR_LOCKED (*holder set), MSYNC_ERR_IO.
@@ -1216,6 +1390,23 @@ host_escaped(char out[160])
  * IX_KEEP, or the test hook MSYNC_TEST_INDEX_KEEP (a number of entries,
  * at least 1), which lets small test stores exercise ix_trim.
  */
+static void
+op_hook_get(struct maildir *st)
+{
+	const char	*e = getenv("MSYNC_TEST_OP_HOOK");
+	char		*end;
+	unsigned long	 v;
+
+	if (e == NULL || *e == '\0')
+		return;
+	errno = 0;
+	v = strtoul(e, &end, 10);
+	if (errno != 0 || *end != ':' || v == 0)
+		return;
+	st->op_hook_at = v;
+	st->op_hook = end + 1;
+}
+
 static size_t
 ix_keep_bound(void)
 {
@@ -1250,6 +1441,9 @@ maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 	st->o = *o;
 	st->rootfd = st->lockfd = st->cachefd = -1;
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
+	st->op_fd = -1;
+	st->op_sub[0] = st->op_sub[1] = SUB_UNOPENED;
+	op_hook_get(st);
 	host_escaped(st->host);
 	st->pid = (long)getpid();
 	st->ix_keep = ix_keep_bound();
@@ -1453,6 +1647,7 @@ maildir_close(struct maildir *st)
 	if (st->rootfd != -1 && st->lockfd != -1)
 		r = maildir_flush(st);
 	hot_drop(st);
+	op_drop(st);
 	if (st->nsync > 0)
 		LOG2("'%s': %u syncfs() for saved messages, %u of them in the "
 		    "durability thread; saving waited %lld ms for them",
@@ -1966,13 +2161,14 @@ maildir_rescan(struct maildir *st, const char *name, struct store_mailbox *m)
  * Gone: the entry is removed and MSYNC_ERR_NOTFOUND returned.
  */
 static int
-open_ent(struct folder *f, int folderfd, struct index_ent *e, int *fdp)
+open_ent(struct maildir *st, struct folder *f, int folderfd,
+    struct index_ent *e, int *fdp)
 {
 	struct subdirs	 d;
 	const char	*base;
 	int		 dfd, fd = -1, r;
 
-	subdirs_open(folderfd, &d);
+	subdirs_held(st, folderfd, &d);
 	if ((dfd = sub_at(&d, index_name(f->ix, e), &base)) != -1)
 		fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT) {
@@ -2044,13 +2240,13 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 	int			 folderfd, fd = -1, r;
 
 	*fdp = -1;
-	if ((r = folder_open(st, name, REFRESH_READ, &f, &folderfd)) != 0)
+	if ((r = op_open(st, name, REFRESH_READ, &f, &folderfd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;
 		goto out;
 	}
-	if ((r = open_ent(f, folderfd, e, &fd)) != 0)
+	if ((r = open_ent(st, f, folderfd, e, &fd)) != 0)
 		goto out;
 	if (fstat(fd, &sb) == -1) {
 		r = MSYNC_ERR_IO;
@@ -2068,7 +2264,6 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 out:
 	if (fd != -1)
 		close(fd);
-	close(folderfd);
 	return r;
 }
 
@@ -2573,7 +2768,7 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
-	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;
@@ -2610,7 +2805,7 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 			r = 0;
 			goto out;
 		}
-		subdirs_open(fd, &d);
+		subdirs_held(st, fd, &d);
 		ofd = sub_at(&d, old, &obase);
 		nfd = sub_at(&d, rel, &nbase);
 		if (ofd != -1 && nfd != -1 &&
@@ -2633,7 +2828,6 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 	f->synced = 1;
 	r = index_set_name(f->ix, e, rel);
 out:
-	close(fd);
 	return r;
 }
 
@@ -2655,7 +2849,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
-	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL)
 		goto out;	/* already gone */
@@ -2664,7 +2858,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 		r = MSYNC_ERR_STORE_CHANGED;
 		goto out;
 	}
-	if (unlink_ent(fd, index_name(f->ix, e)) == -1) {
+	if (unlink_ent(st, fd, index_name(f->ix, e)) == -1) {
 		if (errno != ENOENT) {
 			WARN("cannot remove '%s/%s'", f->where,
 			    index_name(f->ix, e));
@@ -2672,7 +2866,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 			goto out;
 		}
 		if ((r = index_refind(f->ix, fd, e)) == 0 &&
-		    unlink_ent(fd, index_name(f->ix, e)) == -1 &&
+		    unlink_ent(st, fd, index_name(f->ix, e)) == -1 &&
 		    errno != ENOENT) {
 			r = MSYNC_ERR_IO;
 			goto out;
@@ -2682,7 +2876,6 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 	f->synced = 1;
 	index_remove(f->ix, e);
 out:
-	close(fd);
 	return r;
 }
 
@@ -2872,6 +3065,7 @@ maildir_rename_mailbox(struct maildir *st, const char *from, const char *to)
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
 	hot_drop(st);
+	op_drop(st);
 	if (from == NULL || to == NULL ||
 	    !names_valid(from, strlen(from)) || !names_valid(to, strlen(to)) ||
 	    strcmp(from, "INBOX") == 0 || strcmp(to, "INBOX") == 0)
@@ -2968,6 +3162,7 @@ maildir_delete_mailbox(struct maildir *st, const char *name)
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
 	hot_drop(st);
+	op_drop(st);
 	if (name != NULL && strcmp(name, "INBOX") == 0)
 		return MSYNC_ERR_BADNAME;
 	if ((r = folder_open(st, name, REFRESH_FORCE, &f, &fd)) != 0)
@@ -2976,7 +3171,7 @@ maildir_delete_mailbox(struct maildir *st, const char *name)
 	for (i = 0; i < ix->n; i++) {
 		if (ix->v[i].name == INDEX_NAME_DEAD)
 			continue;
-		if (unlink_ent(fd, index_name(ix, &ix->v[i])) == -1 &&
+		if (unlink_ent(NULL, fd, index_name(ix, &ix->v[i])) == -1 &&
 		    errno != ENOENT) {
 			WARN("cannot remove '%s/%s'", f->where,
 			    index_name(ix, &ix->v[i]));

@@ -89,6 +89,22 @@ struct folder {
 	 */
 	struct index_head	 head;
 	int			 swept;		/* tmp/ cleaned this session */
+	/*
+	 * The stamp chain (issue 10.3): chain is set when a refresh left
+	 * the index matching cur/ and new/ as of a valid token, ch.  Each
+	 * of msync's own changes to cur/ or new/ is preceded by a stat that
+	 * must find the stamps ch holds (nobody else changed the directory
+	 * since) and followed by one that moves ch on; any mismatch, or a
+	 * change made another way, clears chain.  A refresh that finds the
+	 * stamps ch holds after ch_ops own changes then needs no rescan:
+	 * the index already says what msync did, and nobody else changed
+	 * the folder, but for a change in the very moment of one of
+	 * msync's own (between its two stats), which the token, stored
+	 * racy, leaves to the next run's rescan.
+	 */
+	int			 chain;
+	unsigned long		 ch_ops;
+	struct index_token	 ch;
 	int			 synced;	/* cur/ needs an fsync: 0 */
 	/*
 	 * Read-only store: the first load found no usable msync.index in
@@ -399,6 +415,7 @@ struct subdirs {
 };
 
 static int	op_sub_get(struct maildir *, int);
+static void	chain_post(struct folder *, int, int);
 
 static int
 sub_open(int folderfd, const char *sub)
@@ -441,6 +458,21 @@ subdirs_close(struct subdirs *d)
 }
 
 /*
+ * After an operation through d changed its directories: the stamp chain
+ * of st->opf (struct folder) moves on, or breaks if d was not st's.
+ */
+static void
+subdirs_changed(struct subdirs *d)
+{
+	if (d->held == NULL)
+		return;
+	if (d->cur >= 0)
+		chain_post(d->held->opf, 0, d->cur);
+	if (d->new >= 0)
+		chain_post(d->held->opf, 1, d->new);
+}
+
+/*
  * For an index name "cur/BASE" or "new/BASE": the descriptor of its
  * directory (opened now if this operation had not yet), and *base the
  * name in it.  -1 with errno ENOENT when that directory could not be
@@ -477,6 +509,8 @@ unlink_ent(struct maildir *st, int folderfd, const char *rel)
 	if ((dfd = sub_at(&d, rel, &base)) != -1) {
 		r = unlinkat(dfd, base, 0);
 		e = errno;
+		if (r == 0)
+			subdirs_changed(&d);
 	}
 	subdirs_close(&d);
 	errno = e;
@@ -538,6 +572,57 @@ folder_free(struct folder *f)
 	index_free(f->ix);
 	index_kw_clear(&f->kw);
 	free(f);
+}
+
+/*
+ * Before one of msync's own changes to cur/ (i 0) or new/ (i 1) of f,
+ * whose stat is sb: the chain holds only if nobody moved the stamps.
+ */
+static void
+chain_pre(struct folder *f, int i, const struct stat *sb)
+{
+	int64_t	sec = i ? f->ch.new_sec : f->ch.cur_sec;
+	long	nsec = i ? f->ch.new_nsec : f->ch.cur_nsec;
+
+	if ((int64_t)sb->st_mtim.tv_sec != sec || sb->st_mtim.tv_nsec != nsec)
+		f->chain = 0;
+}
+
+/* After one of msync's own changes to directory i (on fd) of f. */
+static void
+chain_post(struct folder *f, int i, int fd)
+{
+	struct stat	dsb;
+	struct timespec	m;
+
+	if (!f->chain)
+		return;
+	if (fstat(fd, &dsb) == -1) {
+		f->chain = 0;
+		return;
+	}
+	m = dsb.st_mtim;
+	if (i) {
+		f->ch.new_sec = m.tv_sec;
+		f->ch.new_nsec = m.tv_nsec;
+	} else {
+		f->ch.cur_sec = m.tv_sec;
+		f->ch.cur_nsec = m.tv_nsec;
+	}
+	f->ch_ops++;
+}
+
+/*
+ * 1 if tok (just read) shows f's directories as msync's own changes
+ * left them, with the chain unbroken since a valid token.
+ */
+static int
+chain_holds(const struct folder *f, const struct index_token *tok)
+{
+	return f->chain && f->ch_ops > 0 && tok->cur_ino == f->ch.cur_ino &&
+	    tok->new_ino == f->ch.new_ino && tok->cur_sec == f->ch.cur_sec &&
+	    tok->cur_nsec == f->ch.cur_nsec && tok->new_sec == f->ch.new_sec &&
+	    tok->new_nsec == f->ch.new_nsec;
 }
 
 /* Binary search for name; *pos gets the insertion point. */
@@ -930,6 +1015,7 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 			return r;
 		f->ix = ix;
 		f->scanned = 0;
+		f->chain = 0;
 	}
 	if (mode == REFRESH_LAZY && f->scanned)
 		return 0;
@@ -965,12 +1051,35 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 		verify_sizes(f, folderfd);
 		mode = REFRESH_FORCE;
 	}
-	if (mode == REFRESH_FORCE || (st->o.full && !f->scanned) ||
+	if (mode != REFRESH_FORCE && f->scanned && chain_holds(f, &tok)) {
+		/*
+		 * Only msync changed the folder since its last scan: the
+		 * index says so already.  The token is kept racy, so the next
+		 * run rescans (a change in the moment of one of msync's own).
+		 */
+		LOG3("'%s' changed only by this run: not rescanned", f->where);
+		if (memcmp(&tok, &f->ix->token, sizeof(tok)) != 0)
+			f->ix->dirty = 1;
+		f->ix->token = tok;
+		f->ix->token.valid = 0;
+	} else if (mode == REFRESH_FORCE || (st->o.full && !f->scanned) ||
 	    !index_token_same(&tok, &f->ix->token)) {
 		LOG3("rescanning '%s'", f->where);
+		f->chain = 0;
 		if ((r = index_rescan(f->ix, folderfd, f->where, NULL)) != 0)
 			return r == MSYNC_ERR_NOTFOUND ?
 			    MSYNC_ERR_STORE_CHANGED : r;
+		/* The chain starts from the token read before the scan. */
+		if (f->ix->token.valid) {
+			f->chain = 1;
+			f->ch_ops = 0;
+			f->ch = f->ix->token;
+		}
+	} else if (!f->chain || f->ch_ops == 0) {
+		/* Unchanged since a valid token: the chain starts there. */
+		f->chain = 1;
+		f->ch_ops = 0;
+		f->ch = f->ix->token;
 	}
 	f->scanned = 1;
 	/*
@@ -1211,9 +1320,12 @@ op_still(struct maildir *st, int i)
 	struct stat	sb;
 
 	memcpy(st->op_path + st->op_dlen, i ? "new" : "cur", 3);
-	return fstatat(st->rootfd, st->op_path, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(sb.st_mode) && sb.st_dev == st->op_dev[i] &&
-	    sb.st_ino == st->op_ino[i];
+	if (fstatat(st->rootfd, st->op_path, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    !S_ISDIR(sb.st_mode) || sb.st_dev != st->op_dev[i] ||
+	    sb.st_ino != st->op_ino[i])
+		return 0;
+	chain_pre(st->opf, i, &sb);
+	return 1;
 }
 
 /*
@@ -1235,6 +1347,7 @@ op_sub_get(struct maildir *st, int i)
 		close(fd);
 		return -1;
 	}
+	chain_pre(st->opf, i, &sb);
 	st->op_sub[i] = fd;
 	st->op_dev[i] = sb.st_dev;
 	st->op_ino[i] = sb.st_ino;
@@ -2172,6 +2285,7 @@ open_ent(struct maildir *st, struct folder *f, int folderfd,
 	if ((dfd = sub_at(&d, index_name(f->ix, e), &base)) != -1)
 		fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT) {
+		f->chain = 0;	/* renamed by another program */
 		if ((r = index_refind(f->ix, folderfd, e)) == 0) {
 			if ((dfd = sub_at(&d, index_name(f->ix, e),
 			    &base)) != -1)
@@ -2415,9 +2529,16 @@ pending_move(struct maildir *st, size_t n)
 	struct index_ent	*e;
 	char			 base[MDNAME_MAX + 1], dest[MDNAME_MAX + 1];
 	char			 rel[4 + MDNAME_MAX + 1];
+	struct stat		 sb;
 	size_t			 k;
 	int			 i, m, ok;
 
+	if (n > 0 && f->chain) {
+		if (fstat(st->hot_curfd, &sb) == 0)
+			chain_pre(f, 0, &sb);
+		else
+			f->chain = 0;
+	}
 	for (k = 0; k < n; k++) {
 		struct pending	*pd = &st->pend[k];
 
@@ -2457,6 +2578,7 @@ pending_move(struct maildir *st, size_t n)
 			}
 			LOG3("'%s/cur/%s' exists: picking another name",
 			    f->where, dest);
+			f->chain = 0;	/* not a name of ours */
 		}
 		if (!ok) {
 			st->pend_failed = 1;
@@ -2464,8 +2586,10 @@ pending_move(struct maildir *st, size_t n)
 				index_remove(f->ix, e);
 		}
 	}
-	if (n > 0)
+	if (n > 0) {
 		f->synced = 1;
+		chain_post(f, 0, st->hot_curfd);
+	}
 	if (n < st->npend)
 		memmove(st->pend, st->pend + n,
 		    (st->npend - n) * sizeof(*st->pend));
@@ -2810,11 +2934,13 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 		nfd = sub_at(&d, rel, &nbase);
 		if (ofd != -1 && nfd != -1 &&
 		    move_noreplace(ofd, obase, nfd, nbase) == 0) {
+			subdirs_changed(&d);
 			subdirs_close(&d);
 			break;
 		}
 		subdirs_close(&d);
 		if (errno == ENOENT && try == 0) {
+			f->chain = 0;	/* renamed by another program */
 			if ((r = index_refind(f->ix, fd, e)) == 0)
 				continue;
 			if (r == MSYNC_ERR_NOTFOUND)
@@ -2865,6 +2991,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 			r = MSYNC_ERR_IO;
 			goto out;
 		}
+		f->chain = 0;	/* renamed by another program */
 		if ((r = index_refind(f->ix, fd, e)) == 0 &&
 		    unlink_ent(st, fd, index_name(f->ix, e)) == -1 &&
 		    errno != ENOENT) {

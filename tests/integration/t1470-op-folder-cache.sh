@@ -92,4 +92,54 @@ test_expect_success 'Work of the source moved away after two messages were read:
 	test "$(count_msgs b/.Work)" = 8
 '
 
+# The stamp chain: B's Work, changed only by this run's own operations,
+# is not read again at the end of the run; a change by another program
+# between two of them, or after the last, still is (exit 2).
+
+# pair2: pair, with Other (6 messages, flag S) after Work on both.
+pair2() {
+	pair && make_folder a Other &&
+	for i in 1 2 3 4 5 6; do
+		deliver a/.Other "" S >/dev/null || return 1
+	done &&
+	"$MSYNC" --backup a b && test_cmp_trees a b
+}
+
+test_expect_success 'only this run changed Work: not rescanned at the end, a re-run finds nothing to do' '
+	pair && sleep 1 && flag_all &&
+	"$MSYNC" --backup -vvv a b 2>err && test_cmp_trees a b &&
+	grep -q "b/.Work.* changed only by this run: not rescanned" err &&
+	"$MSYNC" --backup --stats a b 2>stats && test_cmp_trees a b &&
+	grep -q "on B: 0 copied" stats
+'
+
+test_expect_success 'a delivery into Work between two flag changes: kept, exit 2' '
+	pair && sleep 1 && flag_all &&
+	hook "cp a/.Work/cur/\$(ls a/.Work/cur | head -n 1) b/.Work/tmp/x" \
+	    "mv b/.Work/tmp/x b/.Work/new/2000000000.x.during.host" &&
+	test_expect_code 2 run_hooked "$MSYNC" --backup a b 2>err &&
+	test_path_is_file b/.Work/new/2000000000.x.during.host &&
+	test "$(flagged b/.Work)" = 6
+'
+
+test_expect_success 'a message put into cur/ of Work between two flag changes: kept, exit 2' '
+	pair && sleep 1 && flag_all &&
+	hook "cp a/.Work/cur/\$(ls a/.Work/cur | head -n 1) b/.Work/tmp/x" \
+	    "mv b/.Work/tmp/x b/.Work/cur/2000000000.x.during.host:2,S" &&
+	test_expect_code 2 run_hooked "$MSYNC" --backup a b 2>err &&
+	test_path_is_file b/.Work/cur/2000000000.x.during.host:2,S &&
+	test "$(flagged b/.Work)" = 6
+'
+
+test_expect_success 'a delivery into Work after its last flag change (before Other): exit 2' '
+	pair2 && sleep 1 && flag_all &&
+	for f in a/.Other/cur/*; do set_flags "$f" SF || return 1; done &&
+	hook "cp a/.Work/cur/\$(ls a/.Work/cur | head -n 1) b/.Work/tmp/x" \
+	    "mv b/.Work/tmp/x b/.Work/new/2000000000.x.during.host" &&
+	test_expect_code 2 env MSYNC_TEST_OP_HOOK="8:bash $TRASH/hook.sh" \
+	    "$MSYNC" --backup a b 2>err &&
+	test_path_is_file b/.Work/new/2000000000.x.during.host &&
+	test "$(flagged b/.Other)" = 6
+'
+
 test_done

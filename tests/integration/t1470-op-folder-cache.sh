@@ -17,6 +17,16 @@ run_hooked() {
 	env MSYNC_TEST_OP_HOOK="3:bash '$TRASH/hook.sh'" "$@"
 }
 
+# run_swapped CMDS...: the --backup run with the hook CMDS before B's
+# third operation; it may end 0 or 2 (the folder B writes to changed).
+run_swapped() {
+	local rc
+	hook "$@" || return 1
+	run_hooked "$MSYNC" --backup a b 2>err
+	rc=$?
+	test "$rc" = 0 || test "$rc" = 2
+}
+
 # flagged DIR: messages of Maildir DIR (cur/ and new/) with flag F.
 flagged() {
 	local n=0 f
@@ -50,9 +60,7 @@ test_expect_success 'six flag changes in one run all reach b' '
 
 test_expect_success 'Work replaced by a copy after two flag changes: the rest go to the copy' '
 	pair && flag_all &&
-	hook "mv b/.Work b/.Old" "cp -a b/.Old b/.Work" &&
-	{ run_hooked "$MSYNC" --backup a b 2>err; rc=$?; } &&
-	test "$rc" = 0 -o "$rc" = 2 &&
+	run_swapped "mv b/.Work b/.Old" "cp -a b/.Old b/.Work" &&
 	test "$(flagged b/.Old)" = 2 &&
 	test "$(flagged b/.Work)" = 6
 '
@@ -68,18 +76,15 @@ test_expect_success 'Work moved away after two flag changes: the rest not made t
 
 test_expect_success 'cur/ of Work swapped for a copy after two flag changes: the rest go to the copy' '
 	pair && flag_all &&
-	hook "mv b/.Work/cur b/.Work/cur.old" "cp -a b/.Work/cur.old b/.Work/cur" &&
-	{ run_hooked "$MSYNC" --backup a b 2>err; rc=$?; } &&
-	test "$rc" = 0 -o "$rc" = 2 &&
+	run_swapped "mv b/.Work/cur b/.Work/cur.old" \
+	    "cp -a b/.Work/cur.old b/.Work/cur" &&
 	test "$(ls b/.Work/cur.old | grep -c ":2,.*F")" = 2 &&
 	test "$(flagged b/.Work)" = 6
 '
 
 test_expect_success 'Work replaced by a copy after two expunges: the rest removed from the copy' '
 	pair && rm a/.Work/cur/* &&
-	hook "mv b/.Work b/.Old" "cp -a b/.Old b/.Work" &&
-	{ run_hooked "$MSYNC" --backup a b 2>err; rc=$?; } &&
-	test "$rc" = 0 -o "$rc" = 2 &&
+	run_swapped "mv b/.Work b/.Old" "cp -a b/.Old b/.Work" &&
 	test "$(count_msgs b/.Old)" = 4 &&
 	test "$(count_msgs b/.Work)" = 0
 '

@@ -58,6 +58,9 @@
  */
 #define PENDING_CAP	(PENDING_MAX * 8)
 
+/* A directory descriptor not opened yet (struct subdirs, op_sub). */
+#define SUB_UNOPENED	(-2)
+
 /* How much folder_refresh checks. */
 #define REFRESH_LAZY	0	/* scanned once this session is enough */
 #define REFRESH_TOKEN	1	/* rescan if the change token moved */
@@ -86,6 +89,22 @@ struct folder {
 	 */
 	struct index_head	 head;
 	int			 swept;		/* tmp/ cleaned this session */
+	/*
+	 * The stamp chain (issue 10.3): chain is set when a refresh left
+	 * the index matching cur/ and new/ as of a valid token, ch.  Each
+	 * of msync's own changes to cur/ or new/ is preceded by a stat that
+	 * must find the stamps ch holds (nobody else changed the directory
+	 * since) and followed by one that moves ch on; any mismatch, or a
+	 * change made another way, clears chain.  A refresh that finds the
+	 * stamps ch holds after ch_ops own changes then needs no rescan:
+	 * the index already says what msync did, and nobody else changed
+	 * the folder, but for a change in the very moment of one of
+	 * msync's own (between its two stats), which the token, stored
+	 * racy, leaves to the next run's rescan.
+	 */
+	int			 chain;
+	unsigned long		 ch_ops;
+	struct index_token	 ch;
 	int			 synced;	/* cur/ needs an fsync: 0 */
 	/*
 	 * Read-only store: the first load found no usable msync.index in
@@ -134,6 +153,29 @@ struct maildir {
 	int			 hot_fd;	/* owned, like the two below */
 	int			 hot_tmpfd;
 	int			 hot_curfd;
+	/*
+	 * The folder of the last message read, flag change or expunge, with
+	 * its directory open and its cur/ and new/ once used (issue 10.3):
+	 * those come folder by folder too, and opening and closing the
+	 * folder and cur/ or new/ per message cost five system calls of the
+	 * six or nine each took.  Before each operation, one fstatat of
+	 * "DIR/cur" (and of "DIR/new" if that is open too) from the root
+	 * checks that the path still leads to the directory held open
+	 * (op_dev, op_ino): a folder moved, replaced or with cur/ or new/
+	 * swapped since is opened afresh through folder_open, as without
+	 * the cache.  Dropped by op_drop() wherever hot_drop() is called.
+	 */
+	struct folder		*opf;		/* borrowed; NULL = none */
+	int			 op_fd;		/* owned, like op_sub */
+	int			 op_sub[2];	/* cur/, new/; SUB_UNOPENED */
+	dev_t			 op_dev[2];
+	ino_t			 op_ino[2];
+	char			*op_path;	/* owned; "DIR/cur" */
+	size_t			 op_dlen;	/* where "cur" starts in it */
+	/* Test hook (MSYNC_TEST_OP_HOOK=N:command): run before the Nth. */
+	unsigned long		 op_n;
+	unsigned long		 op_hook_at;
+	const char		*op_hook;	/* borrowed from environ */
 	/*
 	 * Saved messages of the hot folder still in tmp/, waiting for one
 	 * syncfs() to make their contents durable before they are moved
@@ -257,6 +299,25 @@ hot_drop(struct maildir *st)
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 }
 
+/* Forgets the folder of the last message operation (st->opf). */
+static void
+op_drop(struct maildir *st)
+{
+	int	i;
+
+	if (st->op_fd != -1)
+		close(st->op_fd);
+	for (i = 0; i < 2; i++) {
+		if (st->op_sub[i] >= 0)
+			close(st->op_sub[i]);
+		st->op_sub[i] = SUB_UNOPENED;
+	}
+	free(st->op_path);
+	st->op_path = NULL;
+	st->opf = NULL;
+	st->op_fd = -1;
+}
+
 /*
  * Opens directory rel (relative, already validated; "" is the root
  * itself) beneath rootfd, never following a symlink and never leaving
@@ -346,12 +407,15 @@ errno_gone(void)
  * 10: 2,197 openat calls for a 1% run of 20,000 messages).  -1 if it is
  * missing or not a real directory, SUB_UNOPENED until asked for.
  */
-#define SUB_UNOPENED	(-2)
 struct subdirs {
-	int	folderfd;	/* borrowed */
-	int	cur;
-	int	new;
+	int		 folderfd;	/* borrowed */
+	int		 cur;
+	int		 new;
+	struct maildir	*held;		/* borrowed: op_open's, or NULL */
 };
+
+static int	op_sub_get(struct maildir *, int);
+static void	chain_post(struct folder *, int, int);
 
 static int
 sub_open(int folderfd, const char *sub)
@@ -365,16 +429,47 @@ subdirs_open(int folderfd, struct subdirs *d)
 {
 	d->folderfd = folderfd;
 	d->cur = d->new = SUB_UNOPENED;
+	d->held = NULL;
+}
+
+/*
+ * subdirs_open for the folder op_open gave (folderfd is st->op_fd):
+ * cur/ and new/ are those st holds (opened there when first asked for)
+ * and stay open after subdirs_close.
+ */
+static void
+subdirs_held(struct maildir *st, int folderfd, struct subdirs *d)
+{
+	subdirs_open(folderfd, d);
+	if (st != NULL && st->opf != NULL && folderfd == st->op_fd)
+		d->held = st;
 }
 
 static void
 subdirs_close(struct subdirs *d)
 {
-	if (d->cur >= 0)
-		close(d->cur);
-	if (d->new >= 0)
-		close(d->new);
+	if (d->held == NULL) {
+		if (d->cur >= 0)
+			close(d->cur);
+		if (d->new >= 0)
+			close(d->new);
+	}
 	d->cur = d->new = SUB_UNOPENED;
+}
+
+/*
+ * After an operation through d changed its directories: the stamp chain
+ * of st->opf (struct folder) moves on, or breaks if d was not st's.
+ */
+static void
+subdirs_changed(struct subdirs *d)
+{
+	if (d->held == NULL)
+		return;
+	if (d->cur >= 0)
+		chain_post(d->held->opf, 0, d->cur);
+	if (d->new >= 0)
+		chain_post(d->held->opf, 1, d->new);
 }
 
 /*
@@ -390,25 +485,32 @@ sub_at(struct subdirs *d, const char *rel, const char **base)
 
 	*base = rel + 4;
 	fdp = strncmp(rel, "new/", 4) == 0 ? &d->new : &d->cur;
-	if (*fdp == SUB_UNOPENED)
+	if (*fdp == SUB_UNOPENED && d->held != NULL)
+		*fdp = op_sub_get(d->held, fdp == &d->new);
+	else if (*fdp == SUB_UNOPENED)
 		*fdp = sub_open(d->folderfd, fdp == &d->new ? "new" : "cur");
 	if (*fdp == -1)
 		errno = ENOENT;
 	return *fdp;
 }
 
-/* unlinkat of the message file rel ("cur/BASE") of the folder on fd. */
+/*
+ * unlinkat of the message file rel ("cur/BASE") of the folder on fd
+ * (st's op_open folder: its cur/ and new/ as held there; st may be NULL).
+ */
 static int
-unlink_ent(int folderfd, const char *rel)
+unlink_ent(struct maildir *st, int folderfd, const char *rel)
 {
 	struct subdirs	 d;
 	const char	*base;
 	int		 dfd, r = -1, e = ENOENT;
 
-	subdirs_open(folderfd, &d);
+	subdirs_held(st, folderfd, &d);
 	if ((dfd = sub_at(&d, rel, &base)) != -1) {
 		r = unlinkat(dfd, base, 0);
 		e = errno;
+		if (r == 0)
+			subdirs_changed(&d);
 	}
 	subdirs_close(&d);
 	errno = e;
@@ -472,6 +574,57 @@ folder_free(struct folder *f)
 	free(f);
 }
 
+/*
+ * Before one of msync's own changes to cur/ (i 0) or new/ (i 1) of f,
+ * whose stat is sb: the chain holds only if nobody moved the stamps.
+ */
+static void
+chain_pre(struct folder *f, int i, const struct stat *sb)
+{
+	int64_t	sec = i ? f->ch.new_sec : f->ch.cur_sec;
+	long	nsec = i ? f->ch.new_nsec : f->ch.cur_nsec;
+
+	if ((int64_t)sb->st_mtim.tv_sec != sec || sb->st_mtim.tv_nsec != nsec)
+		f->chain = 0;
+}
+
+/* After one of msync's own changes to directory i (on fd) of f. */
+static void
+chain_post(struct folder *f, int i, int fd)
+{
+	struct stat	dsb;
+	struct timespec	m;
+
+	if (!f->chain)
+		return;
+	if (fstat(fd, &dsb) == -1) {
+		f->chain = 0;
+		return;
+	}
+	m = dsb.st_mtim;
+	if (i) {
+		f->ch.new_sec = m.tv_sec;
+		f->ch.new_nsec = m.tv_nsec;
+	} else {
+		f->ch.cur_sec = m.tv_sec;
+		f->ch.cur_nsec = m.tv_nsec;
+	}
+	f->ch_ops++;
+}
+
+/*
+ * 1 if tok (just read) shows f's directories as msync's own changes
+ * left them, with the chain unbroken since a valid token.
+ */
+static int
+chain_holds(const struct folder *f, const struct index_token *tok)
+{
+	return f->chain && f->ch_ops > 0 && tok->cur_ino == f->ch.cur_ino &&
+	    tok->new_ino == f->ch.new_ino && tok->cur_sec == f->ch.cur_sec &&
+	    tok->cur_nsec == f->ch.cur_nsec && tok->new_sec == f->ch.new_sec &&
+	    tok->new_nsec == f->ch.new_nsec;
+}
+
 /* Binary search for name; *pos gets the insertion point. */
 static struct folder *
 folder_find(struct maildir *st, const char *name, size_t *pos)
@@ -502,6 +655,8 @@ folder_drop(struct maildir *st, size_t pos)
 {
 	if (st->last == st->f[pos])
 		st->last = NULL;
+	if (st->opf == st->f[pos])
+		op_drop(st);
 	folder_free(st->f[pos]);
 	memmove(&st->f[pos], &st->f[pos + 1],
 	    (st->nf - pos - 1) * sizeof(st->f[0]));
@@ -860,6 +1015,7 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 			return r;
 		f->ix = ix;
 		f->scanned = 0;
+		f->chain = 0;
 	}
 	if (mode == REFRESH_LAZY && f->scanned)
 		return 0;
@@ -895,12 +1051,35 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 		verify_sizes(f, folderfd);
 		mode = REFRESH_FORCE;
 	}
-	if (mode == REFRESH_FORCE || (st->o.full && !f->scanned) ||
+	if (mode != REFRESH_FORCE && f->scanned && chain_holds(f, &tok)) {
+		/*
+		 * Only msync changed the folder since its last scan: the
+		 * index says so already.  The token is kept racy, so the next
+		 * run rescans (a change in the moment of one of msync's own).
+		 */
+		LOG3("'%s' changed only by this run: not rescanned", f->where);
+		if (memcmp(&tok, &f->ix->token, sizeof(tok)) != 0)
+			f->ix->dirty = 1;
+		f->ix->token = tok;
+		f->ix->token.valid = 0;
+	} else if (mode == REFRESH_FORCE || (st->o.full && !f->scanned) ||
 	    !index_token_same(&tok, &f->ix->token)) {
 		LOG3("rescanning '%s'", f->where);
+		f->chain = 0;
 		if ((r = index_rescan(f->ix, folderfd, f->where, NULL)) != 0)
 			return r == MSYNC_ERR_NOTFOUND ?
 			    MSYNC_ERR_STORE_CHANGED : r;
+		/* The chain starts from the token read before the scan. */
+		if (f->ix->token.valid) {
+			f->chain = 1;
+			f->ch_ops = 0;
+			f->ch = f->ix->token;
+		}
+	} else if (!f->chain || f->ch_ops == 0) {
+		/* Unchanged since a valid token: the chain starts there. */
+		f->chain = 1;
+		f->ch_ops = 0;
+		f->ch = f->ix->token;
 	}
 	f->scanned = 1;
 	/*
@@ -1126,6 +1305,114 @@ out:
 }
 
 /*
+ * 1 if the path of st->opf's cur/ (i 0) or new/ (i 1) still leads, from
+ * the root, to the directory st->op_sub[i] holds open: the folder was
+ * neither moved nor replaced, nor that directory swapped, since it was
+ * opened.  The path's last component is not followed; a symlink put in
+ * for a directory above it that leads back to the same directory passes
+ * (the descriptors then still reach the messages the index names, and
+ * the end-of-run rescan and folder_settle open the folder again with
+ * open_beneath, which refuses the symlink).
+ */
+static int
+op_still(struct maildir *st, int i)
+{
+	struct stat	sb;
+
+	memcpy(st->op_path + st->op_dlen, i ? "new" : "cur", 3);
+	if (fstatat(st->rootfd, st->op_path, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    !S_ISDIR(sb.st_mode) || sb.st_dev != st->op_dev[i] ||
+	    sb.st_ino != st->op_ino[i])
+		return 0;
+	chain_pre(st->opf, i, &sb);
+	return 1;
+}
+
+/*
+ * cur/ (i 0) or new/ (i 1) of st->opf, opened on st->op_fd the first
+ * time it is asked for and held (borrowed by the caller).  -1 if it
+ * cannot be opened (not held: the next operation tries again).
+ */
+static int
+op_sub_get(struct maildir *st, int i)
+{
+	struct stat	sb;
+	int		fd;
+
+	if (st->op_sub[i] != SUB_UNOPENED)
+		return st->op_sub[i];
+	if ((fd = sub_open(st->op_fd, i ? "new" : "cur")) == -1)
+		return -1;
+	if (fstat(fd, &sb) == -1) {
+		close(fd);
+		return -1;
+	}
+	chain_pre(st->opf, i, &sb);
+	st->op_sub[i] = fd;
+	st->op_dev[i] = sb.st_dev;
+	st->op_ino[i] = sb.st_ino;
+	return fd;
+}
+
+/*
+ * folder_open(mode) for reading a message (REFRESH_READ), changing its
+ * flags or expunging it (REFRESH_LAZY), through the cache st->opf: *f
+ * the folder and *folderfd its directory, borrowed from st until the
+ * next op_open or op_drop; subdirs_held then reaches its cur/ and new/.
+ * The cache is used only where folder_open would neither refresh the
+ * folder nor count or unload indexes (the folder is the last one it
+ * opened), so the two paths differ only in the system calls made.
+ * Returns 0 or what folder_open returns.
+ */
+static int
+op_open(struct maildir *st, const char *name, int mode, struct folder **f,
+    int *folderfd)
+{
+	int	 fd, i, held = 0, r;
+
+	*f = NULL;
+	*folderfd = -1;
+	if (st->op_hook != NULL && ++st->op_n == st->op_hook_at &&
+	    system(st->op_hook) != 0)
+		WARNX("MSYNC_TEST_OP_HOOK failed");
+	if (st->opf != NULL && st->opf == st->last &&
+	    strcmp(st->opf->name, name) == 0 && !skip_has(st, name) &&
+	    st->opf->ix != NULL && st->opf->scanned) {
+		for (i = 0; i < 2; i++)
+			if (st->op_sub[i] >= 0 && (held++, !op_still(st, i)))
+				break;
+		if (held > 0 && i == 2) {
+			/* As folder_open does for a folder it need not
+			   refresh. */
+			if (st->opf == st->hot && st->npend > 0 &&
+			    (r = pending_flush(st)) != 0)
+				return r;
+			if (mode == REFRESH_READ && !st->trimming)
+				st->pass_start = st->clock;
+			st->trimming = mode == REFRESH_READ;
+			st->opf->used = ++st->clock;
+			*f = st->opf;
+			*folderfd = st->op_fd;
+			return 0;
+		}
+	}
+	op_drop(st);
+	if ((r = folder_open(st, name, mode, f, &fd)) != 0)
+		return r;
+	if (asprintf(&st->op_path, "%s%scur", (*f)->dir,
+	    *(*f)->dir ? "/" : "") == -1) {
+		st->op_path = NULL;
+		close(fd);
+		*f = NULL;
+		return MSYNC_ERR_NOMEM;
+	}
+	st->op_dlen = strlen(st->op_path) - 3;
+	st->opf = *f;
+	st->op_fd = *folderfd = fd;
+	return 0;
+}
+
+/*
  * Takes the lock file: msync.lock in the root, or <hash>.lock in the
  * cache directory for a read-only store.  Waits up to o.lock_wait
  * seconds.  Returns 0 or MSYNC_ERR_LOCKED (*holder set), MSYNC_ERR_IO.
@@ -1216,6 +1503,23 @@ host_escaped(char out[160])
  * IX_KEEP, or the test hook MSYNC_TEST_INDEX_KEEP (a number of entries,
  * at least 1), which lets small test stores exercise ix_trim.
  */
+static void
+op_hook_get(struct maildir *st)
+{
+	const char	*e = getenv("MSYNC_TEST_OP_HOOK");
+	char		*end;
+	unsigned long	 v;
+
+	if (e == NULL || *e == '\0')
+		return;
+	errno = 0;
+	v = strtoul(e, &end, 10);
+	if (errno != 0 || *end != ':' || v == 0)
+		return;
+	st->op_hook_at = v;
+	st->op_hook = end + 1;
+}
+
 static size_t
 ix_keep_bound(void)
 {
@@ -1250,6 +1554,9 @@ maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 	st->o = *o;
 	st->rootfd = st->lockfd = st->cachefd = -1;
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
+	st->op_fd = -1;
+	st->op_sub[0] = st->op_sub[1] = SUB_UNOPENED;
+	op_hook_get(st);
 	host_escaped(st->host);
 	st->pid = (long)getpid();
 	st->ix_keep = ix_keep_bound();
@@ -1453,6 +1760,7 @@ maildir_close(struct maildir *st)
 	if (st->rootfd != -1 && st->lockfd != -1)
 		r = maildir_flush(st);
 	hot_drop(st);
+	op_drop(st);
 	if (st->nsync > 0)
 		LOG2("'%s': %u syncfs() for saved messages, %u of them in the "
 		    "durability thread; saving waited %lld ms for them",
@@ -1966,16 +2274,18 @@ maildir_rescan(struct maildir *st, const char *name, struct store_mailbox *m)
  * Gone: the entry is removed and MSYNC_ERR_NOTFOUND returned.
  */
 static int
-open_ent(struct folder *f, int folderfd, struct index_ent *e, int *fdp)
+open_ent(struct maildir *st, struct folder *f, int folderfd,
+    struct index_ent *e, int *fdp)
 {
 	struct subdirs	 d;
 	const char	*base;
 	int		 dfd, fd = -1, r;
 
-	subdirs_open(folderfd, &d);
+	subdirs_held(st, folderfd, &d);
 	if ((dfd = sub_at(&d, index_name(f->ix, e), &base)) != -1)
 		fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT) {
+		f->chain = 0;	/* renamed by another program */
 		if ((r = index_refind(f->ix, folderfd, e)) == 0) {
 			if ((dfd = sub_at(&d, index_name(f->ix, e),
 			    &base)) != -1)
@@ -2044,13 +2354,13 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 	int			 folderfd, fd = -1, r;
 
 	*fdp = -1;
-	if ((r = folder_open(st, name, REFRESH_READ, &f, &folderfd)) != 0)
+	if ((r = op_open(st, name, REFRESH_READ, &f, &folderfd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;
 		goto out;
 	}
-	if ((r = open_ent(f, folderfd, e, &fd)) != 0)
+	if ((r = open_ent(st, f, folderfd, e, &fd)) != 0)
 		goto out;
 	if (fstat(fd, &sb) == -1) {
 		r = MSYNC_ERR_IO;
@@ -2068,7 +2378,6 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 out:
 	if (fd != -1)
 		close(fd);
-	close(folderfd);
 	return r;
 }
 
@@ -2220,9 +2529,16 @@ pending_move(struct maildir *st, size_t n)
 	struct index_ent	*e;
 	char			 base[MDNAME_MAX + 1], dest[MDNAME_MAX + 1];
 	char			 rel[4 + MDNAME_MAX + 1];
+	struct stat		 sb;
 	size_t			 k;
 	int			 i, m, ok;
 
+	if (n > 0 && f->chain) {
+		if (fstat(st->hot_curfd, &sb) == 0)
+			chain_pre(f, 0, &sb);
+		else
+			f->chain = 0;
+	}
 	for (k = 0; k < n; k++) {
 		struct pending	*pd = &st->pend[k];
 
@@ -2262,6 +2578,7 @@ pending_move(struct maildir *st, size_t n)
 			}
 			LOG3("'%s/cur/%s' exists: picking another name",
 			    f->where, dest);
+			f->chain = 0;	/* not a name of ours */
 		}
 		if (!ok) {
 			st->pend_failed = 1;
@@ -2269,8 +2586,10 @@ pending_move(struct maildir *st, size_t n)
 				index_remove(f->ix, e);
 		}
 	}
-	if (n > 0)
+	if (n > 0) {
 		f->synced = 1;
+		chain_post(f, 0, st->hot_curfd);
+	}
 	if (n < st->npend)
 		memmove(st->pend, st->pend + n,
 		    (st->npend - n) * sizeof(*st->pend));
@@ -2573,7 +2892,7 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
-	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;
@@ -2610,16 +2929,18 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 			r = 0;
 			goto out;
 		}
-		subdirs_open(fd, &d);
+		subdirs_held(st, fd, &d);
 		ofd = sub_at(&d, old, &obase);
 		nfd = sub_at(&d, rel, &nbase);
 		if (ofd != -1 && nfd != -1 &&
 		    move_noreplace(ofd, obase, nfd, nbase) == 0) {
+			subdirs_changed(&d);
 			subdirs_close(&d);
 			break;
 		}
 		subdirs_close(&d);
 		if (errno == ENOENT && try == 0) {
+			f->chain = 0;	/* renamed by another program */
 			if ((r = index_refind(f->ix, fd, e)) == 0)
 				continue;
 			if (r == MSYNC_ERR_NOTFOUND)
@@ -2633,7 +2954,6 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 	f->synced = 1;
 	r = index_set_name(f->ix, e, rel);
 out:
-	close(fd);
 	return r;
 }
 
@@ -2655,7 +2975,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
-	if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL)
 		goto out;	/* already gone */
@@ -2664,15 +2984,16 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 		r = MSYNC_ERR_STORE_CHANGED;
 		goto out;
 	}
-	if (unlink_ent(fd, index_name(f->ix, e)) == -1) {
+	if (unlink_ent(st, fd, index_name(f->ix, e)) == -1) {
 		if (errno != ENOENT) {
 			WARN("cannot remove '%s/%s'", f->where,
 			    index_name(f->ix, e));
 			r = MSYNC_ERR_IO;
 			goto out;
 		}
+		f->chain = 0;	/* renamed by another program */
 		if ((r = index_refind(f->ix, fd, e)) == 0 &&
-		    unlink_ent(fd, index_name(f->ix, e)) == -1 &&
+		    unlink_ent(st, fd, index_name(f->ix, e)) == -1 &&
 		    errno != ENOENT) {
 			r = MSYNC_ERR_IO;
 			goto out;
@@ -2682,7 +3003,6 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 	f->synced = 1;
 	index_remove(f->ix, e);
 out:
-	close(fd);
 	return r;
 }
 
@@ -2872,6 +3192,7 @@ maildir_rename_mailbox(struct maildir *st, const char *from, const char *to)
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
 	hot_drop(st);
+	op_drop(st);
 	if (from == NULL || to == NULL ||
 	    !names_valid(from, strlen(from)) || !names_valid(to, strlen(to)) ||
 	    strcmp(from, "INBOX") == 0 || strcmp(to, "INBOX") == 0)
@@ -2968,6 +3289,7 @@ maildir_delete_mailbox(struct maildir *st, const char *name)
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
 	hot_drop(st);
+	op_drop(st);
 	if (name != NULL && strcmp(name, "INBOX") == 0)
 		return MSYNC_ERR_BADNAME;
 	if ((r = folder_open(st, name, REFRESH_FORCE, &f, &fd)) != 0)
@@ -2976,7 +3298,7 @@ maildir_delete_mailbox(struct maildir *st, const char *name)
 	for (i = 0; i < ix->n; i++) {
 		if (ix->v[i].name == INDEX_NAME_DEAD)
 			continue;
-		if (unlink_ent(fd, index_name(ix, &ix->v[i])) == -1 &&
+		if (unlink_ent(NULL, fd, index_name(ix, &ix->v[i])) == -1 &&
 		    errno != ENOENT) {
 			WARN("cannot remove '%s/%s'", f->where,
 			    index_name(ix, &ix->v[i]));

@@ -22,6 +22,9 @@
 # (one tool's pair, about 2 x 110 MB at 20,000 messages, at a time);
 # BENCH_TMPFS=/some/dir/on/disk measures on a disk instead (the header
 # line names the file system).
+
+# Re-run under bash if started by another sh (the docs say `sh`).
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 n=20000 runs=3 msync=$top/msync tools="msync-backup msync-sync mbsync"

@@ -17,6 +17,9 @@
 # The sync state and caches live in WORKDIR; the copy is removed at the
 # end unless --keep.  Put WORKDIR on the file system to measure (disk,
 # not /dev/shm, for large N).
+
+# Re-run under bash if started by another sh (the docs say `sh`).
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -eu
 mode=backup
 bin=

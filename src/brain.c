@@ -157,6 +157,11 @@ struct brain {
 					   under us, no more actions on it */
 	uint8_t		*srv_done;	/* owned; per action: the store did it
 					   (apply_store_copies), or NULL */
+	/*
+	 * Owned; per plan mailbox: my actions on it not done yet.  At 0
+	 * the store hears store_done, and may unload its index (memory).
+	 */
+	uint32_t	*mb_left;
 	struct rec_done	 peer_done;
 	int		 got_peer_done;
 	int		 got_peer_results;
@@ -199,6 +204,7 @@ brain_free(struct brain *b)
 	free(b->mb_failed);
 	free(b->mb_skip);
 	free(b->srv_done);
+	free(b->mb_left);
 	free(b->est);
 	free(b->out_acts);
 	free(b->in_seen);
@@ -1882,6 +1888,49 @@ note_copy(struct brain *b, const struct action *a, uint32_t uid, int status)
 }
 
 /*
+ * 1 if a is one of my actions that mb_left counts: all but the mailbox
+ * creates, renames and guid changes, which come first
+ * (apply_mailbox_ops).
+ */
+static int
+counted(const struct brain *b, const struct action *a)
+{
+	return a->side == b->self && a->type != ACT_MBOX_CREATE &&
+	    a->type != ACT_MBOX_RENAME && a->type != ACT_MBOX_SETGUID &&
+	    a->mbox < b->plan.nmb;
+}
+
+static int
+count_left(struct brain *b)
+{
+	if ((b->mb_left = calloc(b->plan.nmb + 1, sizeof(*b->mb_left))) ==
+	    NULL)
+		return MSYNC_ERR_NOMEM;
+	for (size_t i = 0; i < b->plan.nact; i++)
+		if (counted(b, &b->plan.act[i]))
+			b->mb_left[b->plan.act[i].mbox]++;
+	return 0;
+}
+
+/*
+ * Action a of mine (counted in mb_left) is done, well or not: after its
+ * mailbox's last, the store may let go of the mailbox until the
+ * end-of-run rescan.  The transfer's saves and apply_local's passes
+ * (copies, flags, expunges) come to a mailbox in turn, so only the last
+ * of them can say so (issue 10.3: the destination of an initial copy
+ * held every folder's index to the end).
+ */
+static void
+act_done(struct brain *b, const struct action *a)
+{
+	if (b->mb_left == NULL || a->mbox >= b->plan.nmb ||
+	    b->mb_left[a->mbox] == 0)
+		return;
+	if (--b->mb_left[a->mbox] == 0)
+		store_done(b->store, b->cur_name[a->mbox]);
+}
+
+/*
  * The COPY action an incoming record names, checked: it must be a copy
  * from the peer to me that has not arrived before (a peer sending one
  * twice would otherwise make a duplicate).  NULL if bad.
@@ -1965,6 +2014,7 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 			return MSYNC_ERR_PROTO;
 		a = &b->plan.act[b->in.act];
 		if (b->in.skip) {
+			act_done(b, a);
 			b->in.skip = 0;
 			b->in_done++;
 			b->pg.msgs++;
@@ -1975,6 +2025,7 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		r = store_save_commit(b->in.save, a->flags, a->kw, b->in.date,
 		    &a->guid, &uid);
 		b->in.save = NULL;
+		act_done(b, a);
 		b->in_done++;
 		b->pg.msgs++;
 		b->st.copied_bytes[b->self] += b->in.size;
@@ -2025,6 +2076,7 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 			return r;
 		if ((a = incoming_action(b, act)) == NULL)
 			return MSYNC_ERR_PROTO;
+		act_done(b, a);
 		b->in_done++;
 		b->pg.msgs++;
 		progress_act_size(b, act, 0);
@@ -2172,7 +2224,8 @@ transfer(struct brain *b)
 	int		 r;
 
 	b->out.msg = NULL;
-	if ((b->in_seen = calloc(b->plan.nact + 1, 1)) == NULL)
+	if ((b->in_seen = calloc(b->plan.nact + 1, 1)) == NULL ||
+	    count_left(b) != 0)
 		return MSYNC_ERR_NOMEM;
 	for (size_t i = 0; i < b->plan.nact; i++) {
 		const struct action *a = &b->plan.act[i];
@@ -2619,7 +2672,8 @@ out:
 static int
 apply_local(struct brain *b)
 {
-	int	fr;
+	const struct action	*prev = NULL;
+	int			 fr;
 
 	if ((fr = apply_store_copies(b)) != 0)
 		return fr;
@@ -2629,8 +2683,16 @@ apply_local(struct brain *b)
 		uint32_t		 uid = 0;
 		int			 r;
 
+		/* The one before is done, however it ended (continue). */
+		if (prev != NULL)
+			act_done(b, prev);
+		prev = NULL;
 		if (a->side != b->self)
 			continue;
+		/* Not a copy from the peer: the transfer counted those. */
+		if (counted(b, a) &&
+		    (a->type != ACT_COPY || a->src_side == b->self))
+			prev = a;
 		if (b->srv_done != NULL && b->srv_done[i])
 			continue;	/* made by the store itself */
 		if (b->mb_skip[a->mbox]) {
@@ -2726,6 +2788,8 @@ apply_local(struct brain *b)
 		}
 		durable(b);
 	}
+	if (prev != NULL)
+		act_done(b, prev);
 	/* A folder the store skipped (half there): run again, not fatal. */
 	fr = store_flush(b->store);
 	if (fr == MSYNC_ERR_STORE_CHANGED) {

@@ -1877,10 +1877,8 @@ note_copy(struct brain *b, const struct action *a, uint32_t uid, int status)
 
 	if (status != 0)
 		fail_mbox(b, a->mbox);
-	if (a->next_mbox >= b->plan.next.n ||
-	    a->next_msg >= b->plan.next.mb[a->next_mbox].nmsgs)
+	if ((m = plan_next_msg(&b->plan, a)) == NULL)
 		return;
-	m = &b->plan.next.mb[a->next_mbox].msgs[a->next_msg];
 	if (status == 0)
 		m->uid[a->side] = uid;
 	else
@@ -2913,10 +2911,7 @@ expected_msgs(struct brain *b, size_t i, const struct view_mbox *vm,
 				e->flags = a->flags;
 				e->kw = a->kw;
 			}
-		} else if (a->type == ACT_COPY &&
-		    a->next_mbox < b->plan.next.n &&
-		    a->next_msg < b->plan.next.mb[a->next_mbox].nmsgs) {
-			m = &b->plan.next.mb[a->next_mbox].msgs[a->next_msg];
+		} else if ((m = plan_next_msg(&b->plan, a)) != NULL) {
 			if (m->uid[b->self] != 0 &&
 			    (r = seen_add(out, m->uid[b->self], a->flags,
 			    a->kw)) != 0)

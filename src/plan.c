@@ -1854,7 +1854,6 @@ next_build(struct ctx *c, struct plan *out)
 			if (p->e[j].aux == NONE32)
 				continue;
 			a = &c->a[p->e[j].aux];
-			a->next_mbox = (uint32_t)p->nextidx;
 			a->next_msg = (uint32_t)j;
 			p->e[j].aux = 0;
 		}
@@ -2022,7 +2021,8 @@ digest(const struct plan_opts *o, struct plan *pl)
 		dg_u64(x, (uint64_t)a->src_side);
 		dg_u64(x, a->src_mbox);
 		dg_u64(x, a->src_uid);
-		dg_u64(x, a->next_mbox);
+		/* The next base's mailbox, as actions once carried it. */
+		dg_u64(x, a->type == ACT_COPY ? pl->mb[a->mbox].next : 0);
 		dg_u64(x, a->next_msg);
 	}
 	dg_u64(x, pl->next.n);
@@ -2098,6 +2098,7 @@ plan_fill(struct ctx *c, struct plan *out)
 
 		m->guid = p->guid;
 		m->trusted = p->trusted;
+		m->next = p->nextidx == NONE ? NONE32 : (uint32_t)p->nextidx;
 		for (s = 0; s < 2; s++)
 			if (p->v[s] != NULL &&
 			    xstrdup(p->v[s]->name, &m->name[s]) != 0)
@@ -2264,6 +2265,19 @@ plan_free(struct plan *pl)
 		free(pl->notes[i]);
 	free(pl->notes);
 	memset(pl, 0, sizeof(*pl));
+}
+
+struct state_msg *
+plan_next_msg(struct plan *pl, const struct action *a)
+{
+	uint32_t	 nm;
+
+	if (a->type != ACT_COPY || a->mbox >= pl->nmb)
+		return NULL;
+	nm = pl->mb[a->mbox].next;
+	if (nm >= pl->next.n || a->next_msg >= pl->next.mb[nm].nmsgs)
+		return NULL;
+	return &pl->next.mb[nm].msgs[a->next_msg];
 }
 
 void

@@ -36,12 +36,17 @@
 /* One message of one side's current list of one mailbox. */
 struct lmsg {
 	uint32_t	 uid;
-	struct guid	 guid;
 	uint8_t		 flags;
-	/* Bytes, not ints: 32 bytes a message instead of 48. */
+	/* Bytes, not ints: 24 bytes a message (was 48, then 32). */
 	uint8_t		 matched;	/* claimed by a base entry or a pair */
 	uint8_t		 gone;		/* expunged, or its mailbox deleted */
 	uint8_t		 used;		/* the source of a local copy */
+	/*
+	 * Borrowed: the GUID in the view's message or the base's entry it
+	 * comes from (plan_build's inputs, unchanged while it runs), not
+	 * a copy of its 16 bytes.
+	 */
+	const struct guid *guid;
 	char		*kw;		/* owned; canonical keywords or NULL */
 };
 
@@ -436,7 +441,7 @@ ent_one(struct pair *p, int s, const struct lmsg *m)
 	uid[s] = m->uid;
 	fl[s] = m->flags;
 	kw[s] = m->kw;
-	return ent_add(p, &m->guid, uid, fl, kw, NULL);
+	return ent_add(p, m->guid, uid, fl, kw, NULL);
 }
 
 /* An entry for a message on both sides with final flags/keywords. */
@@ -448,7 +453,7 @@ ent_both(struct pair *p, const struct lmsg *ma, const struct lmsg *mb,
 
 	uid[SIDE_A] = ma->uid;
 	uid[SIDE_B] = mb->uid;
-	return ent_add(p, &ma->guid, uid, fl, kw, NULL);
+	return ent_add(p, ma->guid, uid, fl, kw, NULL);
 }
 
 /*
@@ -468,13 +473,13 @@ emit_copy(struct ctx *c, struct pair *p, size_t pidx, int s,
 	uid[s] = m->uid;
 	fl[0] = fl[1] = m->flags;
 	kw[0] = kw[1] = m->kw;
-	if ((r = ent_add(p, &m->guid, uid, fl, kw, &ei)) != 0)
+	if ((r = ent_add(p, m->guid, uid, fl, kw, &ei)) != 0)
 		return r;
 	/* ent_add zeroes an absent side; the copy gives side s ^ 1 these. */
 	p->e[ei].flags[s ^ 1] = m->flags;
 	if ((r = xstrdup(m->kw, &p->e[ei].kw[s ^ 1])) != 0)
 		return r;
-	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, &m->guid, m->flags,
+	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, m->guid, m->flags,
 	    m->kw, &ai)) != 0)
 		return r;
 	c->a[ai].src_side = (uint8_t)s;
@@ -491,7 +496,7 @@ static int
 emit_expunge(struct ctx *c, size_t pidx, int s, struct lmsg *m)
 {
 	m->gone = 1;
-	return act_add(c, ACT_EXPUNGE, s, pidx, m->uid, &m->guid, 0, NULL,
+	return act_add(c, ACT_EXPUNGE, s, pidx, m->uid, m->guid, 0, NULL,
 	    NULL);
 }
 
@@ -502,7 +507,7 @@ emit_flags(struct ctx *c, size_t pidx, int s, const struct lmsg *m,
 {
 	if (m->flags == fl && kw_eq(m->kw, kw))
 		return 0;
-	return act_add(c, ACT_FLAGS, s, pidx, m->uid, &m->guid, fl, kw,
+	return act_add(c, ACT_FLAGS, s, pidx, m->uid, m->guid, fl, kw,
 	    NULL);
 }
 
@@ -624,7 +629,7 @@ list_build(struct ctx *c, struct pair *p, int s)
 			if (m->uid[s] == 0)
 				continue;
 			l[n].uid = m->uid[s];
-			l[n].guid = m->guid;
+			l[n].guid = &m->guid;
 			l[n].flags = m->flags[s];
 			p->n[s] = ++n;
 			if ((r = kw_canon(m->kw[s], &l[n - 1].kw)) != 0)
@@ -635,7 +640,7 @@ list_build(struct ctx *c, struct pair *p, int s)
 			const struct msg *m = &v->msgs.v[i];
 
 			l[n].uid = m->uid;
-			l[n].guid = m->guid;
+			l[n].guid = &m->guid;
 			l[n].flags = m->flags;
 			p->n[s] = ++n;
 			if ((r = kw_canon(m->kw, &l[n - 1].kw)) != 0)
@@ -658,7 +663,7 @@ lmsg_guid_cmp(const void *pa, const void *pb)
 	const struct lmsg	*b = *(const struct lmsg *const *)pb;
 	int			 r;
 
-	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+	if ((r = guid_cmp(a->guid, b->guid)) != 0)
 		return r;
 	return a->uid < b->uid ? -1 : a->uid > b->uid;
 }
@@ -726,12 +731,12 @@ base_rebind(struct pair *p, int s)
 
 		for (lo = 0, hi = n; lo < hi;) {	/* first of e's GUID */
 			mid = lo + (hi - lo) / 2;
-			if (guid_cmp(&cand[mid]->guid, &e->guid) < 0)
+			if (guid_cmp(cand[mid]->guid, &e->guid) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		for (; lo < n && guid_cmp(&cand[lo]->guid, &e->guid) == 0;
+		for (; lo < n && guid_cmp(cand[lo]->guid, &e->guid) == 0;
 		    lo++)
 			if (!cand[lo]->matched) {
 				cand[lo]->matched = 1;
@@ -789,7 +794,7 @@ base_match(struct pair *p)
 				continue;
 			m = lmsg_find(p->l[s], p->n[s], e->uid[s], &hint);
 			if (m == NULL || m->matched ||
-			    guid_cmp(&m->guid, &e->guid) != 0)
+			    guid_cmp(m->guid, &e->guid) != 0)
 				continue;
 			m->matched = 1;
 			p->cur[s][i] = m;
@@ -1329,7 +1334,7 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 	}
 	for (i = j = 0; r == 0 && (i < n[0] || j < n[1]); ) {
 		int		 cmp = i == n[0] ? 1 : j == n[1] ? -1 :
-		    guid_cmp(&x[0][i]->guid, &x[1][j]->guid);
+		    guid_cmp(x[0][i]->guid, x[1][j]->guid);
 		struct lmsg	*m;
 
 		if (cmp == 0) {
@@ -1580,7 +1585,7 @@ cand_cmp(const void *pa, const void *pb)
 	const struct cand	*a = pa, *b = pb;
 	int			 r;
 
-	if ((r = guid_cmp(&a->m->guid, &b->m->guid)) != 0)
+	if ((r = guid_cmp(a->m->guid, b->m->guid)) != 0)
 		return r;
 	if (a->m->gone != b->m->gone)
 		return a->m->gone ? -1 : 1;
@@ -1682,7 +1687,7 @@ local_copies(struct ctx *c)
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++)
 				tot[s] += guidset_has(&set[s],
-				    &c->p[i].l[s][j].guid);
+				    c->p[i].l[s][j].guid);
 	}
 	for (s = 0; s < 2; s++) {
 		if ((v[s] = calloc(tot[s] + 1, sizeof(*v[s]))) == NULL) {
@@ -1694,7 +1699,7 @@ local_copies(struct ctx *c)
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++) {
 				if (!guidset_has(&set[s],
-				    &c->p[i].l[s][j].guid))
+				    c->p[i].l[s][j].guid))
 					continue;
 				v[s][n[s]].m = &c->p[i].l[s][j];
 				v[s][n[s]++].pidx = (uint32_t)i;
@@ -1714,16 +1719,16 @@ local_copies(struct ctx *c)
 		hi = n[s];
 		while (lo < hi) {
 			mid = lo + (hi - lo) / 2;
-			if (guid_cmp(&cv[mid].m->guid, &a->guid) < 0)
+			if (guid_cmp(cv[mid].m->guid, &a->guid) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		if (lo == n[s] || guid_cmp(&cv[lo].m->guid, &a->guid) != 0)
+		if (lo == n[s] || guid_cmp(cv[lo].m->guid, &a->guid) != 0)
 			continue;
 		pick = lo;
 		for (k = lo; k < n[s] && cv[k].m->gone &&
-		    guid_cmp(&cv[k].m->guid, &a->guid) == 0; k++)
+		    guid_cmp(cv[k].m->guid, &a->guid) == 0; k++)
 			if (!cv[k].m->used) {
 				pick = k;
 				break;
@@ -2228,6 +2233,12 @@ plan_build(const struct state *base, const struct view views[2],
 			r = plan_new(&c, p, i, o->mode != MODE_BACKUP);
 		if (r != 0)
 			goto out;
+		/* Read by the pair's own planning only: the next pair's
+		 * entries take their room. */
+		for (s = 0; s < 2; s++) {
+			free(p->cur[s]);
+			p->cur[s] = NULL;
+		}
 	}
 	if ((r = act_sort(&c)) != 0 ||
 	    (r = check_src(&c)) != 0 ||

@@ -1911,12 +1911,15 @@ count_left(struct brain *b)
 }
 
 /*
- * Action a of mine (counted in mb_left) is done, well or not: after its
- * mailbox's last, the store may let go of the mailbox until the
- * end-of-run rescan.  The transfer's saves and apply_local's passes
- * (copies, flags, expunges) come to a mailbox in turn, so only the last
- * of them can say so (issue 10.3: the destination of an initial copy
- * held every folder's index to the end).
+ * A save of the transfer (counted in mb_left) is done, well or not:
+ * after its mailbox's last action, the store may let go of the mailbox
+ * until the end-of-run rescan (issue 10.3: the destination of an
+ * initial copy held every folder's index to the end).  Only the
+ * transfer says so: a mailbox with flag changes, expunges or local
+ * copies still to come (apply_local, after every mailbox's saves) is
+ * never at 0 here, and once the transfer is over the peak it would
+ * lower is behind, while the rescan would load the mailbox again
+ * (measured: +17% instructions for a 1% run's destination).
  */
 static void
 act_done(struct brain *b, const struct action *a)
@@ -2670,8 +2673,7 @@ out:
 static int
 apply_local(struct brain *b)
 {
-	const struct action	*prev = NULL;
-	int			 fr;
+	int	fr;
 
 	if ((fr = apply_store_copies(b)) != 0)
 		return fr;
@@ -2681,16 +2683,8 @@ apply_local(struct brain *b)
 		uint32_t		 uid = 0;
 		int			 r;
 
-		/* The one before is done, however it ended (continue). */
-		if (prev != NULL)
-			act_done(b, prev);
-		prev = NULL;
 		if (a->side != b->self)
 			continue;
-		/* Not a copy from the peer: the transfer counted those. */
-		if (counted(b, a) &&
-		    (a->type != ACT_COPY || a->src_side == b->self))
-			prev = a;
 		if (b->srv_done != NULL && b->srv_done[i])
 			continue;	/* made by the store itself */
 		if (b->mb_skip[a->mbox]) {
@@ -2786,8 +2780,6 @@ apply_local(struct brain *b)
 		}
 		durable(b);
 	}
-	if (prev != NULL)
-		act_done(b, prev);
 	/* A folder the store skipped (half there): run again, not fatal. */
 	fr = store_flush(b->store);
 	if (fr == MSYNC_ERR_STORE_CHANGED) {

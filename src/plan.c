@@ -30,25 +30,24 @@
 #include "plan.h"
 
 #define NONE		((size_t)-1)
-#define NONE32		UINT32_MAX	/* struct pact's ent: no entry */
+#define NONE32		UINT32_MAX	/* an entry's aux: no action */
 #define GUARD_MIN	20	/* the share rule applies from this many */
 
 /* One message of one side's current list of one mailbox. */
 struct lmsg {
 	uint32_t	 uid;
-	struct guid	 guid;
 	uint8_t		 flags;
-	/* Bytes, not ints: 32 bytes a message instead of 48. */
+	/* Bytes, not ints: 24 bytes a message (was 48, then 32). */
 	uint8_t		 matched;	/* claimed by a base entry or a pair */
 	uint8_t		 gone;		/* expunged, or its mailbox deleted */
 	uint8_t		 used;		/* the source of a local copy */
+	/*
+	 * Borrowed: the GUID in the view's message or the base's entry it
+	 * comes from (plan_build's inputs, unchanged while it runs), not
+	 * a copy of its 16 bytes.
+	 */
+	const struct guid *guid;
 	char		*kw;		/* owned; canonical keywords or NULL */
-};
-
-/* One message entry of plan->next under construction. */
-struct nent {
-	struct state_msg m;		/* kw owned */
-	size_t		 orig;		/* index before sorting */
 };
 
 /* One mailbox pair under construction. */
@@ -73,19 +72,15 @@ struct pair {
 					   (a backup's DST-only INBOX, which
 					   cannot be deleted) */
 	const char	*final;		/* borrowed; name after the run */
-	struct nent	*e;		/* owned; next entries */
+	/*
+	 * Owned; the entries of plan->next, kw owned.  Each is the next
+	 * base's message as it will be stored: aux is NONE32, or, from
+	 * next_build on, the index of the COPY that fills it in.
+	 */
+	struct state_msg *e;
 	size_t		 ne;
 	size_t		 cape;
-	size_t		*emap;		/* owned; orig entry -> sorted index */
 	size_t		 nextidx;	/* index into plan->next.mb */
-};
-
-/* One action under construction. */
-struct pact {
-	struct action	 a;		/* kw owned; first: see plan_fill */
-	uint32_t	 key;		/* sort key within (type, mbox, side) */
-	uint32_t	 seq;		/* creation order, the last tie-break */
-	uint32_t	 ent;		/* COPY: entry in its pair, else NONE32 */
 };
 
 struct ctx {
@@ -102,7 +97,13 @@ struct ctx {
 	size_t			 nb;
 	struct pair		*p;	/* owned; sorted by GUID */
 	size_t			 np;
-	struct pact		*a;	/* owned */
+	/*
+	 * Owned, kw owned; the plan's actions as they will be handed over
+	 * (no wrapper: 56 bytes each, was 72).  Until next_build, a COPY's
+	 * next_msg is its entry in its pair's e, which next_build turns
+	 * into the index in the next base.
+	 */
+	struct action		*a;
 	size_t			 na;
 	size_t			 capa;
 	char			**notes;	/* owned */
@@ -331,15 +332,14 @@ flags_oneway(uint8_t s, uint8_t d, uint8_t os, uint8_t od)
  */
 static int
 act_add(struct ctx *c, enum act_type t, int side, size_t pidx, uint32_t uid,
-    const struct guid *g, uint8_t flags, const char *kw, uint32_t key,
-    size_t *out)
+    const struct guid *g, uint8_t flags, const char *kw, size_t *out)
 {
-	struct pact	*a;
+	struct action	*a;
 	char		*k = NULL;
 
 	if (xstrdup(kw, &k) != 0)
 		return MSYNC_ERR_NOMEM;
-	/* seq and ent are 32 bits (and so is every index into a plan). */
+	/* Every index into a plan is 32 bits. */
 	if (c->na >= UINT32_MAX - 1)
 		return MSYNC_ERR_TOOBIG;
 	if (c->na == c->capa) {
@@ -356,18 +356,15 @@ act_add(struct ctx *c, enum act_type t, int side, size_t pidx, uint32_t uid,
 	}
 	a = &c->a[c->na];
 	memset(a, 0, sizeof(*a));
-	a->a.type = (uint8_t)t;
-	a->a.side = (uint8_t)side;
-	a->a.mbox = (uint32_t)pidx;
-	a->a.uid = uid;
+	a->type = (uint8_t)t;
+	a->side = (uint8_t)side;
+	a->mbox = (uint32_t)pidx;
+	a->uid = uid;
 	if (g != NULL)
-		a->a.guid = *g;
-	a->a.flags = flags;
-	a->a.kw = k;
-	a->a.src_side = (uint8_t)side;
-	a->key = key;
-	a->seq = (uint32_t)c->na;
-	a->ent = NONE32;
+		a->guid = *g;
+	a->flags = flags;
+	a->kw = k;
+	a->src_side = (uint8_t)side;
 	if (out != NULL)
 		*out = c->na;
 	c->na++;
@@ -382,7 +379,7 @@ static int
 ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
     const uint8_t flags[2], const char *const kw[2], size_t *out)
 {
-	struct nent	*e;
+	struct state_msg *e;
 	char		*k[2] = { NULL, NULL };
 	int		 s;
 
@@ -418,15 +415,15 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 	}
 	e = &p->e[p->ne];
 	memset(e, 0, sizeof(*e));
-	e->m.guid = *g;
+	e->guid = *g;
 	for (s = 0; s < 2; s++) {
-		e->m.uid[s] = uid[s];
-		e->m.flags[s] = uid[s] != 0 ? flags[s] : 0;
-		e->m.kw[s] = uid[s] != 0 ? k[s] : NULL;
+		e->uid[s] = uid[s];
+		e->flags[s] = uid[s] != 0 ? flags[s] : 0;
+		e->kw[s] = uid[s] != 0 ? k[s] : NULL;
 		if (uid[s] == 0)
 			free(k[s]);
 	}
-	e->orig = p->ne;
+	e->aux = NONE32;
 	if (out != NULL)
 		*out = p->ne;
 	p->ne++;
@@ -444,7 +441,7 @@ ent_one(struct pair *p, int s, const struct lmsg *m)
 	uid[s] = m->uid;
 	fl[s] = m->flags;
 	kw[s] = m->kw;
-	return ent_add(p, &m->guid, uid, fl, kw, NULL);
+	return ent_add(p, m->guid, uid, fl, kw, NULL);
 }
 
 /* An entry for a message on both sides with final flags/keywords. */
@@ -456,7 +453,7 @@ ent_both(struct pair *p, const struct lmsg *ma, const struct lmsg *mb,
 
 	uid[SIDE_A] = ma->uid;
 	uid[SIDE_B] = mb->uid;
-	return ent_add(p, &ma->guid, uid, fl, kw, NULL);
+	return ent_add(p, ma->guid, uid, fl, kw, NULL);
 }
 
 /*
@@ -476,21 +473,21 @@ emit_copy(struct ctx *c, struct pair *p, size_t pidx, int s,
 	uid[s] = m->uid;
 	fl[0] = fl[1] = m->flags;
 	kw[0] = kw[1] = m->kw;
-	if ((r = ent_add(p, &m->guid, uid, fl, kw, &ei)) != 0)
+	if ((r = ent_add(p, m->guid, uid, fl, kw, &ei)) != 0)
 		return r;
 	/* ent_add zeroes an absent side; the copy gives side s ^ 1 these. */
-	p->e[ei].m.flags[s ^ 1] = m->flags;
-	if ((r = xstrdup(m->kw, &p->e[ei].m.kw[s ^ 1])) != 0)
+	p->e[ei].flags[s ^ 1] = m->flags;
+	if ((r = xstrdup(m->kw, &p->e[ei].kw[s ^ 1])) != 0)
 		return r;
-	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, &m->guid, m->flags,
-	    m->kw, m->uid, &ai)) != 0)
+	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, m->guid, m->flags,
+	    m->kw, &ai)) != 0)
 		return r;
-	c->a[ai].a.src_side = (uint8_t)s;
-	c->a[ai].a.src_mbox = (uint32_t)pidx;
-	c->a[ai].a.src_uid = m->uid;
+	c->a[ai].src_side = (uint8_t)s;
+	c->a[ai].src_mbox = (uint32_t)pidx;
+	c->a[ai].src_uid = m->uid;
 	if (ei >= NONE32)
 		return MSYNC_ERR_TOOBIG;
-	c->a[ai].ent = (uint32_t)ei;
+	c->a[ai].next_msg = (uint32_t)ei;	/* see struct ctx's a */
 	return 0;
 }
 
@@ -499,8 +496,8 @@ static int
 emit_expunge(struct ctx *c, size_t pidx, int s, struct lmsg *m)
 {
 	m->gone = 1;
-	return act_add(c, ACT_EXPUNGE, s, pidx, m->uid, &m->guid, 0, NULL,
-	    m->uid, NULL);
+	return act_add(c, ACT_EXPUNGE, s, pidx, m->uid, m->guid, 0, NULL,
+	    NULL);
 }
 
 /* Sets flags/kw of m on side s if they differ from the final ones. */
@@ -510,15 +507,15 @@ emit_flags(struct ctx *c, size_t pidx, int s, const struct lmsg *m,
 {
 	if (m->flags == fl && kw_eq(m->kw, kw))
 		return 0;
-	return act_add(c, ACT_FLAGS, s, pidx, m->uid, &m->guid, fl, kw,
-	    m->uid, NULL);
+	return act_add(c, ACT_FLAGS, s, pidx, m->uid, m->guid, fl, kw,
+	    NULL);
 }
 
 /* Emits a mailbox-level action on side s for pair pidx. */
 static int
 emit_mbox(struct ctx *c, enum act_type t, int s, size_t pidx)
 {
-	return act_add(c, t, s, pidx, 0, &c->p[pidx].guid, 0, NULL, 0, NULL);
+	return act_add(c, t, s, pidx, 0, &c->p[pidx].guid, 0, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -632,7 +629,7 @@ list_build(struct ctx *c, struct pair *p, int s)
 			if (m->uid[s] == 0)
 				continue;
 			l[n].uid = m->uid[s];
-			l[n].guid = m->guid;
+			l[n].guid = &m->guid;
 			l[n].flags = m->flags[s];
 			p->n[s] = ++n;
 			if ((r = kw_canon(m->kw[s], &l[n - 1].kw)) != 0)
@@ -643,7 +640,7 @@ list_build(struct ctx *c, struct pair *p, int s)
 			const struct msg *m = &v->msgs.v[i];
 
 			l[n].uid = m->uid;
-			l[n].guid = m->guid;
+			l[n].guid = &m->guid;
 			l[n].flags = m->flags;
 			p->n[s] = ++n;
 			if ((r = kw_canon(m->kw, &l[n - 1].kw)) != 0)
@@ -666,7 +663,7 @@ lmsg_guid_cmp(const void *pa, const void *pb)
 	const struct lmsg	*b = *(const struct lmsg *const *)pb;
 	int			 r;
 
-	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+	if ((r = guid_cmp(a->guid, b->guid)) != 0)
 		return r;
 	return a->uid < b->uid ? -1 : a->uid > b->uid;
 }
@@ -734,12 +731,12 @@ base_rebind(struct pair *p, int s)
 
 		for (lo = 0, hi = n; lo < hi;) {	/* first of e's GUID */
 			mid = lo + (hi - lo) / 2;
-			if (guid_cmp(&cand[mid]->guid, &e->guid) < 0)
+			if (guid_cmp(cand[mid]->guid, &e->guid) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		for (; lo < n && guid_cmp(&cand[lo]->guid, &e->guid) == 0;
+		for (; lo < n && guid_cmp(cand[lo]->guid, &e->guid) == 0;
 		    lo++)
 			if (!cand[lo]->matched) {
 				cand[lo]->matched = 1;
@@ -797,7 +794,7 @@ base_match(struct pair *p)
 				continue;
 			m = lmsg_find(p->l[s], p->n[s], e->uid[s], &hint);
 			if (m == NULL || m->matched ||
-			    guid_cmp(&m->guid, &e->guid) != 0)
+			    guid_cmp(m->guid, &e->guid) != 0)
 				continue;
 			m->matched = 1;
 			p->cur[s][i] = m;
@@ -1337,7 +1334,7 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 	}
 	for (i = j = 0; r == 0 && (i < n[0] || j < n[1]); ) {
 		int		 cmp = i == n[0] ? 1 : j == n[1] ? -1 :
-		    guid_cmp(&x[0][i]->guid, &x[1][j]->guid);
+		    guid_cmp(x[0][i]->guid, x[1][j]->guid);
 		struct lmsg	*m;
 
 		if (cmp == 0) {
@@ -1492,20 +1489,88 @@ plan_single(struct ctx *c, struct pair *p, size_t pidx)
 /* ------------------------------------------------------------------ */
 /* Sorting, local copies, the guard, next, the digest. */
 
+/*
+ * The order of the actions: type, mailbox, side, then the message's uid
+ * on the side it is read from (a copy's source uid, as emitted: the sort
+ * comes before local_copies points copies elsewhere), then creation
+ * order (act_sort is stable).
+ */
 static int
-pact_cmp(const void *pa, const void *pb)
+act_cmp(const struct action *a, const struct action *b)
 {
-	const struct pact	*a = pa, *b = pb;
+	uint32_t	 ka, kb;
 
-	if (a->a.type != b->a.type)
-		return a->a.type < b->a.type ? -1 : 1;
-	if (a->a.mbox != b->a.mbox)
-		return a->a.mbox < b->a.mbox ? -1 : 1;
-	if (a->a.side != b->a.side)
-		return a->a.side < b->a.side ? -1 : 1;
-	if (a->key != b->key)
-		return a->key < b->key ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
+	if (a->type != b->type)
+		return a->type < b->type ? -1 : 1;
+	if (a->mbox != b->mbox)
+		return a->mbox < b->mbox ? -1 : 1;
+	if (a->side != b->side)
+		return a->side < b->side ? -1 : 1;
+	ka = a->type == ACT_COPY ? a->src_uid : a->uid;
+	kb = b->type == ACT_COPY ? b->src_uid : b->uid;
+	return ka < kb ? -1 : ka > kb;
+}
+
+/*
+ * Sorts c->a by act_cmp, ties in creation order.  A stable merge sort of
+ * 32-bit indices, then the actions permuted in place: 8 bytes a message
+ * at the planner's peak, where sorting the actions themselves (with a
+ * sort key and creation number in each) took 16 bytes in every action
+ * and 16 more in qsort's buffer.  Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+act_sort(struct ctx *c)
+{
+	struct action	*a = c->a, t;
+	uint32_t	*mem, *x, *y, *z;
+	size_t		 n = c->na, w, lo, mid, hi, i, j, k;
+
+	for (i = 1; i < n; i++)
+		if (act_cmp(&a[i - 1], &a[i]) > 0)
+			break;
+	if (i >= n)
+		return 0;
+	if ((mem = reallocarray(NULL, n, 2 * sizeof(*mem))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	x = mem;
+	y = mem + n;
+	for (i = 0; i < n; i++)
+		x[i] = (uint32_t)i;
+	for (w = 1; w < n; w *= 2) {
+		for (lo = 0; lo < n; lo += 2 * w) {
+			mid = lo + w < n ? lo + w : n;
+			hi = mid + w < n ? mid + w : n;
+			i = lo;
+			j = mid;
+			k = lo;
+			while (i < mid && j < hi)
+				y[k++] = act_cmp(&a[x[j]], &a[x[i]]) < 0 ?
+				    x[j++] : x[i++];
+			while (i < mid)
+				y[k++] = x[i++];
+			while (j < hi)
+				y[k++] = x[j++];
+		}
+		z = x;
+		x = y;
+		y = z;
+	}
+	/* x[i]: the action that belongs at i.  Follow each cycle once. */
+	for (i = 0; i < n; i++) {
+		if (x[i] == i)
+			continue;
+		t = a[i];
+		j = i;
+		while ((k = x[j]) != i) {
+			a[j] = a[k];
+			x[j] = (uint32_t)j;
+			j = k;
+		}
+		a[j] = t;
+		x[j] = (uint32_t)j;
+	}
+	free(mem);
+	return 0;
 }
 
 /* One message of one side, anywhere: a candidate local copy source. */
@@ -1520,7 +1585,7 @@ cand_cmp(const void *pa, const void *pb)
 	const struct cand	*a = pa, *b = pb;
 	int			 r;
 
-	if ((r = guid_cmp(&a->m->guid, &b->m->guid)) != 0)
+	if ((r = guid_cmp(a->m->guid, b->m->guid)) != 0)
 		return r;
 	if (a->m->gone != b->m->gone)
 		return a->m->gone ? -1 : 1;
@@ -1573,7 +1638,7 @@ guidset_build(const struct ctx *c, int s, struct guidset *set)
 	if (listed == 0)
 		return 0;
 	for (i = 0; i < c->na; i++)
-		if (c->a[i].a.type == ACT_COPY && c->a[i].a.side == s)
+		if (c->a[i].type == ACT_COPY && c->a[i].side == s)
 			n++;
 	if (n == 0)
 		return 0;
@@ -1583,9 +1648,9 @@ guidset_build(const struct ctx *c, int s, struct guidset *set)
 		return MSYNC_ERR_NOMEM;
 	set->mask = sz - 1;
 	for (i = 0; i < c->na; i++)
-		if (c->a[i].a.type == ACT_COPY && c->a[i].a.side == s)
-			set->slot[guidset_pos(set, &c->a[i].a.guid)] =
-			    &c->a[i].a.guid;
+		if (c->a[i].type == ACT_COPY && c->a[i].side == s)
+			set->slot[guidset_pos(set, &c->a[i].guid)] =
+			    &c->a[i].guid;
 	return 0;
 }
 
@@ -1622,7 +1687,7 @@ local_copies(struct ctx *c)
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++)
 				tot[s] += guidset_has(&set[s],
-				    &c->p[i].l[s][j].guid);
+				    c->p[i].l[s][j].guid);
 	}
 	for (s = 0; s < 2; s++) {
 		if ((v[s] = calloc(tot[s] + 1, sizeof(*v[s]))) == NULL) {
@@ -1634,7 +1699,7 @@ local_copies(struct ctx *c)
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++) {
 				if (!guidset_has(&set[s],
-				    &c->p[i].l[s][j].guid))
+				    c->p[i].l[s][j].guid))
 					continue;
 				v[s][n[s]].m = &c->p[i].l[s][j];
 				v[s][n[s]++].pidx = (uint32_t)i;
@@ -1642,7 +1707,7 @@ local_copies(struct ctx *c)
 		msync_sort(v[s], n[s], sizeof(*v[s]), cand_cmp);
 	}
 	for (i = 0; i < c->na; i++) {
-		struct action	*a = &c->a[i].a;
+		struct action	*a = &c->a[i];
 		struct cand	*cv;
 		size_t		 lo, hi, mid, pick;
 
@@ -1654,16 +1719,16 @@ local_copies(struct ctx *c)
 		hi = n[s];
 		while (lo < hi) {
 			mid = lo + (hi - lo) / 2;
-			if (guid_cmp(&cv[mid].m->guid, &a->guid) < 0)
+			if (guid_cmp(cv[mid].m->guid, &a->guid) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		if (lo == n[s] || guid_cmp(&cv[lo].m->guid, &a->guid) != 0)
+		if (lo == n[s] || guid_cmp(cv[lo].m->guid, &a->guid) != 0)
 			continue;
 		pick = lo;
 		for (k = lo; k < n[s] && cv[k].m->gone &&
-		    guid_cmp(&cv[k].m->guid, &a->guid) == 0; k++)
+		    guid_cmp(cv[k].m->guid, &a->guid) == 0; k++)
 			if (!cv[k].m->used) {
 				pick = k;
 				break;
@@ -1721,18 +1786,10 @@ guard(struct ctx *c)
 	return 0;
 }
 
-/* The state file's order (state_msg_cmp): the plan's base is built in it. */
-static int
-nent_cmp(const void *pa, const void *pb)
-{
-	return state_msg_cmp(&((const struct nent *)pa)->m,
-	    &((const struct nent *)pb)->m);
-}
-
 /*
  * Builds out->next from the kept pairs (in GUID order, entries in the
  * order state_sort gives) and points each COPY at its entry.  Entries
- * move into out->next.
+ * move into out->next.  Every action is in its final place (act_sort).
  */
 static int
 next_build(struct ctx *c, struct plan *out)
@@ -1760,6 +1817,23 @@ next_build(struct ctx *c, struct plan *out)
 			p->n[s] = 0;
 		}
 	}
+	/*
+	 * Each COPY names its entry (struct ctx's a); the entry names the
+	 * COPY back, so that sorting the entries can tell each COPY where
+	 * its entry went.
+	 */
+	for (i = 0; i < c->na; i++) {
+		struct action	*a = &c->a[i];
+		struct pair	*p = &c->p[a->mbox];
+
+		if (a->type != ACT_COPY)
+			continue;
+		if (!p->keep || a->next_msg >= p->ne ||
+		    p->e[a->next_msg].aux != NONE32)
+			return MSYNC_ERR_INTERNAL;
+		p->e[a->next_msg].aux = (uint32_t)i;
+		a->next_msg = 0;
+	}
 	for (i = 0; i < c->np; i++) {
 		struct pair *p = &c->p[i];
 
@@ -1777,37 +1851,26 @@ next_build(struct ctx *c, struct plan *out)
 		}
 		if (p->ne == 0)
 			continue;
-		msync_sort(p->e, p->ne, sizeof(*p->e), nent_cmp);
-		if ((p->emap = calloc(p->ne, sizeof(*p->emap))) == NULL)
-			return MSYNC_ERR_NOMEM;
-		/*
-		 * The entries become the next base's messages where they
-		 * are (m is nent's first member, and entry j moves down to
-		 * j * sizeof(*msgs), never past entry j + 1's start), and
-		 * the array shrinks to fit: no second copy of the base.
-		 */
-		msgs = (struct state_msg *)(void *)p->e;
+		/* The state file's order: the plan's base is built in it. */
+		msync_sort(p->e, p->ne, sizeof(*p->e), state_msg_cmp);
 		for (j = 0; j < p->ne; j++) {
-			p->emap[p->e[j].orig] = j;
-			memmove(&msgs[j], &p->e[j].m, sizeof(*msgs));
+			struct action *a;
+
+			if (p->e[j].aux == NONE32)
+				continue;
+			a = &c->a[p->e[j].aux];
+			a->next_msg = (uint32_t)j;
+			p->e[j].aux = 0;
 		}
-		mb->msgs = msgs;		/* transferred */
+		/* The entries are the next base's messages as they are: no
+		 * second copy of the base.  The array shrinks to fit. */
+		mb->msgs = p->e;		/* transferred */
 		mb->nmsgs = mb->capmsgs = p->ne;
 		p->e = NULL;
-		p->cape = 0;
-		if ((msgs = realloc(mb->msgs, p->ne * sizeof(*msgs))) != NULL)
+		p->ne = p->cape = 0;
+		if ((msgs = realloc(mb->msgs, mb->nmsgs * sizeof(*msgs)))
+		    != NULL)
 			mb->msgs = msgs;
-	}
-	for (i = 0; i < c->na; i++) {
-		struct pact	*a = &c->a[i];
-		struct pair	*p = &c->p[a->a.mbox];
-
-		if (a->a.type != ACT_COPY)
-			continue;
-		if (p->nextidx == NONE || a->ent >= p->ne)
-			return MSYNC_ERR_INTERNAL;
-		a->a.next_mbox = (uint32_t)p->nextidx;
-		a->a.next_msg = (uint32_t)p->emap[a->ent];
 	}
 	return 0;
 }
@@ -1963,7 +2026,8 @@ digest(const struct plan_opts *o, struct plan *pl)
 		dg_u64(x, (uint64_t)a->src_side);
 		dg_u64(x, a->src_mbox);
 		dg_u64(x, a->src_uid);
-		dg_u64(x, a->next_mbox);
+		/* The next base's mailbox, as actions once carried it. */
+		dg_u64(x, a->type == ACT_COPY ? pl->mb[a->mbox].next : 0);
 		dg_u64(x, a->next_msg);
 	}
 	dg_u64(x, pl->next.n);
@@ -2003,15 +2067,14 @@ ctx_free(struct ctx *c)
 			free(p->cur[s]);
 		}
 		for (j = 0; p->e != NULL && j < p->ne; j++) {
-			free(p->e[j].m.kw[0]);
-			free(p->e[j].m.kw[1]);
+			free(p->e[j].kw[0]);
+			free(p->e[j].kw[1]);
 		}
 		free(p->e);
-		free(p->emap);
 	}
 	free(c->p);
 	for (i = 0; i < c->na; i++)
-		free(c->a[i].a.kw);
+		free(c->a[i].kw);
 	free(c->a);
 	for (i = 0; i < c->nn; i++)
 		free(c->notes[i]);
@@ -2040,6 +2103,7 @@ plan_fill(struct ctx *c, struct plan *out)
 
 		m->guid = p->guid;
 		m->trusted = p->trusted;
+		m->next = p->nextidx == NONE ? NONE32 : (uint32_t)p->nextidx;
 		for (s = 0; s < 2; s++)
 			if (p->v[s] != NULL &&
 			    xstrdup(p->v[s]->name, &m->name[s]) != 0)
@@ -2048,20 +2112,18 @@ plan_fill(struct ctx *c, struct plan *out)
 			return MSYNC_ERR_NOMEM;
 	}
 	/*
-	 * The actions move down in place (a is pact's first member; action
-	 * i lands below pact i + 1) and the array shrinks to fit: a second
-	 * array of every action was the largest thing an initial copy held.
+	 * The actions move over as they are, and the array shrinks to fit:
+	 * a second array of every action was the largest thing an initial
+	 * copy held.
 	 */
 	if (c->na > 0) {
-		struct action	*act = (struct action *)(void *)c->a, *q;
+		struct action	*q;
 
-		for (i = 0; i < c->na; i++)	/* kw transferred */
-			memmove(&act[i], &c->a[i].a, sizeof(*act));
-		out->act = act;
+		out->act = c->a;		/* kw transferred */
 		out->nact = out->capact = c->na;
 		c->a = NULL;
 		c->na = c->capa = 0;
-		if ((q = realloc(act, out->nact * sizeof(*act))) != NULL)
+		if ((q = realloc(out->act, out->nact * sizeof(*q))) != NULL)
 			out->act = q;
 	}
 	out->notes = c->notes;		/* transferred */
@@ -2081,7 +2143,7 @@ check_src(const struct ctx *c)
 	if (c->o->mode == MODE_TWOWAY)
 		return 0;
 	for (i = 0; i < c->na; i++)
-		if ((int)c->a[i].a.side == (int)c->o->src)
+		if ((int)c->a[i].side == (int)c->o->src)
 			return MSYNC_ERR_INTERNAL;
 	return 0;
 }
@@ -2171,10 +2233,15 @@ plan_build(const struct state *base, const struct view views[2],
 			r = plan_new(&c, p, i, o->mode != MODE_BACKUP);
 		if (r != 0)
 			goto out;
+		/* Read by the pair's own planning only: the next pair's
+		 * entries take their room. */
+		for (s = 0; s < 2; s++) {
+			free(p->cur[s]);
+			p->cur[s] = NULL;
+		}
 	}
-	if (c.na > 1)
-		msync_sort(c.a, c.na, sizeof(*c.a), pact_cmp);
-	if ((r = check_src(&c)) != 0 ||
+	if ((r = act_sort(&c)) != 0 ||
+	    (r = check_src(&c)) != 0 ||
 	    (r = local_copies(&c)) != 0 ||
 	    (r = guard(&c)) != 0 ||
 	    (r = next_build(&c, out)) != 0 ||
@@ -2209,6 +2276,19 @@ plan_free(struct plan *pl)
 		free(pl->notes[i]);
 	free(pl->notes);
 	memset(pl, 0, sizeof(*pl));
+}
+
+struct state_msg *
+plan_next_msg(struct plan *pl, const struct action *a)
+{
+	uint32_t	 nm;
+
+	if (a->type != ACT_COPY || a->mbox >= pl->nmb)
+		return NULL;
+	nm = pl->mb[a->mbox].next;
+	if (nm >= pl->next.n || a->next_msg >= pl->next.mb[nm].nmsgs)
+		return NULL;
+	return &pl->next.mb[nm].msgs[a->next_msg];
 }
 
 void

@@ -60,7 +60,7 @@ enum act_type {
 struct action {
 	/*
 	 * The small fields first and as bytes: a run holds one action per
-	 * message it copies (56 bytes here, was 72; docs/PERFORMANCE.md).
+	 * message it copies (48 bytes here, was 72; docs/PERFORMANCE.md).
 	 */
 	uint8_t		 type;		/* enum act_type */
 	uint8_t		 side;		/* enum side: the side that changes */
@@ -76,10 +76,10 @@ struct action {
 	uint32_t	 src_mbox;	/* COPY: index into plan->mb */
 	uint32_t	 src_uid;
 	/*
-	 * COPY: the entry of plan->next that gets the new uid:
-	 * next.mb[next_mbox].msgs[next_msg].uid[side].
+	 * COPY: the entry of plan->next that gets the new uid (its
+	 * uid[side]): next.mb[mb[mbox].next].msgs[next_msg], which
+	 * plan_next_msg finds.
 	 */
-	uint32_t	 next_mbox;
 	uint32_t	 next_msg;
 	struct guid	 guid;		/* COPY, FLAGS, EXPUNGE: message GUID */
 	char		*kw;		/* owned; COPY, FLAGS: final keywords */
@@ -91,6 +91,8 @@ struct plan_mbox {
 	char		*name[2];	/* owned; current name per side, or NULL */
 	char		*final_name;	/* owned; name after the sync, NULL if deleted */
 	int		 trusted;	/* 1: a base was used; 0: union */
+	uint32_t	 next;		/* index into plan->next.mb, or
+					   UINT32_MAX: not kept */
 };
 
 struct plan {
@@ -135,6 +137,8 @@ struct plan_opts {
 int	 plan_build(const struct state *base, const struct view views[2],
 	    const struct plan_opts *o, struct plan *out);
 void	 plan_free(struct plan *);
+/* The entry of pl->next that COPY a fills in, or NULL (not a COPY). */
+struct state_msg *plan_next_msg(struct plan *pl, const struct action *a);
 void	 view_free(struct view *);
 /* Appends an empty view_mbox; *out valid until the next add. */
 int	 view_add(struct view *, const char *name, struct view_mbox **out);

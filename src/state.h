@@ -22,6 +22,12 @@ struct state_msg {
 	struct guid	 guid;
 	uint32_t	 uid[2];	/* per side; 0 = absent on that side */
 	uint8_t		 flags[2];	/* per side FLAG_* */
+	/*
+	 * The planner's scratch while it builds the next base (plan.c
+	 * next_build), 0 everywhere else: never stored, hashed or compared.
+	 * It takes room the alignment of kw leaves free anyway.
+	 */
+	uint32_t	 aux;
 	char		*kw[2];		/* owned; per side keywords or NULL */
 };
 

@@ -113,6 +113,7 @@ struct folder {
 	 */
 	int			 cacheix;
 	uint64_t		 used;		/* st->clock when last opened */
+	int			 done;		/* store_done since last opened */
 };
 
 /*
@@ -273,7 +274,7 @@ static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct maildir *);
 static void	 sync_here(struct maildir *);
-static void	 ix_trim(struct maildir *, struct folder *);
+static void	 ix_trim(struct maildir *, struct folder *, int);
 static int	 move_noreplace(int, const char *, int, const char *);
 static int	 maildir_set_mailbox_guid(struct maildir *, const char *,
 		    const struct guid *);
@@ -1282,6 +1283,7 @@ folder_open(struct maildir *st, const char *name, int mode,
 	if ((r = folder_refresh(st, f, fd, mode)) != 0)
 		goto out;
 	f->used = ++st->clock;
+	f->done = 0;
 	if (f->ix != NULL && f != st->last) {
 		/* The one left behind may have grown since (saves). */
 		if (st->last != NULL && st->last->ix != NULL)
@@ -1289,7 +1291,7 @@ folder_open(struct maildir *st, const char *name, int mode,
 		st->last = f;
 		st->ix_est += f->ix->n;
 		if (trim && st->ix_est > st->ix_next)
-			ix_trim(st, f);
+			ix_trim(st, f, 0);
 	}
 	*out = f;
 	*folderfd = fd;
@@ -1693,10 +1695,11 @@ used_cmp(const void *x, const void *y)
  * it), the hot folder's (its saves wait in tmp/ and name its entries)
  * or a read-only run's in-memory use of a folder's own index (its new
  * UIDs are in memory only).  Best effort: what cannot be written stays
- * loaded, and store_flush reports it.
+ * loaded, and store_flush reports it.  With done, the candidates are the
+ * folders the caller is done with instead (maildir_done).
  */
 static void
-ix_trim(struct maildir *st, struct folder *keep)
+ix_trim(struct maildir *st, struct folder *keep, int done)
 {
 	struct folder	**c;
 	size_t		  sum = 0, nc = 0, i;
@@ -1709,7 +1712,8 @@ ix_trim(struct maildir *st, struct folder *keep)
 		for (i = 0; i < st->nf; i++)
 			if (st->f[i]->ix != NULL && st->f[i] != keep &&
 			    st->f[i] != st->hot && !st->f[i]->ownix &&
-			    st->f[i]->used > st->pass_start)
+			    (done ? st->f[i]->done :
+			    st->f[i]->used > st->pass_start))
 				c[nc++] = st->f[i];
 		qsort(c, nc, sizeof(*c), used_cmp);
 		for (i = 0; i < nc && sum > st->ix_keep / 2; i++) {
@@ -1729,6 +1733,28 @@ ix_trim(struct maildir *st, struct folder *keep)
 	st->ix_est = sum;
 	st->ix_next = (sum > st->ix_keep ? sum : st->ix_keep) +
 	    st->ix_keep / 2;
+}
+
+/*
+ * store_done: past the bound on loaded indexes, the folders the caller
+ * is done with are unloaded, the hot one among them once its pending
+ * saves are in cur/ (as the next save into another folder would put
+ * them).  Below the bound nothing changes, so a folder is not loaded
+ * twice (for the end-of-run rescan) when memory does not ask for it.
+ */
+static void
+maildir_done(struct maildir *st, const char *name)
+{
+	struct folder	*f;
+
+	if ((f = folder_find(st, name, NULL)) == NULL || f->ix == NULL)
+		return;
+	f->done = 1;
+	if (st->ix_est <= st->ix_next)
+		return;
+	if (st->hot != NULL && st->hot->done)
+		hot_drop(st);
+	ix_trim(st, NULL, 1);
 }
 
 static int
@@ -3578,6 +3604,12 @@ md_flush(struct store *s)
 	return maildir_flush(md(s));
 }
 
+static void
+md_done(struct store *s, const char *name)
+{
+	maildir_done(md(s), name);
+}
+
 const struct store_driver store_maildir_driver = {
 	.name = "maildir",
 	.open = md_open,
@@ -3600,5 +3632,6 @@ const struct store_driver store_maildir_driver = {
 	.rename_mailbox = md_rename_mailbox,
 	.delete_mailbox = md_delete_mailbox,
 	.set_mailbox_guid = md_set_mailbox_guid,
-	.flush = md_flush
+	.flush = md_flush,
+	.done = md_done
 };

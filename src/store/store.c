@@ -312,6 +312,13 @@ store_flush(struct store *st)
 	return st->drv->flush(st);
 }
 
+void
+store_done(struct store *st, const char *name)
+{
+	if (st->drv->done != NULL)
+		st->drv->done(st, name);
+}
+
 int
 store_fingerprint(struct store *st, const char *name, uint32_t uid,
     struct guid *fp)

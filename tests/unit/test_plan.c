@@ -437,12 +437,11 @@ check_invariants(const struct plan *pl, const struct plan_opts *o)
 		if (a->type == ACT_COPY) {
 			const struct state_msg *e;
 
-			assert_true(a->next_mbox < pl->next.n);
-			assert_true(a->next_msg <
-			    pl->next.mb[a->next_mbox].nmsgs);
-			assert_int_equal(guid_cmp(&pl->next.mb[a->next_mbox]
-			    .guid, &pl->mb[a->mbox].guid), 0);
-			e = &pl->next.mb[a->next_mbox].msgs[a->next_msg];
+			assert_true(pl->mb[a->mbox].next < pl->next.n);
+			assert_int_equal(guid_cmp(&pl->next.mb[pl->mb[a->mbox]
+			    .next].guid, &pl->mb[a->mbox].guid), 0);
+			e = plan_next_msg(pl, a);
+			assert_non_null(e);
 			assert_int_equal(e->uid[a->side], 0);
 			assert_int_equal(guid_cmp(&e->guid, &a->guid), 0);
 			assert_true(a->src_mbox < pl->nmb);
@@ -1517,8 +1516,7 @@ apply(struct plan *pl, struct view v[2])
 			nm.flags = a->flags;
 			nm.kw = a->kw;
 			assert_int_equal(msglist_add(&m->msgs, &nm), 0);
-			pl->next.mb[a->next_mbox].msgs[a->next_msg].uid[s] =
-			    nm.uid;
+			plan_next_msg(pl, a)->uid[s] = nm.uid;
 			break;
 		case ACT_FLAGS:
 			msg = find_uid(m, a->uid);

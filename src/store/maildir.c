@@ -1182,8 +1182,9 @@ store_lock(struct maildir *st, char **holder)
 	/*
 	 * Written over the last holder's line, cut only where that was
 	 * longer: a truncation waits for a write-out of the old line in
-	 * progress and journals more (up to 13 ms on a busy disk, in a
-	 * run that otherwise writes nothing).
+	 * progress (13 ms seen on a busy disk, in a run that otherwise
+	 * writes nothing), and on a journalled ext4 also journals an
+	 * orphan record.
 	 */
 	if (pwrite(fd, buf, (size_t)n, 0) != n || fstat(fd, &sb) == -1 ||
 	    (sb.st_size > n && ftruncate(fd, n) == -1))

@@ -27,6 +27,12 @@
 # which do not depend on the load.  Stores settle (sleep 1.2 s) after
 # every change before a timed run.  Traffic stays on 127.0.0.1.
 #
+# The initial copy also prints, per run, the user and system CPU seconds
+# of the receiving process (the remote msync or rsync, through
+# /usr/bin/time where there is one): a slow run whose receiver worked
+# as long as it took is the file system's doing; one whose receiver
+# waited is a stall.
+#
 # --base MSYNC adds, to the initial copy, a run of another msync build
 # over OpenSSH (both ends: it is the remote msync too), in the same
 # rotation, so a change is measured against the build before it under
@@ -145,6 +151,13 @@ cat >"$D/bin/msync-cg" <<EOF
 exec valgrind -q --tool=callgrind --callgrind-out-file=$out/cg.server "$msync" "\$@"
 EOF
 chmod +x "$D/bin/msync-cg"
+# The receivers of the initial copies, timed (recv_cpu).
+rtime=
+[ -x /usr/bin/time ] && rtime="/usr/bin/time -o $D/recv.cpu -f '%U %S'"
+for w in msync:"$msync" msync-base:"${basebin:-$msync}" rsync:rsync; do
+	printf '#!/bin/sh\nexec %s %s "$@"\n' "$rtime" "${w#*:}" >"$D/bin/${w%%:*}-cpu" &&
+	chmod +x "$D/bin/${w%%:*}-cpu" || exit 1
+done
 
 # --- corpus and changes -------------------------------------------------
 corpus=$shm/corpus
@@ -165,12 +178,19 @@ reset() {
 	rm -rf "$1"/m-dst "$1"/l-dst "$1"/r-dst "$1"/b-dst "$shm/cstate" "$shm/ccache" "$D"/rh/*
 	sync
 }
+# recv_cpu: "  recv-cpu U+S" of the last timed receiver, if any.
+recv_cpu() {
+	[ -s "$D/recv.cpu" ] && tail -n 1 "$D/recv.cpu" |
+	    awk 'NF == 2 { printf "  recv-cpu %s+%s", $1, $2 }'
+}
 # timed LABEL CMD...: one run, its wall time and load.
 timed() {
 	local label=$1 s e; shift
+	rm -f "$D/recv.cpu"
 	s=$(now); "$@" >"$shm/last.out" 2>&1; local rc=$?; e=$(now)
-	printf '%-22s %7.3f s  load %s%s%s\n' "$label" "$(secs "$s" "$e")" "$(load)" \
-	    "${PSI:+  io-psi $(iopsi)}" "$([ $rc = 0 ] || echo "  FAILED rc=$rc")"
+	printf '%-22s %7.3f s  load %s%s%s%s\n' "$label" "$(secs "$s" "$e")" "$(load)" \
+	    "${PSI:+  io-psi $(iopsi)}" "$(recv_cpu)" \
+	    "$([ $rc = 0 ] || echo "  FAILED rc=$rc")"
 }
 
 echo "bench-ssh: $("$msync" --version | head -n 1), $(rsync --version | head -n 1), $(ssh -V 2>&1)"
@@ -188,15 +208,19 @@ for fs in $fs_list; do
 	echo "== $fs: initial copy into an empty destination, $runs runs each"
 	for i in $(seq 1 "$runs"); do
 		reset "$base"; sleep 1
-		PSI=1 timed "msync-ssh #$i" m_ssh "$src" "b:$base/m-dst"
+		PSI=1 timed "msync-ssh #$i" m_ssh --remote-msync=msync-cpu \
+		    "$src" "b:$base/m-dst"
 		reset "$base"; sleep 1
-		PSI=1 timed "msync-libssh #$i" m_lib "$src" "b:$base/l-dst"
+		PSI=1 timed "msync-libssh #$i" m_lib --remote-msync=msync-cpu \
+		    "$src" "b:$base/l-dst"
 		if [ -n "$basebin" ]; then
 			reset "$base"; sleep 1
-			PSI=1 timed "msync-base-ssh #$i" b_ssh "$src" "b:$base/b-dst"
+			PSI=1 timed "msync-base-ssh #$i" b_ssh \
+			    --remote-msync=msync-base-cpu "$src" "b:$base/b-dst"
 		fi
 		reset "$base"; sleep 1
-		PSI=1 timed "rsync-ssh #$i" r_ssh "$src/" "b:$base/r-dst/"
+		PSI=1 timed "rsync-ssh #$i" r_ssh --rsync-path="$D/bin/rsync-cpu" \
+		    "$src/" "b:$base/r-dst/"
 	done
 	fi
 	if want nochange; then

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -3260,15 +3261,17 @@ report_hwm(enum side self)
 	fclose(in);
 }
 
-/* Opens the store of side self.  Returns 0 or MSYNC_ERR_*. */
+/*
+ * Opens the store of side self without a word: *holder gets the lock's
+ * holder or a driver's reason (owned by the caller), for open_store_say.
+ * Returns 0 or MSYNC_ERR_*.
+ */
 static int
-open_store(struct brain *b, const char *path, int layout,
+open_store_quiet(struct brain *b, const char *path, int layout,
     const char *inbox, int mbox_format, int readonly, int create, int full,
-    int lock_wait)
+    int lock_wait, char **holder)
 {
 	struct store_opts	 so;
-	char			*holder = NULL;
-	int			 r;
 
 	memset(&so, 0, sizeof(so));
 	so.path = path;
@@ -3279,7 +3282,13 @@ open_store(struct brain *b, const char *path, int layout,
 	so.lock_wait = lock_wait;
 	so.inbox = inbox;
 	so.mbox_format = mbox_format;
-	r = store_open(&so, &b->store, &holder);
+	return store_open(&so, &b->store, holder);
+}
+
+/* Says why the store at path did not open (r, from open_store_quiet). */
+static void
+open_store_say(const char *path, int r, const char *holder)
+{
 	if (r == MSYNC_ERR_LOCKED)
 		ERRX("store '%s' is locked by %s", log_esc(path, 300),
 		    holder != NULL ? log_esc(holder, 100) : "another run");
@@ -3287,6 +3296,20 @@ open_store(struct brain *b, const char *path, int layout,
 		ERRX("%s", holder);	/* a driver's one-line reason (IMAP) */
 	else if (r != 0)
 		ERRC(r, "cannot open store '%s'", log_esc(path, 300));
+}
+
+/* Opens the store of side self.  Returns 0 or MSYNC_ERR_*. */
+static int
+open_store(struct brain *b, const char *path, int layout,
+    const char *inbox, int mbox_format, int readonly, int create, int full,
+    int lock_wait)
+{
+	char	*holder = NULL;
+	int	 r;
+
+	r = open_store_quiet(b, path, layout, inbox, mbox_format, readonly,
+	    create, full, lock_wait, &holder);
+	open_store_say(path, r, holder);
 	free(holder);
 	return r;
 }
@@ -3446,20 +3469,170 @@ fill_result(const struct brain *b, int compressed, struct brain_result *res)
 	res->compressed = compressed;
 }
 
+/*
+ * The start of A's session up to and including HELLO: the handshake,
+ * the idle timeout (keepalives from then on), HELLO, flushed.  Run by a
+ * thread of its own while A opens its store (brain_client), it uses only
+ * b->ch and reads b and o; it prints nothing (greet_say does, after).
+ */
+struct greet {
+	struct brain		*b;		/* borrowed */
+	const struct brain_opts	*o;		/* borrowed */
+	int			 first_sync;	/* in: the pair has no state */
+	int			 r;		/* out: 0 or MSYNC_ERR_* */
+	int			 shook;		/* out: the handshake passed */
+	int			 old_mboxo;	/* out: the peer is too old for
+						   ;format=mboxo */
+	unsigned		 version;	/* out: the protocol agreed */
+	int			 compressed;	/* out: LZ4 both ways */
+	uint8_t			 hopts;		/* out: HELLO's options */
+	char			*why;		/* out, owned: the handshake's
+						   failure */
+};
+
+static int
+greet(struct greet *g)
+{
+	struct brain		*b = g->b;
+	const struct brain_opts	*o = g->o;
+	struct rec_hello	 h;
+	uint8_t			*q = NULL;
+	size_t			 len;
+	int			 r;
+
+	r = chan_handshake(b->ch, o->compress > 0, HANDSHAKE_MS, &g->version,
+	    &g->compressed, &g->why);
+	if (r != 0)
+		goto out;
+	g->shook = 1;
+	if ((r = chan_set_timeout(b->ch, o->timeout, "B (the other side)")) !=
+	    0)
+		goto out;
+
+	memset(&h, 0, sizeof(h));
+	h.mode = o->list ? MODE_LIST : (uint8_t)o->mode;
+	h.src = (uint8_t)o->src;
+	h.opts = b->hopts;
+	if (o->force_deletes)
+		h.opts |= HELLO_FORCE_DELETES;
+	if (o->full)
+		h.opts |= HELLO_FULL;
+	/*
+	 * A store root is created only for a pair that was never synced:
+	 * after a sync, a missing root is a disk not mounted or a path
+	 * mistyped (or a HELLO path damaged on the way), and creating it
+	 * would start an empty store where the user's mail should be.
+	 */
+	if (o->list || (o->mode != MODE_TWOWAY && o->src == SIDE_B))
+		h.opts |= HELLO_READ_ONLY;
+	else if (g->first_sync)
+		h.opts |= HELLO_CREATE;
+	h.path = (char *)o->path[SIDE_B];
+	h.layout = (uint8_t)o->layout[SIDE_B];
+	h.include = o->include;
+	h.ninclude = (uint32_t)o->ninclude;
+	h.exclude = o->exclude;
+	h.nexclude = (uint32_t)o->nexclude;
+	/*
+	 * An IMAP store of mine can recognise, on a first sync, the
+	 * messages the server already holds by their header fingerprint
+	 * if B tells its own (protocol 4; docs/IMAP.md).  A B whose store
+	 * is IMAP too tells those its listing downloaded (on a first sync,
+	 * every message it did not know), no others.  Only when the pair has
+	 * no sync state: asking costs the overlap of the two listings (I
+	 * wait for B's view), which later runs keep.
+	 */
+	if (g->version >= 4 && !o->list && g->first_sync &&
+	    o->layout[SIDE_A] == LAYOUT_IMAP &&
+	    getenv("MSYNC_NO_FPRINT") == NULL)
+		h.opts |= HELLO_FPRINT;
+	/*
+	 * B's ";format=mboxo" (an mbox whose ">From " lines are content)
+	 * travels as a HELLO option, protocol 5: an older B would read
+	 * its file as mboxrd and change such messages, so it is refused.
+	 */
+	if (o->mbox_format_b == MBOXFMT_MBOXO) {
+		if (g->version < 5) {
+			g->old_mboxo = 1;
+			r = MSYNC_ERR_PROTO;
+			goto out;
+		}
+		h.opts |= HELLO_MBOXO;
+	}
+	g->hopts = h.opts;
+	r = proto_enc_hello(&h, &q, &len);
+	if ((r = put(b, REC_HELLO, r, q, len)) != 0)
+		goto out;
+	r = chan_flush(b->ch);
+out:
+	g->r = r;
+	return r;
+}
+
+static void *
+greet_thread(void *arg)
+{
+	(void)greet(arg);
+	return NULL;
+}
+
+/*
+ * Says what greet found, takes its results into b (version, HELLO's
+ * options) and *compressed.  Returns greet's result, MSYNC_ERR_UNREACHABLE
+ * for a peer that closed before its handshake (the transport knows why;
+ * main says it).
+ */
+static int
+greet_say(struct greet *g, struct brain *b, int *compressed)
+{
+	if (!g->shook) {
+		if (g->r == MSYNC_ERR_PEER_EOF) {
+			LOG2("%s", g->why != NULL ? g->why : "no handshake");
+			return MSYNC_ERR_UNREACHABLE;
+		}
+		if (g->why != NULL)
+			ERRX("%s", g->why);
+		return g->r;
+	}
+	LOG3("protocol version %u, compression %s", g->version,
+	    g->compressed ? "on" : "off");
+	b->version = g->version;
+	*compressed = g->compressed;
+	b->hopts = g->hopts;
+	if (g->old_mboxo)
+		ERRX("the other side's msync speaks protocol %u; "
+		    ";format=mboxo on its store needs 5", g->version);
+	return g->r;
+}
+
+/*
+ * What A did before its handshake (brain_client): the results of opening
+ * and listing its store and of reading the sync state, for the steps
+ * that would have done them to report.
+ */
+struct early {
+	int	 ran;		/* 1: the steps below ran */
+	int	 open_r;	/* open_store_quiet's result */
+	char	*holder;	/* owned; its holder or reason */
+	int	 list_r;	/* store_list_mailboxes' (if opened) */
+	int	 state_r;	/* state_load's (if listed) */
+};
+
 int
 brain_client(const struct brain_opts *o, int rfd, int wfd)
 {
 	struct brain	 b;
-	struct rec_hello h;
+	struct greet	 g;
+	struct early	 e;
 	struct state	 commit;
 	struct chan_stats cs;
-	unsigned	 version;
+	pthread_t	 tid;
 	int		 compressed = 0, r, status = 0, first_sync;
-	char		*why = NULL;
-	uint8_t		*q = NULL;
 	size_t		 len;
 
 	memset(&b, 0, sizeof(b));
+	memset(&g, 0, sizeof(g));
+	memset(&e, 0, sizeof(e));
 	memset(&commit, 0, sizeof(commit));
 	b.self = SIDE_A;
 	b.peer = SIDE_B;
@@ -3478,87 +3651,51 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	if ((r = chan_new(rfd, wfd, &b.ch)) != 0)
 		goto out;
 	chan_set_bwlimit(b.ch, o->bwlimit);
-	r = chan_handshake(b.ch, o->compress > 0, HANDSHAKE_MS, &version,
-	    &compressed, &why);
-	if (r == MSYNC_ERR_PEER_EOF) {
-		/* The transport knows why (ssh's exit); main says it. */
-		LOG2("%s", why != NULL ? why : "no handshake");
-		r = MSYNC_ERR_UNREACHABLE;
-		goto out;
-	}
-	if (r != 0) {
-		if (why != NULL)
-			ERRX("%s", why);
-		goto out;
-	}
-	LOG3("protocol version %u, compression %s", version,
-	    compressed ? "on" : "off");
-	b.version = version;
-	if ((r = chan_set_timeout(b.ch, o->timeout, "B (the other side)")) !=
-	    0)
-		goto out;
-
-	memset(&h, 0, sizeof(h));
-	h.mode = o->list ? MODE_LIST : (uint8_t)o->mode;
-	h.src = (uint8_t)o->src;
-	h.opts = b.hopts;
-	if (o->force_deletes)
-		h.opts |= HELLO_FORCE_DELETES;
-	if (o->full)
-		h.opts |= HELLO_FULL;
-	/*
-	 * A store root is created only for a pair that was never synced:
-	 * after a sync, a missing root is a disk not mounted or a path
-	 * mistyped (or a HELLO path damaged on the way), and creating it
-	 * would start an empty store where the user's mail should be.
-	 */
 	first_sync = o->state_path == NULL ||
 	    (access(o->state_path, F_OK) == -1 && errno == ENOENT);
-	if (o->list || (o->mode != MODE_TWOWAY && o->src == SIDE_B))
-		h.opts |= HELLO_READ_ONLY;
-	else if (first_sync)
-		h.opts |= HELLO_CREATE;
-	h.path = (char *)o->path[SIDE_B];
-	h.layout = (uint8_t)o->layout[SIDE_B];
-	h.include = o->include;
-	h.ninclude = (uint32_t)o->ninclude;
-	h.exclude = o->exclude;
-	h.nexclude = (uint32_t)o->nexclude;
+	g.b = &b;
+	g.o = o;
+	g.first_sync = first_sync;
 	/*
-	 * An IMAP store of mine can recognise, on a first sync, the
-	 * messages the server already holds by their header fingerprint
-	 * if B tells its own (protocol 4; docs/IMAP.md).  A B whose store
-	 * is IMAP too tells those its listing downloaded (on a first sync,
-	 * every message it did not know), no others.  Only when the pair has
-	 * no sync state: asking costs the overlap of the two listings (I
-	 * wait for B's view), which later runs keep.
+	 * The connection's start is most of a run that changes nothing over
+	 * ssh (its key exchange and login, then msync's start there), and
+	 * A has nothing to do meanwhile: a thread says the handshake and
+	 * HELLO while I open and list my store and read the sync state,
+	 * which used to follow HELLO on the critical path.  The thread
+	 * starts the idle timeout as before, so the keepalives cover a long
+	 * listing.  Not for a store that a first sync creates, nor an IMAP
+	 * one (its login may ask for a password), and the lock is only
+	 * tried: a store that must wait for it, or be made, keeps its place
+	 * after the handshake, so that an unreachable peer is told at once
+	 * and never leaves a store behind.  (It may now cost a listing,
+	 * whose rescans the indexes keep.)
 	 */
-	if (version >= 4 && !o->list && first_sync &&
-	    o->layout[SIDE_A] == LAYOUT_IMAP &&
-	    getenv("MSYNC_NO_FPRINT") == NULL)
-		h.opts |= HELLO_FPRINT;
-	/*
-	 * B's ";format=mboxo" (an mbox whose ">From " lines are content)
-	 * travels as a HELLO option, protocol 5: an older B would read
-	 * its file as mboxrd and change such messages, so it is refused.
-	 */
-	if (o->mbox_format_b == MBOXFMT_MBOXO) {
-		if (version < 5) {
-			ERRX("the other side's msync speaks protocol %u; "
-			    ";format=mboxo on its store needs 5", version);
-			r = MSYNC_ERR_PROTO;
-			goto out;
+	if (!o->list && !first_sync && o->layout[SIDE_A] != LAYOUT_IMAP &&
+	    pthread_create(&tid, NULL, greet_thread, &g) == 0) {
+		e.ran = 1;
+		e.open_r = open_store_quiet(&b, o->path[SIDE_A],
+		    o->layout[SIDE_A], o->inbox, o->mbox_format,
+		    o->mode != MODE_TWOWAY && o->src == SIDE_A, 0, o->full, 0,
+		    &e.holder);
+		if (e.open_r == 0)
+			e.list_r = store_list_mailboxes(b.store, &b.mbs,
+			    &b.nmbs);
+		if (e.open_r == 0 && e.list_r == 0)
+			e.state_r = state_load(o->state_path, &b.base);
+		pthread_join(tid, NULL);
+		/* Locked: wait for it (--lock-wait) where we always did. */
+		if (e.open_r == MSYNC_ERR_LOCKED && o->lock_wait > 0) {
+			free(e.holder);
+			e.holder = NULL;
+			e.ran = 0;
 		}
-		h.opts |= HELLO_MBOXO;
-	}
-	b.hopts = h.opts;
-	r = proto_enc_hello(&h, &q, &len);
-	if ((r = put(&b, REC_HELLO, r, q, len)) != 0)
+	} else
+		(void)greet(&g);
+	if ((r = greet_say(&g, &b, &compressed)) != 0)
 		goto out;
 
 	if (o->list) {
-		if ((r = chan_flush(b.ch)) != 0 ||
-		    (r = list_remote(&b, o->list_verbose)) != 0)
+		if ((r = list_remote(&b, o->list_verbose)) != 0)
 			goto out;
 		(void)chan_put(b.ch, REC_BYE, NULL, 0);
 		(void)chan_flush(b.ch);
@@ -3569,11 +3706,15 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	 * B opens and lists its store as soon as HELLO reaches it, while we
 	 * do the same and read the sync state: the two listings overlap.
 	 */
-	if ((r = chan_flush(b.ch)) != 0)
-		goto out;
-	if ((r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A], o->inbox,
-	    o->mbox_format, o->mode != MODE_TWOWAY && o->src == SIDE_A, first_sync, o->full,
-	    o->lock_wait)) != 0) {
+	if (e.ran) {
+		r = e.open_r;
+		open_store_say(o->path[SIDE_A], r, e.holder);
+	} else
+		r = open_store(&b, o->path[SIDE_A], o->layout[SIDE_A],
+		    o->inbox, o->mbox_format,
+		    o->mode != MODE_TWOWAY && o->src == SIDE_A, first_sync,
+		    o->full, o->lock_wait);
+	if (r != 0) {
 		if (r == MSYNC_ERR_NOTFOUND && !first_sync)
 			ERRX("'%s' does not exist, but this pair was synced "
 			    "before: is a disk not mounted?  To start over, "
@@ -3587,9 +3728,14 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 			*o->a_open_failed = 1;
 		goto out;
 	}
-	if ((r = list_store(&b)) != 0)
+	if (e.ran) {
+		if ((r = e.list_r) != 0) {
+			ERRC(r, "cannot list the mailboxes");
+			goto out;
+		}
+	} else if ((r = list_store(&b)) != 0)
 		goto out;
-	r = state_load(o->state_path, &b.base);
+	r = e.ran ? e.state_r : state_load(o->state_path, &b.base);
 	if (r == MSYNC_ERR_STATE_CORRUPT)
 		WARNX("sync state '%s' is corrupt: merging without deletions",
 		    log_esc(o->state_path, 300));
@@ -3692,7 +3838,8 @@ committed:
 out:
 	if (o->result != NULL)
 		fill_result(&b, compressed, o->result);
-	free(why);
+	free(g.why);
+	free(e.holder);
 	state_clear(&commit);
 	if (r != 0)
 		status = finish(&b, r);

@@ -1542,7 +1542,15 @@ journal_append(struct index *ix, int dirfd, const char *fname)
 			goto fail;
 		off += (size_t)n;
 	}
-	if (fault() || fsync(fd) == -1 || fstat(fd, &st) == -1)
+	/*
+	 * A batch of no records carries only a new token (a rescan that
+	 * found nothing, as the first run after a copy does for a folder
+	 * stamped within the racy window): losing it costs a rescan,
+	 * never a UID, so it is not worth an fsync, which on a busy disk
+	 * waits for everybody's writes.  A later batch's fsync covers it.
+	 */
+	if (fault() || (ix->jlen > 0 && fsync(fd) == -1) ||
+	    fstat(fd, &st) == -1)
 		goto fail;
 	ix->fmtime = st.st_mtim;
 	ix->fsize += len;

@@ -69,6 +69,8 @@
 				   needs only the index file's header */
 #define REFRESH_READ	4	/* reading a message: as LAZY, and a pass
 				   that may unload indexes (ix_trim) */
+#define REFRESH_CHECK	5	/* end-of-run rescan: as HEAD, and a pass
+				   that may unload indexes */
 
 /* One folder the store has seen. */
 struct folder {
@@ -893,7 +895,9 @@ own_index_load(struct folder *f, int folderfd)
  * Listing a folder whose index is not loaded yet: if the index file's
  * header is sound and its change token equals the folder's, the header
  * says all a listing needs, and the messages are not read.  Which file
- * is the same choice folder_refresh makes (own_index_load).  Returns 1
+ * is the same choice folder_refresh makes (own_index_load; a read-only
+ * folder that took the cache's index keeps it, also after ix_trim let it
+ * go and the end-of-run rescan looks at its header).  Returns 1
  * when f->head is set, 0 when the whole index must be loaded.
  */
 static int
@@ -905,7 +909,7 @@ folder_head(struct maildir *st, struct folder *f, int folderfd)
 	char			 name[64];
 	int			 dfd, r, own = 0;
 
-	if (st->o.readonly) {
+	if (st->o.readonly && !f->cacheix) {
 		r = index_load_head(folderfd, INDEX_FILE, &h);
 		if (r == 0)
 			own = 1;
@@ -1216,9 +1220,11 @@ folder_open(struct maildir *st, const char *name, int mode,
 	 * would load a folder's index once per pass.
 	 */
 	trim = mode == REFRESH_TOKEN || mode == REFRESH_FORCE ||
-	    mode == REFRESH_READ;
+	    mode == REFRESH_READ || mode == REFRESH_CHECK;
 	if (mode == REFRESH_READ)
 		mode = REFRESH_LAZY;
+	if (mode == REFRESH_CHECK)
+		mode = REFRESH_HEAD;
 	if (trim && !st->trimming)
 		st->pass_start = st->clock;
 	st->trimming = trim;
@@ -2279,9 +2285,18 @@ maildir_rescan(struct maildir *st, const char *name, struct store_mailbox *m)
 	char		*name_keep;
 	int		 fd, r;
 
-	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
+	/*
+	 * A folder whose index a trim let go, its token unmoved since, is
+	 * checked from the index file's header (written when it was let
+	 * go), not decoded again: the caller may need no more than its
+	 * status (issue 10.3).
+	 */
+	if ((r = folder_open(st, name, REFRESH_CHECK, &f, &fd)) != 0)
 		return r;
 	close(fd);
+	if (f->ix == NULL)
+		LOG3("'%s' unchanged: checked from its index's header",
+		    f->where);
 	if (m == NULL)
 		return 0;
 	name_keep = m->name;

@@ -2957,6 +2957,7 @@ final_status(struct brain *b, struct rec_done *d)
 		struct store_mailbox	 st;
 		struct msglist		 now;
 		size_t			 j;
+		int			 same;
 
 		if (pm->final_name == NULL || b->mb_skip[i] ||
 		    (nm = state_find(nx, &pm->guid)) == NULL)
@@ -2982,9 +2983,20 @@ final_status(struct brain *b, struct rec_done *d)
 		}
 		memset(&st, 0, sizeof(st));
 		memset(&now, 0, sizeof(now));
+		/*
+		 * A mailbox I did not touch whose modseq (which bumps
+		 * whenever its contents change) is still the one I listed
+		 * holds what I listed: its list is not read again (a store
+		 * may have let its index go since the listing, and would
+		 * decode it once more for nothing).
+		 */
+		same = 0;
 		if ((r = store_rescan(b->store, b->cur_name[i], &st)) != 0 ||
+		    (!(same = !touched[i] && vm != NULL && st.modseq != 0 &&
+		    st.uidvalidity == vm->uidvalidity &&
+		    st.modseq == vm->modseq) &&
 		    (r = store_list_messages(b->store, b->cur_name[i],
-		    &now)) != 0) {
+		    &now)) != 0)) {
 			free(st.name);
 			msglist_free(&now);
 			if (changed_under_us(r)) {
@@ -3008,11 +3020,14 @@ final_status(struct brain *b, struct rec_done *d)
 				r = seen_add(&want, nm->msgs[j].uid[b->self],
 				    nm->msgs[j].flags[b->self],
 				    nm->msgs[j].kw[b->self]);
+		if (r == 0)
+			r = expected_msgs(b, i, vm, &exp);
+		for (j = 0; same && j < exp.n && r == 0; j++)
+			r = seen_add(&have, exp.v[j].uid, exp.v[j].flags,
+			    exp.v[j].kw);
 		for (j = 0; j < now.n && r == 0; j++)
 			r = seen_add(&have, now.v[j].uid, now.v[j].flags,
 			    now.v[j].kw);
-		if (r == 0)
-			r = expected_msgs(b, i, vm, &exp);
 		if (r != 0) {
 			msglist_free(&now);
 			goto out;

@@ -69,6 +69,8 @@
 				   needs only the index file's header */
 #define REFRESH_READ	4	/* reading a message: as LAZY, and a pass
 				   that may unload indexes (ix_trim) */
+#define REFRESH_CHECK	5	/* end-of-run rescan: as HEAD, and a pass
+				   that may unload indexes */
 
 /* One folder the store has seen. */
 struct folder {
@@ -114,7 +116,33 @@ struct folder {
 	int			 cacheix;
 	uint64_t		 used;		/* st->clock when last opened */
 	int			 done;		/* store_done since last opened */
+	/*
+	 * The messages this run found (uid at least run_next, the uidnext
+	 * of the index's first load this run), kept when ix_trim lets the
+	 * index go if they are few (KEPT_SHARE): the reading of the new
+	 * messages to send comes after the plan, and would decode the
+	 * whole index again for them (issue 10.3).  Sorted by uid; freed
+	 * when the index is loaded again.
+	 */
+	uint32_t		 run_next;	/* 0: not loaded yet this run */
+	struct kept		*kept;		/* owned */
+	size_t			 nkept;
 };
+
+/* A message of an unloaded index, as the index said (struct folder). */
+struct kept {
+	uint32_t		 uid;
+	uint64_t		 size;
+	int64_t			 date;		/* the file's mtime */
+	char			*name;		/* owned; "cur/..." or "new/..." */
+};
+
+/*
+ * At most one in KEPT_SHARE of a folder's entries are kept when its index
+ * is let go, and KEPT_MAX in all: a 1% run's new messages, not a copy's.
+ */
+#define KEPT_SHARE	16
+#define KEPT_MAX	4096
 
 /*
  * Index entries kept loaded across folders (issue 10.3: memory).  Past
@@ -237,6 +265,7 @@ struct maildir {
 	 */
 	uint64_t		 pass_start;
 	int			 trimming;	/* in such a pass */
+	size_t			 nkept;		/* struct folder's, in all */
 };
 
 /* One syncfs() in the durability thread; see struct maildir. */
@@ -561,12 +590,26 @@ cache_name(const char *path, const char *suffix, char out[64])
 	snprintf(out, 64, "%s%s", hex, suffix);
 }
 
+/* Forgets the kept messages of f. */
+static void
+kept_clear(struct maildir *st, struct folder *f)
+{
+	for (size_t i = 0; i < f->nkept; i++)
+		free(f->kept[i].name);
+	free(f->kept);
+	if (st != NULL)
+		st->nkept -= f->nkept;
+	f->kept = NULL;
+	f->nkept = 0;
+}
+
 /* Frees a folder.  Accepts NULL. */
 static void
 folder_free(struct folder *f)
 {
 	if (f == NULL)
 		return;
+	kept_clear(NULL, f);
 	free(f->name);
 	free(f->dir);
 	free(f->where);
@@ -893,7 +936,9 @@ own_index_load(struct folder *f, int folderfd)
  * Listing a folder whose index is not loaded yet: if the index file's
  * header is sound and its change token equals the folder's, the header
  * says all a listing needs, and the messages are not read.  Which file
- * is the same choice folder_refresh makes (own_index_load).  Returns 1
+ * is the same choice folder_refresh makes (own_index_load; a read-only
+ * folder that took the cache's index keeps it, also after ix_trim let it
+ * go and the end-of-run rescan looks at its header).  Returns 1
  * when f->head is set, 0 when the whole index must be loaded.
  */
 static int
@@ -905,7 +950,7 @@ folder_head(struct maildir *st, struct folder *f, int folderfd)
 	char			 name[64];
 	int			 dfd, r, own = 0;
 
-	if (st->o.readonly) {
+	if (st->o.readonly && !f->cacheix) {
 		r = index_load_head(folderfd, INDEX_FILE, &h);
 		if (r == 0)
 			own = 1;
@@ -1017,6 +1062,9 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 		f->ix = ix;
 		f->scanned = 0;
 		f->chain = 0;
+		if (f->run_next == 0)
+			f->run_next = ix->uidnext ? ix->uidnext : 1;
+		kept_clear(st, f);
 	}
 	if (mode == REFRESH_LAZY && f->scanned)
 		return 0;
@@ -1216,9 +1264,11 @@ folder_open(struct maildir *st, const char *name, int mode,
 	 * would load a folder's index once per pass.
 	 */
 	trim = mode == REFRESH_TOKEN || mode == REFRESH_FORCE ||
-	    mode == REFRESH_READ;
+	    mode == REFRESH_READ || mode == REFRESH_CHECK;
 	if (mode == REFRESH_READ)
 		mode = REFRESH_LAZY;
+	if (mode == REFRESH_CHECK)
+		mode = REFRESH_HEAD;
 	if (trim && !st->trimming)
 		st->pass_start = st->clock;
 	st->trimming = trim;
@@ -1358,7 +1408,8 @@ op_sub_get(struct maildir *st, int i)
 
 /*
  * folder_open(mode) for reading a message (REFRESH_READ), changing its
- * flags or expunging it (REFRESH_LAZY), through the cache st->opf: *f
+ * flags or expunging it (REFRESH_LAZY), through the cache st->opf (and,
+ * with hook, counting the operation for MSYNC_TEST_OP_HOOK): *f
  * the folder and *folderfd its directory, borrowed from st until the
  * next op_open or op_drop; subdirs_held then reaches its cur/ and new/.
  * The cache is used only where folder_open would neither refresh the
@@ -1366,17 +1417,25 @@ op_sub_get(struct maildir *st, int i)
  * opened), so the two paths differ only in the system calls made.
  * Returns 0 or what folder_open returns.
  */
+/* The test hook MSYNC_TEST_OP_HOOK: counts a message operation. */
+static void
+op_hook_run(struct maildir *st)
+{
+	if (st->op_hook != NULL && ++st->op_n == st->op_hook_at &&
+	    system(st->op_hook) != 0)
+		WARNX("MSYNC_TEST_OP_HOOK failed");
+}
+
 static int
 op_open(struct maildir *st, const char *name, int mode, struct folder **f,
-    int *folderfd)
+    int *folderfd, int hook)
 {
 	int	 fd, i, held = 0, r;
 
 	*f = NULL;
 	*folderfd = -1;
-	if (st->op_hook != NULL && ++st->op_n == st->op_hook_at &&
-	    system(st->op_hook) != 0)
-		WARNX("MSYNC_TEST_OP_HOOK failed");
+	if (hook)
+		op_hook_run(st);
 	if (st->opf != NULL && st->opf == st->last &&
 	    strcmp(st->opf->name, name) == 0 && !skip_has(st, name) &&
 	    st->opf->ix != NULL && st->opf->scanned) {
@@ -1684,6 +1743,106 @@ folder_settle(struct maildir *st, struct folder *f)
 	return ret;
 }
 
+/* By uid. */
+static int
+kept_cmp(const void *x, const void *y)
+{
+	const struct kept	*a = x, *b = y;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/*
+ * Before ix_trim frees f's index: keeps the messages this run found in
+ * it, if they are few enough (struct folder).  Best effort: none kept is
+ * only the whole index decoded again to read one.
+ */
+static void
+kept_fill(struct maildir *st, struct folder *f)
+{
+	struct index	*ix = f->ix;
+	size_t		 i, n = 0;
+
+	kept_clear(st, f);
+	if (f->run_next == 0)
+		return;
+	for (i = 0; i < ix->n; i++)
+		if (ix->v[i].name != INDEX_NAME_DEAD &&
+		    ix->v[i].uid >= f->run_next)
+			n++;
+	if (n == 0 || n > ix->n / KEPT_SHARE || n > KEPT_MAX - st->nkept ||
+	    (f->kept = calloc(n, sizeof(*f->kept))) == NULL)
+		return;
+	for (i = 0; i < ix->n && f->nkept < n; i++) {
+		const struct index_ent	*e = &ix->v[i];
+		struct kept		*k = &f->kept[f->nkept];
+
+		if (e->name == INDEX_NAME_DEAD || e->uid < f->run_next)
+			continue;
+		if ((k->name = strdup(index_name(ix, e))) == NULL) {
+			kept_clear(st, f);
+			return;
+		}
+		k->uid = e->uid;
+		k->size = e->size;
+		k->date = e->date;
+		f->nkept++;
+		st->nkept++;
+	}
+	qsort(f->kept, f->nkept, sizeof(*f->kept), kept_cmp);
+}
+
+/*
+ * Opens message uid of folder name from what kept_fill kept, without
+ * loading the folder's index: only if the folder's index is not loaded,
+ * the message is kept, and its file is there under the kept name with
+ * the kept size and mtime (what check_unchanged asks).  Anything else
+ * (a renamed, replaced or vanished file, a moved folder) returns -1 and
+ * the caller takes the usual path, which loads the index and handles
+ * it.  Returns 0 with *fdp open, or -1.
+ */
+static int
+kept_open(struct maildir *st, const char *name, uint32_t uid, int *fdp,
+    uint64_t *size, int64_t *date)
+{
+	struct folder	*f;
+	struct kept	 key, *k;
+	struct stat	 sb;
+	int		 ffd, dfd, fd;
+
+	key.uid = uid;
+	if ((f = folder_find(st, name, NULL)) == NULL || f->ix != NULL ||
+	    f->nkept == 0 || f == st->hot || skip_has(st, name) ||
+	    (k = bsearch(&key, f->kept, f->nkept, sizeof(*k),
+	    kept_cmp)) == NULL)
+		return -1;
+	if ((ffd = open_beneath(st->rootfd, f->dir)) == -1)
+		return -1;
+	k->name[3] = '\0';
+	dfd = openat(ffd, k->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	k->name[3] = '/';
+	close(ffd);
+	if (dfd == -1)
+		return -1;
+	fd = openat(dfd, k->name + 4, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(dfd);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size != k->size ||
+	    (int64_t)sb.st_mtim.tv_sec != k->date) {
+		close(fd);
+		return -1;
+	}
+	if (size != NULL)
+		*size = (uint64_t)sb.st_size;
+	if (date != NULL)
+		*date = k->date;
+	*fdp = fd;
+	return 0;
+}
+
 /* Most recently opened first. */
 static int
 used_cmp(const void *x, const void *y)
@@ -1731,6 +1890,7 @@ ix_trim(struct maildir *st, struct folder *keep, int done)
 			LOG4("'%s': index unloaded (%zu entries loaded)",
 			    c[i]->where, sum);
 			sum -= c[i]->ix->n;
+			kept_fill(st, c[i]);
 			index_free(c[i]->ix);
 			c[i]->ix = NULL;
 			c[i]->scanned = 0;
@@ -2288,9 +2448,18 @@ maildir_rescan(struct maildir *st, const char *name, struct store_mailbox *m)
 	char		*name_keep;
 	int		 fd, r;
 
-	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
+	/*
+	 * A folder whose index a trim let go, its token unmoved since, is
+	 * checked from the index file's header (written when it was let
+	 * go), not decoded again: the caller may need no more than its
+	 * status (issue 10.3).
+	 */
+	if ((r = folder_open(st, name, REFRESH_CHECK, &f, &fd)) != 0)
 		return r;
 	close(fd);
+	if (f->ix == NULL)
+		LOG3("'%s' unchanged: checked from its index's header",
+		    f->where);
 	if (m == NULL)
 		return 0;
 	name_keep = m->name;
@@ -2389,7 +2558,10 @@ maildir_open_message(struct maildir *st, const char *name, uint32_t uid,
 	int			 folderfd, fd = -1, r;
 
 	*fdp = -1;
-	if ((r = op_open(st, name, REFRESH_READ, &f, &folderfd)) != 0)
+	op_hook_run(st);
+	if (kept_open(st, name, uid, fdp, size, date) == 0)
+		return 0;
+	if ((r = op_open(st, name, REFRESH_READ, &f, &folderfd, 0)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;
@@ -2927,7 +3099,7 @@ set_flags(struct maildir *st, const char *name, uint32_t uid, uint8_t flags,
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
-	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd, 1)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL) {
 		r = MSYNC_ERR_NOTFOUND;
@@ -3010,7 +3182,7 @@ maildir_expunge_guid(struct maildir *st, const char *name, uint32_t uid,
 
 	if (st->o.readonly)
 		return MSYNC_ERR_READONLY;
-	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
+	if ((r = op_open(st, name, REFRESH_LAZY, &f, &fd, 1)) != 0)
 		return r;
 	if ((e = index_find(f->ix, uid)) == NULL)
 		goto out;	/* already gone */

@@ -421,7 +421,7 @@ dump_notes(const struct plan *pl)
 
 /* Checks invariants every plan must satisfy. */
 static void
-check_invariants(const struct plan *pl, const struct plan_opts *o)
+check_invariants(struct plan *pl, const struct plan_opts *o)
 {
 	size_t	 i;
 	int	 prev = 0;

@@ -1,6 +1,6 @@
 # lib-stores.sh -- comparing two Maildir++ stores with an independent
 # reader (Python's mailbox), for the tests of whole-store runs (t1400,
-# t1410, t1420).  Sourced after lib.sh.
+# t1410, t1420, t1500, t1530).  Sourced after lib.sh.
 
 # need_corpus: skips the whole script without the SpamAssassin corpus;
 # sets n (how many messages to take from it: a few thousand keep a test
@@ -13,6 +13,17 @@ need_corpus() {
 		skip_all="no SpamAssassin corpus in $MSYNC_CORPUS_CACHE"
 		test_done
 	fi
+}
+
+# corpus_split N FOLDERS SEED PERCENT: corpus/maildir with N messages of
+# the corpus in FOLDERS folders (scripts/split-folders.pl), its T flags
+# cleared, and the benchmark's change set of SEED at PERCENT% in
+# ./changes (after need_corpus).
+corpus_split() {
+	make_corpus --no-mbox corpus "$1" >corpus.log 2>&1 &&
+	perl "$changes_pl" untrash corpus/maildir >/dev/null &&
+	perl "$SRCDIR/scripts/split-folders.pl" corpus/maildir "$2" &&
+	perl "$changes_pl" gen corpus/maildir "$3" "$4" >changes
 }
 
 # check_same A B: every folder of A and B holds the same messages

@@ -9,20 +9,13 @@ test_description='the side that saves lets go of a folder after its last action 
 # end-of-run rescan, which unloads each folder once as it passes: so a
 # folder unloaded twice (after its saves, and in the rescan) is what
 # store_done adds.
+. "$TEST_DIR/lib-stores.sh"
+need_corpus
 n=${MSYNC_TEST_CORPUS_N:-400}
 nf=8
-changes_pl=$SRCDIR/scripts/bench-changes.pl
-
-if ! test_have_prereq CORPUS; then
-	skip_all="no SpamAssassin corpus in $MSYNC_CORPUS_CACHE"
-	test_done
-fi
 
 test_expect_success 'setup: corpus in eight folders and a 1% change set' '
-	make_corpus --no-mbox corpus "$n" >corpus.log 2>&1 &&
-	perl "$changes_pl" untrash corpus/maildir >/dev/null &&
-	perl "$SRCDIR/scripts/split-folders.pl" corpus/maildir $nf &&
-	perl "$changes_pl" gen corpus/maildir 7 2 >changes &&
+	corpus_split "$n" $nf 7 2 &&
 	test "$(grep -c "^E" changes)" -gt 0 &&
 	test "$(grep -c "^F" changes)" -gt 0
 '

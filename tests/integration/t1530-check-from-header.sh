@@ -11,20 +11,13 @@ test_description='the source of a 1% run decodes a changed folder'"'"'s index on
 # one it listed.  The reading of the new messages to send loaded each
 # folder's index again for them: the trim now keeps the few messages
 # the run found (their names, sizes and dates) when it lets an index go.
+. "$TEST_DIR/lib-stores.sh"
+need_corpus
 n=${MSYNC_TEST_CORPUS_N:-400}
 nf=6
-changes_pl=$SRCDIR/scripts/bench-changes.pl
-
-if ! test_have_prereq CORPUS; then
-	skip_all="no SpamAssassin corpus in $MSYNC_CORPUS_CACHE"
-	test_done
-fi
 
 test_expect_success 'setup: a synced pair in six folders, a 1% change set' '
-	make_corpus --no-mbox corpus "$n" >corpus.log 2>&1 &&
-	perl "$changes_pl" untrash corpus/maildir >/dev/null &&
-	perl "$SRCDIR/scripts/split-folders.pl" corpus/maildir $nf &&
-	perl "$changes_pl" gen corpus/maildir 11 2 >changes &&
+	corpus_split "$n" $nf 11 2 &&
 	cp -a corpus/maildir src &&
 	"$MSYNC" --backup src dst 2>log0 &&
 	test_cmp_trees src dst

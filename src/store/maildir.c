@@ -1568,10 +1568,10 @@ host_escaped(char out[160])
 	out[o] = '\0';
 }
 
-/* Opens the store; see store.h. */
 /*
- * IX_KEEP, or the test hook MSYNC_TEST_INDEX_KEEP (a number of entries,
- * at least 1), which lets small test stores exercise ix_trim.
+ * The test hook MSYNC_TEST_OP_HOOK=N:cmd: cmd runs before the store's Nth
+ * message operation (read, flag change, expunge), so that a test can
+ * change the folder between two of them.
  */
 static void
 op_hook_get(struct maildir *st)
@@ -1590,6 +1590,10 @@ op_hook_get(struct maildir *st)
 	st->op_hook = end + 1;
 }
 
+/*
+ * IX_KEEP, or the test hook MSYNC_TEST_INDEX_KEEP (a number of entries,
+ * at least 1), which lets small test stores exercise ix_trim.
+ */
 static size_t
 ix_keep_bound(void)
 {
@@ -1606,6 +1610,7 @@ ix_keep_bound(void)
 	return (size_t)v;
 }
 
+/* Opens the store; see store.h. */
 static int
 maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 {

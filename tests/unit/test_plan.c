@@ -1832,6 +1832,253 @@ test_random(void **unused)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/*
+ * The plan pinned: the digests (actions, their order, the next base),
+ * action counts, guard results and notes that main's planner (c5e9cac,
+ * before session 10 made its lists 8 bytes) gave on varied inputs.  A
+ * change of memory layout must not change any plan: old and new
+ * binaries agree on digests or refuse to sync.
+ */
+
+/* Keywords, some not in canonical form (unsorted, repeated, spaces). */
+static const char *const pkw[] = { NULL, "", "x", "x y", "y x", "y",
+    "x x", "$Label1 work", " y", "b a c", "a  b" };
+
+static const char *
+rpkw(void)
+{
+	return rnd(3) ? NULL : pkw[rnd(sizeof(pkw) / sizeof(pkw[0]))];
+}
+
+/* By uid, then the rest: a total order, whatever qsort is used. */
+static int
+msg_uid_cmp(const void *pa, const void *pb)
+{
+	const struct msg	*a = pa, *b = pb;
+	int			 r;
+
+	if (a->uid != b->uid)
+		return a->uid < b->uid ? -1 : 1;
+	if ((r = guid_cmp(&a->guid, &b->guid)) != 0)
+		return r;
+	if (a->flags != b->flags)
+		return a->flags < b->flags ? -1 : 1;
+	if (a->kw == NULL || b->kw == NULL)
+		return (a->kw != NULL) - (b->kw != NULL);
+	return strcmp(a->kw, b->kw);
+}
+
+/*
+ * Random inputs in the shapes the planner meets: up to 6 mailboxes, a
+ * base or none, B's uids not in A's order, messages moved between
+ * mailboxes or there twice, tombstones, a base that uses a uid twice,
+ * keywords not in canonical form, unchanged views (the list from the
+ * base), changed uidvalidities, modseqs gone back, renames, mailboxes
+ * on one side only or paired by name, an empty destination.  big: up
+ * to 400 messages a mailbox.
+ */
+static void
+gen_pin(struct state *base, struct view v[2], struct plan_opts *o, int big)
+{
+	uint32_t	*perm;
+	size_t		 nmb, i, j, n, npool;
+	int		 g, s, first, dupe;
+
+	memset(base, 0, sizeof(*base));
+	memset(v, 0, 2 * sizeof(*v));
+	memset(o, 0, sizeof(*o));
+	o->mode = (enum sync_mode)rnd(3);
+	o->src = (enum side)rnd(2);
+	o->force_deletes = (int)rnd(2);
+	nmb = 1 + rnd(6);
+	npool = big ? 900 : 40;
+	first = rnd(5) == 0;
+	if (first && rnd(6) == 0)
+		o->had_base = 1;
+	for (g = 1; g <= (int)nmb; g++) {
+		struct state_mbox	*bm = NULL;
+		char			 name[16], rn[16];
+
+		if (g == 1)
+			snprintf(name, sizeof(name), "INBOX");
+		else
+			snprintf(name, sizeof(name), "F%d", g);
+		if (!first && rnd(10) < 8) {
+			n = rnd(big ? 400 : 30);
+			struct guid	 mg = bguid(g);
+
+			dupe = rnd(20) == 0;
+			assert_int_equal(state_add_mbox(base, &mg, name, &bm),
+			    0);
+			bm->uidvalidity[0] = bm->uidvalidity[1] = 1;
+			bm->modseq[0] = bm->modseq[1] = 5;
+			perm = calloc(n + 1, sizeof(*perm));
+			assert_non_null(perm);
+			for (i = 0; i < n; i++)
+				perm[i] = (uint32_t)i + 1;
+			for (i = n; i > 1; i--) {
+				uint32_t t;
+
+				j = rnd((unsigned)i);
+				t = perm[i - 1];
+				perm[i - 1] = perm[j];
+				perm[j] = t;
+			}
+			for (i = 0; i < n; i++) {
+				struct state_msg e;
+
+				memset(&e, 0, sizeof(e));
+				e.guid = mguid('a' + (int)rnd((unsigned)npool));
+				e.uid[0] = (uint32_t)i * 2 + 1;
+				e.uid[1] = perm[i];
+				if (dupe && i > 0 && rnd(8) == 0)
+					e.uid[0] = (uint32_t)i * 2 - 1;
+				if (rnd(10) == 0)
+					e.uid[rnd(2)] = 0;
+				e.flags[0] = (uint8_t)rnd(64);
+				e.flags[1] = rnd(3) ? e.flags[0] :
+				    (uint8_t)rnd(64);
+				e.kw[0] = (char *)rpkw();
+				e.kw[1] = rnd(3) ? e.kw[0] : (char *)rpkw();
+				assert_int_equal(state_add_msg(bm, &e), 0);
+			}
+			free(perm);
+		}
+		for (s = 0; s < 2; s++) {
+			struct view_mbox	*m;
+			uint32_t		 top = 0;
+			int			 k;
+
+			if (rnd(100) >= (bm != NULL ? 85u : 70u) ||
+			    (first && s == 1 && o->had_base == 0 &&
+			    rnd(3) == 0))
+				continue;
+			snprintf(rn, sizeof(rn), "R%d", g);
+			assert_int_equal(view_add(&v[s], rnd(15) == 0 ? rn :
+			    name, &m), 0);
+			m->guid = bguid(g + (rnd(12) == 0 ? 20 : 0));
+			m->uidvalidity = rnd(15) == 0 ? 2 : 1;
+			m->modseq = rnd(15) == 0 ? 4 : 6;
+			if (bm != NULL && rnd(4) == 0 &&
+			    guid_cmp(&m->guid, &bm->guid) == 0) {
+				m->unchanged = 1;
+				m->uidvalidity = bm->uidvalidity[s];
+				m->modseq = bm->modseq[s];
+				continue;
+			}
+			for (i = 0; bm != NULL && i < bm->nmsgs; i++) {
+				const struct state_msg *e = &bm->msgs[i];
+
+				if (e->uid[s] > top)
+					top = e->uid[s];
+				if (e->uid[s] == 0 || rnd(5) == 0)
+					continue;
+				vadd(m, e->uid[s], e->guid.b[0],
+				    rnd(5) ? e->flags[s] : (uint8_t)rnd(64),
+				    rnd(7) ? e->kw[s] : rpkw());
+			}
+			for (k = (int)rnd(big ? 60 : 6); k > 0; k--)
+				vadd(m, top + (uint32_t)k,
+				    'a' + (int)rnd((unsigned)npool),
+				    (uint8_t)rnd(64), rpkw());
+			qsort(m->msgs.v, m->msgs.n, sizeof(*m->msgs.v),
+			    msg_uid_cmp);
+			for (i = j = 0; i < m->msgs.n; i++) {
+				if (j > 0 && m->msgs.v[j - 1].uid ==
+				    m->msgs.v[i].uid) {
+					free(m->msgs.v[i].kw);
+					continue;
+				}
+				m->msgs.v[j++] = m->msgs.v[i];
+			}
+			m->msgs.n = j;
+		}
+	}
+	state_sort(base);
+}
+
+/* FNV-1a, 64 bits: enough to tell a plan from another. */
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t	*b = p;
+
+	while (n-- > 0)
+		h = (h ^ *b++) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * The hash of the outcomes of iters plans from seed: return code,
+ * digest, action count, guard, notes.
+ */
+static uint64_t
+pin_run(uint64_t seed, int iters, int big)
+{
+	uint64_t	 h = 0xcbf29ce484222325ULL;
+	int		 iter;
+
+	for (iter = 0; iter < iters; iter++) {
+		struct state		 base;
+		struct view		 v[2];
+		struct plan_opts	 o;
+		struct plan		 pl;
+		uint64_t		 x[4];
+		size_t			 i;
+		int			 r;
+
+		rng_state = seed + (uint64_t)iter * 104729;
+		gen_pin(&base, v, &o, big);
+		if ((r = plan_build(&base, v, &o, &pl)) == 0)
+			check_invariants(&pl, &o);
+		x[0] = (uint64_t)(int64_t)r;
+		x[1] = pl.digest;
+		x[2] = pl.nact;
+		x[3] = (uint64_t)pl.guard_tripped;
+		h = fnv(h, x, sizeof(x));
+		for (i = 0; i < pl.nnotes; i++)
+			h = fnv(h, pl.notes[i], strlen(pl.notes[i]) + 1);
+		if (getenv("PLAN_PIN_DEBUG") != NULL)
+			print_message("%d: r %d digest %016llx nact %zu\n",
+			    iter, r, (unsigned long long)pl.digest, pl.nact);
+		plan_free(&pl);
+		state_clear(&base);
+		view_free(&v[0]);
+		view_free(&v[1]);
+	}
+	return h;
+}
+
+static void
+test_pinned(void **unused)
+{
+	static const struct {
+		uint64_t	 seed;
+		int		 iters, big;
+		uint64_t	 want;
+	} pin[] = {
+		{ 1, 1500, 0, 0x4e603d2e64955832ULL },
+		{ 2, 1500, 0, 0xfa6831a79625e533ULL },
+		{ 3, 150, 1, 0xd06106db2502687cULL },
+	};
+	size_t	 i;
+	int	 bad = 0;
+
+	(void)unused;
+	for (i = 0; i < sizeof(pin) / sizeof(pin[0]); i++) {
+		uint64_t h = pin_run(pin[i].seed, pin[i].iters, pin[i].big);
+
+		if (h != pin[i].want) {
+			print_message("pin %zu: %016llx, main's %016llx\n", i,
+			    (unsigned long long)h,
+			    (unsigned long long)pin[i].want);
+			bad++;
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
 /* msync_sort: an element, compared by key only (seq shows the order). */
 struct skey {
 	uint32_t	 key;
@@ -1917,6 +2164,7 @@ main(void)
 		cmocka_unit_test(test_next_roundtrip),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_sort_tail),
+		cmocka_unit_test(test_pinned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

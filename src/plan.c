@@ -33,21 +33,51 @@
 #define NONE32		UINT32_MAX	/* an entry's aux: no action */
 #define GUARD_MIN	20	/* the share rule applies from this many */
 
-/* One message of one side's current list of one mailbox. */
+/*
+ * One message of one side's current list of one mailbox: its uid and
+ * where it is in its source (struct lsrc), which holds its GUID, flags
+ * and keywords.  8 bytes a message and side (was 48, 32, then 24 with
+ * a pointer to the GUID and a copy of the keywords): the lists of every
+ * changed mailbox are held at once, at the planner's peak.
+ */
 struct lmsg {
 	uint32_t	 uid;
-	uint8_t		 flags;
-	/* Bytes, not ints: 24 bytes a message (was 48, then 32). */
-	uint8_t		 matched;	/* claimed by a base entry or a pair */
-	uint8_t		 gone;		/* expunged, or its mailbox deleted */
-	uint8_t		 used;		/* the source of a local copy */
+	uint32_t	 i : 28;	/* index into the source */
+	uint32_t	 kwfix : 1;	/* keywords in the source's fix */
+	uint32_t	 matched : 1;	/* claimed by a base entry or a pair */
+	uint32_t	 gone : 1;	/* expunged, or its mailbox deleted */
+	uint32_t	 used : 1;	/* the source of a local copy */
+};
+
+_Static_assert(sizeof(struct lmsg) == 8, "struct lmsg is 8 bytes");
+
+/* lmsg's i: a source that is longer cannot be planned (MSYNC_MSGS_MAX
+ * is far below it). */
+#define LSRC_MAX	((size_t)1 << 28)
+
+/* The canonical keywords of one message whose own are not canonical. */
+struct kwfix {
+	uint32_t	 i;		/* index into the source */
+	char		*kw;		/* owned; canonical, or NULL for none */
+};
+
+/*
+ * Where one side's current list of a pair comes from: the view's
+ * messages or, for an unchanged view, the base's entries (plan_build's
+ * inputs, unchanged while it runs).
+ */
+struct lsrc {
+	const struct msg	*v;	/* borrowed; the view's, or NULL */
+	const struct state_msg	*b;	/* borrowed; else the base's */
+	int			 s;	/* b's side: uid[s], flags[s], kw[s] */
 	/*
-	 * Borrowed: the GUID in the view's message or the base's entry it
-	 * comes from (plan_build's inputs, unchanged while it runs), not
-	 * a copy of its 16 bytes.
+	 * Owned, kw owned; in index order.  Keywords are compared,
+	 * merged and hashed in canonical form (sorted, unique, one space
+	 * between); a store sends them so, and the few that are not
+	 * ("y x", "x x", "") are kept here, not a string per message.
 	 */
-	const struct guid *guid;
-	char		*kw;		/* owned; canonical keywords or NULL */
+	struct kwfix		*fix;
+	size_t			 nfix;
 };
 
 /* One mailbox pair under construction. */
@@ -57,6 +87,7 @@ struct pair {
 	const struct state_mbox *base;	/* borrowed; base entry or NULL */
 	struct lmsg	*l[2];		/* owned; current list, sorted by uid */
 	size_t		 n[2];
+	struct lsrc	 src[2];	/* what l[s] indexes */
 	struct lmsg	**cur[2];	/* owned; per base msg: lmsg or NULL */
 	int		 byname;	/* paired by name (GUIDs differed) */
 	int		 basedup;	/* the base uses a uid twice */
@@ -75,7 +106,10 @@ struct pair {
 	/*
 	 * Owned; the entries of plan->next, kw owned.  Each is the next
 	 * base's message as it will be stored: aux is NONE32, or, from
-	 * next_build on, the index of the COPY that fills it in.
+	 * next_build on, the index of the COPY that fills it in.  A COPY's
+	 * entry is made by next_build, from the COPY (emit_copy): during
+	 * planning the copied messages of an initial copy have an action
+	 * each and no entry yet.
 	 */
 	struct state_msg *e;
 	size_t		 ne;
@@ -99,9 +133,10 @@ struct ctx {
 	size_t			 np;
 	/*
 	 * Owned, kw owned; the plan's actions as they will be handed over
-	 * (no wrapper: 56 bytes each, was 72).  Until next_build, a COPY's
-	 * next_msg is its entry in its pair's e, which next_build turns
-	 * into the index in the next base.
+	 * (no wrapper: 48 bytes each, was 72).  Until next_build, a COPY's
+	 * next_msg is the uid it was planned from on side side ^ 1 (its
+	 * entry's, which local_copies may point src_uid away from);
+	 * next_build makes the entry and puts its index there.
 	 */
 	struct action		*a;
 	size_t			 na;
@@ -113,6 +148,49 @@ struct ctx {
 };
 
 static const char sidech[2] = { 'A', 'B' };
+
+/* ------------------------------------------------------------------ */
+/* A list entry's message, in its source. */
+
+static inline const struct guid *
+lm_guid(const struct lsrc *src, const struct lmsg *m)
+{
+	return src->v != NULL ? &src->v[m->i].guid : &src->b[m->i].guid;
+}
+
+static inline uint8_t
+lm_flags(const struct lsrc *src, const struct lmsg *m)
+{
+	return src->v != NULL ? src->v[m->i].flags :
+	    src->b[m->i].flags[src->s];
+}
+
+/* Its canonical keywords (borrowed), or NULL for none. */
+static const char *
+lm_kw(const struct lsrc *src, const struct lmsg *m)
+{
+	size_t	 lo = 0, hi = src->nfix, mid;
+
+	if (!m->kwfix)
+		return src->v != NULL ? src->v[m->i].kw :
+		    src->b[m->i].kw[src->s];
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (src->fix[mid].i < m->i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* list_build put one there for every kwfix. */
+	return lo < src->nfix ? src->fix[lo].kw : NULL;
+}
+
+/*
+ * The source the comparators of lmsg pointers read GUIDs from (qsort
+ * passes no context): set by the pass that sorts, for its one pair and
+ * side.
+ */
+static _Thread_local const struct lsrc *sort_src;
 
 /* ------------------------------------------------------------------ */
 /* Small helpers. */
@@ -373,11 +451,11 @@ act_add(struct ctx *c, enum act_type t, int side, size_t pidx, uint32_t uid,
 
 /*
  * Appends a next entry (kw copied).  uid[s] == 0 for an absent side.
- * *out (may be NULL) gets its index.  Returns 0 or MSYNC_ERR_NOMEM.
+ * Returns 0 or MSYNC_ERR_NOMEM.
  */
 static int
 ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
-    const uint8_t flags[2], const char *const kw[2], size_t *out)
+    const uint8_t flags[2], const char *const kw[2])
 {
 	struct state_msg *e;
 	char		*k[2] = { NULL, NULL };
@@ -424,8 +502,6 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 			free(k[s]);
 	}
 	e->aux = NONE32;
-	if (out != NULL)
-		*out = p->ne;
 	p->ne++;
 	return 0;
 }
@@ -434,14 +510,15 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 static int
 ent_one(struct pair *p, int s, const struct lmsg *m)
 {
+	const struct lsrc *src = &p->src[s];
 	uint32_t	 uid[2] = { 0, 0 };
 	uint8_t		 fl[2] = { 0, 0 };
 	const char	*kw[2] = { NULL, NULL };
 
 	uid[s] = m->uid;
-	fl[s] = m->flags;
-	kw[s] = m->kw;
-	return ent_add(p, m->guid, uid, fl, kw, NULL);
+	fl[s] = lm_flags(src, m);
+	kw[s] = lm_kw(src, m);
+	return ent_add(p, lm_guid(src, m), uid, fl, kw);
 }
 
 /* An entry for a message on both sides with final flags/keywords. */
@@ -453,41 +530,30 @@ ent_both(struct pair *p, const struct lmsg *ma, const struct lmsg *mb,
 
 	uid[SIDE_A] = ma->uid;
 	uid[SIDE_B] = mb->uid;
-	return ent_add(p, ma->guid, uid, fl, kw, NULL);
+	return ent_add(p, lm_guid(&p->src[SIDE_A], ma), uid, fl, kw);
 }
 
 /*
  * Copies message m of side s (in pair pidx) to side s ^ 1 of the same
- * pair, with its flags and keywords, and records the next entry.
+ * pair, with its flags and keywords.  Its next entry (uid m->uid on s,
+ * those flags and keywords on both sides) is made by next_build, from
+ * the COPY: until then an initial copy holds one action per message,
+ * not an action and an entry.
  */
 static int
-emit_copy(struct ctx *c, struct pair *p, size_t pidx, int s,
-    const struct lmsg *m)
+emit_copy(struct ctx *c, size_t pidx, int s, const struct lmsg *m)
 {
-	uint32_t	 uid[2] = { 0, 0 };
-	uint8_t		 fl[2];
-	const char	*kw[2];
-	size_t		 ai, ei;
+	const struct lsrc *src = &c->p[pidx].src[s];
+	size_t		 ai;
 	int		 r;
 
-	uid[s] = m->uid;
-	fl[0] = fl[1] = m->flags;
-	kw[0] = kw[1] = m->kw;
-	if ((r = ent_add(p, m->guid, uid, fl, kw, &ei)) != 0)
-		return r;
-	/* ent_add zeroes an absent side; the copy gives side s ^ 1 these. */
-	p->e[ei].flags[s ^ 1] = m->flags;
-	if ((r = xstrdup(m->kw, &p->e[ei].kw[s ^ 1])) != 0)
-		return r;
-	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, m->guid, m->flags,
-	    m->kw, &ai)) != 0)
+	if ((r = act_add(c, ACT_COPY, s ^ 1, pidx, 0, lm_guid(src, m),
+	    lm_flags(src, m), lm_kw(src, m), &ai)) != 0)
 		return r;
 	c->a[ai].src_side = (uint8_t)s;
 	c->a[ai].src_mbox = (uint32_t)pidx;
 	c->a[ai].src_uid = m->uid;
-	if (ei >= NONE32)
-		return MSYNC_ERR_TOOBIG;
-	c->a[ai].next_msg = (uint32_t)ei;	/* see struct ctx's a */
+	c->a[ai].next_msg = m->uid;	/* see struct ctx's a */
 	return 0;
 }
 
@@ -496,8 +562,8 @@ static int
 emit_expunge(struct ctx *c, size_t pidx, int s, struct lmsg *m)
 {
 	m->gone = 1;
-	return act_add(c, ACT_EXPUNGE, s, pidx, m->uid, m->guid, 0, NULL,
-	    NULL);
+	return act_add(c, ACT_EXPUNGE, s, pidx, m->uid,
+	    lm_guid(&c->p[pidx].src[s], m), 0, NULL, NULL);
 }
 
 /* Sets flags/kw of m on side s if they differ from the final ones. */
@@ -505,17 +571,40 @@ static int
 emit_flags(struct ctx *c, size_t pidx, int s, const struct lmsg *m,
     uint8_t fl, const char *kw)
 {
-	if (m->flags == fl && kw_eq(m->kw, kw))
+	const struct lsrc *src = &c->p[pidx].src[s];
+
+	if (lm_flags(src, m) == fl && kw_eq(lm_kw(src, m), kw))
 		return 0;
-	return act_add(c, ACT_FLAGS, s, pidx, m->uid, m->guid, fl, kw,
-	    NULL);
+	return act_add(c, ACT_FLAGS, s, pidx, m->uid, lm_guid(src, m), fl,
+	    kw, NULL);
 }
 
-/* Emits a mailbox-level action on side s for pair pidx. */
+/*
+ * Emits the mailbox-level actions (dels 0: creates, renames, setguids;
+ * 1: deletes) in act_sort's order: by type, pair, side.
+ */
 static int
-emit_mbox(struct ctx *c, enum act_type t, int s, size_t pidx)
+emit_mboxes(struct ctx *c, int dels)
 {
-	return act_add(c, t, s, pidx, 0, &c->p[pidx].guid, 0, NULL, NULL);
+	static const enum act_type type[] = { ACT_MBOX_CREATE,
+	    ACT_MBOX_RENAME, ACT_MBOX_SETGUID, ACT_MBOX_DELETE };
+	size_t	 t, i;
+	int	 s, on, r;
+
+	for (t = dels ? 3 : 0; t < (dels ? 4u : 3u); t++)
+		for (i = 0; i < c->np; i++)
+			for (s = 0; s < 2; s++) {
+				const struct pair *p = &c->p[i];
+
+				on = type[t] == ACT_MBOX_CREATE ? p->create[s] :
+				    type[t] == ACT_MBOX_RENAME ? p->rename[s] :
+				    type[t] == ACT_MBOX_SETGUID ?
+				    p->setguid[s] : p->del[s];
+				if (on && (r = act_add(c, type[t], s, i, 0,
+				    &p->guid, 0, NULL, NULL)) != 0)
+					return r;
+			}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -592,6 +681,45 @@ base_find(const struct ctx *c, const struct guid *g)
 }
 
 /*
+ * Notes in src->fix the canonical form of keywords kw of source message
+ * i when it is not kw itself (kw_canon's copy is kept, else freed), and
+ * sets m->kwfix.  Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+kw_note(struct lsrc *src, struct lmsg *m, size_t i, const char *kw,
+    size_t *cap)
+{
+	char	*k;
+	int	 r;
+
+	/* Most messages have no keywords; a store's are canonical. */
+	if (kw == NULL)
+		return 0;
+	if ((r = kw_canon(kw, &k)) != 0)
+		return r;
+	if (k != NULL && strcmp(k, kw) == 0) {
+		free(k);
+		return 0;
+	}
+	if (src->nfix == *cap) {
+		size_t	 ncap = *cap ? *cap * 2 : 8;
+		void	*q;
+
+		if ((q = reallocarray(src->fix, ncap, sizeof(*src->fix)))
+		    == NULL) {
+			free(k);
+			return MSYNC_ERR_NOMEM;
+		}
+		src->fix = q;
+		*cap = ncap;
+	}
+	src->fix[src->nfix].i = (uint32_t)i;
+	src->fix[src->nfix++].kw = k;
+	m->kwfix = 1;
+	return 0;
+}
+
+/*
  * Builds side s's current list of pair p from its view: the view's
  * messages, or the base's when the view is unchanged.
  * Returns 0, MSYNC_ERR_NOMEM, or MSYNC_ERR_PROTO for a bad listing.
@@ -601,8 +729,9 @@ list_build(struct ctx *c, struct pair *p, int s)
 {
 	const struct view_mbox	*v = p->v[s];
 	const struct state_mbox	*bm = NULL;
+	struct lsrc		*src = &p->src[s];
 	struct lmsg		*l;
-	size_t			 n = 0, i, cnt;
+	size_t			 n = 0, i, cnt, len, capfix = 0;
 	int			 r;
 
 	if (v == NULL)
@@ -613,49 +742,56 @@ list_build(struct ctx *c, struct pair *p, int s)
 		for (i = cnt = 0; i < bm->nmsgs; i++)
 			if (bm->msgs[i].uid[s] != 0)
 				cnt++;
+		len = bm->nmsgs;
 	} else
-		cnt = v->msgs.n;
-	if (cnt > MSYNC_MSGS_MAX)
+		len = cnt = v->msgs.n;
+	if (cnt > MSYNC_MSGS_MAX || len > LSRC_MAX)
 		return MSYNC_ERR_TOOBIG;
 	if (cnt == 0)
 		return 0;
 	if ((l = calloc(cnt, sizeof(*l))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	p->l[s] = l;
+	src->s = s;
 	if (bm != NULL) {
+		src->b = bm->msgs;
 		for (i = 0; i < bm->nmsgs; i++) {
 			const struct state_msg *m = &bm->msgs[i];
 
 			if (m->uid[s] == 0)
 				continue;
 			l[n].uid = m->uid[s];
-			l[n].guid = &m->guid;
-			l[n].flags = m->flags[s];
+			l[n].i = (uint32_t)i;
 			p->n[s] = ++n;
-			if ((r = kw_canon(m->kw[s], &l[n - 1].kw)) != 0)
+			if ((m->flags[s] & ~FLAG_ALL) != 0)
+				return MSYNC_ERR_PROTO;
+			if ((r = kw_note(src, &l[n - 1], i, m->kw[s],
+			    &capfix)) != 0)
 				return r;
 		}
 	} else {
+		src->v = v->msgs.v;
 		for (i = 0; i < cnt; i++) {
 			const struct msg *m = &v->msgs.v[i];
 
 			l[n].uid = m->uid;
-			l[n].guid = &m->guid;
-			l[n].flags = m->flags;
+			l[n].i = (uint32_t)i;
 			p->n[s] = ++n;
-			if ((r = kw_canon(m->kw, &l[n - 1].kw)) != 0)
+			if ((m->flags & ~FLAG_ALL) != 0)
+				return MSYNC_ERR_PROTO;
+			if ((r = kw_note(src, &l[n - 1], i, m->kw, &capfix))
+			    != 0)
 				return r;
 		}
 	}
 	msync_sort(l, n, sizeof(*l), lmsg_uid_cmp);
 	for (i = 0; i < n; i++)
-		if (l[i].uid == 0 || (l[i].flags & ~FLAG_ALL) != 0 ||
-		    (i > 0 && l[i].uid == l[i - 1].uid))
+		if (l[i].uid == 0 || (i > 0 && l[i].uid == l[i - 1].uid))
 			return MSYNC_ERR_PROTO;
 	return 0;
 }
 
-/* Orders lmsg pointers by GUID, then uid. */
+/* Orders lmsg pointers of sort_src's list by GUID, then uid. */
 static int
 lmsg_guid_cmp(const void *pa, const void *pb)
 {
@@ -663,7 +799,7 @@ lmsg_guid_cmp(const void *pa, const void *pb)
 	const struct lmsg	*b = *(const struct lmsg *const *)pb;
 	int			 r;
 
-	if ((r = guid_cmp(a->guid, b->guid)) != 0)
+	if ((r = guid_cmp(lm_guid(sort_src, a), lm_guid(sort_src, b))) != 0)
 		return r;
 	return a->uid < b->uid ? -1 : a->uid > b->uid;
 }
@@ -702,6 +838,7 @@ static int
 base_rebind(struct pair *p, int s)
 {
 	const struct state_mbox	*b = p->base;
+	const struct lsrc	*src = &p->src[s];
 	struct lmsg		**cand = NULL;
 	struct lost		*lost = NULL;
 	size_t			 i, k, n = 0, nlost = 0, lo, hi, mid;
@@ -725,19 +862,20 @@ base_rebind(struct pair *p, int s)
 	for (k = 0; k < p->n[s]; k++)
 		if (!p->l[s][k].matched)
 			cand[n++] = &p->l[s][k];
+	sort_src = src;
 	msync_sort(cand, n, sizeof(*cand), lmsg_guid_cmp);
 	for (k = 0; k < nlost; k++) {
 		const struct state_msg	*e = &b->msgs[lost[k].i];
 
 		for (lo = 0, hi = n; lo < hi;) {	/* first of e's GUID */
 			mid = lo + (hi - lo) / 2;
-			if (guid_cmp(cand[mid]->guid, &e->guid) < 0)
+			if (guid_cmp(lm_guid(src, cand[mid]), &e->guid) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		for (; lo < n && guid_cmp(cand[lo]->guid, &e->guid) == 0;
-		    lo++)
+		for (; lo < n && guid_cmp(lm_guid(src, cand[lo]), &e->guid)
+		    == 0; lo++)
 			if (!cand[lo]->matched) {
 				cand[lo]->matched = 1;
 				p->cur[s][lost[k].i] = cand[lo];
@@ -794,7 +932,7 @@ base_match(struct pair *p)
 				continue;
 			m = lmsg_find(p->l[s], p->n[s], e->uid[s], &hint);
 			if (m == NULL || m->matched ||
-			    guid_cmp(m->guid, &e->guid) != 0)
+			    guid_cmp(lm_guid(&p->src[s], m), &e->guid) != 0)
 				continue;
 			m->matched = 1;
 			p->cur[s][i] = m;
@@ -1279,31 +1417,36 @@ names_resolve(struct ctx *c)
  * fl[], kw[] per side; kw[] owned by the caller.
  */
 static int
-merge_new(struct ctx *c, const struct lmsg *m[2], int isunion,
-    uint8_t fl[2], char *kw[2])
+merge_new(struct ctx *c, const struct pair *p, const struct lmsg *m[2],
+    int isunion, uint8_t fl[2], char *kw[2])
 {
-	const char	*k[4];
-	int		 src = c->o->src, dst = src ^ 1, r;
+	const char	*k[4], *mk[2];
+	uint8_t		 mf[2];
+	int		 src = c->o->src, dst = src ^ 1, s, r;
 
+	for (s = 0; s < 2; s++) {
+		mf[s] = lm_flags(&p->src[s], m[s]);
+		mk[s] = lm_kw(&p->src[s], m[s]);
+	}
 	kw[0] = kw[1] = NULL;
 	if (c->o->mode == MODE_TWOWAY) {
-		fl[0] = fl[1] = m[0]->flags | m[1]->flags;
-		k[0] = k[2] = m[0]->kw;
-		k[1] = k[3] = m[1]->kw;
+		fl[0] = fl[1] = mf[0] | mf[1];
+		k[0] = k[2] = mk[0];
+		k[1] = k[3] = mk[1];
 		if ((r = kw_combine(KW_MERGE3, k, &kw[0])) != 0)
 			return r;
 		return xstrdup(kw[0], &kw[1]);
 	}
-	fl[src] = m[src]->flags;
-	if ((r = xstrdup(m[src]->kw, &kw[src])) != 0)
+	fl[src] = mf[src];
+	if ((r = xstrdup(mk[src], &kw[src])) != 0)
 		return r;
 	if (c->o->mode == MODE_BACKUP || !isunion) {
-		fl[dst] = m[src]->flags;
-		return xstrdup(m[src]->kw, &kw[dst]);
+		fl[dst] = mf[src];
+		return xstrdup(mk[src], &kw[dst]);
 	}
-	fl[dst] = m[src]->flags | m[dst]->flags;
-	k[0] = k[2] = m[src]->kw;
-	k[1] = k[3] = m[dst]->kw;
+	fl[dst] = mf[src] | mf[dst];
+	k[0] = k[2] = mk[src];
+	k[1] = k[3] = mk[dst];
 	return kw_combine(KW_MERGE3, k, &kw[dst]);
 }
 
@@ -1330,11 +1473,13 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 		for (i = 0; i < p->n[s]; i++)
 			if (!p->l[s][i].matched)
 				x[s][n[s]++] = &p->l[s][i];
+		sort_src = &p->src[s];
 		msync_sort(x[s], n[s], sizeof(*x[s]), lmsg_guid_cmp);
 	}
 	for (i = j = 0; r == 0 && (i < n[0] || j < n[1]); ) {
 		int		 cmp = i == n[0] ? 1 : j == n[1] ? -1 :
-		    guid_cmp(x[0][i]->guid, x[1][j]->guid);
+		    guid_cmp(lm_guid(&p->src[0], x[0][i]),
+		    lm_guid(&p->src[1], x[1][j]));
 		struct lmsg	*m;
 
 		if (cmp == 0) {
@@ -1343,7 +1488,7 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 			char			*kw[2];
 
 			x[0][i]->matched = x[1][j]->matched = 1;
-			if ((r = merge_new(c, pm, isunion, fl, kw)) == 0 &&
+			if ((r = merge_new(c, p, pm, isunion, fl, kw)) == 0 &&
 			    (r = emit_flags(c, pidx, SIDE_A, x[0][i], fl[0],
 			    kw[0])) == 0 &&
 			    (r = emit_flags(c, pidx, SIDE_B, x[1][j], fl[1],
@@ -1360,7 +1505,7 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 		m = cmp < 0 ? x[0][i++] : x[1][j++];
 		m->matched = 1;
 		if (mode == MODE_TWOWAY || s == src)
-			r = emit_copy(c, p, pidx, s, m);
+			r = emit_copy(c, pidx, s, m);
 		else if (mode == MODE_BACKUP && !isunion)
 			r = emit_expunge(c, pidx, s, m);
 		/* ONEWAY new on DST, or DST's extra in a union: nothing. */
@@ -1376,17 +1521,21 @@ static int
 plan_both(struct ctx *c, struct pair *p, size_t pidx,
     const struct state_msg *e, struct lmsg *cur[2])
 {
-	const char	*k[4];
+	const char	*k[4], *ck[2];
 	char		*kw[2] = { NULL, NULL };
-	uint8_t		 fl[2];
-	int		 src = c->o->src, dst = src ^ 1, r;
+	uint8_t		 fl[2], cf[2];
+	int		 src = c->o->src, dst = src ^ 1, s, r;
 
+	for (s = 0; s < 2; s++) {
+		cf[s] = lm_flags(&p->src[s], cur[s]);
+		ck[s] = lm_kw(&p->src[s], cur[s]);
+	}
 	switch (c->o->mode) {
 	case MODE_TWOWAY:
-		fl[0] = fl[1] = flags_merge3(cur[0]->flags, cur[1]->flags,
-		    e->flags[0], e->flags[1]);
-		k[0] = cur[0]->kw;
-		k[1] = cur[1]->kw;
+		fl[0] = fl[1] = flags_merge3(cf[0], cf[1], e->flags[0],
+		    e->flags[1]);
+		k[0] = ck[0];
+		k[1] = ck[1];
 		k[2] = e->kw[0];
 		k[3] = e->kw[1];
 		if ((r = kw_combine(KW_MERGE3, k, &kw[0])) != 0 ||
@@ -1394,20 +1543,20 @@ plan_both(struct ctx *c, struct pair *p, size_t pidx,
 			goto out;
 		break;
 	case MODE_BACKUP:
-		fl[0] = fl[1] = cur[src]->flags;
-		if ((r = xstrdup(cur[src]->kw, &kw[0])) != 0 ||
-		    (r = xstrdup(cur[src]->kw, &kw[1])) != 0)
+		fl[0] = fl[1] = cf[src];
+		if ((r = xstrdup(ck[src], &kw[0])) != 0 ||
+		    (r = xstrdup(ck[src], &kw[1])) != 0)
 			goto out;
 		break;
 	default:
-		fl[src] = cur[src]->flags;
-		fl[dst] = flags_oneway(cur[src]->flags, cur[dst]->flags,
-		    e->flags[src], e->flags[dst]);
-		k[0] = cur[src]->kw;
-		k[1] = cur[dst]->kw;
+		fl[src] = cf[src];
+		fl[dst] = flags_oneway(cf[src], cf[dst], e->flags[src],
+		    e->flags[dst]);
+		k[0] = ck[src];
+		k[1] = ck[dst];
 		k[2] = e->kw[src];
 		k[3] = e->kw[dst];
-		if ((r = xstrdup(cur[src]->kw, &kw[src])) != 0 ||
+		if ((r = xstrdup(ck[src], &kw[src])) != 0 ||
 		    (r = kw_combine(KW_ONEWAY, k, &kw[dst])) != 0)
 			goto out;
 		break;
@@ -1453,7 +1602,7 @@ plan_trusted(struct ctx *c, struct pair *p, size_t pidx)
 				r = ent_one(p, s, cur[s]);
 		} else if (mode == MODE_BACKUP) {
 			if (s == src)
-				r = emit_copy(c, p, pidx, s, cur[s]);
+				r = emit_copy(c, pidx, s, cur[s]);
 			else
 				r = emit_expunge(c, pidx, s, cur[s]);
 		} else
@@ -1479,7 +1628,7 @@ plan_single(struct ctx *c, struct pair *p, size_t pidx)
 		else if (p->expall)
 			r = emit_expunge(c, pidx, s, m);
 		else if (p->copyall && !(p->newonly && m->matched))
-			r = emit_copy(c, p, pidx, s, m);
+			r = emit_copy(c, pidx, s, m);
 		else if (p->keep)
 			r = ent_one(p, s, m);	/* one-way: stays deleted */
 	}
@@ -1512,18 +1661,22 @@ act_cmp(const struct action *a, const struct action *b)
 }
 
 /*
- * Sorts c->a by act_cmp, ties in creation order.  A stable merge sort of
- * 32-bit indices, then the actions permuted in place: 8 bytes a message
- * at the planner's peak, where sorting the actions themselves (with a
- * sort key and creation number in each) took 16 bytes in every action
- * and 16 more in qsort's buffer.  Returns 0 or MSYNC_ERR_NOMEM.
+ * Sorts the n actions at a by act_cmp, ties in creation order.  A
+ * stable merge sort of 32-bit indices, then the actions permuted in
+ * place: 8 bytes an action while sorting, where sorting the actions
+ * themselves (with a sort key and creation number in each) took 16
+ * bytes in every action and 16 more in qsort's buffer.  plan_build
+ * sorts each pair's actions as they are made, so that the whole list
+ * is nearly always in order already when it is sorted at the end (an
+ * initial copy's: mailbox creates, then every pair's copies): no
+ * indices for every action of the store.  Returns 0 or MSYNC_ERR_NOMEM.
  */
 static int
-act_sort(struct ctx *c)
+act_sort(struct action *a, size_t n)
 {
-	struct action	*a = c->a, t;
+	struct action	 t;
 	uint32_t	*mem, *x, *y, *z;
-	size_t		 n = c->na, w, lo, mid, hi, i, j, k;
+	size_t		 w, lo, mid, hi, i, j, k;
 
 	for (i = 1; i < n; i++)
 		if (act_cmp(&a[i - 1], &a[i]) > 0)
@@ -1579,13 +1732,24 @@ struct cand {
 	uint32_t	 pidx;
 };
 
+/* The pairs and side cand_cmp reads GUIDs from (see sort_src). */
+static _Thread_local const struct ctx *cand_ctx;
+static _Thread_local int cand_side;
+
+static const struct guid *
+cand_guid(const struct ctx *c, int s, const struct cand *x)
+{
+	return lm_guid(&c->p[x->pidx].src[s], x->m);
+}
+
 static int
 cand_cmp(const void *pa, const void *pb)
 {
 	const struct cand	*a = pa, *b = pb;
 	int			 r;
 
-	if ((r = guid_cmp(a->m->guid, b->m->guid)) != 0)
+	if ((r = guid_cmp(cand_guid(cand_ctx, cand_side, a),
+	    cand_guid(cand_ctx, cand_side, b))) != 0)
 		return r;
 	if (a->m->gone != b->m->gone)
 		return a->m->gone ? -1 : 1;
@@ -1687,7 +1851,7 @@ local_copies(struct ctx *c)
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++)
 				tot[s] += guidset_has(&set[s],
-				    c->p[i].l[s][j].guid);
+				    lm_guid(&c->p[i].src[s], &c->p[i].l[s][j]));
 	}
 	for (s = 0; s < 2; s++) {
 		if ((v[s] = calloc(tot[s] + 1, sizeof(*v[s]))) == NULL) {
@@ -1698,12 +1862,14 @@ local_copies(struct ctx *c)
 			continue;
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++) {
-				if (!guidset_has(&set[s],
-				    c->p[i].l[s][j].guid))
+				if (!guidset_has(&set[s], lm_guid(
+				    &c->p[i].src[s], &c->p[i].l[s][j])))
 					continue;
 				v[s][n[s]].m = &c->p[i].l[s][j];
 				v[s][n[s]++].pidx = (uint32_t)i;
 			}
+		cand_ctx = c;
+		cand_side = s;
 		msync_sort(v[s], n[s], sizeof(*v[s]), cand_cmp);
 	}
 	for (i = 0; i < c->na; i++) {
@@ -1719,16 +1885,17 @@ local_copies(struct ctx *c)
 		hi = n[s];
 		while (lo < hi) {
 			mid = lo + (hi - lo) / 2;
-			if (guid_cmp(cv[mid].m->guid, &a->guid) < 0)
+			if (guid_cmp(cand_guid(c, s, &cv[mid]), &a->guid) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		if (lo == n[s] || guid_cmp(cv[lo].m->guid, &a->guid) != 0)
+		if (lo == n[s] ||
+		    guid_cmp(cand_guid(c, s, &cv[lo]), &a->guid) != 0)
 			continue;
 		pick = lo;
 		for (k = lo; k < n[s] && cv[k].m->gone &&
-		    guid_cmp(cv[k].m->guid, &a->guid) == 0; k++)
+		    guid_cmp(cand_guid(c, s, &cv[k]), &a->guid) == 0; k++)
 			if (!cv[k].m->used) {
 				pick = k;
 				break;
@@ -1786,6 +1953,68 @@ guard(struct ctx *c)
 	return 0;
 }
 
+/* Frees p's current lists, their sources' keywords and base matching. */
+static void
+lists_free(struct pair *p)
+{
+	size_t	 j;
+	int	 s;
+
+	for (s = 0; s < 2; s++) {
+		for (j = 0; j < p->src[s].nfix; j++)
+			free(p->src[s].fix[j].kw);
+		free(p->src[s].fix);
+		memset(&p->src[s], 0, sizeof(p->src[s]));
+		free(p->l[s]);
+		free(p->cur[s]);
+		p->l[s] = NULL;
+		p->cur[s] = NULL;
+		p->n[s] = 0;
+	}
+}
+
+/*
+ * Appends to p's entries those of its COPYs, c->a[lo..hi): the message
+ * on the side it was planned from (emit_copy left that uid in next_msg),
+ * with the COPY's flags and keywords on both sides, the other side's
+ * uid to be filled in by the brain.  Each entry's aux names its COPY.
+ * Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+copy_entries(struct ctx *c, struct pair *p, size_t lo, size_t hi)
+{
+	struct state_msg	*e;
+	size_t			 k;
+
+	if (p->ne + (hi - lo) > p->cape) {
+		size_t	 ncap = p->ne + (hi - lo);
+		void	*q;
+
+		if ((q = reallocarray(p->e, ncap, sizeof(*p->e))) == NULL)
+			return MSYNC_ERR_NOMEM;
+		p->e = q;
+		p->cape = ncap;
+	}
+	for (k = lo; k < hi; k++) {
+		struct action	*a = &c->a[k];
+
+		e = &p->e[p->ne];
+		memset(e, 0, sizeof(*e));
+		e->guid = a->guid;
+		e->uid[a->side ^ 1] = a->next_msg;
+		e->flags[0] = e->flags[1] = a->flags;
+		if (xstrdup(a->kw, &e->kw[0]) != 0 ||
+		    xstrdup(a->kw, &e->kw[1]) != 0) {
+			free(e->kw[0]);
+			return MSYNC_ERR_NOMEM;
+		}
+		e->aux = (uint32_t)k;
+		a->next_msg = 0;
+		p->ne++;
+	}
+	return 0;
+}
+
 /*
  * Builds out->next from the kept pairs (in GUID order, entries in the
  * order state_sort gives) and points each COPY at its entry.  Entries
@@ -1796,7 +2025,7 @@ next_build(struct ctx *c, struct plan *out)
 {
 	struct state_mbox	*mb;
 	struct state_msg	*msgs;
-	size_t			 i, j;
+	size_t			 i, j, k, lo;
 	int			 s, r;
 
 	/*
@@ -1804,41 +2033,25 @@ next_build(struct ctx *c, struct plan *out)
 	 * before the next base is built, so that a run never holds the
 	 * lists, the entries and the next base of every mailbox at once.
 	 */
+	for (i = 0; i < c->np; i++)
+		lists_free(&c->p[i]);
+	/* The COPYs: after the mailbox creates, renames and setguids, in
+	 * pair order (act_cmp). */
+	for (k = 0; k < c->na && c->a[k].type < ACT_COPY; k++)
+		;
 	for (i = 0; i < c->np; i++) {
 		struct pair *p = &c->p[i];
 
-		for (s = 0; s < 2; s++) {
-			for (j = 0; j < p->n[s]; j++)
-				free(p->l[s][j].kw);
-			free(p->l[s]);
-			free(p->cur[s]);
-			p->l[s] = NULL;
-			p->cur[s] = NULL;
-			p->n[s] = 0;
+		for (lo = k; k < c->na && c->a[k].type == ACT_COPY &&
+		    c->a[k].mbox == i; k++)
+			;
+		if (!p->keep) {
+			if (k > lo)
+				return MSYNC_ERR_INTERNAL;
+			continue;
 		}
-	}
-	/*
-	 * Each COPY names its entry (struct ctx's a); the entry names the
-	 * COPY back, so that sorting the entries can tell each COPY where
-	 * its entry went.
-	 */
-	for (i = 0; i < c->na; i++) {
-		struct action	*a = &c->a[i];
-		struct pair	*p = &c->p[a->mbox];
-
-		if (a->type != ACT_COPY)
-			continue;
-		if (!p->keep || a->next_msg >= p->ne ||
-		    p->e[a->next_msg].aux != NONE32)
-			return MSYNC_ERR_INTERNAL;
-		p->e[a->next_msg].aux = (uint32_t)i;
-		a->next_msg = 0;
-	}
-	for (i = 0; i < c->np; i++) {
-		struct pair *p = &c->p[i];
-
-		if (!p->keep)
-			continue;
+		if ((r = copy_entries(c, p, lo, k)) != 0)
+			return r;
 		if ((r = state_add_mbox(&out->next, &p->guid, p->final, &mb))
 		    != 0)
 			return r;
@@ -1851,15 +2064,16 @@ next_build(struct ctx *c, struct plan *out)
 		}
 		if (p->ne == 0)
 			continue;
-		/* The state file's order: the plan's base is built in it. */
+		/*
+		 * The state file's order: the plan's base is built in it.
+		 * The entries of a pair differ in their uids (each lists
+		 * message is in one), so the order does not depend on the
+		 * order they were made in.
+		 */
 		msync_sort(p->e, p->ne, sizeof(*p->e), state_msg_cmp);
 		for (j = 0; j < p->ne; j++) {
-			struct action *a;
-
-			if (p->e[j].aux == NONE32)
-				continue;
-			a = &c->a[p->e[j].aux];
-			a->next_msg = (uint32_t)j;
+			if (p->e[j].aux != NONE32)
+				c->a[p->e[j].aux].next_msg = (uint32_t)j;
 			p->e[j].aux = 0;
 		}
 		/* The entries are the next base's messages as they are: no
@@ -1872,6 +2086,8 @@ next_build(struct ctx *c, struct plan *out)
 		    != NULL)
 			mb->msgs = msgs;
 	}
+	if (k < c->na && c->a[k].type == ACT_COPY)
+		return MSYNC_ERR_INTERNAL;	/* out of pair order */
 	return 0;
 }
 
@@ -2055,17 +2271,11 @@ static void
 ctx_free(struct ctx *c)
 {
 	size_t	 i, j;
-	int	 s;
 
 	for (i = 0; i < c->np; i++) {
 		struct pair *p = &c->p[i];
 
-		for (s = 0; s < 2; s++) {
-			for (j = 0; j < p->n[s]; j++)
-				free(p->l[s][j].kw);
-			free(p->l[s]);
-			free(p->cur[s]);
-		}
+		lists_free(p);
 		for (j = 0; p->e != NULL && j < p->ne; j++) {
 			free(p->e[j].kw[0]);
 			free(p->e[j].kw[1]);
@@ -2210,28 +2420,28 @@ plan_build(const struct state *base, const struct view views[2],
 			goto out;
 	if ((r = names_resolve(&c)) != 0)
 		goto out;
+	/*
+	 * The actions are made in the order act_sort gives them as far as
+	 * that costs nothing: the mailbox actions by type, the pairs'
+	 * message actions in pair order (each pair's sorted as soon as
+	 * they are made), the mailbox deletes last.  The order among
+	 * actions that compare equal (the creation order, which the
+	 * digest sees) is that of message actions of one pair, made in
+	 * the same order as before.
+	 */
+	if ((r = emit_mboxes(&c, 0)) != 0)
+		goto out;
 	for (i = 0; i < c.np; i++) {
-		struct pair *p = &c.p[i];
+		struct pair	*p = &c.p[i];
+		size_t		 first = c.na;
 
-		for (s = 0; s < 2; s++) {
-			if (p->create[s])
-				r = emit_mbox(&c, ACT_MBOX_CREATE, s, i);
-			if (r == 0 && p->rename[s])
-				r = emit_mbox(&c, ACT_MBOX_RENAME, s, i);
-			if (r == 0 && p->setguid[s])
-				r = emit_mbox(&c, ACT_MBOX_SETGUID, s, i);
-			if (r == 0 && p->del[s])
-				r = emit_mbox(&c, ACT_MBOX_DELETE, s, i);
-			if (r != 0)
-				goto out;
-		}
 		if (p->v[SIDE_A] == NULL || p->v[SIDE_B] == NULL)
 			r = plan_single(&c, p, i);
 		else if (p->trusted)
 			r = plan_trusted(&c, p, i);
 		else	/* a backup mirrors SRC even without a base */
 			r = plan_new(&c, p, i, o->mode != MODE_BACKUP);
-		if (r != 0)
+		if (r != 0 || (r = act_sort(c.a + first, c.na - first)) != 0)
 			goto out;
 		/* Read by the pair's own planning only: the next pair's
 		 * entries take their room. */
@@ -2240,7 +2450,8 @@ plan_build(const struct state *base, const struct view views[2],
 			p->cur[s] = NULL;
 		}
 	}
-	if ((r = act_sort(&c)) != 0 ||
+	if ((r = emit_mboxes(&c, 1)) != 0 ||
+	    (r = act_sort(c.a, c.na)) != 0 ||
 	    (r = check_src(&c)) != 0 ||
 	    (r = local_copies(&c)) != 0 ||
 	    (r = guard(&c)) != 0 ||

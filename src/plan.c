@@ -42,18 +42,19 @@
  */
 struct lmsg {
 	uint32_t	 uid;
-	uint32_t	 i : 28;	/* index into the source */
+	uint32_t	 i : 27;	/* index into the source */
 	uint32_t	 kwfix : 1;	/* keywords in the source's fix */
 	uint32_t	 matched : 1;	/* claimed by a base entry or a pair */
 	uint32_t	 gone : 1;	/* expunged, or its mailbox deleted */
 	uint32_t	 used : 1;	/* the source of a local copy */
+	uint32_t	 cand : 1;	/* local_copies: a copy may take it */
 };
 
 _Static_assert(sizeof(struct lmsg) == 8, "struct lmsg is 8 bytes");
 
 /* lmsg's i: a source that is longer cannot be planned (MSYNC_MSGS_MAX
  * is far below it). */
-#define LSRC_MAX	((size_t)1 << 28)
+#define LSRC_MAX	((size_t)1 << 27)
 
 /* The canonical keywords of one message whose own are not canonical. */
 struct kwfix {
@@ -165,15 +166,12 @@ lm_flags(const struct lsrc *src, const struct lmsg *m)
 	    src->b[m->i].flags[src->s];
 }
 
-/* Its canonical keywords (borrowed), or NULL for none. */
+/* lm_kw of a message with kwfix set: its entry in src->fix. */
 static const char *
-lm_kw(const struct lsrc *src, const struct lmsg *m)
+lm_kwfix(const struct lsrc *src, const struct lmsg *m)
 {
 	size_t	 lo = 0, hi = src->nfix, mid;
 
-	if (!m->kwfix)
-		return src->v != NULL ? src->v[m->i].kw :
-		    src->b[m->i].kw[src->s];
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
 		if (src->fix[mid].i < m->i)
@@ -183,6 +181,15 @@ lm_kw(const struct lsrc *src, const struct lmsg *m)
 	}
 	/* list_build put one there for every kwfix. */
 	return lo < src->nfix ? src->fix[lo].kw : NULL;
+}
+
+/* Its canonical keywords (borrowed), or NULL for none. */
+static inline const char *
+lm_kw(const struct lsrc *src, const struct lmsg *m)
+{
+	if (m->kwfix)
+		return lm_kwfix(src, m);
+	return src->v != NULL ? src->v[m->i].kw : src->b[m->i].kw[src->s];
 }
 
 /*
@@ -566,17 +573,18 @@ emit_expunge(struct ctx *c, size_t pidx, int s, struct lmsg *m)
 	    lm_guid(&c->p[pidx].src[s], m), 0, NULL, NULL);
 }
 
-/* Sets flags/kw of m on side s if they differ from the final ones. */
-static int
+/*
+ * Sets flags/kw of m on side s if they differ from the final ones; mfl
+ * and mkw are m's own (the caller has read them).
+ */
+static inline int
 emit_flags(struct ctx *c, size_t pidx, int s, const struct lmsg *m,
-    uint8_t fl, const char *kw)
+    uint8_t mfl, const char *mkw, uint8_t fl, const char *kw)
 {
-	const struct lsrc *src = &c->p[pidx].src[s];
-
-	if (lm_flags(src, m) == fl && kw_eq(lm_kw(src, m), kw))
+	if (mfl == fl && kw_eq(mkw, kw))
 		return 0;
-	return act_add(c, ACT_FLAGS, s, pidx, m->uid, lm_guid(src, m), fl,
-	    kw, NULL);
+	return act_add(c, ACT_FLAGS, s, pidx, m->uid,
+	    lm_guid(&c->p[pidx].src[s], m), fl, kw, NULL);
 }
 
 /*
@@ -681,9 +689,9 @@ base_find(const struct ctx *c, const struct guid *g)
 }
 
 /*
- * Notes in src->fix the canonical form of keywords kw of source message
- * i when it is not kw itself (kw_canon's copy is kept, else freed), and
- * sets m->kwfix.  Returns 0 or MSYNC_ERR_NOMEM.
+ * Notes in src->fix the canonical form of keywords kw (not NULL) of
+ * source message i when it is not kw itself (kw_canon's copy is kept,
+ * else freed), and sets m->kwfix.  Returns 0 or MSYNC_ERR_NOMEM.
  */
 static int
 kw_note(struct lsrc *src, struct lmsg *m, size_t i, const char *kw,
@@ -692,9 +700,7 @@ kw_note(struct lsrc *src, struct lmsg *m, size_t i, const char *kw,
 	char	*k;
 	int	 r;
 
-	/* Most messages have no keywords; a store's are canonical. */
-	if (kw == NULL)
-		return 0;
+	/* A store's keywords are canonical: nearly always freed here. */
 	if ((r = kw_canon(kw, &k)) != 0)
 		return r;
 	if (k != NULL && strcmp(k, kw) == 0) {
@@ -765,8 +771,8 @@ list_build(struct ctx *c, struct pair *p, int s)
 			p->n[s] = ++n;
 			if ((m->flags[s] & ~FLAG_ALL) != 0)
 				return MSYNC_ERR_PROTO;
-			if ((r = kw_note(src, &l[n - 1], i, m->kw[s],
-			    &capfix)) != 0)
+			if (m->kw[s] != NULL && (r = kw_note(src, &l[n - 1],
+			    i, m->kw[s], &capfix)) != 0)
 				return r;
 		}
 	} else {
@@ -779,8 +785,8 @@ list_build(struct ctx *c, struct pair *p, int s)
 			p->n[s] = ++n;
 			if ((m->flags & ~FLAG_ALL) != 0)
 				return MSYNC_ERR_PROTO;
-			if ((r = kw_note(src, &l[n - 1], i, m->kw, &capfix))
-			    != 0)
+			if (m->kw != NULL && (r = kw_note(src, &l[n - 1], i,
+			    m->kw, &capfix)) != 0)
 				return r;
 		}
 	}
@@ -1414,20 +1420,16 @@ names_resolve(struct ctx *c)
  * Final flags and keywords of a message paired on both sides (a new
  * pair, or a pair in a union): two-way: set wins, keywords union;
  * backup: SRC's; one-way: SRC's for a new pair, DST|SRC in a union.
- * fl[], kw[] per side; kw[] owned by the caller.
+ * mf[], mk[]: the message's flags and keywords on each side; fl[], kw[]
+ * per side; kw[] owned by the caller.
  */
 static int
-merge_new(struct ctx *c, const struct pair *p, const struct lmsg *m[2],
+merge_new(struct ctx *c, const uint8_t mf[2], const char *const mk[2],
     int isunion, uint8_t fl[2], char *kw[2])
 {
-	const char	*k[4], *mk[2];
-	uint8_t		 mf[2];
-	int		 src = c->o->src, dst = src ^ 1, s, r;
+	const char	*k[4];
+	int		 src = c->o->src, dst = src ^ 1, r;
 
-	for (s = 0; s < 2; s++) {
-		mf[s] = lm_flags(&p->src[s], m[s]);
-		mk[s] = lm_kw(&p->src[s], m[s]);
-	}
 	kw[0] = kw[1] = NULL;
 	if (c->o->mode == MODE_TWOWAY) {
 		fl[0] = fl[1] = mf[0] | mf[1];
@@ -1483,16 +1485,20 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 		struct lmsg	*m;
 
 		if (cmp == 0) {
-			const struct lmsg	*pm[2] = { x[0][i], x[1][j] };
-			uint8_t			 fl[2];
-			char			*kw[2];
+			const char	*mk[2];
+			uint8_t		 fl[2], mf[2];
+			char		*kw[2];
 
+			mf[0] = lm_flags(&p->src[0], x[0][i]);
+			mf[1] = lm_flags(&p->src[1], x[1][j]);
+			mk[0] = lm_kw(&p->src[0], x[0][i]);
+			mk[1] = lm_kw(&p->src[1], x[1][j]);
 			x[0][i]->matched = x[1][j]->matched = 1;
-			if ((r = merge_new(c, p, pm, isunion, fl, kw)) == 0 &&
-			    (r = emit_flags(c, pidx, SIDE_A, x[0][i], fl[0],
-			    kw[0])) == 0 &&
-			    (r = emit_flags(c, pidx, SIDE_B, x[1][j], fl[1],
-			    kw[1])) == 0)
+			if ((r = merge_new(c, mf, mk, isunion, fl, kw)) == 0 &&
+			    (r = emit_flags(c, pidx, SIDE_A, x[0][i], mf[0],
+			    mk[0], fl[0], kw[0])) == 0 &&
+			    (r = emit_flags(c, pidx, SIDE_B, x[1][j], mf[1],
+			    mk[1], fl[1], kw[1])) == 0)
 				r = ent_both(p, x[0][i], x[1][j], fl,
 				    (const char *const *)kw);
 			free(kw[0]);
@@ -1561,8 +1567,10 @@ plan_both(struct ctx *c, struct pair *p, size_t pidx,
 			goto out;
 		break;
 	}
-	if ((r = emit_flags(c, pidx, SIDE_A, cur[0], fl[0], kw[0])) != 0 ||
-	    (r = emit_flags(c, pidx, SIDE_B, cur[1], fl[1], kw[1])) != 0)
+	if ((r = emit_flags(c, pidx, SIDE_A, cur[0], cf[0], ck[0], fl[0],
+	    kw[0])) != 0 ||
+	    (r = emit_flags(c, pidx, SIDE_B, cur[1], cf[1], ck[1], fl[1],
+	    kw[1])) != 0)
 		goto out;
 	r = ent_both(p, cur[0], cur[1], fl, (const char *const *)kw);
  out:
@@ -1842,16 +1850,21 @@ local_copies(struct ctx *c)
 	if (set[0].mask == 0 && set[1].mask == 0)
 		goto out;	/* nothing to look for */
 	/*
-	 * Only messages some copy may take: a few, usually.  Counted first,
-	 * so the candidates take their number, not one per listed message.
+	 * Only messages some copy may take: a few, usually.  Counted (and
+	 * marked) first, so the candidates take their number, not one per
+	 * listed message.
 	 */
 	for (s = 0; s < 2; s++) {
 		if (set[s].mask == 0)
 			continue;
 		for (i = 0; i < c->np; i++)
-			for (j = 0; j < c->p[i].n[s]; j++)
-				tot[s] += guidset_has(&set[s],
-				    lm_guid(&c->p[i].src[s], &c->p[i].l[s][j]));
+			for (j = 0; j < c->p[i].n[s]; j++) {
+				struct lmsg *m = &c->p[i].l[s][j];
+
+				m->cand = guidset_has(&set[s],
+				    lm_guid(&c->p[i].src[s], m));
+				tot[s] += m->cand;
+			}
 	}
 	for (s = 0; s < 2; s++) {
 		if ((v[s] = calloc(tot[s] + 1, sizeof(*v[s]))) == NULL) {
@@ -1862,8 +1875,7 @@ local_copies(struct ctx *c)
 			continue;
 		for (i = 0; i < c->np; i++)
 			for (j = 0; j < c->p[i].n[s]; j++) {
-				if (!guidset_has(&set[s], lm_guid(
-				    &c->p[i].src[s], &c->p[i].l[s][j])))
+				if (!c->p[i].l[s][j].cand)
 					continue;
 				v[s][n[s]].m = &c->p[i].l[s][j];
 				v[s][n[s]++].pidx = (uint32_t)i;

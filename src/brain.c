@@ -21,6 +21,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -3630,7 +3633,7 @@ struct early {
 	int	 open_r;	/* open_store_quiet's result */
 	char	*holder;	/* owned; its holder or reason */
 	int	 list_r;	/* store_list_mailboxes' (if opened) */
-	int	 state_r;	/* state_load's (if listed) */
+	int	 state_r;	/* state_load's (if opened) */
 };
 
 int
@@ -3692,11 +3695,16 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 		    o->layout[SIDE_A], o->inbox, o->mbox_format,
 		    o->mode != MODE_TWOWAY && o->src == SIDE_A, 0, o->full, 0,
 		    &e.holder);
-		if (e.open_r == 0)
+		/*
+		 * The state before the listing: state_load's file buffer
+		 * is gone before the listing loads indexes (issue 10.3:
+		 * memory).  Errors are told in the order they always were.
+		 */
+		if (e.open_r == 0) {
+			e.state_r = state_load(o->state_path, &b.base);
 			e.list_r = store_list_mailboxes(b.store, &b.mbs,
 			    &b.nmbs);
-		if (e.open_r == 0 && e.list_r == 0)
-			e.state_r = state_load(o->state_path, &b.base);
+		}
 		pthread_join(tid, NULL);
 		/* Locked: wait for it (--lock-wait) where we always did. */
 		if (e.open_r == MSYNC_ERR_LOCKED && o->lock_wait > 0) {
@@ -3748,9 +3756,13 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 			ERRC(r, "cannot list the mailboxes");
 			goto out;
 		}
-	} else if ((r = list_store(&b)) != 0)
-		goto out;
-	r = e.ran ? e.state_r : state_load(o->state_path, &b.base);
+	} else {
+		/* The state first, as above. */
+		e.state_r = state_load(o->state_path, &b.base);
+		if ((r = list_store(&b)) != 0)
+			goto out;
+	}
+	r = e.state_r;
 	if (r == MSYNC_ERR_STATE_CORRUPT)
 		WARNX("sync state '%s' is corrupt: merging without deletions",
 		    log_esc(o->state_path, 300));
@@ -3775,6 +3787,17 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	    (r = split_dormant(&b)) != 0 || (r = send_base(&b, 0)) != 0 ||
 	    (r = chan_flush(b.ch)) != 0)
 		goto out;
+#ifdef __GLIBC__
+	/*
+	 * The listing loaded, rescanned and let go of the changed folders'
+	 * indexes one after another, between the listings and the base it
+	 * keeps: their freed room is scattered in small holes that the
+	 * planner's large arrays cannot reuse, yet stays resident.  Handing
+	 * those pages back before planning lowered a 1% run's peak RSS by
+	 * 5.9 MB at 200,000 messages in 2,000 folders (issue 10.3).
+	 */
+	(void)malloc_trim(0);
+#endif
 	r = sync_common(&b, o->force_deletes, o->dry_run, 1);
 	if (r == 0 && o->dry_run && b.unreadable)
 		status = EXIT_ERROR;

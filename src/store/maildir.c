@@ -127,6 +127,28 @@ struct folder {
 	uint32_t		 run_next;	/* 0: not loaded yet this run */
 	struct kept		*kept;		/* owned */
 	size_t			 nkept;
+	uint64_t		 load_modseq;	/* the index's, as loaded */
+	/*
+	 * The folder's message listing, made by list_mailboxes while it had
+	 * the index loaded and rescanned, for store_list_messages to take
+	 * (issue 10.3: memory): list_mailboxes may then let the index go
+	 * past the bound without a second decode for the listing.  NULL
+	 * when there is none.
+	 */
+	struct held		*held;		/* owned */
+};
+
+/*
+ * A listing held for store_list_messages (struct folder): what
+ * maildir_list_messages would return, good while cur/ and new/ still
+ * show tok (a valid token, read before the scan that made the listing).
+ * Dropped, unused, by the first operation of the run that is no listing
+ * (folder_open, kept_open), so one the brain never asks for (its
+ * mailbox unchanged since the base) is freed before the transfer.
+ */
+struct held {
+	struct msglist		 l;
+	struct index_token	 tok;
 };
 
 /* A message of an unloaded index, as the index said (struct folder). */
@@ -266,6 +288,8 @@ struct maildir {
 	uint64_t		 pass_start;
 	int			 trimming;	/* in such a pass */
 	size_t			 nkept;		/* struct folder's, in all */
+	int			 listing;	/* in list_mailboxes */
+	size_t			 nheld;		/* folders with a held listing */
 };
 
 /* One syncfs() in the durability thread; see struct maildir. */
@@ -304,6 +328,7 @@ static int	have_openat2 = 1;	/* cleared on ENOSYS */
 static int	 pending_flush(struct maildir *);
 static void	 sync_here(struct maildir *);
 static void	 ix_trim(struct maildir *, struct folder *, int);
+static int	 held_make(struct maildir *, struct folder *, int);
 static int	 move_noreplace(int, const char *, int, const char *);
 static int	 maildir_set_mailbox_guid(struct maildir *, const char *,
 		    const struct guid *);
@@ -603,6 +628,36 @@ kept_clear(struct maildir *st, struct folder *f)
 	f->nkept = 0;
 }
 
+/* Forgets the listing held for f (struct held), if any. */
+static void
+held_clear(struct maildir *st, struct folder *f)
+{
+	if (f->held == NULL)
+		return;
+	msglist_free(&f->held->l);
+	free(f->held);
+	f->held = NULL;
+	if (st != NULL)
+		st->nheld--;
+}
+
+/*
+ * The listing phase is over (an operation that is no listing began):
+ * every listing still held is one store_list_messages was not asked for
+ * (its mailbox unchanged since the base), freed now, not at the end.
+ */
+static void
+held_drop_all(struct maildir *st)
+{
+	for (size_t i = 0; i < st->nf && st->nheld > 0; i++) {
+		if (st->f[i]->held == NULL)
+			continue;
+		LOG4("'%s': held listing dropped, not asked for",
+		    st->f[i]->where);
+		held_clear(st, st->f[i]);
+	}
+}
+
 /* Frees a folder.  Accepts NULL. */
 static void
 folder_free(struct folder *f)
@@ -610,6 +665,7 @@ folder_free(struct folder *f)
 	if (f == NULL)
 		return;
 	kept_clear(NULL, f);
+	held_clear(NULL, f);
 	free(f->name);
 	free(f->dir);
 	free(f->where);
@@ -1024,13 +1080,14 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	struct timespec		 now;
 	struct index		*ix = NULL;
 	char			 name[64];
-	int			 dfd, r;
+	int			 dfd, r, loaded = 0, built = 0;
 
 	if (f->ix == NULL && mode == REFRESH_HEAD && !st->o.full &&
 	    folder_head(st, f, folderfd))
 		return 0;
 	index_place(st, f, folderfd, &dfd, name);
 	if (f->ix == NULL) {
+		loaded = 1;
 		f->ownix = 0;
 		if (st->o.readonly && !f->cacheix &&
 		    (r = own_index_load(f, folderfd)) != 0)
@@ -1049,12 +1106,14 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 		if (r == MSYNC_ERR_NOTFOUND) {
 			LOG2("building the index of '%s'", f->where);
 			r = index_new(NULL, 0, &ix);
+			built = 1;
 		} else if (r == MSYNC_ERR_STATE_CORRUPT) {
 			WARNX("index '%s/%s' is corrupt: rebuilding it with "
 			    "a new UIDVALIDITY", st->o.readonly ?
 			    "(cache)" : f->where, name);
 			r = index_new(NULL, index_old_uidvalidity(dfd, name),
 			    &ix);
+			built = 1;
 		} else if (r == MSYNC_ERR_IO)
 			WARN("cannot read index of '%s'", f->where);
 		if (r != 0)
@@ -1065,6 +1124,13 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 		if (f->run_next == 0)
 			f->run_next = ix->uidnext ? ix->uidnext : 1;
 		kept_clear(st, f);
+	}
+	if (loaded) {
+		/* What tests count: an index file decoded (issue 10.3). */
+		if (!built)
+			LOG4("'%s': index loaded (%zu entries)", f->where,
+			    f->ix->n);
+		f->load_modseq = f->ix->modseq;
 	}
 	if (mode == REFRESH_LAZY && f->scanned)
 		return 0;
@@ -1256,15 +1322,19 @@ folder_open(struct maildir *st, const char *name, int mode,
 		return MSYNC_ERR_STORE_CHANGED;
 	/*
 	 * Only passes that visit each folder once may unload indexes: the
-	 * last of the listing (list_messages, after list_mailboxes loaded
-	 * every changed folder's index; the planning that follows is a
-	 * run's peak), the reading of the messages to send, and the
-	 * end-of-run rescan.  Saves, flag changes and expunges come in one
-	 * pass per kind of action over the same folders: a bound there
+	 * listing (list_mailboxes, which keeps a changed folder's message
+	 * listing for list_messages when it lets the index go: struct
+	 * held), list_messages, the reading of the messages to send, and
+	 * the end-of-run rescan.  Saves, flag changes and expunges come in
+	 * one pass per kind of action over the same folders: a bound there
 	 * would load a folder's index once per pass.
 	 */
-	trim = mode == REFRESH_TOKEN || mode == REFRESH_FORCE ||
-	    mode == REFRESH_READ || mode == REFRESH_CHECK;
+	trim = mode == REFRESH_HEAD || mode == REFRESH_TOKEN ||
+	    mode == REFRESH_FORCE || mode == REFRESH_READ ||
+	    mode == REFRESH_CHECK;
+	if (mode != REFRESH_HEAD && mode != REFRESH_TOKEN && !st->listing &&
+	    st->nheld > 0)
+		held_drop_all(st);
 	if (mode == REFRESH_READ)
 		mode = REFRESH_LAZY;
 	if (mode == REFRESH_CHECK)
@@ -1815,6 +1885,8 @@ kept_open(struct maildir *st, const char *name, uint32_t uid, int *fdp,
 	struct stat	 sb;
 	int		 ffd, dfd, fd;
 
+	if (st->nheld > 0)
+		held_drop_all(st);
 	key.uid = uid;
 	if ((f = folder_find(st, name, NULL)) == NULL || f->ix != NULL ||
 	    f->nkept == 0 || f == st->hot || skip_has(st, name) ||
@@ -1864,12 +1936,17 @@ used_cmp(const void *x, const void *y)
  * down to half the bound.  The passes that trim (see folder_open) visit
  * every folder once: only the folders this pass opened already are
  * unloaded, as it comes to the others next (so a pass over more than
- * the bound may hold more until it is done with some).  Never keep's (just opened: its caller uses
- * it), the hot folder's (its saves wait in tmp/ and name its entries)
- * or a read-only run's in-memory use of a folder's own index (its new
- * UIDs are in memory only).  Best effort: what cannot be written stays
- * loaded, and store_flush reports it.  With done, the candidates are the
- * folders the caller is done with instead (maildir_done).
+ * the bound may hold more until it is done with some).  Never keep's
+ * (just opened: its caller uses it), the hot folder's (its saves wait in
+ * tmp/ and name its entries) or a read-only run's in-memory use of a
+ * folder's own index (its new UIDs are in memory only); in the listing,
+ * only folders whose listing is held: another loaded there (rescanned,
+ * its contents unchanged: a racy token) may still be listed (the
+ * server's by-reference listing) or saved into, which would decode it
+ * again, so it waits for the later passes as before.  Best effort: what
+ * cannot be written stays loaded, and store_flush reports it.  With
+ * done, the candidates are the folders the caller is done with instead
+ * (maildir_done).
  */
 static void
 ix_trim(struct maildir *st, struct folder *keep, int done)
@@ -1885,6 +1962,7 @@ ix_trim(struct maildir *st, struct folder *keep, int done)
 		for (i = 0; i < st->nf; i++)
 			if (st->f[i]->ix != NULL && st->f[i] != keep &&
 			    st->f[i] != st->hot && !st->f[i]->ownix &&
+			    (!st->listing || st->f[i]->held != NULL) &&
 			    (done ? st->f[i]->done :
 			    st->f[i]->used > st->pass_start))
 				c[nc++] = st->f[i];
@@ -2253,6 +2331,7 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	struct store_mailbox	*v = NULL;
 	struct folder		*f;
 	char			*inbox;
+	const char		*hook;
 	size_t			 i, nv = 0;
 	int			 fd, hc, r;
 
@@ -2282,6 +2361,17 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 		r = MSYNC_ERR_NOMEM;
 		goto out;
 	}
+	/*
+	 * One pass that may unload indexes (issue 10.3: memory): a changed
+	 * folder's index is loaded and rescanned here, its listing made and
+	 * held for list_messages (held_make), and past the bound ix_trim
+	 * lets the index go, keeping the few messages the run found for the
+	 * reading of the new mail (kept_fill).  So the listing holds at most
+	 * the bound's indexes, not every changed folder's, and each is still
+	 * decoded once.
+	 */
+	held_drop_all(st);
+	st->listing = 1;
 	for (i = 0; i < l.n; i++) {
 		r = folder_open(st, l.v[i], REFRESH_HEAD, &f, &fd);
 		if (r == MSYNC_ERR_NOMEM)
@@ -2319,18 +2409,26 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 			v[nv++].error = r;
 			continue;
 		}
+		r = held_make(st, f, fd);
 		close(fd);
-		if ((r = status_of(f, &v[nv])) != 0)
+		if (r != 0 || (r = status_of(f, &v[nv])) != 0)
 			goto out;
 		nv++;
 		if ((r = unique_guid(st, v, &nv)) != 0)
 			goto out;
 	}
+	/* Test hook: a change between the listing and list_messages. */
+	if ((hook = getenv("MSYNC_TEST_LIST_HOOK")) != NULL && *hook != '\0' &&
+	    system(hook) != 0)
+		WARNX("MSYNC_TEST_LIST_HOOK failed");
 	*out = v;
 	*n = nv;
 	v = NULL;	/* transferred */
 	r = 0;
 out:
+	/* list_messages, the next pass, unloads only what it opened. */
+	st->listing = 0;
+	st->trimming = 0;
 	store_mailboxes_free(v, nv);
 	for (i = 0; i < l.n; i++)
 		free(l.v[i]);
@@ -2384,21 +2482,21 @@ kw_ready(struct folder *f, int folderfd)
 	return index_kw_load(folderfd, &f->kw);
 }
 
-/* Lists the messages of mailbox name; see store.h. */
+/*
+ * Appends the messages of f, whose index is loaded (its directory open
+ * on fd), to *out, sorted by uid: what store_list_messages returns.
+ * Returns 0 or MSYNC_ERR_*.
+ */
 static int
-maildir_list_messages(struct maildir *st, const char *name,
-    struct msglist *out)
+list_build(struct folder *f, int fd, struct msglist *out)
 {
-	struct folder		*f;
 	struct index_ent	*e;
 	struct msg		 m;
 	size_t			 i;
 	uint32_t		 kwbits;
 	uint8_t			 flags;
-	int			 fd = -1, r;
+	int			 r;
 
-	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
-		return r;
 	/*
 	 * The count is known: one allocation of the right size instead of
 	 * doubling, which left a list of the whole folder up to twice the
@@ -2408,10 +2506,8 @@ maildir_list_messages(struct maildir *st, const char *name,
 		struct msg	*nv;
 
 		if ((nv = reallocarray(out->v, out->n + f->ix->live,
-		    sizeof(*nv))) == NULL) {
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
+		    sizeof(*nv))) == NULL)
+			return MSYNC_ERR_NOMEM;
 		out->v = nv;
 		out->cap = out->n + f->ix->live;
 	}
@@ -2429,18 +2525,119 @@ maildir_list_messages(struct maildir *st, const char *name,
 		m.date = e->date;
 		if (kwbits != 0) {
 			if ((r = kw_ready(f, fd)) != 0)
-				goto out;
+				return r;
 			if ((r = index_kw_names(&f->kw, kwbits,
 			    &m.kw)) != 0)
-				goto out;
+				return r;
 		}
 		r = msglist_add(out, &m);
 		free(m.kw);
 		if (r != 0)
-			goto out;
+			return r;
 	}
-	r = 0;
-out:
+	return 0;
+}
+
+/*
+ * list_mailboxes, folder f just opened (on fd) with its index loaded:
+ * if the brain is likely to ask for its messages (the refresh moved its
+ * modseq, which then differs from the one the sync base took at the end
+ * of the last run; or --full, which lists every mailbox), makes the
+ * listing now and holds it (struct held), so that a trim may let the
+ * index go before list_messages comes.  Not with a racy token, which
+ * could not tell a later change.  Best effort but for memory: without
+ * a held listing, list_messages loads the index as before.  Returns 0
+ * or MSYNC_ERR_NOMEM.
+ */
+static int
+held_make(struct maildir *st, struct folder *f, int fd)
+{
+	struct held	*h;
+	int		 r;
+
+	if (f->held != NULL || f->ix == NULL || !f->ix->token.valid ||
+	    (!st->o.full && f->ix->modseq == f->load_modseq))
+		return 0;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return MSYNC_ERR_NOMEM;
+	if ((r = list_build(f, fd, &h->l)) != 0) {
+		msglist_free(&h->l);
+		free(h);
+		return r == MSYNC_ERR_NOMEM ? r : 0;
+	}
+	h->tok = f->ix->token;
+	f->held = h;
+	st->nheld++;
+	LOG4("'%s': listing held (%zu messages)", f->where, h->l.n);
+	return 0;
+}
+
+/*
+ * list_messages: hands f's held listing over to *out if cur/ and new/
+ * still show the token it was made under (nobody changed the folder
+ * since: msync's own changes drop it first).  Either way the listing is
+ * no longer held.  Returns 0 when handed over, 1 when the caller must
+ * list from the index, or MSYNC_ERR_NOMEM.
+ */
+static int
+held_take(struct maildir *st, struct folder *f, struct msglist *out)
+{
+	struct index_token	 tok;
+	struct timespec		 now;
+	struct held		*h = f->held;
+	int			 fd, ok = 0;
+
+	if (!skip_has(st, f->name) &&
+	    (fd = open_beneath(st->rootfd, f->dir)) != -1) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		ok = index_token_read(fd, &now, &tok) == 0 &&
+		    index_token_same(&tok, &h->tok);
+		close(fd);
+	}
+	if (!ok) {
+		LOG3("'%s' changed since it was listed: listing it again",
+		    f->where);
+		held_clear(st, f);
+		return 1;
+	}
+	if (out->n == 0) {
+		free(out->v);
+		*out = h->l;
+	} else {
+		if (out->cap - out->n < h->l.n) {
+			struct msg	*nv;
+
+			if ((nv = reallocarray(out->v, out->n + h->l.n,
+			    sizeof(*nv))) == NULL)
+				return MSYNC_ERR_NOMEM;
+			out->v = nv;
+			out->cap = out->n + h->l.n;
+		}
+		/* The keyword strings move with their messages. */
+		memcpy(&out->v[out->n], h->l.v, h->l.n * sizeof(*h->l.v));
+		out->n += h->l.n;
+		free(h->l.v);
+	}
+	memset(&h->l, 0, sizeof(h->l));	/* transferred */
+	LOG4("'%s': held listing taken", f->where);
+	held_clear(st, f);
+	return 0;
+}
+
+/* Lists the messages of mailbox name; see store.h. */
+static int
+maildir_list_messages(struct maildir *st, const char *name,
+    struct msglist *out)
+{
+	struct folder	*f;
+	int		 fd = -1, r;
+
+	if ((f = folder_find(st, name, NULL)) != NULL && f->held != NULL &&
+	    (r = held_take(st, f, out)) <= 0)
+		return r;
+	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
+		return r;
+	r = list_build(f, fd, out);
 	close(fd);
 	return r;
 }

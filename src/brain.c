@@ -113,6 +113,8 @@ struct sexp {
 
 #define SEXP_HELD	UINT32_MAX	/* act of a held one (act_plan_early) */
 
+struct seenlist;
+
 struct brain {
 	enum side	 self;
 	enum side	 peer;
@@ -203,6 +205,8 @@ struct brain {
 	 */
 	struct rec_done_mbox *chk;
 	uint8_t		*chk_state;
+	/* check_mbox's lists, kept from one mailbox to the next (owned). */
+	struct seenlist	*chk_want, *chk_have, *chk_exp;
 	struct rec_done	 peer_done;
 	int		 got_peer_done;
 	int		 got_peer_results;
@@ -218,6 +222,7 @@ struct brain {
 
 static ssize_t	 view_find(const struct view *, const struct guid *,
 		    const char *);
+static void	 chk_bufs_free(struct brain *);
 static int	 send_base_refs(struct brain *, const struct state_mbox *);
 
 static void
@@ -251,6 +256,7 @@ brain_free(struct brain *b)
 	free(b->early);
 	free(b->chk);
 	free(b->chk_state);
+	chk_bufs_free(b);
 	free(b->est);
 	free(b->out_acts);
 	free(b->in_seen);
@@ -3248,7 +3254,7 @@ check_mbox(struct brain *b, uint32_t i, uint8_t touched,
 	struct state_mbox	*nm;
 	struct store_mailbox	 st;
 	struct msglist		 now;
-	struct seenlist		 want, have, exp;
+	struct seenlist		*want, *have, *exp;
 	size_t			 j;
 	int			 same, r;
 
@@ -3302,26 +3308,37 @@ check_mbox(struct brain *b, uint32_t i, uint8_t touched,
 		return 0;
 	}
 	free(st.name);
-	memset(&want, 0, sizeof(want));
-	memset(&have, 0, sizeof(have));
-	memset(&exp, 0, sizeof(exp));
+	/* Kept from one mailbox to the next: no growth from 0 each time. */
+	if ((b->chk_want == NULL &&
+	    (b->chk_want = calloc(1, sizeof(*b->chk_want))) == NULL) ||
+	    (b->chk_have == NULL &&
+	    (b->chk_have = calloc(1, sizeof(*b->chk_have))) == NULL) ||
+	    (b->chk_exp == NULL &&
+	    (b->chk_exp = calloc(1, sizeof(*b->chk_exp))) == NULL)) {
+		msglist_free(&now);
+		return MSYNC_ERR_NOMEM;
+	}
+	want = b->chk_want;
+	have = b->chk_have;
+	exp = b->chk_exp;
+	want->n = have->n = exp->n = 0;
 	for (j = 0; j < nm->nmsgs && r == 0; j++)
 		if (nm->msgs[j].uid[b->self] != 0)
-			r = seen_add(&want, nm->msgs[j].uid[b->self],
+			r = seen_add(want, nm->msgs[j].uid[b->self],
 			    nm->msgs[j].flags[b->self], nm->msgs[j].kw[b->self]);
 	if (r == 0)
-		r = expected_msgs(b, i, vm, &exp);
-	for (j = 0; same && j < exp.n && r == 0; j++)
-		r = seen_add(&have, exp.v[j].uid, exp.v[j].flags,
-		    exp.v[j].kw);
+		r = expected_msgs(b, i, vm, exp);
+	for (j = 0; same && j < exp->n && r == 0; j++)
+		r = seen_add(have, exp->v[j].uid, exp->v[j].flags,
+		    exp->v[j].kw);
 	for (j = 0; j < now.n && r == 0; j++)
-		r = seen_add(&have, now.v[j].uid, now.v[j].flags,
+		r = seen_add(have, now.v[j].uid, now.v[j].flags,
 		    now.v[j].kw);
 	if (r == 0) {
 		out->uidvalidity = st.uidvalidity;
-		out->modseq = seen_equal(&want, &have) ? st.modseq : 0;
+		out->modseq = seen_equal(want, have) ? st.modseq : 0;
 		*got = 1;
-		if (!seen_equal(&exp, &have)) {
+		if (!seen_equal(exp, have)) {
 			LOG2("'%s' changed during the run",
 			    log_esc(b->cur_name[i], 200));
 			if (!b->action_error)
@@ -3329,10 +3346,21 @@ check_mbox(struct brain *b, uint32_t i, uint8_t touched,
 		}
 	}
 	msglist_free(&now);
-	free(want.v);
-	free(have.v);
-	free(exp.v);
 	return r;
+}
+
+/* Frees check_mbox's lists. */
+static void
+chk_bufs_free(struct brain *b)
+{
+	struct seenlist	*l[3] = { b->chk_want, b->chk_have, b->chk_exp };
+
+	for (size_t i = 0; i < 3; i++)
+		if (l[i] != NULL) {
+			free(l[i]->v);
+			free(l[i]);
+		}
+	b->chk_want = b->chk_have = b->chk_exp = NULL;
 }
 
 /*
@@ -3370,6 +3398,7 @@ final_status(struct brain *b, struct rec_done *d)
 	}
 out:
 	free(touched);
+	chk_bufs_free(b);
 	return r;
 }
 

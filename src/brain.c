@@ -106,6 +106,18 @@ struct fp_in {
 	size_t		 cap;
 };
 
+/*
+ * One flag change or expunge of mine: to find a copy's source among them
+ * (apply_store_copies, act_plan_early).
+ */
+struct sexp {
+	uint32_t	 mbox, uid, act;
+};
+
+#define SEXP_HELD	UINT32_MAX	/* act of a held one (act_plan_early) */
+
+struct seenlist;
+
 struct brain {
 	enum side	 self;
 	enum side	 peer;
@@ -141,7 +153,11 @@ struct brain {
 	size_t		 nout;
 	size_t		 capout;
 	size_t		 nin;		/* COPY actions the peer sends me */
-	uint8_t		*in_seen;	/* owned; per action: already received */
+	/*
+	 * Owned; per action: an incoming COPY already received, or one of
+	 * my flag changes and expunges already applied (apply_early).
+	 */
+	uint8_t		*in_seen;
 	size_t		 in_done;
 	struct incoming	 in;
 	struct outgoing	 out;
@@ -162,10 +178,38 @@ struct brain {
 	uint8_t		*srv_done;	/* owned; per action: the store did it
 					   (apply_store_copies), or NULL */
 	/*
-	 * Owned; per plan mailbox: my actions on it not done yet.  At 0
-	 * the store hears store_done, and may unload its index (memory).
+	 * Owned; per plan mailbox: my actions on it not done yet, and my
+	 * local copies still to read from it.  At 0 it is finished
+	 * (finish_mbox): past the store's bound, checked and let go.
 	 */
 	uint32_t	*mb_left;
+	/*
+	 * Owned; per plan mailbox: the COPY actions the peer still has to
+	 * send into it.  At 0 its early actions are applied (apply_early).
+	 */
+	uint32_t	*mb_in;
+	/*
+	 * Owned; per plan mailbox: 1 if I change it otherwise than by the
+	 * saves the peer sends (flag changes, expunges, local copies).
+	 */
+	uint8_t		*mb_acts;
+	/*
+	 * Owned; my flag changes and expunges that may come as soon as
+	 * their mailbox's saves are in, sorted by mailbox, then plan order
+	 * (act_plan_early): all but those on a message a copy of mine
+	 * still reads.
+	 */
+	struct sexp	*early;
+	size_t		 nearly;
+	/*
+	 * Owned; per plan mailbox: its end-of-run check made when the
+	 * brain was done with it (finish_mbox), chk_state 0 not made, 1
+	 * made with chk[i] to report, 2 made with nothing to report.
+	 */
+	struct rec_done_mbox *chk;
+	uint8_t		*chk_state;
+	/* check_mbox's lists, kept from one mailbox to the next (owned). */
+	struct seenlist	*chk_want, *chk_have, *chk_exp;
 	struct rec_done	 peer_done;
 	int		 got_peer_done;
 	int		 got_peer_results;
@@ -181,6 +225,7 @@ struct brain {
 
 static ssize_t	 view_find(const struct view *, const struct guid *,
 		    const char *);
+static void	 chk_bufs_free(struct brain *);
 static int	 send_base_refs(struct brain *, const struct state_mbox *);
 
 static void
@@ -209,6 +254,12 @@ brain_free(struct brain *b)
 	free(b->mb_skip);
 	free(b->srv_done);
 	free(b->mb_left);
+	free(b->mb_in);
+	free(b->mb_acts);
+	free(b->early);
+	free(b->chk);
+	free(b->chk_state);
+	chk_bufs_free(b);
 	free(b->est);
 	free(b->out_acts);
 	free(b->in_seen);
@@ -1902,37 +1953,257 @@ counted(const struct brain *b, const struct action *a)
 	    a->mbox < b->plan.nmb;
 }
 
+/* 1 if a is a copy of mine that reads my own store (a local copy). */
 static int
-count_left(struct brain *b)
+local_copy(const struct brain *b, const struct action *a)
 {
-	if ((b->mb_left = calloc(b->plan.nmb + 1, sizeof(*b->mb_left))) ==
-	    NULL)
+	return a->type == ACT_COPY && a->side == b->self &&
+	    a->src_side == b->self && a->src_mbox < b->plan.nmb;
+}
+
+static int
+sexp_cmp(const void *x, const void *y)
+{
+	const struct sexp *a = x, *b = y;
+
+	if (a->mbox != b->mbox)
+		return a->mbox < b->mbox ? -1 : 1;
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/* By mailbox, then plan order. */
+static int
+sexp_act_cmp(const void *x, const void *y)
+{
+	const struct sexp *a = x, *b = y;
+
+	if (a->mbox != b->mbox)
+		return a->mbox < b->mbox ? -1 : 1;
+	return a->act < b->act ? -1 : a->act > b->act;
+}
+
+/*
+ * Which of my flag changes and expunges may be applied as soon as their
+ * mailbox's saves are in (apply_early), instead of after every mailbox's
+ * saves and my local copies (the plan's order, which apply_local keeps
+ * for the rest): each folder can then be let go once (issue 10.3: the
+ * destination of a 1% run held every folder it changed from its first
+ * save to its last expunge).  Left to apply_local: an action on a
+ * message that a copy of mine reads (a local copy, or one I send to the
+ * peer), so the copy still finds the message, and with the flags it was
+ * listed with (a store's own copy takes the source's flags:
+ * store_copy's src_flags).
+ *
+ * Why an interrupted run still never removes the only copy of a message
+ * (docs/SYNC.md): an expunge applied early is of a message no copy of
+ * this side reads.  A message moved between folders on the other side is
+ * copied here from this side's own message (local_copies prefers a
+ * message the plan removes), whose expunge is therefore held until the
+ * copy is made, as before.  A copy this side gets over the wire is of a
+ * message this side had nowhere when it listed (local_copies would have
+ * read it locally otherwise), so no expunge here concerns it, and the
+ * peer, which sends it, holds its own expunges of what it sends until
+ * its transfer is over.  Any other early expunge removes a message that
+ * the plan deletes and that no copy needs: killed before, after or
+ * during it, the run loses nothing the plan keeps, and the next run
+ * plans again from the last committed base.
+ */
+static int
+act_plan_early(struct brain *b)
+{
+	struct sexp	*e, key, *hit;
+	size_t		 n = 0, w;
+
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action *a = &b->plan.act[i];
+
+		if (a->side == b->self && (a->type == ACT_FLAGS ||
+		    a->type == ACT_EXPUNGE) && a->mbox < b->plan.nmb)
+			n++;
+	}
+	if (n == 0)
+		return 0;
+	if ((e = calloc(n, sizeof(*e))) == NULL)
 		return MSYNC_ERR_NOMEM;
-	for (size_t i = 0; i < b->plan.nact; i++)
-		if (counted(b, &b->plan.act[i]))
-			b->mb_left[b->plan.act[i].mbox]++;
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action *a = &b->plan.act[i];
+
+		if (a->side == b->self && (a->type == ACT_FLAGS ||
+		    a->type == ACT_EXPUNGE) && a->mbox < b->plan.nmb) {
+			e[b->nearly].mbox = a->mbox;
+			e[b->nearly].uid = a->uid;
+			e[b->nearly++].act = (uint32_t)i;
+		}
+	}
+	msync_sort(e, n, sizeof(*e), sexp_cmp);
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action *a = &b->plan.act[i];
+
+		if (a->type != ACT_COPY || a->src_side != b->self)
+			continue;
+		key.mbox = a->src_mbox;
+		key.uid = a->src_uid;
+		if ((hit = bsearch(&key, e, n, sizeof(*e), sexp_cmp)) == NULL)
+			continue;
+		/* Every action on that message (a flag change and more). */
+		while (hit > e && sexp_cmp(hit - 1, &key) == 0)
+			hit--;
+		for (; hit < e + n && sexp_cmp(hit, &key) == 0; hit++)
+			hit->act = SEXP_HELD;
+	}
+	for (size_t i = w = 0; i < n; i++)
+		if (e[i].act != SEXP_HELD)
+			e[w++] = e[i];
+	b->nearly = w;
+	msync_sort(e, w, sizeof(*e), sexp_act_cmp);
+	b->early = e;
 	return 0;
 }
 
 /*
- * A save of the transfer (counted in mb_left) is done, well or not:
- * after its mailbox's last action, the store may let go of the mailbox
- * until the end-of-run rescan (issue 10.3: the destination of an
- * initial copy held every folder's index to the end).  Only the
- * transfer says so: a mailbox with flag changes, expunges or local
- * copies still to come (apply_local, after every mailbox's saves) is
- * never at 0 here, and once the transfer is over the peak it would
- * lower is behind, while the rescan would load the mailbox again
- * (measured: +17% instructions for a 1% run's destination).
+ * Counts my actions per mailbox (mb_left: those it waits for before the
+ * store may let it go, and a local copy's read of its source; mb_in: the
+ * saves the peer sends) and plans the early ones (act_plan_early).
  */
-static void
+static int
+count_left(struct brain *b)
+{
+	size_t	 nmb = b->plan.nmb + 1;
+
+	if ((b->mb_left = calloc(nmb, sizeof(*b->mb_left))) == NULL ||
+	    (b->mb_in = calloc(nmb, sizeof(*b->mb_in))) == NULL ||
+	    (b->mb_acts = calloc(nmb, 1)) == NULL ||
+	    (b->chk = calloc(nmb, sizeof(*b->chk))) == NULL ||
+	    (b->chk_state = calloc(nmb, 1)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (size_t i = 0; i < b->plan.nact; i++) {
+		const struct action *a = &b->plan.act[i];
+
+		if (!counted(b, a))
+			continue;
+		b->mb_left[a->mbox]++;
+		if (local_copy(b, a))
+			b->mb_left[a->src_mbox]++;
+		if (a->type == ACT_COPY && !local_copy(b, a))
+			b->mb_in[a->mbox]++;
+		else
+			b->mb_acts[a->mbox] = 1;
+	}
+	return act_plan_early(b);
+}
+
+static int	 check_mbox(struct brain *, uint32_t, uint8_t,
+		    struct rec_done_mbox *, int *);
+static int	 apply_one(struct brain *, uint32_t);
+static int	 act_done(struct brain *, const struct action *);
+
+/*
+ * Applies mailbox i's early flag changes and expunges (act_plan_early)
+ * not applied yet, in plan order.  Returns 0 or MSYNC_ERR_*.
+ */
+static int
+apply_early(struct brain *b, uint32_t i)
+{
+	size_t	 lo = 0, hi = b->nearly;
+	int	 r;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (b->early[mid].mbox < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < b->nearly && b->early[lo].mbox == i; lo++) {
+		uint32_t act = b->early[lo].act;
+
+		if (b->in_seen[act])
+			continue;
+		b->in_seen[act] = 1;
+		if ((r = apply_one(b, act)) != 0 ||
+		    (r = act_done(b, &b->plan.act[act])) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * My actions on mailbox i are all done, and the store may let it go
+ * (store_done).  A mailbox I only saved into is let go as it was before
+ * session 10: the end-of-run check loads it again, and its rescan then
+ * gives its index a change token that the next run can trust (one taken
+ * right after the saves is racy, and would make the next run rescan
+ * it).  A mailbox I also changed otherwise (flags, expunges, local
+ * copies) gets a racy token from its check anyway (the stamp chain);
+ * when the store is past its bound on what it holds loaded (store_done
+ * with no name), its end-of-run check is made now, while the store has
+ * it loaded, and the store then lets it go: the check at the end of the
+ * run would have loaded it again (measured in session 9: +17%
+ * instructions for a 1% run's destination).  So past the bound, a
+ * change another program makes to such a mailbox after the brain is
+ * done with it is not seen by this run (its exit status stays 0), but
+ * by the next one: its rescan finds the change token moved.  Below the
+ * bound nothing is let go and the check stays at the end of the run.
+ */
+static int
+finish_mbox(struct brain *b, uint32_t i)
+{
+	int	 r, got = 0;
+
+	if (b->cur_name[i] == NULL)
+		return 0;
+	if (!b->mb_acts[i]) {
+		store_done(b->store, b->cur_name[i]);
+		return 0;
+	}
+	if (!store_done(b->store, NULL))
+		return 0;
+	/* Touched (it had my actions); created if my side had no name. */
+	if ((r = check_mbox(b, i, b->plan.mb[i].name[b->self] == NULL ? 3 : 1,
+	    &b->chk[i], &got)) != 0)
+		return r;
+	b->chk_state[i] = got ? 1 : 2;
+	LOG3("'%s': checked as my actions on it are done",
+	    log_esc(b->cur_name[i], 200));
+	store_done(b->store, b->cur_name[i]);
+	return 0;
+}
+
+/* One of mailbox i's counted actions is done: 1 if it was the last. */
+static int
+mb_dec(struct brain *b, uint32_t i)
+{
+	if (i >= b->plan.nmb || b->mb_left[i] == 0)
+		return 0;
+	return --b->mb_left[i] == 0;
+}
+
+/*
+ * Action a of mine (counted) is done, well or not.  After an incoming
+ * save, the last one of its mailbox lets the mailbox's early flag changes
+ * and expunges come (apply_early); after a mailbox's last action, it is
+ * checked and may be let go (finish_mbox).  A mailbox delete never
+ * counts down: the mailbox goes with it.  Returns 0 or MSYNC_ERR_*.
+ */
+static int
 act_done(struct brain *b, const struct action *a)
 {
-	if (b->mb_left == NULL || a->mbox >= b->plan.nmb ||
-	    b->mb_left[a->mbox] == 0)
-		return;
-	if (--b->mb_left[a->mbox] == 0)
-		store_done(b->store, b->cur_name[a->mbox]);
+	int	 r;
+
+	if (b->mb_left == NULL || !counted(b, a) ||
+	    a->type == ACT_MBOX_DELETE)
+		return 0;
+	if (local_copy(b, a) && mb_dec(b, a->src_mbox) &&
+	    (r = finish_mbox(b, a->src_mbox)) != 0)
+		return r;
+	if (a->type == ACT_COPY && !local_copy(b, a) &&
+	    b->mb_in[a->mbox] > 0 && --b->mb_in[a->mbox] == 0 &&
+	    (r = apply_early(b, a->mbox)) != 0)
+		return r;
+	if (mb_dec(b, a->mbox))
+		return finish_mbox(b, a->mbox);
+	return 0;
 }
 
 /*
@@ -2019,18 +2290,18 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 			return MSYNC_ERR_PROTO;
 		a = &b->plan.act[b->in.act];
 		if (b->in.skip) {
-			act_done(b, a);
 			b->in.skip = 0;
 			b->in_done++;
 			b->pg.msgs++;
 			note_copy(b, a, 0, MSYNC_ERR_STORE_CHANGED);
-			return add_result(b, b->in.act, 0,
-			    MSYNC_ERR_STORE_CHANGED);
+			if ((r = add_result(b, b->in.act, 0,
+			    MSYNC_ERR_STORE_CHANGED)) != 0)
+				return r;
+			return act_done(b, a);
 		}
 		r = store_save_commit(b->in.save, a->flags, a->kw, b->in.date,
 		    &a->guid, &uid);
 		b->in.save = NULL;
-		act_done(b, a);
 		b->in_done++;
 		b->pg.msgs++;
 		b->st.copied_bytes[b->self] += b->in.size;
@@ -2073,7 +2344,10 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		note_copy(b, a, uid, r);
 		if (r == 0)
 			durable(b);
-		return add_result(b, b->in.act, r == 0 ? uid : 0, r);
+		/* After note_copy: the mailbox's check needs the new uid. */
+		if ((r = add_result(b, b->in.act, r == 0 ? uid : 0, r)) != 0)
+			return r;
+		return act_done(b, a);
 	case REC_MSG_SKIP:
 		if (b->in.save != NULL || b->in_done >= b->nin)
 			return MSYNC_ERR_PROTO;
@@ -2081,7 +2355,6 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 			return r;
 		if ((a = incoming_action(b, act)) == NULL)
 			return MSYNC_ERR_PROTO;
-		act_done(b, a);
 		b->in_done++;
 		b->pg.msgs++;
 		progress_act_size(b, act, 0);
@@ -2091,8 +2364,10 @@ consume(struct brain *b, uint8_t type, const uint8_t *p, size_t len)
 		else
 			b->action_error = 1;
 		note_copy(b, a, 0, MSYNC_ERR_NOTFOUND);
-		return add_result(b, act, 0, changed_under_us(status) ?
-		    MSYNC_ERR_STORE_CHANGED : MSYNC_ERR_NOTFOUND);
+		if ((r = add_result(b, act, 0, changed_under_us(status) ?
+		    MSYNC_ERR_STORE_CHANGED : MSYNC_ERR_NOTFOUND)) != 0)
+			return r;
+		return act_done(b, a);
 	case REC_RESULT: {
 		struct rec_result	*res = NULL;
 		size_t			 n = 0;
@@ -2466,21 +2741,6 @@ scopy_batch_cmp(const void *x, const void *y)
 	return a->act < b->act ? -1 : a->act > b->act;
 }
 
-/* One expunge of mine, to find a copy's source among them. */
-struct sexp {
-	uint32_t	 mbox, uid, act;
-};
-
-static int
-sexp_cmp(const void *x, const void *y)
-{
-	const struct sexp *a = x, *b = y;
-
-	if (a->mbox != b->mbox)
-		return a->mbox < b->mbox ? -1 : 1;
-	return a->uid < b->uid ? -1 : a->uid > b->uid;
-}
-
 /*
  * Hands the batch sc[0..n) (one kind, one source and one target mailbox)
  * to the store and records what it did: the copies it made as done (and
@@ -2670,119 +2930,174 @@ out:
 }
 
 /*
- * Applies my local actions in plan order: local copies, flag changes,
- * expunges, mailbox deletes.  A failure is reported and remembered, and
- * the run goes on: every action is independent and safe to retry.
+ * Applies my action act (a local copy, flag change, expunge or mailbox
+ * delete; others are not done here).  A failure is reported and
+ * remembered, and the run goes on: every action is independent and safe
+ * to retry.  Returns 0, or MSYNC_ERR_NOMEM.
+ */
+static int
+apply_one(struct brain *b, uint32_t act)
+{
+	const struct action	*a = &b->plan.act[act];
+	const char		*mbn = b->cur_name[a->mbox];
+	uint32_t		 uid = 0;
+	int			 r;
+
+	if (b->mb_skip[a->mbox]) {
+		/* It changed under us: nothing more in it. */
+		if (b->self == SIDE_B && add_result(b, act, 0,
+		    MSYNC_ERR_STORE_CHANGED) != 0)
+			return MSYNC_ERR_NOMEM;
+		return 0;
+	}
+	switch (a->type) {
+	case ACT_COPY: {
+		struct store_save	*sv = NULL;
+		struct store_msg	*sm = NULL;
+		uint64_t		 size;
+		int64_t			 date;
+		static uint8_t		 buf[65536];
+		size_t			 n;
+
+		if (a->src_side != b->self)
+			return 0;
+		r = store_msg_open(b->store, b->cur_name[a->src_mbox],
+		    a->src_uid, &sm, &size, &date);
+		if (r == 0)
+			r = store_save_begin(b->store, mbn, &sv);
+		while (r == 0 && (r = store_msg_read(sm, buf, sizeof(buf),
+		    &n)) == 0 && n > 0)
+			r = store_save_write(sv, buf, n);
+		if (r == 0) {
+			r = store_save_commit(sv, a->flags, a->kw, date,
+			    &a->guid, &uid);
+			sv = NULL;
+		}
+		if (sv != NULL)
+			store_save_abort(sv);
+		store_msg_close(sm);
+		note_copy(b, a, uid, r);
+		if (b->self == SIDE_B && add_result(b, act, uid, r) != 0)
+			return MSYNC_ERR_NOMEM;
+		break;
+	}
+	case ACT_FLAGS: {
+		uint8_t		 of;
+		const char	*okw;
+
+		/*
+		 * Change only what the plan changes: a flag that a mail
+		 * reader changed since we listed is kept.
+		 */
+		if (listed_flags(b, a->mbox, a->uid, &of, &okw) == 0)
+			r = store_update_flags(b->store, mbn, a->uid, of, okw,
+			    a->flags, a->kw);
+		else
+			r = store_set_flags(b->store, mbn, a->uid, a->flags,
+			    a->kw);
+		break;
+	}
+	case ACT_EXPUNGE:
+		r = store_expunge_guid(b->store, mbn, a->uid, &a->guid);
+		if (r == MSYNC_ERR_STORE_CHANGED) {
+			/* Another message took the uid: keep it. */
+			WARNX("uid %" PRIu32 " in '%s' is not the message to "
+			    "expunge; kept", a->uid, log_esc(mbn, 200));
+			b->changed = 1;
+			fail_mbox(b, a->mbox);
+			return 0;
+		}
+		break;
+	case ACT_MBOX_DELETE:
+		r = store_delete_mailbox(b->store, mbn);
+		break;
+	default:
+		return 0;
+	}
+	if (r != 0) {
+		if (changed_under_us(r)) {
+			WARNX("%s in '%s': the message changed since it was "
+			    "listed", plan_act_name(a->type), log_esc(mbn, 200));
+			b->changed = 1;
+		} else {
+			ERRC(r, "%s in '%s' failed", plan_act_name(a->type),
+			    log_esc(mbn, 200));
+			b->action_error = 1;
+		}
+		fail_mbox(b, a->mbox);
+		if (b->self == SIDE_B && a->type != ACT_COPY &&
+		    add_result(b, act, 0, r) != 0)
+			return MSYNC_ERR_NOMEM;
+		return 0;
+	}
+	durable(b);
+	return 0;
+}
+
+/*
+ * Applies my local actions: the early flag changes and expunges of the
+ * mailboxes the transfer saved nothing into (mailbox by mailbox, so each
+ * can be let go after its own: finish_mbox), then my local copies, and
+ * the rest in plan order: the flag changes and expunges of messages a
+ * copy read (act_plan_early), the mailbox deletes.  A failure is
+ * reported and remembered, and the run goes on: every action is
+ * independent and safe to retry.
  */
 static int
 apply_local(struct brain *b)
 {
+	size_t	ncopied = 0;
 	int	fr;
 
+	for (size_t i = 0; i < b->nearly; i++)
+		if (!b->in_seen[b->early[i].act] &&
+		    (fr = apply_early(b, b->early[i].mbox)) != 0)
+			return fr;
 	if ((fr = apply_store_copies(b)) != 0)
 		return fr;
 	for (size_t i = 0; i < b->plan.nact; i++) {
-		const struct action	*a = &b->plan.act[i];
-		const char		*mbn = b->cur_name[a->mbox];
-		uint32_t		 uid = 0;
-		int			 r;
+		const struct action *a = &b->plan.act[i];
 
 		if (a->side != b->self)
 			continue;
-		if (b->srv_done != NULL && b->srv_done[i])
-			continue;	/* made by the store itself */
-		if (b->mb_skip[a->mbox]) {
-			/* It changed under us: nothing more in it. */
-			if (b->self == SIDE_B && add_result(b, (uint32_t)i, 0,
+		if (a->type == ACT_COPY && a->src_side != b->self) {
+			/* The transfer's; failed as a whole if skipped. */
+			if (b->mb_skip[a->mbox] && (b->srv_done == NULL ||
+			    !b->srv_done[i]) && b->self == SIDE_B &&
+			    add_result(b, (uint32_t)i, 0,
 			    MSYNC_ERR_STORE_CHANGED) != 0)
 				return MSYNC_ERR_NOMEM;
 			continue;
 		}
-		switch (a->type) {
-		case ACT_COPY: {
-			struct store_save	*sv = NULL;
-			struct store_msg	*sm = NULL;
-			uint64_t		 size;
-			int64_t			 date;
-			static uint8_t		 buf[65536];
-			size_t			 n;
-
-			if (a->src_side != b->self)
-				continue;
-			r = store_msg_open(b->store,
-			    b->cur_name[a->src_mbox], a->src_uid, &sm, &size,
-			    &date);
-			if (r == 0)
-				r = store_save_begin(b->store, mbn, &sv);
-			while (r == 0 && (r = store_msg_read(sm, buf,
-			    sizeof(buf), &n)) == 0 && n > 0)
-				r = store_save_write(sv, buf, n);
-			if (r == 0) {
-				r = store_save_commit(sv, a->flags, a->kw,
-				    date, &a->guid, &uid);
-				sv = NULL;
-			}
-			if (sv != NULL)
-				store_save_abort(sv);
-			store_msg_close(sm);
-			note_copy(b, a, uid, r);
-			if (b->self == SIDE_B &&
-			    add_result(b, (uint32_t)i, uid, r) != 0)
-				return MSYNC_ERR_NOMEM;
-			break;
-		}
-		case ACT_FLAGS: {
-			uint8_t		 of;
-			const char	*okw;
-
+		if (a->type != ACT_COPY && b->in_seen[i])
+			continue;	/* applied early */
+		if (a->type != ACT_COPY && ncopied > 0) {
 			/*
-			 * Change only what the plan changes: a flag that a
-			 * mail reader changed since we listed is kept.
+			 * The plan's copies come first: the messages they
+			 * read may go next.  A store may still hold the
+			 * copies back (Maildir's saves wait in tmp/ for
+			 * their syncfs): a run killed after an expunge of a
+			 * moved message's source would then leave it in
+			 * neither folder on this side.  So the copies are
+			 * put in place first, and if that fails, nothing
+			 * they read is removed.
 			 */
-			if (listed_flags(b, a->mbox, a->uid, &of, &okw) == 0)
-				r = store_update_flags(b->store, mbn, a->uid,
-				    of, okw, a->flags, a->kw);
-			else
-				r = store_set_flags(b->store, mbn, a->uid,
-				    a->flags, a->kw);
-			break;
-		}
-		case ACT_EXPUNGE:
-			r = store_expunge_guid(b->store, mbn, a->uid, &a->guid);
-			if (r == MSYNC_ERR_STORE_CHANGED) {
-				/* Another message took the uid: keep it. */
-				WARNX("uid %" PRIu32 " in '%s' is not the message "
-				    "to expunge; kept", a->uid,
-				    log_esc(mbn, 200));
-				b->changed = 1;
-				fail_mbox(b, a->mbox);
-				continue;
+			ncopied = 0;
+			if ((fr = store_flush(b->store)) != 0 &&
+			    fr != MSYNC_ERR_STORE_CHANGED) {
+				ERRC(fr, "cannot store the copies made");
+				return fr;
 			}
-			break;
-		case ACT_MBOX_DELETE:
-			r = store_delete_mailbox(b->store, mbn);
-			break;
-		default:
-			continue;
 		}
-		if (r != 0) {
-			if (changed_under_us(r)) {
-				WARNX("%s in '%s': the message changed since "
-				    "it was listed", plan_act_name(a->type),
-				    log_esc(mbn, 200));
-				b->changed = 1;
-			} else {
-				ERRC(r, "%s in '%s' failed",
-				    plan_act_name(a->type), log_esc(mbn, 200));
-				b->action_error = 1;
-			}
-			fail_mbox(b, a->mbox);
-			if (b->self == SIDE_B && a->type != ACT_COPY &&
-			    add_result(b, (uint32_t)i, 0, r) != 0)
-				return MSYNC_ERR_NOMEM;
-			continue;
-		}
-		durable(b);
+		/* A copy the store made itself is done already. */
+		if ((b->srv_done == NULL || !b->srv_done[i]) &&
+		    (fr = apply_one(b, (uint32_t)i)) != 0)
+			return fr;
+		if (a->type == ACT_COPY && (b->srv_done == NULL ||
+		    !b->srv_done[i]))
+			ncopied++;
+		if ((fr = act_done(b, a)) != 0)
+			return fr;
 	}
 	/* A folder the store skipped (half there): run again, not fatal. */
 	fr = store_flush(b->store);
@@ -2922,27 +3237,146 @@ expected_msgs(struct brain *b, size_t i, const struct view_mbox *vm,
 }
 
 /*
+ * Checks plan mailbox i, which touched says I touched (bit 0) or created
+ * (bit 1): its uidvalidity and modseq go into *out, with *got 1, unless
+ * there is nothing to report (*got 0).  The modseq goes into the state
+ * only if my listing then equals the new base exactly, flags included,
+ * since the next run takes an "unchanged" mailbox's list from the base;
+ * otherwise 0 is recorded, so the next run lists it in full.  A listing
+ * that differs from what my own actions explain means mail arrived,
+ * left or changed flags during the run (exit status 2).  A mailbox I
+ * neither touched nor listed keeps its modseq without a rescan, so an
+ * unchanged mailbox costs nothing here.  Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+check_mbox(struct brain *b, uint32_t i, uint8_t touched,
+    struct rec_done_mbox *out, int *got)
+{
+	const struct plan_mbox	*pm = &b->plan.mb[i];
+	const struct view_mbox	*vm = NULL;
+	struct state_mbox	*nm;
+	struct store_mailbox	 st;
+	struct msglist		 now;
+	struct seenlist		*want, *have, *exp;
+	size_t			 j;
+	int			 same, r;
+
+	*got = 0;
+	if (pm->final_name == NULL || b->mb_skip[i] ||
+	    (nm = state_find(&b->plan.next, &pm->guid)) == NULL)
+		return 0;
+	/*
+	 * Not on my side, before or after (one-way keeps a mailbox that DST
+	 * deleted in the base, as tombstones): nothing to check.
+	 */
+	if (pm->name[b->self] == NULL && !(touched & 2))
+		return 0;
+	for (j = 0; pm->name[b->self] != NULL && j < b->views[b->self].n; j++)
+		if (strcmp(b->views[b->self].mb[j].name,
+		    pm->name[b->self]) == 0)
+			vm = &b->views[b->self].mb[j];
+	out->mbox = i;
+	if (!touched && vm != NULL && vm->unchanged) {
+		out->uidvalidity = vm->uidvalidity;
+		out->modseq = vm->modseq;
+		*got = 1;
+		return 0;
+	}
+	memset(&st, 0, sizeof(st));
+	memset(&now, 0, sizeof(now));
+	/*
+	 * A mailbox I did not touch whose modseq (which bumps whenever its
+	 * contents change) is still the one I listed holds what I listed:
+	 * its list is not read again (a store may have let its index go
+	 * since the listing, and would decode it once more for nothing).
+	 */
+	same = 0;
+	if ((r = store_rescan(b->store, b->cur_name[i], &st)) != 0 ||
+	    (!(same = !touched && vm != NULL && st.modseq != 0 &&
+	    st.uidvalidity == vm->uidvalidity && st.modseq == vm->modseq) &&
+	    (r = store_list_messages(b->store, b->cur_name[i], &now)) != 0)) {
+		free(st.name);
+		msglist_free(&now);
+		if (changed_under_us(r)) {
+			/* Its state stays as it was: exit 2. */
+			WARNX("'%s' changed during the run",
+			    log_esc(b->cur_name[i], 200));
+			fail_mbox(b, i);
+			b->changed = 1;
+		} else {
+			ERRC(r, "cannot rescan '%s'",
+			    log_esc(b->cur_name[i], 200));
+			b->action_error = 1;
+		}
+		return 0;
+	}
+	free(st.name);
+	/* Kept from one mailbox to the next: no growth from 0 each time. */
+	if ((b->chk_want == NULL &&
+	    (b->chk_want = calloc(1, sizeof(*b->chk_want))) == NULL) ||
+	    (b->chk_have == NULL &&
+	    (b->chk_have = calloc(1, sizeof(*b->chk_have))) == NULL) ||
+	    (b->chk_exp == NULL &&
+	    (b->chk_exp = calloc(1, sizeof(*b->chk_exp))) == NULL)) {
+		msglist_free(&now);
+		return MSYNC_ERR_NOMEM;
+	}
+	want = b->chk_want;
+	have = b->chk_have;
+	exp = b->chk_exp;
+	want->n = have->n = exp->n = 0;
+	for (j = 0; j < nm->nmsgs && r == 0; j++)
+		if (nm->msgs[j].uid[b->self] != 0)
+			r = seen_add(want, nm->msgs[j].uid[b->self],
+			    nm->msgs[j].flags[b->self], nm->msgs[j].kw[b->self]);
+	if (r == 0)
+		r = expected_msgs(b, i, vm, exp);
+	for (j = 0; same && j < exp->n && r == 0; j++)
+		r = seen_add(have, exp->v[j].uid, exp->v[j].flags,
+		    exp->v[j].kw);
+	for (j = 0; j < now.n && r == 0; j++)
+		r = seen_add(have, now.v[j].uid, now.v[j].flags,
+		    now.v[j].kw);
+	if (r == 0) {
+		out->uidvalidity = st.uidvalidity;
+		out->modseq = seen_equal(want, have) ? st.modseq : 0;
+		*got = 1;
+		if (!seen_equal(exp, have)) {
+			LOG2("'%s' changed during the run",
+			    log_esc(b->cur_name[i], 200));
+			if (!b->action_error)
+				b->changed = 1;
+		}
+	}
+	msglist_free(&now);
+	return r;
+}
+
+/* Frees check_mbox's lists. */
+static void
+chk_bufs_free(struct brain *b)
+{
+	struct seenlist	*l[3] = { b->chk_want, b->chk_have, b->chk_exp };
+
+	for (size_t i = 0; i < 3; i++)
+		if (l[i] != NULL) {
+			free(l[i]->v);
+			free(l[i]);
+		}
+	b->chk_want = b->chk_have = b->chk_exp = NULL;
+}
+
+/*
  * Finds out, for every mailbox of the new base that exists on my side,
- * its uidvalidity and modseq.  The modseq goes into the state only if my
- * listing then equals the new base exactly, flags included, since the
- * next run takes an "unchanged" mailbox's list from the base; otherwise
- * 0 is recorded, so the next run lists it in full.  A listing that
- * differs from what my own actions explain means mail arrived, left or
- * changed flags during the run (exit status 2).  A mailbox I neither
- * touched nor listed keeps its modseq without a rescan, so an unchanged
- * mailbox costs nothing here.
+ * its uidvalidity and modseq (check_mbox), or takes what finish_mbox
+ * found when the brain was done with the mailbox.
  */
 static int
 final_status(struct brain *b, struct rec_done *d)
 {
-	struct state	*nx = &b->plan.next;
 	uint8_t		*touched = NULL;
-	struct seenlist	 want, have, exp;
-	int		 r = 0;
+	int		 r = 0, got;
 
-	memset(&want, 0, sizeof(want));
-	memset(&have, 0, sizeof(have));
-	memset(&exp, 0, sizeof(exp));
 	if ((d->mb = calloc(b->plan.nmb ? b->plan.nmb : 1,
 	    sizeof(*d->mb))) == NULL ||
 	    (touched = calloc(b->plan.nmb ? b->plan.nmb : 1, 1)) == NULL) {
@@ -2953,104 +3387,21 @@ final_status(struct brain *b, struct rec_done *d)
 		if (b->plan.act[i].side == b->self)
 			touched[b->plan.act[i].mbox] |=
 			    b->plan.act[i].type == ACT_MBOX_CREATE ? 3 : 1;
-	for (size_t i = 0; i < b->plan.nmb; i++) {
-		const struct plan_mbox	*pm = &b->plan.mb[i];
-		const struct view_mbox	*vm = NULL;
-		struct state_mbox	*nm;
-		struct store_mailbox	 st;
-		struct msglist		 now;
-		size_t			 j;
-		int			 same;
-
-		if (pm->final_name == NULL || b->mb_skip[i] ||
-		    (nm = state_find(nx, &pm->guid)) == NULL)
-			continue;
-		/*
-		 * Not on my side, before or after (one-way keeps a mailbox
-		 * that DST deleted in the base, as tombstones): nothing to
-		 * check.
-		 */
-		if (pm->name[b->self] == NULL && !(touched[i] & 2))
-			continue;
-		for (j = 0; pm->name[b->self] != NULL &&
-		    j < b->views[b->self].n; j++)
-			if (strcmp(b->views[b->self].mb[j].name,
-			    pm->name[b->self]) == 0)
-				vm = &b->views[b->self].mb[j];
-		d->mb[d->n].mbox = (uint32_t)i;
-		if (!touched[i] && vm != NULL && vm->unchanged) {
-			d->mb[d->n].uidvalidity = vm->uidvalidity;
-			d->mb[d->n].modseq = vm->modseq;
-			d->n++;
+	for (uint32_t i = 0; i < b->plan.nmb; i++) {
+		if (b->chk_state != NULL && b->chk_state[i] != 0) {
+			if (b->chk_state[i] == 1)
+				d->mb[d->n++] = b->chk[i];
 			continue;
 		}
-		memset(&st, 0, sizeof(st));
-		memset(&now, 0, sizeof(now));
-		/*
-		 * A mailbox I did not touch whose modseq (which bumps
-		 * whenever its contents change) is still the one I listed
-		 * holds what I listed: its list is not read again (a store
-		 * may have let its index go since the listing, and would
-		 * decode it once more for nothing).
-		 */
-		same = 0;
-		if ((r = store_rescan(b->store, b->cur_name[i], &st)) != 0 ||
-		    (!(same = !touched[i] && vm != NULL && st.modseq != 0 &&
-		    st.uidvalidity == vm->uidvalidity &&
-		    st.modseq == vm->modseq) &&
-		    (r = store_list_messages(b->store, b->cur_name[i],
-		    &now)) != 0)) {
-			free(st.name);
-			msglist_free(&now);
-			if (changed_under_us(r)) {
-				/* Its state stays as it was: exit 2. */
-				WARNX("'%s' changed during the run",
-				    log_esc(b->cur_name[i], 200));
-				fail_mbox(b, i);
-				b->changed = 1;
-			} else {
-				ERRC(r, "cannot rescan '%s'",
-				    log_esc(b->cur_name[i], 200));
-				b->action_error = 1;
-			}
-			r = 0;
-			continue;
-		}
-		free(st.name);
-		want.n = have.n = exp.n = 0;
-		for (j = 0; j < nm->nmsgs && r == 0; j++)
-			if (nm->msgs[j].uid[b->self] != 0)
-				r = seen_add(&want, nm->msgs[j].uid[b->self],
-				    nm->msgs[j].flags[b->self],
-				    nm->msgs[j].kw[b->self]);
-		if (r == 0)
-			r = expected_msgs(b, i, vm, &exp);
-		for (j = 0; same && j < exp.n && r == 0; j++)
-			r = seen_add(&have, exp.v[j].uid, exp.v[j].flags,
-			    exp.v[j].kw);
-		for (j = 0; j < now.n && r == 0; j++)
-			r = seen_add(&have, now.v[j].uid, now.v[j].flags,
-			    now.v[j].kw);
-		if (r != 0) {
-			msglist_free(&now);
+		if ((r = check_mbox(b, i, touched[i], &d->mb[d->n],
+		    &got)) != 0)
 			goto out;
-		}
-		d->mb[d->n].uidvalidity = st.uidvalidity;
-		d->mb[d->n].modseq = seen_equal(&want, &have) ? st.modseq : 0;
-		if (!seen_equal(&exp, &have)) {
-			LOG2("'%s' changed during the run",
-			    log_esc(b->cur_name[i], 200));
-			if (!b->action_error)
-				b->changed = 1;
-		}
-		msglist_free(&now);
-		d->n++;
+		if (got)
+			d->n++;
 	}
 out:
 	free(touched);
-	free(want.v);
-	free(have.v);
-	free(exp.v);
+	chk_bufs_free(b);
 	return r;
 }
 

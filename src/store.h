@@ -257,12 +257,15 @@ int	 store_set_mailbox_guid(struct store *, const char *name,
 /* Writes the index of every mailbox changed since the last flush. */
 int	 store_flush(struct store *);
 /*
- * Says that this run will not touch mailbox name again but for its
- * end-of-run rescan: the store may write what it holds for it now and
- * free it (issue 10.3: memory).  A hint: if the caller comes back, the
- * store loads what it needs again.  Optional (NULL: nothing to do).
+ * Says that this run will not touch mailbox name again: the store may
+ * write what it holds for it now and free it (issue 10.3: memory).  A
+ * hint: if the caller comes back, the store loads what it needs again.
+ * With name NULL, changes nothing and asks: 1 if the store holds more
+ * loaded than its bound, so that it would let mailboxes go (the caller
+ * then makes a mailbox's end-of-run check before it says it is done
+ * with it), else 0.  Optional (NULL: nothing to do, and 0).
  */
-void	 store_done(struct store *, const char *name);
+int	 store_done(struct store *, const char *name);
 
 /*
  * The header fingerprint (src/fprint.h) of message uid of mailbox name,
@@ -330,7 +333,7 @@ struct store_driver {
 	int	(*set_mailbox_guid)(struct store *, const char *,
 		    const struct guid *);
 	int	(*flush)(struct store *);
-	void	(*done)(struct store *, const char *);	/* or NULL */
+	int	(*done)(struct store *, const char *);	/* or NULL */
 	int	(*hints)(struct store *, const char *,
 		    const struct store_hint *, size_t);	/* or NULL */
 	/*

@@ -1993,20 +1993,25 @@ ix_trim(struct maildir *st, struct folder *keep, int done)
  * saves are in cur/ (as the next save into another folder would put
  * them).  Below the bound nothing changes, so a folder is not loaded
  * twice (for the end-of-run rescan) when memory does not ask for it.
+ * With name NULL: 1 if the loaded indexes may be past the bound (ix_est
+ * counts high), which the brain asks before it checks a folder early.
  */
-static void
+static int
 maildir_done(struct maildir *st, const char *name)
 {
 	struct folder	*f;
 
+	if (name == NULL)
+		return st->ix_est > st->ix_keep;
 	if ((f = folder_find(st, name, NULL)) == NULL || f->ix == NULL)
-		return;
+		return 0;
 	f->done = 1;
 	if (st->ix_est <= st->ix_next)
-		return;
+		return 0;
 	if (st->hot != NULL && st->hot->done)
 		hot_drop(st);
 	ix_trim(st, NULL, 1);
+	return 0;
 }
 
 static int
@@ -3987,10 +3992,10 @@ md_flush(struct store *s)
 	return maildir_flush(md(s));
 }
 
-static void
+static int
 md_done(struct store *s, const char *name)
 {
-	maildir_done(md(s), name);
+	return maildir_done(md(s), name);
 }
 
 const struct store_driver store_maildir_driver = {

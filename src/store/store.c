@@ -312,11 +312,10 @@ store_flush(struct store *st)
 	return st->drv->flush(st);
 }
 
-void
+int
 store_done(struct store *st, const char *name)
 {
-	if (st->drv->done != NULL)
-		st->drv->done(st, name);
+	return st->drv->done != NULL ? st->drv->done(st, name) : 0;
 }
 
 int

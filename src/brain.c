@@ -1706,6 +1706,8 @@ plan_and_agree(struct brain *b, int force_deletes)
 	po.had_base = b->had_base;
 	po.listed[SIDE_A] = b->listed[SIDE_A];
 	po.listed[SIDE_B] = b->listed[SIDE_B];
+	/* What the listing freed goes back: the plan grows into fresh pages. */
+	msync_release_free();
 	if ((r = plan_build(&b->base, b->views, &po, &b->plan)) != 0) {
 		ERRC(r, "planning failed");
 		return r;

@@ -156,6 +156,7 @@ int		 msglist_add(struct msglist *, const struct msg *);
 void		 msglist_free(struct msglist *);
 int		 msync_u32_cmp(const void *, const void *);
 long long	 msync_now_ms(void);
+void		 msync_release_free(void);
 void		 msync_sort(void *, size_t n, size_t size,
 		    int (*cmp)(const void *, const void *));
 int		 guid_is_zero(const struct guid *);

@@ -21,9 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -4140,17 +4137,6 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	    (r = split_dormant(&b)) != 0 || (r = send_base(&b, 0)) != 0 ||
 	    (r = chan_flush(b.ch)) != 0)
 		goto out;
-#ifdef __GLIBC__
-	/*
-	 * The listing loaded, rescanned and let go of the changed folders'
-	 * indexes one after another, between the listings and the base it
-	 * keeps: their freed room is scattered in small holes that the
-	 * planner's large arrays cannot reuse, yet stays resident.  Handing
-	 * those pages back before planning lowered a 1% run's peak RSS by
-	 * 5.9 MB at 200,000 messages in 2,000 folders (issue 10.3).
-	 */
-	(void)malloc_trim(0);
-#endif
 	r = sync_common(&b, o->force_deletes, o->dry_run, 1);
 	if (r == 0 && o->dry_run && b.unreadable)
 		status = EXIT_ERROR;

@@ -4182,6 +4182,12 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	view_free(&b.views[SIDE_B]);
 	if ((r = final_state(&b, &commit)) == 0)
 		state_clear(&b.base);
+	/*
+	 * Their room goes back before state_save encodes the commit: its
+	 * one large buffer cannot use the holes, and grew the heap's top
+	 * past the run's peak (issue 10.3).
+	 */
+	msync_release_free();
 	if (r != 0 || (r = state_save(o->state_path, &commit)) != 0) {
 		ERRC(r, "cannot write sync state '%s'",
 		    log_esc(o->state_path, 300));

@@ -2453,7 +2453,8 @@ plan_build(const struct state *base, const struct view views[2],
 			r = plan_trusted(&c, p, i);
 		else	/* a backup mirrors SRC even without a base */
 			r = plan_new(&c, p, i, o->mode != MODE_BACKUP);
-		if (r != 0 || (r = act_sort(c.a + first, c.na - first)) != 0)
+		if (r != 0 || (c.na > first &&
+		    (r = act_sort(c.a + first, c.na - first)) != 0))
 			goto out;
 		/* Read by the pair's own planning only: the next pair's
 		 * entries take their room. */

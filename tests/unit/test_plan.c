@@ -1988,8 +1988,9 @@ gen_pin(struct state *base, struct view v[2], struct plan_opts *o, int big)
 				vadd(m, top + (uint32_t)k,
 				    'a' + (int)rnd((unsigned)npool),
 				    (uint8_t)rnd(64), rpkw());
-			qsort(m->msgs.v, m->msgs.n, sizeof(*m->msgs.v),
-			    msg_uid_cmp);
+			if (m->msgs.n > 1)
+				qsort(m->msgs.v, m->msgs.n, sizeof(*m->msgs.v),
+				    msg_uid_cmp);
 			for (i = j = 0; i < m->msgs.n; i++) {
 				if (j > 0 && m->msgs.v[j - 1].uid ==
 				    m->msgs.v[i].uid) {

@@ -1890,6 +1890,9 @@ gen_pin(struct state *base, struct view v[2], struct plan_opts *o, int big)
 	uint32_t	*perm;
 	size_t		 nmb, i, j, n, npool;
 	int		 g, s, first, dupe;
+	const char	*kw;
+	uint8_t		 fl;
+	int		 gc;
 
 	memset(base, 0, sizeof(*base));
 	memset(v, 0, 2 * sizeof(*v));
@@ -1980,14 +1983,23 @@ gen_pin(struct state *base, struct view v[2], struct plan_opts *o, int big)
 					top = e->uid[s];
 				if (e->uid[s] == 0 || rnd(5) == 0)
 					continue;
-				vadd(m, e->uid[s], e->guid.b[0],
-				    rnd(5) ? e->flags[s] : (uint8_t)rnd(64),
-				    rnd(7) ? e->kw[s] : rpkw());
+				/*
+				 * The draws in a fixed order, last argument
+				 * first (as gcc, which recorded the pins,
+				 * evaluated them): the order of a call's
+				 * arguments is unspecified, and clang's
+				 * differs.
+				 */
+				kw = rnd(7) ? e->kw[s] : rpkw();
+				fl = rnd(5) ? e->flags[s] : (uint8_t)rnd(64);
+				vadd(m, e->uid[s], e->guid.b[0], fl, kw);
 			}
-			for (k = (int)rnd(big ? 60 : 6); k > 0; k--)
-				vadd(m, top + (uint32_t)k,
-				    'a' + (int)rnd((unsigned)npool),
-				    (uint8_t)rnd(64), rpkw());
+			for (k = (int)rnd(big ? 60 : 6); k > 0; k--) {
+				kw = rpkw();
+				fl = (uint8_t)rnd(64);
+				gc = 'a' + (int)rnd((unsigned)npool);
+				vadd(m, top + (uint32_t)k, gc, fl, kw);
+			}
 			if (m->msgs.n > 1)
 				qsort(m->msgs.v, m->msgs.n, sizeof(*m->msgs.v),
 				    msg_uid_cmp);

@@ -1684,9 +1684,16 @@ print_totals(const struct brain_stats *st, const char *what)
 		    st->mb_renamed[s], st->mb_deleted[s]);
 }
 
-/* Plans and compares digests with the peer.  Returns 0 or MSYNC_ERR_*. */
+/*
+ * Plans and compares digests with the peer.  The planner frees the
+ * listings this brain reads no more as it goes (issue 10.3, memory):
+ * past planning, a brain looks up its own listing only for a mailbox
+ * it changes or copies from (listed_flags, expected_msgs; the rest is
+ * in plan.next, plan_mbox.released), and the peer's only for --progress
+ * and dry-run figures (A).  Returns 0 or MSYNC_ERR_*.
+ */
 static int
-plan_and_agree(struct brain *b, int force_deletes)
+plan_and_agree(struct brain *b, int force_deletes, int dry_run)
 {
 	struct plan_opts po;
 	const uint8_t	*p;
@@ -1703,6 +1710,10 @@ plan_and_agree(struct brain *b, int force_deletes)
 	po.had_base = b->had_base;
 	po.listed[SIDE_A] = b->listed[SIDE_A];
 	po.listed[SIDE_B] = b->listed[SIDE_B];
+	if (!b->progress && !(b->self == SIDE_A && dry_run)) {
+		po.release[b->self] = PLAN_RELEASE_UNTOUCHED;
+		po.release[b->peer] = PLAN_RELEASE_ALL;
+	}
 	/* What the listing freed goes back: the plan grows into fresh pages. */
 	msync_release_free();
 	if ((r = plan_build(&b->base, b->views, &po, &b->plan)) != 0) {
@@ -2585,14 +2596,6 @@ transfer(struct brain *b)
 	return 0;
 }
 
-static int
-msg_uid_cmp(const void *x, const void *y)
-{
-	const struct msg *a = x, *b = y;
-
-	return a->uid < b->uid ? -1 : a->uid > b->uid;
-}
-
 /* Side s's view of plan mailbox i, or NULL. */
 static const struct view_mbox *
 view_of(const struct brain *b, enum side s, uint32_t i)
@@ -2615,7 +2618,8 @@ listed_msg(const struct brain *b, enum side s, uint32_t i, uint32_t uid)
 	if (vm == NULL || vm->msgs.n == 0)
 		return NULL;
 	key.uid = uid;
-	return bsearch(&key, vm->msgs.v, vm->msgs.n, sizeof(key), msg_uid_cmp);
+	return bsearch(&key, vm->msgs.v, vm->msgs.n, sizeof(key),
+	    msync_msg_uid_cmp);
 }
 
 static int
@@ -3258,7 +3262,7 @@ check_mbox(struct brain *b, uint32_t i, uint8_t touched,
 	struct msglist		 now;
 	struct seenlist		*want, *have, *exp;
 	size_t			 j;
-	int			 same, r;
+	int			 same, released, r;
 
 	*got = 0;
 	if (pm->final_name == NULL || b->mb_skip[i] ||
@@ -3328,7 +3332,24 @@ check_mbox(struct brain *b, uint32_t i, uint8_t touched,
 		if (nm->msgs[j].uid[b->self] != 0)
 			r = seen_add(want, nm->msgs[j].uid[b->self],
 			    nm->msgs[j].flags[b->self], nm->msgs[j].kw[b->self]);
-	if (r == 0)
+	/*
+	 * A listing the planner freed (plan_mbox.released) was what next
+	 * holds on my side, and I changed nothing of the mailbox: next
+	 * stands for it.  Should a copy to the other side have failed,
+	 * its entry is dead in next and the mailbox keeps its previous
+	 * state (final_state): nothing to compare.
+	 */
+	released = pm->released[b->self] != 0;
+	if (released && b->mb_failed[i]) {
+		out->uidvalidity = st.uidvalidity;
+		*got = 1;
+		msglist_free(&now);
+		return 0;
+	}
+	for (j = 0; released && j < want->n && r == 0; j++)
+		r = seen_add(exp, want->v[j].uid, want->v[j].flags,
+		    want->v[j].kw);
+	if (r == 0 && !released)
 		r = expected_msgs(b, i, vm, exp);
 	for (j = 0; same && j < exp->n && r == 0; j++)
 		r = seen_add(have, exp->v[j].uid, exp->v[j].flags,
@@ -3513,17 +3534,8 @@ sync_common(struct brain *b, int force_deletes, int dry_run, int show)
 	int		 r;
 
 	memset(&mine, 0, sizeof(mine));
-	if ((r = plan_and_agree(b, force_deletes)) != 0)
+	if ((r = plan_and_agree(b, force_deletes, dry_run)) != 0)
 		return r;
-	/*
-	 * Past planning, B looks up only its own listing (listed_flags,
-	 * expected_msgs); A's, as large as B's, would be held through the
-	 * whole transfer for nothing (issue 10.3: memory).  A keeps B's for
-	 * its --progress and dry-run figures.
-	 */
-	if (b->self == SIDE_B && !b->progress)
-		for (size_t i = 0; i < b->views[b->peer].n; i++)
-			msglist_free(&b->views[b->peer].mb[i].msgs);
 	if ((b->mb_failed = calloc(b->plan.nmb + 1, 1)) == NULL ||
 	    (b->mb_skip = calloc(b->plan.nmb + 1, 1)) == NULL)
 		return MSYNC_ERR_NOMEM;

@@ -155,6 +155,8 @@ int		 msync_exit_status(int);
 int		 msglist_add(struct msglist *, const struct msg *);
 void		 msglist_free(struct msglist *);
 int		 msync_u32_cmp(const void *, const void *);
+/* qsort/bsearch order of struct msg by uid. */
+int		 msync_msg_uid_cmp(const void *, const void *);
 long long	 msync_now_ms(void);
 void		 msync_release_free(void);
 void		 msync_sort(void *, size_t n, size_t size,

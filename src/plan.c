@@ -94,6 +94,7 @@ struct pair {
 	int		 basedup;	/* the base uses a uid twice */
 	int		 trusted;
 	int		 keep;		/* in plan->next */
+	int		 released[2];	/* plan_mbox.released */
 	int		 create[2];	/* ACT_MBOX_CREATE on side */
 	int		 rename[2];	/* ACT_MBOX_RENAME on side */
 	int		 setguid[2];	/* ACT_MBOX_SETGUID on side */
@@ -115,11 +116,21 @@ struct pair {
 	struct state_msg *e;
 	size_t		 ne;
 	size_t		 cape;
+	/*
+	 * Owned; bit i: base message i goes into the next base as it is
+	 * (both sides still have it, and nothing of it changes).  Its
+	 * entry is made by next_build, after the lists are freed: a 1% run
+	 * changes a few messages of a folder, and an entry per message
+	 * made while planning was the largest thing at the planner's peak.
+	 */
+	uint64_t	*same;
 	size_t		 nextidx;	/* index into plan->next.mb */
 };
 
 struct ctx {
 	const struct state	*base;	/* borrowed; may be empty */
+	struct view		*views;	/* borrowed; [2], lists freed as
+					   o->release says */
 	const struct plan_opts	*o;	/* borrowed */
 	int			 first;	/* the base is empty */
 	/*
@@ -481,7 +492,11 @@ ent_add(struct pair *p, const struct guid *g, const uint32_t uid[2],
 		size_t	 ncap = p->cape + p->cape / 4 + 16;
 		void	*q;
 
-		if (p->cape == 0) {
+		if (p->cape == 0 && p->same != NULL) {
+			/* A trusted pair: its unchanged messages are marks,
+			 * so entries are few (next_build sizes the array). */
+			ncap = 16;
+		} else if (p->cape == 0) {
 			ncap = p->n[0] > p->n[1] ? p->n[0] : p->n[1];
 			if (p->base != NULL && p->base->nmsgs > ncap)
 				ncap = p->base->nmsgs;
@@ -1522,9 +1537,38 @@ plan_new(struct ctx *c, struct pair *p, size_t pidx, int isunion)
 	return r;
 }
 
-/* Both sides have base message e (cur[s] = current): flags rules. */
+/* Two keywords strings the same as the next base stores them. */
 static int
-plan_both(struct ctx *c, struct pair *p, size_t pidx,
+kw_same(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/*
+ * 1 if base message e, still cur[] on both sides, goes into the next
+ * base with flags fl and keywords kw as it is: the entry ent_both would
+ * make equals e, field by field (the GUIDs match: base_match paired
+ * them by it).
+ */
+static int
+ent_is_base(const struct state_msg *e, struct lmsg *const cur[2],
+    const uint8_t fl[2], char *const kw[2])
+{
+	int	 s;
+
+	for (s = 0; s < 2; s++)
+		if (cur[s]->uid != e->uid[s] || fl[s] != e->flags[s] ||
+		    !kw_same(kw[s], e->kw[s]))
+			return 0;
+	return 1;
+}
+
+/*
+ * Both sides have base message i, e (cur[s] = current): flags rules.
+ * An unchanged message gets a mark in p->same, not an entry.
+ */
+static int
+plan_both(struct ctx *c, struct pair *p, size_t pidx, size_t i,
     const struct state_msg *e, struct lmsg *cur[2])
 {
 	const char	*k[4], *ck[2];
@@ -1572,7 +1616,10 @@ plan_both(struct ctx *c, struct pair *p, size_t pidx,
 	    (r = emit_flags(c, pidx, SIDE_B, cur[1], cf[1], ck[1], fl[1],
 	    kw[1])) != 0)
 		goto out;
-	r = ent_both(p, cur[0], cur[1], fl, (const char *const *)kw);
+	if (ent_is_base(e, cur, fl, kw))
+		p->same[i / 64] |= (uint64_t)1 << (i % 64);
+	else
+		r = ent_both(p, cur[0], cur[1], fl, (const char *const *)kw);
  out:
 	free(kw[0]);
 	free(kw[1]);
@@ -1588,6 +1635,9 @@ plan_trusted(struct ctx *c, struct pair *p, size_t pidx)
 	size_t			 i;
 	int			 s, t, r, src = c->o->src;
 
+	if (b->nmsgs > 0 && (p->same = calloc((b->nmsgs + 63) / 64,
+	    sizeof(*p->same))) == NULL)
+		return MSYNC_ERR_NOMEM;
 	for (i = 0; i < b->nmsgs; i++) {
 		const struct state_msg	*e = &b->msgs[i];
 		struct lmsg		*cur[2];
@@ -1595,7 +1645,7 @@ plan_trusted(struct ctx *c, struct pair *p, size_t pidx)
 		cur[0] = p->cur[0] != NULL ? p->cur[0][i] : NULL;
 		cur[1] = p->cur[1] != NULL ? p->cur[1][i] : NULL;
 		if (cur[0] != NULL && cur[1] != NULL) {
-			if ((r = plan_both(c, p, pidx, e, cur)) != 0)
+			if ((r = plan_both(c, p, pidx, i, e, cur)) != 0)
 				return r;
 			continue;
 		}
@@ -2028,25 +2078,160 @@ copy_entries(struct ctx *c, struct pair *p, size_t lo, size_t hi)
 }
 
 /*
- * Builds out->next from the kept pairs (in GUID order, entries in the
- * order state_sort gives) and points each COPY at its entry.  Entries
- * move into out->next.  Every action is in its final place (act_sort).
+ * Appends to p's entries the base messages its planning marked as going
+ * into the next base unchanged (p->same), and frees the marks.
+ * Returns 0 or MSYNC_ERR_NOMEM.
  */
 static int
-next_build(struct ctx *c, struct plan *out)
+same_entries(struct pair *p)
+{
+	const struct state_mbox	*b = p->base;
+	size_t			 i, n = 0;
+	int			 r = 0;
+
+	if (p->same == NULL)
+		return 0;
+	for (i = 0; i < (b->nmsgs + 63) / 64; i++)
+		n += (size_t)__builtin_popcountll(p->same[i]);
+	if (n > 0 && p->ne + n > p->cape) {
+		void	*q;
+
+		if ((q = reallocarray(p->e, p->ne + n, sizeof(*p->e)))
+		    == NULL) {
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		p->e = q;
+		p->cape = p->ne + n;
+	}
+	for (i = 0; i < b->nmsgs && n > 0; i++) {
+		struct state_msg	*e;
+
+		if (!(p->same[i / 64] >> (i % 64) & 1))
+			continue;
+		e = &p->e[p->ne];
+		*e = b->msgs[i];
+		e->kw[0] = e->kw[1] = NULL;
+		if (xstrdup(b->msgs[i].kw[0], &e->kw[0]) != 0 ||
+		    xstrdup(b->msgs[i].kw[1], &e->kw[1]) != 0) {
+			free(e->kw[0]);
+			r = MSYNC_ERR_NOMEM;
+			goto out;
+		}
+		e->aux = NONE32;
+		p->ne++;
+		n--;
+	}
+ out:
+	free(p->same);
+	p->same = NULL;
+	return r;
+}
+
+/*
+ * Flags per pair (bit s): the plan changes something of the pair on
+ * side s, or a local copy reads a message of it there.  *out is owned by
+ * the caller.  Returns 0 or MSYNC_ERR_NOMEM.
+ */
+static int
+touched_pairs(const struct ctx *c, uint8_t **out)
+{
+	uint8_t	*t;
+	size_t	 i;
+
+	if ((t = calloc(c->np + 1, 1)) == NULL)
+		return MSYNC_ERR_NOMEM;
+	for (i = 0; i < c->na; i++) {
+		const struct action *a = &c->a[i];
+
+		if (a->mbox < c->np)
+			t[a->mbox] |= (uint8_t)(1 << a->side);
+		if (a->type == ACT_COPY && a->src_side == a->side &&
+		    a->src_mbox < c->np)
+			t[a->src_mbox] |= (uint8_t)(1 << a->src_side);
+	}
+	*out = t;
+	return 0;
+}
+
+/*
+ * 1 if the next base's messages of a pair, next[0..n), hold on side s
+ * exactly what list did (uids, flags, keywords, as the brain's final
+ * check compares them: no keywords and "" alike).
+ */
+static int
+next_is_list(const struct state_msg *next, size_t n, int s,
+    const struct msglist *list)
+{
+	size_t	 i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		struct msg	 key;
+		const struct msg *m;
+
+		if (next[i].uid[s] == 0)
+			continue;
+		k++;
+		key.uid = next[i].uid[s];
+		if ((m = bsearch(&key, list->v, list->n, sizeof(*list->v),
+		    msync_msg_uid_cmp)) == NULL ||
+		    m->flags != next[i].flags[s] ||
+		    strcmp(m->kw != NULL ? m->kw : "",
+		    next[i].kw[s] != NULL ? next[i].kw[s] : "") != 0)
+			return 0;
+	}
+	return k == list->n;
+}
+
+/*
+ * Frees what o->release allows of p's views, now that p's next base is
+ * built (next[0..n), or none for a pair not kept); touched is
+ * touched_pairs' flags of p.
+ */
+static void
+release_views(const struct ctx *c, struct pair *p, uint8_t touched,
+    const struct state_msg *next, size_t n, int kept)
+{
+	int	 s;
+
+	for (s = 0; s < 2; s++) {
+		struct view_mbox *v;
+
+		if (p->v[s] == NULL)
+			continue;
+		/* The same view, writable: the caller lent the views. */
+		v = &c->views[s].mb[p->v[s] - c->views[s].mb];
+		if (v->msgs.v == NULL)
+			continue;
+		switch (c->o->release[s]) {
+		case PLAN_RELEASE_ALL:
+			break;
+		case PLAN_RELEASE_UNTOUCHED:
+			if (!kept || v->unchanged || (touched >> s & 1) ||
+			    !next_is_list(next, n, s, &v->msgs))
+				continue;
+			p->released[s] = 1;
+			break;
+		default:
+			continue;
+		}
+		msglist_free(&v->msgs);
+	}
+}
+
+/*
+ * next_build's walk of the pairs: each kept pair's entries (its marks,
+ * then its COPYs) sorted into out->next, then its views released.
+ * touched is touched_pairs'.
+ */
+static int
+next_pairs(struct ctx *c, struct plan *out, const uint8_t *touched)
 {
 	struct state_mbox	*mb;
 	struct state_msg	*msgs;
 	size_t			 i, j, k, lo;
 	int			 s, r;
 
-	/*
-	 * Every pass that reads the current lists is done: free them now,
-	 * before the next base is built, so that a run never holds the
-	 * lists, the entries and the next base of every mailbox at once.
-	 */
-	for (i = 0; i < c->np; i++)
-		lists_free(&c->p[i]);
 	/* The COPYs: after the mailbox creates, renames and setguids, in
 	 * pair order (act_cmp). */
 	for (k = 0; k < c->na && c->a[k].type < ACT_COPY; k++)
@@ -2060,9 +2245,11 @@ next_build(struct ctx *c, struct plan *out)
 		if (!p->keep) {
 			if (k > lo)
 				return MSYNC_ERR_INTERNAL;
+			release_views(c, p, touched[i], NULL, 0, 0);
 			continue;
 		}
-		if ((r = copy_entries(c, p, lo, k)) != 0)
+		if ((r = same_entries(p)) != 0 ||
+		    (r = copy_entries(c, p, lo, k)) != 0)
 			return r;
 		if ((r = state_add_mbox(&out->next, &p->guid, p->final, &mb))
 		    != 0)
@@ -2074,8 +2261,10 @@ next_build(struct ctx *c, struct plan *out)
 			mb->uidvalidity[s] = p->v[s]->uidvalidity;
 			mb->modseq[s] = p->v[s]->modseq;
 		}
-		if (p->ne == 0)
+		if (p->ne == 0) {
+			release_views(c, p, touched[i], NULL, 0, 1);
 			continue;
+		}
 		/*
 		 * The state file's order: the plan's base is built in it.
 		 * The entries of a pair differ in their uids (each lists
@@ -2097,11 +2286,48 @@ next_build(struct ctx *c, struct plan *out)
 		if ((msgs = realloc(mb->msgs, mb->nmsgs * sizeof(*msgs)))
 		    != NULL)
 			mb->msgs = msgs;
+		release_views(c, p, touched[i], mb->msgs, mb->nmsgs, 1);
 	}
 	if (k < c->na && c->a[k].type == ACT_COPY)
 		return MSYNC_ERR_INTERNAL;	/* out of pair order */
 	return 0;
 }
+
+/*
+ * Builds out->next from the kept pairs (in GUID order, entries in the
+ * order state_sort gives) and points each COPY at its entry.  Entries
+ * move into out->next.  Every action is in its final place (act_sort).
+ */
+static int
+next_build(struct ctx *c, struct plan *out)
+{
+	uint8_t			*touched;
+	size_t			 i;
+	int			 r, s;
+
+	/*
+	 * Every pass that reads the current lists is done: free them now,
+	 * before the next base is built, so that a run never holds the
+	 * lists, the entries and the next base of every mailbox at once.
+	 * Each pair's views go as soon as its next base is made, where the
+	 * caller allows it (release_views): the listing of a message and
+	 * its entry are about the same size, so the one takes the other's
+	 * room instead of the run holding both.
+	 */
+	for (i = 0; i < c->np; i++)
+		lists_free(&c->p[i]);
+	if ((r = touched_pairs(c, &touched)) != 0)
+		return r;
+	r = next_pairs(c, out, touched);
+	free(touched);
+	/* A view no pair took (none, as the brain checks its views). */
+	for (s = 0; s < 2 && r == 0; s++)
+		for (i = 0; c->o->release[s] == PLAN_RELEASE_ALL &&
+		    i < c->views[s].n; i++)
+			msglist_free(&c->views[s].mb[i].msgs);
+	return r;
+}
+
 
 /*
  * The canonical digest encoding: little-endian, strings length-first.
@@ -2288,6 +2514,7 @@ ctx_free(struct ctx *c)
 		struct pair *p = &c->p[i];
 
 		lists_free(p);
+		free(p->same);
 		for (j = 0; p->e != NULL && j < p->ne; j++) {
 			free(p->e[j].kw[0]);
 			free(p->e[j].kw[1]);
@@ -2325,6 +2552,8 @@ plan_fill(struct ctx *c, struct plan *out)
 
 		m->guid = p->guid;
 		m->trusted = p->trusted;
+		m->released[0] = (uint8_t)p->released[0];
+		m->released[1] = (uint8_t)p->released[1];
 		m->next = p->nextidx == NONE ? NONE32 : (uint32_t)p->nextidx;
 		for (s = 0; s < 2; s++)
 			if (p->v[s] != NULL &&
@@ -2371,7 +2600,7 @@ check_src(const struct ctx *c)
 }
 
 int
-plan_build(const struct state *base, const struct view views[2],
+plan_build(const struct state *base, struct view views[2],
     const struct plan_opts *o, struct plan *out)
 {
 	struct ctx	 c;
@@ -2386,6 +2615,7 @@ plan_build(const struct state *base, const struct view views[2],
 	    (o->src != SIDE_A && o->src != SIDE_B))
 		return MSYNC_ERR_INTERNAL;
 	c.base = base;
+	c.views = views;
 	c.o = o;
 	c.first = (base == NULL || base->n == 0) && !o->had_base;
 	if (base != NULL && base->n > 0) {

@@ -91,6 +91,14 @@ struct plan_mbox {
 	char		*name[2];	/* owned; current name per side, or NULL */
 	char		*final_name;	/* owned; name after the sync, NULL if deleted */
 	int		 trusted;	/* 1: a base was used; 0: union */
+	/*
+	 * Per side, 1: plan_build freed that side's listing of this
+	 * mailbox (plan_opts.release PLAN_RELEASE_UNTOUCHED): the plan
+	 * changes nothing of it there and reads none of its messages for a
+	 * local copy, and next holds on that side exactly what it listed,
+	 * so next stands for the listing.  Not in the digest.
+	 */
+	uint8_t		 released[2];
 	uint32_t	 next;		/* index into plan->next.mb, or
 					   UINT32_MAX: not kept */
 };
@@ -114,6 +122,13 @@ struct plan {
 	uint64_t	 digest;	/* XXH3-64 of the canonical action list */
 };
 
+/* What plan_build may free of a side's views (plan_opts.release). */
+enum plan_release {
+	PLAN_RELEASE_NONE = 0,	/* nothing: the caller reads them after */
+	PLAN_RELEASE_ALL,	/* every message list */
+	PLAN_RELEASE_UNTOUCHED	/* the lists plan_mbox.released names */
+};
+
 struct plan_opts {
 	enum sync_mode	 mode;
 	enum side	 src;		/* BACKUP, ONEWAY: the source side */
@@ -127,14 +142,23 @@ struct plan_opts {
 	 */
 	int		 had_base;
 	size_t		 listed[2];
+	/*
+	 * Per side: the views' message lists plan_build may free, each as
+	 * soon as its pair's part of next is built (a message's listing
+	 * and its next entry are about the same size: the one takes the
+	 * other's room).  Zero: none.
+	 */
+	enum plan_release release[2];
 };
 
 /*
  * Builds the plan.  base may be empty (first sync).  views[s] are the
- * sides' listings.  Inputs are not modified.
+ * sides' listings.  Inputs are not modified, but for the views' message
+ * lists that o->release lets it free (their view_mbox stays, with msgs
+ * empty; on failure some may be gone).
  * Returns 0 on success, negative MSYNC_ERR_* on failure.
  */
-int	 plan_build(const struct state *base, const struct view views[2],
+int	 plan_build(const struct state *base, struct view views[2],
 	    const struct plan_opts *o, struct plan *out);
 void	 plan_free(struct plan *);
 /* The entry of pl->next that COPY a fills in, or NULL (not a COPY). */

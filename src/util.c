@@ -229,6 +229,14 @@ msync_u32_cmp(const void *pa, const void *pb)
 }
 
 int
+msync_msg_uid_cmp(const void *pa, const void *pb)
+{
+	const struct msg *a = pa, *b = pb;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+int
 guid_is_zero(const struct guid *g)
 {
 	for (size_t i = 0; i < sizeof(g->b); i++)

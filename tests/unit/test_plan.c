@@ -2069,6 +2069,131 @@ pin_run(uint64_t seed, int iters, int big)
 	return h;
 }
 
+/* Side s's mailbox named name in v, or NULL. */
+static const struct view_mbox *
+view_named(const struct view *v, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; name != NULL && i < v->n; i++)
+		if (strcmp(v->mb[i].name, name) == 0)
+			return &v->mb[i];
+	return NULL;
+}
+
+/*
+ * 1 if next's messages hold on side s exactly list's (uids, flags,
+ * keywords; none and "" alike, as the brain's final check has them).
+ */
+static int
+next_holds(const struct state_mbox *next, int s, const struct msglist *list)
+{
+	size_t	 i, j, k = 0;
+
+	for (i = 0; next != NULL && i < next->nmsgs; i++) {
+		const struct state_msg *e = &next->msgs[i];
+
+		if (e->uid[s] == 0)
+			continue;
+		k++;
+		for (j = 0; j < list->n && list->v[j].uid != e->uid[s]; j++)
+			;
+		if (j == list->n || list->v[j].flags != e->flags[s] ||
+		    strcmp(list->v[j].kw ? list->v[j].kw : "",
+		    e->kw[s] ? e->kw[s] : "") != 0)
+			return 0;
+	}
+	return k == list->n;
+}
+
+/*
+ * plan_opts.release (issue 10.3, memory): the planner frees the views'
+ * lists it is allowed to, the plan is the same as without, and a list
+ * freed under PLAN_RELEASE_UNTOUCHED is one the plan changes nothing of
+ * on that side, reads nothing of for a local copy, and next holds
+ * exactly.
+ */
+static void
+test_release(void **unused)
+{
+	int	 iter, iters = 3000, released = 0, kept = 0;
+
+	for (iter = 0; iter < iters; iter++) {
+		struct state		 base;
+		struct view		 v[2], r[2];
+		struct plan_opts	 o;
+		struct plan		 pl, p2;
+		size_t			 i, k;
+		int			 s;
+
+		rng_state = (uint64_t)iter * 15485863 + 3;
+		gen(&base, v, rnd(6) == 0);
+		memset(&o, 0, sizeof(o));
+		o.mode = (enum sync_mode)rnd(3);
+		o.src = (enum side)rnd(2);
+		o.force_deletes = 1;
+		assert_int_equal(plan_build(&base, v, &o, &pl), 0);
+		view_reversed(&v[0], &r[0]);
+		view_reversed(&v[1], &r[1]);
+		for (s = 0; s < 2; s++)
+			o.release[s] = (enum plan_release)rnd(3);
+		assert_int_equal(plan_build(&base, r, &o, &p2), 0);
+		if (p2.digest != pl.digest || p2.nact != pl.nact)
+			fail_msg("iteration %d: release changed the plan",
+			    iter);
+		for (i = 0; i < p2.nmb; i++)
+			for (s = 0; s < 2; s++) {
+				const struct view_mbox	*was, *now;
+
+				was = view_named(&v[s], p2.mb[i].name[s]);
+				now = view_named(&r[s], p2.mb[i].name[s]);
+				if (was == NULL)
+					continue;
+				if (o.release[s] == PLAN_RELEASE_ALL) {
+					assert_int_equal(now->msgs.n, 0);
+					continue;
+				}
+				if (!p2.mb[i].released[s]) {
+					assert_int_equal(now->msgs.n,
+					    was->msgs.n);
+					kept += was->msgs.n > 0;
+					continue;
+				}
+				assert_int_equal(o.release[s],
+				    PLAN_RELEASE_UNTOUCHED);
+				assert_int_equal(now->msgs.n, 0);
+				released++;
+				for (k = 0; k < p2.nact; k++) {
+					const struct action *a = &p2.act[k];
+
+					if ((a->side == s && a->mbox == i) ||
+					    (a->type == ACT_COPY &&
+					    a->src_side == s &&
+					    a->side == s && a->src_mbox == i))
+						fail_msg("iteration %d: %s "
+						    "released on %d but "
+						    "touched", iter,
+						    p2.mb[i].name[s], s);
+				}
+				if (!next_holds(state_find(&p2.next,
+				    &p2.mb[i].guid), s, &was->msgs))
+					fail_msg("iteration %d: %s released "
+					    "on %d, next differs", iter,
+					    p2.mb[i].name[s], s);
+			}
+		plan_free(&pl);
+		plan_free(&p2);
+		view_free(&r[0]);
+		view_free(&r[1]);
+		view_free(&v[0]);
+		view_free(&v[1]);
+		state_clear(&base);
+	}
+	/* Both outcomes happen, so the checks above check something. */
+	assert_true(released > 100);
+	assert_true(kept > 100);
+}
+
 static void
 test_pinned(void **unused)
 {
@@ -2184,6 +2309,7 @@ main(void)
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_sort_tail),
 		cmocka_unit_test(test_pinned),
+		cmocka_unit_test(test_release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

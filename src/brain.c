@@ -4192,8 +4192,12 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	 */
 	view_free(&b.views[SIDE_A]);
 	view_free(&b.views[SIDE_B]);
-	if ((r = final_state(&b, &commit)) == 0)
+	if ((r = final_state(&b, &commit)) == 0) {
 		state_clear(&b.base);
+		/* The actions too: an initial copy's, one per message, are
+		 * larger than the state file's bytes about to be made. */
+		plan_free_actions(&b.plan);
+	}
 	/*
 	 * Their room goes back before state_save encodes the commit: its
 	 * one large buffer cannot use the holes, and grew the heap's top

@@ -2722,14 +2722,24 @@ plan_free(struct plan *pl)
 		free(pl->mb[i].final_name);
 	}
 	free(pl->mb);
-	for (i = 0; i < pl->nact; i++)
-		free(pl->act[i].kw);
-	free(pl->act);
+	plan_free_actions(pl);
 	state_clear(&pl->next);
 	for (i = 0; i < pl->nnotes; i++)
 		free(pl->notes[i]);
 	free(pl->notes);
 	memset(pl, 0, sizeof(*pl));
+}
+
+void
+plan_free_actions(struct plan *pl)
+{
+	size_t	 i;
+
+	for (i = 0; i < pl->nact; i++)
+		free(pl->act[i].kw);
+	free(pl->act);
+	pl->act = NULL;
+	pl->nact = pl->capact = 0;
 }
 
 struct state_msg *

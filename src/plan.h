@@ -161,6 +161,8 @@ struct plan_opts {
 int	 plan_build(const struct state *base, struct view views[2],
 	    const struct plan_opts *o, struct plan *out);
 void	 plan_free(struct plan *);
+/* Frees pl's actions only (nact 0): for a brain done with them. */
+void	 plan_free_actions(struct plan *pl);
 /* The entry of pl->next that COPY a fills in, or NULL (not a COPY). */
 struct state_msg *plan_next_msg(struct plan *pl, const struct action *a);
 void	 view_free(struct view *);

@@ -89,7 +89,12 @@ struct pair {
 	struct lmsg	*l[2];		/* owned; current list, sorted by uid */
 	size_t		 n[2];
 	struct lsrc	 src[2];	/* what l[s] indexes */
-	struct lmsg	**cur[2];	/* owned; per base msg: lmsg or NULL */
+	/*
+	 * Owned; per base message, the index of its lmsg in l[s], or
+	 * NONE32: 4 bytes, not a pointer's 8, as every changed pair's are
+	 * held from pair_setup to its planning.
+	 */
+	uint32_t	*cur[2];
 	int		 byname;	/* paired by name (GUIDs differed) */
 	int		 basedup;	/* the base uses a uid twice */
 	int		 trusted;
@@ -866,7 +871,7 @@ base_rebind(struct pair *p, int s)
 	int			 r = MSYNC_ERR_NOMEM;
 
 	for (i = 0; i < b->nmsgs; i++)
-		if (b->msgs[i].uid[s] != 0 && p->cur[s][i] == NULL)
+		if (b->msgs[i].uid[s] != 0 && p->cur[s][i] == NONE32)
 			nlost++;
 	if (nlost == 0)
 		return 0;		/* everything bound: the usual case */
@@ -874,7 +879,7 @@ base_rebind(struct pair *p, int s)
 	    (cand = calloc(p->n[s] + 1, sizeof(*cand))) == NULL)
 		goto out;
 	for (i = k = 0; i < b->nmsgs; i++)
-		if (b->msgs[i].uid[s] != 0 && p->cur[s][i] == NULL) {
+		if (b->msgs[i].uid[s] != 0 && p->cur[s][i] == NONE32) {
 			lost[k].uid = b->msgs[i].uid[s];
 			lost[k].other = b->msgs[i].uid[s ^ 1];
 			lost[k++].i = i;
@@ -899,7 +904,8 @@ base_rebind(struct pair *p, int s)
 		    == 0; lo++)
 			if (!cand[lo]->matched) {
 				cand[lo]->matched = 1;
-				p->cur[s][lost[k].i] = cand[lo];
+				p->cur[s][lost[k].i] =
+				    (uint32_t)(cand[lo] - p->l[s]);
 				break;
 			}
 	}
@@ -942,8 +948,10 @@ base_match(struct pair *p)
 		if (p->v[s] == NULL ||
 		    p->v[s]->uidvalidity != b->uidvalidity[s])
 			continue;
-		if ((p->cur[s] = calloc(b->nmsgs, sizeof(*p->cur[s]))) == NULL)
+		if ((p->cur[s] = reallocarray(NULL, b->nmsgs,
+		    sizeof(*p->cur[s]))) == NULL)
 			return MSYNC_ERR_NOMEM;
+		memset(p->cur[s], 0xff, b->nmsgs * sizeof(*p->cur[s]));
 		hint = 0;
 		for (i = 0; i < b->nmsgs; i++) {
 			const struct state_msg	*e = &b->msgs[i];
@@ -956,7 +964,7 @@ base_match(struct pair *p)
 			    guid_cmp(lm_guid(&p->src[s], m), &e->guid) != 0)
 				continue;
 			m->matched = 1;
-			p->cur[s][i] = m;
+			p->cur[s][i] = (uint32_t)(m - p->l[s]);
 		}
 		if ((r = base_rebind(p, s)) != 0)
 			return r;
@@ -1642,8 +1650,9 @@ plan_trusted(struct ctx *c, struct pair *p, size_t pidx)
 		const struct state_msg	*e = &b->msgs[i];
 		struct lmsg		*cur[2];
 
-		cur[0] = p->cur[0] != NULL ? p->cur[0][i] : NULL;
-		cur[1] = p->cur[1] != NULL ? p->cur[1][i] : NULL;
+		for (s = 0; s < 2; s++)
+			cur[s] = p->cur[s] == NULL || p->cur[s][i] == NONE32 ?
+			    NULL : &p->l[s][p->cur[s][i]];
 		if (cur[0] != NULL && cur[1] != NULL) {
 			if ((r = plan_both(c, p, pidx, i, e, cur)) != 0)
 				return r;

@@ -31,6 +31,7 @@
 
 #define NONE		((size_t)-1)
 #define NONE32		UINT32_MAX	/* an entry's aux: no action */
+#define MARK32		(UINT32_MAX - 1)	/* same_entries' own */
 #define GUARD_MIN	20	/* the share rule applies from this many */
 
 /*
@@ -2087,51 +2088,68 @@ copy_entries(struct ctx *c, struct pair *p, size_t lo, size_t hi)
 }
 
 /*
- * Appends to p's entries the base messages its planning marked as going
- * into the next base unchanged (p->same), and frees the marks.
+ * Merges into p's entries the base messages its planning marked as going
+ * into the next base unchanged (p->same), and frees the marks.  Both are
+ * in the next base's order (the base's, and plan_trusted's walk of it),
+ * so the result nearly is too and msync_sort has little to do: the new
+ * messages' entries, then the COPYs', are a short tail it merges in.
  * Returns 0 or MSYNC_ERR_NOMEM.
  */
 static int
 same_entries(struct pair *p)
 {
 	const struct state_mbox	*b = p->base;
-	size_t			 i, n = 0;
-	int			 r = 0;
+	struct state_msg	*v = NULL, *e;
+	size_t			 i, j = 0, n = 0, k = 0;
+	int			 r = 0, s;
 
 	if (p->same == NULL)
 		return 0;
 	for (i = 0; i < (b->nmsgs + 63) / 64; i++)
 		n += (size_t)__builtin_popcountll(p->same[i]);
-	if (n > 0 && p->ne + n > p->cape) {
-		void	*q;
-
-		if ((q = reallocarray(p->e, p->ne + n, sizeof(*p->e)))
-		    == NULL) {
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		p->e = q;
-		p->cape = p->ne + n;
+	if (n == 0)
+		goto out;
+	if ((v = reallocarray(NULL, n + p->ne, sizeof(*v))) == NULL) {
+		r = MSYNC_ERR_NOMEM;
+		goto out;
 	}
-	for (i = 0; i < b->nmsgs && n > 0; i++) {
-		struct state_msg	*e;
-
+	for (i = 0; i < b->nmsgs; i++) {
 		if (!(p->same[i / 64] >> (i % 64) & 1))
 			continue;
-		e = &p->e[p->ne];
+		for (; j < p->ne && state_msg_cmp(&p->e[j], &b->msgs[i]) < 0;
+		    j++)
+			v[k++] = p->e[j];
+		e = &v[k];
 		*e = b->msgs[i];
 		e->kw[0] = e->kw[1] = NULL;
-		if (xstrdup(b->msgs[i].kw[0], &e->kw[0]) != 0 ||
-		    xstrdup(b->msgs[i].kw[1], &e->kw[1]) != 0) {
-			free(e->kw[0]);
-			r = MSYNC_ERR_NOMEM;
-			goto out;
-		}
-		e->aux = NONE32;
-		p->ne++;
-		n--;
+		e->aux = MARK32;	/* its kw are v's: see out */
+		for (s = 0; s < 2; s++)
+			if (b->msgs[i].kw[s] != NULL &&
+			    (e->kw[s] = strdup(b->msgs[i].kw[s])) == NULL) {
+				r = MSYNC_ERR_NOMEM;
+				goto out;
+			}
+		k++;
 	}
+	for (; j < p->ne; j++)
+		v[k++] = p->e[j];
+	for (j = 0; j < k; j++)
+		if (v[j].aux == MARK32)
+			v[j].aux = NONE32;
+	free(p->e);
+	p->e = v;
+	p->ne = p->cape = k;
+	v = NULL;
  out:
+	if (v != NULL) {
+		/* p->e's entries are still p's; the marks' copies are v's. */
+		for (j = 0; j <= k && j < n + p->ne; j++)
+			if (v[j].aux == MARK32) {
+				free(v[j].kw[0]);
+				free(v[j].kw[1]);
+			}
+		free(v);
+	}
 	free(p->same);
 	p->same = NULL;
 	return r;
@@ -2172,7 +2190,7 @@ static int
 next_is_list(const struct state_msg *next, size_t n, int s,
     const struct msglist *list)
 {
-	size_t	 i, k = 0;
+	size_t	 i, k = 0, hint = 0;
 
 	for (i = 0; i < n; i++) {
 		struct msg	 key;
@@ -2182,9 +2200,15 @@ next_is_list(const struct state_msg *next, size_t n, int s,
 			continue;
 		k++;
 		key.uid = next[i].uid[s];
-		if ((m = bsearch(&key, list->v, list->n, sizeof(*list->v),
-		    msync_msg_uid_cmp)) == NULL ||
-		    m->flags != next[i].flags[s] ||
+		/* next is in uid order on A, and nearly always on B too. */
+		if (hint < list->n && list->v[hint].uid == key.uid)
+			m = &list->v[hint];
+		else
+			m = bsearch(&key, list->v, list->n, sizeof(*list->v),
+			    msync_msg_uid_cmp);
+		if (m != NULL)
+			hint = (size_t)(m - list->v) + 1;
+		if (m == NULL || m->flags != next[i].flags[s] ||
 		    strcmp(m->kw != NULL ? m->kw : "",
 		    next[i].kw[s] != NULL ? next[i].kw[s] : "") != 0)
 			return 0;

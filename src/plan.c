@@ -2088,6 +2088,17 @@ copy_entries(struct ctx *c, struct pair *p, size_t lo, size_t hi)
 }
 
 /*
+ * 1 if entry a comes before b in the next base's order (state_msg_cmp's,
+ * whose first keys are the uids: two entries of a pair differ in them).
+ */
+static inline int
+uids_before(const struct state_msg *a, const struct state_msg *b)
+{
+	return a->uid[0] != b->uid[0] ? a->uid[0] < b->uid[0] :
+	    a->uid[1] < b->uid[1];
+}
+
+/*
  * Merges into p's entries the base messages its planning marked as going
  * into the next base unchanged (p->same), and frees the marks.  Both are
  * in the next base's order (the base's, and plan_trusted's walk of it),
@@ -2116,8 +2127,7 @@ same_entries(struct pair *p)
 	for (i = 0; i < b->nmsgs; i++) {
 		if (!(p->same[i / 64] >> (i % 64) & 1))
 			continue;
-		for (; j < p->ne && state_msg_cmp(&p->e[j], &b->msgs[i]) < 0;
-		    j++)
+		for (; j < p->ne && uids_before(&p->e[j], &b->msgs[i]); j++)
 			v[k++] = p->e[j];
 		e = &v[k];
 		*e = b->msgs[i];

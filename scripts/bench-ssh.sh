@@ -2,15 +2,16 @@
 # bench-ssh.sh -- msync over ssh next to rsync -e ssh and `ssh host true`,
 # every run shown (issue 10.4 and the ssh figures of 10.3).
 #
-#   scripts/bench-ssh.sh [--size N] [--runs K] [--fs "tmpfs disk"]
+#   scripts/bench-ssh.sh [--size N] [--runs K] [--fs "tmpfs disk loop"]
 #                        [--out DIR] [--callgrind] [--base MSYNC]
 #                        [--only "initial nochange change1"]
 #
 # Starts a private sshd on 127.0.0.1 (a free port, keys of its own, the
 # msync under test first on the remote PATH), makes an N-message corpus
 # (scripts/mkcorpus.sh, default 20000) and, on each file system (tmpfs
-# under /dev/shm, disk under DIR), runs K times each, alternating the
-# tools so that the machine's load falls on all of them alike:
+# under /dev/shm, disk under DIR, loop and loop-nojournal below), runs K
+# times each, alternating the tools so that the machine's load falls on
+# all of them alike:
 #
 #   initial   copy into an empty destination: msync --backup over
 #             OpenSSH (-e ssh), msync --backup --ssh=libssh, and
@@ -39,6 +40,16 @@
 # the same load.  --only runs the scenarios named.  The initial copy
 # also prints, per run, the pressure the disk was under (PSI "some"
 # avg10 of /proc/pressure/io), as other programs' writes slow a syncfs.
+#
+# loop is a file system made for the benchmark, so that what the disk
+# under DIR holds and did (no journal on some VMs, other programs'
+# deletions and writes) is not measured: a sparse image DIR/loop.img
+# (about 6 times the corpus, an inode for every 8 kB), mkfs.ext4 WITH a
+# journal and its inode tables written at once (no lazy init running
+# during the runs), attached with losetup --direct-io=on (no second page
+# cache of the image) and mounted on DIR/loop.  loop-nojournal is the
+# same without the journal, as the root file system of the test VM.
+# Needs root; it is unmounted, detached and removed on exit, also on ^C.
 
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 {
@@ -82,7 +93,15 @@ mkdir -p "$out" || exit 1
 out=$(cd "$out" && pwd)
 shm=$(mktemp -d /dev/shm/msync-bench-ssh.XXXXXX) || exit 1
 D=$out/ssh
-trap '[ -f "$D/pid" ] && kill "$(cat "$D/pid")" 2>/dev/null; rm -rf "$shm"' EXIT
+loopdev='' loopmnt=''
+# loop_down: unmount and detach the benchmark's loop file system, if any.
+loop_down() {
+	[ -z "$loopmnt" ] || umount "$loopmnt" || umount -l "$loopmnt"
+	[ -z "$loopdev" ] || losetup -d "$loopdev"
+	[ -z "$loopmnt" ] || rm -rf "$loopmnt" "$out/loop.img"
+	loopdev='' loopmnt=''
+}
+trap '[ -f "$D/pid" ] && kill "$(cat "$D/pid")" 2>/dev/null; loop_down; rm -rf "$shm"' EXIT
 trap 'exit 130' INT TERM
 
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -196,11 +215,31 @@ timed() {
 echo "bench-ssh: $("$msync" --version | head -n 1), $(rsync --version | head -n 1), $(ssh -V 2>&1)"
 echo "bench-ssh: $size messages, $(du -sh "$corpus/maildir" | cut -f1); new mail of the 1% run: $nb bytes, $nlz through lz4"
 echo "bench-ssh: $(uptime)"
+# loop_up -O [^]has_journal: make, attach and mount a fresh ext4 of about
+# 6 times the corpus (4 GB at least) and mount it on $loopmnt ($out/loop).
+loop_up() {
+	local kb
+	kb=$(du -sk "$corpus/maildir" | cut -f1) &&
+	kb=$((kb * 6 > 4194304 ? kb * 6 : 4194304)) &&
+	rm -f "$out/loop.img" && truncate -s "${kb}K" "$out/loop.img" &&
+	mkfs.ext4 -q -F -i 8192 -E lazy_itable_init=0,lazy_journal_init=0 \
+	    "$@" "$out/loop.img" &&
+	loopdev=$(losetup -f --show --direct-io=on "$out/loop.img") &&
+	loopmnt=$out/loop && mkdir -p "$loopmnt" &&
+	mount "$loopdev" "$loopmnt" || return 1
+	echo "bench-ssh: $fs: $(findmnt -no SOURCE,FSTYPE,OPTIONS "$loopmnt")," \
+	    "journal: $(dumpe2fs -h "$loopdev" 2>/dev/null |
+	    grep -q has_journal && echo yes || echo no)"
+}
 for fs in $fs_list; do
 	case $fs in
 	tmpfs) base=$shm/run ;;
 	disk) base=$out/run ;;
-	*) echo "bench-ssh: --fs: tmpfs or disk" >&2; exit 64 ;;
+	loop|loop-nojournal)
+		if [ "$fs" = loop ]; then set -- -O has_journal; else set -- -O ^has_journal; fi
+		loop_up "$@" || { echo "bench-ssh: cannot make the loop file system (root?)" >&2; exit 1; }
+		base=$loopmnt/run ;;
+	*) echo "bench-ssh: --fs: tmpfs, disk, loop or loop-nojournal" >&2; exit 64 ;;
 	esac
 	mkdir -p "$base" && src=$base/src && rm -rf "$src" && cp -a "$corpus/maildir" "$src" || exit 1
 	echo
@@ -265,6 +304,7 @@ for fs in $fs_list; do
 	fi
 	fi
 	rm -rf "$base"
+	loop_down
 done
 echo
 echo "bench-ssh: $(uptime)"

@@ -26,7 +26,11 @@
 # --callgrind the nochange and change1 runs are repeated once under
 # valgrind (client, and server through a wrapper) for instruction counts,
 # which do not depend on the load.  Stores settle (sleep 1.2 s) after
-# every change before a timed run.  Traffic stays on 127.0.0.1.
+# every change before a timed run, and every timed run of change1 starts
+# with nothing left to write back (sync): a run that makes its saves
+# durable (msync's syncfs) would otherwise also write out what the
+# setup, or the other tool's run before it, left dirty on that file
+# system.  Traffic stays on 127.0.0.1.
 #
 # The initial copy also prints, per run, the user and system CPU seconds
 # of the receiving process (the remote msync or rsync, through
@@ -287,9 +291,10 @@ for fs in $fs_list; do
 		m_ssh "$src" "b:$base/m-dst" >/dev/null 2>&1
 		r_ssh "$src/" "b:$base/r-dst/" >/dev/null 2>&1
 		perl "$top/scripts/bench-changes.pl" apply "$shm/changes" "$corpus/maildir" "$src" >/dev/null
-		sleep 1.2
+		sync; sleep 1.2
 		timed "msync-ssh #$i" m_ssh --stats "$src" "b:$base/m-dst"
 		sed -n 's/^msync: wire: /    msync stream: /p' "$shm/last.out"
+		sync
 		timed "rsync-ssh #$i" r_ssh --stats "$src/" "b:$base/r-dst/"
 		sed -n 's/^Total bytes \(sent\|received\): /    rsync \1: /p' "$shm/last.out" | tr '\n' ' '; echo
 	done

@@ -17,6 +17,10 @@
 #             OpenSSH (-e ssh), msync --backup --ssh=libssh, and
 #             rsync -a --delete -e ssh
 #   nochange  the same again with nothing changed, next to `ssh host true`
+#             (run before and after the others, so each round also shows
+#             how far `ssh host true` differs from itself); every round's
+#             ratios to the first `ssh host true`, and at the end their
+#             medians and how many rounds were within 1.1x
 #   change1   1% new, 1% flag changes, 1% expunges in the source
 #             (scripts/bench-changes.pl, seed 42), then the timed run;
 #             msync's stream bytes (--stats: sent, and before
@@ -206,12 +210,15 @@ recv_cpu() {
 	[ -s "$D/recv.cpu" ] && tail -n 1 "$D/recv.cpu" |
 	    awk 'NF == 2 { printf "  recv-cpu %s+%s", $1, $2 }'
 }
-# timed LABEL CMD...: one run, its wall time and load.
+# timed LABEL CMD...: one run, its wall time and load; the seconds are
+# left in $last.
+last=0
 timed() {
 	local label=$1 s e; shift
 	rm -f "$D/recv.cpu"
 	s=$(now); "$@" >"$shm/last.out" 2>&1; local rc=$?; e=$(now)
-	printf '%-22s %7.3f s  load %s%s%s%s\n' "$label" "$(secs "$s" "$e")" "$(load)" \
+	last=$(secs "$s" "$e")
+	printf '%-22s %7.3f s  load %s%s%s%s\n' "$label" "$last" "$(load)" \
 	    "${PSI:+  io-psi $(iopsi)}" "$(recv_cpu)" \
 	    "$([ $rc = 0 ] || echo "  FAILED rc=$rc")"
 }
@@ -272,11 +279,23 @@ for fs in $fs_list; do
 	m_lib "$src" "b:$base/l-dst" >/dev/null 2>&1
 	r_ssh "$src/" "b:$base/r-dst/" >/dev/null 2>&1
 	sleep 1.2
+	: >"$shm/ratios"
 	for i in $(seq 1 "$runs"); do
-		timed "ssh-true #$i" ssh -F "$D/cfg" b true
-		timed "msync-ssh #$i" m_ssh "$src" "b:$base/m-dst"
-		timed "msync-libssh #$i" m_lib "$src" "b:$base/l-dst"
+		timed "ssh-true #$i" ssh -F "$D/cfg" b true; t0=$last
+		timed "msync-ssh #$i" m_ssh "$src" "b:$base/m-dst"; t1=$last
+		timed "msync-libssh #$i" m_lib "$src" "b:$base/l-dst"; t2=$last
 		timed "rsync-ssh #$i" r_ssh "$src/" "b:$base/r-dst/"
+		timed "ssh-true again #$i" ssh -F "$D/cfg" b true; t3=$last
+		echo "$t1 $t2 $t3" | awk -v t="$t0" '{ printf "%.3f %.3f %.3f\n", $1 / t, $2 / t, $3 / t }' |
+		    tee -a "$shm/ratios" |
+		    awk '{ printf "    to ssh-true: msync-ssh %.2fx, msync-libssh %.2fx, ssh-true again %.2fx\n", $1, $2, $3 }'
+	done
+	# The round ratios: median, and how many rounds were within 1.1x.
+	for c in 1:msync-ssh 2:msync-libssh 3:"ssh-true again"; do
+		sort -n -k "${c%%:*},${c%%:*}" "$shm/ratios" | awk -v k="${c%%:*}" -v n="${c#*:}" \
+		    '{ v[NR] = $k; if ($k <= 1.1) ok++ }
+		    END { printf "  %s to ssh-true: median %.2fx, %d of %d rounds within 1.1x\n",
+		        n, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, ok, NR }'
 	done
 	if [ "$cg" = 1 ] && command -v valgrind >/dev/null; then
 		valgrind -q --tool=callgrind --callgrind-out-file="$out/cg.client" \

@@ -40,7 +40,11 @@
 # of the receiving process (the remote msync or rsync, through
 # /usr/bin/time where there is one): a slow run whose receiver worked
 # as long as it took is the file system's doing; one whose receiver
-# waited is a stall.
+# waited is a stall.  And it prints how long a `sync -f` of that file
+# system takes right after the run ("then-sync"): msync's copy is on
+# disk when it ends (its syncfs() calls, before the sync state is
+# written), rsync's is not, so rsync's time plus its then-sync is the
+# time of the same durable copy.
 #
 # --base MSYNC adds, to the initial copy, a run of another msync build
 # over OpenSSH (both ends: it is the remote msync too), in the same
@@ -218,8 +222,13 @@ timed() {
 	rm -f "$D/recv.cpu"
 	s=$(now); "$@" >"$shm/last.out" 2>&1; local rc=$?; e=$(now)
 	last=$(secs "$s" "$e")
-	printf '%-22s %7.3f s  load %s%s%s%s\n' "$label" "$last" "$(load)" \
-	    "${PSI:+  io-psi $(iopsi)}" "$(recv_cpu)" \
+	local info
+	info="load $(load)${PSI:+  io-psi $(iopsi)}$(recv_cpu)"
+	if [ -n "${PSI:-}" ]; then
+		s=$(now); sync -f "$base"; e=$(now)
+		info="$info  then-sync $(printf %.3f "$(secs "$s" "$e")")"
+	fi
+	printf '%-22s %7.3f s  %s%s\n' "$label" "$last" "$info" \
 	    "$([ $rc = 0 ] || echo "  FAILED rc=$rc")"
 }
 

@@ -1978,16 +1978,16 @@ used_cmp(const void *x, const void *y)
  * every folder once: only the folders this pass opened already are
  * unloaded, as it comes to the others next (so a pass over more than
  * the bound may hold more until it is done with some).  Never keep's
- * (just opened: its caller uses it), the hot and the cold folder's (their
- * saves wait in tmp/ and name their entries) or a read-only run's in-memory use of a
- * folder's own index (its new UIDs are in memory only); in the listing,
- * only folders whose listing is held: another loaded there (rescanned,
- * its contents unchanged: a racy token) may still be listed (the
- * server's by-reference listing) or saved into, which would decode it
- * again, so it waits for the later passes as before.  Best effort: what
- * cannot be written stays loaded, and store_flush reports it.  With
- * done, the candidates are the folders the caller is done with instead
- * (maildir_done).
+ * (just opened: its caller uses it), the hot and the cold folder's
+ * (their saves wait in tmp/ and name their entries) or a read-only
+ * run's in-memory use of a folder's own index (its new UIDs are in
+ * memory only); in the listing, only folders whose listing is held:
+ * another loaded there (rescanned, its contents unchanged: a racy token)
+ * may still be listed (the server's by-reference listing) or saved into,
+ * which would decode it again, so it waits for the later passes as
+ * before.  Best effort: what cannot be written stays loaded, and
+ * store_flush reports it.  With done, the candidates are the folders the
+ * caller is done with instead (maildir_done).
  */
 static void
 ix_trim(struct maildir *st, struct folder *keep, int done)

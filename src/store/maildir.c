@@ -205,6 +205,19 @@ struct maildir {
 	int			 hot_tmpfd;
 	int			 hot_curfd;
 	/*
+	 * The folder saved into before the hot one, while some of its
+	 * saves still wait in tmp/ for their syncfs() (issue 10.4): saving
+	 * into the next folder no longer waits for them (hot_park).  Its
+	 * directory, tmp/ and cur/ stay open until those saves are in cur/
+	 * (pending_move), and its index stays loaded.  One at a time, on
+	 * the hot folder's file system (one syncfs() covers both): a third
+	 * folder, or another file system, waits as before (hot_drop).
+	 */
+	struct folder		*cold;		/* borrowed; NULL = none */
+	int			 cold_fd;	/* owned, like the two below */
+	int			 cold_tmpfd;
+	int			 cold_curfd;
+	/*
 	 * The folder of the last message read, flag change or expunge, with
 	 * its directory open and its cur/ and new/ once used (issue 10.3):
 	 * those come folder by folder too, and opening and closing the
@@ -228,11 +241,11 @@ struct maildir {
 	unsigned long		 op_hook_at;
 	const char		*op_hook;	/* borrowed from environ */
 	/*
-	 * Saved messages of the hot folder still in tmp/, waiting for one
-	 * syncfs() to make their contents durable before they are moved
-	 * into cur/ (sync_reap, pending_flush): one syncfs() per
-	 * PENDING_MAX messages or more, instead of one fsync per message.
-	 * They already have their UIDs.
+	 * Saved messages of the hot folder (and first, of the cold one)
+	 * still in tmp/, waiting for one syncfs() to make their contents
+	 * durable before they are moved into cur/ (sync_reap,
+	 * pending_flush): one syncfs() per PENDING_MAX messages or more,
+	 * instead of one fsync per message.  They already have their UIDs.
 	 */
 	struct pending		*pend;		/* owned; PENDING_CAP of them */
 	size_t			 npend;
@@ -302,7 +315,8 @@ struct syncer {
 };
 
 struct pending {
-	uint32_t		 uid;		/* in st->hot's index */
+	uint32_t		 uid;		/* in its folder's index */
+	uint8_t			 cold;		/* of st->cold, not st->hot */
 	uint8_t			 flags;
 	uint32_t		 bits;		/* keyword letters */
 	uint64_t		 size;
@@ -327,6 +341,9 @@ static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct maildir *);
 static void	 sync_here(struct maildir *);
+static void	 sync_start(struct maildir *);
+static void	 hot_park(struct maildir *);
+static int	 same_fs(int, int);
 static void	 ix_trim(struct maildir *, struct folder *, int);
 static int	 held_make(struct maildir *, struct folder *, int);
 static int	 move_noreplace(int, const char *, int, const char *);
@@ -339,19 +356,39 @@ static int	 maildir_expunge_guid(struct maildir *, const char *, uint32_t,
 static int	 set_flags(struct maildir *, const char *, uint32_t, uint8_t,
 		    const char *, int, uint8_t, const char *);
 
-/* Forgets the hot folder of st, closing its descriptors. */
+/* Closes a folder's directory, tmp/ and cur/ (-1: not open), sets -1. */
+static void
+dirs_close(int *fd, int *tmpfd, int *curfd)
+{
+	int	*p[3] = { fd, tmpfd, curfd };
+	int	 i;
+
+	for (i = 0; i < 3; i++) {
+		if (*p[i] != -1)
+			close(*p[i]);
+		*p[i] = -1;
+	}
+}
+
+/* Closes the cold folder's descriptors; its saves are all in cur/. */
+static void
+cold_release(struct maildir *st)
+{
+	dirs_close(&st->cold_fd, &st->cold_tmpfd, &st->cold_curfd);
+	st->cold = NULL;
+}
+
+/*
+ * Forgets the hot folder of st, closing its descriptors, once every
+ * pending save (the cold folder's too) is in cur/.
+ */
 static void
 hot_drop(struct maildir *st)
 {
 	(void)pending_flush(st);	/* a failure stays in pend_failed */
-	if (st->hot_fd != -1)
-		close(st->hot_fd);
-	if (st->hot_tmpfd != -1)
-		close(st->hot_tmpfd);
-	if (st->hot_curfd != -1)
-		close(st->hot_curfd);
+	cold_release(st);		/* pending_flush emptied the queue */
+	dirs_close(&st->hot_fd, &st->hot_tmpfd, &st->hot_curfd);
 	st->hot = NULL;
-	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 }
 
 /* Forgets the folder of the last message operation (st->opf). */
@@ -1343,8 +1380,9 @@ folder_open(struct maildir *st, const char *name, int mode,
 		st->pass_start = st->clock;
 	st->trimming = trim;
 	f = folder_find(st, name, &pos);
-	/* Whatever looks at the hot folder sees its pending saves in cur/. */
-	if (f != NULL && f == st->hot && st->npend > 0 &&
+	/* Whatever looks at the hot or the cold folder sees its pending
+	   saves in cur/. */
+	if (f != NULL && (f == st->hot || f == st->cold) && st->npend > 0 &&
 	    (r = pending_flush(st)) != 0)
 		return r;
 	if (f != NULL) {
@@ -1515,7 +1553,8 @@ op_open(struct maildir *st, const char *name, int mode, struct folder **f,
 		if (held > 0 && i == 2) {
 			/* As folder_open does for a folder it need not
 			   refresh. */
-			if (st->opf == st->hot && st->npend > 0 &&
+			if ((st->opf == st->hot || st->opf == st->cold) &&
+			    st->npend > 0 &&
 			    (r = pending_flush(st)) != 0)
 				return r;
 			if (mode == REFRESH_READ && !st->trimming)
@@ -1699,6 +1738,7 @@ maildir_open(const struct store_opts *o, struct maildir **out, char **holder)
 	st->o = *o;
 	st->rootfd = st->lockfd = st->cachefd = -1;
 	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
+	st->cold_fd = st->cold_tmpfd = st->cold_curfd = -1;
 	st->op_fd = -1;
 	st->op_sub[0] = st->op_sub[1] = SUB_UNOPENED;
 	op_hook_get(st);
@@ -1889,7 +1929,8 @@ kept_open(struct maildir *st, const char *name, uint32_t uid, int *fdp,
 		held_drop_all(st);
 	key.uid = uid;
 	if ((f = folder_find(st, name, NULL)) == NULL || f->ix != NULL ||
-	    f->nkept == 0 || f == st->hot || skip_has(st, name) ||
+	    f->nkept == 0 || f == st->hot || f == st->cold ||
+	    skip_has(st, name) ||
 	    (k = bsearch(&key, f->kept, f->nkept, sizeof(*k),
 	    kept_cmp)) == NULL)
 		return -1;
@@ -1937,16 +1978,16 @@ used_cmp(const void *x, const void *y)
  * every folder once: only the folders this pass opened already are
  * unloaded, as it comes to the others next (so a pass over more than
  * the bound may hold more until it is done with some).  Never keep's
- * (just opened: its caller uses it), the hot folder's (its saves wait in
- * tmp/ and name its entries) or a read-only run's in-memory use of a
- * folder's own index (its new UIDs are in memory only); in the listing,
- * only folders whose listing is held: another loaded there (rescanned,
- * its contents unchanged: a racy token) may still be listed (the
- * server's by-reference listing) or saved into, which would decode it
- * again, so it waits for the later passes as before.  Best effort: what
- * cannot be written stays loaded, and store_flush reports it.  With
- * done, the candidates are the folders the caller is done with instead
- * (maildir_done).
+ * (just opened: its caller uses it), the hot and the cold folder's
+ * (their saves wait in tmp/ and name their entries) or a read-only
+ * run's in-memory use of a folder's own index (its new UIDs are in
+ * memory only); in the listing, only folders whose listing is held:
+ * another loaded there (rescanned, its contents unchanged: a racy token)
+ * may still be listed (the server's by-reference listing) or saved into,
+ * which would decode it again, so it waits for the later passes as
+ * before.  Best effort: what cannot be written stays loaded, and
+ * store_flush reports it.  With done, the candidates are the folders the
+ * caller is done with instead (maildir_done).
  */
 static void
 ix_trim(struct maildir *st, struct folder *keep, int done)
@@ -1961,7 +2002,8 @@ ix_trim(struct maildir *st, struct folder *keep, int done)
 	    (c = reallocarray(NULL, st->nf, sizeof(*c))) != NULL) {
 		for (i = 0; i < st->nf; i++)
 			if (st->f[i]->ix != NULL && st->f[i] != keep &&
-			    st->f[i] != st->hot && !st->f[i]->ownix &&
+			    st->f[i] != st->hot && st->f[i] != st->cold &&
+			    !st->f[i]->ownix &&
 			    (!st->listing || st->f[i]->held != NULL) &&
 			    (done ? st->f[i]->done :
 			    st->f[i]->used > st->pass_start))
@@ -2877,10 +2919,17 @@ maildir_save_begin(struct maildir *st, const char *name,
 	if (f == NULL || f != st->hot || f->ix == NULL) {
 		int	 fd;
 
-		hot_drop(st);
+		if (f != st->hot && st->hot != NULL && st->hot->ix != NULL &&
+		    st->npend > 0 && st->cold == NULL)
+			hot_park(st);
+		else
+			hot_drop(st);
 		if ((r = folder_open(st, name, REFRESH_LAZY, &f, &fd)) != 0)
 			goto out;
 		st->hot_fd = fd;
+		/* One syncfs() must cover the cold folder's saves too. */
+		if (st->cold != NULL && !same_fs(fd, st->cold_fd))
+			(void)pending_flush(st);	/* releases cold */
 		r = MSYNC_ERR_IO;
 		if (mkdirat(fd, "tmp", 0700) == -1 && errno != EEXIST)
 			goto out;
@@ -2927,35 +2976,48 @@ out:
 }
 
 /*
- * Moves the first n pending saves of the hot folder from tmp/ into cur/;
- * the caller made their contents durable (one syncfs()), so a crash never
- * leaves a partial message in cur/.  A name taken meanwhile gets another
- * name (never replacing a file).  A message that cannot be moved (or
- * whose syncfs() failed: pend_failed) stays in tmp/, leaves the index,
- * and makes every later store_flush fail, so the brain never commits a
- * sync state that counts it as saved.  The saves after the first n stay
- * pending, moved to the front.
+ * Moves the first n pending saves from tmp/ into cur/ of their folders
+ * (the cold folder's come first); the caller made their contents durable
+ * (one syncfs()), so a crash never leaves a partial message in cur/.  A
+ * name taken meanwhile gets another name (never replacing a file).  A
+ * message that cannot be moved (or whose syncfs() failed: pend_failed)
+ * stays in tmp/, leaves the index, and makes every later store_flush
+ * fail, so the brain never commits a sync state that counts it as
+ * saved.  The saves after the first n stay pending, moved to the front;
+ * when none of the cold folder's is left, the cold folder is let go.
  */
 static void
 pending_move(struct maildir *st, size_t n)
 {
-	struct folder		*f = st->hot;
+	struct folder		*f, *fs[2];
 	struct index_ent	*e;
 	char			 base[MDNAME_MAX + 1], dest[MDNAME_MAX + 1];
 	char			 rel[4 + MDNAME_MAX + 1];
 	struct stat		 sb;
 	size_t			 k;
-	int			 i, m, ok;
+	int			 i, m, ok, c, tmpfd, curfd, seen[2] = { 0, 0 };
+	int			 curfds[2];
 
-	if (n > 0 && f->chain) {
-		if (fstat(st->hot_curfd, &sb) == 0)
-			chain_pre(f, 0, &sb);
-		else
-			f->chain = 0;
-	}
+	fs[0] = st->hot;
+	fs[1] = st->cold;
+	curfds[0] = st->hot_curfd;
+	curfds[1] = st->cold_curfd;
 	for (k = 0; k < n; k++) {
 		struct pending	*pd = &st->pend[k];
 
+		c = pd->cold ? 1 : 0;
+		f = fs[c];
+		curfd = curfds[c];
+		tmpfd = c ? st->cold_tmpfd : st->hot_tmpfd;
+		if (!seen[c]) {
+			seen[c] = 1;
+			if (f->chain) {
+				if (fstat(curfd, &sb) == 0)
+					chain_pre(f, 0, &sb);
+				else
+					f->chain = 0;
+			}
+		}
 		e = index_find(f->ix, pd->uid);
 		ok = 0;
 		for (i = 0; i < SAVE_TRIES && !st->pend_failed && e != NULL;
@@ -2977,8 +3039,7 @@ pending_move(struct maildir *st, size_t n)
 			    mdname_build(base, pd->flags, pd->bits, dest,
 			    sizeof(dest)) != 0)
 				break;
-			if (move_noreplace(st->hot_tmpfd, pd->tmp,
-			    st->hot_curfd, dest) == 0) {
+			if (move_noreplace(tmpfd, pd->tmp, curfd, dest) == 0) {
 				ok = 1;
 				snprintf(rel, sizeof(rel), "cur/%s", dest);
 				if (i > 0 && index_set_name(f->ix, e, rel) != 0)
@@ -3000,14 +3061,55 @@ pending_move(struct maildir *st, size_t n)
 				index_remove(f->ix, e);
 		}
 	}
-	if (n > 0) {
-		f->synced = 1;
-		chain_post(f, 0, st->hot_curfd);
-	}
+	for (c = 0; c < 2; c++)
+		if (seen[c]) {
+			fs[c]->synced = 1;
+			chain_post(fs[c], 0, curfds[c]);
+		}
 	if (n < st->npend)
 		memmove(st->pend, st->pend + n,
 		    (st->npend - n) * sizeof(*st->pend));
 	st->npend -= n;
+	if (st->cold != NULL && (st->npend == 0 || !st->pend[0].cold))
+		cold_release(st);
+}
+
+/* 1 if directories fd and fd2 are on one file system (one syncfs()). */
+static int
+same_fs(int fd, int fd2)
+{
+	struct stat	 a, b;
+
+	return fstat(fd, &a) == 0 && fstat(fd2, &b) == 0 &&
+	    a.st_dev == b.st_dev;
+}
+
+/*
+ * Saving moves on from the hot folder while some of its saves wait for
+ * their syncfs() (issue 10.4): instead of waiting for it (hot_drop), they
+ * stay pending as the cold folder's, whose directories stay open, and a
+ * syncfs() for them starts now if none is running.  The caller makes
+ * sure there is no cold folder yet, and opens the next hot one.
+ */
+static void
+hot_park(struct maildir *st)
+{
+	size_t	k;
+
+	if (st->sy == NULL)
+		sync_start(st);
+	if (st->npend == 0) {	/* synced here: nothing left to wait for */
+		hot_drop(st);
+		return;
+	}
+	for (k = 0; k < st->npend; k++)
+		st->pend[k].cold = 1;
+	st->cold = st->hot;
+	st->cold_fd = st->hot_fd;
+	st->cold_tmpfd = st->hot_tmpfd;
+	st->cold_curfd = st->hot_curfd;
+	st->hot = NULL;
+	st->hot_fd = st->hot_tmpfd = st->hot_curfd = -1;
 }
 
 /*
@@ -3031,15 +3133,26 @@ syncer_run(void *arg)
 	return NULL;
 }
 
-/* A syncfs() of the hot folder's file system in this thread. */
+/* Where the pending saves are: the hot folder, else the cold one. */
+static struct folder *
+pend_folder(struct maildir *st, int *fdp)
+{
+	*fdp = st->hot != NULL ? st->hot_fd : st->cold_fd;
+	return st->hot != NULL ? st->hot : st->cold;
+}
+
+/* A syncfs() of the pending saves' file system in this thread. */
 static void
 sync_here(struct maildir *st)
 {
 	long long	 t0 = msync_now_ms();
+	struct folder	*f;
+	int		 fd;
 
+	f = pend_folder(st, &fd);
 	st->nsync++;
-	if (syncfs(st->hot_fd) == -1) {
-		WARN("cannot flush '%s' to disk", st->hot->where);
+	if (syncfs(fd) == -1) {
+		WARN("cannot flush '%s' to disk", f->where);
 		st->pend_failed = 1;
 	}
 	st->wait_ms += msync_now_ms() - t0;
@@ -3083,8 +3196,9 @@ static void
 sync_reap(struct maildir *st, int wait)
 {
 	struct syncer	*sy = st->sy;
-
+	struct folder	*f;
 	long long	 t0;
+	int		 fd;
 
 	if (sy == NULL || (!wait && !atomic_load(&sy->done)))
 		return;
@@ -3092,8 +3206,9 @@ sync_reap(struct maildir *st, int wait)
 	(void)pthread_join(sy->th, NULL);
 	st->wait_ms += msync_now_ms() - t0;
 	if (sy->err != 0) {
+		f = pend_folder(st, &fd);
 		errno = sy->err;
-		WARN("cannot flush '%s' to disk", st->hot->where);
+		WARN("cannot flush '%s' to disk", f->where);
 		st->pend_failed = 1;
 	}
 	close(sy->fd);
@@ -3104,16 +3219,17 @@ sync_reap(struct maildir *st, int wait)
 }
 
 /*
- * Makes every pending save of the hot folder durable and moves it into
- * cur/ (waiting for the durability thread first), so that what looks at
- * the folder, and the index and the state written after, see it there.
- * Returns 0 or MSYNC_ERR_IO (this or an earlier save failed).
+ * Makes every pending save (of the hot and the cold folder) durable and
+ * moves it into cur/ (waiting for the durability thread first), so that
+ * what looks at the folder, and the index and the state written after,
+ * see it there.  Returns 0 or MSYNC_ERR_IO (this or an earlier save
+ * failed).
  */
 static int
 pending_flush(struct maildir *st)
 {
 	sync_reap(st, 1);
-	if (st->npend > 0 && st->hot != NULL) {
+	if (st->npend > 0 && (st->hot != NULL || st->cold != NULL)) {
 		sync_here(st);
 		pending_move(st, st->npend);
 	}
@@ -3248,6 +3364,7 @@ maildir_save_commit(struct maildir_save *s, uint8_t flags, const char *kw,
 		goto out;
 	pd = &st->pend[st->npend++];
 	pd->uid = *uid_out;
+	pd->cold = 0;
 	pd->flags = flags & FLAG_ALL;
 	pd->bits = bits;
 	pd->size = s->size;
@@ -3256,10 +3373,12 @@ maildir_save_commit(struct maildir_save *s, uint8_t flags, const char *kw,
 	/*
 	 * Durability without stopping the transfer: a finished syncfs()
 	 * lets its saves into cur/; PENDING_MAX written ones start the
-	 * next; only a full queue waits for the running one.
+	 * next, and so does a cold folder's save still waiting (so that
+	 * the folder is let go before the next one is saved into); only a
+	 * full queue waits for the running one.
 	 */
 	sync_reap(st, st->npend == PENDING_CAP);
-	if (st->sy == NULL && st->npend >= PENDING_MAX)
+	if (st->sy == NULL && (st->npend >= PENDING_MAX || st->cold != NULL))
 		sync_start(st);
 	r = st->pend_failed ? MSYNC_ERR_IO : 0;
 out:

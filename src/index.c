@@ -2261,8 +2261,11 @@ scan_dir(struct scan *sc, const char *sub, int only_retry)
 	return r;
 }
 
-/* Sorts pending files by name, so UIDs follow delivery order. */
-static struct index *sort_ix;
+/*
+ * Sorts pending files by name, so UIDs follow delivery order.  The index
+ * being sorted is per thread: the listing rescans on read-ahead threads.
+ */
+static _Thread_local struct index *sort_ix;
 static int
 pend_cmp(const void *a, const void *b)
 {

@@ -3,6 +3,7 @@
  * records to the peer) in server mode.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,13 @@ int log_verbosity = 1;
 static log_sink_fn	 sink;
 static void		*sink_arg;
 static const char	*prefix = "msync";
+/*
+ * One line at a time: the listing's read-ahead threads (src/readahead.c)
+ * and the keepalive thread may log while the main thread does, and a
+ * sink (a record to the peer, a report's list) is not reentrant.
+ * Recursive, as a sink's own failure may log.
+ */
+static pthread_mutex_t	 emit_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 void
 log_set_sink(log_sink_fn fn, void *arg)
@@ -48,14 +56,15 @@ emit(int level, const char *tag, const char *tail, const char *fmt,
 		return;
 	if (tail != NULL && (size_t)n < sizeof(text))
 		snprintf(text + n, sizeof(text) - (size_t)n, ": %s", tail);
+	pthread_mutex_lock(&emit_mu);
 	if (sink != NULL) {
 		char	 line[2200];
 
 		snprintf(line, sizeof(line), "%s%s", tag, text);
 		sink(level, line, sink_arg);
-		return;
-	}
-	fprintf(stderr, "%s: %s%s\n", prefix, tag, text);
+	} else
+		fprintf(stderr, "%s: %s%s\n", prefix, tag, text);
+	pthread_mutex_unlock(&emit_mu);
 }
 
 void

@@ -44,6 +44,7 @@
 #include "log.h"
 #include "mdname.h"
 #include "names.h"
+#include "readahead.h"
 #include "store.h"
 
 #define LOCK_FILE	"msync.lock"
@@ -303,6 +304,23 @@ struct maildir {
 	size_t			 nkept;		/* struct folder's, in all */
 	int			 listing;	/* in list_mailboxes */
 	size_t			 nheld;		/* folders with a held listing */
+	/*
+	 * In list_mailboxes: the folder being opened, as a read-ahead
+	 * thread brought it up to date (struct ahead_folder), or NULL.
+	 */
+	struct ahead_folder	*ahead;
+};
+
+/*
+ * A changed folder's index, loaded and rescanned by a read-ahead thread
+ * of the listing (ahead_job), for folder_refresh to take instead of
+ * loading and rescanning it.
+ */
+struct ahead_folder {
+	struct index		*ix;		/* owned; up to date */
+	uint32_t		 uidnext;	/* the index's as loaded */
+	uint64_t		 modseq;	/* the index's as loaded */
+	size_t			 nloaded;	/* its entries as loaded */
 };
 
 /* One syncfs() in the durability thread; see struct maildir. */
@@ -1131,6 +1149,35 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 			return r;
 		if (st->o.readonly && f->ix == NULL)
 			f->cacheix = 1;
+	}
+	if (f->ix == NULL && st->ahead != NULL) {
+		/*
+		 * A read-ahead thread loaded and rescanned it: a rescan
+		 * as folder_refresh's own, from a token read first.  The
+		 * token is checked below as always; had the folder moved
+		 * on since, it is rescanned again.
+		 */
+		struct ahead_folder *af = st->ahead;
+		const char	    *hook;
+
+		st->ahead = NULL;
+		f->ix = af->ix;
+		f->scanned = 0;
+		f->chain = 0;
+		if (f->run_next == 0)
+			f->run_next = af->uidnext ? af->uidnext : 1;
+		kept_clear(st, f);
+		LOG4("'%s': index loaded (%zu entries)", f->where,
+		    af->nloaded);
+		LOG3("rescanning '%s'", f->where);
+		LOG4("'%s': rescanned ahead", f->where);
+		f->load_modseq = af->modseq;
+		loaded = 0;
+		free(af);
+		/* Test hook: a change after the read-ahead's rescan. */
+		if ((hook = getenv("MSYNC_TEST_AHEAD_HOOK")) != NULL &&
+		    *hook != '\0' && system(hook) != 0)
+			WARNX("MSYNC_TEST_AHEAD_HOOK failed");
 	}
 	if (f->ix == NULL) {
 		r = index_load(dfd, name, &ix);
@@ -2369,6 +2416,104 @@ incomplete_status(struct maildir *st, const char *name,
 
 
 
+/*
+ * The listing's read-ahead (issue 10.3): while the listing saves and
+ * lists one folder, threads load and rescan the indexes of the next
+ * changed ones, the longest part of a run after a few changes (reading
+ * the directories of folders of tens of thousands of messages), which
+ * one core did alone.  A worker reads only what no one changes during
+ * the listing: the store's fixed fields and the sorted names.
+ */
+struct ahead {
+	struct maildir	*st;		/* borrowed */
+	char		**names;	/* borrowed; the listing's */
+};
+
+/*
+ * Item i of the read-ahead: brings the index of folder names[i] up to
+ * date if the folder changed since it was saved, the way folder_refresh
+ * would, and returns it (owned by the read-ahead, then by the caller),
+ * or NULL for every other case, which folder_refresh handles (and
+ * reports) itself: an unchanged folder (its header is all the listing
+ * reads), a read-only store's folder with an index of its own, a
+ * missing or unreadable index, a folder moved or older than its index,
+ * and any error.
+ */
+static void *
+ahead_job(void *ctx, size_t i)
+{
+	struct ahead		*a = ctx;
+	struct maildir		*st = a->st;
+	struct ahead_folder	*af = NULL;
+	struct index_head	 h;
+	struct index_token	 tok;
+	struct timespec		 now;
+	struct index		*ix = NULL;
+	struct stat		 sb;
+	char			*dir = NULL, *where = NULL, name[64];
+	int			 fd = -1, dfd;
+
+	if (names_to_dir(a->names[i], (int)st->o.layout, &dir) != 0 ||
+	    (fd = open_beneath(st->rootfd, dir)) == -1)
+		goto out;
+	if (st->o.readonly) {
+		/* Its own msync.index comes first (own_index_load). */
+		if (st->cachefd == -1 || fstatat(fd, INDEX_FILE, &sb,
+		    AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+			goto out;
+		dfd = st->cachefd;
+		cache_index_name_dir(st, dir, name);
+	} else {
+		dfd = fd;
+		snprintf(name, sizeof(name), "%s", INDEX_FILE);
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (index_load_head(dfd, name, &h) != 0 ||
+	    index_token_read(fd, &now, &tok) != 0 ||
+	    index_token_same(&tok, &h.token) ||
+	    index_load(dfd, name, &ix) != 0)
+		goto out;
+	if (index_token_older(&tok, &ix->token) ||
+	    ix->token.cur_ino != tok.cur_ino ||
+	    (ix->token.new_ino != 0 && ix->token.new_ino != tok.new_ino))
+		goto out;
+	if (asprintf(&where, "%s%s%s", st->root, *dir ? "/" : "", dir) == -1) {
+		where = NULL;
+		goto out;
+	}
+	if ((af = calloc(1, sizeof(*af))) == NULL)
+		goto out;
+	af->uidnext = ix->uidnext;
+	af->modseq = ix->modseq;
+	af->nloaded = ix->n;
+	if (index_rescan(ix, fd, where, NULL) != 0) {
+		free(af);
+		af = NULL;
+		goto out;
+	}
+	af->ix = ix;
+	ix = NULL;	/* transferred */
+out:
+	index_free(ix);
+	free(where);
+	free(dir);
+	if (fd != -1)
+		close(fd);
+	return af;
+}
+
+static void
+ahead_free(void *ctx, void *res)
+{
+	struct ahead_folder	*af = res;
+
+	(void)ctx;
+	if (af == NULL)
+		return;
+	index_free(af->ix);
+	free(af);
+}
+
 /* Lists every mailbox with its status; see store.h. */
 static int
 maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
@@ -2377,9 +2522,12 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	struct namelist		 l;
 	struct store_mailbox	*v = NULL;
 	struct folder		*f;
+	struct readahead	*ra = NULL;
+	struct ahead		 a;
 	char			*inbox;
 	const char		*hook;
 	size_t			 i, nv = 0;
+	unsigned		 nthreads;
 	int			 fd, hc, r;
 
 	*out = NULL;
@@ -2419,8 +2567,23 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	 */
 	held_drop_all(st);
 	st->listing = 1;
+	/*
+	 * The read-ahead keeps at most one folder per thread, and one more,
+	 * beyond what the listing holds.  --full rescans every folder here
+	 * anyway.
+	 */
+	a.st = st;
+	a.names = l.v;
+	if (l.n > 1 && !st->o.full && (nthreads = ra_threads(4)) > 0 &&
+	    (r = ra_start(l.n, nthreads + 1, nthreads, ahead_job, ahead_free,
+	    &a, &ra)) != 0)
+		goto out;
 	for (i = 0; i < l.n; i++) {
+		st->ahead = ra_take(ra, i);
 		r = folder_open(st, l.v[i], REFRESH_HEAD, &f, &fd);
+		/* Not taken: the folder was loaded already, or is gone. */
+		ahead_free(NULL, st->ahead);
+		st->ahead = NULL;
 		if (r == MSYNC_ERR_NOMEM)
 			goto out;
 		if (r == MSYNC_ERR_STORE_CHANGED) {
@@ -2468,11 +2631,13 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	if ((hook = getenv("MSYNC_TEST_LIST_HOOK")) != NULL && *hook != '\0' &&
 	    system(hook) != 0)
 		WARNX("MSYNC_TEST_LIST_HOOK failed");
+	LOG4("'%s': %zu mailboxes listed", st->root, nv);
 	*out = v;
 	*n = nv;
 	v = NULL;	/* transferred */
 	r = 0;
 out:
+	ra_stop(ra);
 	/* list_messages, the next pass, unloads only what it opened. */
 	st->listing = 0;
 	st->trimming = 0;

@@ -645,6 +645,34 @@ refs_resolve(struct state_mbox *m, struct base_ref *v, size_t n,
 }
 
 /*
+ * B, before recv_base_msgs: tells the store which of my mailboxes that
+ * will list, in order, so that it can read them ahead (store_prefetch).
+ * A sends by reference (BASE_REFS) base mailboxes that my view has
+ * unchanged, in the base's order, which split_dormant left sorted as A's
+ * is; A may leave some out, which the store then skips.  Best effort.
+ */
+static void
+prefetch_own_listings(struct brain *b)
+{
+	char		**names;
+	size_t		 n = 0;
+	ssize_t		 vb;
+
+	if (b->version < 3 || b->base.n < 2 ||
+	    (names = calloc(b->base.n, sizeof(*names))) == NULL)
+		return;
+	for (size_t i = 0; i < b->base.n; i++) {
+		const struct state_mbox *m = &b->base.mb[i];
+
+		vb = view_find(&b->views[b->self], &m->guid, m->name);
+		if (vb >= 0 && b->views[b->self].mb[vb].unchanged)
+			names[n++] = b->views[b->self].mb[vb].name;
+	}
+	(void)store_prefetch(b->store, names, n);
+	free(names);
+}
+
+/*
  * Receives the messages of every base mailbox left to plan (send_base(b,
  * 0)).  Each must come exactly once, with exactly the announced count.
  * A mailbox announced with unchanged 3 (protocol 3) comes as BASE_REFS,
@@ -1096,14 +1124,48 @@ send_fprints(struct brain *b, const struct view_mbox *vm)
  * uidvalidity and modseq equal the base's is "unchanged": only its status
  * travels, and both planners take its messages from the base.
  */
+/* 1 if mailbox m, as listed, is as the base left it on my side. */
+static int
+listed_unchanged(struct brain *b, const struct store_mailbox *m, int full)
+{
+	const struct state_mbox *bm;
+
+	bm = state_find(&b->base, &m->guid);
+	return !full && bm != NULL && bm->modseq[b->self] != 0 &&
+	    bm->uidvalidity[b->self] == m->uidvalidity &&
+	    bm->modseq[b->self] == m->modseq;
+}
+
+/*
+ * Tells the store which mailboxes build_view will list the messages of,
+ * in order, so that it can read them ahead (store_prefetch).  Best
+ * effort.
+ */
+static void
+prefetch_view(struct brain *b, int full)
+{
+	char	**names;
+	size_t	 n = 0;
+
+	if (b->nmbs < 2 ||
+	    (names = calloc(b->nmbs, sizeof(*names))) == NULL)
+		return;
+	for (size_t i = 0; i < b->nmbs; i++)
+		if (selected(b, b->mbs[i].name) && b->mbs[i].error == 0 &&
+		    !listed_unchanged(b, &b->mbs[i], full))
+			names[n++] = b->mbs[i].name;
+	(void)store_prefetch(b->store, names, n);
+	free(names);
+}
+
 static int
 build_view(struct brain *b, int full)
 {
 	struct store_mailbox	*mbs = b->mbs;
 	struct view_mbox	*vm;
-	struct state_mbox	*bm;
 	int			 r = 0;
 
+	prefetch_view(b, full);
 	for (size_t i = 0; i < b->nmbs; i++) {
 		if (!selected(b, mbs[i].name))
 			continue;
@@ -1116,10 +1178,7 @@ build_view(struct brain *b, int full)
 		vm->guid = mbs[i].guid;
 		vm->uidvalidity = mbs[i].uidvalidity;
 		vm->modseq = mbs[i].modseq;
-		bm = state_find(&b->base, &vm->guid);
-		if (!full && bm != NULL && bm->modseq[b->self] != 0 &&
-		    bm->uidvalidity[b->self] == vm->uidvalidity &&
-		    bm->modseq[b->self] == vm->modseq) {
+		if (listed_unchanged(b, &mbs[i], full)) {
 			vm->unchanged = 1;
 			continue;
 		}
@@ -1148,6 +1207,7 @@ build_view(struct brain *b, int full)
 		}
 	}
 out:
+	(void)store_prefetch(b->store, NULL, 0);
 	store_mailboxes_free(b->mbs, b->nmbs);
 	b->mbs = NULL;
 	b->nmbs = 0;
@@ -4353,8 +4413,12 @@ brain_server(const struct server_opts *so, int rfd, int wfd)
 	if ((r = split_base(&b)) != 0 ||
 	    (r = build_view(&b, (h.opts & HELLO_FULL) != 0)) != 0 ||
 	    (r = send_view(&b)) != 0 || (r = chan_flush(b.ch)) != 0 ||
-	    (r = recv_view(&b)) != 0 || (r = split_dormant(&b)) != 0 ||
-	    (r = recv_base_msgs(&b)) != 0 || (r = expand_deltas(&b)) != 0)
+	    (r = recv_view(&b)) != 0 || (r = split_dormant(&b)) != 0)
+		goto out;
+	prefetch_own_listings(&b);
+	r = recv_base_msgs(&b);
+	(void)store_prefetch(b.store, NULL, 0);
+	if (r != 0 || (r = expand_deltas(&b)) != 0)
 		goto out;
 	r = sync_common(&b, (h.opts & HELLO_FORCE_DELETES) != 0,
 	    (h.opts & HELLO_DRY_RUN) != 0, 0);

@@ -268,6 +268,17 @@ int	 store_flush(struct store *);
 int	 store_done(struct store *, const char *name);
 
 /*
+ * Says that the caller will next list the messages (store_list_messages)
+ * of these mailboxes, in this order, perhaps not all of them, and nothing
+ * else meanwhile: the store may start reading them ahead (the Maildir
+ * driver loads their indexes on worker threads).  names are copied.
+ * Any other call, or a listing of a mailbox not next on the list, ends
+ * the read-ahead; n 0 ends it now.  Optional (NULL: nothing to do).
+ * Returns 0 or MSYNC_ERR_NOMEM (the caller may go on without it).
+ */
+int	 store_prefetch(struct store *, char *const *names, size_t n);
+
+/*
  * The header fingerprint (src/fprint.h) of message uid of mailbox name,
  * read through msg_open/msg_read: its header and its size with CRLF line
  * ends.  MSYNC_ERR_NOTFOUND when it has no Message-ID (or is gone).
@@ -336,6 +347,8 @@ struct store_driver {
 	int	(*done)(struct store *, const char *);	/* or NULL */
 	int	(*hints)(struct store *, const char *,
 		    const struct store_hint *, size_t);	/* or NULL */
+	int	(*prefetch)(struct store *, char *const *,
+		    size_t);				/* or NULL */
 	/*
 	 * Optional: 0 if reading message uid would cost more than a local
 	 * read (an IMAP message not in the spool: a download).

@@ -177,6 +177,27 @@ struct kept {
  */
 #define IX_KEEP		32768
 
+/*
+ * The read-ahead of a pass over folders (issue 10.3): while the listing
+ * (or list_messages) saves and lists one folder, threads load, and
+ * rescan if they changed, the indexes of the next ones: the longest part
+ * of a run after a few changes (reading the directories of folders of
+ * tens of thousands of messages, decoding their indexes), which one core
+ * did alone.  A worker reads only what no one changes during the pass:
+ * the store's fixed fields, the names, and folders the pass has not
+ * reached yet.
+ */
+struct ahead {
+	struct maildir	*st;		/* borrowed */
+	char		**names;	/* borrowed */
+	/* 1: also load an unchanged folder's index (list_messages needs
+	   it); 0: the listing reads only its header. */
+	int		 load_unchanged;
+	/* Or NULL; skip[i] 1: nothing to read for names[i] (its index or
+	   its listing is held already).  Borrowed. */
+	const uint8_t	*skip;
+};
+
 struct maildir {
 	struct store		 base;		/* first: the driver's handle */
 	struct store_opts	 o;		/* path, cachedir borrowed */
@@ -305,22 +326,37 @@ struct maildir {
 	int			 listing;	/* in list_mailboxes */
 	size_t			 nheld;		/* folders with a held listing */
 	/*
-	 * In list_mailboxes: the folder being opened, as a read-ahead
-	 * thread brought it up to date (struct ahead_folder), or NULL.
+	 * The folder being opened, as a read-ahead thread loaded it
+	 * (struct ahead_folder), or NULL: in list_mailboxes, and in
+	 * list_messages while a prefetch runs.
 	 */
 	struct ahead_folder	*ahead;
+	/*
+	 * store_prefetch: the read-ahead of the folders whose messages the
+	 * caller lists next (pre_names, owned, in that order; pre_next the
+	 * first not asked for yet).  It ends at any other operation
+	 * (folder_open outside list_messages: prefetch_stop).
+	 */
+	struct readahead	*pre;
+	struct ahead		 pre_ctx;
+	char			**pre_names;
+	uint8_t			*pre_skip;
+	size_t			 pre_n;
+	size_t			 pre_next;
+	int			 pre_listing;	/* in list_messages */
 };
 
 /*
- * A changed folder's index, loaded and rescanned by a read-ahead thread
- * of the listing (ahead_job), for folder_refresh to take instead of
- * loading and rescanning it.
+ * A folder's index loaded, and if the folder changed since it was saved
+ * also rescanned, by a read-ahead thread (ahead_job), for folder_refresh
+ * to take instead of loading and rescanning it.
  */
 struct ahead_folder {
 	struct index		*ix;		/* owned; up to date */
 	uint32_t		 uidnext;	/* the index's as loaded */
 	uint64_t		 modseq;	/* the index's as loaded */
 	size_t			 nloaded;	/* its entries as loaded */
+	int			 rescanned;	/* 0: the folder was unchanged */
 };
 
 /* One syncfs() in the durability thread; see struct maildir. */
@@ -358,6 +394,7 @@ struct maildir_save {
 static int	have_openat2 = 1;	/* cleared on ENOSYS */
 
 static int	 pending_flush(struct maildir *);
+static void	 prefetch_stop(struct maildir *);
 static void	 sync_here(struct maildir *);
 static void	 sync_start(struct maildir *);
 static void	 hot_park(struct maildir *);
@@ -1152,10 +1189,10 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 	}
 	if (f->ix == NULL && st->ahead != NULL) {
 		/*
-		 * A read-ahead thread loaded and rescanned it: a rescan
-		 * as folder_refresh's own, from a token read first.  The
-		 * token is checked below as always; had the folder moved
-		 * on since, it is rescanned again.
+		 * A read-ahead thread loaded it, and rescanned it if it
+		 * had changed: a rescan as folder_refresh's own, from a
+		 * token read first.  The token is checked below as always;
+		 * had the folder moved on since, it is rescanned again.
 		 */
 		struct ahead_folder *af = st->ahead;
 		const char	    *hook;
@@ -1169,8 +1206,11 @@ folder_refresh(struct maildir *st, struct folder *f, int folderfd, int mode)
 		kept_clear(st, f);
 		LOG4("'%s': index loaded (%zu entries)", f->where,
 		    af->nloaded);
-		LOG3("rescanning '%s'", f->where);
-		LOG4("'%s': rescanned ahead", f->where);
+		if (af->rescanned) {
+			LOG3("rescanning '%s'", f->where);
+			LOG4("'%s': rescanned ahead", f->where);
+		} else
+			LOG4("'%s': loaded ahead", f->where);
 		f->load_modseq = af->modseq;
 		loaded = 0;
 		free(af);
@@ -1400,6 +1440,9 @@ folder_open(struct maildir *st, const char *name, int mode,
 
 	*out = NULL;
 	*folderfd = -1;
+	/* A prefetch lives while the caller only lists messages. */
+	if (st->pre != NULL && !st->pre_listing)
+		prefetch_stop(st);
 	if (name == NULL || !names_valid(name, strlen(name)))
 		return MSYNC_ERR_BADNAME;
 	if (skip_has(st, name))
@@ -2129,6 +2172,7 @@ maildir_close(struct maildir *st)
 
 	if (st == NULL)
 		return 0;
+	prefetch_stop(st);
 	if (st->rootfd != -1 && st->lockfd != -1)
 		r = maildir_flush(st);
 	hot_drop(st);
@@ -2417,27 +2461,14 @@ incomplete_status(struct maildir *st, const char *name,
 
 
 /*
- * The listing's read-ahead (issue 10.3): while the listing saves and
- * lists one folder, threads load and rescan the indexes of the next
- * changed ones, the longest part of a run after a few changes (reading
- * the directories of folders of tens of thousands of messages), which
- * one core did alone.  A worker reads only what no one changes during
- * the listing: the store's fixed fields and the sorted names.
- */
-struct ahead {
-	struct maildir	*st;		/* borrowed */
-	char		**names;	/* borrowed; the listing's */
-};
-
-/*
- * Item i of the read-ahead: brings the index of folder names[i] up to
- * date if the folder changed since it was saved, the way folder_refresh
- * would, and returns it (owned by the read-ahead, then by the caller),
- * or NULL for every other case, which folder_refresh handles (and
- * reports) itself: an unchanged folder (its header is all the listing
- * reads), a read-only store's folder with an index of its own, a
- * missing or unreadable index, a folder moved or older than its index,
- * and any error.
+ * Item i of the read-ahead: loads the index of folder names[i] and, if
+ * the folder changed since it was saved, rescans it, the way
+ * folder_refresh would, and returns it (owned by the read-ahead, then by
+ * the caller), or NULL for every other case, which folder_refresh
+ * handles (and reports) itself: an unchanged folder when only its
+ * header is read, a read-only store's folder with an index of its own,
+ * a missing or unreadable index, a folder moved or older than its
+ * index, and any error.
  */
 static void *
 ahead_job(void *ctx, size_t i)
@@ -2453,6 +2484,8 @@ ahead_job(void *ctx, size_t i)
 	char			*dir = NULL, *where = NULL, name[64];
 	int			 fd = -1, dfd;
 
+	if (a->skip != NULL && a->skip[i])
+		return NULL;
 	if (names_to_dir(a->names[i], (int)st->o.layout, &dir) != 0 ||
 	    (fd = open_beneath(st->rootfd, dir)) == -1)
 		goto out;
@@ -2469,9 +2502,21 @@ ahead_job(void *ctx, size_t i)
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (index_load_head(dfd, name, &h) != 0 ||
-	    index_token_read(fd, &now, &tok) != 0 ||
-	    index_token_same(&tok, &h.token) ||
-	    index_load(dfd, name, &ix) != 0)
+	    index_token_read(fd, &now, &tok) != 0)
+		goto out;
+	if (index_token_same(&tok, &h.token)) {
+		/* Unchanged: loaded as it is, if the pass needs it. */
+		if (!a->load_unchanged || index_load(dfd, name, &ix) != 0 ||
+		    (af = calloc(1, sizeof(*af))) == NULL)
+			goto out;
+		af->uidnext = ix->uidnext;
+		af->modseq = ix->modseq;
+		af->nloaded = ix->n;
+		af->ix = ix;
+		ix = NULL;	/* transferred */
+		goto out;
+	}
+	if (index_load(dfd, name, &ix) != 0)
 		goto out;
 	if (index_token_older(&tok, &ix->token) ||
 	    ix->token.cur_ino != tok.cur_ino ||
@@ -2486,6 +2531,7 @@ ahead_job(void *ctx, size_t i)
 	af->uidnext = ix->uidnext;
 	af->modseq = ix->modseq;
 	af->nloaded = ix->n;
+	af->rescanned = 1;
 	if (index_rescan(ix, fd, where, NULL) != 0) {
 		free(af);
 		af = NULL;
@@ -2574,6 +2620,8 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	 */
 	a.st = st;
 	a.names = l.v;
+	a.load_unchanged = 0;
+	a.skip = NULL;
 	if (l.n > 1 && !st->o.full && (nthreads = ra_threads(4)) > 0 &&
 	    (r = ra_start(l.n, nthreads + 1, nthreads, ahead_job, ahead_free,
 	    &a, &ra)) != 0)
@@ -2842,16 +2890,101 @@ maildir_list_messages(struct maildir *st, const char *name,
     struct msglist *out)
 {
 	struct folder	*f;
+	size_t		 j;
 	int		 fd = -1, r;
 
+	if (st->pre != NULL) {
+		/* The next on the prefetch's list (those passed are let go). */
+		for (j = st->pre_next; j < st->pre_n; j++)
+			if (strcmp(st->pre_names[j], name) == 0)
+				break;
+		if (j == st->pre_n)
+			prefetch_stop(st);
+		else {
+			st->ahead = ra_take(st->pre, j);
+			st->pre_next = j + 1;
+		}
+	}
 	if ((f = folder_find(st, name, NULL)) != NULL && f->held != NULL &&
 	    (r = held_take(st, f, out)) <= 0)
-		return r;
-	if ((r = folder_open(st, name, REFRESH_TOKEN, &f, &fd)) != 0)
-		return r;
+		goto out;
+	st->pre_listing = 1;
+	r = folder_open(st, name, REFRESH_TOKEN, &f, &fd);
+	st->pre_listing = 0;
+	if (r != 0)
+		goto out;
 	r = list_build(f, fd, out);
 	close(fd);
+out:
+	/* Not taken: the folder was loaded already, or is gone. */
+	ahead_free(NULL, st->ahead);
+	st->ahead = NULL;
+	if (st->pre != NULL && st->pre_next == st->pre_n)
+		prefetch_stop(st);
 	return r;
+}
+
+/* Ends the prefetch, if one runs: its threads, and what they made. */
+static void
+prefetch_stop(struct maildir *st)
+{
+	ra_stop(st->pre);
+	st->pre = NULL;
+	for (size_t i = 0; i < st->pre_n; i++)
+		free(st->pre_names[i]);
+	free(st->pre_names);
+	free(st->pre_skip);
+	st->pre_names = NULL;
+	st->pre_skip = NULL;
+	st->pre_n = 0;
+	st->pre_next = 0;
+}
+
+/* Starts reading ahead the folders of names; see store.h. */
+static int
+maildir_prefetch(struct maildir *st, char *const *names, size_t n)
+{
+	struct folder	*f;
+	unsigned	 nthreads;
+	size_t		 i, nwork = 0;
+	int		 r;
+
+	prefetch_stop(st);
+	if (n < 2 || st->o.full || (nthreads = ra_threads(4)) == 0)
+		return 0;
+	if ((st->pre_names = calloc(n, sizeof(*st->pre_names))) == NULL ||
+	    (st->pre_skip = calloc(n, 1)) == NULL) {
+		prefetch_stop(st);
+		return MSYNC_ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		if ((st->pre_names[i] = strdup(names[i])) == NULL) {
+			st->pre_n = i;
+			prefetch_stop(st);
+			return MSYNC_ERR_NOMEM;
+		}
+		/* A changed folder's listing is held from list_mailboxes. */
+		f = folder_find(st, names[i], NULL);
+		if (f != NULL && (f->held != NULL || f->ix != NULL))
+			st->pre_skip[i] = 1;
+		else
+			nwork++;
+	}
+	st->pre_n = n;
+	if (nwork < 2) {
+		prefetch_stop(st);
+		return 0;
+	}
+	st->pre_ctx.st = st;
+	st->pre_ctx.names = st->pre_names;
+	st->pre_ctx.load_unchanged = 1;
+	st->pre_ctx.skip = st->pre_skip;
+	if ((r = ra_start(n, nthreads + 1, nthreads, ahead_job, ahead_free,
+	    &st->pre_ctx, &st->pre)) != 0 || st->pre == NULL) {
+		prefetch_stop(st);
+		return r;
+	}
+	return 0;
 }
 
 /* Rescans mailbox name now; see store.h. */
@@ -4121,6 +4254,12 @@ md_list_messages(struct store *s, const char *name, struct msglist *out)
 }
 
 static int
+md_prefetch(struct store *s, char *const *names, size_t n)
+{
+	return maildir_prefetch(md(s), names, n);
+}
+
+static int
 md_rescan(struct store *s, const char *name, struct store_mailbox *m)
 {
 	return maildir_rescan(md(s), name, m);
@@ -4305,5 +4444,6 @@ const struct store_driver store_maildir_driver = {
 	.delete_mailbox = md_delete_mailbox,
 	.set_mailbox_guid = md_set_mailbox_guid,
 	.flush = md_flush,
-	.done = md_done
+	.done = md_done,
+	.prefetch = md_prefetch
 };

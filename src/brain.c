@@ -3928,6 +3928,9 @@ struct greet {
 	uint8_t			 hopts;		/* out: HELLO's options */
 	char			*why;		/* out, owned: the handshake's
 						   failure */
+	pthread_mutex_t		 mu;		/* guards done (greet_thread) */
+	pthread_cond_t		 cv;		/* signalled when done is set */
+	int			 done;		/* greet returned */
 };
 
 static int
@@ -3938,16 +3941,13 @@ greet(struct greet *g)
 	struct rec_hello	 h;
 	uint8_t			*q = NULL;
 	size_t			 len;
-	int			 r;
+	int			 r, r2;
 
 	r = chan_handshake(b->ch, o->compress > 0, HANDSHAKE_MS, &g->version,
 	    &g->compressed, &g->why);
 	if (r != 0)
 		goto out;
 	g->shook = 1;
-	if ((r = chan_set_timeout(b->ch, o->timeout, "B (the other side)")) !=
-	    0)
-		goto out;
 
 	memset(&h, 0, sizeof(h));
 	h.mode = o->list ? MODE_LIST : (uint8_t)o->mode;
@@ -3992,27 +3992,51 @@ greet(struct greet *g)
 	 * its file as mboxrd and change such messages, so it is refused.
 	 */
 	if (o->mbox_format_b == MBOXFMT_MBOXO) {
-		if (g->version < 5) {
+		if (g->version < 5)
 			g->old_mboxo = 1;
-			r = MSYNC_ERR_PROTO;
-			goto out;
-		}
-		h.opts |= HELLO_MBOXO;
+		else
+			h.opts |= HELLO_MBOXO;
 	}
-	g->hopts = h.opts;
-	r = proto_enc_hello(&h, &q, &len);
-	if ((r = put(b, REC_HELLO, r, q, len)) != 0)
-		goto out;
-	r = chan_flush(b->ch);
+	/*
+	 * HELLO goes out before the keepalive thread is made: B waits for
+	 * it to open and list its store, and making a thread is time on
+	 * that path.  chan_flush_some only writes what the fd takes (a
+	 * HELLO fits a pipe); what it leaves waits below, under the
+	 * timeout, as before.
+	 */
+	if (g->old_mboxo)
+		r = MSYNC_ERR_PROTO;
+	else {
+		g->hopts = h.opts;
+		r = proto_enc_hello(&h, &q, &len);
+		if ((r = put(b, REC_HELLO, r, q, len)) == 0)
+			r = chan_flush_some(b->ch);
+	}
+	if ((r2 = chan_set_timeout(b->ch, o->timeout,
+	    "B (the other side)")) != 0)
+		r = r2;
+	if (r == 0)
+		r = chan_flush(b->ch);
 out:
 	g->r = r;
 	return r;
 }
 
+/*
+ * greet in a thread of its own: says it is done (g->done under g->mu)
+ * as soon as greet returns, so that A goes on without waiting for the
+ * thread's exit; brain_client joins it at its end.
+ */
 static void *
 greet_thread(void *arg)
 {
-	(void)greet(arg);
+	struct greet	*g = arg;
+
+	(void)greet(g);
+	pthread_mutex_lock(&g->mu);
+	g->done = 1;
+	pthread_cond_signal(&g->cv);
+	pthread_mutex_unlock(&g->mu);
 	return NULL;
 }
 
@@ -4068,6 +4092,7 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	struct chan_stats cs;
 	pthread_t	 tid;
 	int		 compressed = 0, r, status = 0, first_sync;
+	int		 threaded = 0;
 	size_t		 len;
 
 	memset(&b, 0, sizeof(b));
@@ -4111,7 +4136,16 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 	 * whose rescans the indexes keep.)
 	 */
 	if (!o->list && !first_sync && o->layout[SIDE_A] != LAYOUT_IMAP &&
-	    pthread_create(&tid, NULL, greet_thread, &g) == 0) {
+	    pthread_mutex_init(&g.mu, NULL) == 0) {
+		if (pthread_cond_init(&g.cv, NULL) != 0)
+			pthread_mutex_destroy(&g.mu);
+		else if (pthread_create(&tid, NULL, greet_thread, &g) != 0) {
+			pthread_cond_destroy(&g.cv);
+			pthread_mutex_destroy(&g.mu);
+		} else
+			threaded = 1;
+	}
+	if (threaded) {
 		e.ran = 1;
 		e.open_r = open_store_quiet(&b, o->path[SIDE_A],
 		    o->layout[SIDE_A], o->inbox, o->mbox_format,
@@ -4127,7 +4161,14 @@ brain_client(const struct brain_opts *o, int rfd, int wfd)
 			e.list_r = store_list_mailboxes(b.store, &b.mbs,
 			    &b.nmbs);
 		}
-		pthread_join(tid, NULL);
+		/*
+		 * Greet's results, not the thread's exit (it is joined at
+		 * the end): the lists go out as soon as HELLO did.
+		 */
+		pthread_mutex_lock(&g.mu);
+		while (!g.done)
+			pthread_cond_wait(&g.cv, &g.mu);
+		pthread_mutex_unlock(&g.mu);
 		/* Locked: wait for it (--lock-wait) where we always did. */
 		if (e.open_r == MSYNC_ERR_LOCKED && o->lock_wait > 0) {
 			free(e.holder);
@@ -4295,6 +4336,11 @@ committed:
 		    cs.wire_in, cs.raw_in, compressed ? "" : ", uncompressed");
 	}
 out:
+	if (threaded) {
+		pthread_join(tid, NULL);
+		pthread_cond_destroy(&g.cv);
+		pthread_mutex_destroy(&g.mu);
+	}
 	if (o->result != NULL)
 		fill_result(&b, compressed, o->result);
 	free(g.why);

@@ -2579,6 +2579,8 @@ maildir_list_mailboxes(struct maildir *st, struct store_mailbox **out,
 	*out = NULL;
 	*n = 0;
 	memset(&l, 0, sizeof(l));
+	/* Its own read-ahead below; a prefetch's threads end first. */
+	prefetch_stop(st);
 	hc = has_cur(st->rootfd);
 	if (!hc && !errno_gone()) {
 		WARN("cannot look into '%s'", st->root);

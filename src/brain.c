@@ -1119,11 +1119,6 @@ send_fprints(struct brain *b, const struct view_mbox *vm)
 	return 0;
 }
 
-/*
- * Builds views[self] from the listing list_store made.  A mailbox whose
- * uidvalidity and modseq equal the base's is "unchanged": only its status
- * travels, and both planners take its messages from the base.
- */
 /* 1 if mailbox m, as listed, is as the base left it on my side. */
 static int
 listed_unchanged(struct brain *b, const struct store_mailbox *m, int full)
@@ -1158,6 +1153,11 @@ prefetch_view(struct brain *b, int full)
 	free(names);
 }
 
+/*
+ * Builds views[self] from the listing list_store made.  A mailbox whose
+ * uidvalidity and modseq equal the base's is "unchanged": only its status
+ * travels, and both planners take its messages from the base.
+ */
 static int
 build_view(struct brain *b, int full)
 {

@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <zlib.h>
 
 #include "log.h"
@@ -834,16 +833,41 @@ imap_quote(const char *s, char **out)
 	return 0;
 }
 
-/* base64 of n bytes into a new string. */
+/*
+ * base64 (RFC 4648, with padding, no line breaks) of n bytes into a new
+ * string, or NULL when out of memory.  Our own, not OpenSSL's: a login
+ * over ;tls=none must not need OpenSSL loaded (src/ossl.h).
+ */
 static char *
 b64(const void *p, size_t n)
 {
-	char	*o;
+	static const char	 abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char	*s = p;
+	uint32_t		 v;
+	size_t			 i, o = 0;
+	char			*out;
 
-	if (n > SIZE_MAX / 2 || (o = malloc(4 * ((n + 2) / 3) + 1)) == NULL)
+	if (n > SIZE_MAX / 2 || (out = malloc(4 * ((n + 2) / 3) + 1)) == NULL)
 		return NULL;
-	EVP_EncodeBlock((unsigned char *)o, p, (int)n);
-	return o;
+	for (i = 0; i + 2 < n; i += 3) {
+		v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+		out[o++] = abc[v >> 18 & 0x3f];
+		out[o++] = abc[v >> 12 & 0x3f];
+		out[o++] = abc[v >> 6 & 0x3f];
+		out[o++] = abc[v & 0x3f];
+	}
+	if (i < n) {
+		v = (uint32_t)s[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)s[i + 1] << 8;
+		out[o++] = abc[v >> 18 & 0x3f];
+		out[o++] = abc[v >> 12 & 0x3f];
+		out[o++] = i + 1 < n ? abc[v >> 6 & 0x3f] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return out;
 }
 
 /* imap_send for a line that holds a secret: never logged. */

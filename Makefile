@@ -24,15 +24,15 @@ SYSTEMD_UNITS = contrib/systemd/msync@.service contrib/systemd/msync@.timer \
 CC	?= cc
 PKG_CONFIG ?= pkg-config
 PKGS	 = libssh liblz4 libxxhash openssl zlib
-# Linked: all but libssh, which remote/libssh.c loads (dlopen) only for
-# --ssh=libssh, so that the server and the client over the ssh program
-# do not pay its dynamic linking (and its Kerberos libraries') at every
-# start; its header is still needed to build.  libcrypto first: it is
-# bound at load (BIND_NOW), and most of its 3,000 symbol lookups find
-# the symbol in libcrypto itself, so each one is shorter when libcrypto
-# comes first in the search order (3.24 M instructions to start instead
-# of 3.75 M).
-LINK_PKGS = libcrypto libssl zlib liblz4 libxxhash
+# Linked: all but libssh and OpenSSL, which are loaded (dlopen) only by
+# a run that uses them: libssh by remote/libssh.c for --ssh=libssh,
+# libcrypto and libssl by src/ossl.c for TLS (imaps://, STARTTLS,
+# msyncs://, the daemon).  So the server and the client over the ssh
+# program do not pay their dynamic linking at every start (libcrypto's
+# alone was 2.6 M instructions, and libssh's Kerberos libraries more);
+# their headers are still needed to build.  dlopen is in glibc's libc
+# since 2.34: no -ldl.
+LINK_PKGS = zlib liblz4 libxxhash
 
 WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wno-unused-parameter

@@ -40,18 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
 #include "brain.h"
 #include "daemon.h"
 #include "dconf.h"
 #include "dpath.h"
 #include "log.h"
 #include "msync.h"
+#include "ossl.h"
 #include "s2s.h"
 #include "tlspump.h"
 
@@ -754,7 +749,7 @@ int
 daemon_main(const char *config_path)
 {
 	struct daemon	*d;
-	char		 err[512];
+	char		 err[512], *why = NULL;
 	int		 lfd, accepting, status;
 
 	log_set_prefix("msyncd");
@@ -771,6 +766,13 @@ daemon_main(const char *config_path)
 	if (d->conf.syslog) {
 		openlog("msyncd", LOG_PID, LOG_DAEMON);
 		log_set_sink(daemon_syslog, NULL);
+	}
+	/* TLS is always on: without OpenSSL there is nothing to serve. */
+	if (ossl_load(&why) != 0) {
+		ERRX("%s", why != NULL ? why : "cannot load OpenSSL");
+		free(why);
+		status = EXIT_UNREACH;
+		goto out;
 	}
 	status = EXIT_USAGE;
 	if (daemon_tls(d) != 0 || daemon_ids(d) != 0 ||

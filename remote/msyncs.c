@@ -37,15 +37,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include "log.h"
 #include "msync.h"
+#include "ossl.h"
 #include "transport.h"
 #include "remote.h"
 #include "store.h"
@@ -375,8 +369,14 @@ msyncs_start(const struct transport_opts *o, const struct loc *l,
     struct transport *t, char **why)
 {
 	struct mhelp	 h;
+	int		 r;
 
-	(void)why;
+	/*
+	 * OpenSSL before the helper forks (it inherits the table), so that
+	 * a missing libssl is said here, at once, as for libssh.
+	 */
+	if ((r = ossl_load(why)) != 0)
+		return r;
 	memset(&h, 0, sizeof(h));
 	h.l = l;
 	h.run_line = o->daemon_run;

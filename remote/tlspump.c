@@ -18,10 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "msync.h"
+#include "ossl.h"
 #include "tlspump.h"
 
 #define PUMP_BUF	(64 * 1024)	/* bytes buffered each way */

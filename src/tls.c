@@ -18,12 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
 #include "log.h"
 #include "msync.h"
+#include "ossl.h"
 #include "tls.h"
 
 #define TLS_TIMEOUT_DEFAULT	30000	/* ms, when the caller says <= 0 */
@@ -276,6 +273,9 @@ tls_start(int fd, const struct tls_opts *o, struct tls **out, char **why)
 	int		 r = MSYNC_ERR_UNREACHABLE, n, e, w;
 
 	*out = NULL;
+	/* OpenSSL is loaded by the first connection that needs it. */
+	if ((r = ossl_load(why)) != 0)
+		return r;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	t->fd = fd;

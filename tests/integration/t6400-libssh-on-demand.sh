@@ -6,24 +6,9 @@ still syncs, and a libssh that cannot be loaded, or lacks a function, is
 said clearly (69) with nothing touched'
 . "$(dirname "$0")/lib.sh"
 . "$TEST_DIR/lib-sshd.sh"
+. "$TEST_DIR/lib-ldlibs.sh"
 
 test_require_prereq SSHD
-
-# mk_folder DIR N: a Maildir folder of N messages (lib.sh's deliver).
-mk_folder() {
-	make_maildir "$1" || return 1
-	for _ in $(seq 1 "$2"); do
-		deliver "$1" "" S >/dev/null || return 1
-	done
-}
-
-# loaded FILE...: the libraries the dynamic linker opened, from the
-# LD_DEBUG=files records in FILE... (one file per process).
-loaded() {
-	sed -n 's/.*file=\([^ ]*\) \[0\];  needed by.*/\1/p
-	    s/.*file=\([^ ]*\) \[0\];  dynamically loaded by.*/\1/p' "$@" |
-	    sort -u
-}
 
 test_expect_success 'the binary does not name libssh as needed' '
 	LD_TRACE_LOADED_OBJECTS=1 "$MSYNC" >libs &&
@@ -35,45 +20,35 @@ test_expect_success 'the binary does not name libssh as needed' '
 # A remote msync that records what the dynamic linker opens for it.
 test_expect_success 'setup: sshd, a pair, a remote msync that logs its linking' '
 	start_sshd &&
-	mk_folder a 10 &&
-	mkdir ld &&
-	cat >ld-msync <<-EOF &&
-	#!/bin/sh
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/server" exec "$MSYNC" "\$@"
-	EOF
-	chmod +x ld-msync
+	ld_mk_folder a 10 &&
+	ld_remote_msync
 '
 
 test_expect_success 'over the ssh program: neither side loads libssh' '
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/client" "$MSYNC" \
-	    -e "$SSH_CMD" --remote-msync "$TRASH/ld-msync" a \
+	ld_run client -e "$SSH_CMD" --remote-msync "$TRASH/ld-msync" a \
 	    msynctest:"$TRASH/b" &&
 	test "$(ls b/cur | wc -l)" = 10 &&
-	loaded ld/server.* >server-libs &&
-	cat server-libs &&
-	grep -q "libc\.so" server-libs &&
-	! grep -q "libssh" server-libs &&
-	loaded ld/client.* >client-libs &&
-	grep -q "libc\.so" client-libs &&
-	! grep -q "libssh" client-libs
+	ld_loaded ld/server.* >server-libs &&
+	ld_without server-libs libssh &&
+	ld_loaded ld/client.* >client-libs &&
+	ld_without client-libs libssh
 '
 
 test_expect_success 'over libssh: the client loads it, syncs; the server does not' '
 	rm -f ld/* &&
-	mk_folder a/.New 3 &&
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/client" "$MSYNC" \
-	    --ssh=libssh --remote-msync "$TRASH/ld-msync" a \
+	ld_mk_folder a/.New 3 &&
+	ld_run client --ssh=libssh --remote-msync "$TRASH/ld-msync" a \
 	    msynctest:"$TRASH/b" &&
 	test "$(ls b/.New/cur | wc -l)" = 3 &&
-	loaded ld/client.* >client-libs &&
+	ld_loaded ld/client.* >client-libs &&
 	cat client-libs &&
 	grep -q "libssh\.so\.4" client-libs &&
-	loaded ld/server.* >server-libs &&
+	ld_loaded ld/server.* >server-libs &&
 	! grep -q "libssh" server-libs
 '
 
 test_expect_success 'a libssh that cannot be loaded: 69, said once, nothing touched' '
-	mk_folder a/.Later 2 &&
+	ld_mk_folder a/.Later 2 &&
 	find a b -type f ! -name msync.lock | sort >before &&
 	test_expect_code 69 env MSYNC_TEST_LIBSSH=libssh-not-here.so.4 \
 	    "$MSYNC" --ssh=libssh a msynctest:"$TRASH/b" 2>err &&

@@ -8,40 +8,11 @@ The daemon and msyncs:// are t6411.'
 . "$(dirname "$0")/lib.sh"
 . "$TEST_DIR/lib-sshd.sh"
 . "$TEST_DIR/lib-imapd.sh"
+. "$TEST_DIR/lib-ldlibs.sh"
 
 test_require_prereq SSHD IMAPD
 
 PASSCMD="echo $IMAPD_PASS"
-
-# mk_folder DIR N: a Maildir folder of N messages (lib.sh's deliver).
-mk_folder() {
-	make_maildir "$1" || return 1
-	for _ in $(seq 1 "$2"); do
-		deliver "$1" "" S >/dev/null || return 1
-	done
-}
-
-# loaded FILE...: the libraries the dynamic linker opened for msync,
-# from the LD_DEBUG=files records in FILE... (one file per process; the
-# ones of other programs, such as the ssh msync runs, left out: ssh
-# links libcrypto itself).  Fails if no file is msync's.
-loaded() {
-	local f mine=
-	for f in "$@"; do
-		grep -q "needed by $MSYNC \[0\]" "$f" && mine="$mine $f"
-	done
-	test -n "$mine" &&
-	sed -n 's/.*file=\([^ ]*\) \[0\];  needed by.*/\1/p
-	    s/.*file=\([^ ]*\) \[0\];  dynamically loaded by.*/\1/p' $mine |
-	    sort -u
-}
-
-# no_openssl FILE: FILE lists libc (the record is real) and no OpenSSL.
-no_openssl() {
-	cat "$1" &&
-	grep -q "libc\.so" "$1" &&
-	! grep -q "libssl\|libcrypto" "$1"
-}
 
 test_expect_success 'the binary names neither libssl nor libcrypto as needed' '
 	LD_TRACE_LOADED_OBJECTS=1 "$MSYNC" >libs &&
@@ -52,38 +23,32 @@ test_expect_success 'the binary names neither libssl nor libcrypto as needed' '
 
 test_expect_success 'msync --version loads no OpenSSL' '
 	mkdir ld &&
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/version" "$MSYNC" --version &&
-	loaded ld/version.* >version-libs &&
-	no_openssl version-libs
+	ld_run version --version &&
+	ld_loaded ld/version.* >version-libs &&
+	ld_without version-libs "libssl\|libcrypto"
 '
 
 test_expect_success 'a local run loads no OpenSSL, in either brain' '
-	mk_folder a 10 &&
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/local" "$MSYNC" a local &&
+	ld_mk_folder a 10 &&
+	ld_run local a local &&
 	test "$(ls local/cur | wc -l)" = 10 &&
-	loaded ld/local.* >local-libs &&
-	no_openssl local-libs
+	ld_loaded ld/local.* >local-libs &&
+	ld_without local-libs "libssl\|libcrypto"
 '
 
 # A remote msync that records what the dynamic linker opens for it.
 test_expect_success 'setup: sshd, a remote msync that logs its linking' '
-	start_sshd &&
-	cat >ld-msync <<-EOF &&
-	#!/bin/sh
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/server" exec "$MSYNC" "\$@"
-	EOF
-	chmod +x ld-msync
+	start_sshd && ld_remote_msync
 '
 
 test_expect_success 'over ssh: neither the client nor the server loads OpenSSL' '
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/client" "$MSYNC" \
-	    -e "$SSH_CMD" --remote-msync "$TRASH/ld-msync" a \
+	ld_run client -e "$SSH_CMD" --remote-msync "$TRASH/ld-msync" a \
 	    msynctest:"$TRASH/b" &&
 	test "$(ls b/cur | wc -l)" = 10 &&
-	loaded ld/server.* >server-libs &&
-	no_openssl server-libs &&
-	loaded ld/client.* >client-libs &&
-	no_openssl client-libs
+	ld_loaded ld/server.* >server-libs &&
+	ld_without server-libs "libssl\|libcrypto" &&
+	ld_loaded ld/client.* >client-libs &&
+	ld_without client-libs "libssl\|libcrypto"
 '
 
 test_expect_success 'setup: imapd, alice with 4 messages' '
@@ -97,10 +62,9 @@ test_expect_success 'setup: imapd, alice with 4 messages' '
 
 test_expect_success 'imaps:// loads OpenSSL and syncs' '
 	rm -f ld/* &&
-	LD_DEBUG=files LD_DEBUG_OUTPUT="$TRASH/ld/imaps" "$MSYNC" \
-	    --passcmd "$PASSCMD" "$(imaps_url alice)" md &&
+	ld_run imaps --passcmd "$PASSCMD" "$(imaps_url alice)" md &&
 	md_digest md >got && test_cmp dove got &&
-	loaded ld/imaps.* >imaps-libs &&
+	ld_loaded ld/imaps.* >imaps-libs &&
 	cat imaps-libs &&
 	grep -q "libssl\.so\.3" imaps-libs &&
 	grep -q "libcrypto\.so\.3" imaps-libs

@@ -13,20 +13,26 @@ U() { printf 'msyncs://%s@127.0.0.1:%s/%s' "$1" "$MSYNCD_PORT_d1" "$2"; }
 SA=";secret-file=$TRASH/alice.secret"
 MISSING="TLS needs OpenSSL's libssl, which cannot be loaded (libssl-not-here\.so\.3: .*): install libssl3"
 
+# nocert.conf: the same with a certificate that does not exist, so that
+# a daemon that went on without OpenSSL would stop (64) at the
+# certificate rather than listen.
 test_expect_success 'setup: a daemon config with one module' '
 	msyncd_pki && msyncd_conf d1 &&
-	cat >>d1/msyncd.conf <<-EOF
+	cat >>d1/msyncd.conf <<-EOF &&
 	[mail]
 	path = $TRASH/d1/srv/%u
 	users = alice
 	read only = no
 	auth = any
 	EOF
+	sed "s|^cert = .*|cert = $TRASH/pki/no-such.pem|" d1/msyncd.conf \
+	    >d1/nocert.conf &&
+	grep -q "^cert = .*no-such.pem" d1/nocert.conf
 '
 
 test_expect_success 'without libssl the daemon does not start: 69, one line' '
 	test_expect_code 69 env MSYNC_TEST_LIBSSL=libssl-not-here.so.3 \
-	    "$MSYNC" --daemon --config "$TRASH/d1/msyncd.conf" 2>err &&
+	    "$MSYNC" --daemon --config "$TRASH/d1/nocert.conf" 2>err &&
 	cat err &&
 	grep -q "^msyncd: error: $MISSING" err &&
 	test_line_count = 1 err &&
@@ -35,7 +41,7 @@ test_expect_success 'without libssl the daemon does not start: 69, one line' '
 
 test_expect_success 'nor with a library that lacks the functions' '
 	test_expect_code 69 env MSYNC_TEST_LIBSSL=libz.so.1 \
-	    "$MSYNC" --daemon --config "$TRASH/d1/msyncd.conf" 2>err &&
+	    "$MSYNC" --daemon --config "$TRASH/d1/nocert.conf" 2>err &&
 	cat err &&
 	grep -q "has no SSL_CIPHER_get_name: install libssl3" err &&
 	test_line_count = 1 err

@@ -22,8 +22,8 @@ ld_loaded() {
 	for f in "$@"; do
 		grep -q "needed by $MSYNC \[0\]" "$f" && mine="$mine $f"
 	done
+	# shellcheck disable=SC2086 # $mine: file names without blanks
 	test -n "$mine" &&
-	# shellcheck disable=SC2086 # a list of file names without blanks
 	sed -n 's/.*file=\([^ ]*\) \[0\];  needed by.*/\1/p
 	    s/.*file=\([^ ]*\) \[0\];  dynamically loaded by.*/\1/p' $mine |
 	    sort -u

@@ -270,12 +270,18 @@ tls_start(int fd, const struct tls_opts *o, struct tls **out, char **why)
 	X509_VERIFY_PARAM *vp;
 	long long	 deadline;
 	char		 ebuf[256];
-	int		 r = MSYNC_ERR_UNREACHABLE, n, e, w;
+	int		 r, n, e, w;
 
 	*out = NULL;
 	/* OpenSSL is loaded by the first connection that needs it. */
 	if ((r = ossl_load(why)) != 0)
 		return r;
+	/*
+	 * What a failure below that sets no code of its own is: a handshake
+	 * that failed or timed out.  Never 0 there, or the caller would go
+	 * on in clear on a connection that was to be TLS.
+	 */
+	r = MSYNC_ERR_UNREACHABLE;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return MSYNC_ERR_NOMEM;
 	t->fd = fd;

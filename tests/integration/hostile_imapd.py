@@ -22,7 +22,13 @@ Cases (where the misbehaviour happens):
     toobig       an empty INBOX whose APPEND refuses a message over 1000
                  bytes with NO [TOOBIG] and takes the others (a second
                  line on stdout per APPEND: "appended N" or "refused N")
+    starttls-clear  offers STARTTLS, answers it OK, and goes on in clear
+                 (a client must fail its handshake and send nothing more)
+
+With HOSTILE_IMAPD_LOG set, every line received is appended to that file
+(whether a client sent its login where it should not have).
 """
+import os
 import socket
 import sys
 import time
@@ -46,13 +52,24 @@ def main():
     def send(b):
         c.sendall(b)
 
-    send(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS] hostile\r\n")
+    caps = b"IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS"
+    if CASE == "starttls-clear":
+        caps += b" STARTTLS"
+    send(b"* OK [CAPABILITY " + caps + b"] hostile\r\n")
+    log = os.environ.get("HOSTILE_IMAPD_LOG")
     stored = []     # toobig: sizes of the appended messages
     for line in f:
+        if log:
+            with open(log, "ab") as lf:
+                lf.write(line)
         words = line.rstrip(b"\r\n").split(b" ")
         tag, cmd = words[0], b" ".join(words[1:3]).upper()
         up = line.upper()
-        if cmd.startswith(b"AUTHENTICATE"):
+        if cmd.startswith(b"STARTTLS") and CASE == "starttls-clear":
+            send(tag + b" OK begin TLS now\r\n")
+            f.read1(4096)   # the ClientHello, answered in clear
+            send(b"* OK still in clear\r\n")
+        elif cmd.startswith(b"AUTHENTICATE"):
             send(tag + b" OK done\r\n")
         elif cmd.startswith(b"CAPABILITY"):
             send(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN UIDPLUS\r\n" +

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-test_description='IMAP store: a scripted hostile server (absurd literals, endless lines, broken lists, BYE mid-FETCH, stalls) gives a clear error and 75/76, no crash, nothing saved'
+test_description='IMAP store: a scripted hostile server (absurd literals, endless lines, broken lists, BYE mid-FETCH, stalls, clear text where TLS was asked for) gives a clear error and 75/76/69, no crash, nothing saved'
 . "$(dirname "$0")/lib.sh"
 
 test_lazy_prereq PYTHON3 'command -v python3'
@@ -73,6 +73,34 @@ test_expect_success 'a message the server refuses (TOOBIG): the rest is synced, 
 	grep "not saved into .INBOX.: refused by the store" err &&
 	grep -c "^appended" port.out >n && test "$(cat n)" = 1 &&
 	grep -c "^refused" port.out >n && test "$(cat n)" = 1
+'
+
+# clear URL CASE: msync --backup from URL (its port appended) against the
+# hostile server playing CASE, which answers in clear where TLS was asked
+# for: msync must fail the handshake with a clear error, and must not go
+# on in clear (no login sent, nothing saved).
+clear() {
+	local url=$1 case=$2 port i=0 rc
+	rm -rf md port.out got.log || return 1
+	HOSTILE_IMAPD_LOG=$PWD/got.log python3 "$TEST_DIR/hostile_imapd.py" \
+	    "$case" >port.out &
+	while [ ! -s port.out ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+	port=$(head -n 1 port.out)
+	MSYNC_IMAP_TIMEOUT=3 MSYNC_IMAP_BACKOFF_MS=10 test_expect_code 69 \
+	    msync --backup --passcmd "echo pw" "$url$port" md 2>err
+	rc=$?
+	wait
+	cat err
+	[ $rc = 0 ] && grep "TLS handshake with 127.0.0.1 failed" err &&
+	! grep -a -i -e AUTHENTICATE -e LOGIN got.log &&
+	{ test_path_is_missing md || test "$(count_all md)" = 0; }
+}
+
+test_expect_success 'imaps:// to a server that answers in clear: the handshake fails, no login in clear' '
+	clear "imaps://u@127.0.0.1:" good
+'
+test_expect_success 'STARTTLS answered OK, then clear: the handshake fails, no login in clear' '
+	clear "imap://u@127.0.0.1:" starttls-clear
 '
 
 test_done
